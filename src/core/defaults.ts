@@ -1,0 +1,105 @@
+// Every tunable of hoard, named and documented in one place. Modules import
+// these instead of writing numbers inline; flags and config files override
+// them (see docs/configuration.md). Sizes are bytes, durations milliseconds.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+export const DEFAULTS = {
+  // ---- stores -----------------------------------------------------------
+  /** Read/write buffer size for streaming file I/O. */
+  streamChunkBytes: 256 * KiB,
+  /** Memory tier bound (LRU by bytes). */
+  memoryTierBytes: 256 * MiB,
+  /** Blobs larger than this never enter the memory tier (they would evict everything). */
+  memoryTierMaxBlobBytes: 8 * MiB,
+  /** A temp file whose writer process is gone is removed on open; one older than this is removed even if its pid was reused. */
+  staleTempMs: 24 * 60 * 60 * 1000,
+  /** How long a filesystem ref lock is waited for before failing with HOARD_ELOCK_TIMEOUT. */
+  refLockTimeoutMs: 10_000,
+  /** A lock file older than this whose owner cannot be checked is considered abandoned. */
+  refLockStaleMs: 30_000,
+
+  // ---- transfers --------------------------------------------------------
+  /** Parallel blob uploads/downloads of one push or pull. */
+  transferConcurrency: 8,
+  /** Parallel file hashing during a scan. */
+  hashConcurrency: 4,
+  /** Digests per "which blobs are missing" question. */
+  missingBatchSize: 1000,
+  /** Retries of one remote operation on transient failures (5xx, 429, timeouts, resets). */
+  remoteRetries: 5,
+  /** First backoff delay; doubles each retry, with full jitter. */
+  remoteBackoffBaseMs: 100,
+  /** Backoff ceiling. */
+  remoteBackoffMaxMs: 5_000,
+  /** Per-request timeout of remote calls (headers must arrive within this). */
+  remoteRequestTimeoutMs: 60_000,
+  /** Times a push re-reads the ref and merges again after losing a compare-and-set race. */
+  pushCasRetries: 10,
+
+  // ---- object storage ---------------------------------------------------
+  /** Blobs at or above this size are uploaded with multipart (S3) or resumable (GCS) uploads. */
+  multipartThresholdBytes: 64 * MiB,
+  /** Part size of multipart uploads; memory per upload is about partSize × partConcurrency. */
+  multipartPartBytes: 16 * MiB,
+  /** Parts of one multipart upload in flight. */
+  multipartConcurrency: 4,
+  /** Parallel HEADs when answering "which are missing" against a bucket. */
+  bucketHeadConcurrency: 16,
+  /** Above this many digests, list shard prefixes instead of HEADing each one. */
+  bucketListThreshold: 2_000,
+
+  // ---- server -----------------------------------------------------------
+  listen: '127.0.0.1:7777',
+  dataDir: './.hoard-data',
+  /** Largest blob accepted by PUT. */
+  maxBlobBytes: 8 * GiB,
+  /** Most digests accepted by one POST /v1/blobs/missing. */
+  missingMaxBatch: 10_000,
+  /** Disk tier bound; 0 means unbounded. */
+  maxDiskBytes: 0,
+  /** How long SIGTERM waits for in-flight requests before exiting. */
+  drainTimeoutMs: 30_000,
+  /** Server keep-alive timeout. */
+  keepAliveTimeoutMs: 65_000,
+
+  // ---- git --------------------------------------------------------------
+  /** A ref advertisement is never older than this. */
+  gitMaxStalenessMs: 10_000,
+  /** An upstream fetch taking longer is abandoned and the mirror served as is (stale). */
+  gitFetchTimeoutMs: 30_000,
+  /** Timeout for any git child process. */
+  gitProcessTimeoutMs: 10 * 60_000,
+  /** Mirrors warmed in parallel after start-up. */
+  gitWarmConcurrency: 4,
+  /** Snapshot regeneration after a fetch moves the default branch waits this long for quiet. */
+  snapshotDebounceMs: 5_000,
+  /** zstd level of snapshots (part of the deterministic format: changing it changes bytes). */
+  snapshotZstdLevel: 3,
+  /** Parallel range downloads of `hoard git restore`. */
+  restoreConcurrency: 8,
+  /** Range size of `hoard git restore`. */
+  restoreRangeBytes: 16 * MiB,
+  /** Per-range timeout of `hoard git restore`. */
+  restoreRangeTimeoutMs: 60_000,
+} as const;
+
+export const UNITS = { KiB, MiB, GiB } as const;
+
+/** Parses sizes like `512`, `64k`, `256MiB`, `8G` (binary units). */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) throw new Error(`not a size: ${JSON.stringify(text)} (use e.g. 512MiB, 8G)`);
+  const mult: Record<string, number> = { '': 1, k: KiB, m: MiB, g: GiB, t: GiB * 1024 };
+  return Math.floor(Number(m[1]) * mult[m[2].toLowerCase()]);
+}
+
+/** Parses durations like `10s`, `500ms`, `2m`, `0`; a bare number is seconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(text);
+  if (!m) throw new Error(`not a duration: ${JSON.stringify(text)} (use e.g. 10s, 500ms, 2m)`);
+  const mult: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  return Math.floor(Number(m[1]) * mult[(m[2] ?? 's').toLowerCase()]);
+}

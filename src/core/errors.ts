@@ -1,0 +1,165 @@
+// The one error module of hoard. Every failure a user can see is a HoardError
+// with a stable `code` (HOARD_E…), a human `message`, an optional `hint` that
+// says what to do about it, and the underlying `cause`. HTTP status codes and
+// CLI exit codes are derived from the code here, in one place, so the server,
+// the CLI and the remote clients agree on what each failure means.
+
+export type ErrorCode =
+  | 'HOARD_EDIGEST_INVALID'
+  | 'HOARD_EDIGEST_MISMATCH'
+  | 'HOARD_EBLOB_NOT_FOUND'
+  | 'HOARD_EREF_NOT_FOUND'
+  | 'HOARD_EREF_NAME_INVALID'
+  | 'HOARD_EREF_CONFLICT'
+  | 'HOARD_EREF_TARGET_MISSING'
+  | 'HOARD_EPATH_INVALID'
+  | 'HOARD_ETREE_INVALID'
+  | 'HOARD_ESNAPSHOT_INVALID'
+  | 'HOARD_ERANGE_NOT_SATISFIABLE'
+  | 'HOARD_ETOO_LARGE'
+  | 'HOARD_ETRUNCATED'
+  | 'HOARD_EBAD_REQUEST'
+  | 'HOARD_EUNAUTHORIZED'
+  | 'HOARD_EFORBIDDEN'
+  | 'HOARD_ENO_SPACE'
+  | 'HOARD_ELOCK_TIMEOUT'
+  | 'HOARD_ESYNC_CONFLICT'
+  | 'HOARD_EREMOTE'
+  | 'HOARD_EREMOTE_URL'
+  | 'HOARD_ECONFIG'
+  | 'HOARD_EUSAGE'
+  | 'HOARD_EGIT'
+  | 'HOARD_EARCHIVE_UNSAFE'
+  | 'HOARD_EUNAVAILABLE'
+  | 'HOARD_EABORTED'
+  | 'HOARD_EINTERNAL';
+
+/** HTTP status for each code: the server's only mapping from failure to status. */
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  HOARD_EDIGEST_INVALID: 400,
+  HOARD_EDIGEST_MISMATCH: 400,
+  HOARD_EBLOB_NOT_FOUND: 404,
+  HOARD_EREF_NOT_FOUND: 404,
+  HOARD_EREF_NAME_INVALID: 400,
+  HOARD_EREF_CONFLICT: 412,
+  HOARD_EREF_TARGET_MISSING: 409,
+  HOARD_EPATH_INVALID: 400,
+  HOARD_ETREE_INVALID: 400,
+  HOARD_ESNAPSHOT_INVALID: 400,
+  HOARD_ERANGE_NOT_SATISFIABLE: 416,
+  HOARD_ETOO_LARGE: 413,
+  HOARD_ETRUNCATED: 400,
+  HOARD_EBAD_REQUEST: 400,
+  HOARD_EUNAUTHORIZED: 401,
+  HOARD_EFORBIDDEN: 403,
+  HOARD_ENO_SPACE: 507,
+  HOARD_ELOCK_TIMEOUT: 503,
+  HOARD_ESYNC_CONFLICT: 409,
+  HOARD_EREMOTE: 502,
+  HOARD_EREMOTE_URL: 400,
+  HOARD_ECONFIG: 500,
+  HOARD_EUSAGE: 400,
+  HOARD_EGIT: 502,
+  HOARD_EARCHIVE_UNSAFE: 400,
+  HOARD_EUNAVAILABLE: 503,
+  HOARD_EABORTED: 499,
+  HOARD_EINTERNAL: 500,
+};
+
+/** CLI exit codes (contract of `hoard push/pull`): 0 ok, 1 error, 2 ref not found, 3 conflict. */
+export const EXIT = { ok: 0, error: 1, notFound: 2, conflict: 3 } as const;
+
+export interface HoardErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  /** Structured details safe to show (paths, digests); never credentials. */
+  details?: Record<string, unknown>;
+}
+
+export class HoardError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: HoardErrorOptions = {}) {
+    super(redactSecrets(message), opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'HoardError';
+    this.code = code;
+    this.hint = opts.hint;
+    this.details = opts.details;
+  }
+
+  get status(): number {
+    return HTTP_STATUS[this.code];
+  }
+}
+
+export class DigestMismatchError extends HoardError {
+  constructor(expected: string, actual: string, opts: HoardErrorOptions = {}) {
+    super('HOARD_EDIGEST_MISMATCH', `content does not match its digest: expected ${expected}, got ${actual}`, {
+      hint: 'the data was corrupted or truncated in transit; nothing was stored',
+      ...opts,
+      details: { expected, actual, ...opts.details },
+    });
+  }
+}
+
+export class BlobNotFoundError extends HoardError {
+  constructor(digest: string, opts: HoardErrorOptions = {}) {
+    super('HOARD_EBLOB_NOT_FOUND', `blob ${digest} not found`, { ...opts, details: { digest } });
+  }
+}
+
+export class RefNotFoundError extends HoardError {
+  constructor(name: string, opts: HoardErrorOptions = {}) {
+    super('HOARD_EREF_NOT_FOUND', `ref ${name} not found`, { ...opts, details: { ref: name } });
+  }
+}
+
+/** A compare-and-set lost: the ref is not at the version the writer read. */
+export class RefConflictError extends HoardError {
+  constructor(name: string, expected: string | null, opts: HoardErrorOptions = {}) {
+    super(
+      'HOARD_EREF_CONFLICT',
+      expected === null
+        ? `ref ${name} already exists`
+        : `ref ${name} changed since it was read (expected version ${expected})`,
+      { hint: 'read the ref again and retry', ...opts, details: { ref: name, expected } },
+    );
+  }
+}
+
+export function isHoardError(err: unknown, code?: ErrorCode): err is HoardError {
+  return err instanceof HoardError && (code === undefined || err.code === code);
+}
+
+/** Status for any thrown value: HoardErrors carry theirs, anything else is a 500. */
+export function httpStatusOf(err: unknown): number {
+  return err instanceof HoardError ? err.status : 500;
+}
+
+/** Exit code for the CLI. */
+export function exitCodeOf(err: unknown): number {
+  if (isHoardError(err, 'HOARD_EREF_NOT_FOUND')) return EXIT.notFound;
+  if (isHoardError(err, 'HOARD_ESYNC_CONFLICT') || isHoardError(err, 'HOARD_EREF_CONFLICT')) return EXIT.conflict;
+  return EXIT.error;
+}
+
+/** Wraps an unknown failure so callers only ever see HoardErrors. */
+export function toHoardError(err: unknown, code: ErrorCode = 'HOARD_EINTERNAL', context?: string): HoardError {
+  if (err instanceof HoardError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new HoardError(code, context ? `${context}: ${msg}` : msg, { cause: err });
+}
+
+/**
+ * Removes credentials from text that may reach a log or a user: userinfo in
+ * URLs, AWS-style signatures and keys in query strings, bearer tokens.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@')
+    .replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s]+/gi, '$1***')
+    .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, '$1***')
+    .replace(/((?:access_?token|token|secret|password)=)[^&\s]+/gi, '$1***');
+}

@@ -1,0 +1,34 @@
+// Small stream helpers used across stores, remotes and the server.
+
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/** Consumes a source to its end without keeping anything. */
+export async function drain(source: Readable | AsyncIterable<Uint8Array>): Promise<void> {
+  await pipeline(
+    source,
+    new Writable({
+      write(_chunk, _enc, cb) {
+        cb();
+      },
+    }),
+  );
+}
+
+/**
+ * Reads a stream into memory, refusing more than `limit` bytes. Only for
+ * small, bounded objects (trees, snapshot records, refs): never blob bodies.
+ */
+export async function readAllBounded(source: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.byteLength;
+    if (size > limit) {
+      if (source instanceof Readable) source.destroy();
+      throw new Error(`object larger than ${limit} bytes`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks, size);
+}

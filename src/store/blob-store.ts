@@ -1,0 +1,93 @@
+// The BlobStore interface: immutable, content-addressed bytes. Every backend
+// (memory, filesystem, S3, GCS, a hoard server) implements it and passes the
+// same conformance suite (test/store/blob-store-conformance.ts).
+//
+// Invariants every implementation keeps:
+// - write() verifies the bytes against the digest while streaming; a mismatch
+//   or a short body stores nothing and throws.
+// - write() is create-if-absent: writing a blob that exists succeeds
+//   (`created: false`) and never rewrites it.
+// - a blob, once readable, never changes; a partially written one is never
+//   readable.
+
+import type { Readable } from 'node:stream';
+import type { Digest } from '../core/digest.ts';
+import { HoardError } from '../core/errors.ts';
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+/** A byte range: `length` bytes from `offset` (to the end when omitted). */
+export interface ByteRange {
+  offset: number;
+  length?: number;
+}
+
+export interface WriteOptions {
+  /** Expected size, when known: lets backends pick multipart and fail short bodies early. */
+  size?: number;
+  signal?: AbortSignal;
+}
+
+export interface WriteResult {
+  created: boolean;
+  size: number;
+}
+
+export type ByteSource = Readable | AsyncIterable<Uint8Array>;
+
+export interface BlobStore {
+  /** Short description for logs and errors (never contains credentials). */
+  readonly description: string;
+  stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined>;
+  has(digest: Digest, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Streams a blob or a range of it. Throws BlobNotFoundError when absent and
+   * HOARD_ERANGE_NOT_SATISFIABLE when the range starts past the end; a range
+   * running past the end is clipped.
+   */
+  read(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  write(digest: Digest, source: ByteSource, opts?: WriteOptions): Promise<WriteResult>;
+  /** Returns whether something was deleted. */
+  delete(digest: Digest): Promise<boolean>;
+  list(signal?: AbortSignal): AsyncIterable<BlobInfo>;
+  /** The subset of `digests` this store lacks, in input order, without duplicates. */
+  missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]>;
+  close?(): Promise<void>;
+}
+
+/** Validates a range against a blob size; returns the clipped [start, end) pair. */
+export function resolveRange(range: ByteRange | undefined, size: number): { start: number; end: number } {
+  if (!range) return { start: 0, end: size };
+  const { offset, length } = range;
+  if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0)))
+    throw new HoardError('HOARD_EBAD_REQUEST', `invalid range offset=${offset} length=${length}`);
+  if (offset >= size && !(offset === 0 && size === 0))
+    throw new HoardError('HOARD_ERANGE_NOT_SATISFIABLE', `range starts at ${offset}, past the end of a ${size}-byte blob`, {
+      details: { size },
+    });
+  const end = length === undefined ? size : Math.min(size, offset + length);
+  return { start: offset, end };
+}
+
+/** Generic `missing` for backends without a cheaper batch question: bounded parallel `has`. */
+export async function missingByHas(
+  store: Pick<BlobStore, 'has'>,
+  digests: readonly Digest[],
+  concurrency: number,
+  signal?: AbortSignal,
+): Promise<Digest[]> {
+  const unique = [...new Set(digests)];
+  const absent = new Array<boolean>(unique.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < unique.length) {
+      const i = next++;
+      absent[i] = !(await store.has(unique[i], signal));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, unique.length) }, worker));
+  return unique.filter((_, i) => absent[i]);
+}

@@ -1,0 +1,169 @@
+// Filesystem BlobStore: `<root>/blobs/sha256/<2 hex>/<64 hex>`, the same
+// layout the bucket remotes use. A write streams into `<root>/tmp/` while
+// hashing, fsyncs, and publishes with link(2): link fails if the blob exists,
+// which makes publication create-if-absent and safe between processes — the
+// loser of a race simply drops its temp file, and a published blob is never
+// replaced. A crash leaves at most a temp file, removed by the next open.
+
+import { createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, digestFromHex, hexOf, VerifyingStream } from '../core/digest.ts';
+import { BlobNotFoundError } from '../core/errors.ts';
+import { drain } from '../core/streams.ts';
+import {
+  type BlobInfo,
+  type BlobStore,
+  type ByteRange,
+  type ByteSource,
+  missingByHas,
+  resolveRange,
+  type WriteOptions,
+  type WriteResult,
+} from './blob-store.ts';
+import { cleanStaleTemps, fsyncDir, isErrno, tempName } from './fs-atomic.ts';
+
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  readonly description: string;
+  readonly blobsDir: string;
+  readonly tmpDir: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.description = `file://${root}`;
+    this.blobsDir = join(root, 'blobs', 'sha256');
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  /** Opens (creating) a store and removes temp files left by dead writers. */
+  static async open(root: string): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root);
+    await mkdir(store.blobsDir, { recursive: true });
+    await mkdir(store.tmpDir, { recursive: true });
+    await cleanStaleTemps(store.tmpDir, DEFAULTS.staleTempMs);
+    return store;
+  }
+
+  pathOf(digest: Digest): string {
+    const hex = hexOf(digest);
+    return join(this.blobsDir, hex.slice(0, 2), hex);
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const st = await stat(this.pathOf(digest));
+      return { digest, size: st.size };
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.stat(digest)) !== undefined;
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<Readable> {
+    // Open first, then fstat: the descriptor pins the file even if it is
+    // evicted or deleted while we stream it.
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(this.pathOf(digest), 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new BlobNotFoundError(digest);
+      throw err;
+    }
+    try {
+      const { size } = await fh.stat();
+      const { start, end } = resolveRange(range, size);
+      if (end <= start) {
+        await fh.close();
+        return Readable.from([]);
+      }
+      return createReadStream('', {
+        fd: fh,
+        start,
+        end: end - 1,
+        highWaterMark: DEFAULTS.streamChunkBytes,
+      });
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
+    const existing = await this.stat(digest);
+    if (existing) {
+      await drain(source);
+      return { created: false, size: existing.size };
+    }
+    const tmp = join(this.tmpDir, tempName());
+    const verify = new VerifyingStream(digest, opts.size);
+    try {
+      // flush: fsync before close, so the bytes are durable before the link publishes them.
+      const out = createWriteStream(tmp, { flags: 'wx', flush: true, highWaterMark: DEFAULTS.streamChunkBytes });
+      await pipeline(source, verify, out, { signal: opts.signal });
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    const final = this.pathOf(digest);
+    const dir = join(this.blobsDir, hexOf(digest).slice(0, 2));
+    await mkdir(dir, { recursive: true });
+    let created = true;
+    try {
+      await link(tmp, final);
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) created = false;
+      else if (isErrno(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV')) {
+        // File systems without hard links: rename is still atomic; the bytes
+        // are verified identical, so replacing a racing copy is harmless.
+        await rename(tmp, final);
+      } else {
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+    }
+    await unlink(tmp).catch(() => {});
+    if (created) await fsyncDir(dir);
+    return { created, size: verify.hasher.size };
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await unlink(this.pathOf(digest));
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false;
+      throw err;
+    }
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    let shards: string[];
+    try {
+      shards = (await readdir(this.blobsDir)).sort();
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      throw err;
+    }
+    for (const shard of shards) {
+      if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+      const names = await readdir(join(this.blobsDir, shard)).catch(() => [] as string[]);
+      for (const name of names.sort()) {
+        if (!/^[0-9a-f]{64}$/.test(name) || !name.startsWith(shard)) continue;
+        const st = await stat(join(this.blobsDir, shard, name)).catch(() => undefined);
+        if (st?.isFile()) yield { digest: digestFromHex(name), size: st.size };
+      }
+    }
+  }
+
+  missing(digests: readonly Digest[]): Promise<Digest[]> {
+    return missingByHas(this, digests, 64);
+  }
+}

@@ -1,0 +1,114 @@
+// Memory BlobStore: the top tier of the server and a backend for tests. LRU
+// bounded by bytes: a Map keeps insertion order, and a read re-inserts the
+// entry, so the first key is always the least recently used.
+
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, VerifyingStream } from '../core/digest.ts';
+import { BlobNotFoundError } from '../core/errors.ts';
+import { drain } from '../core/streams.ts';
+import type { BlobInfo, BlobStore, ByteRange, ByteSource, WriteOptions, WriteResult } from './blob-store.ts';
+import { resolveRange } from './blob-store.ts';
+
+export interface MemoryBlobStoreOptions {
+  maxBytes?: number;
+  /** Larger blobs are verified but not kept (would evict the whole tier). */
+  maxBlobBytes?: number;
+}
+
+export class MemoryBlobStore implements BlobStore {
+  readonly description = 'memory';
+  readonly maxBytes: number;
+  readonly maxBlobBytes: number;
+  #blobs = new Map<Digest, Buffer>();
+  #bytes = 0;
+  evictions = 0;
+
+  constructor(opts: MemoryBlobStoreOptions = {}) {
+    this.maxBytes = opts.maxBytes ?? DEFAULTS.memoryTierBytes;
+    this.maxBlobBytes = Math.min(opts.maxBlobBytes ?? this.maxBytes, this.maxBytes);
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  #touch(digest: Digest): Buffer | undefined {
+    const buf = this.#blobs.get(digest);
+    if (buf) {
+      this.#blobs.delete(digest);
+      this.#blobs.set(digest, buf);
+    }
+    return buf;
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    const buf = this.#blobs.get(digest);
+    return buf ? { digest, size: buf.byteLength } : undefined;
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return this.#blobs.has(digest);
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const buf = this.#touch(digest);
+    if (!buf) throw new BlobNotFoundError(digest);
+    const { start, end } = resolveRange(range, buf.byteLength);
+    return Readable.from(end > start ? [buf.subarray(start, end)] : []);
+  }
+
+  async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
+    const existing = this.#blobs.get(digest);
+    if (existing) {
+      await drain(source);
+      return { created: false, size: existing.byteLength };
+    }
+    const verify = new VerifyingStream(digest, opts.size);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let keep = true;
+    await pipeline(source, verify, async (verified: AsyncIterable<Buffer>) => {
+      for await (const chunk of verified) {
+        size += chunk.byteLength;
+        if (size > this.maxBlobBytes) {
+          keep = false;
+          chunks.length = 0;
+        }
+        if (keep) chunks.push(chunk);
+      }
+    });
+    if (keep) this.put(digest, Buffer.concat(chunks, size));
+    return { created: keep, size };
+  }
+
+  /** Inserts verified bytes (used by tier fills that already hashed them). */
+  put(digest: Digest, buf: Buffer): void {
+    if (buf.byteLength > this.maxBlobBytes || this.#blobs.has(digest)) return;
+    this.#blobs.set(digest, buf);
+    this.#bytes += buf.byteLength;
+    for (const [key, old] of this.#blobs) {
+      if (this.#bytes <= this.maxBytes) break;
+      this.#blobs.delete(key);
+      this.#bytes -= old.byteLength;
+      this.evictions++;
+    }
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    const buf = this.#blobs.get(digest);
+    if (!buf) return false;
+    this.#blobs.delete(digest);
+    this.#bytes -= buf.byteLength;
+    return true;
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const [digest, buf] of [...this.#blobs]) yield { digest, size: buf.byteLength };
+  }
+
+  async missing(digests: readonly Digest[]): Promise<Digest[]> {
+    return [...new Set(digests)].filter((d) => !this.#blobs.has(d));
+  }
+}
