@@ -96,11 +96,15 @@ export class HoardError extends Error {
 
 export class DigestMismatchError extends HoardError {
   constructor(expected: string, actual: string, opts: HoardErrorOptions = {}) {
-    super('HOARD_EDIGEST_MISMATCH', `content does not match its digest: expected ${expected}, got ${actual}`, {
-      hint: 'the data was corrupted or truncated in transit; nothing was stored',
-      ...opts,
-      details: { expected, actual, ...opts.details },
-    });
+    super(
+      'HOARD_EDIGEST_MISMATCH',
+      `content does not match its digest: expected ${expected}, got ${actual}`,
+      {
+        hint: 'the data was corrupted or truncated in transit; nothing was stored',
+        ...opts,
+        details: { expected, actual, ...opts.details },
+      },
+    );
   }
 }
 
@@ -141,12 +145,17 @@ export function httpStatusOf(err: unknown): number {
 /** Exit code for the CLI. */
 export function exitCodeOf(err: unknown): number {
   if (isHoardError(err, 'HOARD_EREF_NOT_FOUND')) return EXIT.notFound;
-  if (isHoardError(err, 'HOARD_ESYNC_CONFLICT') || isHoardError(err, 'HOARD_EREF_CONFLICT')) return EXIT.conflict;
+  if (isHoardError(err, 'HOARD_ESYNC_CONFLICT') || isHoardError(err, 'HOARD_EREF_CONFLICT'))
+    return EXIT.conflict;
   return EXIT.error;
 }
 
 /** Wraps an unknown failure so callers only ever see HoardErrors. */
-export function toHoardError(err: unknown, code: ErrorCode = 'HOARD_EINTERNAL', context?: string): HoardError {
+export function toHoardError(
+  err: unknown,
+  code: ErrorCode = 'HOARD_EINTERNAL',
+  context?: string,
+): HoardError {
   if (err instanceof HoardError) return err;
   const msg = err instanceof Error ? err.message : String(err);
   return new HoardError(code, context ? `${context}: ${msg}` : msg, { cause: err });

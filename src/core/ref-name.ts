@@ -25,7 +25,11 @@ export function validateRefName(name: unknown): string {
 
 /** Validates a list prefix: any leading part of a ref name (may end mid-segment or in `/`). */
 export function validateRefPrefix(prefix: unknown): string {
-  if (typeof prefix !== 'string' || !/^[A-Za-z0-9._@+=/-]*$/.test(prefix) || prefix.split('/').includes('..')) {
+  if (
+    typeof prefix !== 'string' ||
+    !/^[A-Za-z0-9._@+=/-]*$/.test(prefix) ||
+    prefix.split('/').includes('..')
+  ) {
     throw new HoardError('HOARD_EREF_NAME_INVALID', `invalid ref prefix ${JSON.stringify(prefix)}`);
   }
   return prefix;

@@ -46,7 +46,8 @@ export function checkNormalizationCollisions(paths: Iterable<string>): void {
   for (const p of paths) {
     const key = p.normalize('NFC');
     const prev = seen.get(key);
-    if (prev !== undefined && prev !== p) fail(p, `collides with ${JSON.stringify(prev)} after Unicode normalisation`);
+    if (prev !== undefined && prev !== p)
+      fail(p, `collides with ${JSON.stringify(prev)} after Unicode normalisation`);
     seen.set(key, p);
   }
 }

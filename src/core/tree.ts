@@ -70,7 +70,8 @@ export function normalizeTree(entries: readonly TreeEntry[]): Tree {
     let i = e.path.indexOf('/');
     while (i !== -1) {
       const parent = e.path.slice(0, i);
-      if (leaves.has(parent)) invalid(`${JSON.stringify(e.path)} lies under non-directory entry ${JSON.stringify(parent)}`);
+      if (leaves.has(parent))
+        invalid(`${JSON.stringify(e.path)} lies under non-directory entry ${JSON.stringify(parent)}`);
       i = e.path.indexOf('/', i + 1);
     }
   }

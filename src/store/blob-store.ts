@@ -62,12 +62,20 @@ export interface BlobStore {
 export function resolveRange(range: ByteRange | undefined, size: number): { start: number; end: number } {
   if (!range) return { start: 0, end: size };
   const { offset, length } = range;
-  if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0)))
+  if (
+    !Number.isSafeInteger(offset) ||
+    offset < 0 ||
+    (length !== undefined && (!Number.isSafeInteger(length) || length < 0))
+  )
     throw new HoardError('HOARD_EBAD_REQUEST', `invalid range offset=${offset} length=${length}`);
   if (offset >= size && !(offset === 0 && size === 0))
-    throw new HoardError('HOARD_ERANGE_NOT_SATISFIABLE', `range starts at ${offset}, past the end of a ${size}-byte blob`, {
-      details: { size },
-    });
+    throw new HoardError(
+      'HOARD_ERANGE_NOT_SATISFIABLE',
+      `range starts at ${offset}, past the end of a ${size}-byte blob`,
+      {
+        details: { size },
+      },
+    );
   const end = length === undefined ? size : Math.min(size, offset + length);
   return { start: offset, end };
 }

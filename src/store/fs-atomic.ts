@@ -47,7 +47,8 @@ export async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } catch (err) {
     // Some file systems refuse fsync on directories; the rename is still atomic.
-    if (!['EINVAL', 'EPERM', 'EISDIR', 'EBADF'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    if (!['EINVAL', 'EPERM', 'EISDIR', 'EBADF'].includes((err as NodeJS.ErrnoException).code ?? ''))
+      throw err;
   } finally {
     await fh?.close();
   }

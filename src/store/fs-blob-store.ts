@@ -48,6 +48,11 @@ export class FsBlobStore implements BlobStore {
     return store;
   }
 
+  /** Opens without creating or cleaning anything (for fsck on a live data directory). */
+  static async openReadOnly(root: string): Promise<FsBlobStore> {
+    return new FsBlobStore(root);
+  }
+
   pathOf(digest: Digest): string {
     const hex = hexOf(digest);
     return join(this.blobsDir, hex.slice(0, 2), hex);
@@ -106,7 +111,11 @@ export class FsBlobStore implements BlobStore {
     const verify = new VerifyingStream(digest, opts.size);
     try {
       // flush: fsync before close, so the bytes are durable before the link publishes them.
-      const out = createWriteStream(tmp, { flags: 'wx', flush: true, highWaterMark: DEFAULTS.streamChunkBytes });
+      const out = createWriteStream(tmp, {
+        flags: 'wx',
+        flush: true,
+        highWaterMark: DEFAULTS.streamChunkBytes,
+      });
       await pipeline(source, verify, out, { signal: opts.signal });
     } catch (err) {
       await unlink(tmp).catch(() => {});

@@ -27,9 +27,9 @@ export class FsRefStore implements RefStore {
     this.description = `file://${root}`;
   }
 
-  static async open(root: string): Promise<FsRefStore> {
+  static async open(root: string, opts: { create?: boolean } = {}): Promise<FsRefStore> {
     const store = new FsRefStore(root);
-    await mkdir(store.refsDir, { recursive: true });
+    if (opts.create !== false) await mkdir(store.refsDir, { recursive: true });
     return store;
   }
 
@@ -123,9 +123,13 @@ export class FsRefStore implements RefStore {
 }
 
 function nameClash(name: string): HoardError {
-  return new HoardError('HOARD_EREF_NAME_INVALID', `ref ${name} clashes with an existing ref that is a prefix of it`, {
-    hint: 'a ref name cannot be both a ref and a folder of refs (like git)',
-  });
+  return new HoardError(
+    'HOARD_EREF_NAME_INVALID',
+    `ref ${name} clashes with an existing ref that is a prefix of it`,
+    {
+      hint: 'a ref name cannot be both a ref and a folder of refs (like git)',
+    },
+  );
 }
 
 /**
@@ -180,7 +184,12 @@ async function walk(root: string, dir: string, out: string[]): Promise<void> {
   for (const e of entries) {
     const full = join(dir, e.name);
     if (e.isDirectory()) await walk(root, full, out);
-    else if (e.isFile() && !e.name.endsWith('.lock') && !e.name.endsWith('.tmp') && !e.name.endsWith('.broken'))
+    else if (
+      e.isFile() &&
+      !e.name.endsWith('.lock') &&
+      !e.name.endsWith('.tmp') &&
+      !e.name.endsWith('.broken')
+    )
       out.push(relative(root, full).split(sep).join('/'));
   }
 }

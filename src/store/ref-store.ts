@@ -38,7 +38,10 @@ export function encodeRefObject(target: Digest): Buffer {
 }
 
 /** Parses a ref object (`{"target":"sha256:…"}`); extra fields are ignored. */
-export function decodeRefObject(bytes: Uint8Array, name: string): { target: Digest } & Record<string, unknown> {
+export function decodeRefObject(
+  bytes: Uint8Array,
+  name: string,
+): { target: Digest } & Record<string, unknown> {
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(bytes).toString('utf8'));

@@ -86,10 +86,19 @@ export function blobStoreConformance(
       withStore(async (store) => {
         const { data, digest } = blob(1000);
         await store.write(digest, Readable.from([data]));
-        assert.deepEqual(await readAll(await store.read(digest, { offset: 10, length: 20 })), data.subarray(10, 30));
+        assert.deepEqual(
+          await readAll(await store.read(digest, { offset: 10, length: 20 })),
+          data.subarray(10, 30),
+        );
         assert.deepEqual(await readAll(await store.read(digest, { offset: 990 })), data.subarray(990));
-        assert.deepEqual(await readAll(await store.read(digest, { offset: 995, length: 100 })), data.subarray(995));
-        assert.deepEqual(await readAll(await store.read(digest, { offset: 0, length: 1 })), data.subarray(0, 1));
+        assert.deepEqual(
+          await readAll(await store.read(digest, { offset: 995, length: 100 })),
+          data.subarray(995),
+        );
+        assert.deepEqual(
+          await readAll(await store.read(digest, { offset: 0, length: 1 })),
+          data.subarray(0, 1),
+        );
         await assert.rejects(
           async () => readAll(await store.read(digest, { offset: 1000 })),
           (err) => isHoardError(err, 'HOARD_ERANGE_NOT_SATISFIABLE'),
@@ -149,7 +158,9 @@ export function blobStoreConformance(
       withStore(async (store) => {
         const { data, digest } = blob(100_000);
         const results = await Promise.all(
-          Array.from({ length: 8 }, () => store.write(digest, Readable.from([data.subarray(0, 50_000), data.subarray(50_000)]))),
+          Array.from({ length: 8 }, () =>
+            store.write(digest, Readable.from([data.subarray(0, 50_000), data.subarray(50_000)])),
+          ),
         );
         assert.ok(results.filter((r) => r.created).length >= 1);
         assert.deepEqual(await readAll(await store.read(digest)), data);

@@ -74,10 +74,14 @@ export function refStoreConformance(name: string, make: () => Promise<RefStoreFi
       withStore(async (store) => {
         const v1 = await store.set('del/me', d1, null);
         const v2 = await store.set('del/me', d2, v1.version);
-        await assert.rejects(store.delete('del/me', v1.version), (e) => isHoardError(e, 'HOARD_EREF_CONFLICT'));
+        await assert.rejects(store.delete('del/me', v1.version), (e) =>
+          isHoardError(e, 'HOARD_EREF_CONFLICT'),
+        );
         await store.delete('del/me', v2.version);
         assert.equal(await store.get('del/me'), undefined);
-        await assert.rejects(store.delete('del/me', v2.version), (e) => isHoardError(e, 'HOARD_EREF_NOT_FOUND'));
+        await assert.rejects(store.delete('del/me', v2.version), (e) =>
+          isHoardError(e, 'HOARD_EREF_NOT_FOUND'),
+        );
       }),
     );
 
@@ -103,7 +107,11 @@ export function refStoreConformance(name: string, make: () => Promise<RefStoreFi
       'rejects invalid names',
       withStore(async (store) => {
         for (const bad of ['', '../x', 'a//b', '/abs', 'a/./b', 'a\\b', 'with space', 'x.lock']) {
-          await assert.rejects(store.set(bad, d1, null), (e) => isHoardError(e, 'HOARD_EREF_NAME_INVALID'), bad);
+          await assert.rejects(
+            store.set(bad, d1, null),
+            (e) => isHoardError(e, 'HOARD_EREF_NAME_INVALID'),
+            bad,
+          );
         }
       }),
     );
@@ -116,9 +124,13 @@ export function refStoreConformance(name: string, make: () => Promise<RefStoreFi
         const won = results.filter((r) => r.status === 'fulfilled');
         assert.equal(won.length, 1);
         for (const r of results) {
-          if (r.status === 'rejected') assert.ok(isHoardError(r.reason, 'HOARD_EREF_CONFLICT'), String(r.reason));
+          if (r.status === 'rejected')
+            assert.ok(isHoardError(r.reason, 'HOARD_EREF_CONFLICT'), String(r.reason));
         }
-        assert.equal((await store.get('race/create'))?.target, (won[0] as PromiseFulfilledResult<{ target: string }>).value.target);
+        assert.equal(
+          (await store.get('race/create'))?.target,
+          (won[0] as PromiseFulfilledResult<{ target: string }>).value.target,
+        );
       }),
     );
 

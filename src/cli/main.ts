@@ -1,0 +1,28 @@
+// The `hoard` command line: one commander program, one file per command
+// under commands/. Each command maps errors to exit codes through output.ts.
+
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerFsck } from './commands/fsck.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('hoard')
+    .description('content-addressed cache and sync for build and CI infrastructure')
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .exitOverride((err) => {
+      // Usage errors exit 1 like every other error; help/version exit 0.
+      process.exit(err.exitCode === 0 ? 0 : 1);
+    });
+  registerFsck(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

@@ -1,0 +1,4 @@
+// Loads the remote backends that register URL schemes. Imported lazily by
+// openRemote so that a file:// sync never loads the cloud SDKs.
+// Each backend module calls registerRemoteScheme() when imported.
+export {};
