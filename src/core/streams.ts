@@ -4,7 +4,9 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /** Consumes a source to its end without keeping anything. */
-export async function drain(source: Readable | AsyncIterable<Uint8Array>): Promise<void> {
+export async function drain(
+  source: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<void> {
   await pipeline(
     source,
     new Writable({

@@ -57,8 +57,8 @@ function encodeEntry(e: TreeEntry): string {
 
 /** Validates entries (paths, kinds, sizes, structure) and returns them sorted canonically. */
 export function normalizeTree(entries: readonly TreeEntry[]): Tree {
+  for (const e of entries) validateEntry(e); // before sorting: sorting trusts .path
   const sorted = [...entries].sort((a, b) => comparePathBytes(a.path, b.path));
-  for (const e of sorted) validateEntry(e);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i].path === sorted[i - 1].path) invalid(`duplicate path ${JSON.stringify(sorted[i].path)}`);
   }

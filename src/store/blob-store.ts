@@ -36,7 +36,7 @@ export interface WriteResult {
   size: number;
 }
 
-export type ByteSource = Readable | AsyncIterable<Uint8Array>;
+export type ByteSource = Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 export interface BlobStore {
   /** Short description for logs and errors (never contains credentials). */

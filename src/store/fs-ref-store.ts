@@ -60,7 +60,12 @@ export class FsRefStore implements RefStore {
       const cur = await this.#read(name, path);
       if ((cur?.version ?? null) !== expected) throw new RefConflictError(name, expected);
       const version = randomBytes(8).toString('hex');
-      await writeFileAtomic(path, `${JSON.stringify({ target, version })}\n`, dirname(path));
+      try {
+        await writeFileAtomic(path, `${JSON.stringify({ target, version })}\n`, dirname(path));
+      } catch (err) {
+        if (isErrno(err, 'EISDIR', 'ENOTDIR', 'ENOTEMPTY', 'EEXIST')) throw nameClash(name);
+        throw err;
+      }
       return { target, version };
     });
   }

@@ -1,6 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import assert from 'node:assert/strict';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { sha256 } from '../../src/core/digest.ts';
+import { isHoardError } from '../../src/core/errors.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { FsRefStore } from '../../src/store/fs-ref-store.ts';
 import { blobStoreConformance } from './blob-store-conformance.ts';
@@ -19,4 +23,38 @@ blobStoreConformance('filesystem', async () => {
 refStoreConformance('filesystem', async () => {
   const { root, cleanup } = await tempRoot();
   return { store: await FsRefStore.open(root), cleanup };
+});
+
+describe('filesystem ref store locks', () => {
+  it('breaks a lock left by a dead process and keeps a live one', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const refs = await FsRefStore.open(root);
+      await mkdir(join(root, 'refs', 'team'), { recursive: true });
+      // pid 2^22+1 is above Linux's default pid_max: certainly not running.
+      await writeFile(join(root, 'refs', 'team', 'app.lock'), `${hostname()} 4194305 deadbeef`);
+      const v = await refs.set('team/app', sha256('a'), null);
+      assert.equal(v.target, sha256('a'));
+      await assert.rejects(access(join(root, 'refs', 'team', 'app.lock')));
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('refuses a ref that clashes with a folder of refs', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const refs = await FsRefStore.open(root);
+      await refs.set('a/b', sha256('1'), null);
+      await assert.rejects(
+        refs.set('a', sha256('2'), null),
+        (e) => isHoardError(e, 'HOARD_EREF_NAME_INVALID') || isHoardError(e, 'HOARD_EREF_CONFLICT'),
+      );
+      await assert.rejects(refs.set('a/b/c', sha256('2'), null), (e) =>
+        isHoardError(e, 'HOARD_EREF_NAME_INVALID'),
+      );
+    } finally {
+      await cleanup();
+    }
+  });
 });

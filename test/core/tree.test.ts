@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { sha256 } from '../../src/core/digest.ts';
+import { isHoardError } from '../../src/core/errors.ts';
+import { decodeSnapshot, encodeSnapshot, snapshotDigest } from '../../src/core/snapshot-record.ts';
+import { decodeTree, encodeTree, type TreeEntry, treeDigest } from '../../src/core/tree.ts';
+import { validateTreePath } from '../../src/core/tree-path.ts';
+
+const d = sha256('x');
+const file = (path: string, size = 1): TreeEntry => ({ path, kind: 'file', size, digest: d });
+
+describe('tree', () => {
+  it('encodes deterministically regardless of input order', () => {
+    const entries: TreeEntry[] = [
+      file('b'),
+      { path: 'a/link', kind: 'symlink', target: '../b' },
+      { path: 'a/run.sh', kind: 'exec', size: 1, digest: d },
+      { path: 'empty', kind: 'dir' },
+      file('B'),
+      file('é'),
+    ];
+    const one = encodeTree(entries);
+    const two = encodeTree([...entries].reverse());
+    assert.deepEqual(one, two);
+    assert.equal(treeDigest(entries).digest, sha256(one));
+    const paths = decodeTree(one).entries.map((e) => e.path);
+    assert.deepEqual(paths, ['B', 'a/link', 'a/run.sh', 'b', 'empty', 'é']); // byte order
+  });
+
+  it('round-trips through decode', () => {
+    const bytes = encodeTree([file('x/y', 10), { path: 'l', kind: 'symlink', target: '/etc/passwd' }]);
+    assert.deepEqual(encodeTree(decodeTree(bytes).entries), bytes);
+  });
+
+  it('sorts by UTF-8 bytes, not UTF-16 code units', () => {
+    // U+FF5E sorts before U+1F600 in UTF-16 (surrogates are 0xD8xx) but after in UTF-8? No: compare bytes.
+    const paths = decodeTree(encodeTree([file('\u{1F600}'), file('\uFF5E')])).entries.map((e) => e.path);
+    assert.deepEqual(paths, ['\uFF5E', '\u{1F600}']);
+  });
+
+  for (const [bad, why] of [
+    ['/abs', 'absolute'],
+    ['../x', '".." segment'],
+    ['a/../b', '".." segment'],
+    ['a//b', 'empty segment'],
+    ['./a', '"." segment'],
+    ['a/', 'empty segment'],
+    ['', 'empty'],
+    ['a\0b', 'NUL'],
+    ['a\\b', 'backslash'],
+    ['C:/x', 'drive'],
+  ] as const) {
+    it(`rejects path ${JSON.stringify(bad)} (${why})`, () => {
+      assert.throws(
+        () => validateTreePath(bad),
+        (e) => isHoardError(e, 'HOARD_EPATH_INVALID') && e.message.includes(why),
+      );
+      assert.throws(
+        () => encodeTree([file(bad)]),
+        (e) => isHoardError(e, 'HOARD_EPATH_INVALID'),
+      );
+    });
+  }
+
+  it('rejects names that collide after Unicode normalisation', () => {
+    assert.throws(
+      () => encodeTree([file('caf\u00e9'), file('cafe\u0301')]),
+      (e) => isHoardError(e, 'HOARD_EPATH_INVALID') && /normalisation/.test(e.message),
+    );
+  });
+
+  it('rejects duplicates and entries under a file or symlink', () => {
+    assert.throws(
+      () => encodeTree([file('a'), file('a')]),
+      (e) => isHoardError(e, 'HOARD_ETREE_INVALID'),
+    );
+    assert.throws(
+      () => encodeTree([file('a'), file('a/b')]),
+      (e) => isHoardError(e, 'HOARD_ETREE_INVALID'),
+    );
+    assert.throws(
+      () => encodeTree([{ path: 'a', kind: 'symlink', target: '/etc' }, file('a/passwd')]),
+      (e) => isHoardError(e, 'HOARD_ETREE_INVALID'),
+    );
+    assert.throws(
+      () => encodeTree([{ path: 'a', kind: 'dir' }, file('a/b')]),
+      (e) => isHoardError(e, 'HOARD_ETREE_INVALID'),
+    );
+  });
+
+  it('decoding untrusted bytes validates everything and insists on canonical form', () => {
+    const good = encodeTree([file('a'), file('b')]).toString();
+    const swapped = good.split('\n');
+    [swapped[1], swapped[2]] = [swapped[2], swapped[1]];
+    const cases = [
+      swapped.join('\n'),
+      good.replace('"size":1', '"size":-1'),
+      good.replace('"kind":"file"', '"kind":"socket"'),
+      good.replace(d, 'sha256:nope'),
+      good.replace('"path":"a"', '"path":"../a"'),
+      good.replace('"path":"a","kind"', '"kind"'),
+      good.replace('{"path":"a"', '{ "path":"a"'),
+      good.trimEnd(),
+      'garbage',
+    ];
+    for (const bytes of cases) {
+      assert.throws(
+        () => decodeTree(Buffer.from(bytes)),
+        (e) => isHoardError(e, 'HOARD_ETREE_INVALID') || isHoardError(e, 'HOARD_EPATH_INVALID'),
+        bytes,
+      );
+    }
+  });
+
+  it('empty tree is valid', () => {
+    assert.deepEqual(decodeTree(encodeTree([])).entries, []);
+  });
+});
+
+describe('snapshot record', () => {
+  it('encodes canonically and round-trips', () => {
+    const rec = {
+      tree: d,
+      parents: [sha256('p')],
+      createdAt: '2026-11-23T12:00:00.000Z',
+      meta: { z: '1', a: '2' },
+    };
+    const again = { ...rec, meta: { a: '2', z: '1' } };
+    assert.deepEqual(encodeSnapshot(rec), encodeSnapshot(again));
+    assert.equal(snapshotDigest(rec).digest, sha256(encodeSnapshot(rec)));
+    assert.deepEqual(decodeSnapshot(encodeSnapshot(rec)), { ...rec, meta: { a: '2', z: '1' } });
+  });
+
+  it('rejects malformed records', () => {
+    for (const bad of [
+      '{}',
+      'nope',
+      '{"hoard":"snapshot/1","tree":"x","parents":[],"createdAt":"2026-01-01","meta":{}}',
+    ]) {
+      assert.throws(
+        () => decodeSnapshot(Buffer.from(bad)),
+        (e) => isHoardError(e, 'HOARD_ESNAPSHOT_INVALID'),
+      );
+    }
+  });
+});
