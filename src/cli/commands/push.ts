@@ -1,0 +1,59 @@
+// `hoard push <dir> <remote> --ref <name> [--json] [--force] [--message TEXT]`
+
+import type { Command } from 'commander';
+import { openRemote } from '../../remote/remote.ts';
+import { push } from '../../sync/push.ts';
+import { action, info, printJson } from '../output.ts';
+import { createProgress } from '../progress.ts';
+
+function human(bytes: number): string {
+  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export function registerPush(program: Command): void {
+  program
+    .command('push')
+    .description('upload a directory to a remote ref, sending only the blobs the remote lacks')
+    .argument('<dir>', 'directory to push')
+    .argument(
+      '<remote>',
+      'remote URL (file:///abs/path, s3://bucket/prefix, gs://bucket/prefix, http(s)://host:port)',
+    )
+    .requiredOption('--ref <name>', 'ref to update, e.g. team/app/main')
+    .option('--json', 'print the result as one JSON object')
+    .option('--force', 'on conflicts, overwrite the remote versions with the local ones')
+    .option('--message <text>', 'message stored in the snapshot record')
+    .action(
+      action(
+        async (
+          dir: string,
+          remoteUrl: string,
+          opts: { ref: string; json?: boolean; force?: boolean; message?: string },
+        ) => {
+          const remote = await openRemote(remoteUrl);
+          try {
+            const r = await push({
+              dir,
+              remote,
+              ref: opts.ref,
+              force: opts.force,
+              message: opts.message,
+              progress: createProgress(!opts.json),
+              warn: (m) => info(`warning: ${m}`),
+            });
+            if (opts.json) printJson(r);
+            else if (r.upToDate) process.stdout.write(`${r.ref} is up to date (${r.snapshot})\n`);
+            else
+              process.stdout.write(
+                `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${human(r.bytesUploaded)}), ` +
+                  `${r.filesReused} reused (${human(r.bytesReused)}) in ${r.durationMs} ms\n`,
+              );
+            return 0;
+          } finally {
+            await remote.close();
+          }
+        },
+        { jsonFlag: true },
+      ),
+    );
+}

@@ -1,0 +1,62 @@
+// Progress display of push and pull: one bar on stderr, only on a terminal
+// and never with --json. Value = bytes; the line also shows blobs done of
+// total, speed and ETA. Drawn once per blob even when files share it.
+
+import cliProgress from 'cli-progress';
+import { noProgress, type ProgressSink } from '../sync/transfer.ts';
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function createProgress(enabled: boolean): ProgressSink {
+  if (!enabled || !process.stderr.isTTY) return noProgress;
+  let bar: cliProgress.SingleBar | undefined;
+  let started = 0;
+  let done = 0;
+  let blobs = 0;
+  let value = 0;
+  const payload = () => {
+    const secs = Math.max(0.001, (Date.now() - started) / 1000);
+    return { blobsDone: done, blobs, moved: human(value), rate: `${human(value / secs)}/s` };
+  };
+  return {
+    start(label, nBlobs, bytes) {
+      if (nBlobs === 0) return;
+      started = Date.now();
+      blobs = nBlobs;
+      done = 0;
+      value = 0;
+      bar = new cliProgress.SingleBar(
+        {
+          stream: process.stderr,
+          format: `${label} [{bar}] {blobsDone}/{blobs} files | {moved} | {rate} | ETA {eta_formatted}`,
+          hideCursor: true,
+          clearOnComplete: true,
+          etaBuffer: 50,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(Math.max(1, bytes), 0, payload());
+    },
+    bytes(n) {
+      value += n;
+      bar?.update(value, payload());
+    },
+    blobDone() {
+      done++;
+      bar?.update(value, payload());
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
+  };
+}

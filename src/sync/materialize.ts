@@ -1,0 +1,330 @@
+// Writing a tree into a directory (the second half of pull). Every file is
+// written to a temp file in its own folder, verified against its digest,
+// then renamed into place, so a crash at any instant leaves each file old or
+// new. Symlinks are created the same way (symlink at a temp name, rename) and
+// never followed: before anything is written, every parent folder of every
+// path is checked with lstat to be a real folder (or absent), and again at
+// the moment of writing. Blobs that several files share are fetched once;
+// blobs already in the directory are copied locally instead of downloaded.
+
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { chmod, copyFile, lstat, mkdir, rename, rmdir, stat, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, VerifyingStream } from '../core/digest.ts';
+import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { SingleFlight } from '../core/single-flight.ts';
+import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
+import { validateTreePath } from '../core/tree-path.ts';
+import type { Remote } from '../remote/remote.ts';
+import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
+import { entryKey } from './merge.ts';
+import { forEachLimit } from './pool.ts';
+import { type StatCache, statKeyOf } from './stat-cache.ts';
+import { CountingStream, type ProgressSink } from './transfer.ts';
+
+export interface MaterializeInput {
+  root: string;
+  /** What the scan saw on disk. */
+  current: Tree;
+  /** The tree to write (already validated and merged). */
+  target: Tree;
+  /** A current file path holding each digest. */
+  localByDigest: ReadonlyMap<Digest, string>;
+  remote: Remote;
+  cache: StatCache;
+  progress: ProgressSink;
+}
+
+export interface MaterializeResult {
+  filesDownloaded: number;
+  bytesDownloaded: number;
+  filesDeleted: number;
+  filesWritten: number;
+}
+
+function unsafe(path: string, why: string): never {
+  throw new HoardError('HOARD_EPATH_INVALID', `refusing to write ${JSON.stringify(path)}: ${why}`, {
+    hint: 'nothing was written; move the conflicting local file or folder away and pull again',
+    details: { path },
+  });
+}
+
+function parentsOf(path: string): string[] {
+  const out: string[] = [];
+  let i = path.indexOf('/');
+  while (i !== -1) {
+    out.push(path.slice(0, i));
+    i = path.indexOf('/', i + 1);
+  }
+  return out;
+}
+
+async function lstatOrUndefined(abs: string) {
+  try {
+    return await lstat(abs);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Makes sure every parent folder of `rel` is a real folder inside `root`,
+ * creating missing ones; refuses symlinks and files in the way. Returns the
+ * absolute parent folder.
+ */
+async function ensureParents(root: string, rel: string): Promise<string> {
+  let abs = root;
+  for (const seg of parentsOf(rel).map((p) => p.slice(p.lastIndexOf('/') + 1))) {
+    abs = join(abs, seg);
+    const st = await lstatOrUndefined(abs);
+    if (st?.isDirectory()) continue;
+    if (st) unsafe(rel, `${abs} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}`);
+    try {
+      await mkdir(abs);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+      if (!(await lstat(abs)).isDirectory()) unsafe(rel, `${abs} is not a folder`);
+    }
+  }
+  return rel.includes('/') ? abs : root;
+}
+
+/** Checks at the moment of deleting that no parent of `rel` is a symlink. */
+async function parentsAreFolders(root: string, rel: string): Promise<boolean> {
+  for (const p of parentsOf(rel)) {
+    const st = await lstatOrUndefined(join(root, p));
+    if (!st) return false;
+    if (!st.isDirectory()) unsafe(rel, `${p} is not a folder`);
+  }
+  return true;
+}
+
+function execMode(mode: number, exec: boolean): number {
+  const perm = mode & 0o777;
+  return exec ? perm | ((perm & 0o444) >> 2) : perm & ~0o111;
+}
+
+export async function materialize(input: MaterializeInput): Promise<MaterializeResult> {
+  const { root, remote, cache, progress } = input;
+  const cur = new Map(input.current.entries.map((e) => [e.path, e]));
+  const tgt = new Map(input.target.entries.map((e) => [e.path, e]));
+  for (const p of tgt.keys()) validateTreePath(p);
+
+  // Everything under a target path's parents must be a folder.
+  const targetFolders = new Set<string>();
+  for (const p of tgt.keys()) for (const q of parentsOf(p)) targetFolders.add(q);
+  for (const [p, e] of tgt) if (e.kind === 'dir') targetFolders.add(p);
+
+  const isDirKind = (e: TreeEntry | undefined) => e?.kind === 'dir';
+  const removals = new Set<string>();
+  for (const [p, e] of cur) {
+    const t = tgt.get(p);
+    if (!t || isDirKind(e) !== isDirKind(t) || (!isDirKind(e) && targetFolders.has(p))) removals.add(p);
+  }
+  const writes: TreeEntry[] = [];
+  const chmods: FileEntry[] = [];
+  for (const [p, t] of tgt) {
+    const c = cur.get(p);
+    if (!removals.has(p) && entryKey(c) === entryKey(t)) continue;
+    if (
+      !removals.has(p) &&
+      c &&
+      (c.kind === 'file' || c.kind === 'exec') &&
+      (t.kind === 'file' || t.kind === 'exec') &&
+      c.digest === t.digest
+    ) {
+      chmods.push(t);
+      continue;
+    }
+    writes.push(t);
+  }
+
+  // Pre-flight: nothing is written unless every write can land safely.
+  const checkedParents = new Set<string>();
+  for (const e of [...writes, ...chmods]) {
+    for (const q of parentsOf(e.path)) {
+      if (checkedParents.has(q)) continue;
+      checkedParents.add(q);
+      const st = await lstatOrUndefined(join(root, q));
+      if (!st || st.isDirectory() || removals.has(q)) continue;
+      unsafe(e.path, `${q} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'} in the local directory`);
+    }
+    const st = await lstatOrUndefined(join(root, e.path));
+    if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path))
+      unsafe(e.path, 'a local folder is in the way');
+    if (st && !st.isDirectory() && e.kind === 'dir' && !removals.has(e.path))
+      unsafe(e.path, 'a local file is in the way');
+  }
+
+  let filesDeleted = 0;
+  const deleted = new Set<string>();
+  const remove = async (p: string) => {
+    if (!(await parentsAreFolders(root, p))) return;
+    const abs = join(root, p);
+    const st = await lstatOrUndefined(abs);
+    if (!st) return;
+    if (st.isDirectory()) {
+      await rmdir(abs).catch((err) => {
+        if (!isErrno(err, 'ENOTEMPTY', 'EEXIST', 'ENOENT')) throw err;
+      });
+    } else {
+      await unlink(abs).catch((err) => {
+        if (!isErrno(err, 'ENOENT')) throw err;
+      });
+      if (!tgt.has(p)) filesDeleted++;
+    }
+    deleted.add(p);
+    cache.delete(p);
+  };
+  const deepestFirst = (a: string, b: string) => b.split('/').length - a.split('/').length;
+  // Removals that make room for writes go first; the rest after the writes,
+  // so a renamed file can still be copied from its old place.
+  const structural = [...removals].filter((p) => tgt.has(p) || targetFolders.has(p)).sort(deepestFirst);
+  const later = [...removals].filter((p) => !tgt.has(p) && !targetFolders.has(p)).sort(deepestFirst);
+  for (const p of structural) await remove(p);
+
+  // Folders and symlinks.
+  const touchedDirs = new Set<string>();
+  for (const e of writes) {
+    if (e.kind === 'dir') {
+      await ensureParents(root, e.path);
+      await mkdir(join(root, e.path)).catch((err) => {
+        if (!isErrno(err, 'EEXIST')) throw err;
+      });
+    } else if (e.kind === 'symlink') {
+      const parent = await ensureParents(root, e.path);
+      const tmp = join(parent, tempName());
+      await symlink(e.target, tmp);
+      try {
+        await rename(tmp, join(root, e.path));
+      } catch (err) {
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+      touchedDirs.add(parent);
+    }
+  }
+
+  // Files, grouped by digest: each blob fetched once.
+  const groups = new Map<Digest, FileEntry[]>();
+  for (const e of writes) {
+    if (e.kind !== 'file' && e.kind !== 'exec') continue;
+    const g = groups.get(e.digest);
+    if (g) g.push(e);
+    else groups.set(e.digest, [e]);
+  }
+  let filesDownloaded = 0;
+  let bytesDownloaded = 0;
+  const totalBytes = [...groups.values()].reduce((n, g) => n + g[0].size, 0);
+  const flight = new SingleFlight<Digest, void>();
+  const written: FileEntry[] = [];
+
+  const fill = async (digest: Digest, size: number, tmp: string, exec: boolean): Promise<void> => {
+    const mode = exec ? 0o777 : 0o666;
+    const local = input.localByDigest.get(digest);
+    if (local !== undefined && !deleted.has(local)) {
+      try {
+        await pipeline(
+          createReadStream(join(root, local), { highWaterMark: DEFAULTS.streamChunkBytes }),
+          new VerifyingStream(digest, size),
+          new CountingStream((n) => progress.bytes(n)),
+          createWriteStream(tmp, { flags: 'wx', mode, flush: DEFAULTS.syncFsyncFiles }),
+        );
+        return;
+      } catch {
+        // changed or gone meanwhile: download it instead
+        await unlink(tmp).catch(() => {});
+      }
+    }
+    const counter = new CountingStream((n) => progress.bytes(n));
+    try {
+      await pipeline(
+        await remote.blobs.read(digest),
+        counter,
+        new VerifyingStream(digest, size),
+        createWriteStream(tmp, { flags: 'wx', mode, flush: DEFAULTS.syncFsyncFiles }),
+      );
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH') || isHoardError(err, 'HOARD_ETRUNCATED'))
+        throw new HoardError(
+          'HOARD_EDIGEST_MISMATCH',
+          `download of ${digest} from ${remote.url} was corrupt`,
+          {
+            hint: 'the bytes were discarded; run `hoard fsck` on the remote and pull again',
+            cause: err,
+          },
+        );
+      throw toHoardError(err, 'HOARD_EREMOTE', `downloading ${digest} from ${remote.url}`);
+    }
+    filesDownloaded++;
+    bytesDownloaded += counter.count;
+  };
+
+  progress.start('pull', groups.size, totalBytes);
+  try {
+    await forEachLimit([...groups], DEFAULTS.transferConcurrency, ([digest, entries]) =>
+      flight.do(digest, async () => {
+        const temps: { tmp: string; entry: FileEntry }[] = [];
+        try {
+          for (const entry of entries) {
+            const parent = await ensureParents(root, entry.path);
+            const tmp = join(parent, tempName());
+            const exec = entry.kind === 'exec';
+            if (temps.length === 0) await fill(digest, entry.size, tmp, exec);
+            else {
+              await copyFile(temps[0].tmp, tmp, constants.COPYFILE_EXCL);
+              await chmod(tmp, execMode((await stat(temps[0].tmp)).mode, exec));
+            }
+            temps.push({ tmp, entry });
+            touchedDirs.add(parent);
+          }
+          for (const { tmp, entry } of temps) {
+            await ensureParents(root, entry.path);
+            await rename(tmp, join(root, entry.path));
+            written.push(entry);
+          }
+          temps.length = 0;
+        } finally {
+          for (const { tmp } of temps) await unlink(tmp).catch(() => {});
+        }
+        progress.blobDone();
+      }),
+    );
+  } finally {
+    progress.stop();
+  }
+
+  for (const e of chmods) {
+    await ensureParents(root, e.path);
+    const abs = join(root, e.path);
+    const st = await lstat(abs);
+    if (st.isFile()) await chmod(abs, execMode(st.mode, e.kind === 'exec'));
+    written.push(e);
+  }
+
+  for (const p of later) await remove(p);
+
+  // Folders left empty by deletions go too, unless the target keeps them.
+  const emptied = new Set<string>();
+  for (const p of deleted) for (const q of parentsOf(p)) if (!targetFolders.has(q)) emptied.add(q);
+  for (const q of [...emptied].sort(deepestFirst)) {
+    if (!(await parentsAreFolders(root, q))) continue;
+    const st = await lstatOrUndefined(join(root, q));
+    if (st?.isDirectory()) await rmdir(join(root, q)).catch(() => {});
+  }
+
+  if (DEFAULTS.syncFsyncFiles) for (const d of touchedDirs) await fsyncDir(d);
+
+  // Record the puller's own stat values, so the next push re-reads nothing.
+  const now = Date.now();
+  for (const e of written) {
+    const st = await lstat(join(root, e.path), { bigint: true }).catch(() => undefined);
+    if (st?.isFile()) cache.set(e.path, statKeyOf(st), e.digest, now);
+  }
+
+  return { filesDownloaded, bytesDownloaded, filesDeleted, filesWritten: written.length };
+}

@@ -1,0 +1,127 @@
+// pull: read the ref; when it is where this directory last synced and
+// nothing changed locally, stop (one stat walk + one ref read). Otherwise
+// fetch the snapshot's tree, merge it with un-pushed local edits (three-way:
+// base = the directory as of its last sync), validate it, and write it with
+// materialize(). State is recorded last, with the puller's own stat values,
+// so an interrupted pull is simply completed by the next one.
+
+import { mkdir, unlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Digest } from '../core/digest.ts';
+import { RefNotFoundError, toHoardError } from '../core/errors.ts';
+import { validateRefName } from '../core/ref-name.ts';
+import { normalizeTree, type Tree, treeDigest } from '../core/tree.ts';
+import type { Remote } from '../remote/remote.ts';
+import type { RefValue } from '../store/ref-store.ts';
+import { conflictError, loadBase, requireDirectory } from './common.ts';
+import { materialize } from './materialize.ts';
+import { mergeTrees } from './merge.ts';
+import { scanDirectory } from './scan.ts';
+import { StatCache } from './stat-cache.ts';
+import { loadState, saveState } from './sync-state.ts';
+import { fetchSnapshot, fetchTree, noProgress, type ProgressSink } from './transfer.ts';
+
+export interface PullOptions {
+  dir: string;
+  remote: Remote;
+  ref: string;
+  /** On conflicts, the remote version wins instead of failing. */
+  force?: boolean;
+  progress?: ProgressSink;
+  warn?: (message: string) => void;
+}
+
+export interface PullResult {
+  ref: string;
+  snapshot: Digest;
+  tree: Digest;
+  filesTotal: number;
+  filesDownloaded: number;
+  bytesDownloaded: number;
+  filesDeleted: number;
+  upToDate: boolean;
+  durationMs: number;
+}
+
+function countFiles(tree: Tree): number {
+  return tree.entries.filter((e) => e.kind === 'file' || e.kind === 'exec').length;
+}
+
+export async function pull(opts: PullOptions): Promise<PullResult> {
+  const started = performance.now();
+  const { remote, ref } = opts;
+  validateRefName(ref);
+  const root = resolve(opts.dir);
+  await mkdir(root, { recursive: true });
+  await requireDirectory(root);
+
+  const cache = await StatCache.load(root);
+  const state = await loadState(root, remote.url, ref);
+  const scan = await scanDirectory(root, cache, { warn: opts.warn });
+  for (const tmp of scan.staleTemps) await unlink(tmp).catch(() => {});
+
+  let cur: RefValue | undefined;
+  try {
+    cur = await remote.refs.get(ref);
+  } catch (err) {
+    throw toHoardError(err, 'HOARD_EREMOTE', `reading ref ${ref} from ${remote.url}`);
+  }
+  if (!cur) throw new RefNotFoundError(ref, { hint: `nothing has been pushed to ${ref} on ${remote.url}` });
+
+  const done = (tree: Tree, treeD: Digest, r: Partial<PullResult>): PullResult => ({
+    ref,
+    snapshot: cur.target,
+    tree: treeD,
+    filesTotal: countFiles(tree),
+    filesDownloaded: 0,
+    bytesDownloaded: 0,
+    filesDeleted: 0,
+    upToDate: true,
+    ...r,
+    durationMs: Math.round(performance.now() - started),
+  });
+
+  // Fast path: the ref is where we left it and the directory is exactly that snapshot.
+  if (state && cur.target === state.snapshot && scan.digest === state.base && state.base === state.tree) {
+    await cache.save();
+    return done(scan.tree, scan.digest, {});
+  }
+
+  const theirsDigest =
+    state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
+  const theirs = await fetchTree(remote, root, theirsDigest);
+  const base = await loadBase(remote, root, state);
+  const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'theirs' : undefined);
+  if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'pull');
+  const target = normalizeTree(merged.entries);
+  const targetDigest = treeDigest(target.entries).digest;
+
+  let r = { filesDownloaded: 0, bytesDownloaded: 0, filesDeleted: 0, filesWritten: 0 };
+  if (targetDigest !== scan.digest) {
+    r = await materialize({
+      root,
+      current: scan.tree,
+      target,
+      localByDigest: scan.localByDigest,
+      remote,
+      cache,
+      progress: opts.progress ?? noProgress,
+    });
+  }
+  await cache.save();
+  await saveState(root, {
+    remote: remote.url,
+    ref,
+    snapshot: cur.target,
+    version: cur.version,
+    tree: theirsDigest,
+    base: theirsDigest,
+    syncedAt: new Date().toISOString(),
+  });
+  return done(target, theirsDigest, {
+    filesDownloaded: r.filesDownloaded,
+    bytesDownloaded: r.bytesDownloaded,
+    filesDeleted: r.filesDeleted,
+    upToDate: targetDigest === scan.digest,
+  });
+}

@@ -1,0 +1,197 @@
+// push: scan → tree → merge with the remote if the ref moved → upload the
+// missing blobs (one batched question, bounded parallel uploads) → write the
+// tree and the snapshot record → compare-and-set the ref against the version
+// read. Losing the race re-reads the ref and merges again (bounded retries).
+// A no-op push is one stat walk plus one ref read and writes nothing.
+
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { DEFAULTS } from '../core/defaults.ts';
+import type { Digest } from '../core/digest.ts';
+import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { validateRefName } from '../core/ref-name.ts';
+import { snapshotDigest } from '../core/snapshot-record.ts';
+import { type Tree, treeDigest } from '../core/tree.ts';
+import type { Remote } from '../remote/remote.ts';
+import type { RefValue } from '../store/ref-store.ts';
+import { conflictError, loadBase, requireDirectory } from './common.ts';
+import { mergeTrees } from './merge.ts';
+import { scanDirectory } from './scan.ts';
+import { StatCache } from './stat-cache.ts';
+import { loadState, type SyncState, saveState, storeLocalTree } from './sync-state.ts';
+import {
+  EMPTY_TREE,
+  fetchSnapshot,
+  fetchTree,
+  noProgress,
+  type ProgressSink,
+  uploadMissing,
+} from './transfer.ts';
+
+export interface PushOptions {
+  dir: string;
+  remote: Remote;
+  ref: string;
+  /** On conflicts, ours wins instead of failing. */
+  force?: boolean;
+  message?: string;
+  progress?: ProgressSink;
+  warn?: (message: string) => void;
+}
+
+export interface PushResult {
+  ref: string;
+  snapshot: Digest;
+  tree: Digest;
+  filesTotal: number;
+  filesUploaded: number;
+  bytesUploaded: number;
+  filesReused: number;
+  bytesReused: number;
+  upToDate: boolean;
+  durationMs: number;
+}
+
+const TOOL = 'hoard/0.1.0';
+
+async function writeSmallBlob(remote: Remote, digest: Digest, bytes: Buffer): Promise<void> {
+  try {
+    await remote.blobs.write(digest, Readable.from([bytes]), { size: bytes.byteLength });
+  } catch (err) {
+    throw toHoardError(err, 'HOARD_EREMOTE', `writing ${digest} to ${remote.url}`);
+  }
+}
+
+async function readRef(remote: Remote, ref: string): Promise<RefValue | undefined> {
+  try {
+    return await remote.refs.get(ref);
+  } catch (err) {
+    throw toHoardError(err, 'HOARD_EREMOTE', `reading ref ${ref} from ${remote.url}`);
+  }
+}
+
+function fileTotals(tree: Tree): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  for (const e of tree.entries) {
+    if (e.kind === 'file' || e.kind === 'exec') {
+      files++;
+      bytes += e.size;
+    }
+  }
+  return { files, bytes };
+}
+
+export async function push(opts: PushOptions): Promise<PushResult> {
+  const started = performance.now();
+  const { remote, ref } = opts;
+  validateRefName(ref);
+  const root = resolve(opts.dir);
+  await requireDirectory(root);
+  const progress = opts.progress ?? noProgress;
+
+  const cache = await StatCache.load(root);
+  const state = await loadState(root, remote.url, ref);
+  const scan = await scanDirectory(root, cache, { warn: opts.warn });
+  await cache.save();
+
+  const uploaded = new Set<Digest>();
+  let filesUploaded = 0;
+  let bytesUploaded = 0;
+  const result = (snapshot: Digest, tree: Tree, treeD: Digest, upToDate: boolean): PushResult => {
+    const totals = fileTotals(tree);
+    return {
+      ref,
+      snapshot,
+      tree: treeD,
+      filesTotal: totals.files,
+      filesUploaded,
+      bytesUploaded,
+      filesReused: totals.files - filesUploaded,
+      bytesReused: totals.bytes - bytesUploaded,
+      upToDate,
+      durationMs: Math.round(performance.now() - started),
+    };
+  };
+  const record = async (s: Omit<SyncState, 'remote' | 'ref' | 'syncedAt'>) => {
+    if (
+      state &&
+      state.snapshot === s.snapshot &&
+      state.version === s.version &&
+      state.tree === s.tree &&
+      state.base === s.base
+    )
+      return;
+    await storeLocalTree(root, scan.digest, scan.bytes);
+    await saveState(root, { remote: remote.url, ref, ...s, syncedAt: new Date().toISOString() });
+  };
+
+  for (let attempt = 0; ; attempt++) {
+    const cur = await readRef(remote, ref);
+
+    // Fast path: the ref is where we left it and nothing changed here.
+    if (cur && state && cur.target === state.snapshot && scan.digest === state.base) {
+      const tree = (await fetchTree(remote, root, state.tree).catch(() => undefined)) ?? scan.tree;
+      return result(cur.target, tree, state.tree, true);
+    }
+
+    let theirs: Tree = EMPTY_TREE;
+    let theirsDigest: Digest | undefined;
+    if (cur) {
+      theirsDigest =
+        state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
+      theirs = await fetchTree(remote, root, theirsDigest);
+    }
+    const base = await loadBase(remote, root, state);
+    const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined);
+    if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'push');
+    const { digest: mergedDigest, bytes: mergedBytes } = treeDigest(merged.entries);
+    const mergedTree: Tree = { entries: merged.entries };
+
+    if (cur && theirsDigest === mergedDigest) {
+      // The remote already holds exactly this tree: write nothing.
+      await record({ snapshot: cur.target, version: cur.version, tree: mergedDigest, base: scan.digest });
+      return result(cur.target, mergedTree, mergedDigest, true);
+    }
+
+    // Upload what only we have: blobs of the merged tree the remote snapshot does not reference.
+    const known = new Set<Digest>();
+    for (const e of theirs.entries) if (e.kind === 'file' || e.kind === 'exec') known.add(e.digest);
+    const items = [];
+    for (const e of merged.entries) {
+      if ((e.kind !== 'file' && e.kind !== 'exec') || known.has(e.digest)) continue;
+      const path = scan.localByDigest.get(e.digest);
+      if (path === undefined)
+        throw new HoardError('HOARD_EINTERNAL', `no local copy of ${e.digest} for ${e.path}`);
+      items.push({ digest: e.digest, size: e.size, path });
+    }
+    const up = await uploadMissing(remote, root, items, progress, uploaded);
+    for (const d of up.uploaded) uploaded.add(d);
+    filesUploaded += up.blobs;
+    bytesUploaded += up.bytes;
+
+    await writeSmallBlob(remote, mergedDigest, mergedBytes);
+    const meta: Record<string, string> = { host: hostname(), tool: TOOL };
+    if (opts.message !== undefined) meta.message = opts.message;
+    const snap = snapshotDigest({
+      tree: mergedDigest,
+      parents: cur ? [cur.target] : [],
+      createdAt: new Date().toISOString(),
+      meta,
+    });
+    await writeSmallBlob(remote, snap.digest, snap.bytes);
+
+    let next: RefValue;
+    try {
+      next = await remote.refs.set(ref, snap.digest, cur?.version ?? null);
+    } catch (err) {
+      if (isHoardError(err, 'HOARD_EREF_CONFLICT') && attempt < DEFAULTS.pushCasRetries) continue;
+      if (isHoardError(err)) throw err;
+      throw toHoardError(err, 'HOARD_EREMOTE', `updating ref ${ref} on ${remote.url}`);
+    }
+    await storeLocalTree(root, mergedDigest, mergedBytes);
+    await record({ snapshot: snap.digest, version: next.version, tree: mergedDigest, base: scan.digest });
+    return result(snap.digest, mergedTree, mergedDigest, false);
+  }
+}

@@ -1,0 +1,180 @@
+// Scanning a synced directory into a tree: one walk with lstat (symlinks are
+// never followed, their targets are data), files hashed only when their stat
+// differs from the stat cache, hashing bounded in parallel. Executable bit =
+// the owner's x bit. Empty folders become `dir` entries. Temp files of dead
+// pull processes are collected so pull can remove them.
+
+import type { BigIntStats, Dirent } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, Hasher } from '../core/digest.ts';
+import { HoardError } from '../core/errors.ts';
+import { normalizeTree, type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
+import { validateTreePath } from '../core/tree-path.ts';
+import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
+import { IgnoreRules, isTempName } from './ignore-rules.ts';
+import { forEachLimit, Semaphore } from './pool.ts';
+import { type StatCache, type StatKey, sameStat, statKeyOf } from './stat-cache.ts';
+
+export interface ScanResult {
+  tree: Tree;
+  digest: Digest;
+  bytes: Buffer;
+  /** Stat of every file entry, as hashed or as matched in the cache. */
+  stats: Map<string, StatKey>;
+  /** One local path holding each file digest (to upload from, or to copy instead of downloading). */
+  localByDigest: Map<Digest, string>;
+  /** Absolute paths of temp files left by pull processes that are gone. */
+  staleTemps: string[];
+  filesHashed: number;
+  bytesHashed: number;
+}
+
+export interface ScanOptions {
+  warn?: (message: string) => void;
+}
+
+interface Candidate {
+  rel: string;
+  dirent: Dirent;
+}
+
+export async function scanDirectory(
+  root: string,
+  cache: StatCache,
+  opts: ScanOptions = {},
+): Promise<ScanResult> {
+  const warn = opts.warn ?? (() => {});
+  const files: Candidate[] = [];
+  const dirs: string[] = [];
+  const staleTemps: string[] = [];
+
+  // Phase 1: walk folders (readdir only), applying ignore rules.
+  const walk = async (rel: string, rules: IgnoreRules): Promise<number> => {
+    let dirents: Dirent[];
+    try {
+      dirents = await readdir(join(root, rel), { withFileTypes: true });
+    } catch (err) {
+      if (rel !== '' && isErrno(err, 'ENOENT', 'ENOTDIR')) return 0; // removed while scanning
+      if (rel === '' && isErrno(err, 'ENOENT'))
+        throw new HoardError('HOARD_EUSAGE', `directory ${root} does not exist`);
+      throw err;
+    }
+    const here = await rules.enter(root, rel, new Set(dirents.map((d) => d.name)));
+    let kept = 0;
+    for (const d of dirents) {
+      const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
+      if (!d.isDirectory() && isTempName(d.name)) {
+        const pid = pidOfTempName(d.name);
+        if (pid !== undefined && pid !== process.pid && !isPidAlive(pid))
+          staleTemps.push(join(root, childRel));
+        continue;
+      }
+      if (here.ignores(childRel, d.isDirectory())) continue;
+      try {
+        validateTreePath(childRel);
+      } catch (err) {
+        warn(`skipping ${JSON.stringify(childRel)}: ${(err as Error).message}`);
+        continue;
+      }
+      if (d.isDirectory()) {
+        const n = await walk(childRel, here);
+        if (n === 0) dirs.push(childRel);
+        kept++;
+      } else if (d.isFile() || d.isSymbolicLink()) {
+        files.push({ rel: childRel, dirent: d });
+        kept++;
+      } else {
+        warn(`skipping ${JSON.stringify(childRel)}: not a regular file, folder or symlink`);
+      }
+    }
+    return kept;
+  };
+  await walk('', IgnoreRules.empty());
+
+  // Phase 2: lstat everything in parallel; hash only cache misses.
+  const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
+  const stats = new Map<string, StatKey>();
+  const hashing = new Semaphore(DEFAULTS.hashConcurrency);
+  let filesHashed = 0;
+  let bytesHashed = 0;
+  await forEachLimit(files, DEFAULTS.syncStatConcurrency, async ({ rel }) => {
+    const abs = join(root, rel);
+    let st: BigIntStats;
+    try {
+      st = await lstat(abs, { bigint: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return; // deleted while scanning
+      throw err;
+    }
+    if (st.isSymbolicLink()) {
+      const target = await readlink(abs, 'utf8');
+      if (target.length === 0) return;
+      entries.push({ path: rel, kind: 'symlink', target });
+      return;
+    }
+    if (!st.isFile()) return;
+    const kind = (st.mode & 0o100n) !== 0n ? 'exec' : 'file';
+    let key = statKeyOf(st);
+    const observedAt = Date.now();
+    let digest = cache.lookup(rel, key);
+    if (digest === undefined) {
+      const hashed = await hashing.run(() => hashFile(abs));
+      if (hashed === undefined) return; // deleted while scanning
+      digest = hashed.digest;
+      key = hashed.key;
+      filesHashed++;
+      bytesHashed += key.size;
+      cache.set(rel, key, digest, Date.now());
+    } else {
+      cache.set(rel, key, digest, observedAt);
+    }
+    stats.set(rel, key);
+    entries.push({ path: rel, kind, size: key.size, digest });
+  });
+
+  cache.retain(new Set(stats.keys()));
+  const { digest, bytes } = treeDigest(entries);
+  const tree = normalizeTree(entries);
+  const localByDigest = new Map<Digest, string>();
+  for (const e of tree.entries) {
+    if ((e.kind === 'file' || e.kind === 'exec') && !localByDigest.has(e.digest))
+      localByDigest.set(e.digest, e.path);
+  }
+  return { tree, digest, bytes, stats, localByDigest, staleTemps, filesHashed, bytesHashed };
+}
+
+/**
+ * Hashes a file through one descriptor, checking its stat before and after:
+ * a file that changes while being read is read again (a few times), so the
+ * digest always belongs to the stat recorded with it.
+ */
+export async function hashFile(abs: string): Promise<{ digest: Digest; key: StatKey } | undefined> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(abs, 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+    try {
+      const before = statKeyOf(await fh.stat({ bigint: true }));
+      const h = new Hasher();
+      for await (const chunk of fh.createReadStream({
+        highWaterMark: DEFAULTS.streamChunkBytes,
+        autoClose: false,
+        start: 0,
+      }))
+        h.update(chunk as Buffer);
+      const after = statKeyOf(await fh.stat({ bigint: true }));
+      if (sameStat(before, after) && h.size === after.size) return { digest: h.digest(), key: after };
+    } finally {
+      await fh.close();
+    }
+  }
+  throw new HoardError('HOARD_EUSAGE', `${abs} keeps changing while being read`, {
+    hint: 'stop whatever is writing to it and sync again',
+  });
+}

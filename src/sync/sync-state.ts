@@ -1,0 +1,122 @@
+// Per remote+ref sync state of a directory, in `<dir>/.hoard/sync/`:
+//
+// - snapshot, version, tree: the remote snapshot this directory last synced
+//   with, the ref version it was read or written at (what push's
+//   compare-and-set expects), and that snapshot's tree;
+// - base: the tree the directory itself had at that moment. Local changes are
+//   "scan vs base"; it differs from `tree` only after a push that merged in
+//   someone else's changes (those are still to be pulled) or a pull that kept
+//   un-pushed local edits.
+//
+// Trees named by the state are kept in `<dir>/.hoard/trees/` so a no-op push
+// or pull never fetches a tree.
+
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Digest, hexOf, isDigest, sha256 } from '../core/digest.ts';
+import { decodeTree, type Tree } from '../core/tree.ts';
+import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
+import { STATE_DIR } from './ignore-rules.ts';
+
+export interface SyncState {
+  remote: string;
+  ref: string;
+  snapshot: Digest;
+  version: string;
+  tree: Digest;
+  base: Digest;
+  syncedAt: string;
+}
+
+const FORMAT = 'hoard-sync-state/1';
+
+function stateDir(dir: string): string {
+  return join(dir, STATE_DIR, 'sync');
+}
+
+function treesDir(dir: string): string {
+  return join(dir, STATE_DIR, 'trees');
+}
+
+function stateFile(dir: string, remote: string, ref: string): string {
+  return join(stateDir(dir), `${hexOf(sha256(`${remote}\n${ref}`)).slice(0, 32)}.json`);
+}
+
+export async function loadState(dir: string, remote: string, ref: string): Promise<SyncState | undefined> {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(await readFile(stateFile(dir, remote, ref), 'utf8'));
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+  if (
+    v.format !== FORMAT ||
+    v.remote !== remote ||
+    v.ref !== ref ||
+    !isDigest(v.snapshot) ||
+    !isDigest(v.tree) ||
+    !isDigest(v.base) ||
+    typeof v.version !== 'string'
+  )
+    return undefined;
+  return v as unknown as SyncState;
+}
+
+export async function saveState(dir: string, state: SyncState): Promise<void> {
+  const sd = stateDir(dir);
+  await mkdir(sd, { recursive: true });
+  await writeFileAtomic(
+    stateFile(dir, state.remote, state.ref),
+    `${JSON.stringify({ format: FORMAT, ...state })}\n`,
+    sd,
+  );
+  await pruneTrees(dir);
+}
+
+/** A tree kept locally, verified against its digest; undefined when absent or damaged. */
+export async function loadLocalTree(dir: string, digest: Digest): Promise<Tree | undefined> {
+  try {
+    const bytes = await readFile(join(treesDir(dir), hexOf(digest)));
+    if (sha256(bytes) !== digest) return undefined;
+    return decodeTree(bytes);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    if (err instanceof Error && 'code' in err && String(err.code).startsWith('HOARD_')) return undefined;
+    throw err;
+  }
+}
+
+export async function storeLocalTree(dir: string, digest: Digest, bytes: Uint8Array): Promise<void> {
+  const td = treesDir(dir);
+  await mkdir(td, { recursive: true });
+  const path = join(td, hexOf(digest));
+  try {
+    await readFile(path, { flag: 'r' }).then((b) => {
+      if (sha256(b) !== digest) throw Object.assign(new Error('damaged'), { code: 'ENOENT' });
+    });
+    return;
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+  await writeFileAtomic(path, bytes, td);
+}
+
+/** Removes kept trees no state file names. */
+async function pruneTrees(dir: string): Promise<void> {
+  const keep = new Set<string>();
+  const sd = stateDir(dir);
+  for (const name of await readdir(sd).catch(() => [] as string[])) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      const v = JSON.parse(await readFile(join(sd, name), 'utf8')) as { tree?: string; base?: string };
+      for (const d of [v.tree, v.base]) if (isDigest(d)) keep.add(hexOf(d));
+    } catch {
+      // unreadable state: its trees are simply not kept
+    }
+  }
+  const td = treesDir(dir);
+  for (const name of await readdir(td).catch(() => [] as string[])) {
+    if (/^[0-9a-f]{64}$/.test(name) && !keep.has(name)) await unlink(join(td, name)).catch(() => {});
+  }
+}

@@ -1,0 +1,147 @@
+// Moving blobs between a directory and a remote: small verified reads (tree,
+// snapshot record), the batched "which are missing" question and bounded
+// parallel uploads for push, single-flight verified downloads for pull. Only
+// the Remote interface is used, so every backend behaves the same.
+
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, sha256 } from '../core/digest.ts';
+import { DigestMismatchError, HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { decodeSnapshot, MAX_SNAPSHOT_BYTES, type SnapshotRecord } from '../core/snapshot-record.ts';
+import { readAllBounded } from '../core/streams.ts';
+import { decodeTree, type Tree } from '../core/tree.ts';
+import type { Remote } from '../remote/remote.ts';
+import { forEachLimit } from './pool.ts';
+import { loadLocalTree, storeLocalTree } from './sync-state.ts';
+
+/** Where progress goes (the CLI draws it on a TTY; library callers may pass nothing). */
+export interface ProgressSink {
+  start(label: string, blobs: number, bytes: number): void;
+  bytes(n: number): void;
+  blobDone(): void;
+  stop(): void;
+}
+
+export const noProgress: ProgressSink = { start() {}, bytes() {}, blobDone() {}, stop() {} };
+
+/** Counts bytes flowing through, reporting them to a progress sink. */
+export class CountingStream extends Transform {
+  readonly onBytes: (n: number) => void;
+  count = 0;
+
+  constructor(onBytes: (n: number) => void) {
+    super();
+    this.onBytes = onBytes;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.count += chunk.byteLength;
+    this.onBytes(chunk.byteLength);
+    cb(null, chunk);
+  }
+}
+
+/** Reads a small blob (tree, snapshot record) fully and verifies it against its digest. */
+export async function readSmallBlob(remote: Remote, digest: Digest, limit: number): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readAllBounded(await remote.blobs.read(digest), limit);
+  } catch (err) {
+    if (isHoardError(err)) throw err;
+    throw toHoardError(err, 'HOARD_EREMOTE', `reading ${digest} from ${remote.url}`);
+  }
+  const actual = sha256(bytes);
+  if (actual !== digest) throw new DigestMismatchError(digest, actual, { details: { remote: remote.url } });
+  return bytes;
+}
+
+export async function fetchSnapshot(remote: Remote, digest: Digest): Promise<SnapshotRecord> {
+  return decodeSnapshot(await readSmallBlob(remote, digest, MAX_SNAPSHOT_BYTES));
+}
+
+/** A tree by digest: from the directory's kept trees when there, else from the remote (then kept). */
+export async function fetchTree(remote: Remote, dir: string, digest: Digest): Promise<Tree> {
+  const local = await loadLocalTree(dir, digest);
+  if (local) return local;
+  const bytes = await readSmallBlob(remote, digest, DEFAULTS.syncMaxTreeBytes);
+  const tree = decodeTree(bytes);
+  await storeLocalTree(dir, digest, bytes);
+  return tree;
+}
+
+export interface UploadItem {
+  digest: Digest;
+  size: number;
+  /** Path relative to the root holding these bytes. */
+  path: string;
+}
+
+/**
+ * Uploads the blobs the remote lacks: one batched "missing" question per
+ * `missingBatchSize` digests, then bounded parallel verified writes. Returns
+ * what was uploaded.
+ */
+export async function uploadMissing(
+  remote: Remote,
+  root: string,
+  items: readonly UploadItem[],
+  progress: ProgressSink,
+  skip: ReadonlySet<Digest> = new Set(),
+): Promise<{ blobs: number; bytes: number; uploaded: Digest[] }> {
+  const byDigest = new Map<Digest, UploadItem>();
+  for (const it of items) if (!skip.has(it.digest) && !byDigest.has(it.digest)) byDigest.set(it.digest, it);
+  const digests = [...byDigest.keys()];
+  const missing: Digest[] = [];
+  for (let i = 0; i < digests.length; i += DEFAULTS.missingBatchSize) {
+    const batch = digests.slice(i, i + DEFAULTS.missingBatchSize);
+    try {
+      missing.push(...(await remote.blobs.missing(batch)));
+    } catch (err) {
+      throw toHoardError(err, 'HOARD_EREMOTE', `asking ${remote.url} which blobs are missing`);
+    }
+  }
+  const total = missing.reduce((n, d) => n + byDigest.get(d)!.size, 0);
+  progress.start('push', missing.length, total);
+  let bytes = 0;
+  try {
+    await forEachLimit(missing, DEFAULTS.transferConcurrency, async (digest) => {
+      const it = byDigest.get(digest)!;
+      const counter = new CountingStream((n) => progress.bytes(n));
+      const source = createReadStream(join(root, it.path), { highWaterMark: DEFAULTS.streamChunkBytes });
+      try {
+        await remote.blobs.write(digest, source.pipe(counter), { size: it.size });
+      } catch (err) {
+        source.destroy();
+        if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH') || isHoardError(err, 'HOARD_ETRUNCATED'))
+          throw new HoardError('HOARD_EUSAGE', `${it.path} changed while being pushed`, {
+            hint: 'nothing was committed; push again',
+            cause: err,
+          });
+        throw toHoardError(err, 'HOARD_EREMOTE', `uploading ${it.path} to ${remote.url}`);
+      }
+      bytes += it.size;
+      progress.blobDone();
+    });
+  } finally {
+    progress.stop();
+  }
+  return { blobs: missing.length, bytes, uploaded: missing };
+}
+
+export const EMPTY_TREE: Tree = { entries: [] };
+
+/** Reads a tree when it is known, or undefined (used for merge bases, which may be local-only). */
+export async function fetchTreeOrUndefined(
+  remote: Remote,
+  dir: string,
+  digest: Digest,
+): Promise<Tree | undefined> {
+  try {
+    return await fetchTree(remote, dir, digest);
+  } catch (err) {
+    if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return undefined;
+    throw err;
+  }
+}
