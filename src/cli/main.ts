@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerFsck } from './commands/fsck.ts';
+import { registerPull } from './commands/pull.ts';
+import { registerPush } from './commands/push.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 1);
     });
   registerFsck(program);
+  registerPush(program);
+  registerPull(program);
   return program;
 }
 

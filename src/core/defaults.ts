@@ -39,6 +39,22 @@ export const DEFAULTS = {
   /** Times a push re-reads the ref and merges again after losing a compare-and-set race. */
   pushCasRetries: 10,
 
+  // ---- sync (push/pull also use transferConcurrency, hashConcurrency, pushCasRetries) --
+  /** Parallel lstat calls while walking a directory. */
+  syncStatConcurrency: 32,
+  /**
+   * A stat-cache entry whose mtime or ctime is this close to the moment it was
+   * observed is "racy" (the file could change again within the same timestamp
+   * tick without changing its stat) and is re-hashed on the next scan.
+   */
+  syncRacyWindowMs: 100,
+  /** Racy window on file systems with whole-second timestamps (ns part always 0). */
+  syncRacyWindowCoarseMs: 2_000,
+  /** Largest tree blob a pull or push accepts from a remote. */
+  syncMaxTreeBytes: 512 * MiB,
+  /** fsync every file written by pull before renaming it into place (durability over speed). */
+  syncFsyncFiles: true,
+
   // ---- object storage ---------------------------------------------------
   /** Blobs at or above this size are uploaded with multipart (S3) or resumable (GCS) uploads. */
   multipartThresholdBytes: 64 * MiB,
