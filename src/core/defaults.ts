@@ -66,6 +66,8 @@ export const DEFAULTS = {
   bucketHeadConcurrency: 16,
   /** Above this many digests, list shard prefixes instead of HEADing each one. */
   bucketListThreshold: 2_000,
+  /** What one LIST page costs in HEADs (AWS and GCS prices: $0.005 vs $0.0004 per 1000); steers listing vs HEADs. */
+  bucketListCostInHeads: 12,
 
   // ---- server -----------------------------------------------------------
   listen: '127.0.0.1:7777',

@@ -1,0 +1,343 @@
+// What the S3 and GCS remotes share: the bucket layout, the ref object
+// format, the "which blobs are missing" strategy, and the streaming pieces
+// that make a blob upload verify its digest before the object can appear.
+//
+// Layout under `<prefix>/` (docs/remotes.md):
+//   blobs/sha256/<2 hex>/<64 hex>   blob bytes, immutable
+//   refs/<name>                     {"target":"sha256:…","nonce":"…"}
+// Nothing else is needed to read a bucket back.
+
+import { randomBytes } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, digestFromHex, Hasher, hexOf } from '../core/digest.ts';
+import { DigestMismatchError, HoardError } from '../core/errors.ts';
+import { decodeRefObject } from '../store/ref-store.ts';
+
+/** Normalises the path part of `s3://bucket/prefix` to `prefix/` (or `` for the bucket root). */
+export function normalizePrefix(raw: string, url: string): string {
+  const trimmed = raw.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '') return '';
+  for (const seg of trimmed.split('/')) {
+    if (seg === '' || seg === '.' || seg === '..')
+      throw new HoardError('HOARD_EREMOTE_URL', `invalid prefix in remote URL ${url}: bad segment "${seg}"`);
+  }
+  return `${trimmed}/`;
+}
+
+export class BucketLayout {
+  readonly prefix: string;
+  readonly blobsPrefix: string;
+  readonly refsPrefix: string;
+
+  constructor(prefix: string) {
+    this.prefix = prefix;
+    this.blobsPrefix = `${prefix}blobs/sha256/`;
+    this.refsPrefix = `${prefix}refs/`;
+  }
+
+  blobKey(digest: Digest): string {
+    const hex = hexOf(digest);
+    return `${this.blobsPrefix}${hex.slice(0, 2)}/${hex}`;
+  }
+
+  shardPrefix(digest: Digest): string {
+    return `${this.blobsPrefix}${hexOf(digest).slice(0, 2)}/`;
+  }
+
+  /** The digest a key names, or undefined for anything that is not a blob key. */
+  digestOfKey(key: string): Digest | undefined {
+    if (!key.startsWith(this.blobsPrefix)) return undefined;
+    const m = /^([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(key.slice(this.blobsPrefix.length));
+    if (!m?.[2].startsWith(m[1])) return undefined;
+    return digestFromHex(m[2]);
+  }
+
+  refKey(name: string): string {
+    return `${this.refsPrefix}${name}`;
+  }
+}
+
+// ---- ref objects ------------------------------------------------------------
+
+/**
+ * The bytes of a ref object. The random nonce makes every write distinct:
+ * an S3 ETag is the MD5 of the content, so without it writing the same target
+ * twice would keep the version (and A→B→A would let a stale writer win), and
+ * it lets a writer whose response was lost recognise its own write.
+ */
+export function encodeBucketRef(target: Digest): { body: Buffer; nonce: string } {
+  const nonce = randomBytes(12).toString('hex');
+  return { body: Buffer.from(`${JSON.stringify({ target, nonce })}\n`, 'utf8'), nonce };
+}
+
+/** A deletion marker (S3 only; see s3-ref-store.ts): the ref is absent. */
+export function encodeTombstone(): { body: Buffer; nonce: string } {
+  const nonce = randomBytes(12).toString('hex');
+  return { body: Buffer.from(`${JSON.stringify({ deleted: true, nonce })}\n`, 'utf8'), nonce };
+}
+
+export type ParsedRef =
+  | { kind: 'ref'; target: Digest; nonce?: string }
+  | { kind: 'tombstone'; nonce?: string };
+
+export function parseBucketRef(bytes: Uint8Array, name: string): ParsedRef {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    v = undefined;
+  }
+  const nonce = (v as { nonce?: unknown } | undefined)?.nonce;
+  const n = typeof nonce === 'string' ? nonce : undefined;
+  if (typeof v === 'object' && v !== null && (v as { deleted?: unknown }).deleted === true)
+    return { kind: 'tombstone', nonce: n };
+  const obj = decodeRefObject(bytes, name);
+  return { kind: 'ref', target: obj.target, nonce: n };
+}
+
+/** Largest ref object read back (they are ~120 bytes). */
+export const MAX_REF_OBJECT_BYTES = 64 * 1024;
+
+// ---- bounded concurrency ------------------------------------------------------
+
+export class Semaphore {
+  #free: number;
+  #waiters: Array<() => void> = [];
+
+  constructor(n: number) {
+    this.#free = Math.max(1, n);
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiters.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+/** Maps with at most `n` calls in flight; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  n: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
+}
+
+// ---- "which blobs are missing" -------------------------------------------------
+
+export interface MissingBackend {
+  has(digest: Digest, signal?: AbortSignal): Promise<boolean>;
+  /** Pages of keys under `prefix`, in lexicographic order, starting after `startAfter`. */
+  listKeys(prefix: string, startAfter: string, signal?: AbortSignal): AsyncIterable<string[]>;
+}
+
+export interface MissingOptions {
+  headConcurrency?: number;
+  listThreshold?: number;
+  listCostInHeads?: number;
+}
+
+/**
+ * The subset of `digests` absent from the bucket, in input order.
+ *
+ * Cost model (AWS S3 and GCS price lists agree): a LIST page (≤1000 keys) is a
+ * class-A request at ~12× the price of a HEAD, and one round trip. So:
+ * - small batches (≤ bucketListThreshold): bounded parallel HEADs — cheapest,
+ *   and latency is batch/bucketHeadConcurrency round trips;
+ * - large batches: per shard (`blobs/sha256/<2 hex>/`), list from just before
+ *   the first wanted key until past the last one, but only while the pages
+ *   spent stay within the HEADs they replace (pending/listCostInHeads); when
+ *   a shard is too full for listing to pay off, its remaining digests are
+ *   HEADed. The cost is therefore never much above the cheaper of the two,
+ *   whatever the bucket size, and a batch of 100k digests costs a few
+ *   hundred LIST pages instead of 100k HEADs.
+ * Listing can only err towards "missing" (a blob deleted meanwhile is the same
+ * race as with HEAD), and a blob uploaded twice is harmless (create-if-absent).
+ */
+export async function bucketMissing(
+  backend: MissingBackend,
+  layout: BucketLayout,
+  digests: readonly Digest[],
+  opts: MissingOptions = {},
+  signal?: AbortSignal,
+): Promise<Digest[]> {
+  const unique = [...new Set(digests)];
+  const headConcurrency = opts.headConcurrency ?? DEFAULTS.bucketHeadConcurrency;
+  const listThreshold = opts.listThreshold ?? DEFAULTS.bucketListThreshold;
+  const costInHeads = opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads;
+  const present = new Set<Digest>();
+  const sem = new Semaphore(headConcurrency);
+  const headAll = async (ds: Digest[]) => {
+    await Promise.all(
+      ds.map((d) =>
+        sem.run(async () => {
+          if (await backend.has(d, signal)) present.add(d);
+        }),
+      ),
+    );
+  };
+
+  if (unique.length <= listThreshold) {
+    await headAll(unique);
+  } else {
+    const shards = new Map<string, Digest[]>();
+    for (const d of unique) {
+      const p = layout.shardPrefix(d);
+      const list = shards.get(p);
+      if (list) list.push(d);
+      else shards.set(p, [d]);
+    }
+    await Promise.all(
+      [...shards].map(async ([shardPrefix, ds]) => {
+        const keyed = ds.map((d) => ({ d, key: layout.blobKey(d) })).sort((a, b) => cmp(a.key, b.key));
+        let i = 0; // keyed[0..i) are decided
+        if (keyed.length >= costInHeads) {
+          let budget = Math.floor(keyed.length / costInHeads);
+          // Start just before the first wanted key: a strict prefix of it sorts first.
+          const startAfter = keyed[0].key.slice(0, -1);
+          const pages = backend.listKeys(shardPrefix, startAfter, signal)[Symbol.asyncIterator]();
+          for (;;) {
+            if (budget <= 0) break;
+            budget--;
+            const page = await sem.run(() => pages.next());
+            if (page.done) {
+              i = keyed.length; // listed to the end: everything not seen is missing
+              break;
+            }
+            const keys = page.value;
+            if (keys.length === 0) continue;
+            const seen = new Set(keys);
+            const last = keys[keys.length - 1];
+            while (i < keyed.length && cmp(keyed[i].key, last) <= 0) {
+              if (seen.has(keyed[i].key)) present.add(keyed[i].d);
+              i++;
+            }
+            if (i >= keyed.length) break;
+            budget = Math.min(budget, Math.floor((keyed.length - i) / costInHeads));
+          }
+          await pages.return?.();
+        }
+        await headAll(keyed.slice(i).map((k) => k.d));
+      }),
+    );
+  }
+  return unique.filter((d) => !present.has(d));
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ---- streaming uploads ---------------------------------------------------------
+
+/**
+ * Hashes what flows through and holds back the most recent chunk until the
+ * end: only when the digest (and size, if known) check out is the last chunk
+ * released and the stream ended. An uploader downstream therefore never
+ * receives the whole body of a blob that does not match its name, so it can
+ * never finalise it — whatever its protocol (a resumable upload with a known
+ * length finalises on the last byte).
+ */
+export class HoldBackVerifier extends Transform {
+  readonly hasher = new Hasher();
+  readonly expected: Digest;
+  readonly expectedSize: number | undefined;
+  #held: Buffer | undefined;
+
+  constructor(expected: Digest, expectedSize?: number, initial?: Hasher) {
+    super();
+    this.expected = expected;
+    this.expectedSize = expectedSize;
+    if (initial) this.hasher = initial;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hasher.update(chunk);
+    if (this.expectedSize !== undefined && this.hasher.size > this.expectedSize) {
+      cb(tooLong(this.expected, this.expectedSize));
+      return;
+    }
+    const prev = this.#held;
+    this.#held = chunk;
+    cb(null, prev);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const err = verifyHash(this.hasher, this.expected, this.expectedSize);
+    if (err) {
+      cb(err);
+      return;
+    }
+    if (this.#held) this.push(this.#held);
+    cb();
+  }
+}
+
+export function tooLong(expected: Digest, size: number): HoardError {
+  return new HoardError('HOARD_ETRUNCATED', `body of ${expected} is longer than the declared ${size} bytes`);
+}
+
+/** The error for a finished hash that does not match, or undefined. */
+export function verifyHash(hasher: Hasher, expected: Digest, expectedSize?: number): HoardError | undefined {
+  if (expectedSize !== undefined && hasher.size !== expectedSize)
+    return new HoardError(
+      'HOARD_ETRUNCATED',
+      `expected ${expectedSize} bytes, got ${hasher.size} for ${expected}`,
+    );
+  const actual = hasher.digest();
+  if (actual !== expected) return new DigestMismatchError(expected, actual);
+  return undefined;
+}
+
+/**
+ * Cuts a byte source into parts of exactly `partBytes` (the last may be
+ * shorter), hashing as it goes. Memory: about one part being filled (a part
+ * is copied together only once it is complete, so small blobs cost only
+ * their own size).
+ */
+export async function* partsOf(
+  source: AsyncIterable<Uint8Array>,
+  partBytes: number,
+  hasher: Hasher,
+  expected: Digest,
+  expectedSize?: number,
+): AsyncGenerator<Buffer> {
+  let chunks: Buffer[] = [];
+  let fill = 0;
+  for await (const raw of source) {
+    let chunk =
+      typeof raw === 'string' ? Buffer.from(raw) : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    hasher.update(chunk);
+    if (expectedSize !== undefined && hasher.size > expectedSize) throw tooLong(expected, expectedSize);
+    while (fill + chunk.byteLength >= partBytes) {
+      const n = partBytes - fill;
+      chunks.push(chunk.subarray(0, n));
+      yield Buffer.concat(chunks, partBytes);
+      chunks = [];
+      fill = 0;
+      chunk = chunk.subarray(n);
+    }
+    if (chunk.byteLength > 0) {
+      chunks.push(chunk);
+      fill += chunk.byteLength;
+    }
+  }
+  if (fill > 0) yield Buffer.concat(chunks, fill);
+}
