@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { snapshotArchive } from '../../src/archive/deterministic-tar.ts';
+import { isHoardError } from '../../src/core/errors.ts';
+import { comparePathBytes } from '../../src/core/tree-path.ts';
+import { git, makeMirror, makeUpstream, sha256Of } from './helpers.ts';
+
+const execFileP = promisify(execFile);
+
+describe('deterministic snapshot archives', () => {
+  let root: string;
+  let upstream: string;
+  let head: string;
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoard-dtar-'));
+    upstream = await makeUpstream(root);
+    head = await git(upstream, 'rev-parse', 'HEAD');
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('two mirrors with different pack layouts and data dirs give identical bytes', async () => {
+    const a = join(root, 'server-a', 'git', 'm.git');
+    const b = join(root, 'server-b', 'git', 'm.git');
+    await mkdir(join(root, 'server-a', 'git'), { recursive: true });
+    await mkdir(join(root, 'server-b', 'git'), { recursive: true });
+    await makeMirror(upstream, a, 'packed');
+    await new Promise((r) => setTimeout(r, 1100)); // different wall-clock seconds
+    await makeMirror(upstream, b, 'loose');
+    const tmpA = await mkdtemp(join(root, 'tmp-a-'));
+    const tmpB = await mkdtemp(join(root, 'tmp-b-'));
+    const url = 'http://hoard.example/git/gh/acme/app';
+    const ga = await snapshotArchive({ repoDir: a, commit: 'main', originUrl: url, tmpDir: tmpA });
+    const ra = await sha256Of(ga.stream, join(root, 'a.tar.zst'));
+    const gb = await snapshotArchive({ repoDir: b, commit: head, originUrl: url, tmpDir: tmpB });
+    const rb = await sha256Of(gb.stream);
+    assert.equal(ga.commit, head);
+    assert.equal(gb.commit, head);
+    assert.equal(ra.hex, rb.hex);
+    assert.equal(ra.size, rb.size);
+    // And again from the same mirror.
+    const again = await snapshotArchive({ repoDir: a, commit: head, originUrl: url, tmpDir: tmpA });
+    assert.equal((await sha256Of(again.stream)).hex, ra.hex);
+    // The work directories are gone.
+    assert.deepEqual(await readdir(tmpA), []);
+    assert.deepEqual(await readdir(tmpB), []);
+  });
+
+  it('has sorted entries with fixed metadata', async () => {
+    const file = join(root, 'a.tar.zst');
+    const commitTime = Number(await git(upstream, 'show', '-s', '--format=%ct', head));
+    const names: string[] = [];
+    const extract = tar.extract();
+    extract.on('entry', (h, stream, next) => {
+      names.push(h.name.replace(/\/$/, ''));
+      assert.equal(h.uid, 0);
+      assert.equal(h.gid, 0);
+      assert.equal(h.uname, '');
+      assert.equal(h.gname, '');
+      assert.equal(h.mtime?.getTime(), commitTime * 1000, h.name);
+      if (h.type === 'directory') assert.equal(h.mode, 0o755);
+      else if (h.type === 'symlink') assert.equal(h.mode, 0o777);
+      else if (h.name === 'bin/run.sh') assert.equal(h.mode, 0o755);
+      else if (h.name.startsWith('.git/objects/pack/')) assert.equal(h.mode, 0o444);
+      else assert.equal(h.mode, 0o644, h.name);
+      stream.resume();
+      stream.on('end', next);
+    });
+    await pipeline(createReadStream(file), zlib.createZstdDecompress(), extract);
+    const sorted = [...names].sort(comparePathBytes);
+    assert.deepEqual(names, sorted);
+    assert.ok(names.includes(`long-${'n'.repeat(120)}.txt`));
+    assert.ok(names.includes('unicodé/naïve 文件.txt'));
+    assert.ok(names.includes('vendor/sub'));
+    assert.ok(!names.some((n) => n === '.git/index'));
+  });
+
+  it('extracts (with system tar) into a clean work tree after `git reset -q`', async () => {
+    const dir = join(root, 'checkout');
+    await mkdir(dir);
+    await execFileP('sh', ['-c', `zstd -dc '${join(root, 'a.tar.zst')}' | tar -xf - -C '${dir}'`]).catch(
+      async () => {
+        // No zstd binary: decompress with Node.
+        await pipeline(createReadStream(join(root, 'a.tar.zst')), zlib.createZstdDecompress(), tar.extract());
+        throw new Error('zstd binary missing');
+      },
+    );
+    await git(dir, 'reset', '-q');
+    assert.equal(await git(dir, 'status', '--porcelain'), '');
+    assert.equal(await git(dir, 'rev-parse', 'HEAD'), head);
+    assert.equal(
+      await git(dir, 'rev-list', '--count', 'HEAD'),
+      await git(upstream, 'rev-list', '--count', 'HEAD'),
+    );
+    await git(dir, 'fsck', '--full', '--no-dangling');
+    assert.equal(await git(dir, 'remote', 'get-url', 'origin'), 'http://hoard.example/git/gh/acme/app');
+    assert.equal(await readlink(join(dir, 'src-link')), 'src');
+    assert.equal((await stat(join(dir, 'bin/run.sh'))).mode & 0o777, 0o755);
+    assert.ok((await lstat(join(dir, 'vendor/sub'))).isDirectory());
+    assert.deepEqual(await readdir(join(dir, 'vendor/sub')), []);
+    assert.equal((await stat(join(dir, 'data/big.bin'))).size, 700 * 1024);
+  });
+
+  it('fails clearly for an unknown commit and leaves no temp files', async () => {
+    const mirror = join(root, 'server-a', 'git', 'm.git');
+    const tmp = await mkdtemp(join(root, 'tmp-c-'));
+    await assert.rejects(
+      snapshotArchive({ repoDir: mirror, commit: 'f'.repeat(40), originUrl: 'http://x/', tmpDir: tmp }),
+      (e) => isHoardError(e, 'HOARD_EGIT') && /not found/.test(e.message),
+    );
+    assert.deepEqual(await readdir(tmp), []);
+  });
+
+  it('removes its temp dir when the consumer goes away early', async () => {
+    const mirror = join(root, 'server-a', 'git', 'm.git');
+    const tmp = await mkdtemp(join(root, 'tmp-d-'));
+    const g = await snapshotArchive({ repoDir: mirror, commit: head, originUrl: 'http://x/', tmpDir: tmp });
+    assert.equal((await readdir(tmp)).length, 1);
+    g.stream.destroy();
+    for (let i = 0; i < 50 && (await readdir(tmp)).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(await readdir(tmp), []);
+  });
+});
