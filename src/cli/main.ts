@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { registerFsck } from './commands/fsck.ts';
 import { registerPull } from './commands/pull.ts';
 import { registerPush } from './commands/push.ts';
+import { registerServe } from './commands/serve.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerFsck(program);
   registerPush(program);
   registerPull(program);
+  registerServe(program);
   return program;
 }
 

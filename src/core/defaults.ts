@@ -82,6 +82,16 @@ export const DEFAULTS = {
   drainTimeoutMs: 30_000,
   /** Server keep-alive timeout. */
   keepAliveTimeoutMs: 65_000,
+  /** Largest JSON request body (refs, POST /v1/blobs/missing). */
+  maxJsonBodyBytes: 4 * MiB,
+  /** Most refs returned by one GET /v1/refs page. */
+  refListMaxPage: 10_000,
+  /** A ranged cold read also starts a background fill of the whole blob into the disk tier. */
+  fillOnRangeRead: true,
+  /** A ranged read follows an in-progress fill when its start is at most this far past the bytes already filled; farther ranges go to the shared tier directly. */
+  fillFollowWindowBytes: 8 * MiB,
+  /** Server log level (pino): fatal, error, warn, info, debug, trace, silent. */
+  logLevel: 'info',
 
   // ---- git --------------------------------------------------------------
   /** A ref advertisement is never older than this. */

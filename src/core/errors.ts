@@ -32,7 +32,8 @@ export type ErrorCode =
   | 'HOARD_EARCHIVE_UNSAFE'
   | 'HOARD_EUNAVAILABLE'
   | 'HOARD_EABORTED'
-  | 'HOARD_EINTERNAL';
+  | 'HOARD_EINTERNAL'
+  | 'HOARD_EPRECONDITION_REQUIRED';
 
 /** HTTP status for each code: the server's only mapping from failure to status. */
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -64,6 +65,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   HOARD_EUNAVAILABLE: 503,
   HOARD_EABORTED: 499,
   HOARD_EINTERNAL: 500,
+  HOARD_EPRECONDITION_REQUIRED: 428,
 };
 
 /** CLI exit codes (contract of `hoard push/pull`): 0 ok, 1 error, 2 ref not found, 3 conflict. */

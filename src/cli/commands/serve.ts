@@ -1,0 +1,79 @@
+// `hoard serve`: the cache server. Settings: flags > HOARD_* env > --config
+// file > defaults (docs/configuration.md). SIGTERM/SIGINT drain: /readyz
+// turns 503, in-flight requests finish (bounded by the drain timeout), exit 0.
+
+import type { Command } from 'commander';
+import { loadConfig, type RawSettings } from '../../server/config.ts';
+import { action } from '../output.ts';
+
+interface ServeFlags {
+  listen?: string;
+  data?: string;
+  remote?: string;
+  maxMemory?: string;
+  maxBlobSize?: string;
+  maxDisk?: string;
+  tokens?: string;
+  publicRead?: boolean;
+  logLevel?: string;
+  drainTimeout?: string;
+  config?: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the hoard cache server (blob and ref API v1)')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7777)')
+    .option('--data <dir>', 'data directory: disk tier, and refs without --remote (default ./.hoard-data)')
+    .option(
+      '--remote <url>',
+      'shared authoritative tier: s3://…, gs://…, file://… or http(s):// (another hoard server)',
+    )
+    .option('--max-memory <size>', 'memory tier bound, e.g. 256MiB')
+    .option('--max-blob-size <size>', 'largest blob a PUT may store, e.g. 8GiB')
+    .option('--max-disk <size>', 'disk tier bound (0 = unbounded)')
+    .option('--tokens <file>', 'tokens file (TOML or JSON); without it only loopback clients are served')
+    .option('--public-read', 'allow reads without a token (with --tokens)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .option('--drain-timeout <duration>', 'how long SIGTERM waits for in-flight requests, e.g. 30s')
+    .option('--config <file>', 'config file (.toml or .json)')
+    .action(
+      action(async (flags: ServeFlags) => {
+        const raw: RawSettings & { config?: string } = {
+          listen: flags.listen,
+          data: flags.data,
+          remote: flags.remote,
+          maxMemory: flags.maxMemory,
+          maxBlobSize: flags.maxBlobSize,
+          maxDisk: flags.maxDisk,
+          tokens: flags.tokens,
+          publicRead: flags.publicRead,
+          logLevel: flags.logLevel,
+          drainTimeout: flags.drainTimeout,
+          config: flags.config,
+        };
+        const config = await loadConfig(raw);
+        const { buildServer } = await import('../../server/app.ts');
+        const server = await buildServer(config);
+        const url = await server.listen();
+        server.app.log.info({ url, data: config.dataDir, remote: config.remote ?? null }, 'hoard serving');
+        await new Promise<void>((resolve) => {
+          let stopping = false;
+          const stop = (signal: string) => {
+            if (stopping) return;
+            stopping = true;
+            server.app.log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
+            server.close().then(resolve, (err) => {
+              server.app.log.error({ err }, 'error while closing');
+              resolve();
+            });
+          };
+          process.once('SIGTERM', () => stop('SIGTERM'));
+          process.once('SIGINT', () => stop('SIGINT'));
+        });
+        server.app.log.info('stopped');
+        return 0;
+      }),
+    );
+}

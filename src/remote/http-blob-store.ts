@@ -1,0 +1,139 @@
+// BlobStore over a hoard server's HTTP API v1 (docs/api.md). Whole-blob
+// reads are verified against the digest while they stream (a corrupted or
+// cut-short response fails at its end); uploads stream with Content-Length
+// when the size is known; "which are missing" is one POST per batch.
+
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, hexOf, VerifyingStream } from '../core/digest.ts';
+import { BlobNotFoundError, HoardError, isHoardError } from '../core/errors.ts';
+import type {
+  BlobInfo,
+  BlobStore,
+  ByteRange,
+  ByteSource,
+  WriteOptions,
+  WriteResult,
+} from '../store/blob-store.ts';
+import { resolveRange } from '../store/blob-store.ts';
+import { discard, type HoardHttpClient, readJson } from './http-client.ts';
+
+export class HttpBlobStore implements BlobStore {
+  readonly description: string;
+  readonly #http: HoardHttpClient;
+
+  constructor(http: HoardHttpClient) {
+    this.#http = http;
+    this.description = http.base.origin + http.base.pathname.replace(/\/$/, '');
+  }
+
+  #path(digest: Digest): string {
+    return `v1/blobs/sha256/${hexOf(digest)}`;
+  }
+
+  async stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined> {
+    const res = await this.#http.request('HEAD', this.#path(digest), { signal, accept: [404] });
+    discard(res);
+    if (res.statusCode === 404) return undefined;
+    return { digest, size: Number(res.headers['content-length'] ?? 0) };
+  }
+
+  async has(digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    return (await this.stat(digest, signal)) !== undefined;
+  }
+
+  async read(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    if (range) {
+      resolveRange(range, Number.MAX_SAFE_INTEGER); // validates the numbers
+      if (range.length === 0) {
+        const info = await this.stat(digest, signal);
+        if (!info) throw new BlobNotFoundError(digest);
+        resolveRange(range, info.size);
+        return Readable.from([]);
+      }
+      const last = range.length === undefined ? '' : String(range.offset + range.length - 1);
+      let res: IncomingMessage;
+      try {
+        res = await this.#http.request('GET', this.#path(digest), {
+          signal,
+          headers: { range: `bytes=${range.offset}-${last}` },
+        });
+      } catch (err) {
+        // An empty blob has no byte 0, but a read at offset 0 of it is valid.
+        if (isHoardError(err, 'HOARD_ERANGE_NOT_SATISFIABLE') && range.offset === 0) {
+          const info = await this.stat(digest, signal);
+          if (info?.size === 0) return Readable.from([]);
+        }
+        throw err;
+      }
+      if (res.statusCode === 206) return res;
+      if (res.statusCode === 200 && range.offset === 0 && range.length === undefined)
+        return res.pipe(new VerifyingStream(digest, Number(res.headers['content-length'])));
+      discard(res);
+      throw new HoardError('HOARD_EREMOTE', `server ignored the range of ${digest} (HTTP ${res.statusCode})`);
+    }
+    const res = await this.#http.request('GET', this.#path(digest), { signal });
+    const len = res.headers['content-length'];
+    const verify = new VerifyingStream(digest, len === undefined ? undefined : Number(len));
+    res.on('error', (err) => verify.destroy(err));
+    res.on('aborted', () =>
+      verify.destroy(new HoardError('HOARD_ETRUNCATED', `response for ${digest} was cut short`)),
+    );
+    return res.pipe(verify);
+  }
+
+  async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (opts.size !== undefined) headers['content-length'] = String(opts.size);
+    const body = source instanceof Readable ? source : Readable.from(source);
+    // Verify locally too: a mismatch is reported as such, not as a server 400.
+    const verify = new VerifyingStream(digest, opts.size);
+    const sent = body.pipe(verify);
+    body.on('error', (err) => verify.destroy(err));
+    let res: IncomingMessage;
+    try {
+      res = await this.#http.request('PUT', this.#path(digest), { headers, body: sent, signal: opts.signal });
+    } catch (err) {
+      if (verify.errored) throw verify.errored;
+      throw err;
+    }
+    const value = (await readJson(res)) as { size?: number; created?: boolean } | undefined;
+    return { created: res.statusCode === 201, size: value?.size ?? opts.size ?? verify.hasher.size };
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    const res = await this.#http.request('DELETE', this.#path(digest), { accept: [404] });
+    discard(res);
+    return res.statusCode !== 404;
+  }
+
+  async *list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
+    let after = '';
+    for (;;) {
+      const q = new URLSearchParams({ limit: '1000' });
+      if (after) q.set('after', after);
+      const res = await this.#http.request('GET', `v1/blobs?${q}`, { signal });
+      const page = (await readJson(res)) as { blobs: BlobInfo[]; next: string | null };
+      for (const b of page.blobs) yield b;
+      if (!page.next) return;
+      after = page.next;
+    }
+  }
+
+  async missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {
+    const unique = [...new Set(digests)];
+    const out: Digest[] = [];
+    const batch = Math.min(DEFAULTS.missingBatchSize, DEFAULTS.missingMaxBatch);
+    for (let i = 0; i < unique.length; i += batch) {
+      const { value } = await this.#http.json<{ missing: Digest[] }>(
+        'POST',
+        'v1/blobs/missing',
+        { digests: unique.slice(i, i + batch) },
+        { signal },
+      );
+      out.push(...value.missing);
+    }
+    return out;
+  }
+}

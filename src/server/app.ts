@@ -1,0 +1,202 @@
+// buildServer(config): the hoard cache server as a fastify instance with
+// its stores, auth, metrics and lifecycle. Route groups are plugins
+// registered under their prefixes below; mounting another one (the git
+// smart-HTTP proxy under /git/) is one entry in `plugins` or one
+// `app.register(...)` line in registerRoutes.
+
+import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController } from 'fastify';
+import { DEFAULTS } from '../core/defaults.ts';
+import { HoardError, httpStatusOf, toHoardError } from '../core/errors.ts';
+import { openRemote, type Remote } from '../remote/remote.ts';
+import { FsBlobStore } from '../store/fs-blob-store.ts';
+import { FsRefStore } from '../store/fs-ref-store.ts';
+import { MemoryBlobStore } from '../store/memory-blob-store.ts';
+import type { RefStore } from '../store/ref-store.ts';
+import { type AuthPolicy, loadTokens } from './auth.ts';
+import { parseListen, type ServerConfig } from './config.ts';
+import { authorizeRequest, type RouteAuthConfig, type ServerContext } from './context.ts';
+import { ServerMetrics } from './metrics.ts';
+import { blobRoutes } from './routes/blobs.ts';
+import { refRoutes } from './routes/refs.ts';
+import { TieredBlobStore, type TierHooks } from './tiered-blob-store.ts';
+
+export interface ServerPlugin {
+  prefix: string;
+  plugin: FastifyPluginAsync<{ ctx: ServerContext }>;
+}
+
+export interface ServerDeps {
+  /** An already opened shared remote (tests wrap one to count reads); else config.remote is opened. */
+  shared?: Remote;
+  /** Extra route plugins (e.g. `{ prefix: '/git', plugin: gitRoutes }`). */
+  plugins?: ServerPlugin[];
+  /** Log destination override (tests pass false to silence). */
+  logger?: boolean;
+  /** Extra tier hooks (tests, disk index). */
+  hooks?: TierHooks;
+}
+
+export interface HoardServer {
+  app: FastifyInstance;
+  ctx: ServerContext;
+  /** Starts listening; resolves with the base URL (http://host:port). */
+  listen(): Promise<string>;
+  /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs), closes the stores. */
+  close(): Promise<void>;
+}
+
+export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): Promise<HoardServer> {
+  const metrics = new ServerMetrics();
+  const disk = await FsBlobStore.open(config.dataDir);
+  const memory = new MemoryBlobStore({
+    maxBytes: config.maxMemoryBytes,
+    maxBlobBytes: DEFAULTS.memoryTierMaxBlobBytes,
+  });
+  const shared = deps.shared ?? (config.remote ? await openRemote(config.remote) : undefined);
+  const blobs = new TieredBlobStore({
+    memory,
+    disk,
+    shared: shared?.blobs,
+    hooks: metrics.tierHooks(deps.hooks),
+  });
+  const refs: RefStore = shared ? shared.refs : await FsRefStore.open(config.dataDir);
+  const auth: AuthPolicy = {
+    tokens: config.tokensFile ? await loadTokens(config.tokensFile) : undefined,
+    publicRead: config.publicRead,
+  };
+  const state = { ready: false, draining: false };
+  const ctx: ServerContext = { config, blobs, refs, auth, metrics, state };
+
+  const app = Fastify({
+    logger:
+      deps.logger === false
+        ? false
+        : {
+            level: config.logLevel,
+            redact: ['req.headers.authorization'],
+          },
+    logController: new LogController({ disableRequestLogging: true }),
+    keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs,
+    bodyLimit: DEFAULTS.maxJsonBodyBytes,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    // Ref names contain slashes and are matched by wildcard; blob URLs are fixed-shape.
+    routerOptions: { maxParamLength: 1024 },
+  });
+
+  // One log line per request at info; headers and details at debug.
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const status = String(reply.statusCode);
+    const ms = reply.elapsedTime;
+    const out = Number(reply.getHeader('content-length') ?? 0) || 0;
+    const inBytes = Number(request.headers['content-length'] ?? 0) || 0;
+    metrics.requests.inc({ method: request.method, route, status });
+    metrics.bytesOut.inc({ route, status }, request.method === 'HEAD' ? 0 : out);
+    metrics.bytesIn.inc({ route, status }, inBytes);
+    metrics.duration.observe({ route }, ms / 1000);
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(ms * 10) / 10,
+        bytesIn: inBytes,
+        bytesOut: out,
+        tier: reply.getHeader('x-hoard-tier'),
+        client: request.socket.remoteAddress,
+      },
+      'request',
+    );
+    request.log.debug({ headers: redactHeaders(request.headers) }, 'request headers');
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const scope = (request.routeOptions.config as RouteAuthConfig | undefined)?.scope;
+    if (scope === 'read' || scope === 'write') authorizeRequest(ctx, request, scope);
+  });
+
+  app.setErrorHandler((err: FastifyError | HoardError, request, reply) => {
+    const e = asHoardError(err);
+    const status = httpStatusOf(e);
+    if (status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.debug({ err: e.message, code: e.code }, 'request refused');
+    const message = status >= 500 && e.code === 'HOARD_EINTERNAL' ? 'internal error' : e.message;
+    reply
+      .code(status)
+      .type('application/json')
+      .send({ error: { code: e.code, message } });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .code(404)
+      .send({ error: { code: 'HOARD_EBAD_REQUEST', message: `no route ${request.method} ${request.url}` } });
+  });
+
+  app.get('/healthz', { config: { scope: 'none' } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { scope: 'none' } }, async (_req, reply) => {
+    if (state.ready && !state.draining) return { status: 'ready' };
+    return reply.code(503).send({ status: state.draining ? 'draining' : 'starting' });
+  });
+  app.get('/metrics', { config: { scope: 'read' } }, async (_req, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  await app.register(blobRoutes, { prefix: '/v1/blobs', ctx });
+  await app.register(refRoutes, { prefix: '/v1/refs', ctx });
+  // Further route groups (e.g. the git smart-HTTP proxy: { prefix: '/git', plugin }).
+  for (const p of deps.plugins ?? []) await app.register(p.plugin, { prefix: p.prefix, ctx });
+
+  let closed: Promise<void> | undefined;
+  return {
+    app,
+    ctx,
+    async listen() {
+      const { host, port } = parseListen(config.listen);
+      const address = await app.listen({ host, port });
+      state.ready = true;
+      if (!auth.tokens)
+        app.log.warn('no --tokens file: accepting loopback clients only (every other client gets 403)');
+      return address.replace('[::1]', '[::1]');
+    },
+    close() {
+      closed ??= (async () => {
+        state.draining = true;
+        const timer = setTimeout(() => {
+          app.log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timeout: closing remaining connections');
+          app.server.closeAllConnections();
+        }, config.drainTimeoutMs);
+        timer.unref();
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(timer);
+        }
+        await blobs.close();
+        await refs.close?.();
+        await shared?.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+function asHoardError(err: unknown): HoardError {
+  if (err instanceof HoardError) return err;
+  const fe = err as FastifyError;
+  const sc = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
+  if (sc === 413) return new HoardError('HOARD_ETOO_LARGE', fe.message, { cause: err });
+  if (sc === 415 || sc === 400) return new HoardError('HOARD_EBAD_REQUEST', fe.message, { cause: err });
+  if (sc === 404) return new HoardError('HOARD_EBAD_REQUEST', fe.message, { cause: err });
+  if (sc === 503) return new HoardError('HOARD_EUNAVAILABLE', fe.message, { cause: err });
+  return toHoardError(err);
+}
+
+function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...h };
+  if (out.authorization) out.authorization = '***';
+  return out;
+}

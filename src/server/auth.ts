@@ -1,0 +1,139 @@
+// Who may do what. Without a tokens file the server trusts loopback clients
+// only (anything else gets 403). With one (`--tokens FILE`), every request
+// is judged by its `Authorization: Bearer <token>`: a token has scopes
+// (`read`, `write`) and optionally the ref-name prefixes it may write. Reads
+// without a token are allowed only with `--public-read`; writes without one
+// get 401. Tokens are compared as SHA-256 hashes with timingSafeEqual and are
+// never logged or echoed.
+//
+// Tokens file (TOML or JSON, see docs/configuration.md):
+//   [[token]]
+//   name = "ci"                  # shown in logs instead of the token
+//   token = "s3cr3t"             # or sha256 = "<hex of sha256(token)>"
+//   scopes = ["read", "write"]
+//   refs = ["cache/", "team/app/"]   # optional: ref prefixes it may write
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { HoardError } from '../core/errors.ts';
+
+export type Scope = 'read' | 'write';
+
+export interface TokenEntry {
+  name: string;
+  hash: Buffer;
+  scopes: Set<Scope>;
+  /** Ref prefixes this token may write; undefined = all. */
+  refPrefixes: string[] | undefined;
+}
+
+export interface Principal {
+  name: string;
+  scopes: Set<Scope>;
+  refPrefixes: string[] | undefined;
+}
+
+export interface AuthPolicy {
+  /** undefined: no tokens file, loopback-only mode. */
+  tokens: TokenEntry[] | undefined;
+  publicRead: boolean;
+}
+
+export async function loadTokens(path: string): Promise<TokenEntry[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new HoardError('HOARD_ECONFIG', `cannot read tokens file ${path}`, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseToml(text);
+  } catch (err) {
+    throw new HoardError('HOARD_ECONFIG', `tokens file ${path} is not valid: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(doc)
+    ? doc
+    : ((doc as { token?: unknown; tokens?: unknown }).token ?? (doc as { tokens?: unknown }).tokens);
+  if (!Array.isArray(list))
+    throw new HoardError('HOARD_ECONFIG', `tokens file ${path}: expected [[token]] entries`);
+  return list.map((raw, i) => {
+    const e = raw as Record<string, unknown>;
+    const where = `tokens file ${path}, entry ${i + 1}`;
+    let hash: Buffer;
+    if (typeof e.token === 'string' && e.token.length > 0) hash = hashToken(e.token);
+    else if (typeof e.sha256 === 'string' && /^[0-9a-f]{64}$/.test(e.sha256))
+      hash = Buffer.from(e.sha256, 'hex');
+    else throw new HoardError('HOARD_ECONFIG', `${where}: needs token = "…" or sha256 = "<64 hex>"`);
+    const scopes = e.scopes ?? ['read'];
+    if (!Array.isArray(scopes) || !scopes.every((s) => s === 'read' || s === 'write'))
+      throw new HoardError('HOARD_ECONFIG', `${where}: scopes must be a list of "read" and "write"`);
+    const refs = e.refs;
+    if (refs !== undefined && (!Array.isArray(refs) || !refs.every((r) => typeof r === 'string')))
+      throw new HoardError('HOARD_ECONFIG', `${where}: refs must be a list of ref-name prefixes`);
+    return {
+      name: typeof e.name === 'string' ? e.name : `token#${i + 1}`,
+      hash,
+      scopes: new Set(scopes as Scope[]),
+      refPrefixes: refs as string[] | undefined,
+    };
+  });
+}
+
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
+}
+
+/** Finds the principal for a bearer token (compares every entry, in constant time per entry). */
+export function principalOf(policy: AuthPolicy, authorization: string | undefined): Principal | undefined {
+  if (!policy.tokens || !authorization) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (!m) return undefined;
+  const h = hashToken(m[1]);
+  let found: TokenEntry | undefined;
+  for (const t of policy.tokens) if (timingSafeEqual(t.hash, h) && !found) found = t;
+  return found ? { name: found.name, scopes: found.scopes, refPrefixes: found.refPrefixes } : undefined;
+}
+
+/**
+ * Decides a request. `refName` is given for ref writes (prefix check).
+ * Throws 401/403 HoardErrors; returns the principal's name for logs.
+ */
+export function authorize(
+  policy: AuthPolicy,
+  req: { remoteAddress: string | undefined; authorization: string | undefined },
+  need: Scope,
+  refName?: string,
+): string {
+  if (!policy.tokens) {
+    if (isLoopback(req.remoteAddress)) return 'loopback';
+    throw new HoardError('HOARD_EFORBIDDEN', 'this server accepts local clients only', {
+      hint: 'start it with --tokens FILE to let other machines in',
+    });
+  }
+  const p = principalOf(policy, req.authorization);
+  if (!p) {
+    if (need === 'read' && policy.publicRead) return 'anonymous';
+    if (req.authorization)
+      throw new HoardError('HOARD_EUNAUTHORIZED', 'invalid token', {
+        hint: 'check HOARD_TOKEN against the server tokens file',
+      });
+    throw new HoardError('HOARD_EUNAUTHORIZED', `a token is needed to ${need}`, {
+      hint: 'set HOARD_TOKEN (sent as Authorization: Bearer)',
+    });
+  }
+  if (!p.scopes.has(need) && !(need === 'read' && (p.scopes.has('write') || policy.publicRead)))
+    throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} lacks the ${need} scope`);
+  if (refName !== undefined && p.refPrefixes && !p.refPrefixes.some((pre) => refName.startsWith(pre)))
+    throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} may not write ref ${refName}`, {
+      details: { allowed: p.refPrefixes },
+    });
+  return p.name;
+}

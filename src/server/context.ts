@@ -1,0 +1,44 @@
+// What route plugins share: the stores, the auth policy, metrics and the
+// lifecycle state. buildServer (app.ts) creates one per server.
+
+import type { FastifyRequest } from 'fastify';
+import type { RefStore } from '../store/ref-store.ts';
+import { type AuthPolicy, authorize, type Scope } from './auth.ts';
+import type { ServerConfig } from './config.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { TieredBlobStore } from './tiered-blob-store.ts';
+
+export interface ServerState {
+  /** Stores open and the socket listening. */
+  ready: boolean;
+  /** SIGTERM received: /readyz answers 503, in-flight requests finish. */
+  draining: boolean;
+}
+
+export interface ServerContext {
+  config: ServerConfig;
+  blobs: TieredBlobStore;
+  refs: RefStore;
+  auth: AuthPolicy;
+  metrics: ServerMetrics;
+  state: ServerState;
+}
+
+/** Route-level auth requirement, set as `config: { scope }` on each route. */
+export interface RouteAuthConfig {
+  scope?: Scope | 'none';
+}
+
+export function authorizeRequest(
+  ctx: ServerContext,
+  req: FastifyRequest,
+  need: Scope,
+  refName?: string,
+): string {
+  return authorize(
+    ctx.auth,
+    { remoteAddress: req.socket.remoteAddress, authorization: req.headers.authorization },
+    need,
+    refName,
+  );
+}

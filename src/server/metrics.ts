@@ -1,0 +1,96 @@
+// Prometheus metrics of one server (its own registry, so several servers can
+// live in one process, as the tests do). Served at GET /metrics.
+
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Digest } from '../core/digest.ts';
+import type { TierHooks, TierName } from './tiered-blob-store.ts';
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'method' | 'route' | 'status'>;
+  readonly bytesOut: Counter<'route' | 'status'>;
+  readonly bytesIn: Counter<'route' | 'status'>;
+  readonly duration: Histogram<'route'>;
+  readonly tierHits: Counter<'tier'>;
+  readonly tierMisses: Counter<'tier'>;
+  readonly coalesced: Counter;
+  readonly fillSeconds: Histogram<'result'>;
+  readonly evictions: Counter<'tier'>;
+  readonly diskBytes: Gauge;
+  readonly diskBlobs: Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'hoard_process_' });
+    this.requests = new Counter({
+      name: 'hoard_http_requests_total',
+      help: 'HTTP requests by method, route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.bytesOut = new Counter({
+      name: 'hoard_http_response_bytes_total',
+      help: 'Response body bytes by route and status (from Content-Length)',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    this.bytesIn = new Counter({
+      name: 'hoard_http_request_bytes_total',
+      help: 'Request body bytes by route and status (from Content-Length)',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'hoard_http_request_duration_seconds',
+      help: 'Request durations by route',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+    this.tierHits = new Counter({
+      name: 'hoard_tier_hits_total',
+      help: 'Blob reads served by each tier',
+      labelNames: ['tier'],
+      registers,
+    });
+    this.tierMisses = new Counter({
+      name: 'hoard_tier_misses_total',
+      help: 'Blob reads each tier could not serve',
+      labelNames: ['tier'],
+      registers,
+    });
+    this.coalesced = new Counter({
+      name: 'hoard_singleflight_coalesced_total',
+      help: 'Reads that joined a fill already in flight instead of reading the shared tier again',
+      registers,
+    });
+    this.fillSeconds = new Histogram({
+      name: 'hoard_fill_duration_seconds',
+      help: 'Durations of fills from the shared tier into the disk tier',
+      labelNames: ['result'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers,
+    });
+    this.evictions = new Counter({
+      name: 'hoard_evictions_total',
+      help: 'Blobs evicted, by tier',
+      labelNames: ['tier'],
+      registers,
+    });
+    this.diskBytes = new Gauge({ name: 'hoard_disk_bytes', help: 'Bytes in the disk tier', registers });
+    this.diskBlobs = new Gauge({ name: 'hoard_disk_blobs', help: 'Blobs in the disk tier', registers });
+  }
+
+  /** Tier hooks feeding these metrics; `extra` hooks (the disk index) are chained. */
+  tierHooks(extra: TierHooks = {}): TierHooks {
+    return {
+      hit: (tier: TierName) => this.tierHits.inc({ tier }),
+      miss: (tier: TierName) => this.tierMisses.inc({ tier }),
+      coalesced: () => this.coalesced.inc(),
+      fillDone: (s: number, ok: boolean) => this.fillSeconds.observe({ result: ok ? 'ok' : 'error' }, s),
+      diskTouched: (d: Digest, n: number) => extra.diskTouched?.(d, n),
+      diskAdded: (d: Digest, n: number) => extra.diskAdded?.(d, n),
+      diskRemoved: (d: Digest) => extra.diskRemoved?.(d),
+    };
+  }
+}

@@ -1,0 +1,221 @@
+// /v1/blobs: GET/HEAD (ranges, conditional requests), PUT (streamed,
+// verified, bounded), POST /v1/blobs/missing, and two extensions used by the
+// http(s):// remote's conformance (DELETE and a paginated list).
+
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULTS } from '../../core/defaults.ts';
+import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
+import { HoardError } from '../../core/errors.ts';
+import type { ServerContext } from '../context.ts';
+import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+interface HexParams {
+  hex: string;
+}
+
+export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContext }): Promise<void> {
+  const { ctx } = opts;
+  const { blobs } = ctx;
+
+  // Blob bodies are never parsed: the handler streams the raw request.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  app.route<{ Params: HexParams }>({
+    method: ['GET', 'HEAD'],
+    url: '/sha256/:hex',
+    exposeHeadRoute: false,
+    config: { scope: 'read' },
+    handler: async (request, reply) => {
+      const digest = digestFromHex(request.params.hex);
+      const etag = blobEtag(hexOf(digest));
+      const head = request.method === 'HEAD';
+      const inm = request.headers['if-none-match'];
+      if (inm !== undefined && noneMatch(inm, etag)) {
+        if (!(await blobs.has(digest))) throw notFound(digest);
+        return reply.code(304).headers(baseHeaders(etag)).send();
+      }
+      const rangeHeader = ifRangeHolds(headerString(request.headers['if-range']), etag)
+        ? headerString(request.headers.range)
+        : undefined;
+      if (head) {
+        const info = await blobs.stat(digest);
+        if (!info) throw notFound(digest);
+        const r = parseRange(rangeHeader, info.size);
+        return sendHeadersOnly(reply, etag, info.size, r);
+      }
+      const handle = await blobs.open(digest, { ranged: rangeHeader !== undefined });
+      if (!handle) throw notFound(digest);
+      reply.header('x-hoard-tier', handle.tier);
+      const r = parseRange(rangeHeader, handle.size);
+      if (r.kind === 'unsatisfiable') {
+        handle.close();
+        return unsatisfiable(reply, handle.size);
+      }
+      const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, handle.size];
+      reply.headers(baseHeaders(etag));
+      reply.header('content-type', 'application/octet-stream');
+      reply.header('content-length', String(end - start));
+      if (r.kind === 'partial') {
+        reply.code(206);
+        reply.header('content-range', `bytes ${start}-${end - 1}/${handle.size}`);
+      }
+      return reply.send(handle.stream(start, end));
+    },
+  });
+
+  app.put<{ Params: HexParams }>('/sha256/:hex', { config: { scope: 'write' } }, async (request, reply) => {
+    const digest = digestFromHex(request.params.hex);
+    const max = ctx.config.maxBlobBytes;
+    const lenHeader = request.headers['content-length'];
+    const declared = lenHeader === undefined ? undefined : Number(lenHeader);
+    if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0))
+      throw new HoardError('HOARD_EBAD_REQUEST', 'invalid Content-Length');
+    if (declared !== undefined && declared > max) {
+      // Refuse before reading a byte; close, as the body will not be read.
+      reply.header('connection', 'close');
+      throw tooLarge(declared, max);
+    }
+    const body = (request.body as IncomingMessage | undefined) ?? request.raw;
+    const source = Readable.from(limitBytes(body, max));
+    try {
+      const res = await blobs.write(digest, source, { size: declared });
+      return reply
+        .code(res.created ? 201 : 200)
+        .header('etag', blobEtag(hexOf(digest)))
+        .send({ digest, size: res.size, created: res.created });
+    } catch (err) {
+      // The body may be unread (e.g. a mismatch found early): don't keep the connection.
+      if (!request.raw.complete) reply.header('connection', 'close');
+      if (request.raw.errored || (request.raw as { aborted?: boolean }).aborted)
+        throw new HoardError('HOARD_ETRUNCATED', 'request body cut short; nothing was stored', {
+          cause: err,
+        });
+      throw err;
+    }
+  });
+
+  app.delete<{ Params: HexParams }>(
+    '/sha256/:hex',
+    { config: { scope: 'write' } },
+    async (request, reply) => {
+      const digest = digestFromHex(request.params.hex);
+      const deleted = await blobs.delete(digest);
+      if (!deleted) throw notFound(digest);
+      return reply.code(204).send();
+    },
+  );
+
+  // Missing and list speak JSON: a scoped child with a JSON parser for any content type.
+  app.register(async (json) => {
+    json.removeAllContentTypeParsers();
+    json.addContentTypeParser(
+      '*',
+      { parseAs: 'string', bodyLimit: DEFAULTS.maxJsonBodyBytes },
+      (_req, text, done) => {
+        try {
+          done(null, JSON.parse(String(text)));
+        } catch {
+          done(new HoardError('HOARD_EBAD_REQUEST', 'request body is not valid JSON'), undefined);
+        }
+      },
+    );
+
+    json.post('/missing', { config: { scope: 'read' } }, async (request) => {
+      const body = request.body as { digests?: unknown } | undefined;
+      if (!body || typeof body !== 'object' || !Array.isArray(body.digests))
+        throw new HoardError('HOARD_EBAD_REQUEST', 'expected {"digests":["sha256:…",…]}');
+      if (body.digests.length > DEFAULTS.missingMaxBatch)
+        throw new HoardError(
+          'HOARD_EBAD_REQUEST',
+          `at most ${DEFAULTS.missingMaxBatch} digests per request, got ${body.digests.length}`,
+          { hint: 'split the question into batches' },
+        );
+      const digests = body.digests.map((d) => parseDigest(d));
+      return { missing: await blobs.missing(digests) };
+    });
+
+    json.get<{ Querystring: { after?: string; limit?: string } }>(
+      '/',
+      { config: { scope: 'read' } },
+      async (request) => {
+        const after = request.query.after;
+        if (after !== undefined && after !== '') parseDigest(after);
+        const limit = Math.min(Number(request.query.limit ?? 1000) || 1000, 10_000);
+        const out: { digest: Digest; size: number }[] = [];
+        let more = false;
+        for await (const b of blobs.list()) {
+          if (after && b.digest <= after) continue;
+          if (out.length === limit) {
+            more = true;
+            break;
+          }
+          out.push({ digest: b.digest, size: b.size });
+        }
+        return { blobs: out, next: more ? out[out.length - 1].digest : null };
+      },
+    );
+  });
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+function baseHeaders(etag: string): Record<string, string> {
+  return { etag, 'accept-ranges': 'bytes', 'cache-control': IMMUTABLE };
+}
+
+function notFound(digest: Digest): HoardError {
+  return new HoardError('HOARD_EBLOB_NOT_FOUND', `blob ${digest} not found`, { details: { digest } });
+}
+
+function tooLarge(size: number, max: number): HoardError {
+  return new HoardError(
+    'HOARD_ETOO_LARGE',
+    `blob of ${size} bytes exceeds the server limit of ${max} bytes`,
+    {
+      hint: 'raise --max-blob-size on the server',
+    },
+  );
+}
+
+function unsatisfiable(reply: FastifyReply, size: number): FastifyReply {
+  reply.header('content-range', `bytes */${size}`);
+  throw new HoardError('HOARD_ERANGE_NOT_SATISFIABLE', `range not satisfiable for a ${size}-byte blob`, {
+    details: { size },
+  });
+}
+
+function sendHeadersOnly(
+  reply: FastifyReply,
+  etag: string,
+  size: number,
+  r: ReturnType<typeof parseRange>,
+): FastifyReply {
+  if (r.kind === 'unsatisfiable') return unsatisfiable(reply, size);
+  reply.headers(baseHeaders(etag));
+  reply.header('content-type', 'application/octet-stream');
+  if (r.kind === 'partial') {
+    reply.code(206);
+    reply.header('content-range', `bytes ${r.start}-${r.end - 1}/${size}`);
+    reply.header('content-length', String(r.end - r.start));
+  } else reply.header('content-length', String(size));
+  return reply.send();
+}
+
+/** Counts body bytes while streaming; more than `max` fails with 413. */
+async function* limitBytes(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const chunk of source) {
+    n += chunk.byteLength;
+    if (n > max) throw tooLarge(n, max);
+    yield chunk;
+  }
+}
+
+export type { FastifyRequest };
