@@ -102,6 +102,18 @@ export const DEFAULTS = {
   gitProcessTimeoutMs: 10 * 60_000,
   /** Mirrors warmed in parallel after start-up. */
   gitWarmConcurrency: 4,
+  /** Period of mirror maintenance (geometric repack, commit-graph) of mirrors fetched since the last run; 0 disables. */
+  gitMaintenanceIntervalMs: 60 * 60_000,
+  /** pack.threads of maintenance repacks (bounds CPU and memory). */
+  gitMaintenanceThreads: 1,
+  /** pack.windowMemory of maintenance repacks (git size syntax). */
+  gitMaintenanceWindowMemory: '256m',
+  /** pack.deltaCacheSize of maintenance repacks (git size syntax). */
+  gitMaintenanceDeltaCacheSize: '64m',
+  /** A mirror's last-used time (warm-up order) is persisted at most this often. */
+  gitLastUsedWriteIntervalMs: 60_000,
+  /** Bytes of an upload-pack request read to find its `want` lines before streaming the rest. */
+  gitRequestHeadMaxBytes: 1 * MiB,
   /** Snapshot regeneration after a fetch moves the default branch waits this long for quiet. */
   snapshotDebounceMs: 5_000,
   /** zstd level of snapshots (part of the deterministic format: changing it changes bytes). */

@@ -1,0 +1,173 @@
+// Every git child process of hoard goes through here: a timeout, its own
+// process group (`detached: true`) and a group kill on timeout, on abort
+// (client disconnect) and when hoard itself exits, so no git (or its
+// children: index-pack, pack-objects, remote helpers) outlives its purpose.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { DEFAULTS } from '../core/defaults.ts';
+import { HoardError, redactSecrets } from '../core/errors.ts';
+
+export interface GitSpawnOptions {
+  cwd?: string;
+  /** Extra environment (merged over process.env; `undefined` removes a variable). */
+  env?: Record<string, string | undefined>;
+  /** Kills the process group after this long (default DEFAULTS.gitProcessTimeoutMs). */
+  timeoutMs?: number;
+  /** Kills the process group when aborted (e.g. the client went away). */
+  signal?: AbortSignal;
+  /** Whether stdin is a pipe (default: ignored). */
+  stdin?: boolean;
+}
+
+export interface GitExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The last few KiB of stderr. */
+  stderr: string;
+  timedOut: boolean;
+  aborted: boolean;
+  /** Spawn failure (git missing), if any. */
+  error?: Error;
+}
+
+export interface GitChild {
+  child: ChildProcess;
+  done: Promise<GitExit>;
+  /** Kills the whole process group. */
+  kill(): void;
+}
+
+const STDERR_KEEP = 8 * 1024;
+const live = new Set<number>();
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+process.once('exit', () => {
+  for (const pid of live) killGroup(pid);
+});
+
+/** The environment every git child gets: never prompt, never read the user's config. */
+function gitEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: 'true',
+    SSH_ASKPASS: 'true',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_PROTOCOL: undefined,
+    GIT_DIR: undefined,
+  };
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  return env;
+}
+
+export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
+  const child = spawn('git', args, {
+    cwd: opts.cwd,
+    env: gitEnv(opts.env),
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const pid = child.pid;
+  if (pid !== undefined) live.add(pid);
+  let timedOut = false;
+  let aborted = false;
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString('utf8');
+    if (stderr.length > STDERR_KEEP * 2) stderr = stderr.slice(-STDERR_KEEP);
+  });
+  const kill = () => killGroup(pid);
+  const timeoutMs = opts.timeoutMs ?? DEFAULTS.gitProcessTimeoutMs;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, timeoutMs);
+  timer.unref();
+  const onAbort = () => {
+    aborted = true;
+    kill();
+  };
+  if (opts.signal) {
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener('abort', onAbort, { once: true });
+  }
+  // A write to stdin after the child died must not crash hoard.
+  child.stdin?.on('error', () => {});
+  const done = new Promise<GitExit>((resolve) => {
+    let error: Error | undefined;
+    child.once('error', (err) => {
+      error = err;
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (pid !== undefined) live.delete(pid);
+      // Grandchildren may still hold the group; make sure none survive a kill.
+      if (timedOut || aborted) kill();
+      resolve({ code, signal, stderr: stderr.slice(-STDERR_KEEP), timedOut, aborted, error });
+    });
+  });
+  return { child, done, kill };
+}
+
+export interface RunGitOptions extends GitSpawnOptions {
+  /** Written to stdin, which is then closed. */
+  input?: string | Buffer;
+  /** Non-zero exit codes that are not failures (e.g. 1 for `rev-parse --verify -q`). */
+  okCodes?: number[];
+}
+
+export interface RunGitResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs git to completion; throws HOARD_EGIT (with git's own message) on failure. */
+export async function runGit(args: string[], opts: RunGitOptions = {}): Promise<RunGitResult> {
+  const g = spawnGit(args, { ...opts, stdin: opts.input !== undefined });
+  const out: Buffer[] = [];
+  g.child.stdout?.on('data', (c: Buffer) => out.push(c));
+  if (opts.input !== undefined) g.child.stdin?.end(opts.input);
+  const exit = await g.done;
+  const stdout = Buffer.concat(out).toString('utf8');
+  if (exit.code === 0 || (exit.code !== null && opts.okCodes?.includes(exit.code)))
+    return { stdout, stderr: exit.stderr, code: exit.code };
+  throw gitFailure(args, exit);
+}
+
+/** A HoardError describing a failed git run. */
+export function gitFailure(args: string[], exit: GitExit): HoardError {
+  const what = `git ${args.find((a) => !a.startsWith('-') && !a.includes('=')) ?? args[0]}`;
+  const msg = lastLines(exit.stderr);
+  let reason: string;
+  if (exit.error) reason = exit.error.message;
+  else if (exit.timedOut) reason = 'timed out';
+  else if (exit.aborted) reason = 'aborted';
+  else reason = `exit ${exit.code ?? exit.signal}${msg ? `: ${msg}` : ''}`;
+  return new HoardError('HOARD_EGIT', redactSecrets(`${what} failed: ${reason}`), {
+    details: { timedOut: exit.timedOut, aborted: exit.aborted },
+  });
+}
+
+function lastLines(text: string, n = 3): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-n)
+    .join(' | ');
+}

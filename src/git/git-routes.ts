@@ -1,0 +1,316 @@
+// The git smart-HTTP routes, as a self-contained fastify plugin, registered
+// with the prefix `/git` (`app.register(gitPlugin, { prefix: '/git', mirrors })`):
+//
+//   GET  /git/<repo>/info/refs?service=git-upload-pack   ref advertisement (v0) / capabilities (v2)
+//   POST /git/<repo>/git-upload-pack                      negotiation and pack (v0, v2 ls-refs and fetch)
+//   GET  /git/<repo>/info/refs?service=git-receive-pack   403, or forwarded upstream (--git-allow-push-through)
+//   POST /git/<repo>/git-receive-pack                     idem
+//
+// Served by `git upload-pack --stateless-rpc` on the local mirror, streamed
+// both ways (gzip request bodies are inflated on the fly). Freshness is
+// enforced where refs are advertised: the v0 info/refs and the v2 ls-refs
+// command. Wanted objects the mirror lacks trigger a fetch before upload-pack
+// starts (afterwards nothing could be retried).
+
+import { PassThrough, pipeline, Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULTS } from '../core/defaults.ts';
+import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
+import { spawnGit } from './git-process.ts';
+import type { GitLogger, MirrorManager } from './mirror-manager.ts';
+import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
+import { Upstreams } from './upstreams.ts';
+
+/** An extra route under `/git/<repo>/…` (e.g. snapshots), matched on the path after `/git/`. */
+export interface GitSubRoute {
+  method: 'GET' | 'POST';
+  /** Matched against the path after `/git/`; group 1 must capture the repo path. */
+  match: RegExp;
+  handler: (request: FastifyRequest, reply: FastifyReply, match: RegExpExecArray) => Promise<unknown>;
+}
+
+export interface GitPluginOptions {
+  mirrors: MirrorManager;
+  /** Forward pushes to the upstream instead of refusing them with 403. */
+  allowPushThrough?: boolean;
+  /** Start the manager (discovery, background warm-up) when the plugin loads (default true). */
+  start?: boolean;
+  routes?: GitSubRoute[];
+}
+
+const NO_CACHE = {
+  'cache-control': 'no-cache, max-age=0, must-revalidate',
+  pragma: 'no-cache',
+  expires: 'Fri, 01 Jan 1980 00:00:00 GMT',
+};
+
+const INFO_REFS = /^(.+)\/info\/refs$/;
+const RPC = /^(.+)\/(git-upload-pack|git-receive-pack)$/;
+
+export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): Promise<void> {
+  const { mirrors } = opts;
+  mirrors.useLoggerIfUnset(app.log.child({ component: 'git' }) as unknown as GitLogger);
+  if (opts.start !== false) {
+    await mirrors.start();
+    app.addHook('onClose', async () => {
+      await mirrors.close();
+    });
+  }
+  const extra = opts.routes ?? [];
+
+  app.addContentTypeParser(
+    ['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'],
+    (_req, payload, done) => done(null, payload),
+  );
+
+  app.get('/*', { config: { scope: 'read' } }, async (request, reply) => {
+    const rest = (request.params as { '*': string })['*'];
+    for (const r of extra) {
+      const m = r.method === 'GET' ? r.match.exec(rest) : null;
+      if (m) return r.handler(request, reply, m);
+    }
+    const m = INFO_REFS.exec(rest);
+    const service = (request.query as { service?: string }).service;
+    if (!m || !service) return fail(reply, dumbProtocol());
+    try {
+      if (service === 'git-receive-pack') return await receivePack(request, reply, m[1], true);
+      if (service !== 'git-upload-pack')
+        throw new HoardError('HOARD_EBAD_REQUEST', `unsupported git service ${JSON.stringify(service)}`);
+      return await infoRefs(request, reply, m[1]);
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+
+  app.post('/*', { config: { scope: 'read' } }, async (request, reply) => {
+    const rest = (request.params as { '*': string })['*'];
+    for (const r of extra) {
+      const m = r.method === 'POST' ? r.match.exec(rest) : null;
+      if (m) return r.handler(request, reply, m);
+    }
+    const m = RPC.exec(rest);
+    if (!m) return fail(reply, dumbProtocol());
+    try {
+      if (m[2] === 'git-receive-pack') return await receivePack(request, reply, m[1], false);
+      return await uploadPack(request, reply, m[1]);
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+
+  function gitProtocol(request: FastifyRequest): string | undefined {
+    const v = request.headers['git-protocol'];
+    const s = Array.isArray(v) ? v.join(':') : v;
+    // Passed to git as GIT_PROTOCOL; only the characters git itself uses.
+    return s && /^[A-Za-z0-9=:._-]{1,256}$/.test(s) ? s : undefined;
+  }
+
+  function isV2(proto: string | undefined): boolean {
+    return proto?.split(':').includes('version=2') ?? false;
+  }
+
+  /** Kills the git child when the client goes away before the response is complete. */
+  function abortOnDisconnect(reply: FastifyReply): AbortController {
+    const ac = new AbortController();
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) ac.abort();
+    });
+    return ac;
+  }
+
+  async function infoRefs(request: FastifyRequest, reply: FastifyReply, repo: string) {
+    const proto = gitProtocol(request);
+    const v2 = isV2(proto);
+    mirrors.metrics.requests.inc({ service: 'info-refs' });
+    // v2 advertises capabilities here and refs in ls-refs; v0 advertises refs here.
+    const o = await mirrors.open(repo, { refs: !v2 });
+    const ac = abortOnDisconnect(reply);
+    const g = spawnGit(['upload-pack', '--stateless-rpc', '--advertise-refs', '.'], {
+      cwd: o.dir,
+      env: { GIT_PROTOCOL: proto },
+      signal: ac.signal,
+    });
+    const out = new PassThrough();
+    // Like git http-backend: the `# service=` preamble for v0 only.
+    if (!v2) out.write(Buffer.concat([pktLine('# service=git-upload-pack\n'), FLUSH_PKT]));
+    pipeChild(g, out, request, repo, 'upload-pack --advertise-refs');
+    reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-advertisement');
+    if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
+    return reply.send(out);
+  }
+
+  async function uploadPack(request: FastifyRequest, reply: FastifyReply, repo: string) {
+    const proto = gitProtocol(request);
+    mirrors.metrics.requests.inc({ service: 'upload-pack' });
+    let o = await mirrors.open(repo, { refs: false });
+    const body = requestBody(request);
+    const head = await readRequestHead(body, DEFAULTS.gitRequestHeadMaxBytes);
+    if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
+    if (head.wants.length > 0) {
+      const missing = await mirrors.ensureObjects(repo, head.wants);
+      if (missing.length)
+        request.log.info(
+          { repo, missing: missing.slice(0, 10) },
+          'git: wanted objects unknown even after a fetch',
+        );
+    }
+    const ac = abortOnDisconnect(reply);
+    const g = spawnGit(['upload-pack', '--stateless-rpc', '.'], {
+      cwd: o.dir,
+      env: { GIT_PROTOCOL: proto },
+      signal: ac.signal,
+      stdin: true,
+    });
+    const stdin = g.child.stdin!;
+    stdin.write(head.bytes);
+    body.on('error', () => g.kill());
+    body.pipe(stdin);
+    const out = new PassThrough();
+    pipeChild(g, out, request, repo, 'upload-pack');
+    reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
+    if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
+    return reply.send(out);
+  }
+
+  function pipeChild(
+    g: ReturnType<typeof spawnGit>,
+    out: PassThrough,
+    request: FastifyRequest,
+    repo: string,
+    what: string,
+  ): void {
+    const stdout = g.child.stdout!;
+    stdout.pipe(out, { end: false });
+    let ended = false;
+    stdout.on('end', () => {
+      ended = true;
+    });
+    void g.done.then((exit) => {
+      if (exit.code === 0 && ended) out.end();
+      else {
+        if (!exit.aborted)
+          request.log.warn(
+            {
+              repo,
+              code: exit.code,
+              signal: exit.signal,
+              timedOut: exit.timedOut,
+              stderr: exit.stderr.trim(),
+            },
+            `git: ${what} failed`,
+          );
+        out.destroy(new Error(`git ${what} failed`));
+      }
+    });
+  }
+
+  /** The request body, inflated when the client sent it gzip-compressed. */
+  function requestBody(request: FastifyRequest): Readable {
+    const raw = request.body as Readable;
+    if (!(raw instanceof Readable)) throw new HoardError('HOARD_EBAD_REQUEST', 'missing git request body');
+    const enc = String(request.headers['content-encoding'] ?? '').toLowerCase();
+    if (enc === 'gzip' || enc === 'x-gzip') return pipeline(raw, createGunzip(), () => {});
+    if (enc && enc !== 'identity')
+      throw new HoardError('HOARD_EBAD_REQUEST', `unsupported Content-Encoding ${JSON.stringify(enc)}`);
+    return raw;
+  }
+
+  async function receivePack(request: FastifyRequest, reply: FastifyReply, repo: string, advertise: boolean) {
+    mirrors.metrics.requests.inc({ service: 'receive-pack' });
+    if (!opts.allowPushThrough) {
+      let upstream = '';
+      try {
+        upstream = ` (${redactSecrets(mirrors.upstreamOf(repo))})`;
+      } catch {}
+      throw new HoardError(
+        'HOARD_EFORBIDDEN',
+        `hoard is a read-only git mirror: pushes are not accepted; push to the upstream${upstream} directly`,
+        { hint: 'or start hoard serve with --git-allow-push-through to forward pushes upstream' },
+      );
+    }
+    const upstream = mirrors.upstreamOf(repo);
+    const local = Upstreams.localPath(upstream);
+    if (local !== null) {
+      // A file:// upstream: run receive-pack on it, like git http-backend would.
+      const ac = abortOnDisconnect(reply);
+      const args = advertise
+        ? ['receive-pack', '--stateless-rpc', '--advertise-refs', local]
+        : ['receive-pack', '--stateless-rpc', local];
+      const g = spawnGit(args, { signal: ac.signal, stdin: !advertise });
+      const out = new PassThrough();
+      if (advertise) out.write(Buffer.concat([pktLine('# service=git-receive-pack\n'), FLUSH_PKT]));
+      else {
+        const body = requestBody(request);
+        body.on('error', () => g.kill());
+        body.pipe(g.child.stdin!);
+        void g.done.then((e) => {
+          if (e.code === 0) mirrors.invalidate(repo);
+        });
+      }
+      pipeChild(g, out, request, repo, 'receive-pack');
+      reply
+        .code(200)
+        .headers(NO_CACHE)
+        .header(
+          'content-type',
+          advertise
+            ? 'application/x-git-receive-pack-advertisement'
+            : 'application/x-git-receive-pack-result',
+        );
+      return reply.send(out);
+    }
+    // An HTTP(S) upstream: forward the request, credentials included.
+    const url = new URL(
+      advertise ? `${upstream}/info/refs?service=git-receive-pack` : `${upstream}/git-receive-pack`,
+    );
+    const headers: Record<string, string> = {};
+    for (const h of [
+      'authorization',
+      'content-type',
+      'content-encoding',
+      'git-protocol',
+      'user-agent',
+      'accept',
+    ]) {
+      const v = request.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    if (url.username && !headers.authorization) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+    }
+    url.username = '';
+    url.password = '';
+    const res = await fetch(url, {
+      method: advertise ? 'GET' : 'POST',
+      headers,
+      body: advertise ? undefined : (Readable.toWeb(request.body as Readable) as ReadableStream),
+      duplex: 'half',
+      redirect: 'manual',
+    } as RequestInit);
+    if (!advertise && res.ok) mirrors.invalidate(repo);
+    reply.code(res.status).headers(NO_CACHE);
+    for (const h of ['content-type', 'www-authenticate', 'location'])
+      if (res.headers.get(h)) reply.header(h, res.headers.get(h)!);
+    return reply.send(res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) : '');
+  }
+
+  function fail(reply: FastifyReply, err: unknown) {
+    const e = toHoardError(err, 'HOARD_EGIT');
+    const status = httpStatusOf(e);
+    if (status >= 500) reply.log.warn({ err: e.message, code: e.code }, 'git request failed');
+    // text/plain: the git client shows it to the user as "remote: …".
+    return reply
+      .code(status)
+      .headers(NO_CACHE)
+      .header('content-type', 'text/plain; charset=utf-8')
+      .header('x-hoard-error', e.code)
+      .send(`${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}\n`);
+  }
+}
+
+function dumbProtocol(): HoardError {
+  return new HoardError('HOARD_EBAD_REQUEST', 'hoard serves git over the smart HTTP protocol only', {
+    hint: 'use a git client >= 1.6.6 and the URL /git/<repo>(.git)',
+  });
+}

@@ -1,0 +1,898 @@
+// The git mirrors of one server: where they live (`<data>/git/mirrors/<key>.git`),
+// how fresh they are, and the one clone or fetch per repo at a time that
+// keeps them fresh.
+//
+// Freshness contract: a ref advertisement is never older than `maxStalenessMs`.
+// Freshness is only ever earned by a fetch that succeeded *in this process*:
+// `freshAt` is the monotonic time at which that fetch's git process started
+// (so the refs it wrote are at least that new). A mirror found on disk at
+// start-up, restored or replaced on disk, starts with `freshAt = null`, i.e.
+// infinitely stale, whatever its persisted last-fetch time says. The persisted
+// time (hoard.json) only feeds the `X-Hoard-Stale` header and warm-up order.
+//
+// A request that needs refs at time t0 needs `freshAt >= t0 - maxStaleness`.
+// It joins the fetch in flight when that fetch started late enough to satisfy
+// it, otherwise waits for it and starts (or joins) the next one. It waits at
+// most `fetchTimeoutMs` in total, then the mirror is served as it is (stale,
+// counted, logged, and marked with X-Hoard-Stale). Fetches, clones and
+// maintenance of one mirror are serialised by a per-mirror lock.
+
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { Counter, register as defaultRegistry, Histogram, type Registry } from 'prom-client';
+import { DEFAULTS } from '../core/defaults.ts';
+import { HoardError } from '../core/errors.ts';
+import { SingleFlight } from '../core/single-flight.ts';
+import { runGit } from './git-process.ts';
+import { mirrorDir, parseRepoPath, type RepoId, Upstreams } from './upstreams.ts';
+
+type LogFn = (obj: object | string, msg?: string) => void;
+export interface GitLogger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+const silentLogger: GitLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface MirrorManagerOptions {
+  /** The server's data directory; mirrors live in `<dataDir>/git/mirrors`. */
+  dataDir: string;
+  upstreams?: Upstreams;
+  maxStalenessMs?: number;
+  fetchTimeoutMs?: number;
+  processTimeoutMs?: number;
+  warmConcurrency?: number;
+  maintenanceIntervalMs?: number;
+  log?: GitLogger;
+  /** prom-client registry for the git metrics (default: the global one). */
+  registry?: Registry;
+}
+
+/** What hoard persists next to a mirror (`<mirror>/hoard.json`); never trusted for freshness. */
+interface MirrorMeta {
+  /** The repo path the mirror was created for (the upstream URL is built from it). */
+  path: string;
+  createdAt?: number;
+  lastFetchAt?: number;
+  lastUsedAt?: number;
+}
+
+interface Mirror {
+  id: RepoId;
+  dir: string;
+  freshAt: number | null;
+  /** Wall-clock time of the last successful fetch known (this process, else persisted). */
+  lastFetchWall: number | null;
+  /** Inode of the mirror directory when it was last fetched; a change means it was replaced. */
+  ino: number | null;
+  inflight: { startedAt: number; promise: Promise<void> } | null;
+  lock: Mutex;
+  prepared: Promise<void> | null;
+  meta: MirrorMeta;
+  metaLoaded: boolean;
+  metaWrite: Promise<void>;
+  lastUsedWritten: number;
+  fetchesSinceMaintenance: number;
+}
+
+export interface OpenResult {
+  key: string;
+  dir: string;
+  /** Seconds since the last successful fetch when the mirror is served stale; null when fresh. */
+  staleSeconds: number | null;
+}
+
+export interface FetchedEvent {
+  key: string;
+  dir: string;
+  /** HEAD's target commit before and after (only computed when someone listens). */
+  before?: string | null;
+  after?: string | null;
+}
+
+export interface DefaultBranchMovedEvent {
+  key: string;
+  path: string;
+  dir: string;
+  ref: string;
+  from: string | null;
+  to: string;
+}
+
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((r) => {
+      release = r;
+    });
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+function metric<T>(reg: Registry, name: string, make: () => T): T {
+  return (reg.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+/** Config written into every mirror at clone time (`git clone -c`), tuning it for serving. */
+const MIRROR_CONFIG: Record<string, string> = {
+  'uploadpack.allowFilter': 'true',
+  'uploadpack.allowAnySHA1InWant': 'true',
+  'uploadpack.allowReachableSHA1InWant': 'true',
+  'uploadpack.allowTipSHA1InWant': 'true',
+  'repack.writeBitmaps': 'true',
+  'pack.writeBitmapHashCache': 'true',
+  'core.commitGraph': 'true',
+  'fetch.writeCommitGraph': 'true',
+  'gc.auto': '0',
+  'maintenance.auto': 'false',
+  'core.logAllRefUpdates': 'false',
+};
+
+/** Bounds on git's memory during maintenance (`git -c`). */
+const MAINTENANCE_CONFIG = [
+  '-c',
+  `pack.threads=${DEFAULTS.gitMaintenanceThreads}`,
+  '-c',
+  `pack.windowMemory=${DEFAULTS.gitMaintenanceWindowMemory}`,
+  '-c',
+  `pack.deltaCacheSize=${DEFAULTS.gitMaintenanceDeltaCacheSize}`,
+];
+
+export class MirrorManager extends EventEmitter {
+  readonly root: string;
+  readonly mirrorsRoot: string;
+  readonly tmpRoot: string;
+  readonly upstreams: Upstreams;
+  readonly maxStalenessMs: number;
+  readonly fetchTimeoutMs: number;
+  readonly processTimeoutMs: number;
+  readonly warmConcurrency: number;
+  readonly maintenanceIntervalMs: number;
+  log: GitLogger;
+  #ownLogger: boolean;
+
+  #mirrors = new Map<string, Mirror>();
+  #clones = new SingleFlight<string, void>();
+  #closed = false;
+  #maintenanceTimer: NodeJS.Timeout | null = null;
+  #warm: { total: number; done: number; finished: boolean } = { total: 0, done: 0, finished: false };
+  #warmDone: Promise<void> = Promise.resolve();
+  #background = new Set<Promise<unknown>>();
+
+  readonly metrics: {
+    fetches: Counter<'result'>;
+    fetchDuration: Histogram<'kind'>;
+    clones: Counter<'result'>;
+    staleServes: Counter;
+    requests: Counter<'service'>;
+    maintenance: Counter<'result'>;
+  };
+
+  constructor(opts: MirrorManagerOptions) {
+    super();
+    this.root = join(opts.dataDir, 'git');
+    this.mirrorsRoot = join(this.root, 'mirrors');
+    this.tmpRoot = join(this.root, 'tmp');
+    this.upstreams = opts.upstreams ?? new Upstreams();
+    this.maxStalenessMs = opts.maxStalenessMs ?? DEFAULTS.gitMaxStalenessMs;
+    this.fetchTimeoutMs = opts.fetchTimeoutMs ?? DEFAULTS.gitFetchTimeoutMs;
+    this.processTimeoutMs = opts.processTimeoutMs ?? DEFAULTS.gitProcessTimeoutMs;
+    this.warmConcurrency = Math.max(1, opts.warmConcurrency ?? DEFAULTS.gitWarmConcurrency);
+    this.maintenanceIntervalMs = opts.maintenanceIntervalMs ?? DEFAULTS.gitMaintenanceIntervalMs;
+    this.log = opts.log ?? silentLogger;
+    this.#ownLogger = opts.log !== undefined;
+    const reg = opts.registry ?? defaultRegistry;
+    this.metrics = {
+      fetches: metric(
+        reg,
+        'hoard_git_fetches_total',
+        () =>
+          new Counter({
+            name: 'hoard_git_fetches_total',
+            help: 'Upstream fetches into git mirrors, by result (ok, error, timeout)',
+            labelNames: ['result'],
+            registers: [reg],
+          }),
+      ),
+      fetchDuration: metric(
+        reg,
+        'hoard_git_fetch_duration_seconds',
+        () =>
+          new Histogram({
+            name: 'hoard_git_fetch_duration_seconds',
+            help: 'Duration of upstream clones and fetches of git mirrors',
+            labelNames: ['kind'],
+            buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+            registers: [reg],
+          }),
+      ),
+      clones: metric(
+        reg,
+        'hoard_git_clones_total',
+        () =>
+          new Counter({
+            name: 'hoard_git_clones_total',
+            help: 'Upstream mirror clones, by result',
+            labelNames: ['result'],
+            registers: [reg],
+          }),
+      ),
+      staleServes: metric(
+        reg,
+        'hoard_git_stale_serves_total',
+        () =>
+          new Counter({
+            name: 'hoard_git_stale_serves_total',
+            help: 'Ref advertisements served from a mirror older than the staleness bound (upstream down or slow)',
+            registers: [reg],
+          }),
+      ),
+      requests: metric(
+        reg,
+        'hoard_git_requests_total',
+        () =>
+          new Counter({
+            name: 'hoard_git_requests_total',
+            help: 'git smart-HTTP requests, by service',
+            labelNames: ['service'],
+            registers: [reg],
+          }),
+      ),
+      maintenance: metric(
+        reg,
+        'hoard_git_maintenance_total',
+        () =>
+          new Counter({
+            name: 'hoard_git_maintenance_total',
+            help: 'Mirror maintenance runs (geometric repack, commit-graph), by result',
+            labelNames: ['result'],
+            registers: [reg],
+          }),
+      ),
+    };
+  }
+
+  /** Uses `log` unless a logger was given to the constructor. */
+  useLoggerIfUnset(log: GitLogger): void {
+    if (!this.#ownLogger) {
+      this.log = log;
+      this.#ownLogger = true;
+    }
+  }
+
+  // ---- lifecycle ----------------------------------------------------------
+
+  /**
+   * Prepares the directories, then discovers the mirrors on disk and warms
+   * them in the background (most recently used first). Returns at once: the
+   * server can listen and be ready while mirrors warm up.
+   */
+  async start(): Promise<void> {
+    await mkdir(this.mirrorsRoot, { recursive: true });
+    // Partial clones of a previous process.
+    await rm(this.tmpRoot, { recursive: true, force: true });
+    await mkdir(this.tmpRoot, { recursive: true });
+    this.#warmDone = this.#track(this.#warmUp());
+    if (this.maintenanceIntervalMs > 0) {
+      this.#maintenanceTimer = setInterval(() => {
+        this.#track(this.maintainAll());
+      }, this.maintenanceIntervalMs);
+      this.#maintenanceTimer.unref();
+    }
+  }
+
+  /** Resolves when the start-up warm-up has finished. */
+  warmedUp(): Promise<void> {
+    return this.#warmDone;
+  }
+
+  get warmUpStatus(): { total: number; done: number; finished: boolean } {
+    return { ...this.#warm };
+  }
+
+  /** Stops background work (warm-up, maintenance timer) and waits for it. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#maintenanceTimer) clearInterval(this.#maintenanceTimer);
+    await Promise.allSettled([...this.#background]);
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    const q = p.catch((err) => {
+      this.log.error({ err }, 'git background task failed');
+    }) as Promise<T>;
+    this.#background.add(q);
+    q.finally(() => this.#background.delete(q));
+    return q;
+  }
+
+  /** Mirrors on disk: `{key, dir}` for every `<mirrors>/…/<name>.git` holding a HEAD. */
+  async discover(): Promise<{ key: string; dir: string }[]> {
+    const found: { key: string; dir: string }[] = [];
+    const walk = async (d: string, depth: number): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await readdir(d, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        if (!e.isDirectory()) continue;
+        const p = join(d, e.name);
+        if (e.name.endsWith('.git')) {
+          if (existsSync(join(p, 'HEAD')))
+            found.push({ key: relative(this.mirrorsRoot, p).split(sep).join('/').slice(0, -4), dir: p });
+        } else if (depth < 8) await walk(p, depth + 1);
+      }
+    };
+    await walk(this.mirrorsRoot, 0);
+    return found;
+  }
+
+  async #warmUp(): Promise<void> {
+    const t0 = Date.now();
+    const found = await this.discover();
+    const mirrors: Mirror[] = [];
+    for (const f of found) {
+      let id: RepoId;
+      try {
+        const meta = await readMeta(f.dir);
+        id = parseRepoPath(meta?.path ?? `${f.key}.git`);
+        if (id.key !== f.key) id = parseRepoPath(`${f.key}.git`);
+      } catch {
+        this.log.warn({ dir: f.dir }, 'git: ignoring mirror directory with an invalid name');
+        continue;
+      }
+      const m = this.#mirror(id);
+      await this.#loadMeta(m);
+      mirrors.push(m);
+    }
+    mirrors.sort((a, b) => (b.meta.lastUsedAt ?? 0) - (a.meta.lastUsedAt ?? 0));
+    this.#warm = { total: mirrors.length, done: 0, finished: false };
+    let ok = 0;
+    let failed = 0;
+    let next = 0;
+    const worker = async () => {
+      while (!this.#closed && next < mirrors.length) {
+        const m = mirrors[next++];
+        const t = Date.now();
+        try {
+          await this.#prepare(m);
+          // A request may have fetched it already; otherwise fetch (or join the fetch in flight).
+          if (m.freshAt === null) {
+            const f = m.inflight ?? this.#startFetch(m);
+            await f.promise;
+          }
+          ok++;
+          this.log.debug({ repo: m.id.key, ms: Date.now() - t }, 'git: mirror warmed');
+        } catch (err) {
+          failed++;
+          this.log.debug({ repo: m.id.key, err: (err as Error).message }, 'git: mirror warm-up fetch failed');
+        }
+        this.#warm.done++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.warmConcurrency, mirrors.length) }, worker));
+    this.#warm.finished = true;
+    this.log.info(
+      {
+        mirrors: mirrors.length,
+        fetched: ok,
+        failed,
+        ms: Date.now() - t0,
+        concurrency: this.warmConcurrency,
+      },
+      `git warm-up: ${ok} of ${mirrors.length} mirrors fetched, ${failed} failed, in ${Date.now() - t0} ms`,
+    );
+  }
+
+  // ---- requests -------------------------------------------------------------
+
+  /**
+   * Makes the mirror of `path` servable: clones it if needed (single-flight)
+   * and, when `refs` is set (a ref advertisement will be served), enforces the
+   * freshness bound.
+   */
+  async open(path: string, opts: { refs: boolean } = { refs: true }): Promise<OpenResult> {
+    const t0 = performance.now();
+    const id = parseRepoPath(path);
+    const m = this.#mirror(id);
+    this.#checkReplaced(m);
+    await this.#ensureCloned(m);
+    this.#touch(m);
+    if (!opts.refs) return { key: id.key, dir: m.dir, staleSeconds: null };
+    const stale = await this.#ensureFresh(m, t0 - this.maxStalenessMs, t0 + this.fetchTimeoutMs);
+    return { key: id.key, dir: m.dir, staleSeconds: stale };
+  }
+
+  /**
+   * Of `ids`, those the mirror lacks even after a fetch started after this
+   * call (a client wanting a commit just pushed upstream).
+   */
+  async ensureObjects(path: string, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const m = this.#mirror(parseRepoPath(path));
+    let missing = await missingObjects(m.dir, ids);
+    if (missing.length === 0) return [];
+    const t0 = performance.now();
+    this.log.debug({ repo: m.id.key, missing: missing.length }, 'git: wanted objects missing; fetching');
+    await this.#ensureFresh(m, t0, t0 + this.fetchTimeoutMs);
+    missing = await missingObjects(m.dir, missing);
+    return missing;
+  }
+
+  /**
+   * Resolves a ref (branch, tag or full ref name; default: the upstream's HEAD
+   * branch) to a commit, after the freshness check.
+   */
+  async resolveRef(
+    path: string,
+    ref?: string,
+  ): Promise<{ key: string; dir: string; ref: string; commit: string; staleSeconds: number | null }> {
+    const o = await this.open(path, { refs: true });
+    let full: string;
+    if (ref === undefined || ref === '' || ref === 'HEAD') {
+      full = (
+        await runGit(['symbolic-ref', 'HEAD'], { cwd: o.dir, timeoutMs: this.processTimeoutMs })
+      ).stdout.trim();
+    } else {
+      if (!/^[A-Za-z0-9_][A-Za-z0-9._/+-]*$/.test(ref) || ref.includes('..') || ref.endsWith('.lock'))
+        throw new HoardError('HOARD_EBAD_REQUEST', `invalid ref name ${JSON.stringify(ref)}`);
+      full = ref.startsWith('refs/') ? ref : '';
+      if (!full) {
+        for (const c of [`refs/heads/${ref}`, `refs/tags/${ref}`]) {
+          if ((await revParse(o.dir, c)) !== null) {
+            full = c;
+            break;
+          }
+        }
+      }
+    }
+    const commit = full ? await revParse(o.dir, `${full}^{commit}`) : null;
+    if (!commit)
+      throw new HoardError('HOARD_EREF_NOT_FOUND', `ref ${ref ?? 'HEAD'} not found in ${o.key}`, {
+        details: { repo: o.key, ref: ref ?? 'HEAD' },
+      });
+    return { key: o.key, dir: o.dir, ref: full, commit, staleSeconds: o.staleSeconds };
+  }
+
+  /** Directory of the mirror of `path` (whether or not it exists yet). */
+  dirOf(path: string): string {
+    return mirrorDir(this.mirrorsRoot, parseRepoPath(path).key);
+  }
+
+  /**
+   * Declares the mirror of `path` restored or replaced on disk: it is infinitely
+   * stale until a fetch succeeds (replacement is also detected by inode).
+   */
+  markRestored(path: string): void {
+    const m = this.#mirror(parseRepoPath(path));
+    m.freshAt = null;
+    m.ino = null;
+    m.prepared = null;
+    m.metaLoaded = false;
+  }
+
+  /** Marks the mirror stale after a push went through to its upstream. */
+  invalidate(path: string): void {
+    const m = this.#mirrors.get(parseRepoPath(path).key);
+    if (m) m.freshAt = null;
+  }
+
+  upstreamOf(path: string): string {
+    return this.upstreams.resolve(parseRepoPath(path).path);
+  }
+
+  // ---- internals ------------------------------------------------------------
+
+  #mirror(id: RepoId): Mirror {
+    let m = this.#mirrors.get(id.key);
+    if (!m) {
+      m = {
+        id,
+        dir: mirrorDir(this.mirrorsRoot, id.key),
+        freshAt: null,
+        lastFetchWall: null,
+        ino: null,
+        inflight: null,
+        lock: new Mutex(),
+        prepared: null,
+        meta: { path: id.path },
+        metaLoaded: false,
+        metaWrite: Promise.resolve(),
+        lastUsedWritten: 0,
+        fetchesSinceMaintenance: 0,
+      };
+      this.#mirrors.set(id.key, m);
+    }
+    return m;
+  }
+
+  /** A mirror directory replaced under us (restored from a copy) loses its freshness. */
+  #checkReplaced(m: Mirror): void {
+    if (m.ino === null) return;
+    let ino: number | null = null;
+    try {
+      ino = statSync(m.dir).ino;
+    } catch {
+      ino = null;
+    }
+    if (ino !== m.ino) {
+      this.log.info({ repo: m.id.key }, 'git: mirror directory was replaced on disk; treating it as stale');
+      m.freshAt = null;
+      m.ino = null;
+      m.prepared = null;
+      m.metaLoaded = false;
+    }
+  }
+
+  async #loadMeta(m: Mirror): Promise<void> {
+    if (m.metaLoaded) return;
+    const meta = await readMeta(m.dir);
+    m.metaLoaded = true;
+    if (meta) {
+      m.meta = { ...meta, path: m.meta.path ?? meta.path };
+      if (m.lastFetchWall === null && meta.lastFetchAt) m.lastFetchWall = meta.lastFetchAt;
+    }
+  }
+
+  #writeMeta(m: Mirror, patch: Partial<MirrorMeta>): Promise<void> {
+    m.meta = { ...m.meta, ...patch };
+    const snapshot = { ...m.meta };
+    m.metaWrite = m.metaWrite.then(async () => {
+      try {
+        const tmp = join(m.dir, `hoard.json.${process.pid}.tmp`);
+        await writeFile(tmp, `${JSON.stringify(snapshot)}\n`);
+        await rename(tmp, join(m.dir, 'hoard.json'));
+      } catch (err) {
+        this.log.debug({ repo: m.id.key, err: (err as Error).message }, 'git: could not write hoard.json');
+      }
+    });
+    return m.metaWrite;
+  }
+
+  #touch(m: Mirror): void {
+    const now = Date.now();
+    if (now - m.lastUsedWritten < DEFAULTS.gitLastUsedWriteIntervalMs) return;
+    m.lastUsedWritten = now;
+    void this.#writeMeta(m, { lastUsedAt: now });
+  }
+
+  async #ensureCloned(m: Mirror): Promise<void> {
+    if (existsSync(join(m.dir, 'HEAD'))) {
+      await this.#prepare(m);
+      return;
+    }
+    await this.#clones.do(m.id.key, () => m.lock.run(() => this.#clone(m)));
+  }
+
+  /** Once per mirror and process: load hoard.json and remove lock files a killed git left behind. */
+  #prepare(m: Mirror): Promise<void> {
+    if (!m.prepared) {
+      m.prepared = m.lock.run(async () => {
+        await this.#loadMeta(m);
+        const removed = await removeStaleLocks(m.dir);
+        if (removed.length)
+          this.log.info(
+            { repo: m.id.key, files: removed },
+            'git: removed stale lock files left by a killed git',
+          );
+      });
+      m.prepared.catch(() => {
+        m.prepared = null;
+      });
+    }
+    return m.prepared;
+  }
+
+  async #clone(m: Mirror): Promise<void> {
+    if (existsSync(join(m.dir, 'HEAD'))) return; // someone else (a restore) put it there
+    const url = this.upstreams.resolve(m.id.path);
+    const tmp = join(this.tmpRoot, `${basename(m.dir)}-${randomUUID()}`);
+    const config = Object.entries(MIRROR_CONFIG).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+    const startedAt = performance.now();
+    const wall = Date.now();
+    const end = this.metrics.fetchDuration.startTimer({ kind: 'clone' });
+    this.log.info({ repo: m.id.key }, 'git: cloning new mirror');
+    try {
+      await runGit(['clone', '--mirror', '--quiet', ...config, '--', url, tmp], {
+        timeoutMs: this.processTimeoutMs,
+      });
+      await writeFile(
+        join(tmp, 'hoard.json'),
+        `${JSON.stringify({ path: m.id.path, createdAt: wall, lastFetchAt: wall, lastUsedAt: wall })}\n`,
+      );
+      await mkdir(dirname(m.dir), { recursive: true });
+      await rename(tmp, m.dir);
+    } catch (err) {
+      end();
+      this.metrics.clones.inc({ result: 'error' });
+      await rm(tmp, { recursive: true, force: true });
+      if (existsSync(join(m.dir, 'HEAD'))) return;
+      throw new HoardError('HOARD_EGIT', `could not mirror ${m.id.path}: ${(err as Error).message}`, {
+        cause: err,
+        hint: 'check that the upstream exists and is reachable from the hoard server',
+        details: { repo: m.id.key },
+      });
+    }
+    end();
+    this.metrics.clones.inc({ result: 'ok' });
+    m.meta = { path: m.id.path, createdAt: wall, lastFetchAt: wall, lastUsedAt: wall };
+    m.metaLoaded = true;
+    m.lastUsedWritten = Date.now();
+    m.freshAt = startedAt;
+    m.lastFetchWall = wall;
+    m.ino = statSync(m.dir).ino;
+    m.prepared = Promise.resolve();
+    this.log.info({ repo: m.id.key, ms: Date.now() - wall }, 'git: mirror cloned');
+    // Bitmaps and commit-graph for fast serving, in the background.
+    this.#track(this.maintain(m.id.path));
+  }
+
+  /**
+   * Waits until `freshAt >= need`, fetching as needed, or until `deadline`
+   * (monotonic ms); returns null when fresh, else the staleness in seconds.
+   */
+  async #ensureFresh(m: Mirror, need: number, deadline: number): Promise<number | null> {
+    let reason = 'timeout';
+    for (;;) {
+      this.#checkReplaced(m);
+      if (m.freshAt !== null && m.freshAt >= need) return null;
+      const f = m.inflight ?? this.#startFetch(m);
+      const satisfies = f.startedAt >= need;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      const outcome = await raceTimeout(
+        f.promise.then(
+          () => 'ok' as const,
+          (err: Error) => {
+            reason = err.message;
+            return 'failed' as const;
+          },
+        ),
+        remaining,
+      );
+      if (outcome === 'timeout') {
+        reason = `upstream fetch did not finish within ${this.fetchTimeoutMs} ms`;
+        break;
+      }
+      if (outcome === 'failed' && satisfies) break;
+      if (outcome === 'ok' && satisfies && m.freshAt === null) break; // replaced meanwhile
+    }
+    const stale = this.#staleSeconds(m);
+    this.metrics.staleServes.inc();
+    this.log.warn(
+      { repo: m.id.key, staleSeconds: stale, reason },
+      `git: serving ${m.id.key} stale (last successful fetch ${stale} s ago): ${reason}`,
+    );
+    return stale;
+  }
+
+  #staleSeconds(m: Mirror): number {
+    let last = m.lastFetchWall ?? m.meta.lastFetchAt ?? null;
+    if (last === null) {
+      try {
+        last = statSync(m.dir).mtimeMs;
+      } catch {
+        last = Date.now();
+      }
+    }
+    return Math.max(0, Math.round((Date.now() - last) / 1000));
+  }
+
+  #startFetch(m: Mirror): { startedAt: number; promise: Promise<void> } {
+    const f = { startedAt: performance.now(), promise: Promise.resolve() };
+    f.promise = m.lock
+      .run(() => this.#fetch(m))
+      .finally(() => {
+        if (m.inflight === f) m.inflight = null;
+      });
+    f.promise.catch(() => {}); // waiters see the failure; nobody waiting is fine
+    m.inflight = f;
+    return f;
+  }
+
+  async #fetch(m: Mirror): Promise<void> {
+    await this.#prepare(m);
+    const url = this.upstreams.resolve(m.id.path);
+    const watch = this.listenerCount('defaultBranchMoved') > 0 || this.listenerCount('fetched') > 0;
+    const before = watch ? await headCommit(m.dir) : undefined;
+    const ino = statSync(m.dir).ino;
+    const startedAt = performance.now();
+    const wall = Date.now();
+    const end = this.metrics.fetchDuration.startTimer({ kind: 'fetch' });
+    try {
+      await runGit(['fetch', '--prune', '--quiet', '--no-write-fetch-head', '--', url, '+refs/*:refs/*'], {
+        cwd: m.dir,
+        timeoutMs: this.fetchTimeoutMs,
+      });
+    } catch (err) {
+      end();
+      const timedOut = Boolean((err as HoardError).details?.timedOut);
+      this.metrics.fetches.inc({ result: timedOut ? 'timeout' : 'error' });
+      this.log.warn({ repo: m.id.key, err: (err as Error).message }, 'git: upstream fetch failed');
+      throw err;
+    }
+    end();
+    this.metrics.fetches.inc({ result: 'ok' });
+    m.freshAt = startedAt;
+    m.lastFetchWall = wall;
+    m.ino = ino;
+    m.fetchesSinceMaintenance++;
+    void this.#writeMeta(m, { lastFetchAt: wall });
+    this.log.debug({ repo: m.id.key, ms: Date.now() - wall }, 'git: mirror fetched');
+    if (watch) {
+      const after = await headCommit(m.dir);
+      this.emit('fetched', { key: m.id.key, dir: m.dir, before, after } satisfies FetchedEvent);
+      if (after && after !== before) {
+        const ref = await symbolicHead(m.dir);
+        this.emit('defaultBranchMoved', {
+          key: m.id.key,
+          path: m.id.path,
+          dir: m.dir,
+          ref: ref ?? 'HEAD',
+          from: before ?? null,
+          to: after,
+        } satisfies DefaultBranchMovedEvent);
+      }
+    }
+  }
+
+  /** Maintenance of one mirror: geometric repack with a multi-pack bitmap, refs packed, commit-graph. */
+  async maintain(path: string): Promise<void> {
+    const m = this.#mirror(parseRepoPath(path));
+    await m.lock.run(async () => {
+      if (!existsSync(join(m.dir, 'HEAD'))) return;
+      const t = Date.now();
+      try {
+        const opts = { cwd: m.dir, timeoutMs: this.processTimeoutMs };
+        await runGit(
+          [
+            ...MAINTENANCE_CONFIG,
+            'repack',
+            '-d',
+            '--geometric=2',
+            '--write-midx',
+            '--write-bitmap-index',
+            '--quiet',
+          ],
+          opts,
+        );
+        await runGit(['pack-refs', '--all', '--prune'], opts);
+        await runGit(['commit-graph', 'write', '--reachable', '--split', '--quiet'], opts);
+        m.fetchesSinceMaintenance = 0;
+        this.metrics.maintenance.inc({ result: 'ok' });
+        this.log.debug({ repo: m.id.key, ms: Date.now() - t }, 'git: maintenance done');
+      } catch (err) {
+        this.metrics.maintenance.inc({ result: 'error' });
+        this.log.warn({ repo: m.id.key, err: (err as Error).message }, 'git: maintenance failed');
+      }
+    });
+  }
+
+  /** Maintenance of every mirror fetched since its last maintenance, one at a time. */
+  async maintainAll(): Promise<void> {
+    for (const m of [...this.#mirrors.values()]) {
+      if (this.#closed) return;
+      if (m.fetchesSinceMaintenance > 0) await this.maintain(m.id.path);
+    }
+  }
+}
+
+function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve('timeout'), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+async function readMeta(dir: string): Promise<MirrorMeta | null> {
+  try {
+    const meta = JSON.parse(await readFile(join(dir, 'hoard.json'), 'utf8')) as MirrorMeta;
+    return typeof meta === 'object' && meta !== null ? meta : null;
+  } catch {
+    return null;
+  }
+}
+
+async function revParse(dir: string, rev: string): Promise<string | null> {
+  const r = await runGit(['rev-parse', '--verify', '-q', '--end-of-options', rev], {
+    cwd: dir,
+    okCodes: [1],
+  });
+  return r.code === 0 ? r.stdout.trim() : null;
+}
+
+async function headCommit(dir: string): Promise<string | null> {
+  return revParse(dir, 'HEAD^{commit}').catch(() => null);
+}
+
+async function symbolicHead(dir: string): Promise<string | null> {
+  const r = await runGit(['symbolic-ref', '-q', 'HEAD'], { cwd: dir, okCodes: [1] }).catch(() => null);
+  return r && r.code === 0 ? r.stdout.trim() : null;
+}
+
+/** Object ids of `ids` absent from the repository at `dir`. */
+export async function missingObjects(dir: string, ids: string[]): Promise<string[]> {
+  const r = await runGit(['cat-file', '--batch-check=%(objectname)'], {
+    cwd: dir,
+    input: `${ids.join('\n')}\n`,
+  });
+  const missing: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    if (line.endsWith(' missing')) missing.push(line.slice(0, -8));
+  }
+  return missing;
+}
+
+/**
+ * Removes `*.lock` files (and temporary packs) that a killed git left in a
+ * mirror. Only called when no git of this process works on the mirror (under
+ * its lock, before its first use).
+ */
+export async function removeStaleLocks(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  const scan = async (d: string, recurse: boolean, tmpPacks: boolean): Promise<void> => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (recurse) await scan(p, true, false);
+        continue;
+      }
+      if (
+        e.name.endsWith('.lock') ||
+        (tmpPacks && (e.name.startsWith('tmp_') || e.name.startsWith('.tmp-')))
+      ) {
+        await rm(p, { force: true });
+        removed.push(relative(dir, p));
+      } else if (tmpPacks && e.name.endsWith('.keep')) {
+        // index-pack's temporary keep ("fetch-pack <pid> on <host>"), not a user's keep.
+        const text = await readFile(p, 'utf8').catch(() => '');
+        if (/^(fetch-pack|receive-pack) /.test(text)) {
+          await rm(p, { force: true });
+          removed.push(relative(dir, p));
+        }
+      }
+    }
+  };
+  await scan(dir, false, false);
+  await scan(join(dir, 'refs'), true, false);
+  await scan(join(dir, 'objects', 'info'), true, false);
+  await scan(join(dir, 'objects', 'pack'), false, true);
+  return removed;
+}
+
+/** Used by tests: whether a mirror's persisted state exists. */
+export async function mirrorExists(dir: string): Promise<boolean> {
+  return stat(join(dir, 'HEAD')).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,162 @@
+// The git smart-HTTP proxy against a live `hoard serve` and the real git client.
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import {
+  commitUpstream,
+  git,
+  gitSync,
+  head,
+  makeUpstream,
+  type ServerProcess,
+  startServer,
+  tempDir,
+} from './helpers/harness.ts';
+
+function pkt(s: string): string {
+  return (s.length + 4).toString(16).padStart(4, '0') + s;
+}
+
+describe('git proxy: protocol', () => {
+  const tmp = tempDir();
+  let server: ServerProcess;
+  let upstream: string;
+  let base: string;
+
+  before(async () => {
+    upstream = makeUpstream(join(tmp.path, 'up'), 'app', 3);
+    server = await startServer(join(tmp.path, 'data'), [
+      '--git-upstream',
+      `local=file://${join(tmp.path, 'up')}`,
+      '--git-max-staleness',
+      '0',
+    ]);
+    base = `${server.url}/git/local`;
+  });
+  after(async () => {
+    await server?.stop();
+    tmp.cleanup();
+  });
+
+  for (const protocol of [0, 2] as const) {
+    test(`clone with protocol v${protocol}, then fetch sees an upstream commit at once (staleness 0)`, async () => {
+      const dest = join(tmp.path, `clone-v${protocol}`);
+      await git(['-c', `protocol.version=${protocol}`, 'clone', '--quiet', `${base}/app.git`, dest]);
+      assert.equal(head(dest), head(upstream, 'main'));
+      assert.equal(gitSync(['rev-list', '--count', 'HEAD'], dest), gitSync(['rev-list', '--count', 'main'], upstream));
+      const c = commitUpstream(upstream, `new for v${protocol}`);
+      await git(['-c', `protocol.version=${protocol}`, 'fetch', '--quiet', 'origin'], { cwd: dest });
+      assert.equal(head(dest, 'origin/main'), c);
+      await git(['fsck'], { cwd: dest });
+    });
+  }
+
+  test('v0 advertisement has the service preamble and no-cache headers', async () => {
+    const res = await fetch(`${base}/app.git/info/refs?service=git-upload-pack`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-git-upload-pack-advertisement');
+    assert.match(res.headers.get('cache-control') ?? '', /no-cache/);
+    const text = await res.text();
+    assert.ok(text.startsWith('001e# service=git-upload-pack\n0000'), text.slice(0, 60));
+    assert.ok(text.includes('refs/heads/main'));
+    assert.equal(res.headers.get('x-hoard-stale'), null);
+  });
+
+  test('v2: capabilities without preamble; gzip-compressed ls-refs request', async () => {
+    const caps = await fetch(`${base}/app.git/info/refs?service=git-upload-pack`, {
+      headers: { 'git-protocol': 'version=2' },
+    });
+    const text = await caps.text();
+    assert.ok(text.startsWith('000eversion 2\n'), text.slice(0, 40));
+    const body = `${pkt('command=ls-refs\n')}0001${pkt('peel\n')}${pkt('symrefs\n')}0000`;
+    const res = await fetch(`${base}/app.git/git-upload-pack`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-git-upload-pack-request',
+        'content-encoding': 'gzip',
+        'git-protocol': 'version=2',
+      },
+      body: gzipSync(Buffer.from(body)),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-git-upload-pack-result');
+    const refs = await res.text();
+    assert.ok(refs.includes(`${head(upstream, 'main')} refs/heads/main`), refs);
+  });
+
+  test('a want of a commit the mirror lacks triggers a fetch and is served', async () => {
+    // A second server with a long staleness bound: only the unknown want can make it fetch.
+    const data = join(tmp.path, 'data-want');
+    const s = await startServer(data, [
+      '--git-upstream',
+      `local=file://${join(tmp.path, 'up')}`,
+      '--git-max-staleness',
+      '1h',
+    ]);
+    try {
+      const dest = join(tmp.path, 'clone-want');
+      await git(['clone', '--quiet', `${s.url}/git/local/app.git`, dest]);
+      const c = commitUpstream(upstream, 'pushed after the mirror was made', 'topic');
+      await git(['fetch', '--quiet', 'origin', c], { cwd: dest });
+      assert.equal(gitSync(['cat-file', '-t', c], dest), 'commit');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('push is refused with 403 and a clear message', async () => {
+    const dest = join(tmp.path, 'clone-v2');
+    gitSync(['commit', '--allow-empty', '-q', '-m', 'local'], dest);
+    await assert.rejects(
+      git(['push', '--quiet', 'origin', 'HEAD:refs/heads/pushed'], { cwd: dest }),
+      (err: Error) => {
+        assert.match(err.message, /read-only git mirror/);
+        return true;
+      },
+    );
+    assert.equal(existsSync(join(upstream, 'refs', 'heads', 'pushed')), false);
+  });
+
+  test('bad repository paths are refused', async () => {
+    for (const p of ['local/../x.git', 'local/-x.git', 'local/a.git/b']) {
+      const res = await fetch(`${base.replace('/local', '')}/${p}/info/refs?service=git-upload-pack`);
+      assert.ok(res.status === 400 || res.status === 404, `${p}: ${res.status}`);
+    }
+    const res = await fetch(`${server.url}/git/local/missing.git/info/refs?service=git-upload-pack`);
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /could not mirror/);
+  });
+});
+
+describe('git proxy: push-through', () => {
+  const tmp = tempDir();
+  let server: ServerProcess;
+  let upstream: string;
+  before(async () => {
+    upstream = makeUpstream(join(tmp.path, 'up'), 'app', 1);
+    server = await startServer(join(tmp.path, 'data'), [
+      '--git-upstream',
+      `local=file://${join(tmp.path, 'up')}`,
+      '--git-allow-push-through',
+    ]);
+  });
+  after(async () => {
+    await server?.stop();
+    tmp.cleanup();
+  });
+
+  test('with --git-allow-push-through a push reaches the upstream and the next clone sees it', async () => {
+    const dest = join(tmp.path, 'c1');
+    await git(['clone', '--quiet', `${server.url}/git/local/app.git`, dest]);
+    gitSync(['commit', '--allow-empty', '-q', '-m', 'pushed through'], dest);
+    const c = head(dest);
+    await git(['push', '--quiet', 'origin', 'HEAD:main'], { cwd: dest });
+    assert.equal(head(upstream, 'main'), c);
+    const dest2 = join(tmp.path, 'c2');
+    await git(['clone', '--quiet', `${server.url}/git/local/app.git`, dest2]);
+    assert.equal(head(dest2), c);
+  });
+});
