@@ -46,7 +46,10 @@ describe('git proxy: protocol', () => {
       const dest = join(tmp.path, `clone-v${protocol}`);
       await git(['-c', `protocol.version=${protocol}`, 'clone', '--quiet', `${base}/app.git`, dest]);
       assert.equal(head(dest), head(upstream, 'main'));
-      assert.equal(gitSync(['rev-list', '--count', 'HEAD'], dest), gitSync(['rev-list', '--count', 'main'], upstream));
+      assert.equal(
+        gitSync(['rev-list', '--count', 'HEAD'], dest),
+        gitSync(['rev-list', '--count', 'main'], upstream),
+      );
       const c = commitUpstream(upstream, `new for v${protocol}`);
       await git(['-c', `protocol.version=${protocol}`, 'fetch', '--quiet', 'origin'], { cwd: dest });
       assert.equal(head(dest, 'origin/main'), c);

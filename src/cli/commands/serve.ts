@@ -3,10 +3,16 @@
 // turns 503, in-flight requests finish (bounded by the drain timeout), exit 0.
 
 import type { Command } from 'commander';
+import {
+  addGitServeOptions,
+  type GitFlags,
+  gitServerPlugin,
+  resolveGitSettings,
+} from '../../git/server-plugin.ts';
 import { loadConfig, type RawSettings } from '../../server/config.ts';
 import { action } from '../output.ts';
 
-interface ServeFlags {
+interface ServeFlags extends GitFlags {
   listen?: string;
   data?: string;
   remote?: string;
@@ -55,7 +61,8 @@ export function registerServe(program: Command): void {
         };
         const config = await loadConfig(raw);
         const { buildServer } = await import('../../server/app.ts');
-        const server = await buildServer(config);
+        const git = await resolveGitSettings(flags);
+        const server = await buildServer(config, { plugins: [gitServerPlugin(git, config.dataDir)] });
         const url = await server.listen();
         server.app.log.info({ url, data: config.dataDir, remote: config.remote ?? null }, 'hoard serving');
         await new Promise<void>((resolve) => {
@@ -76,4 +83,6 @@ export function registerServe(program: Command): void {
         return 0;
       }),
     );
+  // The git smart-HTTP proxy's flags (--git-*), defined with the proxy in src/git/server-plugin.ts.
+  addGitServeOptions(program.commands.find((c) => c.name() === 'serve')!);
 }

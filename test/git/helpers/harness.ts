@@ -95,26 +95,9 @@ export interface ServerProcess {
   kill(): Promise<void>;
 }
 
-let useRealServe: boolean | null = null;
-function realServeHasGitFlags(): boolean {
-  if (useRealServe === null) {
-    try {
-      const help = execFileSync(NODE, [join(ROOT, 'bin', 'hoard.js'), 'serve', '--help'], {
-        encoding: 'utf8',
-      });
-      useRealServe = help.includes('--git-upstream');
-    } catch {
-      useRealServe = false;
-    }
-  }
-  return useRealServe;
-}
-
 /** Starts `hoard serve` on a free port; resolves once it logs "hoard serving". */
 export async function startServer(data: string, args: string[] = []): Promise<ServerProcess> {
-  const entry = realServeHasGitFlags()
-    ? [join(ROOT, 'bin', 'hoard.js'), 'serve']
-    : [join(import.meta.dirname, 'serve-main.ts')];
+  const entry = [join(ROOT, 'bin', 'hoard.js'), 'serve'];
   const proc = spawn(
     NODE,
     [...entry, '--listen', '127.0.0.1:0', '--data', data, '--log-level', 'debug', ...args],
