@@ -65,7 +65,7 @@ async function lstatOrUndefined(abs: string) {
   try {
     return await lstat(abs);
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return undefined;
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
     throw err;
   }
 }
