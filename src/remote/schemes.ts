@@ -3,3 +3,4 @@
 // Each backend module calls registerRemoteScheme() when imported.
 import './s3-remote.ts';
 import './http-remote.ts';
+import './gcs-remote.ts';
