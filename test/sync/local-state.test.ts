@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULTS } from '../../src/core/defaults.ts';
+import { sha256 } from '../../src/core/digest.ts';
+import { IgnoreRules } from '../../src/sync/ignore-rules.ts';
+import { scanDirectory } from '../../src/sync/scan.ts';
+import { isRacy, StatCache } from '../../src/sync/stat-cache.ts';
+import { tempDir, writeFiles } from './helpers.ts';
+
+describe('stat cache', () => {
+  it('persists, and re-hashes only files whose stat changed', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 50; i++) files[`f${i}`] = `content ${i}`;
+      await writeFiles(dir, files);
+      const old = new Date(Date.now() - 60_000);
+      for (const name of Object.keys(files)) await utimes(join(dir, name), old, old);
+      await sleep(DEFAULTS.syncRacyWindowMs + 50); // ctime (set by utimes) must age out of the racy window
+      const c1 = await StatCache.load(dir);
+      const s1 = await scanDirectory(dir, c1);
+      assert.equal(s1.filesHashed, 50);
+      await c1.save();
+      const c2 = await StatCache.load(dir);
+      assert.equal(c2.size, 50);
+      const s2 = await scanDirectory(dir, c2);
+      assert.equal(s2.filesHashed, 0);
+      assert.equal(s2.digest, s1.digest);
+      await writeFile(join(dir, 'f3'), 'CONTENT 3');
+      await utimes(join(dir, 'f3'), old, old);
+      const s3 = await scanDirectory(dir, c2);
+      assert.equal(s3.filesHashed, 1);
+      assert.notEqual(s3.digest, s1.digest);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('never trusts an entry observed within the racy window of its change', () => {
+    const now = Date.now();
+    const ns = (ms: number) => BigInt(ms) * 1_000_000n + 123n;
+    const key = (ms: number) => ({ size: 1, mtimeNs: ns(ms), ctimeNs: ns(ms), ino: 1n });
+    assert.equal(isRacy(key(now - 5), now), true);
+    assert.equal(isRacy(key(now - DEFAULTS.syncRacyWindowMs - 50), now), false);
+    const c = StatCache.load('/nonexistent-dir-for-test');
+    return c.then((cache) => {
+      cache.set('a', key(now), sha256('x'), now);
+      assert.equal(cache.lookup('a', key(now)), undefined);
+      cache.set('b', key(now - 10_000), sha256('x'), now);
+      assert.equal(cache.lookup('b', key(now - 10_000)), sha256('x'));
+    });
+  });
+});
+
+describe('ignore rules', () => {
+  it('applies nested .hoardignore files scoped to their folder, deeper rules winning', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      await writeFiles(dir, {
+        '.hoardignore': '*.tmpfile\n/top-only\n',
+        'sub/.hoardignore': '!keep.tmpfile\n',
+      });
+      await mkdir(join(dir, 'sub'), { recursive: true });
+      const root = await IgnoreRules.empty().enter(dir, '', new Set(['.hoardignore']));
+      const sub = await root.enter(dir, 'sub', new Set(['.hoardignore']));
+      assert.equal(root.ignores('x.tmpfile', false), true);
+      assert.equal(root.ignores('top-only', false), true);
+      assert.equal(sub.ignores('sub/top-only', false), false);
+      assert.equal(sub.ignores('sub/keep.tmpfile', false), false);
+      assert.equal(sub.ignores('sub/other.tmpfile', false), true);
+      assert.equal(root.ignores('.hoard', true), true);
+      assert.equal(sub.ignores('sub/.hoard', true), true);
+      assert.equal(root.ignores('.hoard-123.abc.tmp', false), true);
+    } finally {
+      await cleanup();
+    }
+  });
+});
