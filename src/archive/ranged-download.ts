@@ -1,0 +1,204 @@
+// Parallel ranged download of one immutable HTTP resource of known size,
+// delivered in order as a single stream while it is hashed.
+//
+// Up to `concurrency` ranges of `rangeBytes` are in flight; each is buffered
+// until every range before it has been delivered, so memory stays below
+// concurrency × rangeBytes. Every range request carries `If-Range: <etag>`
+// (and `If-Match`), so a resource that changed answers 200/412 instead of a
+// 206 of other bytes; a response whose ETag or Content-Range does not match
+// fails the download at once (no retry: the bytes would never verify). A
+// range that times out, resets or gets a 5xx/429 is retried with backoff.
+// At the end the byte count and the SHA-256 are checked against what was
+// expected; a mismatch fails the stream before its end, so a consumer never
+// commits unverified bytes.
+
+import { Readable } from 'node:stream';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, Hasher } from '../core/digest.ts';
+import { DigestMismatchError, HoardError, isHoardError } from '../core/errors.ts';
+
+export interface RangedDownloadOptions {
+  url: string;
+  /** Total size in bytes (from a HEAD / the stable URL's headers). */
+  size: number;
+  /** Expected SHA-256 of the whole body; verified at the end. */
+  expected?: Digest;
+  /** Strong ETag (with quotes) the resource must keep. */
+  etag?: string;
+  concurrency?: number;
+  rangeBytes?: number;
+  rangeTimeoutMs?: number;
+  /** Attempts per range beyond the first. */
+  retries?: number;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Called as bytes are delivered downstream, with the running total. */
+  onProgress?: (bytesDelivered: number) => void;
+}
+
+export interface RangedDownload {
+  stream: Readable;
+  /** Resolves when the stream ended and verified, with the digest; rejects on failure. */
+  done: Promise<{ digest: Digest; size: number; requests: number; retries: number }>;
+}
+
+class ChangedError extends HoardError {}
+
+function changed(url: string, why: string): HoardError {
+  return new ChangedError('HOARD_EREMOTE', `${url} changed during the download: ${why}`, {
+    hint: 'an immutable blob URL must never change; start the restore again',
+  });
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+
+export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
+  const concurrency = Math.max(1, opts.concurrency ?? DEFAULTS.restoreConcurrency);
+  const rangeBytes = Math.max(1, opts.rangeBytes ?? DEFAULTS.restoreRangeBytes);
+  const timeoutMs = opts.rangeTimeoutMs ?? DEFAULTS.restoreRangeTimeoutMs;
+  const retries = opts.retries ?? DEFAULTS.remoteRetries;
+  const count = Math.ceil(opts.size / rangeBytes);
+  const stop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+  const stats = { requests: 0, retries: 0 };
+  let resolveDone!: (v: { digest: Digest; size: number; requests: number; retries: number }) => void;
+  let rejectDone!: (e: unknown) => void;
+  const done = new Promise<{ digest: Digest; size: number; requests: number; retries: number }>(
+    (res, rej) => {
+      resolveDone = res;
+      rejectDone = rej;
+    },
+  );
+  done.catch(() => {});
+
+  async function fetchRangeOnce(start: number, end: number): Promise<Buffer> {
+    const rangeSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    const headers: Record<string, string> = { ...opts.headers, range: `bytes=${start}-${end - 1}` };
+    if (opts.etag) {
+      headers['if-range'] = opts.etag;
+      headers['if-match'] = opts.etag;
+    }
+    stats.requests++;
+    const res = await fetch(opts.url, { headers, signal: rangeSignal });
+    try {
+      if (res.status === 412) throw changed(opts.url, 'If-Match failed (412)');
+      if (res.status === 200 && opts.size !== end - start)
+        throw changed(opts.url, 'the server ignored the range (If-Range failed or no range support)');
+      if (res.status !== 206 && res.status !== 200) {
+        const err = new HoardError(
+          'HOARD_EREMOTE',
+          `GET ${opts.url} (range ${start}-${end - 1}): HTTP ${res.status}`,
+        );
+        (err as { retryable?: boolean }).retryable =
+          res.status >= 500 || res.status === 429 || res.status === 408;
+        throw err;
+      }
+      const etag = res.headers.get('etag');
+      if (opts.etag && etag && etag !== opts.etag)
+        throw changed(opts.url, `ETag ${etag}, expected ${opts.etag}`);
+      if (res.status === 206) {
+        const cr = res.headers.get('content-range');
+        if (cr !== `bytes ${start}-${end - 1}/${opts.size}`)
+          throw changed(opts.url, `Content-Range ${cr}, expected bytes ${start}-${end - 1}/${opts.size}`);
+      }
+      const buf = Buffer.allocUnsafe(end - start);
+      let n = 0;
+      if (res.body) {
+        for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+          if (n + chunk.byteLength > buf.byteLength) throw changed(opts.url, 'range longer than requested');
+          buf.set(chunk, n);
+          n += chunk.byteLength;
+        }
+      }
+      if (n !== buf.byteLength) {
+        const err = new HoardError(
+          'HOARD_ETRUNCATED',
+          `range ${start}-${end - 1} of ${opts.url} ended after ${n} bytes`,
+        );
+        (err as { retryable?: boolean }).retryable = true;
+        throw err;
+      }
+      return buf;
+    } finally {
+      if (!res.bodyUsed) await res.body?.cancel().catch(() => {});
+    }
+  }
+
+  async function fetchRange(i: number): Promise<Buffer> {
+    const start = i * rangeBytes;
+    const end = Math.min(opts.size, start + rangeBytes);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fetchRangeOnce(start, end);
+      } catch (err) {
+        if (signal.aborted) throw signal.reason ?? err;
+        const retryable =
+          !(err instanceof ChangedError) &&
+          (!isHoardError(err) || (err as { retryable?: boolean }).retryable === true);
+        if (!retryable || attempt >= retries) {
+          if (isHoardError(err)) throw err;
+          throw new HoardError(
+            'HOARD_EREMOTE',
+            `GET ${opts.url} (range ${start}-${end - 1}) failed after ${attempt + 1} attempts: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        stats.retries++;
+        const backoff = Math.min(DEFAULTS.remoteBackoffMaxMs, DEFAULTS.remoteBackoffBaseMs * 2 ** attempt);
+        await sleep(Math.random() * backoff, signal);
+      }
+    }
+  }
+
+  async function* generate(): AsyncGenerator<Buffer> {
+    const hasher = new Hasher();
+    const inflight = new Map<number, Promise<Buffer>>();
+    const start = (i: number) => {
+      if (i >= count) return;
+      const p = fetchRange(i);
+      p.catch(() => {}); // observed when awaited in order
+      inflight.set(i, p);
+    };
+    try {
+      for (let i = 0; i < Math.min(concurrency, count); i++) start(i);
+      for (let i = 0; i < count; i++) {
+        const p = inflight.get(i);
+        if (!p) throw new Error(`range ${i} was never started`);
+        const buf = await p;
+        inflight.delete(i);
+        start(i + concurrency);
+        hasher.update(buf);
+        opts.onProgress?.(hasher.size);
+        yield buf;
+      }
+      if (hasher.size !== opts.size)
+        throw new HoardError(
+          'HOARD_ETRUNCATED',
+          `downloaded ${hasher.size} bytes of ${opts.size} from ${opts.url}`,
+        );
+      const digest = hasher.digest();
+      if (opts.expected && digest !== opts.expected) throw new DigestMismatchError(opts.expected, digest);
+      resolveDone({ digest, size: hasher.size, ...stats });
+    } catch (err) {
+      rejectDone(err);
+      throw err;
+    } finally {
+      stop.abort(new HoardError('HOARD_EABORTED', 'download stopped'));
+      rejectDone(new HoardError('HOARD_EABORTED', 'download stopped before its end'));
+    }
+  }
+
+  const stream = Readable.from(generate(), { objectMode: false, highWaterMark: 1 });
+  return { stream, done };
+}
