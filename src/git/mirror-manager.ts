@@ -68,8 +68,8 @@ interface Mirror {
   freshAt: number | null;
   /** Wall-clock time of the last successful fetch known (this process, else persisted). */
   lastFetchWall: number | null;
-  /** Inode of the mirror directory when it was last fetched; a change means it was replaced. */
-  ino: number | null;
+  /** Identity (device, inode, birth time) of the mirror directory when it was last fetched; a change means it was replaced. */
+  ino: string | null;
   inflight: { startedAt: number; promise: Promise<void> } | null;
   lock: Mutex;
   prepared: Promise<void> | null;
@@ -523,13 +523,7 @@ export class MirrorManager extends EventEmitter {
   /** A mirror directory replaced under us (restored from a copy) loses its freshness. */
   #checkReplaced(m: Mirror): void {
     if (m.ino === null) return;
-    let ino: number | null = null;
-    try {
-      ino = statSync(m.dir).ino;
-    } catch {
-      ino = null;
-    }
-    if (ino !== m.ino) {
+    if (dirIdentity(m.dir) !== m.ino) {
       this.log.info({ repo: m.id.key }, 'git: mirror directory was replaced on disk; treating it as stale');
       m.freshAt = null;
       m.ino = null;
@@ -634,7 +628,7 @@ export class MirrorManager extends EventEmitter {
     m.lastUsedWritten = Date.now();
     m.freshAt = startedAt;
     m.lastFetchWall = wall;
-    m.ino = statSync(m.dir).ino;
+    m.ino = dirIdentity(m.dir);
     m.prepared = Promise.resolve();
     this.log.info({ repo: m.id.key, ms: Date.now() - wall }, 'git: mirror cloned');
     // Bitmaps and commit-graph for fast serving, in the background.
@@ -709,7 +703,7 @@ export class MirrorManager extends EventEmitter {
     const url = this.upstreams.resolve(m.id.path);
     const watch = this.listenerCount('defaultBranchMoved') > 0 || this.listenerCount('fetched') > 0;
     const before = watch ? await headCommit(m.dir) : undefined;
-    const ino = statSync(m.dir).ino;
+    const ino = dirIdentity(m.dir);
     const startedAt = performance.now();
     const wall = Date.now();
     const end = this.metrics.fetchDuration.startTimer({ kind: 'fetch' });
@@ -771,7 +765,7 @@ export class MirrorManager extends EventEmitter {
           opts,
         );
         await runGit(['pack-refs', '--all', '--prune'], opts);
-        await runGit(['commit-graph', 'write', '--reachable', '--split', '--quiet'], opts);
+        await runGit(['commit-graph', 'write', '--reachable', '--split', '--no-progress'], opts);
         m.fetchesSinceMaintenance = 0;
         this.metrics.maintenance.inc({ result: 'ok' });
         this.log.debug({ repo: m.id.key, ms: Date.now() - t }, 'git: maintenance done');
@@ -788,6 +782,20 @@ export class MirrorManager extends EventEmitter {
       if (this.#closed) return;
       if (m.fetchesSinceMaintenance > 0) await this.maintain(m.id.path);
     }
+  }
+}
+
+/**
+ * Identity of a directory: device, inode and birth time. A directory removed
+ * and replaced by a copy may get the same inode number back, never the same
+ * birth time (where the file system records one: ext4, xfs, btrfs, tmpfs).
+ */
+function dirIdentity(dir: string): string | null {
+  try {
+    const st = statSync(dir, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+  } catch {
+    return null;
   }
 }
 

@@ -1,7 +1,7 @@
 // The git smart-HTTP proxy against a live `hoard serve` and the real git client.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -108,6 +108,23 @@ describe('git proxy: protocol', () => {
     } finally {
       await s.stop();
     }
+  });
+
+  test('a new mirror is tuned for serving: config, multi-pack bitmap, commit-graph', async () => {
+    const mirror = join(tmp.path, 'data', 'git', 'mirrors', 'local', 'app.git');
+    assert.equal(gitSync(['config', 'uploadpack.allowFilter'], mirror), 'true');
+    assert.equal(gitSync(['config', 'uploadpack.allowAnySHA1InWant'], mirror), 'true');
+    const end = Date.now() + 10_000;
+    const done = () =>
+      existsSync(join(mirror, 'objects', 'info', 'commit-graphs')) &&
+      readdirSync(join(mirror, 'objects', 'pack')).some((f) => f.endsWith('.bitmap'));
+    while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(done(), 'maintenance wrote a bitmap and a commit-graph');
+    assert.ok(!server.logs.some((l) => String(l.msg).includes('maintenance failed')));
+    // A filtered (partial) clone is served.
+    const dest = join(tmp.path, 'clone-filtered');
+    await git(['clone', '--quiet', '--filter=blob:none', `${base}/app.git`, dest]);
+    assert.equal(head(dest), head(upstream, 'main'));
   });
 
   test('push is refused with 403 and a clear message', async () => {
