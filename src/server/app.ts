@@ -170,10 +170,15 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
           app.server.closeAllConnections();
         }, config.drainTimeoutMs);
         timer.unref();
+        // Keep-alive connections whose last response finishes during the drain
+        // become idle later; close them as they do, not at the drain timeout.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+        sweep.unref();
         try {
           await app.close();
         } finally {
           clearTimeout(timer);
+          clearInterval(sweep);
         }
         await blobs.close();
         await refs.close?.();

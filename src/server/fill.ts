@@ -4,12 +4,14 @@
 // every reader follows that growing file at its own pace with positional
 // reads (pread on one shared descriptor), so a slow client never slows the
 // fill and nothing is buffered per client beyond one chunk in flight.
+// (Consequence: the fill runs at the shared tier's and the disk's speed; a
+// slow client reads from the page cache / disk behind it.)
 //
 // The fill hashes as it writes. When the upstream ends it checks size and
 // digest, fsyncs and publishes the temp file into the disk tier with link(2)
 // (create-if-absent, as FsBlobStore does). A reader whose range ends at the
-// end of the blob is only ended after that verification, so a complete
-// response always carries verified bytes; if the fill fails (upstream error,
+// end of the blob gets its last byte only after that verification, so a
+// response that reaches its Content-Length always carries verified bytes; if the fill fails (upstream error,
 // short body, digest mismatch) every reader is destroyed with the error, which
 // aborts its HTTP response mid-stream: a client sees a truncated response,
 // never wrong bytes presented as complete.
@@ -216,7 +218,10 @@ class FillReader extends Readable {
         await fill.waitProgress();
         continue;
       }
-      const avail = Math.min(fill.written, this.#end) - this.#pos;
+      // The last byte of the blob is held back until the fill is verified, so
+      // a client never receives a complete-looking response with wrong bytes.
+      const limit = this.#end === fill.size && fill.state !== 'done' ? this.#end - 1 : this.#end;
+      const avail = Math.min(fill.written, limit) - this.#pos;
       if (avail <= 0) {
         await fill.waitProgress();
         continue;

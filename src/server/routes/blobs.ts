@@ -91,7 +91,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
     } catch (err) {
       // The body may be unread (e.g. a mismatch found early): don't keep the connection.
       if (!request.raw.complete) reply.header('connection', 'close');
-      if (request.raw.errored || (request.raw as { aborted?: boolean }).aborted)
+      if (!(err instanceof HoardError) && (request.raw.errored || request.raw.destroyed))
         throw new HoardError('HOARD_ETRUNCATED', 'request body cut short; nothing was stored', {
           cause: err,
         });
