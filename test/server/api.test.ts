@@ -21,7 +21,7 @@ async function put(
   hex = hexOf(sha256(data)),
   headers: Record<string, string> = {},
 ) {
-  return fetch(blobUrl(base, hex), { method: 'PUT', body: data, headers });
+  return fetch(blobUrl(base, hex), { method: 'PUT', body: new Uint8Array(data), headers });
 }
 
 async function errorOf(res: Response): Promise<{ code: string; message: string }> {
