@@ -118,6 +118,8 @@ export const DEFAULTS = {
   snapshotDebounceMs: 5_000,
   /** zstd level of snapshots (part of the deterministic format: changing it changes bytes). */
   snapshotZstdLevel: 3,
+  /** Snapshot generations running at once per server (each runs a single-threaded `git pack-objects`). */
+  snapshotGenerateConcurrency: 2,
   /** Parallel range downloads of `hoard git restore`. */
   restoreConcurrency: 8,
   /** Range size of `hoard git restore`. */

@@ -1,0 +1,109 @@
+// Snapshot routes of the git proxy, as GitSubRoutes of the git plugin:
+//
+//   GET|HEAD /git/<repo>/snapshot.tar.zst[?ref=<branch|tag>]
+//       after the freshness check, the snapshot of the ref's commit (default:
+//       the upstream's HEAD branch). 200 with the body and
+//       Content-Location: /v1/blobs/sha256/<hex>   (immutable, serves Range)
+//       ETag: "<hex>", X-Hoard-Commit: <sha>, Cache-Control: no-cache.
+//   GET|HEAD /git/<repo>/snapshot/<commit>.tar.zst
+//       that commit's snapshot (fetched first if the mirror lacks it), or 404.
+//
+// Clients read the headers of the stable URL and download the immutable
+// blob URL in parallel ranges, so a regeneration can never mix two archives.
+
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hexOf } from '../core/digest.ts';
+import { HoardError } from '../core/errors.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { RefStore } from '../store/ref-store.ts';
+import type { GitSubRoute } from './git-routes.ts';
+import { type SnapshotInfo, type SnapshotMirrors, SnapshotService } from './snapshot-service.ts';
+
+const STABLE = /^(.+)\/snapshot\.tar\.zst$/;
+const BY_COMMIT = /^(.+)\/snapshot\/([^/]+)\.tar\.zst$/;
+
+function requestBase(request: FastifyRequest): string {
+  return `${request.protocol}://${request.host}`;
+}
+
+async function send(
+  service: SnapshotService,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  info: SnapshotInfo,
+): Promise<unknown> {
+  const hex = hexOf(info.digest);
+  const etag = `"${hex}"`;
+  reply.headers({
+    'content-location': `/v1/blobs/sha256/${hex}`,
+    etag,
+    'x-hoard-commit': info.commit,
+    'cache-control': 'no-cache',
+    'content-type': 'application/zstd',
+  });
+  if (info.staleSeconds !== null) reply.header('x-hoard-stale', String(info.staleSeconds));
+  const inm = request.headers['if-none-match'];
+  if (inm?.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) return reply.code(304).send();
+  reply.header('content-length', String(info.size));
+  // HEAD goes through fastify's automatic HEAD route, which keeps our
+  // Content-Length only for a stream payload (an empty body would reset it to 0).
+  if (request.method === 'HEAD') return reply.code(200).send(Readable.from([]));
+  const body = await service.blobs.read(info.digest);
+  return reply.code(200).send(body);
+}
+
+/** The snapshot routes for the git plugin's `routes` option. */
+export function snapshotRoutes(service: SnapshotService): GitSubRoute[] {
+  return [
+    {
+      method: 'GET',
+      match: BY_COMMIT,
+      handler: async (request, reply, m) =>
+        send(service, request, reply, await service.forCommit(m[1], m[2], requestBase(request))),
+    },
+    {
+      method: 'GET',
+      match: STABLE,
+      handler: async (request, reply, m) => {
+        const ref = (request.query as { ref?: string }).ref;
+        return send(service, request, reply, await service.forRef(m[1], ref, requestBase(request)));
+      },
+    },
+  ];
+}
+
+/**
+ * Builds the snapshot service of a server and returns its routes. Wiring
+ * (src/git/server-plugin.ts extras): `routes: (mirrors, ctx) => snapshotGitRoutes(mirrors, ctx, dataDir)`.
+ * With `app`, the service logs through it and is closed with it.
+ */
+export function snapshotGitRoutes(
+  mirrors: SnapshotMirrors,
+  ctx: { blobs: BlobStore; refs: RefStore } | undefined,
+  dataDir: string,
+  opts: {
+    app?: FastifyInstance;
+    publicUrl?: string;
+    debounceMs?: number;
+    onService?: (service: SnapshotService) => void;
+  } = {},
+): GitSubRoute[] {
+  if (!ctx)
+    throw new HoardError('HOARD_ECONFIG', 'git snapshots need the server context (blob and ref stores)');
+  const service = new SnapshotService({
+    mirrors,
+    blobs: ctx.blobs,
+    refs: ctx.refs,
+    tmpDir: join(dataDir, 'git', 'snapshot-tmp'),
+    publicUrl: opts.publicUrl ?? (process.env.HOARD_PUBLIC_URL || undefined),
+    debounceMs: opts.debounceMs,
+    log: opts.app?.log.child({ component: 'git-snapshots' }),
+  });
+  opts.app?.addHook('onClose', async () => {
+    await service.close();
+  });
+  opts.onService?.(service);
+  return snapshotRoutes(service);
+}

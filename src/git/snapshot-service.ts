@@ -1,0 +1,347 @@
+// Repository snapshots on the server: commit → immutable `tar.zst` blob.
+//
+// A snapshot is found through the ref `git-snapshots/<repo-key>/<commit>`
+// (written create-if-absent: when two servers race on one commit the first
+// writer wins and the loser adopts its digest, so through a shared bucket
+// every server serves the same bytes for a commit) or generated: single-flight
+// per (repo, commit), at most DEFAULTS.snapshotGenerateConcurrency at once,
+// into a temp file while hashing (the store needs the digest before write()),
+// then written to the blob store and the ref. Temp files are removed on
+// success and failure. After a fetch moves a repo's default branch, the new
+// commit's snapshot is generated in the background (debounced), for repos
+// whose snapshots have been asked for.
+//
+// Old snapshot blobs are ordinary blobs: they age out of the disk tier by its
+// LRU eviction; in a shared bucket a lifecycle rule on old objects is the
+// retention (docs/snapshots.md).
+
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { snapshotArchive } from '../archive/deterministic-tar.ts';
+import { DEFAULTS } from '../core/defaults.ts';
+import type { Digest } from '../core/digest.ts';
+import { HoardError, isHoardError } from '../core/errors.ts';
+import { validateRefName } from '../core/ref-name.ts';
+import { SingleFlight } from '../core/single-flight.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { RefStore } from '../store/ref-store.ts';
+import { runGit } from './git-process.ts';
+
+/** What the snapshot service needs from the mirror manager (MirrorManager implements it). */
+export interface SnapshotMirrors {
+  /** Resolves a ref (default: the upstream's HEAD branch) after the freshness check. */
+  resolveRef(
+    path: string,
+    ref?: string,
+  ): Promise<{ key: string; dir: string; ref: string; commit: string; staleSeconds: number | null }>;
+  /** The mirror of `path` (cloned if needed), without a freshness check. */
+  open(
+    path: string,
+    opts: { refs: boolean },
+  ): Promise<{ key: string; dir: string; staleSeconds: number | null }>;
+  /** Of `ids`, those still missing after a fetch. */
+  ensureObjects(path: string, ids: string[]): Promise<string[]>;
+  on?(
+    event: 'defaultBranchMoved',
+    listener: (ev: { key: string; path: string; dir: string; to: string }) => void,
+  ): unknown;
+  off?(
+    event: 'defaultBranchMoved',
+    listener: (ev: { key: string; path: string; dir: string; to: string }) => void,
+  ): unknown;
+}
+
+type LogFn = (obj: object | string, msg?: string) => void;
+export interface SnapshotLogger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+}
+
+export interface SnapshotServiceOptions {
+  mirrors: SnapshotMirrors;
+  blobs: BlobStore;
+  refs: RefStore;
+  /** Work directory for generation (created; leftovers of a previous run are removed). */
+  tmpDir: string;
+  /**
+   * Base URL of the server as clients see it (`https://hoard.example`): the
+   * archive's `origin` is `<publicUrl>/git/<repo-key>`. Servers sharing a
+   * bucket must agree on it to generate identical bytes. Without it the base
+   * URL of the request that caused generation is used.
+   */
+  publicUrl?: string;
+  zstdLevel?: number;
+  debounceMs?: number;
+  concurrency?: number;
+  log?: SnapshotLogger;
+}
+
+export interface SnapshotInfo {
+  key: string;
+  commit: string;
+  digest: Digest;
+  size: number;
+  /** Whether this call generated it (false: found through its ref). */
+  generated: boolean;
+  /** Set when the mirror was served stale (upstream unreachable). */
+  staleSeconds: number | null;
+}
+
+const silent: SnapshotLogger = { debug() {}, info() {}, warn() {} };
+const COMMIT_RE = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+
+/** The ref holding a commit's snapshot digest. */
+export function snapshotRefName(key: string, commit: string): string {
+  // Repo keys may hold `~`, which ref names do not allow; `=` never occurs in keys.
+  const enc = key.replace(/[~]/g, (c) => `=${c.charCodeAt(0).toString(16)}`);
+  const name = `git-snapshots/${enc}/${commit}`;
+  try {
+    return validateRefName(name);
+  } catch {
+    const h = createHash('sha256').update(key).digest('hex');
+    return `git-snapshots/=${h}/${commit}`;
+  }
+}
+
+class Semaphore {
+  #free: number;
+  #waiters: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#waiters.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiters.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+export class SnapshotService {
+  readonly mirrors: SnapshotMirrors;
+  readonly blobs: BlobStore;
+  readonly refs: RefStore;
+  readonly tmpDir: string;
+  readonly publicUrl: string | undefined;
+  readonly zstdLevel: number;
+  readonly debounceMs: number;
+  readonly log: SnapshotLogger;
+  /** Completed generations (for tests and metrics). */
+  generations = 0;
+  #flight = new SingleFlight<string, SnapshotInfo>();
+  #sem: Semaphore;
+  #prepared: Promise<void> | undefined;
+  /** Repos whose snapshots were asked for → the base URL to use for background generation. */
+  #watched = new Map<string, { path: string; base: string }>();
+  #timers = new Map<string, NodeJS.Timeout>();
+  #background = new Set<Promise<unknown>>();
+  #closed = false;
+  #onMoved = (ev: { key: string; path: string; dir: string; to: string }) => this.#scheduleBackground(ev);
+
+  constructor(opts: SnapshotServiceOptions) {
+    this.mirrors = opts.mirrors;
+    this.blobs = opts.blobs;
+    this.refs = opts.refs;
+    this.tmpDir = opts.tmpDir;
+    this.publicUrl = opts.publicUrl?.replace(/\/+$/, '');
+    this.zstdLevel = opts.zstdLevel ?? DEFAULTS.snapshotZstdLevel;
+    this.debounceMs = opts.debounceMs ?? DEFAULTS.snapshotDebounceMs;
+    this.log = opts.log ?? silent;
+    this.#sem = new Semaphore(opts.concurrency ?? DEFAULTS.snapshotGenerateConcurrency);
+    this.mirrors.on?.('defaultBranchMoved', this.#onMoved);
+  }
+
+  #prepare(): Promise<void> {
+    this.#prepared ??= (async () => {
+      await mkdir(this.tmpDir, { recursive: true });
+      // Leftovers of a killed process: nothing else writes here.
+      for (const name of await readdir(this.tmpDir))
+        await rm(join(this.tmpDir, name), { recursive: true, force: true });
+    })();
+    return this.#prepared;
+  }
+
+  #origin(key: string, requestBase: string | undefined): string {
+    const base = this.publicUrl ?? requestBase;
+    if (!base)
+      throw new HoardError('HOARD_ECONFIG', 'no public URL to write as the snapshot origin', {
+        hint: 'configure the server public URL',
+      });
+    return `${base}/git/${key}`;
+  }
+
+  /** The snapshot of a ref's commit (default: the upstream HEAD branch), after the freshness check. */
+  async forRef(path: string, ref: string | undefined, requestBase?: string): Promise<SnapshotInfo> {
+    const r = await this.mirrors.resolveRef(path, ref);
+    if (ref === undefined || ref === '' || ref === 'HEAD')
+      this.#watched.set(r.key, { path, base: this.publicUrl ?? requestBase ?? '' });
+    const info = await this.snapshot(r.key, r.dir, r.commit, this.#origin(r.key, requestBase));
+    return { ...info, staleSeconds: r.staleSeconds };
+  }
+
+  /** The snapshot of one commit; HOARD_EREF_NOT_FOUND when the commit is unknown even after a fetch. */
+  async forCommit(path: string, commit: string, requestBase?: string): Promise<SnapshotInfo> {
+    if (!COMMIT_RE.test(commit))
+      throw new HoardError('HOARD_EBAD_REQUEST', `not a full commit id: ${JSON.stringify(commit)}`, {
+        hint: 'use the 40 (or 64) hex digits of the commit',
+      });
+    const o = await this.mirrors.open(path, { refs: false });
+    const missing = await this.mirrors.ensureObjects(path, [commit]);
+    const type = missing.length
+      ? ''
+      : (await runGit(['cat-file', '-t', commit], { cwd: o.dir, okCodes: [1, 128] })).stdout.trim();
+    if (type !== 'commit')
+      throw new HoardError('HOARD_EREF_NOT_FOUND', `commit ${commit} not found in ${o.key}`, {
+        details: { repo: o.key, commit },
+      });
+    const info = await this.snapshot(o.key, o.dir, commit, this.#origin(o.key, requestBase));
+    return { ...info, staleSeconds: o.staleSeconds };
+  }
+
+  /** Finds (through its ref) or generates the snapshot of `commit` of the mirror in `dir`. */
+  async snapshot(key: string, dir: string, commit: string, originUrl: string): Promise<SnapshotInfo> {
+    const refName = snapshotRefName(key, commit);
+    const found = await this.#lookup(refName);
+    if (found) return { key, commit, ...found, generated: false, staleSeconds: null };
+    return this.#flight.do(`${key}\0${commit}`, async () => {
+      const again = await this.#lookup(refName);
+      if (again) return { key, commit, ...again, generated: false, staleSeconds: null };
+      return this.#sem.run(() => this.#generate(key, dir, commit, originUrl, refName));
+    });
+  }
+
+  async #lookup(refName: string): Promise<{ digest: Digest; size: number } | undefined> {
+    const ref = await this.refs.get(refName);
+    if (!ref) return undefined;
+    const st = await this.blobs.stat(ref.target);
+    // A ref whose blob aged out is regenerated (deterministically: same digest).
+    return st ? { digest: ref.target, size: st.size } : undefined;
+  }
+
+  async #generate(
+    key: string,
+    dir: string,
+    commit: string,
+    originUrl: string,
+    refName: string,
+  ): Promise<SnapshotInfo> {
+    await this.#prepare();
+    const t0 = Date.now();
+    const work = await mkdtemp(join(this.tmpDir, 'gen-'));
+    try {
+      const file = join(work, 'snapshot.tar.zst');
+      const archive = await snapshotArchive({
+        repoDir: dir,
+        commit,
+        originUrl,
+        tmpDir: work,
+        zstdLevel: this.zstdLevel,
+      });
+      const hash = createHash('sha256');
+      let size = 0;
+      await pipeline(
+        archive.stream,
+        async function* (src: AsyncIterable<Buffer>) {
+          for await (const chunk of src) {
+            hash.update(chunk);
+            size += chunk.byteLength;
+            yield chunk;
+          }
+        },
+        createWriteStream(file, { flags: 'wx' }),
+      );
+      const digest: Digest = `sha256:${hash.digest('hex')}`;
+      if ((await stat(file)).size !== size)
+        throw new HoardError('HOARD_EINTERNAL', 'snapshot temp file size changed');
+      await this.blobs.write(digest, createReadStream(file, { highWaterMark: DEFAULTS.streamChunkBytes }), {
+        size,
+      });
+      const winner = await this.#publish(refName, digest);
+      this.generations++;
+      this.log.info(
+        { repo: key, commit, digest, bytes: size, ms: Date.now() - t0, adopted: winner.digest !== digest },
+        'git: snapshot generated',
+      );
+      return { key, commit, ...winner, generated: winner.digest === digest, staleSeconds: null };
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  /** Writes the commit → digest ref create-if-absent; the loser of a race adopts the winner's digest. */
+  async #publish(refName: string, digest: Digest): Promise<{ digest: Digest; size: number }> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cur = await this.refs.get(refName);
+      try {
+        if (!cur) await this.refs.set(refName, digest, null);
+        else if (cur.target !== digest) {
+          const st = await this.blobs.stat(cur.target);
+          if (st) return { digest: cur.target, size: st.size }; // adopt the winner's
+          await this.refs.set(refName, digest, cur.version); // its blob is gone: replace
+        }
+        const st = await this.blobs.stat(digest);
+        if (!st) throw new HoardError('HOARD_EINTERNAL', `snapshot blob ${digest} vanished after writing`);
+        return { digest, size: st.size };
+      } catch (err) {
+        if (!isHoardError(err, 'HOARD_EREF_CONFLICT')) throw err;
+        // Lost the race: read the winner and adopt it on the next round.
+      }
+    }
+    throw new HoardError('HOARD_EREF_CONFLICT', `could not publish snapshot ref ${refName}`);
+  }
+
+  #scheduleBackground(ev: { key: string; path: string; dir: string; to: string }): void {
+    if (this.#closed) return;
+    const w = this.#watched.get(ev.key);
+    if (!w || !(this.publicUrl ?? w.base)) return; // nobody asked for this repo's snapshots
+    clearTimeout(this.#timers.get(ev.key));
+    const timer = setTimeout(() => {
+      this.#timers.delete(ev.key);
+      if (this.#closed) return;
+      const p = this.snapshot(ev.key, ev.dir, ev.to, this.#origin(ev.key, w.base))
+        .then((info) =>
+          this.log.debug(
+            { repo: ev.key, commit: ev.to, digest: info.digest },
+            'git: background snapshot ready',
+          ),
+        )
+        .catch((err) =>
+          this.log.warn(
+            { repo: ev.key, commit: ev.to, err: (err as Error).message },
+            'git: background snapshot failed',
+          ),
+        )
+        .finally(() => this.#background.delete(p));
+      this.#background.add(p);
+    }, this.debounceMs);
+    timer.unref();
+    this.#timers.set(ev.key, timer);
+  }
+
+  /** Waits for background generations in progress (tests). */
+  async idle(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
+  /** Whether a background generation is scheduled (debouncing) or running. */
+  get busy(): boolean {
+    return this.#timers.size > 0 || this.#background.size > 0;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.mirrors.off?.('defaultBranchMoved', this.#onMoved);
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    await this.idle();
+  }
+}
