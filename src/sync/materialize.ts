@@ -22,7 +22,7 @@ import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
 import { entryKey } from './merge.ts';
 import { forEachLimit } from './pool.ts';
 import { type StatCache, statKeyOf } from './stat-cache.ts';
-import { CountingStream, type ProgressSink } from './transfer.ts';
+import { CountingStream, chunkFor, type ProgressSink } from './transfer.ts';
 
 export interface MaterializeInput {
   root: string;
@@ -228,7 +228,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     if (local !== undefined && !deleted.has(local)) {
       try {
         await pipeline(
-          createReadStream(join(root, local), { highWaterMark: DEFAULTS.streamChunkBytes }),
+          createReadStream(join(root, local), { highWaterMark: chunkFor(size) }),
           new VerifyingStream(digest, size),
           new CountingStream((n) => progress.bytes(n)),
           createWriteStream(tmp, { flags: 'wx', mode, flush: DEFAULTS.syncFsyncFiles }),

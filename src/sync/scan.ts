@@ -162,12 +162,16 @@ export async function hashFile(abs: string): Promise<{ digest: Digest; key: Stat
     try {
       const before = statKeyOf(await fh.stat({ bigint: true }));
       const h = new Hasher();
-      for await (const chunk of fh.createReadStream({
-        highWaterMark: DEFAULTS.streamChunkBytes,
-        autoClose: false,
-        start: 0,
-      }))
-        h.update(chunk as Buffer);
+      // One buffer sized to the file (up to a chunk), reused for every read:
+      // a 20 KB file must not allocate a 256 KiB stream buffer.
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(before.size + 1, DEFAULTS.streamChunkBytes)));
+      let pos = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.byteLength, pos);
+        if (bytesRead === 0) break;
+        h.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
       const after = statKeyOf(await fh.stat({ bigint: true }));
       if (sameStat(before, after) && h.size === after.size) return { digest: h.digest(), key: after };
     } finally {

@@ -43,6 +43,11 @@ export class CountingStream extends Transform {
   }
 }
 
+/** Stream buffer size for a file of `size` bytes: no bigger than the file, at most one chunk. */
+export function chunkFor(size: number): number {
+  return Math.max(16 * 1024, Math.min(size + 1, DEFAULTS.streamChunkBytes));
+}
+
 /** Reads a small blob (tree, snapshot record) fully and verifies it against its digest. */
 export async function readSmallBlob(remote: Remote, digest: Digest, limit: number): Promise<Buffer> {
   let bytes: Buffer;
@@ -109,7 +114,7 @@ export async function uploadMissing(
     await forEachLimit(missing, DEFAULTS.transferConcurrency, async (digest) => {
       const it = byDigest.get(digest)!;
       const counter = new CountingStream((n) => progress.bytes(n));
-      const source = createReadStream(join(root, it.path), { highWaterMark: DEFAULTS.streamChunkBytes });
+      const source = createReadStream(join(root, it.path), { highWaterMark: chunkFor(it.size) });
       try {
         await remote.blobs.write(digest, source.pipe(counter), { size: it.size });
       } catch (err) {

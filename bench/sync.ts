@@ -1,0 +1,242 @@
+// Benchmark of `hoard push`/`hoard pull` against `rclone sync` (run by hand,
+// not a test):
+//
+//   node bench/sync.ts [--files 10000] [--mb 200] [--work /tmp/dir] [--keep]
+//
+// Generates a directory of N files (random bytes, sizes spread around the
+// mean, in nested folders), then measures with real CLI processes:
+// first push, no-op push, no-op pull, one-file-changed push, fresh pull, and
+// push right after the fresh pull; and the same steps with `rclone sync` to a
+// local path. Prints seconds and file-content bytes moved side by side.
+//
+// Targets are pluggable: add a hoard remote to HOARD_TARGETS (e.g. s3:// via
+// the S3 engineer's fixture) and an rclone destination to RCLONE_TARGETS.
+
+import { execFile } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'bin', 'hoard.js');
+
+interface Fixture {
+  url: string;
+  cleanup: () => Promise<void>;
+}
+
+/** Remotes hoard is measured against. */
+const HOARD_TARGETS: { name: string; make: (work: string) => Promise<Fixture> }[] = [
+  {
+    name: 'file://',
+    make: async (work) => {
+      const dir = join(work, 'hoard-remote');
+      return { url: pathToFileURL(dir).href, cleanup: () => rm(dir, { recursive: true, force: true }) };
+    },
+  },
+];
+
+/** Destinations rclone is measured against (an rclone path: local dir or `remote:bucket/prefix`). */
+const RCLONE_TARGETS: { name: string; make: (work: string) => Promise<Fixture> }[] = [
+  {
+    name: 'local path',
+    make: async (work) => {
+      const dir = join(work, 'rclone-dst');
+      return { url: dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+    },
+  },
+];
+
+interface Step {
+  seconds: number;
+  bytes: number;
+  files: number;
+}
+
+function run(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string; seconds: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const seconds = (performance.now() - t0) / 1000;
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
+      else resolve({ stdout, stderr, seconds });
+    });
+  });
+}
+
+async function hoard(args: string[]): Promise<Step> {
+  const r = await run(process.execPath, [BIN, ...args, '--json']);
+  const j = JSON.parse(r.stdout);
+  return {
+    seconds: r.seconds,
+    bytes: j.bytesUploaded ?? j.bytesDownloaded,
+    files: j.filesUploaded ?? j.filesDownloaded,
+  };
+}
+
+async function rclone(src: string, dst: string): Promise<Step> {
+  const r = await run('rclone', [
+    'sync',
+    src,
+    dst,
+    '--exclude',
+    '/.hoard/**',
+    '--use-json-log',
+    '-v',
+    '--stats',
+    '1h',
+  ]);
+  let stats = { bytes: 0, transfers: 0 };
+  for (const line of r.stderr.split('\n')) {
+    try {
+      const j = JSON.parse(line);
+      if (j.stats) stats = j.stats;
+    } catch {
+      // not a JSON line
+    }
+  }
+  return { seconds: r.seconds, bytes: stats.bytes, files: stats.transfers };
+}
+
+/** Deterministic pseudo-random sizes with the requested total. */
+function sizes(n: number, total: number): number[] {
+  let x = 42;
+  const raw = Array.from({ length: n }, () => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return 0.1 + (x / 0x7fffffff) * 1.8;
+  });
+  const sum = raw.reduce((a, b) => a + b, 0);
+  const out = raw.map((r) => Math.floor((r / sum) * total));
+  out[0] += total - out.reduce((a, b) => a + b, 0);
+  return out;
+}
+
+async function generate(dir: string, n: number, totalBytes: number): Promise<string[]> {
+  const paths: string[] = [];
+  const sz = sizes(n, totalBytes);
+  for (let i = 0; i < n; i++) {
+    const rel = `d${Math.floor(i / 1000)}/s${Math.floor(i / 100) % 10}/file-${i}.bin`;
+    const abs = join(dir, rel);
+    if (i % 100 === 0) await mkdir(dirname(abs), { recursive: true });
+    await writeFile(abs, randomFillSync(Buffer.allocUnsafe(sz[i])));
+    paths.push(rel);
+  }
+  return paths;
+}
+
+function machine(): string {
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model;
+  return `${cpus().length} vCPU (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`;
+}
+
+const fmtBytes = (b: number) =>
+  b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b} B`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      files: { type: 'string', default: '10000' },
+      mb: { type: 'string', default: '200' },
+      work: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const n = Number(values.files);
+  const total = Number(values.mb) * 1024 * 1024;
+  const work = values.work ?? (await mkdtemp(join(tmpdir(), 'hoard-bench-sync-')));
+  await mkdir(work, { recursive: true });
+  const src = join(work, 'src');
+  process.stderr.write(`generating ${n} files / ${values.mb} MiB in ${src}\n`);
+  const paths = await generate(src, n, total);
+
+  const rows: { step: string; results: Step[] }[] = [];
+  const names: string[] = [];
+  const steps = [
+    'first push',
+    'no-op push',
+    'no-op pull',
+    'one-file-changed push',
+    'fresh pull',
+    'push after fresh pull',
+  ];
+  for (const s of steps) rows.push({ step: s, results: [] });
+  const changed = paths[Math.floor(paths.length / 2)];
+  let changedOnce = false;
+  const changeOneFile = async () => {
+    if (changedOnce) return;
+    changedOnce = true;
+    await writeFile(join(src, changed), randomFillSync(Buffer.allocUnsafe(20_000)));
+  };
+
+  for (const t of HOARD_TARGETS) {
+    const fx = await t.make(work);
+    names.push(`hoard → ${t.name}`);
+    const ref = 'bench/sync';
+    const fresh = join(work, `hoard-fresh-${names.length}`);
+    const out: Step[] = [];
+    process.stderr.write(`hoard ${t.name}: first push\n`);
+    out.push(await hoard(['push', src, fx.url, '--ref', ref]));
+    out.push(await hoard(['push', src, fx.url, '--ref', ref]));
+    out.push(await hoard(['pull', fx.url, src, '--ref', ref]));
+    await changeOneFile();
+    out.push(await hoard(['push', src, fx.url, '--ref', ref]));
+    process.stderr.write(`hoard ${t.name}: fresh pull\n`);
+    out.push(await hoard(['pull', fx.url, fresh, '--ref', ref]));
+    out.push(await hoard(['push', fresh, fx.url, '--ref', ref]));
+    out.forEach((s, i) => rows[i].results.push(s));
+    if (!values.keep) {
+      await fx.cleanup();
+      await rm(fresh, { recursive: true, force: true });
+    }
+  }
+
+  for (const t of RCLONE_TARGETS) {
+    const fx = await t.make(work);
+    names.push(`rclone sync → ${t.name}`);
+    const fresh = join(work, `rclone-fresh-${names.length}`);
+    // rclone goes through the same sequence; the one-file change was made
+    // before hoard's step 4, so rclone's first sync copies the changed tree
+    // and its step 4 re-creates the change by modifying the file again.
+    const out: Step[] = [];
+    process.stderr.write(`rclone ${t.name}: first sync\n`);
+    out.push(await rclone(src, fx.url));
+    out.push(await rclone(src, fx.url));
+    out.push(await rclone(fx.url, src));
+    await writeFile(join(src, changed), randomFillSync(Buffer.allocUnsafe(20_000)));
+    out.push(await rclone(src, fx.url));
+    process.stderr.write(`rclone ${t.name}: fresh sync\n`);
+    out.push(await rclone(fx.url, fresh));
+    out.push(await rclone(fresh, fx.url));
+    out.forEach((s, i) => rows[i].results.push(s));
+    if (!values.keep) {
+      await fx.cleanup();
+      await rm(fresh, { recursive: true, force: true });
+    }
+  }
+
+  const lines = [
+    `Sync benchmark: ${n} files, ${fmtBytes(total)}; ${new Date().toISOString()}; ${machine()}`,
+    '',
+    `| step | ${names.map((x) => `${x} (s) | ${x} (bytes moved)`).join(' | ')} | ${names
+      .slice(1)
+      .map((x) => `${x} ÷ ${names[0]} (time)`)
+      .join(' | ')} |`,
+    `|---|${names.map(() => '---:|---:').join('|')}|${names
+      .slice(1)
+      .map(() => '---:')
+      .join('|')}|`,
+  ];
+  for (const row of rows) {
+    const cells = row.results.map((s) => `${s.seconds.toFixed(2)} | ${fmtBytes(s.bytes)} (${s.files} files)`);
+    const ratios = row.results.slice(1).map((s) => `${(s.seconds / row.results[0].seconds).toFixed(2)}×`);
+    lines.push(`| ${row.step} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (!values.keep && !values.work) await rm(work, { recursive: true, force: true });
+}
+
+await main();
