@@ -187,7 +187,9 @@ async function main(): Promise<void> {
     process.stderr.write(`hoard ${t.name}: fresh pull\n`);
     out.push(await hoard(['pull', fx.url, fresh, '--ref', ref]));
     out.push(await hoard(['push', fresh, fx.url, '--ref', ref]));
-    out.forEach((s, i) => rows[i].results.push(s));
+    out.forEach((s, i) => {
+      rows[i].results.push(s);
+    });
     if (!values.keep) {
       await fx.cleanup();
       await rm(fresh, { recursive: true, force: true });
@@ -211,7 +213,9 @@ async function main(): Promise<void> {
     process.stderr.write(`rclone ${t.name}: fresh sync\n`);
     out.push(await rclone(fx.url, fresh));
     out.push(await rclone(fresh, fx.url));
-    out.forEach((s, i) => rows[i].results.push(s));
+    out.forEach((s, i) => {
+      rows[i].results.push(s);
+    });
     if (!values.keep) {
       await fx.cleanup();
       await rm(fresh, { recursive: true, force: true });
