@@ -1,11 +1,15 @@
 // Pieces push and pull share: the conflict error, the merge base, the
 // directory check.
 
-import { stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import type { Tree } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
-import { isErrno } from '../store/fs-atomic.ts';
+import { hostName, isErrno, isPidAlive } from '../store/fs-atomic.ts';
+import { STATE_DIR } from './ignore-rules.ts';
 import type { SyncState } from './sync-state.ts';
 import { loadLocalTree } from './sync-state.ts';
 import { EMPTY_TREE, fetchTreeOrUndefined } from './transfer.ts';
@@ -46,4 +50,46 @@ export async function requireDirectory(root: string): Promise<void> {
     if (!isErrno(err, 'ENOENT', 'ENOTDIR')) throw err;
   }
   throw new HoardError('HOARD_EUSAGE', `${root} is not a directory`);
+}
+
+/**
+ * Runs `fn` holding `<dir>/.hoard/lock`, so two hoard processes never sync
+ * the same directory at once. A lock whose process is gone (same host, dead
+ * pid) is taken over; a live one is waited for up to refLockTimeoutMs.
+ */
+export async function withDirLock<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  const dir = join(root, STATE_DIR);
+  await mkdir(dir, { recursive: true });
+  const lock = join(dir, 'lock');
+  const me = `${hostName()} ${process.pid}`;
+  const deadline = Date.now() + DEFAULTS.refLockTimeoutMs;
+  for (;;) {
+    try {
+      const fh = await open(lock, 'wx');
+      await fh.writeFile(me);
+      await fh.close();
+      break;
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+    const owner = await readFile(lock, 'utf8').catch(() => undefined);
+    if (owner === undefined) continue;
+    const [host, pidText] = owner.split(' ');
+    const pid = Number(pidText);
+    if (host === hostName() && Number.isSafeInteger(pid) && pid > 0 && !isPidAlive(pid)) {
+      // Take over only if it is still the same dead owner's lock.
+      if ((await readFile(lock, 'utf8').catch(() => undefined)) === owner) await unlink(lock).catch(() => {});
+      continue;
+    }
+    if (Date.now() > deadline)
+      throw new HoardError('HOARD_ELOCK_TIMEOUT', `another hoard process (${owner}) is syncing ${root}`, {
+        hint: `wait for it to finish; if none is running, remove ${lock}`,
+      });
+    await sleep(50);
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlink(lock).catch(() => {});
+  }
 }

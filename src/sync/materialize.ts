@@ -19,6 +19,7 @@ import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
 import { validateTreePath } from '../core/tree-path.ts';
 import type { Remote } from '../remote/remote.ts';
 import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
+import { isTempName, STATE_DIR } from './ignore-rules.ts';
 import { entryKey } from './merge.ts';
 import { forEachLimit } from './pool.ts';
 import { type StatCache, statKeyOf } from './stat-cache.ts';
@@ -111,7 +112,19 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const { root, remote, cache, progress } = input;
   const cur = new Map(input.current.entries.map((e) => [e.path, e]));
   const tgt = new Map(input.target.entries.map((e) => [e.path, e]));
-  for (const p of tgt.keys()) validateTreePath(p);
+  for (const p of tgt.keys()) {
+    validateTreePath(p);
+    const segs = p.split('/');
+    if (segs.includes(STATE_DIR) || isTempName(segs.at(-1)!))
+      throw new HoardError(
+        'HOARD_EPATH_INVALID',
+        `invalid path ${JSON.stringify(p)}: reserved for hoard's local state`,
+        {
+          hint: 'nothing was written; the remote tree was not made by hoard push',
+          details: { path: p },
+        },
+      );
+  }
 
   // Everything under a target path's parents must be a folder.
   const targetFolders = new Set<string>();

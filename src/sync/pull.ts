@@ -13,7 +13,7 @@ import { validateRefName } from '../core/ref-name.ts';
 import { normalizeTree, type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import type { RefValue } from '../store/ref-store.ts';
-import { conflictError, loadBase, requireDirectory } from './common.ts';
+import { conflictError, loadBase, requireDirectory, withDirLock } from './common.ts';
 import { materialize } from './materialize.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
@@ -48,6 +48,14 @@ function countFiles(tree: Tree): number {
 }
 
 export async function pull(opts: PullOptions): Promise<PullResult> {
+  validateRefName(opts.ref);
+  const root = resolve(opts.dir);
+  await mkdir(root, { recursive: true });
+  await requireDirectory(root);
+  return withDirLock(root, () => pullLocked(opts));
+}
+
+async function pullLocked(opts: PullOptions): Promise<PullResult> {
   const started = performance.now();
   const { remote, ref } = opts;
   validateRefName(ref);

@@ -15,7 +15,7 @@ import { snapshotDigest } from '../core/snapshot-record.ts';
 import { type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import type { RefValue } from '../store/ref-store.ts';
-import { conflictError, loadBase, requireDirectory } from './common.ts';
+import { conflictError, loadBase, requireDirectory, withDirLock } from './common.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
@@ -84,6 +84,13 @@ function fileTotals(tree: Tree): { files: number; bytes: number } {
 }
 
 export async function push(opts: PushOptions): Promise<PushResult> {
+  validateRefName(opts.ref);
+  const root = resolve(opts.dir);
+  await requireDirectory(root);
+  return withDirLock(root, () => pushLocked(opts));
+}
+
+async function pushLocked(opts: PushOptions): Promise<PushResult> {
   const started = performance.now();
   const { remote, ref } = opts;
   validateRefName(ref);

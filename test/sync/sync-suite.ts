@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -422,6 +423,21 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
         });
       }
 
+      it('refuses paths inside .hoard/ (local state) and writes nothing', async () => {
+        const d = await dir('dest');
+        await writeFiles(d, { 'keep.txt': 'k' });
+        const r = await plant([
+          { path: '.hoard/stat-cache.json', kind: 'file', size: 5, digest: 'DIGEST' },
+          { path: 'z.txt', kind: 'file', size: 5, digest: 'DIGEST' },
+        ]);
+        const res = await cliPull(d, r);
+        assert.equal(res.code, 1, res.stderr);
+        assert.match(res.stderr, /reserved/);
+        await assert.rejects(stat(join(d, 'z.txt')), { code: 'ENOENT' });
+        const cache = await readFile(join(d, '.hoard', 'stat-cache.json'), 'utf8').catch(() => '');
+        assert.notEqual(cache, 'evil\n');
+      });
+
       it('refuses to write through a local symlink (even an ignored one)', async () => {
         const outside = await dir('outside');
         const a = await dir('a');
@@ -496,6 +512,22 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
       const ps = await push({ dir: b, remote, ref: r });
       assert.equal(ps.upToDate, true);
       assert.equal(ps.filesUploaded, 0);
+    });
+
+    it('two syncs of one directory at once take turns; a dead process’s lock is taken over', async () => {
+      const a = await dir('a');
+      await writeFiles(a, { 'one.txt': '1' });
+      const r = ref();
+      const [x, y] = await Promise.all([cliPush(a, r), cliPush(a, r)]);
+      assert.equal(x.code, 0, x.stderr);
+      assert.equal(y.code, 0, y.stderr);
+      assert.deepEqual([x.json!.upToDate, y.json!.upToDate].sort(), [false, true]);
+      // A lock left by a process that no longer exists does not block.
+      await writeFile(join(a, '.hoard', 'lock'), `${hostname()} 999999999`);
+      await writeFile(join(a, 'two.txt'), `unique to ${r}`);
+      const z = await cliPush(a, r);
+      assert.equal(z.code, 0, z.stderr);
+      assert.equal(z.json!.filesUploaded, 1);
     });
 
     it('exit 2 for a missing ref; exit 1 for a bad ref name', async () => {
