@@ -50,7 +50,7 @@ function countFiles(tree: Tree): number {
 export async function pull(opts: PullOptions): Promise<PullResult> {
   validateRefName(opts.ref);
   const root = resolve(opts.dir);
-  await mkdir(root, { recursive: true });
+  await mkdir(root, { recursive: true }).catch(() => {}); // requireDirectory says what is wrong
   await requireDirectory(root);
   return withDirLock(root, () => pullLocked(opts));
 }
@@ -58,10 +58,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
 async function pullLocked(opts: PullOptions): Promise<PullResult> {
   const started = performance.now();
   const { remote, ref } = opts;
-  validateRefName(ref);
   const root = resolve(opts.dir);
-  await mkdir(root, { recursive: true });
-  await requireDirectory(root);
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);

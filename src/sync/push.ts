@@ -93,9 +93,7 @@ export async function push(opts: PushOptions): Promise<PushResult> {
 async function pushLocked(opts: PushOptions): Promise<PushResult> {
   const started = performance.now();
   const { remote, ref } = opts;
-  validateRefName(ref);
   const root = resolve(opts.dir);
-  await requireDirectory(root);
   const progress = opts.progress ?? noProgress;
 
   const cache = await StatCache.load(root);

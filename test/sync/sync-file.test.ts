@@ -27,6 +27,8 @@ describe('sync against file:// (store internals)', () => {
       const a = join(work.dir, 'a');
       await writeFiles(a, { 'good.txt': 'good', 'bad.txt': 'original bytes' });
       const res = await push({ dir: a, remote, ref: 'corrupt' });
+      const clean = await hoard(['fsck', '--data', store.dir, '--json']);
+      assert.equal(clean.code, 0, clean.stderr);
       const tree = await remote.blobs.read(res.tree);
       let text = '';
       for await (const c of tree) text += c;

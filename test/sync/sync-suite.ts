@@ -86,6 +86,9 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
         'sub/deep/y.bin': Buffer.alloc(70_000, 7),
         'run.sh': '#!/bin/sh\n',
       });
+      const big = Buffer.alloc(1_500_000);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
+      await writeFiles(a, { 'big/blob.bin': big, 'naïve dir/ünïcode name.txt': 'u', 'empty.txt': '' });
       await chmod(join(a, 'run.sh'), 0o755);
       await symlink('sub/deep/y.bin', join(a, 'link'));
       await symlink('/nonexistent/target', join(a, 'dangling'));
@@ -94,9 +97,9 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
       const p1 = await cliPush(a, r);
       assert.equal(p1.code, 0, p1.stderr);
       assert.deepEqual(Object.keys(p1.json!).sort(), PUSH_KEYS);
-      assert.equal(p1.json!.filesTotal, 3);
-      assert.equal(p1.json!.filesUploaded, 3);
-      assert.equal(p1.json!.bytesUploaded, 1 + 70_000 + 10);
+      assert.equal(p1.json!.filesTotal, 6);
+      assert.equal(p1.json!.filesUploaded, 6);
+      assert.equal(p1.json!.bytesUploaded, 1 + 70_000 + 10 + 1_500_000 + 1);
       assert.equal(p1.json!.upToDate, false);
       assert.match(String(p1.json!.snapshot), /^sha256:[0-9a-f]{64}$/);
       assert.equal(p1.stdout.trim().split('\n').length, 1);
@@ -107,8 +110,8 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
       assert.deepEqual(Object.keys(p2.json!).sort(), PULL_KEYS);
       assert.equal(p2.json!.snapshot, p1.json!.snapshot);
       assert.equal(p2.json!.tree, p1.json!.tree);
-      assert.equal(p2.json!.filesDownloaded, 3);
-      assert.equal(p2.json!.bytesDownloaded, 1 + 70_000 + 10);
+      assert.equal(p2.json!.filesDownloaded, 6);
+      assert.equal(p2.json!.bytesDownloaded, 1 + 70_000 + 10 + 1_500_000 + 1);
       assert.deepEqual(await describeDir(b), await describeDir(a));
 
       const p3 = await cliPull(b, r);
