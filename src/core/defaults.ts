@@ -40,8 +40,6 @@ export const DEFAULTS = {
   pushCasRetries: 10,
 
   // ---- sync (push/pull also use transferConcurrency, hashConcurrency, pushCasRetries) --
-  /** Parallel lstat calls while walking a directory. */
-  syncStatConcurrency: 32,
   /**
    * A stat-cache entry whose mtime or ctime is this close to the moment it was
    * observed is "racy" (the file could change again within the same timestamp

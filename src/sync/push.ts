@@ -137,7 +137,10 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
 
     // Fast path: the ref is where we left it and nothing changed here.
     if (cur && state && cur.target === state.snapshot && scan.digest === state.base) {
-      const tree = (await fetchTree(remote, root, state.tree).catch(() => undefined)) ?? scan.tree;
+      const tree =
+        state.tree === scan.digest
+          ? scan.tree
+          : ((await fetchTree(remote, root, state.tree).catch(() => undefined)) ?? scan.tree);
       return result(cur.target, tree, state.tree, true);
     }
 

@@ -5,16 +5,17 @@
 // pull processes are collected so pull can remove them.
 
 import type { BigIntStats, Dirent } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
-import { normalizeTree, type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
+import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
 import { validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
-import { forEachLimit, Semaphore } from './pool.ts';
+import { forEachLimit } from './pool.ts';
 import { type StatCache, type StatKey, sameStat, statKeyOf } from './stat-cache.ts';
 
 export interface ScanResult {
@@ -93,50 +94,59 @@ export async function scanDirectory(
   };
   await walk('', IgnoreRules.empty());
 
-  // Phase 2: lstat everything in parallel; hash only cache misses.
+  // Phase 2: lstat every entry (synchronously: metadata is cached by the
+  // kernel and a thread-pool round trip per file costs more than the call),
+  // then hash only the cache misses, in parallel.
   const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   const stats = new Map<string, StatKey>();
-  const hashing = new Semaphore(DEFAULTS.hashConcurrency);
-  let filesHashed = 0;
-  let bytesHashed = 0;
-  await forEachLimit(files, DEFAULTS.syncStatConcurrency, async ({ rel }) => {
+  const misses: { rel: string; kind: 'file' | 'exec' }[] = [];
+  for (const { rel } of files) {
     const abs = join(root, rel);
     let st: BigIntStats;
     try {
-      st = await lstat(abs, { bigint: true });
+      st = lstatSync(abs, { bigint: true });
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return; // deleted while scanning
+      if (isErrno(err, 'ENOENT')) continue; // deleted while scanning
       throw err;
     }
     if (st.isSymbolicLink()) {
-      const target = await readlink(abs, 'utf8');
-      if (target.length === 0) return;
-      entries.push({ path: rel, kind: 'symlink', target });
-      return;
+      const target = readlinkSync(abs, 'utf8');
+      if (target.length > 0) entries.push({ path: rel, kind: 'symlink', target });
+      continue;
     }
-    if (!st.isFile()) return;
+    if (!st.isFile()) continue;
     const kind = (st.mode & 0o100n) !== 0n ? 'exec' : 'file';
-    let key = statKeyOf(st);
-    const observedAt = Date.now();
-    let digest = cache.lookup(rel, key);
+    const key = statKeyOf(st);
+    const digest = cache.lookup(rel, key);
     if (digest === undefined) {
-      const hashed = await hashing.run(() => hashFile(abs));
-      if (hashed === undefined) return; // deleted while scanning
-      digest = hashed.digest;
-      key = hashed.key;
-      filesHashed++;
-      bytesHashed += key.size;
-      cache.set(rel, key, digest, Date.now());
-    } else {
-      cache.set(rel, key, digest, observedAt);
+      misses.push({ rel, kind });
+      continue;
     }
+    cache.set(rel, key, digest, Date.now());
     stats.set(rel, key);
     entries.push({ path: rel, kind, size: key.size, digest });
+  }
+  let filesHashed = 0;
+  let bytesHashed = 0;
+  await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
+    const hashed = await hashFile(join(root, rel));
+    if (hashed === undefined) return; // deleted while scanning
+    filesHashed++;
+    bytesHashed += hashed.key.size;
+    cache.set(rel, hashed.key, hashed.digest, Date.now());
+    stats.set(rel, hashed.key);
+    entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
   });
 
+  // Sort once with precomputed byte keys (the canonical order), so the
+  // tree encoder finds its input already sorted.
+  const keyed = entries.map((e) => ({ k: Buffer.from(e.path, 'utf8'), e }));
+  keyed.sort((a, b) => Buffer.compare(a.k, b.k));
+  const sorted = keyed.map((x) => x.e);
+
   cache.retain(new Set(stats.keys()));
-  const { digest, bytes } = treeDigest(entries);
-  const tree = normalizeTree(entries);
+  const { digest, bytes } = treeDigest(sorted);
+  const tree: Tree = { entries: sorted };
   const localByDigest = new Map<Digest, string>();
   for (const e of tree.entries) {
     if ((e.kind === 'file' || e.kind === 'exec') && !localByDigest.has(e.digest))
