@@ -7,7 +7,7 @@
 // the moment of writing. Blobs that several files share are fetched once;
 // blobs already in the directory are copied locally instead of downloaded.
 
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream, lstatSync, type Stats } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, rename, rmdir, stat, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -62,9 +62,10 @@ function parentsOf(path: string): string[] {
   return out;
 }
 
-async function lstatOrUndefined(abs: string) {
+/** lstat without throwing for absent paths (synchronous: cheap for local metadata, no error objects). */
+function lstatOrUndefined(abs: string): Stats | undefined {
   try {
-    return await lstat(abs);
+    return lstatSync(abs, { throwIfNoEntry: false });
   } catch (err) {
     if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
     throw err;
@@ -80,7 +81,7 @@ async function ensureParents(root: string, rel: string): Promise<string> {
   let abs = root;
   for (const seg of parentsOf(rel).map((p) => p.slice(p.lastIndexOf('/') + 1))) {
     abs = join(abs, seg);
-    const st = await lstatOrUndefined(abs);
+    const st = lstatOrUndefined(abs);
     if (st?.isDirectory()) continue;
     if (st) unsafe(rel, `${abs} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}`);
     try {
@@ -96,7 +97,7 @@ async function ensureParents(root: string, rel: string): Promise<string> {
 /** Checks at the moment of deleting that no parent of `rel` is a symlink. */
 async function parentsAreFolders(root: string, rel: string): Promise<boolean> {
   for (const p of parentsOf(rel)) {
-    const st = await lstatOrUndefined(join(root, p));
+    const st = lstatOrUndefined(join(root, p));
     if (!st) return false;
     if (!st.isDirectory()) unsafe(rel, `${p} is not a folder`);
   }
@@ -161,11 +162,11 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     for (const q of parentsOf(e.path)) {
       if (checkedParents.has(q)) continue;
       checkedParents.add(q);
-      const st = await lstatOrUndefined(join(root, q));
+      const st = lstatOrUndefined(join(root, q));
       if (!st || st.isDirectory() || removals.has(q)) continue;
       unsafe(e.path, `${q} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'} in the local directory`);
     }
-    const st = await lstatOrUndefined(join(root, e.path));
+    const st = lstatOrUndefined(join(root, e.path));
     if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path))
       unsafe(e.path, 'a local folder is in the way');
     if (st && !st.isDirectory() && e.kind === 'dir' && !removals.has(e.path))
@@ -177,7 +178,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const remove = async (p: string) => {
     if (!(await parentsAreFolders(root, p))) return;
     const abs = join(root, p);
-    const st = await lstatOrUndefined(abs);
+    const st = lstatOrUndefined(abs);
     if (!st) return;
     if (st.isDirectory()) {
       await rmdir(abs).catch((err) => {
@@ -326,7 +327,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   for (const p of deleted) for (const q of parentsOf(p)) if (!targetFolders.has(q)) emptied.add(q);
   for (const q of [...emptied].sort(deepestFirst)) {
     if (!(await parentsAreFolders(root, q))) continue;
-    const st = await lstatOrUndefined(join(root, q));
+    const st = lstatOrUndefined(join(root, q));
     if (st?.isDirectory()) await rmdir(join(root, q)).catch(() => {});
   }
 
@@ -335,7 +336,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   // Record the puller's own stat values, so the next push re-reads nothing.
   const now = Date.now();
   for (const e of written) {
-    const st = await lstat(join(root, e.path), { bigint: true }).catch(() => undefined);
+    const st = lstatSync(join(root, e.path), { bigint: true, throwIfNoEntry: false });
     if (st?.isFile()) cache.set(e.path, statKeyOf(st), e.digest, now);
   }
 
