@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -162,6 +162,7 @@ async function main(): Promise<void> {
     'one-file-changed push',
     'fresh pull',
     'push after fresh pull',
+    'same-size edit, mtime restored',
   ];
   for (const s of steps) rows.push({ step: s, results: [] });
   const changed = paths[Math.floor(paths.length / 2)];
@@ -170,6 +171,18 @@ async function main(): Promise<void> {
     if (changedOnce) return;
     changedOnce = true;
     await writeFile(join(src, changed), randomFillSync(Buffer.allocUnsafe(20_000)));
+  };
+
+  // Correctness probe: content changes, size and mtime do not (the mtime is
+  // first set to a whole second and synced, then restored after the edit).
+  const sameSizeEdit = async (rel: string, sync: () => Promise<void>) => {
+    const abs = join(src, rel);
+    const when = new Date('2021-01-01T00:00:00Z');
+    await utimes(abs, when, when);
+    await sync();
+    const old = await readFile(abs);
+    await writeFile(abs, randomFillSync(Buffer.allocUnsafe(old.length)));
+    await utimes(abs, when, when);
   };
 
   for (const t of HOARD_TARGETS) {
@@ -187,6 +200,10 @@ async function main(): Promise<void> {
     process.stderr.write(`hoard ${t.name}: fresh pull\n`);
     out.push(await hoard(['pull', fx.url, fresh, '--ref', ref]));
     out.push(await hoard(['push', fresh, fx.url, '--ref', ref]));
+    await sameSizeEdit(paths[1], async () => {
+      await hoard(['push', src, fx.url, '--ref', ref]);
+    });
+    out.push(await hoard(['push', src, fx.url, '--ref', ref]));
     out.forEach((s, i) => {
       rows[i].results.push(s);
     });
@@ -213,6 +230,10 @@ async function main(): Promise<void> {
     process.stderr.write(`rclone ${t.name}: fresh sync\n`);
     out.push(await rclone(fx.url, fresh));
     out.push(await rclone(fresh, fx.url));
+    await sameSizeEdit(paths[2], async () => {
+      await rclone(src, fx.url);
+    });
+    out.push(await rclone(src, fx.url));
     out.forEach((s, i) => {
       rows[i].results.push(s);
     });
@@ -222,21 +243,21 @@ async function main(): Promise<void> {
     }
   }
 
+  const rcloneCol = HOARD_TARGETS.length; // first rclone column
+  const hoardCols = names.slice(0, HOARD_TARGETS.length);
   const lines = [
     `Sync benchmark: ${n} files, ${fmtBytes(total)}; ${new Date().toISOString()}; ${machine()}`,
     '',
-    `| step | ${names.map((x) => `${x} (s) | ${x} (bytes moved)`).join(' | ')} | ${names
-      .slice(1)
-      .map((x) => `${x} ÷ ${names[0]} (time)`)
+    `| step | ${names.map((x) => `${x}: seconds | ${x}: bytes moved`).join(' | ')} | ${hoardCols
+      .map((x) => `${x} time ÷ ${names[rcloneCol]}`)
       .join(' | ')} |`,
-    `|---|${names.map(() => '---:|---:').join('|')}|${names
-      .slice(1)
-      .map(() => '---:')
-      .join('|')}|`,
+    `|---|${names.map(() => '---:|---:').join('|')}|${hoardCols.map(() => '---:').join('|')}|`,
   ];
   for (const row of rows) {
     const cells = row.results.map((s) => `${s.seconds.toFixed(2)} | ${fmtBytes(s.bytes)} (${s.files} files)`);
-    const ratios = row.results.slice(1).map((s) => `${(s.seconds / row.results[0].seconds).toFixed(2)}×`);
+    const ratios = row.results
+      .slice(0, HOARD_TARGETS.length)
+      .map((s) => `${(s.seconds / row.results[rcloneCol].seconds).toFixed(1)}×`);
     lines.push(`| ${row.step} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
