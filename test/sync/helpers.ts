@@ -93,3 +93,29 @@ export async function listAll(root: string): Promise<string[]> {
   await walk('');
   return out.sort();
 }
+
+/** Wraps a remote, counting every call to its blob and ref stores (by "blobs.read", "refs.get", …). */
+export function countingRemote<R extends { blobs: object; refs: object }>(
+  remote: R,
+): { remote: R; calls: Map<string, number>; reads: string[] } {
+  const calls = new Map<string, number>();
+  const reads: string[] = [];
+  const wrap = <T extends object>(target: T, prefix: string): T =>
+    new Proxy(target, {
+      get(t, prop, receiver) {
+        const v = Reflect.get(t, prop, receiver);
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          const key = `${prefix}.${String(prop)}`;
+          calls.set(key, (calls.get(key) ?? 0) + 1);
+          if (key === 'blobs.read') reads.push(String(args[0]));
+          return v.apply(t, args);
+        };
+      },
+    });
+  return {
+    remote: { ...remote, blobs: wrap(remote.blobs, 'blobs'), refs: wrap(remote.refs, 'refs') },
+    calls,
+    reads,
+  };
+}

@@ -20,7 +20,7 @@ import { snapshotDigest } from '../../src/core/snapshot-record.ts';
 import { openRemote, type Remote } from '../../src/remote/remote.ts';
 import { pull } from '../../src/sync/pull.ts';
 import { push } from '../../src/sync/push.ts';
-import { describeDir, hoard, listAll, spawnHoard, tempDir, writeFiles } from './helpers.ts';
+import { countingRemote, describeDir, hoard, listAll, spawnHoard, tempDir, writeFiles } from './helpers.ts';
 
 export interface RemoteFixture {
   url: string;
@@ -153,6 +153,57 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
       assert.equal(ps2.bytesUploaded, 0);
       assert.equal(ps2.upToDate, true);
       assert.equal(ps2.snapshot, first.snapshot);
+    });
+
+    it('no-op push and pull make exactly one remote call (the ref read)', async () => {
+      const a = await dir('a');
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 100; i++) files[`n/f${i}`] = `no-op ${i} ${n}`;
+      await writeFiles(a, files);
+      const r = ref();
+      await push({ dir: a, remote, ref: r });
+      const b = await dir('b');
+      await pull({ dir: b, remote, ref: r });
+      for (const d of [a, b]) {
+        const c1 = countingRemote(remote);
+        const ps = await push({ dir: d, remote: c1.remote, ref: r });
+        assert.equal(ps.upToDate, true);
+        assert.deepEqual(Object.fromEntries(c1.calls), { 'refs.get': 1 });
+        const c2 = countingRemote(remote);
+        const pl = await pull({ dir: d, remote: c2.remote, ref: r });
+        assert.equal(pl.upToDate, true);
+        assert.deepEqual(Object.fromEntries(c2.calls), { 'refs.get': 1 });
+      }
+    });
+
+    it('a blob shared by many files is downloaded once; blobs already local are not downloaded', async () => {
+      const a = await dir('a');
+      const same = `shared content ${n} `.repeat(1000);
+      const files: Record<string, string> = { 'unique.txt': `unique ${n}` };
+      for (let i = 0; i < 40; i++) files[`copies/c${i}.txt`] = same;
+      await writeFiles(a, files);
+      const r = ref();
+      await push({ dir: a, remote, ref: r });
+      const b = await dir('b');
+      const c = countingRemote(remote);
+      const pl = await pull({ dir: b, remote: c.remote, ref: r });
+      assert.equal(pl.filesTotal, 41);
+      assert.equal(pl.filesDownloaded, 2);
+      assert.equal(pl.bytesDownloaded, Buffer.byteLength(same) + Buffer.byteLength(`unique ${n}`));
+      assert.equal(c.reads.length, 4); // snapshot, tree, 2 blobs
+      assert.equal(new Set(c.reads).size, 4);
+      assert.deepEqual(await describeDir(b), await describeDir(a));
+
+      // A rename on the remote: b already has the bytes, so nothing is downloaded.
+      await rm(join(a, 'copies'), { recursive: true });
+      await writeFiles(a, { 'moved/one.txt': same });
+      await push({ dir: a, remote, ref: r });
+      const c2 = countingRemote(remote);
+      const pl2 = await pull({ dir: b, remote: c2.remote, ref: r });
+      assert.equal(pl2.filesDownloaded, 0);
+      assert.equal(pl2.bytesDownloaded, 0);
+      assert.equal(pl2.filesDeleted, 40);
+      assert.deepEqual(await describeDir(b), await describeDir(a));
     });
 
     it('pushes a same-size edit with the mtime restored; a touch uploads nothing; chmod +x is pushed', async () => {
