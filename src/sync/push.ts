@@ -151,7 +151,8 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
         state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
       theirs = await fetchTree(remote, root, theirsDigest);
     }
-    const base = await loadBase(remote, root, state);
+    // A ref that no longer exists is a fresh start: nothing on the remote to merge with.
+    const base = cur ? await loadBase(remote, root, state) : EMPTY_TREE;
     const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined);
     if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'push');
     const { digest: mergedDigest, bytes: mergedBytes } = treeDigest(merged.entries);

@@ -584,6 +584,21 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
       assert.equal(z.json!.filesUploaded, 1);
     });
 
+    it('a push after the ref was deleted recreates it with the whole directory', async () => {
+      const a = await dir('a');
+      await writeFiles(a, { 'one.txt': `one ${n}`, 'two.txt': `two ${n}` });
+      const r = ref();
+      await push({ dir: a, remote, ref: r });
+      const cur = await remote.refs.get(r);
+      await remote.refs.delete(r, cur!.version);
+      await writeFile(join(a, 'three.txt'), `three ${n}`);
+      const res = await push({ dir: a, remote, ref: r });
+      assert.equal(res.filesTotal, 3);
+      const b = await dir('b');
+      assert.equal((await cliPull(b, r)).code, 0);
+      assert.deepEqual(await describeDir(b), await describeDir(a));
+    });
+
     it('exit 2 for a missing ref; exit 1 for a bad ref name', async () => {
       const d = await dir('d');
       const res = await cliPull(d, 'test/sync/does-not-exist');
