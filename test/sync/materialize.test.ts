@@ -1,0 +1,58 @@
+// materialize() guards at the moment of writing, not only in its pre-flight:
+// a folder swapped for a symlink after the pre-flight still stops the write.
+
+import assert from 'node:assert/strict';
+import { renameSync, symlinkSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { sha256 } from '../../src/core/digest.ts';
+import { normalizeTree } from '../../src/core/tree.ts';
+import { openRemote } from '../../src/remote/remote.ts';
+import { materialize } from '../../src/sync/materialize.ts';
+import { StatCache } from '../../src/sync/stat-cache.ts';
+import { noProgress } from '../../src/sync/transfer.ts';
+import { tempDir, writeFiles } from './helpers.ts';
+
+describe('materialize', () => {
+  it('refuses to write through a folder swapped for a symlink after the pre-flight', async () => {
+    const work = await tempDir();
+    const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href);
+    try {
+      const root = join(work.dir, 'root');
+      const outside = join(work.dir, 'outside');
+      await mkdir(outside);
+      await writeFiles(root, { 'sub/old.txt': 'old' });
+      const content = Buffer.from('new content');
+      const digest = sha256(content);
+      await remote.blobs.write(digest, Readable.from([content]));
+      const old = { path: 'sub/old.txt', kind: 'file' as const, size: 3, digest: sha256('old') };
+      await assert.rejects(
+        materialize({
+          root,
+          current: normalizeTree([old]),
+          target: normalizeTree([old, { path: 'sub/new.txt', kind: 'file', size: content.length, digest }]),
+          localByDigest: new Map(),
+          remote,
+          cache: await StatCache.load(root),
+          progress: {
+            ...noProgress,
+            // Called after the pre-flight, right before the files are written;
+            // the swap is synchronous so it lands strictly before the first write.
+            start() {
+              renameSync(join(root, 'sub'), join(root, 'sub-moved'));
+              symlinkSync(outside, join(root, 'sub'));
+            },
+          },
+        }),
+        { code: 'HOARD_EPATH_INVALID' },
+      );
+      assert.deepEqual(await readdir(outside), []);
+    } finally {
+      await remote.close();
+      await work.cleanup();
+    }
+  });
+});
