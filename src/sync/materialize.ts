@@ -234,7 +234,8 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   let bytesDownloaded = 0;
   const totalBytes = [...groups.values()].reduce((n, g) => n + g[0].size, 0);
   const flight = new SingleFlight<Digest, void>();
-  const written: FileEntry[] = [];
+  /** Files written or chmod-ed, with the time just after (their ctime cannot be later unless someone else changed them). */
+  const written: { entry: FileEntry; doneAt: number }[] = [];
 
   const fill = async (digest: Digest, size: number, tmp: string, exec: boolean): Promise<void> => {
     const mode = exec ? 0o777 : 0o666;
@@ -299,7 +300,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
           for (const { tmp, entry } of temps) {
             await ensureParents(root, entry.path);
             await rename(tmp, join(root, entry.path));
-            written.push(entry);
+            written.push({ entry, doneAt: Date.now() });
           }
           temps.length = 0;
         } finally {
@@ -317,7 +318,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     const abs = join(root, e.path);
     const st = await lstat(abs);
     if (st.isFile()) await chmod(abs, execMode(st.mode, e.kind === 'exec'));
-    written.push(e);
+    written.push({ entry: e, doneAt: Date.now() });
   }
 
   for (const p of later) await remove(p);
@@ -335,9 +336,11 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Record the puller's own stat values, so the next push re-reads nothing.
   const now = Date.now();
-  for (const e of written) {
-    const st = lstatSync(join(root, e.path), { bigint: true, throwIfNoEntry: false });
-    if (st?.isFile()) cache.set(e.path, statKeyOf(st), e.digest, now);
+  for (const { entry, doneAt } of written) {
+    const st = lstatSync(join(root, entry.path), { bigint: true, throwIfNoEntry: false });
+    // Changed by someone else since we wrote it: leave it uncached, the next scan hashes it.
+    if (!st?.isFile() || st.ctimeNs > BigInt(doneAt + 1) * 1_000_000n) continue;
+    cache.set(entry.path, statKeyOf(st), entry.digest, now);
   }
 
   return { filesDownloaded, bytesDownloaded, filesDeleted, filesWritten: written.length };
