@@ -11,7 +11,7 @@ import type { Registry } from 'prom-client';
 import { parse as parseToml } from 'smol-toml';
 import { DEFAULTS, parseDuration } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
-import { gitPlugin } from './git-routes.ts';
+import { type GitSubRoute, gitPlugin } from './git-routes.ts';
 import { type GitLogger, MirrorManager } from './mirror-manager.ts';
 import { parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
 
@@ -123,13 +123,25 @@ export async function resolveGitSettings(
   return { maxStalenessMs, fetchTimeoutMs, upstreams: [...byName.values()], allowPushThrough };
 }
 
+/** Hooks for features built on the mirrors (snapshots, issue 8). */
+export interface GitServerExtras<Ctx = unknown> {
+  /**
+   * Extra routes under /git/<repo>/… (e.g. snapshot.tar.zst), given the mirrors, the server
+   * context and the (encapsulated) fastify instance, e.g. for an onClose hook.
+   */
+  routes?: (mirrors: MirrorManager, ctx: Ctx | undefined, app: FastifyInstance) => GitSubRoute[];
+  /** Called once the MirrorManager exists (subscribe to 'defaultBranchMoved' here). */
+  onMirrors?: (mirrors: MirrorManager, ctx: Ctx | undefined) => void;
+}
+
 /** `{ prefix: '/git', plugin }` for buildServer's `deps.plugins`. */
-export function gitServerPlugin(
+export function gitServerPlugin<Ctx extends { metrics?: { registry?: Registry } }>(
   settings: GitSettings,
   dataDir: string,
+  extras: GitServerExtras<Ctx> = {},
 ): {
   prefix: string;
-  plugin: (app: FastifyInstance, opts: { ctx?: { metrics?: { registry?: Registry } } }) => Promise<void>;
+  plugin: (app: FastifyInstance, opts: { ctx?: Ctx }) => Promise<void>;
 } {
   return {
     prefix: '/git',
@@ -142,7 +154,12 @@ export function gitServerPlugin(
         registry: opts.ctx?.metrics?.registry,
         log: app.log.child({ component: 'git' }) as unknown as GitLogger,
       });
-      await gitPlugin(app, { mirrors, allowPushThrough: settings.allowPushThrough });
+      extras.onMirrors?.(mirrors, opts.ctx);
+      await gitPlugin(app, {
+        mirrors,
+        allowPushThrough: settings.allowPushThrough,
+        routes: extras.routes?.(mirrors, opts.ctx, app),
+      });
     },
   };
 }

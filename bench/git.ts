@@ -1,0 +1,257 @@
+// Git benchmark: clone time of a generated repository (bench/make-repo.ts:
+// 20,000 commits, 5,000 files) directly from `git http-backend` behind nginx +
+// fcgiwrap, versus through hoard with a warm mirror, and hoard's cold first
+// clone (mirror created on the way). Prints the figures and ratios as JSON
+// and as a Markdown table for docs/benchmarks.md.
+//
+//   node bench/git.ts [--runs 3] [--commits 20000] [--files 5000] [--keep]
+//
+// Needs nginx (nginx-light) and fcgiwrap: apt-get install -y nginx-light fcgiwrap
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    commits: { type: 'string', default: '20000' },
+    files: { type: 'string', default: '5000' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const RUNS = Number(values.runs);
+const ROOT = join(import.meta.dirname, '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const env = {
+  ...process.env,
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_TERMINAL_PROMPT: '0',
+};
+const work = mkdtempSync(join(tmpdir(), 'hoard-bench-git-'));
+const children: ChildProcess[] = [];
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function cleanup() {
+  // Each helper runs in its own process group (fcgiwrap's and nginx's workers included).
+  for (const c of children)
+    if (c.exitCode === null && c.pid)
+      try {
+        process.kill(-c.pid, 'SIGTERM');
+      } catch {}
+  if (!values.keep) rmSync(work, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+function which(bin: string): string {
+  for (const d of ['/usr/sbin', '/usr/bin', '/sbin', '/bin'])
+    if (existsSync(join(d, bin))) return join(d, bin);
+  throw new Error(`${bin} not found: apt-get install -y nginx-light fcgiwrap`);
+}
+
+async function waitFor(fn: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---- the repository -------------------------------------------------------
+const reposRoot = join(work, 'repos');
+mkdirSync(reposRoot);
+const repo = join(reposRoot, 'bench.git');
+execFileSync(
+  NODE,
+  [join(ROOT, 'bench', 'make-repo.ts'), repo, '--commits', values.commits!, '--files', values.files!],
+  {
+    stdio: 'inherit',
+  },
+);
+
+// ---- nginx + fcgiwrap + git http-backend -----------------------------------
+const sock = join(work, 'fcgiwrap.sock');
+children.push(
+  spawn(which('fcgiwrap'), ['-c', '4', '-s', `unix:${sock}`], { stdio: 'ignore', detached: true }),
+);
+await waitFor(() => existsSync(sock), 5000, 'fcgiwrap socket');
+const ngx = join(work, 'nginx');
+mkdirSync(join(ngx, 'logs'), { recursive: true });
+const port = 20000 + Math.floor(Math.random() * 20000);
+writeFileSync(
+  join(ngx, 'nginx.conf'),
+  `daemon off;
+worker_processes 2;
+pid ${ngx}/nginx.pid;
+error_log ${ngx}/logs/error.log warn;
+${process.getuid?.() === 0 ? 'user root;' : ''}
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${ngx}/body;
+  fastcgi_temp_path ${ngx}/fastcgi;
+  proxy_temp_path ${ngx}/proxy;
+  uwsgi_temp_path ${ngx}/uwsgi;
+  scgi_temp_path ${ngx}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    client_max_body_size 0;
+    location ~ ^/git(/.*)$ {
+      fastcgi_pass unix:${sock};
+      fastcgi_buffering off;
+      fastcgi_request_buffering off;
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+      fastcgi_param GIT_PROJECT_ROOT ${reposRoot};
+      fastcgi_param GIT_HTTP_EXPORT_ALL "";
+      fastcgi_param PATH_INFO $1;
+      fastcgi_param GIT_PROTOCOL $http_git_protocol;
+      fastcgi_param HTTP_CONTENT_ENCODING $http_content_encoding;
+    }
+  }
+}
+`,
+);
+children.push(
+  spawn(which('nginx'), ['-p', ngx, '-c', join(ngx, 'nginx.conf')], { stdio: 'inherit', detached: true }),
+);
+const upstream = `http://127.0.0.1:${port}/git`;
+await waitFor(
+  async () =>
+    (await fetch(`${upstream}/bench.git/info/refs?service=git-upload-pack`).catch(() => null))?.status ===
+    200,
+  10_000,
+  'nginx',
+);
+
+// ---- hoard ------------------------------------------------------------------
+const data = join(work, 'hoard-data');
+const hoard = spawn(
+  NODE,
+  [
+    join(ROOT, 'bin', 'hoard.js'),
+    'serve',
+    '--listen',
+    '127.0.0.1:0',
+    '--data',
+    data,
+    '--log-level',
+    'info',
+    '--git-upstream',
+    `bench=${upstream}`,
+    // A mirror clone of the benchmark is far inside the bound: no fetch during a measured clone.
+    '--git-max-staleness',
+    '10m',
+  ],
+  { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
+);
+children.push(hoard);
+const hoardUrl = await new Promise<string>((resolve, reject) => {
+  createInterface({ input: hoard.stdout! }).on('line', (line) => {
+    try {
+      const o = JSON.parse(line);
+      if (o.msg === 'hoard serving') resolve(o.url);
+    } catch {}
+  });
+  hoard.once('exit', (c) => reject(new Error(`hoard exited ${c}`)));
+});
+
+// ---- measurements -----------------------------------------------------------
+let n = 0;
+function clone(url: string): number {
+  const dest = join(work, `clone-${n++}`);
+  const t = process.hrtime.bigint();
+  execFileSync('git', ['clone', '--quiet', '--no-checkout', url, dest], { env, stdio: 'inherit' });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  rmSync(dest, { recursive: true, force: true });
+  return ms;
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+log('cold clone through hoard (mirror created on the way)…');
+const cold = clone(`${hoardUrl}/git/bench/bench.git`);
+const mirror = join(data, 'git', 'mirrors', 'bench', 'bench.git');
+// Wait for the post-clone maintenance (multi-pack bitmap, commit-graph) that makes the mirror warm.
+await waitFor(
+  () =>
+    existsSync(join(mirror, 'objects', 'info', 'commit-graphs')) &&
+    readdirSync(join(mirror, 'objects', 'pack')).some((f) => f.endsWith('.bitmap')),
+  120_000,
+  'mirror maintenance',
+);
+await new Promise((r) => setTimeout(r, 500));
+log('direct and warm clones…');
+const direct: number[] = [];
+const warm: number[] = [];
+clone(`${upstream}/bench.git`); // page cache warm for both sides
+for (let i = 0; i < RUNS; i++) {
+  direct.push(clone(`${upstream}/bench.git`));
+  warm.push(clone(`${hoardUrl}/git/bench/bench.git`));
+}
+
+const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model;
+const result = {
+  date: new Date().toISOString(),
+  machine: {
+    nproc: cpus().length,
+    cpu,
+    ramGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    git: execFileSync('git', ['--version'], { encoding: 'utf8' }).trim(),
+    node: process.version,
+  },
+  repo: {
+    commits: Number(values.commits),
+    files: Number(values.files),
+    packMiB:
+      Math.round(
+        (readdirSync(join(repo, 'objects', 'pack'))
+          .filter((f) => f.endsWith('.pack'))
+          .reduce(
+            (s, f) =>
+              s +
+              Number(
+                execFileSync('stat', ['-c', '%s', join(repo, 'objects', 'pack', f)], { encoding: 'utf8' }),
+              ),
+            0,
+          ) /
+          2 ** 20) *
+          10,
+      ) / 10,
+  },
+  runs: RUNS,
+  ms: {
+    directMedian: Math.round(median(direct)),
+    warmMedian: Math.round(median(warm)),
+    cold: Math.round(cold),
+    direct: direct.map(Math.round),
+    warm: warm.map(Math.round),
+  },
+  ratios: {
+    warmOverDirect: Math.round((median(warm) / median(direct)) * 100) / 100,
+    coldOverDirect: Math.round((cold / median(direct)) * 100) / 100,
+  },
+};
+process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+process.stdout.write(
+  `\n| clone (git clone --no-checkout) | median ms | vs direct |\n|---|---|---|\n` +
+    `| direct: nginx + fcgiwrap + git http-backend | ${result.ms.directMedian} | 1.00 |\n` +
+    `| through hoard, warm mirror | ${result.ms.warmMedian} | ${result.ratios.warmOverDirect} |\n` +
+    `| through hoard, cold (first clone creates the mirror) | ${result.ms.cold} | ${result.ratios.coldOverDirect} |\n`,
+);
+hoard.kill('SIGTERM');
+await new Promise((r) => hoard.once('exit', r));
+process.exit(0);
