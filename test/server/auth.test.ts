@@ -1,0 +1,124 @@
+// The auth matrix: no token / read / write / wrong ref prefix / public-read,
+// and loopback-only mode without a tokens file.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { hexOf, sha256 } from '../../src/core/digest.ts';
+import { isHoardError } from '../../src/core/errors.ts';
+import { authorize, hashToken } from '../../src/server/auth.ts';
+import { startTestServer, type TestServer } from './helpers.ts';
+
+const TOKENS = `
+[[token]]
+name = "reader"
+token = "read-secret"
+scopes = ["read"]
+
+[[token]]
+name = "writer"
+sha256 = "${hashToken('write-secret').toString('hex')}"
+scopes = ["read", "write"]
+
+[[token]]
+name = "deployer"
+token = "deploy-secret"
+scopes = ["write"]
+refs = ["deploy/"]
+`;
+
+describe('auth', () => {
+  let dir: string;
+  let tokensFile: string;
+  let srv: TestServer;
+  let pub: TestServer;
+  const data = randomBytes(64);
+  const hex = hexOf(sha256(data));
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hoard-auth-'));
+    tokensFile = join(dir, 'tokens.toml');
+    await writeFile(tokensFile, TOKENS);
+    srv = await startTestServer({ tokens: tokensFile });
+    pub = await startTestServer({ tokens: tokensFile, publicRead: true });
+  });
+  after(async () => {
+    await srv?.close();
+    await pub?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const auth = (t?: string): Record<string, string> => (t ? { authorization: `Bearer ${t}` } : {});
+  const putBlob = (s: TestServer, t?: string) =>
+    fetch(`${s.url}/v1/blobs/sha256/${hex}`, { method: 'PUT', body: new Uint8Array(data), headers: auth(t) });
+  const getBlob = (s: TestServer, t?: string) =>
+    fetch(`${s.url}/v1/blobs/sha256/${hex}`, { headers: auth(t) });
+  const putRef = (s: TestServer, name: string, t?: string) =>
+    fetch(`${s.url}/v1/refs/${name}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', 'if-none-match': '*', ...auth(t) },
+      body: JSON.stringify({ target: `sha256:${hex}` }),
+    });
+  const code = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
+
+  it('no token: reads and writes get 401 (JSON), without echoing anything secret', async () => {
+    const w = await putBlob(srv);
+    assert.equal(w.status, 401);
+    assert.equal(await code(w), 'HOARD_EUNAUTHORIZED');
+    assert.equal((await getBlob(srv)).status, 401);
+    const bad = await getBlob(srv, 'wrong-secret');
+    assert.equal(bad.status, 401);
+    assert.ok(!(await bad.text()).includes('wrong-secret'));
+    assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+  });
+
+  it('read token: reads yes, writes 403', async () => {
+    const w = await putBlob(srv, 'read-secret');
+    assert.equal(w.status, 403);
+    assert.equal(await code(w), 'HOARD_EFORBIDDEN');
+    assert.equal((await getBlob(srv, 'read-secret')).status, 404);
+    assert.equal((await putRef(srv, 'team/x', 'read-secret')).status, 403);
+  });
+
+  it('write token: writes blobs and any ref; reads too', async () => {
+    assert.equal((await putBlob(srv, 'write-secret')).status, 201);
+    assert.equal((await getBlob(srv, 'write-secret')).status, 200);
+    assert.equal((await getBlob(srv, 'read-secret')).status, 200);
+    assert.equal((await putRef(srv, 'team/x', 'write-secret')).status, 201);
+  });
+
+  it('a token limited to ref prefixes gets 403 outside them', async () => {
+    await putBlob(srv, 'write-secret');
+    const outside = await putRef(srv, 'team/y', 'deploy-secret');
+    assert.equal(outside.status, 403);
+    assert.equal(await code(outside), 'HOARD_EFORBIDDEN');
+    assert.equal((await putRef(srv, 'deploy/app', 'deploy-secret')).status, 201);
+  });
+
+  it('--public-read: anonymous reads allowed, anonymous writes 401', async () => {
+    assert.equal((await getBlob(pub)).status, 404);
+    assert.equal((await putBlob(pub)).status, 401);
+    assert.equal((await putBlob(pub, 'write-secret')).status, 201);
+    assert.equal((await getBlob(pub)).status, 200);
+    assert.equal((await fetch(`${pub.url}/v1/refs?prefix=`)).status, 200);
+  });
+
+  it('without a tokens file only loopback clients are served', () => {
+    const policy = { tokens: undefined, publicRead: false };
+    assert.equal(
+      authorize(policy, { remoteAddress: '127.0.0.1', authorization: undefined }, 'write'),
+      'loopback',
+    );
+    assert.equal(authorize(policy, { remoteAddress: '::1', authorization: undefined }, 'read'), 'loopback');
+    assert.equal(
+      authorize(policy, { remoteAddress: '::ffff:127.0.0.1', authorization: undefined }, 'read'),
+      'loopback',
+    );
+    assert.throws(
+      () => authorize(policy, { remoteAddress: '10.1.2.3', authorization: 'Bearer x' }, 'read'),
+      (e) => isHoardError(e, 'HOARD_EFORBIDDEN'),
+    );
+  });
+});
