@@ -599,6 +599,38 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
       assert.deepEqual(await describeDir(b), await describeDir(a));
     });
 
+    it('a push killed with SIGKILL changes no ref, and the next push completes', async () => {
+      const a = await dir('a');
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 300; i++)
+        files[`k/f${String(i).padStart(3, '0')}`] = `${n}:${i}:`.padEnd(20_000, 'k');
+      await writeFiles(a, files);
+      const r = ref();
+      const first = sha256(files['k/f000']);
+      const child = spawnHoard(['push', a, fx.url, '--ref', r, '--json']);
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && child.exitCode === null) {
+        if (await remote.blobs.has(first)) {
+          child.kill('SIGKILL');
+          break;
+        }
+        await sleep(1);
+      }
+      await exited;
+      const after = await remote.refs.get(r);
+      if (process.env.HOARD_TEST_VERBOSE)
+        console.log(`push killed before the ref moved: ${after === undefined}`);
+      if (after === undefined) {
+        const again = await cliPush(a, r);
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(again.json!.filesTotal, 300);
+      }
+      const b = await dir('b');
+      await pull({ dir: b, remote, ref: r });
+      assert.deepEqual(await describeDir(b), await describeDir(a));
+    });
+
     it('exit 2 for a missing ref; exit 1 for a bad ref name', async () => {
       const d = await dir('d');
       const res = await cliPull(d, 'test/sync/does-not-exist');
