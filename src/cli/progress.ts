@@ -2,7 +2,7 @@
 // and never with --json. Value = bytes; the line also shows blobs done of
 // total, speed and ETA. Drawn once per blob even when files share it.
 
-import cliProgress from 'cli-progress';
+import type cliProgressTypes from 'cli-progress';
 import { noProgress, type ProgressSink } from '../sync/transfer.ts';
 
 function human(bytes: number): string {
@@ -16,9 +16,11 @@ function human(bytes: number): string {
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-export function createProgress(enabled: boolean): ProgressSink {
+/** A progress sink for the terminal; cli-progress is only loaded when one is drawn. */
+export async function createProgress(enabled: boolean): Promise<ProgressSink> {
   if (!enabled || !process.stderr.isTTY) return noProgress;
-  let bar: cliProgress.SingleBar | undefined;
+  const cliProgress = (await import('cli-progress')).default;
+  let bar: cliProgressTypes.SingleBar | undefined;
   let started = 0;
   let done = 0;
   let blobs = 0;

@@ -32,7 +32,7 @@ export function registerPull(program: Command): void {
               remote,
               ref: opts.ref,
               force: opts.force,
-              progress: createProgress(!opts.json),
+              progress: await createProgress(!opts.json),
               warn: (m) => info(`warning: ${m}`),
             });
             if (opts.json) printJson(r);

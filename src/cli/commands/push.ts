@@ -38,7 +38,7 @@ export function registerPush(program: Command): void {
               ref: opts.ref,
               force: opts.force,
               message: opts.message,
-              progress: createProgress(!opts.json),
+              progress: await createProgress(!opts.json),
               warn: (m) => info(`warning: ${m}`),
             });
             if (opts.json) printJson(r);
