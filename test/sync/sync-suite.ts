@@ -103,6 +103,7 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
       assert.equal(p1.json!.upToDate, false);
       assert.match(String(p1.json!.snapshot), /^sha256:[0-9a-f]{64}$/);
       assert.equal(p1.stdout.trim().split('\n').length, 1);
+      assert.equal(p1.stderr, ''); // no progress display when stderr is not a terminal
 
       const b = await dir('b');
       const p2 = await cliPull(b, r);
