@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerFsck } from './commands/fsck.ts';
+import { registerGc } from './commands/gc.ts';
 import { registerGit } from './commands/git.ts';
 import { registerPull } from './commands/pull.ts';
 import { registerPush } from './commands/push.ts';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerPush(program);
   registerPull(program);
   registerServe(program);
+  registerGc(program);
   registerGit(program);
   return program;
 }

@@ -90,6 +90,10 @@ export const DEFAULTS = {
   fillFollowWindowBytes: 8 * MiB,
   /** Server log level (pino): fatal, error, warn, info, debug, trace, silent. */
   logLevel: 'info',
+  /** Unreferenced blobs used or written more recently than this are never garbage-collected (a push uploads blobs before it moves its ref). */
+  gcGraceMs: 60 * 60_000,
+  /** How often the disk tier's LRU index is saved (it is also saved at shutdown). */
+  indexSaveIntervalMs: 30_000,
 
   // ---- git --------------------------------------------------------------
   /** A ref advertisement is never older than this. */

@@ -16,6 +16,8 @@ import type { RefStore } from '../store/ref-store.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
 import { parseListen, type ServerConfig } from './config.ts';
 import { authorizeRequest, type RouteAuthConfig, type ServerContext } from './context.ts';
+import { DiskIndex } from './disk-index.ts';
+import { liveSet } from './gc.ts';
 import { ServerMetrics } from './metrics.ts';
 import { blobRoutes } from './routes/blobs.ts';
 import { refRoutes } from './routes/refs.ts';
@@ -40,6 +42,8 @@ export interface ServerDeps {
 export interface HoardServer {
   app: FastifyInstance;
   ctx: ServerContext;
+  /** The disk tier's LRU index, when --max-disk is set. */
+  index: DiskIndex | undefined;
   /** Starts listening; resolves with the base URL (http://host:port). */
   listen(): Promise<string>;
   /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs), closes the stores. */
@@ -54,13 +58,37 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     maxBlobBytes: DEFAULTS.memoryTierMaxBlobBytes,
   });
   const shared = deps.shared ?? (config.remote ? await openRemote(config.remote) : undefined);
+  const refs: RefStore = shared ? shared.refs : await FsRefStore.open(config.dataDir);
+  // The disk bound: an LRU index of the disk tier (a cache with a shared
+  // remote, the authoritative store without one; see disk-index.ts).
+  let index: DiskIndex | undefined;
+  if (config.maxDiskBytes > 0) {
+    index = new DiskIndex(disk, {
+      maxBytes: config.maxDiskBytes,
+      mode: shared ? 'cache' : 'authoritative',
+      liveSet: () => liveSet(disk, refs),
+      graceMs: config.gcGraceMs,
+      onEvict: () => metrics.evictions.inc({ tier: 'disk' }),
+    });
+    await index.open();
+    metrics.trackDisk(index);
+  }
+  metrics.trackMemory(memory);
+  const indexHooks: TierHooks = index
+    ? {
+        diskTouched: (d, n) => index.touch(d, n),
+        diskAdded: (d, n) => index.add(d, n),
+        diskRemoved: (d) => index.remove(d),
+        memoryHit: (d) => index.touchIfKnown(d),
+        reserve: (n) => index.reserve(n),
+      }
+    : {};
   const blobs = new TieredBlobStore({
     memory,
     disk,
     shared: shared?.blobs,
-    hooks: metrics.tierHooks(deps.hooks),
+    hooks: metrics.tierHooks(chainHooks(indexHooks, deps.hooks ?? {})),
   });
-  const refs: RefStore = shared ? shared.refs : await FsRefStore.open(config.dataDir);
   const auth: AuthPolicy = {
     tokens: config.tokensFile ? await loadTokens(config.tokensFile) : undefined,
     publicRead: config.publicRead,
@@ -154,6 +182,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   return {
     app,
     ctx,
+    index,
     async listen() {
       const { host, port } = parseListen(config.listen);
       const address = await app.listen({ host, port });
@@ -181,6 +210,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
           clearInterval(sweep);
         }
         await blobs.close();
+        await index?.close();
         await refs.close?.();
         await shared?.close();
       })();
@@ -203,5 +233,20 @@ function asHoardError(err: unknown): HoardError {
 function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {
   const out = { ...h };
   if (out.authorization) out.authorization = '***';
+  return out;
+}
+
+/** Calls every hook of `a`, then of `b` (reserve: both, in order). */
+function chainHooks(a: TierHooks, b: TierHooks): TierHooks {
+  const out: TierHooks = {};
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof TierHooks>;
+  for (const k of keys) {
+    const fa = a[k] as ((...args: unknown[]) => unknown) | undefined;
+    const fb = b[k] as ((...args: unknown[]) => unknown) | undefined;
+    (out as Record<string, unknown>)[k] = async (...args: unknown[]) => {
+      await fa?.(...args);
+      await fb?.(...args);
+    };
+  }
   return out;
 }

@@ -26,6 +26,8 @@ export interface ServerConfig {
   publicRead: boolean;
   logLevel: string;
   drainTimeoutMs: number;
+  /** Unreferenced blobs younger than this are never collected (authoritative disk). */
+  gcGraceMs: number;
 }
 
 /** Raw settings as they come from flags, env or a file: strings, numbers or booleans. */
@@ -41,7 +43,8 @@ type SettingKey =
   | 'tokens'
   | 'publicRead'
   | 'logLevel'
-  | 'drainTimeout';
+  | 'drainTimeout'
+  | 'gcGrace';
 
 /** Setting → environment variable. */
 export const ENV_VARS: Record<SettingKey, string> = {
@@ -55,6 +58,7 @@ export const ENV_VARS: Record<SettingKey, string> = {
   publicRead: 'HOARD_PUBLIC_READ',
   logLevel: 'HOARD_LOG_LEVEL',
   drainTimeout: 'HOARD_DRAIN_TIMEOUT',
+  gcGrace: 'HOARD_GC_GRACE',
 };
 
 const KEYS = Object.keys(ENV_VARS) as SettingKey[];
@@ -135,10 +139,15 @@ export function resolveConfig(...layers: RawSettings[]): ServerConfig {
     for (const k of KEYS) if (layer[k] !== undefined && layer[k] !== null) m[k] = layer[k];
   const listen = String(m.listen ?? DEFAULTS.listen);
   parseListen(listen);
-  let drainTimeoutMs: number = DEFAULTS.drainTimeoutMs;
-  if (m.drainTimeout !== undefined)
-    drainTimeoutMs =
-      typeof m.drainTimeout === 'number' ? m.drainTimeout * 1000 : parseDuration(String(m.drainTimeout));
+  const duration = (v: string | number | boolean | undefined, name: string, fallback: number): number => {
+    if (v === undefined) return fallback;
+    if (typeof v === 'number') return v * 1000;
+    try {
+      return parseDuration(String(v));
+    } catch (err) {
+      throw new HoardError('HOARD_ECONFIG', `${name}: ${(err as Error).message}`);
+    }
+  };
   return {
     listen,
     dataDir: resolve(String(m.data ?? DEFAULTS.dataDir)),
@@ -149,7 +158,8 @@ export function resolveConfig(...layers: RawSettings[]): ServerConfig {
     tokensFile: m.tokens === undefined || m.tokens === '' ? undefined : resolve(String(m.tokens)),
     publicRead: bool(m.publicRead, 'public-read'),
     logLevel: String(m.logLevel ?? DEFAULTS.logLevel),
-    drainTimeoutMs,
+    drainTimeoutMs: duration(m.drainTimeout, 'drain-timeout', DEFAULTS.drainTimeoutMs),
+    gcGraceMs: duration(m.gcGrace, 'gc-grace', DEFAULTS.gcGraceMs),
   };
 }
 

@@ -46,7 +46,13 @@ export class Fill extends EventEmitter {
   #resolveReady!: (n: number) => void;
   #rejectReady!: (e: Error) => void;
 
-  constructor(digest: Digest, shared: BlobStore, disk: FsBlobStore, knownSize?: number) {
+  constructor(
+    digest: Digest,
+    shared: BlobStore,
+    disk: FsBlobStore,
+    knownSize?: number,
+    reserve?: (bytes: number) => Promise<void>,
+  ) {
     super();
     this.setMaxListeners(0);
     this.digest = digest;
@@ -55,7 +61,7 @@ export class Fill extends EventEmitter {
       this.#rejectReady = rej;
     });
     this.ready.catch(() => {});
-    this.settled = this.#run(shared, disk, knownSize).then(
+    this.settled = this.#run(shared, disk, knownSize, reserve).then(
       () => {
         this.state = 'done';
         this.#notify();
@@ -71,7 +77,12 @@ export class Fill extends EventEmitter {
     this.settled.finally(() => this.release());
   }
 
-  async #run(shared: BlobStore, disk: FsBlobStore, knownSize?: number): Promise<void> {
+  async #run(
+    shared: BlobStore,
+    disk: FsBlobStore,
+    knownSize: number | undefined,
+    reserve: ((bytes: number) => Promise<void>) | undefined,
+  ): Promise<void> {
     let size = knownSize;
     if (size === undefined) {
       const info = await shared.stat(this.digest);
@@ -79,6 +90,7 @@ export class Fill extends EventEmitter {
       size = info.size;
     }
     this.size = size;
+    await reserve?.(size);
     const tmp = join(disk.tmpDir, tempName());
     this.#fh = await open(tmp, 'wx+');
     this.state = 'running';

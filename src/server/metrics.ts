@@ -2,7 +2,6 @@
 // live in one process, as the tests do). Served at GET /metrics.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Digest } from '../core/digest.ts';
 import type { TierHooks, TierName } from './tiered-blob-store.ts';
 
 export class ServerMetrics {
@@ -16,8 +15,6 @@ export class ServerMetrics {
   readonly coalesced: Counter;
   readonly fillSeconds: Histogram<'result'>;
   readonly evictions: Counter<'tier'>;
-  readonly diskBytes: Gauge;
-  readonly diskBlobs: Gauge;
 
   constructor() {
     const registers = [this.registry];
@@ -77,20 +74,67 @@ export class ServerMetrics {
       labelNames: ['tier'],
       registers,
     });
-    this.diskBytes = new Gauge({ name: 'hoard_disk_bytes', help: 'Bytes in the disk tier', registers });
-    this.diskBlobs = new Gauge({ name: 'hoard_disk_blobs', help: 'Blobs in the disk tier', registers });
   }
 
-  /** Tier hooks feeding these metrics; `extra` hooks (the disk index) are chained. */
+  /** Tier hooks feeding these metrics; `extra` hooks (the disk index, tests) are chained. */
   tierHooks(extra: TierHooks = {}): TierHooks {
     return {
-      hit: (tier: TierName) => this.tierHits.inc({ tier }),
-      miss: (tier: TierName) => this.tierMisses.inc({ tier }),
-      coalesced: () => this.coalesced.inc(),
-      fillDone: (s: number, ok: boolean) => this.fillSeconds.observe({ result: ok ? 'ok' : 'error' }, s),
-      diskTouched: (d: Digest, n: number) => extra.diskTouched?.(d, n),
-      diskAdded: (d: Digest, n: number) => extra.diskAdded?.(d, n),
-      diskRemoved: (d: Digest) => extra.diskRemoved?.(d),
+      ...extra,
+      hit: (tier: TierName) => {
+        this.tierHits.inc({ tier });
+        extra.hit?.(tier);
+      },
+      miss: (tier: TierName) => {
+        this.tierMisses.inc({ tier });
+        extra.miss?.(tier);
+      },
+      coalesced: () => {
+        this.coalesced.inc();
+        extra.coalesced?.();
+      },
+      fillDone: (s: number, ok: boolean) => {
+        this.fillSeconds.observe({ result: ok ? 'ok' : 'error' }, s);
+        extra.fillDone?.(s, ok);
+      },
     };
+  }
+
+  /** Disk usage gauges read from the disk index at scrape time. */
+  trackDisk(index: { bytes: number; count: number }): void {
+    new Gauge({
+      name: 'hoard_disk_bytes',
+      help: 'Bytes in the disk tier',
+      registers: [this.registry],
+      collect() {
+        this.set(index.bytes);
+      },
+    });
+    new Gauge({
+      name: 'hoard_disk_blobs',
+      help: 'Blobs in the disk tier',
+      registers: [this.registry],
+      collect() {
+        this.set(index.count);
+      },
+    });
+  }
+
+  trackMemory(memory: { bytes: number; evictions: number }): void {
+    new Gauge({
+      name: 'hoard_memory_bytes',
+      help: 'Bytes in the memory tier',
+      registers: [this.registry],
+      collect() {
+        this.set(memory.bytes);
+      },
+    });
+    new Gauge({
+      name: 'hoard_memory_evictions',
+      help: 'Blobs evicted from the memory tier since start',
+      registers: [this.registry],
+      collect() {
+        this.set(memory.evictions);
+      },
+    });
   }
 }

@@ -55,6 +55,10 @@ export interface TierHooks {
   fillDone?(seconds: number, ok: boolean): void;
   /** A blob of the disk tier was used (read) or added. */
   diskTouched?(digest: Digest, size: number): void;
+  /** A blob was served from memory (keeps its disk copy warm in the disk LRU). */
+  memoryHit?(digest: Digest): void;
+  /** Called before `bytes` are written to the disk tier; may evict, or throw 507. */
+  reserve?(bytes: number): Promise<void>;
   diskAdded?(digest: Digest, size: number): void;
   diskRemoved?(digest: Digest): void;
 }
@@ -119,6 +123,7 @@ export class TieredBlobStore implements BlobStore {
     const buf = await memoryBuffer(this.memory, digest);
     if (buf) {
       this.hooks.hit?.('memory');
+      this.hooks.memoryHit?.(digest);
       return bufferHandle(buf, 'memory');
     }
     this.hooks.miss?.('memory');
@@ -213,7 +218,7 @@ export class TieredBlobStore implements BlobStore {
   }
 
   #startFill(digest: Digest, shared: BlobStore, knownSize?: number): Fill {
-    const fill = new Fill(digest, shared, this.disk, knownSize);
+    const fill = new Fill(digest, shared, this.disk, knownSize, this.hooks.reserve);
     this.fillsStarted++;
     this.#fills.set(digest, fill);
     fill.settled.then(() => {
@@ -298,6 +303,7 @@ export class TieredBlobStore implements BlobStore {
       size = info?.size ?? 0;
       await verifyDrain(digest, source, opts.size ?? size, opts.signal);
     } else {
+      await this.hooks.reserve?.(opts.size ?? 0);
       const res = await this.disk.write(digest, source, opts);
       size = res.size;
       if (res.created) this.hooks.diskAdded?.(digest, size);

@@ -23,6 +23,7 @@ interface ServeFlags extends GitFlags {
   publicRead?: boolean;
   logLevel?: string;
   drainTimeout?: string;
+  gcGrace?: string;
   config?: string;
 }
 
@@ -43,6 +44,7 @@ export function registerServe(program: Command): void {
     .option('--public-read', 'allow reads without a token (with --tokens)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .option('--drain-timeout <duration>', 'how long SIGTERM waits for in-flight requests, e.g. 30s')
+    .option('--gc-grace <duration>', 'unreferenced blobs younger than this are never collected (default 1h)')
     .option('--config <file>', 'config file (.toml or .json)')
     .action(
       action(async (flags: ServeFlags) => {
@@ -57,6 +59,7 @@ export function registerServe(program: Command): void {
           publicRead: flags.publicRead,
           logLevel: flags.logLevel,
           drainTimeout: flags.drainTimeout,
+          gcGrace: flags.gcGrace,
           config: flags.config,
         };
         const config = await loadConfig(raw);

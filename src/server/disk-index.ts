@@ -1,0 +1,230 @@
+// The disk tier's index: every blob on disk with its size and last use, in
+// least-recently-used order (a Map re-inserted on every use), and the bound
+// (`--max-disk`) it keeps the tier under while serving.
+//
+// - With a shared remote the disk is a cache: room is made by evicting the
+//   least recently used blobs (reads count, not only writes).
+// - Without one the disk is the authoritative store: only garbage (blobs no
+//   ref reaches, see gc.ts) is evicted, least recently used first, and never
+//   a blob used within the grace period; when only live data is left, writes
+//   get 507 (HOARD_ENO_SPACE).
+//
+// Persistence: the index is saved to `<data>/index/lru` (one `hex size
+// usedMs` line per blob, LRU first) atomically every indexSaveIntervalMs and
+// at close. Start-up loads that file and serves at once; a background scan
+// then reconciles it with the blobs directory (blobs the index does not know
+// join at the cold end, ordered by mtime; entries whose file is gone are
+// dropped). Until the scan ends, eviction works on what the index knows.
+
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, digestFromHex, hexOf } from '../core/digest.ts';
+import { HoardError } from '../core/errors.ts';
+import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
+import type { FsBlobStore } from '../store/fs-blob-store.ts';
+
+interface Entry {
+  size: number;
+  used: number;
+}
+
+export interface DiskIndexOptions {
+  maxBytes: number;
+  /** 'cache': evict any blob (a shared remote holds them); 'authoritative': evict garbage only. */
+  mode: 'cache' | 'authoritative';
+  /** Computes the live set (authoritative mode). */
+  liveSet?: () => Promise<Set<Digest>>;
+  graceMs?: number;
+  onEvict?: (digest: Digest, size: number) => void;
+  log?: (msg: string, extra?: Record<string, unknown>) => void;
+}
+
+export class DiskIndex {
+  readonly disk: FsBlobStore;
+  readonly opts: DiskIndexOptions;
+  #entries = new Map<Digest, Entry>();
+  #bytes = 0;
+  #dirty = false;
+  #timer: NodeJS.Timeout | undefined;
+  #evicting: Promise<void> | undefined;
+  #reconciled: Promise<void> | undefined;
+  readonly path: string;
+  evictions = 0;
+
+  constructor(disk: FsBlobStore, opts: DiskIndexOptions) {
+    this.disk = disk;
+    this.opts = opts;
+    this.path = join(disk.root, 'index', 'lru');
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get count(): number {
+    return this.#entries.size;
+  }
+
+  /** Digests in LRU order (least recently used first). */
+  order(): Digest[] {
+    return [...this.#entries.keys()];
+  }
+
+  /** Loads the saved index (fast) and starts the background reconcile scan. */
+  async open(): Promise<void> {
+    await mkdir(join(this.disk.root, 'index'), { recursive: true });
+    try {
+      const text = await readFile(this.path, 'utf8');
+      for (const line of text.split('\n')) {
+        const [hex, size, used] = line.split(' ');
+        if (!hex || !/^[0-9a-f]{64}$/.test(hex)) continue;
+        this.#set(digestFromHex(hex), Number(size), Number(used));
+      }
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    this.#reconciled = this.#reconcile().catch((err) =>
+      this.opts.log?.('disk index reconcile failed', { err: String(err) }),
+    );
+    this.#timer = setInterval(() => {
+      void this.save();
+    }, DEFAULTS.indexSaveIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Resolves when the start-up scan is done (tests). */
+  reconciled(): Promise<void> {
+    return this.#reconciled ?? Promise.resolve();
+  }
+
+  async #reconcile(): Promise<void> {
+    const startedKnown = new Set(this.#entries.keys());
+    const seen = new Set<Digest>();
+    const unknown: { digest: Digest; size: number; used: number }[] = [];
+    for await (const b of this.disk.list()) {
+      seen.add(b.digest);
+      if (this.#entries.has(b.digest)) continue;
+      const st = await stat(this.disk.pathOf(b.digest)).catch(() => undefined);
+      if (st) unknown.push({ digest: b.digest, size: b.size, used: st.mtimeMs });
+    }
+    // Entries known at start whose file is gone: drop.
+    for (const d of startedKnown) if (!seen.has(d) && this.#entries.has(d)) this.remove(d);
+    // Unknown blobs (added behind our back, or before the index existed) join at the cold end.
+    unknown.sort((a, b) => a.used - b.used);
+    const rebuilt = new Map<Digest, Entry>();
+    for (const u of unknown)
+      if (!this.#entries.has(u.digest)) rebuilt.set(u.digest, { size: u.size, used: u.used });
+    for (const [d, e] of this.#entries) rebuilt.set(d, e);
+    this.#entries = rebuilt;
+    this.#bytes = 0;
+    for (const e of rebuilt.values()) this.#bytes += e.size;
+    this.#dirty = true;
+    await this.#maybeEvict();
+  }
+
+  #set(digest: Digest, size: number, used: number): void {
+    const old = this.#entries.get(digest);
+    if (old) {
+      this.#entries.delete(digest);
+      this.#bytes -= old.size;
+    }
+    this.#entries.set(digest, { size, used });
+    this.#bytes += size;
+    this.#dirty = true;
+  }
+
+  /** A blob was read: it becomes the most recently used. */
+  touch(digest: Digest, size: number): void {
+    this.#set(digest, size, Date.now());
+  }
+
+  /** A blob was used from an upper tier: refresh it only if the disk holds it. */
+  touchIfKnown(digest: Digest): void {
+    const e = this.#entries.get(digest);
+    if (e) this.#set(digest, e.size, Date.now());
+  }
+
+  /** A blob was added to the disk tier. */
+  add(digest: Digest, size: number): void {
+    this.#set(digest, size, Date.now());
+    void this.#maybeEvict();
+  }
+
+  remove(digest: Digest): void {
+    const e = this.#entries.get(digest);
+    if (!e) return;
+    this.#entries.delete(digest);
+    this.#bytes -= e.size;
+    this.#dirty = true;
+  }
+
+  /**
+   * Makes room for `incoming` bytes before they are written. In
+   * authoritative mode, throws HOARD_ENO_SPACE (507) when only live data
+   * (or data within the grace period) is left.
+   */
+  async reserve(incoming: number): Promise<void> {
+    const max = this.opts.maxBytes;
+    if (!max || this.#bytes + incoming <= max) return;
+    await this.#evict(incoming);
+    if (this.#bytes + incoming > max && this.opts.mode === 'authoritative')
+      throw new HoardError(
+        'HOARD_ENO_SPACE',
+        `disk bound reached: ${this.#bytes} of ${max} bytes hold live data; cannot store ${incoming} more`,
+        { hint: 'raise --max-disk, delete refs that are no longer needed, or add a shared --remote' },
+      );
+  }
+
+  #maybeEvict(): Promise<void> {
+    if (!this.opts.maxBytes || this.#bytes <= this.opts.maxBytes) return Promise.resolve();
+    return this.#evict(0);
+  }
+
+  /** One eviction pass at a time; concurrent callers share it. */
+  #evict(incoming: number): Promise<void> {
+    this.#evicting ??= this.#evictPass(incoming).finally(() => {
+      this.#evicting = undefined;
+    });
+    return this.#evicting;
+  }
+
+  async #evictPass(incoming: number): Promise<void> {
+    const max = this.opts.maxBytes;
+    const target = Math.max(0, max - incoming);
+    if (this.#bytes <= target) return;
+    let live: Set<Digest> | undefined;
+    if (this.opts.mode === 'authoritative') live = (await this.opts.liveSet?.()) ?? new Set();
+    const grace = this.opts.graceMs ?? DEFAULTS.gcGraceMs;
+    const now = Date.now();
+    for (const [digest, e] of [...this.#entries]) {
+      if (this.#bytes <= target) break;
+      if (live && (live.has(digest) || now - e.used < grace)) continue;
+      if (this.#entries.get(digest) !== e) continue; // touched meanwhile
+      await this.disk.delete(digest);
+      this.remove(digest);
+      this.evictions++;
+      this.opts.onEvict?.(digest, e.size);
+    }
+  }
+
+  async save(): Promise<void> {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    const lines: string[] = [];
+    for (const [d, e] of this.#entries) lines.push(`${hexOf(d)} ${e.size} ${Math.round(e.used)}`);
+    try {
+      await writeFileAtomic(this.path, `${lines.join('\n')}\n`, join(this.disk.root, 'index'));
+    } catch (err) {
+      this.#dirty = true;
+      this.opts.log?.('saving the disk index failed', { err: String(err) });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#reconciled;
+    await this.#evicting;
+    await this.save();
+  }
+}
