@@ -113,9 +113,15 @@ export function countingRemote<R extends { blobs: object; refs: object }>(
         };
       },
     });
-  return {
-    remote: { ...remote, blobs: wrap(remote.blobs, 'blobs'), refs: wrap(remote.refs, 'refs') },
-    calls,
-    reads,
-  };
+  const blobs = wrap(remote.blobs, 'blobs');
+  const refs = wrap(remote.refs, 'refs');
+  // A proxy (not a spread copy) so remotes that are class instances keep their getters (url).
+  const wrapped = new Proxy(remote, {
+    get(t, prop, receiver) {
+      if (prop === 'blobs') return blobs;
+      if (prop === 'refs') return refs;
+      return Reflect.get(t, prop, receiver);
+    },
+  });
+  return { remote: wrapped, calls, reads };
 }
