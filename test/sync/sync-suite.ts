@@ -3,6 +3,9 @@
 //
 //   syncSuite('file', async () => ({ url: 'file:///…', cleanup }));
 //
+// The factory is called once per suite run and must return a fresh, empty remote
+// (e.g. a new bucket prefix): some checks count the blobs a push uploads.
+//
 // Real directories, real files, and real `hoard` processes where the CLI is
 // the contract (JSON fields, exit codes, new-process behaviour).
 
