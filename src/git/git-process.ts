@@ -89,7 +89,14 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
     stderr += c.toString('utf8');
     if (stderr.length > STDERR_KEEP * 2) stderr = stderr.slice(-STDERR_KEEP);
   });
-  const kill = () => killGroup(pid);
+  const kill = () => {
+    killGroup(pid);
+    // Nobody will read what is left: release the pipes so 'close' (and `done`) can fire
+    // even when a consumer stopped reading (a client that went away).
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    child.stdin?.destroy();
+  };
   const timeoutMs = opts.timeoutMs ?? DEFAULTS.gitProcessTimeoutMs;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -116,7 +123,7 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
       opts.signal?.removeEventListener('abort', onAbort);
       if (pid !== undefined) live.delete(pid);
       // Grandchildren may still hold the group; make sure none survive a kill.
-      if (timedOut || aborted) kill();
+      if (timedOut || aborted) killGroup(pid);
       resolve({ code, signal, stderr: stderr.slice(-STDERR_KEEP), timedOut, aborted, error });
     });
   });

@@ -114,7 +114,10 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
   function abortOnDisconnect(reply: FastifyReply): AbortController {
     const ac = new AbortController();
     reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) ac.abort();
+      if (!reply.raw.writableFinished) {
+        reply.log.debug('git: client went away before the response was complete; killing git');
+        ac.abort();
+      }
     });
     return ac;
   }

@@ -1,7 +1,9 @@
 // The git smart-HTTP proxy against a live `hoard serve` and the real git client.
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { type IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -148,6 +150,71 @@ describe('git proxy: protocol', () => {
     const res = await fetch(`${server.url}/git/local/missing.git/info/refs?service=git-upload-pack`);
     assert.equal(res.status, 502);
     assert.match(await res.text(), /could not mirror/);
+  });
+});
+
+/** Pids of upload-pack / pack-objects processes working in `dir` (zombies excluded). */
+function processesIn(dir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (!readlinkSync(`/proc/${p}/cwd`).startsWith(dir)) continue;
+      if (!/upload-pack|pack-objects/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8'))) continue;
+      if (/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'))) continue;
+      pids.push(Number(p));
+    } catch {}
+  }
+  return pids;
+}
+
+describe('git proxy: client disconnect', () => {
+  const tmp = tempDir();
+  let server: ServerProcess;
+  after(async () => {
+    await server?.stop();
+    tmp.cleanup();
+  });
+
+  test('a client that goes away mid-pack: upload-pack and pack-objects are killed', async () => {
+    const upstream = makeUpstream(join(tmp.path, 'up'), 'big', 1);
+    gitSync(['config', 'core.compression', '0'], upstream); // fast to make and to clone
+    // 24 MiB of incompressible bytes: more than socket and stream buffers hold.
+    const big = execFileSync('sh', ['-c', 'head -c 25165824 /dev/urandom | git hash-object -w --stdin'], {
+      cwd: upstream,
+      encoding: 'utf8',
+    }).trim();
+    const tree = gitSync(['mktree'], upstream, `100644 blob ${big}\tbig.bin\n`);
+    const c = gitSync(['commit-tree', tree, '-p', 'main', '-m', 'big'], upstream);
+    gitSync(['update-ref', 'refs/heads/main', c], upstream);
+    server = await startServer(join(tmp.path, 'data'), [
+      '--git-upstream',
+      `local=file://${join(tmp.path, 'up')}`,
+    ]);
+    const mirror = join(tmp.path, 'data', 'git', 'mirrors', 'local', 'big.git');
+    const caps = await fetch(`${server.url}/git/local/big.git/info/refs?service=git-upload-pack`, {
+      headers: { 'git-protocol': 'version=2' },
+    });
+    await caps.arrayBuffer();
+    // node:http, so that going away really closes the connection.
+    const body = `${pkt('command=fetch\n')}0001${pkt(`want ${c}\n`)}${pkt('done\n')}0000`;
+    const req = request(`${server.url}/git/local/big.git/git-upload-pack`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-git-upload-pack-request', 'git-protocol': 'version=2' },
+    });
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', reject);
+      req.end(body);
+    });
+    assert.equal(res.statusCode, 200);
+    await new Promise((r) => res.once('data', r));
+    res.pause();
+    assert.ok(processesIn(mirror).length > 0, 'upload-pack is running');
+    req.destroy();
+    const end = Date.now() + 5000;
+    while (processesIn(mirror).length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(processesIn(mirror), [], 'no git left in the mirror');
   });
 });
 
