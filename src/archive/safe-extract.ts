@@ -29,6 +29,11 @@ import { validateTreePath } from '../core/tree-path.ts';
 
 export interface ExtractOptions {
   signal?: AbortSignal;
+  /**
+   * Set each entry's mtime from the archive (default true). False leaves the
+   * time of extraction, like `git clone`, and saves a system call per file.
+   */
+  mtimes?: boolean;
   /** Called after each entry with the running count of body bytes written. */
   onProgress?: (bytesWritten: number) => void;
 }
@@ -43,6 +48,66 @@ export interface ExtractResult {
 }
 
 type Kind = 'file' | 'directory' | 'symlink';
+
+/** Files up to this size are buffered and written in the background. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+/** Background file writes in flight (memory: at most this × SMALL_FILE_BYTES). */
+const WRITE_CONCURRENCY = 32;
+
+/** Bounded background writes; the first failure is rethrown by add() or drain(). */
+class WritePool {
+  #max: number;
+  #inflight = new Set<Promise<void>>();
+  #error: unknown;
+  constructor(max: number) {
+    this.#max = max;
+  }
+  async add(fn: () => Promise<unknown>): Promise<void> {
+    if (this.#error) throw this.#error;
+    while (this.#inflight.size >= this.#max) await Promise.race(this.#inflight);
+    if (this.#error) throw this.#error;
+    const p: Promise<void> = fn()
+      .then(
+        () => {},
+        (err) => {
+          this.#error ??= err;
+        },
+      )
+      .finally(() => this.#inflight.delete(p));
+    this.#inflight.add(p);
+  }
+  async drain(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+    if (this.#error) throw this.#error;
+  }
+}
+
+/** Creates a new file (never through a link, never over an existing one) with `body`; returns its size. */
+async function writeNew(
+  target: string,
+  mode: number,
+  mtime: Date | undefined,
+  body: AsyncIterable<Buffer> | Buffer[],
+): Promise<number> {
+  // Created with its final mode (the umask applies, as for git checkout); an
+  // fd opened for writing stays writable even for a read-only mode.
+  const fh = await open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  try {
+    let written = 0;
+    for await (const chunk of body) {
+      let off = 0;
+      while (off < chunk.byteLength) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off);
+        off += bytesWritten;
+      }
+      written += chunk.byteLength;
+    }
+    if (mtime) await fh.utimes(mtime, mtime);
+    return written;
+  } finally {
+    await fh.close();
+  }
+}
 
 function unsafe(entry: string, why: string): HoardError {
   return new HoardError('HOARD_EARCHIVE_UNSAFE', `unsafe archive entry ${JSON.stringify(entry)}: ${why}`, {
@@ -99,9 +164,11 @@ async function extractStreams(
   const root = await realpath(dir);
   const kinds = new Map<string, Kind>();
   const dirTimes: { path: string; mtime: Date }[] = [];
+  const keepMtimes = opts.mtimes !== false;
   const links: string[] = [];
   const result: ExtractResult = { files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0 };
   const extract = tar.extract();
+  const writes = new WritePool(WRITE_CONCURRENCY);
   // biome-ignore lint/suspicious/noExplicitAny: node's pipeline typing does not cover streamx
   const feeding = pipeline([...stages, extract] as any, { signal: opts.signal });
   let failure: unknown;
@@ -137,41 +204,39 @@ async function extractStreams(
       if (existing !== undefined && !(existing === 'directory' && h.type === 'directory'))
         throw unsafe(h.name, 'appears twice');
       await ensureParents(name);
-      const mtime = h.mtime ?? new Date(0);
+      const mtime = keepMtimes ? (h.mtime ?? new Date(0)) : undefined;
       const mode = (h.mode ?? 0o644) & 0o777;
       switch (h.type) {
         case 'directory': {
           if (existing === undefined) await mkdir(target, { mode: mode | 0o700 });
           kinds.set(name, 'directory');
-          dirTimes.push({ path: target, mtime });
+          if (mtime) dirTimes.push({ path: target, mtime });
           result.directories++;
           entry.resume();
           break;
         }
         case 'file':
         case 'contiguous-file': {
-          const fh = await open(
-            target,
-            fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW,
-            mode | 0o200,
-          );
           kinds.set(name, 'file');
-          try {
-            let written = 0;
+          const size = h.size ?? 0;
+          if (size <= SMALL_FILE_BYTES) {
+            // Small files: read the body, then write it in the background
+            // (bounded), so the many small files of a checkout overlap.
+            const parts: Buffer[] = [];
+            let n = 0;
             for await (const chunk of entry as AsyncIterable<Buffer>) {
-              let off = 0;
-              while (off < chunk.byteLength) {
-                const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off);
-                off += bytesWritten;
-              }
-              written += chunk.byteLength;
-              result.bytes += chunk.byteLength;
+              parts.push(chunk);
+              n += chunk.byteLength;
             }
-            if (written !== h.size) throw unsafe(h.name, 'truncated body');
-            await fh.chmod(mode);
-            await fh.utimes(mtime, mtime);
-          } finally {
-            await fh.close();
+            if (n !== size) throw unsafe(h.name, 'truncated body');
+            const body = parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+            await writes.add(() => writeNew(target, mode, mtime, [body]));
+            result.bytes += n;
+          } else {
+            // Large files stream straight from the archive.
+            const n = await writeNew(target, mode, mtime, entry as AsyncIterable<Buffer>);
+            if (n !== size) throw unsafe(h.name, 'truncated body');
+            result.bytes += n;
           }
           result.files++;
           opts.onProgress?.(result.bytes);
@@ -184,7 +249,7 @@ async function extractStreams(
           await symlink(linkname, target);
           kinds.set(name, 'symlink');
           links.push(target);
-          await lutimes(target, mtime, mtime).catch(() => {});
+          if (mtime) await lutimes(target, mtime, mtime).catch(() => {});
           result.symlinks++;
           entry.resume();
           break;
@@ -207,6 +272,7 @@ async function extractStreams(
       }
     }
     await feeding;
+    await writes.drain();
     // Physical check of every link: chains of in-archive links must not lead out.
     for (const l of links) {
       let real: string;
@@ -227,6 +293,7 @@ async function extractStreams(
   } catch (err) {
     extract.destroy();
     await feeding.catch(() => {});
+    await writes.drain().catch(() => {});
     const e = failure && !isHoardError(err) ? failure : err;
     if (isHoardError(e)) throw e;
     if (opts.signal?.aborted) throw new HoardError('HOARD_EABORTED', 'extraction aborted', { cause: e });
