@@ -716,7 +716,8 @@ export class MirrorManager extends EventEmitter {
       end();
       const timedOut = Boolean((err as HoardError).details?.timedOut);
       this.metrics.fetches.inc({ result: timedOut ? 'timeout' : 'error' });
-      this.log.warn({ repo: m.id.key, err: (err as Error).message }, 'git: upstream fetch failed');
+      // debug: a request served stale logs its own warning; the warm-up summarises failures.
+      this.log.debug({ repo: m.id.key, err: (err as Error).message }, 'git: upstream fetch failed');
       throw err;
     }
     end();

@@ -2,12 +2,13 @@
 // pkt-line request heads, git child processes (timeouts, group kills).
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { runGit, spawnGit } from '../../src/git/git-process.ts';
 import { pktLine, readRequestHead } from '../../src/git/pkt-line.ts';
+import { resolveGitSettings } from '../../src/git/server-plugin.ts';
 import { parseRepoPath, parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
 import { tempDir } from './helpers/harness.ts';
 
@@ -136,5 +137,40 @@ describe('git child processes', () => {
     setTimeout(() => ac.abort(), 200);
     const exit = await g.done;
     assert.equal(exit.aborted, true);
+  });
+});
+
+describe('git settings', () => {
+  test('flags > env > the [git] table of the config file; upstream mappings merged by name', async () => {
+    const tmp = tempDir();
+    try {
+      const file = join(tmp.path, 'hoard.toml');
+      writeFileSync(
+        file,
+        '[server]\nlisten = "127.0.0.1:0"\n\n[git]\nmax_staleness = "30s"\nfetch_timeout = "5s"\nallow_push_through = true\n[git.upstreams]\na = "file:///srv/a"\nb = "https://b.example/git"\n',
+      );
+      const s = await resolveGitSettings(
+        { config: file, gitMaxStaleness: '0', gitUpstream: ['b=file:///override'] },
+        { HOARD_GIT_FETCH_TIMEOUT: '2s', HOARD_GIT_UPSTREAMS: 'c=file:///c' },
+      );
+      assert.equal(s.maxStalenessMs, 0);
+      assert.equal(s.fetchTimeoutMs, 2000);
+      assert.equal(s.allowPushThrough, true);
+      assert.deepEqual(Object.fromEntries(s.upstreams.map((u) => [u.name, u.url])), {
+        a: 'file:///srv/a',
+        b: 'file:///override',
+        c: 'file:///c',
+      });
+      const d = await resolveGitSettings({}, {});
+      assert.deepEqual(d, {
+        maxStalenessMs: 10_000,
+        fetchTimeoutMs: 30_000,
+        upstreams: [],
+        allowPushThrough: false,
+      });
+      await assert.rejects(resolveGitSettings({ gitMaxStaleness: 'soon' }, {}), { code: 'HOARD_ECONFIG' });
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
