@@ -55,9 +55,13 @@ export const DEFAULTS = {
 
   // ---- object storage ---------------------------------------------------
   /** Blobs at or above this size are uploaded with multipart (S3) or resumable (GCS) uploads. */
-  multipartThresholdBytes: 64 * MiB,
-  /** Part size of multipart uploads; memory per upload is about partSize × partConcurrency. */
-  multipartPartBytes: 16 * MiB,
+  multipartThresholdBytes: 32 * MiB,
+  /**
+   * Part size of multipart uploads. Memory per upload is about
+   * max(multipartThresholdBytes, partSize × (partConcurrency + 1)): 40 MiB
+   * (see docs/benchmarks.md, "S3 large blob").
+   */
+  multipartPartBytes: 8 * MiB,
   /** Parts of one multipart upload in flight. */
   multipartConcurrency: 4,
   /** Parallel HEADs when answering "which are missing" against a bucket. */

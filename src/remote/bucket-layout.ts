@@ -307,37 +307,75 @@ export function verifyHash(hasher: Hasher, expected: Digest, expectedSize?: numb
 }
 
 /**
- * Cuts a byte source into parts of exactly `partBytes` (the last may be
- * shorter), hashing as it goes. Memory: about one part being filled (a part
- * is copied together only once it is complete, so small blobs cost only
- * their own size).
+ * Reusable part buffers of one upload. Every part of a multipart upload is
+ * copied into a buffer taken from here and given back once its request has
+ * settled, so a 1 GiB upload cycles through (concurrency + 1) buffers instead
+ * of allocating 64 new 16 MiB ones: garbage that V8 frees only at its next
+ * GC would otherwise dominate the process's peak RSS. Buffers are allocated
+ * lazily; a small blob only touches (makes resident) the pages it fills.
+ */
+export class PartPool {
+  readonly partBytes: number;
+  #free: Buffer[] = [];
+
+  constructor(partBytes: number) {
+    this.partBytes = partBytes;
+  }
+
+  acquire(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.partBytes);
+  }
+
+  /**
+   * Frees every pooled buffer now instead of at some later major GC (the
+   * buffers are long-lived, so they sit in V8's old space). Only call once
+   * every request that used them has completed successfully: a request that
+   * failed midway may still have a socket write referencing the memory.
+   */
+  dispose(): void {
+    for (const b of this.#free.splice(0)) (b.buffer as ArrayBuffer).transfer(0);
+  }
+
+  /** Gives back a buffer from acquire() (or a view of one). */
+  release(buf: Buffer): void {
+    if (buf.buffer.byteLength === this.partBytes && this.#free.length < 64)
+      this.#free.push(Buffer.from(buf.buffer, 0, this.partBytes));
+  }
+}
+
+/**
+ * Cuts a byte source into parts of exactly `pool.partBytes` (the last may be
+ * shorter), hashing as it goes; each part is a pool buffer (or a view of
+ * one) that the consumer gives back with pool.release().
  */
 export async function* partsOf(
   source: AsyncIterable<Uint8Array>,
-  partBytes: number,
+  pool: PartPool,
   hasher: Hasher,
   expected: Digest,
   expectedSize?: number,
 ): AsyncGenerator<Buffer> {
-  let chunks: Buffer[] = [];
+  const partBytes = pool.partBytes;
+  let part: Buffer | undefined;
   let fill = 0;
   for await (const raw of source) {
-    let chunk =
+    const chunk =
       typeof raw === 'string' ? Buffer.from(raw) : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     hasher.update(chunk);
     if (expectedSize !== undefined && hasher.size > expectedSize) throw tooLong(expected, expectedSize);
-    while (fill + chunk.byteLength >= partBytes) {
-      const n = partBytes - fill;
-      chunks.push(chunk.subarray(0, n));
-      yield Buffer.concat(chunks, partBytes);
-      chunks = [];
-      fill = 0;
-      chunk = chunk.subarray(n);
-    }
-    if (chunk.byteLength > 0) {
-      chunks.push(chunk);
-      fill += chunk.byteLength;
+    let off = 0;
+    while (off < chunk.byteLength) {
+      part ??= pool.acquire();
+      const n = Math.min(partBytes - fill, chunk.byteLength - off);
+      chunk.copy(part, fill, off, off + n);
+      fill += n;
+      off += n;
+      if (fill === partBytes) {
+        yield part;
+        part = undefined;
+        fill = 0;
+      }
     }
   }
-  if (fill > 0) yield Buffer.concat(chunks, fill);
+  if (part && fill > 0) yield part.subarray(0, fill);
 }

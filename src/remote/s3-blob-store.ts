@@ -54,7 +54,14 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../store/blob-store.ts';
-import { type BucketLayout, bucketMissing, partsOf, Semaphore, verifyHash } from './bucket-layout.ts';
+import {
+  type BucketLayout,
+  bucketMissing,
+  PartPool,
+  partsOf,
+  Semaphore,
+  verifyHash,
+} from './bucket-layout.ts';
 import { withRetry } from './retry.ts';
 import { errName, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 
@@ -181,19 +188,18 @@ export class S3BlobStore implements BlobStore {
     if (size !== undefined) partBytes = Math.max(partBytes, Math.ceil(size / MAX_PARTS));
     const threshold = Math.max(this.opts.multipartThresholdBytes, 1);
     const hasher = new Hasher();
-    const parts = partsOf(
-      source as AsyncIterable<Uint8Array>,
-      Math.min(partBytes, threshold),
-      hasher,
-      digest,
-      size,
-    )[Symbol.asyncIterator]();
+    const pool = new PartPool(Math.min(partBytes, threshold));
+    const parts = partsOf(source as AsyncIterable<Uint8Array>, pool, hasher, digest, size)[
+      Symbol.asyncIterator
+    ]();
     try {
       // Read up to the threshold: a body that ends before it goes up in one PUT.
       const head: Buffer[] = [];
       let headBytes = 0;
       let ended = false;
-      while (headBytes < threshold) {
+      // A body declared at or above the threshold goes straight to multipart.
+      const headLimit = size !== undefined && size >= threshold ? 0 : threshold;
+      while (headBytes < headLimit) {
         const next = await parts.next();
         if (next.done) {
           ended = true;
@@ -205,9 +211,14 @@ export class S3BlobStore implements BlobStore {
       if (ended) {
         const bad = verifyHash(hasher, digest, size);
         if (bad) throw bad;
-        return await this.#putSingle(key, Buffer.concat(head, headBytes), signal);
+        const res = await this.#putSingle(key, head, headBytes, signal);
+        for (const b of head) pool.release(b);
+        pool.dispose();
+        return res;
       }
-      return await this.#putMultipart(digest, key, head, parts, hasher, size, signal);
+      const res = await this.#putMultipart(digest, key, head, parts, pool, hasher, size, signal);
+      pool.dispose();
+      return res;
     } catch (err) {
       await parts.return?.(undefined);
       if (source instanceof Readable) source.destroy();
@@ -215,8 +226,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async #putSingle(key: string, body: Buffer, signal?: AbortSignal): Promise<WriteResult> {
-    const md5 = createHash('md5').update(body).digest('base64');
+  async #putSingle(key: string, parts: Buffer[], size: number, signal?: AbortSignal): Promise<WriteResult> {
+    const hash = createHash('md5');
+    for (const p of parts) hash.update(p);
+    const md5 = hash.digest('base64');
+    // Several parts go up as one stream with a known length (no copy); a
+    // stream is consumed by an attempt, so each attempt gets a new one.
+    const body = () => (parts.length === 1 ? parts[0] : Readable.from(parts, { objectMode: false }));
     try {
       await withRetry(
         'S3 PutObject',
@@ -225,8 +241,8 @@ export class S3BlobStore implements BlobStore {
             new PutObjectCommand({
               Bucket: this.loc.bucket,
               Key: key,
-              Body: body,
-              ContentLength: body.byteLength,
+              Body: body(),
+              ContentLength: size,
               ContentMD5: md5,
               ContentType: 'application/octet-stream',
               IfNoneMatch: '*',
@@ -235,10 +251,10 @@ export class S3BlobStore implements BlobStore {
           ),
         { signal, retries: this.opts.retries },
       );
-      return { created: true, size: body.byteLength };
+      return { created: true, size };
     } catch (err) {
       // Exists already (a racing writer, or our own earlier attempt whose answer was lost).
-      if (isPreconditionFailed(err)) return { created: false, size: body.byteLength };
+      if (isPreconditionFailed(err)) return { created: false, size };
       throw s3Error(err, 'PutObject', this.loc.bucket, key);
     }
   }
@@ -248,6 +264,7 @@ export class S3BlobStore implements BlobStore {
     key: string,
     head: Buffer[],
     rest: AsyncIterator<Buffer>,
+    pool: PartPool,
     hasher: Hasher,
     size: number | undefined,
     signal?: AbortSignal,
@@ -314,7 +331,10 @@ export class S3BlobStore implements BlobStore {
         .catch((err) => {
           failure ??= err;
         })
-        .finally(() => inFlight.delete(p));
+        .finally(() => {
+          inFlight.delete(p);
+          pool.release(body);
+        });
       inFlight.add(p);
     };
     try {

@@ -89,7 +89,12 @@ export function makeS3Client(
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
       connectionTimeout: Math.min(DEFAULTS.remoteRequestTimeoutMs, 10_000),
+      // Headers must arrive within remoteRequestTimeoutMs (without the flag
+      // the SDK only logs a warning and waits forever); a socket idle that
+      // long (a stalled body) fails too.
       requestTimeout: DEFAULTS.remoteRequestTimeoutMs,
+      throwOnRequestTimeout: true,
+      socketTimeout: DEFAULTS.remoteRequestTimeoutMs,
       httpAgent: { keepAlive: true, maxSockets: 64 },
       httpsAgent: { keepAlive: true, maxSockets: 64 },
     },
