@@ -19,6 +19,7 @@ import { HoardError } from '../core/errors.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import type { GitSubRoute } from './git-routes.ts';
+import type { GitServerExtras } from './server-plugin.ts';
 import { type SnapshotInfo, type SnapshotMirrors, SnapshotService } from './snapshot-service.ts';
 
 const STABLE = /^(.+)\/snapshot\.tar\.zst$/;
@@ -106,4 +107,18 @@ export function snapshotGitRoutes(
   });
   opts.onService?.(service);
   return snapshotRoutes(service);
+}
+
+/**
+ * The snapshot feature as git server extras — the whole wiring in `hoard serve`:
+ * `gitServerPlugin(git, config.dataDir, snapshotExtras(config.dataDir))`.
+ */
+export function snapshotExtras<Ctx extends { blobs: BlobStore; refs: RefStore }>(
+  dataDir: string,
+  opts: { publicUrl?: string } = {},
+): GitServerExtras<Ctx> {
+  return {
+    routes: (mirrors, ctx, app) =>
+      snapshotGitRoutes(mirrors, ctx, dataDir, { app, publicUrl: opts.publicUrl }),
+  };
 }

@@ -7,7 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import { rangedDownload } from '../../src/archive/ranged-download.ts';
 import type { Digest } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
+import { gitServerPlugin, resolveGitSettings } from '../../src/git/server-plugin.ts';
+import { snapshotExtras } from '../../src/git/snapshot-routes.ts';
 import { SnapshotService, snapshotRefName } from '../../src/git/snapshot-service.ts';
+import { buildServer } from '../../src/server/app.ts';
+import { resolveConfig } from '../../src/server/config.ts';
 import { MemoryBlobStore } from '../../src/store/memory-blob-store.ts';
 import { MemoryRefStore } from '../../src/store/memory-ref-store.ts';
 import { commitAll, git, makeUpstream } from '../archive/helpers.ts';
@@ -171,6 +175,39 @@ describe('git snapshots (server)', () => {
       await b.server.ctx.refs.get(snapshotRefName('up/app', c)),
       'snapshot of the new head generated',
     );
+  });
+});
+
+describe('snapshot routes wired as git server extras (as hoard serve does)', () => {
+  it('serves snapshot.tar.zst through gitServerPlugin(…, snapshotExtras(dataDir))', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hoard-snapwire-'));
+    try {
+      const work = await makeUpstream(root, 1);
+      await git(root, 'clone', '-q', '--bare', work, join(root, 'ups', 'app.git'));
+      const dataDir = join(root, 'data');
+      const settings = await resolveGitSettings({ gitUpstream: [`up=file://${join(root, 'ups')}`] }, {});
+      const server = await buildServer(
+        resolveConfig({ listen: '127.0.0.1:0', data: dataDir, logLevel: 'silent' }),
+        {
+          logger: false,
+          plugins: [
+            gitServerPlugin(settings, dataDir, snapshotExtras(dataDir, { publicUrl: 'http://hoard.test' })),
+          ],
+        },
+      );
+      const url = await server.listen();
+      try {
+        const r = await fetch(`${url}/git/up/app.git/snapshot.tar.zst`);
+        assert.equal(r.status, 200);
+        const bytes = await body(r);
+        assert.equal(r.headers.get('etag'), `"${sha(bytes)}"`);
+        assert.equal(r.headers.get('x-hoard-commit'), await git(work, 'rev-parse', 'HEAD'));
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
