@@ -239,33 +239,47 @@ export class SnapshotService {
     const work = await mkdtemp(join(this.tmpDir, 'gen-'));
     try {
       const file = join(work, 'snapshot.tar.zst');
-      const archive = await snapshotArchive({
-        repoDir: dir,
-        commit,
-        originUrl,
-        tmpDir: work,
-        zstdLevel: this.zstdLevel,
-      });
-      const hash = createHash('sha256');
+      let hex = '';
       let size = 0;
-      await pipeline(
-        archive.stream,
-        async function* (src: AsyncIterable<Buffer>) {
-          for await (const chunk of src) {
-            hash.update(chunk);
-            size += chunk.byteLength;
-            yield chunk;
-          }
-        },
-        createWriteStream(file, { flags: 'wx' }),
-      );
-      const digest: Digest = `sha256:${hash.digest('hex')}`;
+      // One retry: a maintenance repack of the mirror can remove a pack under a running git.
+      for (let attempt = 0; ; attempt++) {
+        const h = createHash('sha256');
+        let n = 0;
+        try {
+          const archive = await snapshotArchive({
+            repoDir: dir,
+            commit,
+            originUrl,
+            tmpDir: work,
+            zstdLevel: this.zstdLevel,
+          });
+          await pipeline(
+            archive.stream,
+            async function* (src: AsyncIterable<Buffer>) {
+              for await (const chunk of src) {
+                h.update(chunk);
+                n += chunk.byteLength;
+                yield chunk;
+              }
+            },
+            createWriteStream(file),
+          );
+        } catch (err) {
+          if (attempt >= 1 || !isHoardError(err, 'HOARD_EGIT') || /not found/.test(err.message)) throw err;
+          this.log.warn({ repo: key, commit, err: err.message }, 'git: snapshot generation failed; retrying');
+          continue;
+        }
+        hex = h.digest('hex');
+        size = n;
+        break;
+      }
+      const digest: Digest = `sha256:${hex}`;
       if ((await stat(file)).size !== size)
         throw new HoardError('HOARD_EINTERNAL', 'snapshot temp file size changed');
       await this.blobs.write(digest, createReadStream(file, { highWaterMark: DEFAULTS.streamChunkBytes }), {
         size,
       });
-      const winner = await this.#publish(refName, digest);
+      const winner = await this.#publish(refName, digest, size);
       this.generations++;
       this.log.info(
         { repo: key, commit, digest, bytes: size, ms: Date.now() - t0, adopted: winner.digest !== digest },
@@ -278,7 +292,7 @@ export class SnapshotService {
   }
 
   /** Writes the commit → digest ref create-if-absent; the loser of a race adopts the winner's digest. */
-  async #publish(refName: string, digest: Digest): Promise<{ digest: Digest; size: number }> {
+  async #publish(refName: string, digest: Digest, size: number): Promise<{ digest: Digest; size: number }> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.refs.get(refName);
       try {
@@ -288,9 +302,7 @@ export class SnapshotService {
           if (st) return { digest: cur.target, size: st.size }; // adopt the winner's
           await this.refs.set(refName, digest, cur.version); // its blob is gone: replace
         }
-        const st = await this.blobs.stat(digest);
-        if (!st) throw new HoardError('HOARD_EINTERNAL', `snapshot blob ${digest} vanished after writing`);
-        return { digest, size: st.size };
+        return { digest, size };
       } catch (err) {
         if (!isHoardError(err, 'HOARD_EREF_CONFLICT')) throw err;
         // Lost the race: read the winner and adopt it on the next round.

@@ -89,7 +89,9 @@ export async function makeUpstream(root: string, commits = 5): Promise<string> {
 export async function makeMirror(upstream: string, dest: string, layout: 'packed' | 'loose'): Promise<void> {
   if (layout === 'packed') {
     await git(dirname(dest), 'clone', '-q', '--mirror', upstream, dest);
-    await git(dest, 'repack', '-a', '-d', '-q', '--window=50', '--depth=10');
+    // Like a served mirror: one pack with other delta choices, bitmaps, a commit-graph.
+    await git(dest, 'repack', '-a', '-d', '-b', '-q', '--window=50', '--depth=10');
+    await git(dest, 'commit-graph', 'write', '--reachable');
   } else {
     // Objects arrive loose and in a different order of packs.
     await mkdir(dest, { recursive: true });
