@@ -37,6 +37,8 @@ export interface GitPluginOptions {
   /** Start the manager (discovery, background warm-up) when the plugin loads (default true). */
   start?: boolean;
   routes?: GitSubRoute[];
+  /** Throws when the request may not push (the server checks its `write` scope); default: anyone who may read. */
+  authorizePush?: (request: FastifyRequest) => void;
 }
 
 const NO_CACHE = {
@@ -232,6 +234,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
         { hint: 'or start hoard serve with --git-allow-push-through to forward pushes upstream' },
       );
     }
+    opts.authorizePush?.(request);
     const upstream = mirrors.upstreamOf(repo);
     const local = Upstreams.localPath(upstream);
     if (local !== null) {
@@ -279,6 +282,8 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       const v = request.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }
+    // The client's upstream credentials (git sends Basic) go upstream; hoard's own Bearer token never does.
+    if (headers.authorization && !/^basic\s/i.test(headers.authorization)) delete headers.authorization;
     if (url.username && !headers.authorization) {
       headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
     }

@@ -11,6 +11,7 @@ import type { Registry } from 'prom-client';
 import { parse as parseToml } from 'smol-toml';
 import { DEFAULTS, parseDuration } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
+import { authorizeRequest, type ServerContext } from '../server/context.ts';
 import { type GitSubRoute, gitPlugin } from './git-routes.ts';
 import { type GitLogger, MirrorManager } from './mirror-manager.ts';
 import { parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
@@ -155,9 +156,11 @@ export function gitServerPlugin<Ctx extends { metrics?: { registry?: Registry } 
         log: app.log.child({ component: 'git' }) as unknown as GitLogger,
       });
       extras.onMirrors?.(mirrors, opts.ctx);
+      const ctx = opts.ctx as unknown as ServerContext | undefined;
       await gitPlugin(app, {
         mirrors,
         allowPushThrough: settings.allowPushThrough,
+        authorizePush: ctx?.auth ? (request) => authorizeRequest(ctx, request, 'write') : undefined,
         routes: extras.routes?.(mirrors, opts.ctx, app),
       });
     },

@@ -17,6 +17,7 @@ import {
   startServer,
   tempDir,
 } from './helpers/harness.ts';
+import { startHttpUpstream } from './helpers/http-upstream.ts';
 
 function pkt(s: string): string {
   return (s.length + 4).toString(16).padStart(4, '0') + s;
@@ -233,6 +234,44 @@ describe('git proxy: push-through', () => {
   after(async () => {
     await server?.stop();
     tmp.cleanup();
+  });
+
+  test('push-through to an HTTP upstream forwards Basic credentials, never a Bearer token', async () => {
+    const root = join(tmp.path, 'hup');
+    const up2 = makeUpstream(root, 'app', 1);
+    gitSync(['config', 'http.receivepack', 'true'], up2);
+    const http = await startHttpUpstream(root, 0);
+    const s = await startServer(join(tmp.path, 'data2'), [
+      '--git-upstream',
+      `h=${http.url}`,
+      '--git-allow-push-through',
+    ]);
+    try {
+      const dest = join(tmp.path, 'h1');
+      await git(['clone', '--quiet', `${s.url}/git/h/app.git`, dest]);
+      gitSync(['commit', '--allow-empty', '-q', '-m', 'over http'], dest);
+      await git(
+        [
+          '-c',
+          'http.extraHeader=Authorization: Bearer hoard-secret',
+          'push',
+          '--quiet',
+          'origin',
+          'HEAD:main',
+        ],
+        {
+          cwd: dest,
+        },
+      );
+      assert.equal(head(up2, 'main'), head(dest));
+      assert.ok(
+        http.authorizations.every((a) => !a.includes('hoard-secret')),
+        'bearer token not forwarded',
+      );
+    } finally {
+      await s.stop();
+      await http.close();
+    }
   });
 
   test('with --git-allow-push-through a push reaches the upstream and the next clone sees it', async () => {

@@ -18,6 +18,8 @@ export interface HttpUpstream {
   infoRefs: Map<string, number>;
   /** POST upload-pack per repo path. */
   uploadPacks: Map<string, number>;
+  /** Every Authorization header received. */
+  authorizations: string[];
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export async function startHttpUpstream(root: string, delayMs = 0): Promise<Http
     hang: false,
     infoRefs: new Map(),
     uploadPacks: new Map(),
+    authorizations: [],
     close: async () => {},
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
@@ -36,6 +39,7 @@ export async function startHttpUpstream(root: string, delayMs = 0): Promise<Http
     const u = new URL(req.url ?? '/', 'http://x');
     const infoRefs = /^(.*)\/info\/refs$/.exec(u.pathname);
     const rpc = /^(.*)\/git-upload-pack$/.exec(u.pathname);
+    if (req.headers.authorization) up.authorizations.push(req.headers.authorization);
     if (infoRefs) bump(up.infoRefs, infoRefs[1]);
     if (rpc) bump(up.uploadPacks, rpc[1]);
     if (up.hang) {
