@@ -4,7 +4,8 @@
 //       after the freshness check, the snapshot of the ref's commit (default:
 //       the upstream's HEAD branch). 200 with the body and
 //       Content-Location: /v1/blobs/sha256/<hex>   (immutable, serves Range)
-//       ETag: "<hex>", X-Hoard-Commit: <sha>, Cache-Control: no-cache.
+//       ETag: "<hex>", X-Hoard-Commit: <sha>, Cache-Control: no-cache, and
+//       X-Hoard-Ref: the full ref resolved (e.g. refs/heads/main).
 //   GET|HEAD /git/<repo>/snapshot/<commit>.tar.zst
 //       that commit's snapshot (fetched first if the mirror lacks it), or 404.
 //
@@ -45,6 +46,7 @@ async function send(
     'content-type': 'application/zstd',
   });
   if (info.staleSeconds !== null) reply.header('x-hoard-stale', String(info.staleSeconds));
+  if (info.ref) reply.header('x-hoard-ref', info.ref);
   const inm = request.headers['if-none-match'];
   if (inm?.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) return reply.code(304).send();
   reply.header('content-length', String(info.size));

@@ -89,6 +89,8 @@ export interface SnapshotInfo {
   generated: boolean;
   /** Set when the mirror was served stale (upstream unreachable). */
   staleSeconds: number | null;
+  /** The full ref resolved (stable URL only), e.g. `refs/heads/main`. */
+  ref?: string;
 }
 
 const silent: SnapshotLogger = { debug() {}, info() {}, warn() {} };
@@ -185,7 +187,7 @@ export class SnapshotService {
     if (ref === undefined || ref === '' || ref === 'HEAD')
       this.#watched.set(r.key, { path, base: this.publicUrl ?? requestBase ?? '' });
     const info = await this.snapshot(r.key, r.dir, r.commit, this.#origin(r.key, requestBase));
-    return { ...info, staleSeconds: r.staleSeconds };
+    return { ...info, staleSeconds: r.staleSeconds, ref: r.ref };
   }
 
   /** The snapshot of one commit; HOARD_EREF_NOT_FOUND when the commit is unknown even after a fetch. */

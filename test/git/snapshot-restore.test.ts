@@ -77,6 +77,7 @@ describe('hoard git restore', () => {
     assert.equal(await git(dest, 'rev-parse', 'HEAD'), upstreamHead);
     assert.equal(await git(dest, 'symbolic-ref', '--short', 'HEAD'), 'main');
     assert.equal(await git(dest, 'rev-parse', '--abbrev-ref', 'main@{upstream}'), 'origin/main');
+    assert.equal(await git(dest, 'symbolic-ref', 'refs/remotes/origin/HEAD'), 'refs/remotes/origin/main');
     assert.equal(
       await git(dest, 'rev-list', '--count', 'HEAD'),
       await git(bare, 'rev-list', '--count', 'main'),

@@ -69,6 +69,7 @@ describe('git snapshots (server)', () => {
     assert.equal(ra.headers.get('content-location'), `/v1/blobs/sha256/${hex}`);
     assert.equal(ra.headers.get('x-hoard-commit'), head);
     assert.equal(ra.headers.get('cache-control'), 'no-cache');
+    assert.equal(ra.headers.get('x-hoard-ref'), 'refs/heads/main');
     assert.equal(Number(ra.headers.get('content-length')), ba.byteLength);
     // The immutable blob URL serves the same bytes, with ranges.
     const blob = await fetch(`${a.url}/v1/blobs/sha256/${hex}`, { headers: { range: 'bytes=10-19' } });

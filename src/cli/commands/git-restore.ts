@@ -118,6 +118,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       details: { etag, location, commit: snapshotCommit },
     });
   const digest = digestFromHex(m[1]);
+  const resolvedRef = head.headers.get('x-hoard-ref') ?? undefined;
   const blobUrl = new URL(location, stable).href;
 
   // 2. Download and extract into a staging directory next to the target.
@@ -153,7 +154,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
     let fetched = false;
     if (!opts.noFetch) {
       try {
-        await fetchAndCheckout(dir, snapshotCommit, opts.ref, opts.token);
+        await fetchAndCheckout(dir, snapshotCommit, opts.ref, resolvedRef, opts.token);
         fetched = true;
       } catch (err) {
         info(
@@ -180,6 +181,7 @@ async function fetchAndCheckout(
   dir: string,
   snapshotCommit: string,
   ref: string | undefined,
+  resolvedRef: string | undefined,
   token?: string,
 ) {
   const auth = token ? ['-c', `http.extraHeader=Authorization: Bearer ${token}`] : [];
@@ -194,7 +196,17 @@ async function fetchAndCheckout(
   }
   let branch: string | undefined;
   if (ref === undefined) {
-    await git(['remote', 'set-head', 'origin', '--auto']);
+    // The server said which branch its HEAD is (X-Hoard-Ref); else ask the remote.
+    const head = resolvedRef?.startsWith('refs/heads/') ? resolvedRef.slice('refs/heads/'.length) : undefined;
+    if (
+      head &&
+      (await git(['rev-parse', '--verify', '-q', `refs/remotes/origin/${head}`]).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await git(['symbolic-ref', 'refs/remotes/origin/HEAD', `refs/remotes/origin/${head}`]);
+    else await git(['remote', 'set-head', 'origin', '--auto']);
     const sym = (await git(['symbolic-ref', 'refs/remotes/origin/HEAD'])).stdout.trim();
     branch = sym.replace(/^refs\/remotes\/origin\//, '');
   } else {
