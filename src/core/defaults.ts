@@ -122,6 +122,8 @@ export const DEFAULTS = {
   gitRequestHeadMaxBytes: 1 * MiB,
   /** Snapshot regeneration after a fetch moves the default branch waits this long for quiet. */
   snapshotDebounceMs: 5_000,
+  /** How often a fetch also checks whether the upstream's default branch (HEAD) changed (one extra round trip). */
+  gitHeadCheckIntervalMs: 60 * 60_000,
   /** zstd level of snapshots (part of the deterministic format: changing it changes bytes). */
   snapshotZstdLevel: 3,
   /** Snapshot generations running at once per server (each runs a single-threaded `git pack-objects`). */

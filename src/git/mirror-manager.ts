@@ -48,6 +48,8 @@ export interface MirrorManagerOptions {
   processTimeoutMs?: number;
   warmConcurrency?: number;
   maintenanceIntervalMs?: number;
+  /** How often a fetch also checks the upstream's default branch (default DEFAULTS.gitHeadCheckIntervalMs). */
+  headCheckIntervalMs?: number;
   log?: GitLogger;
   /** prom-client registry for the git metrics (default: the global one). */
   registry?: Registry;
@@ -78,6 +80,8 @@ interface Mirror {
   metaWrite: Promise<void>;
   lastUsedWritten: number;
   fetchesSinceMaintenance: number;
+  /** When the upstream's HEAD (default branch) was last compared with the mirror's (Date.now()). */
+  headCheckedAt: number;
 }
 
 export interface OpenResult {
@@ -160,6 +164,7 @@ export class MirrorManager extends EventEmitter {
   readonly processTimeoutMs: number;
   readonly warmConcurrency: number;
   readonly maintenanceIntervalMs: number;
+  readonly headCheckIntervalMs: number;
   log: GitLogger;
   #ownLogger: boolean;
 
@@ -191,6 +196,7 @@ export class MirrorManager extends EventEmitter {
     this.processTimeoutMs = opts.processTimeoutMs ?? DEFAULTS.gitProcessTimeoutMs;
     this.warmConcurrency = Math.max(1, opts.warmConcurrency ?? DEFAULTS.gitWarmConcurrency);
     this.maintenanceIntervalMs = opts.maintenanceIntervalMs ?? DEFAULTS.gitMaintenanceIntervalMs;
+    this.headCheckIntervalMs = opts.headCheckIntervalMs ?? DEFAULTS.gitHeadCheckIntervalMs;
     this.log = opts.log ?? silentLogger;
     this.#ownLogger = opts.log !== undefined;
     const reg = opts.registry ?? defaultRegistry;
@@ -514,6 +520,7 @@ export class MirrorManager extends EventEmitter {
         metaWrite: Promise.resolve(),
         lastUsedWritten: 0,
         fetchesSinceMaintenance: 0,
+        headCheckedAt: 0,
       };
       this.#mirrors.set(id.key, m);
     }
@@ -630,6 +637,7 @@ export class MirrorManager extends EventEmitter {
     m.lastFetchWall = wall;
     m.ino = dirIdentity(m.dir);
     m.prepared = Promise.resolve();
+    m.headCheckedAt = wall;
     this.log.info({ repo: m.id.key, ms: Date.now() - wall }, 'git: mirror cloned');
     // Bitmaps and commit-graph for fast serving, in the background.
     this.#track(this.maintain(m.id.path));
@@ -727,6 +735,11 @@ export class MirrorManager extends EventEmitter {
     m.ino = ino;
     m.fetchesSinceMaintenance++;
     void this.#writeMeta(m, { lastFetchAt: wall });
+    if (wall - m.headCheckedAt >= this.headCheckIntervalMs) {
+      m.headCheckedAt = wall;
+      // After this fetch (queued on the lock), without making its waiters wait.
+      this.#track(m.lock.run(() => this.#followUpstreamHead(m, url)));
+    }
     this.log.debug({ repo: m.id.key, ms: Date.now() - wall }, 'git: mirror fetched');
     if (watch) {
       const after = await headCommit(m.dir);
@@ -742,6 +755,40 @@ export class MirrorManager extends EventEmitter {
           to: after,
         } satisfies DefaultBranchMovedEvent);
       }
+    }
+  }
+
+  /**
+   * Points the mirror's HEAD at the upstream's default branch when that changed
+   * (`git fetch` never updates HEAD). Emits defaultBranchMoved when HEAD's commit changes.
+   */
+  async #followUpstreamHead(m: Mirror, url: string): Promise<void> {
+    try {
+      const r = await runGit(['ls-remote', '--symref', '--', url, 'HEAD'], {
+        timeoutMs: this.fetchTimeoutMs,
+      });
+      const target = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(r.stdout)?.[1];
+      const current = await symbolicHead(m.dir);
+      if (!target || target === current) return;
+      if ((await revParse(m.dir, target)) === null) return; // not fetched (yet)
+      const before = await headCommit(m.dir);
+      await runGit(['symbolic-ref', 'HEAD', target], { cwd: m.dir });
+      this.log.info({ repo: m.id.key, from: current, to: target }, 'git: upstream default branch changed');
+      const after = await headCommit(m.dir);
+      if (after && after !== before)
+        this.emit('defaultBranchMoved', {
+          key: m.id.key,
+          path: m.id.path,
+          dir: m.dir,
+          ref: target,
+          from: before,
+          to: after,
+        } satisfies DefaultBranchMovedEvent);
+    } catch (err) {
+      this.log.debug(
+        { repo: m.id.key, err: (err as Error).message },
+        'git: could not read the upstream HEAD',
+      );
     }
   }
 

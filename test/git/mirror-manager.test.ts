@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { MirrorManager } from '../../src/git/mirror-manager.ts';
 import { parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
-import { commitUpstream, head, makeUpstream, tempDir } from './helpers/harness.ts';
+import { commitUpstream, gitSync, head, makeUpstream, tempDir } from './helpers/harness.ts';
 import { type HttpUpstream, startHttpUpstream } from './helpers/http-upstream.ts';
 
 describe('MirrorManager', () => {
@@ -72,6 +72,32 @@ describe('MirrorManager', () => {
       await assert.rejects(mirrors.resolveRef('h/app.git', '-x'), { code: 'HOARD_EBAD_REQUEST' });
     } finally {
       mirrors.off('defaultBranchMoved', onMoved);
+    }
+  });
+
+  test('a fetch follows a change of the upstream default branch (HEAD)', async () => {
+    const m2 = new MirrorManager({
+      dataDir: join(tmp.path, 'data-head'),
+      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
+      maxStalenessMs: 0,
+      headCheckIntervalMs: 0,
+      registry: new Registry(),
+    });
+    await m2.start();
+    try {
+      assert.equal((await m2.resolveRef('h/app.git')).ref, 'refs/heads/main');
+      const c = commitUpstream(upstream, 'on trunk', 'trunk');
+      gitSync(['symbolic-ref', 'HEAD', 'refs/heads/trunk'], upstream);
+      const moved = new Promise<{ ref: string; to: string }>((r) => m2.once('defaultBranchMoved', r));
+      await m2.open('h/app.git'); // fetches trunk; the HEAD check runs right after
+      const e = await moved;
+      assert.equal(e.ref, 'refs/heads/trunk');
+      assert.equal(e.to, c);
+      const r = await m2.resolveRef('h/app.git');
+      assert.deepEqual([r.ref, r.commit], ['refs/heads/trunk', c]);
+    } finally {
+      gitSync(['symbolic-ref', 'HEAD', 'refs/heads/main'], upstream);
+      await m2.close();
     }
   });
 
