@@ -92,6 +92,8 @@ export const DEFAULTS = {
   fillOnRangeRead: true,
   /** A ranged read follows an in-progress fill when its start is at most this far past the bytes already filled; farther ranges go to the shared tier directly. */
   fillFollowWindowBytes: 8 * MiB,
+  /** After SIGTERM, /readyz answers 503 this long before the listener closes, so load balancers stop sending new requests. */
+  drainDelayMs: 1_000,
   /** Server log level (pino): fatal, error, warn, info, debug, trace, silent. */
   logLevel: 'info',
   /** Unreferenced blobs used or written more recently than this are never garbage-collected (a push uploads blobs before it moves its ref). */

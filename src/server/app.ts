@@ -48,6 +48,8 @@ export interface HoardServer {
   listen(): Promise<string>;
   /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs), closes the stores. */
   close(): Promise<void>;
+  /** SIGTERM: /readyz turns 503 at once; after drainDelayMs, close(). */
+  drain(): Promise<void>;
 }
 
 export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): Promise<HoardServer> {
@@ -191,32 +193,40 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
         app.log.warn('no --tokens file: accepting loopback clients only (every other client gets 403)');
       return address.replace('[::1]', '[::1]');
     },
-    close() {
-      closed ??= (async () => {
-        state.draining = true;
-        const timer = setTimeout(() => {
-          app.log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timeout: closing remaining connections');
-          app.server.closeAllConnections();
-        }, config.drainTimeoutMs);
-        timer.unref();
-        // Keep-alive connections whose last response finishes during the drain
-        // become idle later; close them as they do, not at the drain timeout.
-        const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
-        sweep.unref();
-        try {
-          await app.close();
-        } finally {
-          clearTimeout(timer);
-          clearInterval(sweep);
-        }
-        await blobs.close();
-        await index?.close();
-        await refs.close?.();
-        await shared?.close();
-      })();
-      return closed;
+    async drain() {
+      state.draining = true;
+      app.log.info({ delayMs: config.drainDelayMs, timeoutMs: config.drainTimeoutMs }, 'draining');
+      if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, config.drainDelayMs));
+      await close();
     },
+    close,
   };
+
+  function close(): Promise<void> {
+    closed ??= (async () => {
+      state.draining = true;
+      const timer = setTimeout(() => {
+        app.log.warn({ timeoutMs: config.drainTimeoutMs }, 'drain timeout: closing remaining connections');
+        app.server.closeAllConnections();
+      }, config.drainTimeoutMs);
+      timer.unref();
+      // Keep-alive connections whose last response finishes during the drain
+      // become idle later; close them as they do, not at the drain timeout.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      sweep.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+        clearInterval(sweep);
+      }
+      await blobs.close();
+      await index?.close();
+      await refs.close?.();
+      await shared?.close();
+    })();
+    return closed;
+  }
 }
 
 function asHoardError(err: unknown): HoardError {

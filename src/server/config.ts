@@ -26,6 +26,8 @@ export interface ServerConfig {
   publicRead: boolean;
   logLevel: string;
   drainTimeoutMs: number;
+  /** After SIGTERM, /readyz answers 503 this long before the listener closes (load balancers notice). */
+  drainDelayMs: number;
   /** Unreferenced blobs younger than this are never collected (authoritative disk). */
   gcGraceMs: number;
 }
@@ -44,6 +46,7 @@ type SettingKey =
   | 'publicRead'
   | 'logLevel'
   | 'drainTimeout'
+  | 'drainDelay'
   | 'gcGrace';
 
 /** Setting → environment variable. */
@@ -58,6 +61,7 @@ export const ENV_VARS: Record<SettingKey, string> = {
   publicRead: 'HOARD_PUBLIC_READ',
   logLevel: 'HOARD_LOG_LEVEL',
   drainTimeout: 'HOARD_DRAIN_TIMEOUT',
+  drainDelay: 'HOARD_DRAIN_DELAY',
   gcGrace: 'HOARD_GC_GRACE',
 };
 
@@ -160,6 +164,7 @@ export function resolveConfig(...layers: RawSettings[]): ServerConfig {
     logLevel: String(m.logLevel ?? DEFAULTS.logLevel),
     drainTimeoutMs: duration(m.drainTimeout, 'drain-timeout', DEFAULTS.drainTimeoutMs),
     gcGraceMs: duration(m.gcGrace, 'gc-grace', DEFAULTS.gcGraceMs),
+    drainDelayMs: duration(m.drainDelay, 'drain-delay', DEFAULTS.drainDelayMs),
   };
 }
 

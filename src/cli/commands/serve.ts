@@ -10,7 +10,7 @@ import {
   resolveGitSettings,
 } from '../../git/server-plugin.ts';
 import { loadConfig, type RawSettings } from '../../server/config.ts';
-import { action } from '../output.ts';
+import { action, info } from '../output.ts';
 
 interface ServeFlags extends GitFlags {
   listen?: string;
@@ -23,6 +23,7 @@ interface ServeFlags extends GitFlags {
   publicRead?: boolean;
   logLevel?: string;
   drainTimeout?: string;
+  drainDelay?: string;
   gcGrace?: string;
   config?: string;
 }
@@ -44,6 +45,10 @@ export function registerServe(program: Command): void {
     .option('--public-read', 'allow reads without a token (with --tokens)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .option('--drain-timeout <duration>', 'how long SIGTERM waits for in-flight requests, e.g. 30s')
+    .option(
+      '--drain-delay <duration>',
+      'after SIGTERM, how long /readyz says 503 before the listener closes (default 1s)',
+    )
     .option('--gc-grace <duration>', 'unreferenced blobs younger than this are never collected (default 1h)')
     .option('--config <file>', 'config file (.toml or .json)')
     .action(
@@ -60,6 +65,7 @@ export function registerServe(program: Command): void {
           logLevel: flags.logLevel,
           drainTimeout: flags.drainTimeout,
           gcGrace: flags.gcGrace,
+          drainDelay: flags.drainDelay,
           config: flags.config,
         };
         const config = await loadConfig(raw);
@@ -68,13 +74,17 @@ export function registerServe(program: Command): void {
         const server = await buildServer(config, { plugins: [gitServerPlugin(git, config.dataDir)] });
         const url = await server.listen();
         server.app.log.info({ url, data: config.dataDir, remote: config.remote ?? null }, 'hoard serving');
+        // Always said, whatever the log level: scripts and tests read the address from here.
+        info(
+          `hoard: serving ${url} (data ${config.dataDir}${config.remote ? `, remote ${config.remote}` : ''})`,
+        );
         await new Promise<void>((resolve) => {
           let stopping = false;
           const stop = (signal: string) => {
             if (stopping) return;
             stopping = true;
-            server.app.log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
-            server.close().then(resolve, (err) => {
+            server.app.log.info({ signal }, 'signal received');
+            (signal === 'SIGTERM' ? server.drain() : server.close()).then(resolve, (err) => {
               server.app.log.error({ err }, 'error while closing');
               resolve();
             });
