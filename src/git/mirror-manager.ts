@@ -171,6 +171,7 @@ export class MirrorManager extends EventEmitter {
   #mirrors = new Map<string, Mirror>();
   #clones = new SingleFlight<string, void>();
   #closed = false;
+  #shutdown = new AbortController();
   #maintenanceTimer: NodeJS.Timeout | null = null;
   #warm: { total: number; done: number; finished: boolean } = { total: 0, done: 0, finished: false };
   #warmDone: Promise<void> = Promise.resolve();
@@ -312,6 +313,9 @@ export class MirrorManager extends EventEmitter {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#maintenanceTimer) clearInterval(this.#maintenanceTimer);
+    // Clones, fetches and maintenance in flight are killed (their lock files go with a
+    // killed git only partly: start-up removes what is left).
+    this.#shutdown.abort();
     await Promise.allSettled([...this.#background]);
   }
 
@@ -610,6 +614,7 @@ export class MirrorManager extends EventEmitter {
     try {
       await runGit(['clone', '--mirror', '--quiet', ...config, '--', url, tmp], {
         timeoutMs: this.processTimeoutMs,
+        signal: this.#shutdown.signal,
       });
       await writeFile(
         join(tmp, 'hoard.json'),
@@ -719,6 +724,7 @@ export class MirrorManager extends EventEmitter {
       await runGit(['fetch', '--prune', '--quiet', '--no-write-fetch-head', '--', url, '+refs/*:refs/*'], {
         cwd: m.dir,
         timeoutMs: this.fetchTimeoutMs,
+        signal: this.#shutdown.signal,
       });
     } catch (err) {
       end();
@@ -766,6 +772,7 @@ export class MirrorManager extends EventEmitter {
     try {
       const r = await runGit(['ls-remote', '--symref', '--', url, 'HEAD'], {
         timeoutMs: this.fetchTimeoutMs,
+        signal: this.#shutdown.signal,
       });
       const target = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(r.stdout)?.[1];
       const current = await symbolicHead(m.dir);
@@ -799,7 +806,7 @@ export class MirrorManager extends EventEmitter {
       if (!existsSync(join(m.dir, 'HEAD'))) return;
       const t = Date.now();
       try {
-        const opts = { cwd: m.dir, timeoutMs: this.processTimeoutMs };
+        const opts = { cwd: m.dir, timeoutMs: this.processTimeoutMs, signal: this.#shutdown.signal };
         await runGit(
           [
             ...MAINTENANCE_CONFIG,

@@ -206,6 +206,13 @@ describe('git freshness', () => {
       await git(['clone', '--quiet', `${s.url}/git/h/app.git`, join(tmp.path, 'c2')]);
       assert.equal(head(join(tmp.path, 'c2')), expected);
       await s.stop();
+
+      // Shutdown does not wait for a hanging fetch (here: the warm-up's, with a long timeout).
+      s = await serve(data, ['--git-upstream', `h=${http.url}`, '--git-fetch-timeout', '10m']);
+      await new Promise((r) => setTimeout(r, 300));
+      const t1 = Date.now();
+      await s.stop();
+      assert.ok(Date.now() - t1 < 5000, `stopped in ${Date.now() - t1} ms`);
     } finally {
       await http.close();
       tmp.cleanup();
