@@ -9,8 +9,10 @@
 // push right after the fresh pull; and the same steps with `rclone sync` to a
 // local path. Prints seconds and file-content bytes moved side by side.
 //
-// Targets are pluggable: add a hoard remote to HOARD_TARGETS (e.g. s3:// via
-// the S3 engineer's fixture) and an rclone destination to RCLONE_TARGETS.
+// Targets are pluggable: add a hoard remote to HOARD_TARGETS and an rclone
+// destination to RCLONE_TARGETS; hoard target i is compared with rclone
+// target i. With an S3 endpoint in the environment, s3:// (RGW) is added to
+// both (see below).
 
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -40,6 +42,46 @@ const HOARD_TARGETS: { name: string; make: (work: string) => Promise<Fixture> }[
   },
 ];
 
+const RCLONE_TARGETS_S3: { name: string; make: (work: string) => Promise<Fixture> }[] = [];
+
+// S3: with AWS_ENDPOINT_URL_S3 (or HOARD_TEST_S3_ENDPOINT) set — e.g. after
+// `eval "$(bash scripts/rgw.sh env)"` — hoard and rclone also sync to the same
+// bucket (HOARD_TEST_S3_BUCKET, default hoard-test), each under its own prefix.
+// rclone is configured through RCLONE_CONFIG_HOARDS3_* variables, and runs
+// with AWS_CA_BUNDLE unset (rclone fails on an empty/foreign CA bundle).
+const S3_ENDPOINT = process.env.HOARD_TEST_S3_ENDPOINT || process.env.AWS_ENDPOINT_URL_S3;
+const S3_BUCKET = process.env.HOARD_TEST_S3_BUCKET || 'hoard-test';
+const s3Prefix = (tag: string) => `bench/${tag}-${Date.now().toString(36)}-${process.pid}`;
+if (S3_ENDPOINT) {
+  process.env.AWS_ENDPOINT_URL_S3 = S3_ENDPOINT;
+  Object.assign(process.env, {
+    RCLONE_CONFIG_HOARDS3_TYPE: 's3',
+    RCLONE_CONFIG_HOARDS3_PROVIDER: 'Ceph',
+    RCLONE_CONFIG_HOARDS3_ENDPOINT: S3_ENDPOINT,
+    RCLONE_CONFIG_HOARDS3_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? '',
+    RCLONE_CONFIG_HOARDS3_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? '',
+    RCLONE_CONFIG_HOARDS3_REGION: process.env.AWS_REGION || 'us-east-1',
+    RCLONE_CONFIG_HOARDS3_NO_CHECK_BUCKET: 'true',
+  });
+  delete process.env.AWS_CA_BUNDLE;
+  const purge = (path: string) => () =>
+    run('rclone', ['purge', `hoards3:${S3_BUCKET}/${path}`]).then(() => {});
+  HOARD_TARGETS.push({
+    name: 's3:// (RGW)',
+    make: async () => {
+      const prefix = s3Prefix('hoard');
+      return { url: `s3://${S3_BUCKET}/${prefix}`, cleanup: purge(prefix) };
+    },
+  });
+  RCLONE_TARGETS_S3.push({
+    name: 's3 (RGW)',
+    make: async () => {
+      const prefix = s3Prefix('rclone');
+      return { url: `hoards3:${S3_BUCKET}/${prefix}`, cleanup: purge(prefix) };
+    },
+  });
+}
+
 /** Destinations rclone is measured against (an rclone path: local dir or `remote:bucket/prefix`). */
 const RCLONE_TARGETS: { name: string; make: (work: string) => Promise<Fixture> }[] = [
   {
@@ -50,6 +92,7 @@ const RCLONE_TARGETS: { name: string; make: (work: string) => Promise<Fixture> }
     },
   },
 ];
+RCLONE_TARGETS.push(...RCLONE_TARGETS_S3);
 
 interface Step {
   seconds: number;
@@ -166,10 +209,7 @@ async function main(): Promise<void> {
   ];
   for (const s of steps) rows.push({ step: s, results: [] });
   const changed = paths[Math.floor(paths.length / 2)];
-  let changedOnce = false;
   const changeOneFile = async () => {
-    if (changedOnce) return;
-    changedOnce = true;
     await writeFile(join(src, changed), randomFillSync(Buffer.allocUnsafe(20_000)));
   };
 
@@ -249,7 +289,7 @@ async function main(): Promise<void> {
     `Sync benchmark: ${n} files, ${fmtBytes(total)}; ${new Date().toISOString()}; ${machine()}`,
     '',
     `| step | ${names.map((x) => `${x}: seconds | ${x}: bytes moved`).join(' | ')} | ${hoardCols
-      .map((x) => `${x} time ÷ ${names[rcloneCol]}`)
+      .map((x, i) => `${x} time ÷ ${names[rcloneCol + Math.min(i, RCLONE_TARGETS.length - 1)]}`)
       .join(' | ')} |`,
     `|---|${names.map(() => '---:|---:').join('|')}|${hoardCols.map(() => '---:').join('|')}|`,
   ];
@@ -257,7 +297,10 @@ async function main(): Promise<void> {
     const cells = row.results.map((s) => `${s.seconds.toFixed(2)} | ${fmtBytes(s.bytes)} (${s.files} files)`);
     const ratios = row.results
       .slice(0, HOARD_TARGETS.length)
-      .map((s) => `${(s.seconds / row.results[rcloneCol].seconds).toFixed(1)}×`);
+      .map(
+        (s, i) =>
+          `${(s.seconds / row.results[rcloneCol + Math.min(i, RCLONE_TARGETS.length - 1)].seconds).toFixed(1)}×`,
+      );
     lines.push(`| ${row.step} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);

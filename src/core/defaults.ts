@@ -70,6 +70,8 @@ export const DEFAULTS = {
   bucketListThreshold: 2_000,
   /** What one LIST page costs in HEADs (AWS and GCS prices: $0.005 vs $0.0004 per 1000); steers listing vs HEADs. */
   bucketListCostInHeads: 12,
+  /** A blob write of at least this declared size (or unknown size) HEADs first; smaller ones rely on the conditional PUT alone. */
+  bucketHeadBeforeWriteBytes: 1 * MiB,
 
   // ---- server -----------------------------------------------------------
   listen: '127.0.0.1:7777',

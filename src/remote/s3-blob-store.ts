@@ -17,7 +17,9 @@
 //   visible — is sent only after the digest and size check out, otherwise
 //   the upload is aborted and nothing ever appears at the key.
 // "Already exists" (412, or 409 ConditionalRequestConflict on AWS) is success
-// with `created: false`, and a HEAD first avoids sending bytes that exist.
+// with `created: false`. A HEAD first avoids sending bytes that exist, except
+// for bodies declared smaller than bucketHeadBeforeWriteBytes, where the
+// conditional PUT alone is as cheap as the HEAD it would save.
 // RGW ignores If-None-Match on CompleteMultipartUpload, so two racing
 // multipart writers of one blob may both complete: harmless, the bytes are
 // identical and verified (a HEAD just before Complete makes it rare).
@@ -72,6 +74,7 @@ export interface S3BlobStoreOptions {
   headConcurrency?: number;
   listThreshold?: number;
   listCostInHeads?: number;
+  headBeforeWriteBytes?: number;
   retries?: number;
 }
 
@@ -95,6 +98,7 @@ export class S3BlobStore implements BlobStore {
       headConcurrency: opts.headConcurrency ?? DEFAULTS.bucketHeadConcurrency,
       listThreshold: opts.listThreshold ?? DEFAULTS.bucketListThreshold,
       listCostInHeads: opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads,
+      headBeforeWriteBytes: opts.headBeforeWriteBytes ?? DEFAULTS.bucketHeadBeforeWriteBytes,
       retries: opts.retries ?? DEFAULTS.remoteRetries,
     };
   }
@@ -179,10 +183,14 @@ export class S3BlobStore implements BlobStore {
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
     const { signal, size } = opts;
     const key = this.layout.blobKey(digest);
-    const existing = await this.stat(digest, signal);
-    if (existing) {
-      await drain(source);
-      return { created: false, size: existing.size };
+    // A HEAD first avoids sending bytes that exist; for a small declared body
+    // it would cost as much as the conditional PUT it saves, so it is skipped.
+    if (size === undefined || size >= this.opts.headBeforeWriteBytes) {
+      const existing = await this.stat(digest, signal);
+      if (existing) {
+        await drain(source);
+        return { created: false, size: existing.size };
+      }
     }
     let partBytes = this.opts.multipartPartBytes;
     if (size !== undefined) partBytes = Math.max(partBytes, Math.ceil(size / MAX_PARTS));
