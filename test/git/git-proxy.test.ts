@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import {
   commitUpstream,
+  GIT_ENV,
   git,
   gitSync,
   head,
@@ -57,6 +58,24 @@ describe('git proxy: protocol', () => {
       await git(['-c', `protocol.version=${protocol}`, 'fetch', '--quiet', 'origin'], { cwd: dest });
       assert.equal(head(dest, 'origin/main'), c);
       await git(['fsck'], { cwd: dest });
+    });
+  }
+
+  for (const protocol of [0, 2] as const) {
+    test(`v${protocol}: a fetch with a long negotiation (gzip-compressed request bodies) works`, async () => {
+      const dest = join(tmp.path, `clone-v${protocol}`);
+      // 80 local commits the server does not have: > 1 KiB of "have" lines, which git gzips.
+      execFileSync('sh', ['-c', 'for i in $(seq 80); do git commit --allow-empty -q -m "local $i"; done'], {
+        cwd: dest,
+        env: GIT_ENV,
+      });
+      const c = commitUpstream(upstream, `negotiation v${protocol}`);
+      const r = await git(['-c', `protocol.version=${protocol}`, 'fetch', 'origin'], {
+        cwd: dest,
+        env: { GIT_TRACE_CURL: '1', GIT_TRACE_CURL_NO_DATA: '1' },
+      });
+      assert.equal(head(dest, 'origin/main'), c);
+      assert.match(r.stderr, /Content-Encoding: gzip/i, 'git sent a gzip-compressed request');
     });
   }
 
