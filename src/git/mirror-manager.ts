@@ -82,6 +82,8 @@ interface Mirror {
   fetchesSinceMaintenance: number;
   /** When the upstream's HEAD (default branch) was last compared with the mirror's (Date.now()). */
   headCheckedAt: number;
+  /** When a stale serve of this mirror was last logged as a warning. */
+  staleWarnedAt: number;
 }
 
 export interface OpenResult {
@@ -525,6 +527,7 @@ export class MirrorManager extends EventEmitter {
         lastUsedWritten: 0,
         fetchesSinceMaintenance: 0,
         headCheckedAt: 0,
+        staleWarnedAt: 0,
       };
       this.#mirrors.set(id.key, m);
     }
@@ -680,7 +683,11 @@ export class MirrorManager extends EventEmitter {
     }
     const stale = this.#staleSeconds(m);
     this.metrics.staleServes.inc();
-    this.log.warn(
+    // One warning per mirror per DEFAULTS.gitStaleWarnIntervalMs; every stale serve is counted.
+    const now = Date.now();
+    const level = now - m.staleWarnedAt >= DEFAULTS.gitStaleWarnIntervalMs ? 'warn' : 'debug';
+    if (level === 'warn') m.staleWarnedAt = now;
+    this.log[level](
       { repo: m.id.key, staleSeconds: stale, reason },
       `git: serving ${m.id.key} stale (last successful fetch ${stale} s ago): ${reason}`,
     );
