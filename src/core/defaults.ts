@@ -124,14 +124,12 @@ export const DEFAULTS = {
   gitLastUsedWriteIntervalMs: 60_000,
   /** Bytes of an upload-pack request read to find its `want` lines before streaming the rest. */
   gitRequestHeadMaxBytes: 1 * MiB,
-  /** Snapshot regeneration after a fetch moves the default branch waits this long for quiet. */
-  snapshotDebounceMs: 5_000,
+  /** How often a fetch also checks whether the upstream's default branch (HEAD) changed (one extra round trip). */
+  gitHeadCheckIntervalMs: 60 * 60_000,
   /** A mirror served stale (upstream down) logs one warning per this interval; the rest are debug (all are counted). */
   gitStaleWarnIntervalMs: 60_000,
   /** Snapshot regeneration after a fetch moves the default branch waits this long for quiet. */
   snapshotDebounceMs: 5_000,
-  /** How often a fetch also checks whether the upstream's default branch (HEAD) changed (one extra round trip). */
-  gitHeadCheckIntervalMs: 60 * 60_000,
   /** zstd level of snapshots (part of the deterministic format: changing it changes bytes). */
   snapshotZstdLevel: 3,
   /** Snapshot generations running at once per server (each runs a single-threaded `git pack-objects`). */
