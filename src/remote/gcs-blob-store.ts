@@ -2,7 +2,8 @@
 //
 // Writes are create-if-absent with `ifGenerationMatch=0` ("already exists",
 // 412, is success with `created: false`), after a metadata GET that avoids
-// sending bytes that exist. The digest is verified before the object can
+// sending bytes that exist (skipped for bodies declared below
+// bucketHeadBeforeWriteBytes). The digest is verified before the object can
 // appear:
 // - bodies below multipartThresholdBytes are read into memory while
 //   hashing, verified, then sent in one multipart (simple) upload;
@@ -44,6 +45,7 @@ export interface GcsBlobStoreOptions {
   headConcurrency?: number;
   listThreshold?: number;
   listCostInHeads?: number;
+  headBeforeWriteBytes?: number;
   retries?: number;
 }
 
@@ -62,6 +64,7 @@ export class GcsBlobStore implements BlobStore {
       headConcurrency: opts.headConcurrency ?? DEFAULTS.bucketHeadConcurrency,
       listThreshold: opts.listThreshold ?? DEFAULTS.bucketListThreshold,
       listCostInHeads: opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads,
+      headBeforeWriteBytes: opts.headBeforeWriteBytes ?? DEFAULTS.bucketHeadBeforeWriteBytes,
       retries: opts.retries ?? DEFAULTS.remoteRetries,
     };
   }
@@ -111,10 +114,14 @@ export class GcsBlobStore implements BlobStore {
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
     const { signal, size } = opts;
     const key = this.layout.blobKey(digest);
-    const existing = await this.stat(digest, signal);
-    if (existing) {
-      await drain(source);
-      return { created: false, size: existing.size };
+    // As on S3: no metadata check before a small declared body (the
+    // conditional upload alone costs what the check would save).
+    if (size === undefined || size >= this.opts.headBeforeWriteBytes) {
+      const existing = await this.stat(digest, signal);
+      if (existing) {
+        await drain(source);
+        return { created: false, size: existing.size };
+      }
     }
     const file = this.loc.bucket.file(key);
     const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();

@@ -117,6 +117,29 @@ describe('gcs remote', () => {
     }
   });
 
+  it('a small declared write of an existing blob is settled by the conditional write alone', async () => {
+    const fx = await open('smallput');
+    try {
+      const data = randomBytes(3000);
+      const digest = sha256(data);
+      assert.deepEqual(await fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 }), {
+        created: true,
+        size: 3000,
+      });
+      assert.deepEqual(await fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 }), {
+        created: false,
+        size: 3000,
+      });
+      const results = await Promise.all(
+        Array.from({ length: 6 }, () => fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 })),
+      );
+      assert.ok(results.every((r) => !r.created));
+      assert.deepEqual(await readAll(await fx.remote.blobs.read(digest)), data);
+    } finally {
+      await fx.cleanup();
+    }
+  });
+
   it('missing() by shard listing agrees with HEADs', async () => {
     const fx = await open('missing', { listThreshold: 0, listCostInHeads: 1 });
     try {
