@@ -46,6 +46,9 @@ import { Fill } from './fill.ts';
 
 export type TierName = 'memory' | 'disk' | 'shared';
 
+/** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
+const SMALL_READ_BYTES = 64 * 1024;
+
 /** Observers for metrics and the disk index (all optional). */
 export interface TierHooks {
   hit?(tier: TierName): void;
@@ -68,6 +71,8 @@ export interface BlobHandle {
   readonly size: number;
   readonly tier: TierName;
   stream(start: number, end: number): Readable;
+  /** For blobs held in memory: the bytes themselves (cheaper to send than a stream). */
+  bytes?(start: number, end: number): Buffer;
   /** Releases resources when no stream was taken (HEAD, 304, 416). */
   close(): void;
 }
@@ -153,7 +158,8 @@ export class TieredBlobStore implements BlobStore {
       throw err;
     }
     this.hooks.diskTouched?.(digest, size);
-    if (size <= this.memory.maxBlobBytes) {
+    const keep = size <= this.memory.maxBlobBytes;
+    if (keep || size <= SMALL_READ_BYTES) {
       // Small: promote into memory and serve from there.
       try {
         const buf = Buffer.allocUnsafe(size);
@@ -164,7 +170,7 @@ export class TieredBlobStore implements BlobStore {
           off += bytesRead;
         }
         if (off === size) {
-          this.memory.put(digest, buf);
+          if (keep) this.memory.put(digest, buf);
           return bufferHandle(buf, 'disk');
         }
       } finally {
@@ -358,6 +364,7 @@ function bufferHandle(buf: Buffer, tier: TierName): BlobHandle {
     size: buf.byteLength,
     tier,
     stream: (start, end) => Readable.from(end > start ? [buf.subarray(start, end)] : []),
+    bytes: (start, end) => buf.subarray(start, end),
     close() {},
   };
 }

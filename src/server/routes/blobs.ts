@@ -64,7 +64,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
         reply.code(206);
         reply.header('content-range', `bytes ${start}-${end - 1}/${handle.size}`);
       }
-      return reply.send(handle.stream(start, end));
+      return reply.send(handle.bytes ? handle.bytes(start, end) : handle.stream(start, end));
     },
   });
 
