@@ -93,7 +93,9 @@ export class FsBlobStore implements BlobStore {
         fd: fh,
         start,
         end: end - 1,
-        highWaterMark: DEFAULTS.streamChunkBytes,
+        // Small blobs get a small buffer: a 256 KiB allocation per 1 KiB file
+        // is what dominated a 10,000-file pull.
+        highWaterMark: Math.min(DEFAULTS.streamChunkBytes, end - start),
       });
     } catch (err) {
       await fh.close();
