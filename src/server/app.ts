@@ -83,6 +83,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
         diskRemoved: (d) => index.remove(d),
         memoryHit: (d) => index.touchIfKnown(d),
         reserve: (n) => index.reserve(n),
+        unreserve: (n) => index.unreserve(n),
       }
     : {};
   const blobs = new TieredBlobStore({

@@ -45,6 +45,8 @@ export class DiskIndex {
   readonly opts: DiskIndexOptions;
   #entries = new Map<Digest, Entry>();
   #bytes = 0;
+  /** Bytes reserved by writes in progress (concurrent writers must not overshoot the bound together). */
+  #pending = 0;
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
   #evicting: Promise<void> | undefined;
@@ -166,14 +168,21 @@ export class DiskIndex {
    */
   async reserve(incoming: number): Promise<void> {
     const max = this.opts.maxBytes;
-    if (!max || this.#bytes + incoming <= max) return;
-    await this.#evict(incoming);
-    if (this.#bytes + incoming > max && this.opts.mode === 'authoritative')
-      throw new HoardError(
-        'HOARD_ENO_SPACE',
-        `disk bound reached: ${this.#bytes} of ${max} bytes hold live data; cannot store ${incoming} more`,
-        { hint: 'raise --max-disk, delete refs that are no longer needed, or add a shared --remote' },
-      );
+    if (max && this.#bytes + this.#pending + incoming > max) {
+      await this.#evict(this.#pending + incoming);
+      if (this.#bytes + this.#pending + incoming > max && this.opts.mode === 'authoritative')
+        throw new HoardError(
+          'HOARD_ENO_SPACE',
+          `disk bound reached: ${this.#bytes} of ${max} bytes hold live data; cannot store ${incoming} more`,
+          { hint: 'raise --max-disk, delete refs that are no longer needed, or add a shared --remote' },
+        );
+    }
+    this.#pending += incoming;
+  }
+
+  /** Ends a reservation (after the blob was added, or its write failed). */
+  unreserve(bytes: number): void {
+    this.#pending = Math.max(0, this.#pending - bytes);
   }
 
   #maybeEvict(): Promise<void> {

@@ -35,6 +35,8 @@ export class Fill extends EventEmitter {
   size = -1;
   /** Bytes written to the temp file so far (readable by followers). */
   written = 0;
+  /** Bytes reserved in the disk bound for this fill (released by the owner when it settles). */
+  reserved = 0;
   error: Error | undefined;
   readonly startedAt = performance.now();
   /** Resolves with the size once known; rejects if the blob is absent or the stat fails. */
@@ -90,7 +92,10 @@ export class Fill extends EventEmitter {
       size = info.size;
     }
     this.size = size;
-    await reserve?.(size);
+    if (reserve) {
+      await reserve(size);
+      this.reserved = size;
+    }
     const tmp = join(disk.tmpDir, tempName());
     this.#fh = await open(tmp, 'wx+');
     this.state = 'running';

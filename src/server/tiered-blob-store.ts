@@ -62,6 +62,8 @@ export interface TierHooks {
   memoryHit?(digest: Digest): void;
   /** Called before `bytes` are written to the disk tier; may evict, or throw 507. */
   reserve?(bytes: number): Promise<void>;
+  /** Ends a reservation made by `reserve` (after the write succeeded or failed). */
+  unreserve?(bytes: number): void;
   diskAdded?(digest: Digest, size: number): void;
   diskRemoved?(digest: Digest): void;
 }
@@ -232,6 +234,7 @@ export class TieredBlobStore implements BlobStore {
       if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
       this.hooks.fillDone?.((performance.now() - fill.startedAt) / 1000, fill.state === 'done');
       if (fill.state === 'done') this.hooks.diskAdded?.(digest, fill.size);
+      if (fill.reserved) this.hooks.unreserve?.(fill.reserved);
     });
     return fill;
   }
@@ -309,10 +312,15 @@ export class TieredBlobStore implements BlobStore {
       size = info?.size ?? 0;
       await verifyDrain(digest, source, opts.size ?? size, opts.signal);
     } else {
-      await this.hooks.reserve?.(opts.size ?? 0);
-      const res = await this.disk.write(digest, source, opts);
-      size = res.size;
-      if (res.created) this.hooks.diskAdded?.(digest, size);
+      const reserved = opts.size ?? 0;
+      await this.hooks.reserve?.(reserved);
+      try {
+        const res = await this.disk.write(digest, source, opts);
+        size = res.size;
+        if (res.created) this.hooks.diskAdded?.(digest, size);
+      } finally {
+        this.hooks.unreserve?.(reserved);
+      }
     }
     if (!this.shared) return { created: true, size };
     const up = await this.shared.write(digest, await this.disk.read(digest), { size, signal: opts.signal });
