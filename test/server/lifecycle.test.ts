@@ -133,6 +133,10 @@ describe('server lifecycle', () => {
         }
         // Temp files of the killed process are gone after restart.
         assert.deepEqual(await readdir(join(tmp.dir, 'tmp')), []);
+        // fsck works on the live server's data directory (read-only).
+        const live = await hoard(['fsck', '--data', tmp.dir, '--json']);
+        assert.equal(live.code, 0, live.stdout);
+        assert.equal(live.json?.clean, true);
       } finally {
         again.child.kill('SIGTERM');
         await again.exited;

@@ -56,6 +56,9 @@ describe('single-flight fills from the shared tier', () => {
       assert.equal(srv.shared.reads.length, 1, 'one read of the shared tier');
       assert.equal(srv.shared.reads[0].range, undefined);
       assert.equal(srv.server.ctx.blobs.fillsStarted, 1);
+      const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+      assert.match(metrics, /hoard_singleflight_coalesced_total 99\b/);
+      assert.match(metrics, /hoard_fill_duration_seconds_count\{result="ok"\} 1\b/);
       // Now warm: more GETs read nothing more from the shared tier.
       const again = await fetch(url);
       assert.ok((await readBody(again)).equals(data));
