@@ -80,6 +80,10 @@ export class HttpBlobStore implements BlobStore {
     res.on('aborted', () =>
       verify.destroy(new HoardError('HOARD_ETRUNCATED', `response for ${digest} was cut short`)),
     );
+    // A consumer that stops early must not leave the response (and its socket) open.
+    verify.on('close', () => {
+      if (!res.complete) res.destroy();
+    });
     return res.pipe(verify);
   }
 
