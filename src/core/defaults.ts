@@ -102,6 +102,10 @@ export const DEFAULTS = {
   gcGraceMs: 60 * 60_000,
   /** How often the disk tier's LRU index is saved (it is also saved at shutdown). */
   indexSaveIntervalMs: 30_000,
+  /** Ref-name prefixes (comma-separated) of cache refs, which may expire when unused (see cacheRefTtlMs). */
+  cacheRefPrefixes: 'cache/',
+  /** Cache refs unused (no GET or PUT) this long are deleted; 0 = never. */
+  cacheRefTtlMs: 0,
 
   // ---- git --------------------------------------------------------------
   /** A ref advertisement is never older than this. */

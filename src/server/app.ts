@@ -19,6 +19,7 @@ import { authorizeRequest, type RouteAuthConfig, type ServerContext } from './co
 import { DiskIndex } from './disk-index.ts';
 import { liveSet } from './gc.ts';
 import { ServerMetrics } from './metrics.ts';
+import { RefExpiry } from './ref-expiry.ts';
 import { blobRoutes } from './routes/blobs.ts';
 import { refRoutes } from './routes/refs.ts';
 import { TieredBlobStore, type TierHooks } from './tiered-blob-store.ts';
@@ -98,6 +99,14 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   };
   const state = { ready: false, draining: false };
   const ctx: ServerContext = { config, blobs, refs, auth, metrics, state };
+  if (config.cacheRefTtlMs > 0) {
+    ctx.refExpiry = new RefExpiry(refs, {
+      prefixes: config.cacheRefPrefixes,
+      ttlMs: config.cacheRefTtlMs,
+      dataDir: config.dataDir,
+    });
+    await ctx.refExpiry.open();
+  }
 
   const app = Fastify({
     logger:
@@ -223,6 +232,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       }
       await blobs.close();
       await index?.close();
+      await ctx.refExpiry?.close();
       await refs.close?.();
       await shared?.close();
     })();

@@ -30,6 +30,10 @@ export interface ServerConfig {
   drainDelayMs: number;
   /** Unreferenced blobs younger than this are never collected (authoritative disk). */
   gcGraceMs: number;
+  /** Ref-name prefixes of cache refs (may expire when unused). */
+  cacheRefPrefixes: string[];
+  /** Cache refs unused this long are deleted; 0 = never. */
+  cacheRefTtlMs: number;
 }
 
 /** Raw settings as they come from flags, env or a file: strings, numbers or booleans. */
@@ -47,7 +51,9 @@ type SettingKey =
   | 'logLevel'
   | 'drainTimeout'
   | 'drainDelay'
-  | 'gcGrace';
+  | 'gcGrace'
+  | 'cacheRefPrefixes'
+  | 'cacheRefTtl';
 
 /** Setting → environment variable. */
 export const ENV_VARS: Record<SettingKey, string> = {
@@ -63,6 +69,8 @@ export const ENV_VARS: Record<SettingKey, string> = {
   drainTimeout: 'HOARD_DRAIN_TIMEOUT',
   drainDelay: 'HOARD_DRAIN_DELAY',
   gcGrace: 'HOARD_GC_GRACE',
+  cacheRefPrefixes: 'HOARD_CACHE_REF_PREFIXES',
+  cacheRefTtl: 'HOARD_CACHE_REF_TTL',
 };
 
 const KEYS = Object.keys(ENV_VARS) as SettingKey[];
@@ -164,6 +172,11 @@ export function resolveConfig(...layers: RawSettings[]): ServerConfig {
     logLevel: String(m.logLevel ?? DEFAULTS.logLevel),
     drainTimeoutMs: duration(m.drainTimeout, 'drain-timeout', DEFAULTS.drainTimeoutMs),
     gcGraceMs: duration(m.gcGrace, 'gc-grace', DEFAULTS.gcGraceMs),
+    cacheRefPrefixes: String(m.cacheRefPrefixes ?? DEFAULTS.cacheRefPrefixes)
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p.length > 0),
+    cacheRefTtlMs: duration(m.cacheRefTtl, 'cache-ref-ttl', DEFAULTS.cacheRefTtlMs),
     drainDelayMs: duration(m.drainDelay, 'drain-delay', DEFAULTS.drainDelayMs),
   };
 }

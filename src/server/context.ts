@@ -6,6 +6,7 @@ import type { RefStore } from '../store/ref-store.ts';
 import { type AuthPolicy, authorize, type Scope } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import type { ServerMetrics } from './metrics.ts';
+import type { RefExpiry } from './ref-expiry.ts';
 import type { TieredBlobStore } from './tiered-blob-store.ts';
 
 export interface ServerState {
@@ -22,6 +23,8 @@ export interface ServerContext {
   auth: AuthPolicy;
   metrics: ServerMetrics;
   state: ServerState;
+  /** Expiry of unused cache refs, when --cache-ref-ttl is set. */
+  refExpiry?: RefExpiry;
 }
 
 /** Route-level auth requirement, set as `config: { scope }` on each route. */

@@ -25,6 +25,8 @@ interface ServeFlags extends GitFlags {
   drainTimeout?: string;
   drainDelay?: string;
   gcGrace?: string;
+  cacheRefPrefixes?: string;
+  cacheRefTtl?: string;
   config?: string;
 }
 
@@ -49,6 +51,8 @@ export function registerServe(program: Command): void {
       '--drain-delay <duration>',
       'after SIGTERM, how long /readyz says 503 before the listener closes (default 1s)',
     )
+    .option('--cache-ref-prefixes <list>', 'comma-separated ref prefixes of cache refs (default cache/)')
+    .option('--cache-ref-ttl <duration>', 'delete cache refs unused this long (default 0 = never)')
     .option('--gc-grace <duration>', 'unreferenced blobs younger than this are never collected (default 1h)')
     .option('--config <file>', 'config file (.toml or .json)')
     .action(
@@ -65,6 +69,8 @@ export function registerServe(program: Command): void {
           logLevel: flags.logLevel,
           drainTimeout: flags.drainTimeout,
           gcGrace: flags.gcGrace,
+          cacheRefPrefixes: flags.cacheRefPrefixes,
+          cacheRefTtl: flags.cacheRefTtl,
           drainDelay: flags.drainDelay,
           config: flags.config,
         };

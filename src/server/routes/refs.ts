@@ -73,6 +73,7 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
     const v = await refs.get(name);
     if (!v) throw new RefNotFoundError(name);
     const etag = refEtag(v.version);
+    ctx.refExpiry?.touch(name);
     reply.header('etag', etag).header('cache-control', 'no-cache');
     const inm = etagList(request.headers['if-none-match']);
     if (inm.includes(etag) || inm.includes('*')) return reply.code(304).send();
@@ -93,6 +94,7 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
         details: { ref: name, target },
       });
     const v = await refs.set(name, target, expected);
+    ctx.refExpiry?.touch(name);
     return reply
       .code(expected === null ? 201 : 200)
       .header('etag', refEtag(v.version))
