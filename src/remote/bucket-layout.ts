@@ -158,18 +158,24 @@ export interface MissingOptions {
  * The subset of `digests` absent from the bucket, in input order.
  *
  * Cost model (AWS S3 and GCS price lists agree): a LIST page (≤1000 keys) is a
- * class-A request at ~12× the price of a HEAD, and one round trip. So:
- * - small batches (≤ bucketListThreshold): bounded parallel HEADs — cheapest,
- *   and latency is batch/bucketHeadConcurrency round trips;
- * - large batches: per shard (`blobs/sha256/<2 hex>/`), list from just before
- *   the first wanted key until past the last one, but only while the pages
- *   spent stay within the HEADs they replace (pending/listCostInHeads); when
- *   a shard is too full for listing to pay off, its remaining digests are
- *   HEADed. The cost is therefore never much above the cheaper of the two,
- *   whatever the bucket size, and a batch of 100k digests costs a few
- *   hundred LIST pages instead of 100k HEADs.
- * Listing can only err towards "missing" (a blob deleted meanwhile is the same
- * race as with HEAD), and a blob uploaded twice is harmless (create-if-absent).
+ * class-A request at ~12× the price of a HEAD (`bucketListCostInHeads`), and
+ * one round trip. Listing a key range pays off when it replaces more HEADs
+ * than it costs, which depends on how many blobs the bucket holds — unknown
+ * in advance. So listing is tried within a budget and abandoned when it stops
+ * paying:
+ * 1. a batch of at least bucketListCostInHeads digests first lists the whole
+ *    blob range from just before its smallest key to past its largest, for
+ *    at most batch/bucketListCostInHeads pages. A new or small remote (the
+ *    first push of a directory) is answered by one or a few LISTs instead of
+ *    one HEAD per file;
+ * 2. if the budget runs out, a large remainder (> bucketListThreshold) is
+ *    tried per shard prefix (`blobs/sha256/<2 hex>/`) the same way, with a
+ *    budget per shard;
+ * 3. whatever is still undecided gets bounded parallel HEADs.
+ * The cost is therefore never much above twice the cheaper of "list" and
+ * "HEAD each", whatever the bucket size. Listing can only err towards
+ * "missing" (a blob deleted meanwhile is the same race as with HEAD), and a
+ * blob uploaded twice is harmless (create-if-absent).
  */
 export async function bucketMissing(
   backend: MissingBackend,
@@ -181,63 +187,64 @@ export async function bucketMissing(
   const unique = [...new Set(digests)];
   const headConcurrency = opts.headConcurrency ?? DEFAULTS.bucketHeadConcurrency;
   const listThreshold = opts.listThreshold ?? DEFAULTS.bucketListThreshold;
-  const costInHeads = opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads;
+  const costInHeads = Math.max(1, opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads);
   const present = new Set<Digest>();
   const sem = new Semaphore(headConcurrency);
-  const headAll = async (ds: Digest[]) => {
+  const headAll = async (ds: readonly { d: Digest }[]) => {
     await Promise.all(
-      ds.map((d) =>
+      ds.map(({ d }) =>
         sem.run(async () => {
           if (await backend.has(d, signal)) present.add(d);
         }),
       ),
     );
   };
-
-  if (unique.length <= listThreshold) {
-    await headAll(unique);
-  } else {
-    const shards = new Map<string, Digest[]>();
-    for (const d of unique) {
-      const p = layout.shardPrefix(d);
-      const list = shards.get(p);
-      if (list) list.push(d);
-      else shards.set(p, [d]);
-    }
-    await Promise.all(
-      [...shards].map(async ([shardPrefix, ds]) => {
-        const keyed = ds.map((d) => ({ d, key: layout.blobKey(d) })).sort((a, b) => cmp(a.key, b.key));
-        let i = 0; // keyed[0..i) are decided
-        if (keyed.length >= costInHeads) {
-          let budget = Math.floor(keyed.length / costInHeads);
-          // Start just before the first wanted key: a strict prefix of it sorts first.
-          const startAfter = keyed[0].key.slice(0, -1);
-          const pages = backend.listKeys(shardPrefix, startAfter, signal)[Symbol.asyncIterator]();
-          for (;;) {
-            if (budget <= 0) break;
-            budget--;
-            const page = await sem.run(() => pages.next());
-            if (page.done) {
-              i = keyed.length; // listed to the end: everything not seen is missing
-              break;
-            }
-            const keys = page.value;
-            if (keys.length === 0) continue;
-            const seen = new Set(keys);
-            const last = keys[keys.length - 1];
-            while (i < keyed.length && cmp(keyed[i].key, last) <= 0) {
-              if (seen.has(keyed[i].key)) present.add(keyed[i].d);
-              i++;
-            }
-            if (i >= keyed.length) break;
-            budget = Math.min(budget, Math.floor((keyed.length - i) / costInHeads));
-          }
-          await pages.return?.();
+  type Keyed = { d: Digest; key: string };
+  /**
+   * Lists `prefix` over the range of the (sorted) wanted keys while the pages
+   * spent stay within the HEADs they replace; returns the undecided rest.
+   */
+  const listRange = async (prefix: string, keyed: Keyed[]): Promise<Keyed[]> => {
+    let i = 0; // keyed[0..i) are decided
+    let budget = Math.floor(keyed.length / costInHeads);
+    if (budget < 1) return keyed;
+    // Start just before the first wanted key: a strict prefix of it sorts first.
+    const pages = backend.listKeys(prefix, keyed[0].key.slice(0, -1), signal)[Symbol.asyncIterator]();
+    try {
+      while (budget-- > 0) {
+        const page = await sem.run(() => pages.next());
+        if (page.done) return []; // listed to the end: everything not seen is missing
+        const keys = page.value;
+        if (keys.length === 0) continue;
+        const seen = new Set(keys);
+        const last = keys[keys.length - 1];
+        while (i < keyed.length && cmp(keyed[i].key, last) <= 0) {
+          if (seen.has(keyed[i].key)) present.add(keyed[i].d);
+          i++;
         }
-        await headAll(keyed.slice(i).map((k) => k.d));
-      }),
-    );
+        if (i >= keyed.length) return [];
+        budget = Math.min(budget, Math.floor((keyed.length - i) / costInHeads));
+      }
+    } finally {
+      await pages.return?.();
+    }
+    return keyed.slice(i);
+  };
+
+  const keyed = unique.map((d) => ({ d, key: layout.blobKey(d) })).sort((a, b) => cmp(a.key, b.key));
+  let rest = await listRange(layout.blobsPrefix, keyed);
+  if (rest.length > listThreshold) {
+    const shards = new Map<string, Keyed[]>();
+    for (const k of rest) {
+      const p = layout.shardPrefix(k.d);
+      const list = shards.get(p);
+      if (list) list.push(k);
+      else shards.set(p, [k]);
+    }
+    const undecided = await Promise.all([...shards].map(([p, ks]) => listRange(p, ks)));
+    rest = undecided.flat();
   }
+  await headAll(rest);
   return unique.filter((d) => !present.has(d));
 }
 
