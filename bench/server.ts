@@ -396,7 +396,7 @@ async function main(): Promise<void> {
     const ref = results['hoard (disk tier)'];
     lines.push(
       '',
-      '| ratio hoard (disk tier) / other, req/s | ' + cols.join(' | ') + ' |',
+      `| ratio hoard (disk tier) / other, req/s | ${cols.join(' | ')} |`,
       `|---|${cols.map(() => '---').join('|')}|`,
     );
     for (const [name, r] of Object.entries(results)) {

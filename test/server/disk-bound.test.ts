@@ -155,11 +155,11 @@ describe('bounded disk without a shared remote (authoritative)', () => {
       const dry = await hoard(['gc', '--data', srv.dataDir, '--grace', '0', '--dry-run', '--json']);
       assert.equal(dry.code, 0, dry.stderr);
       const garbage = [sha256(stray)];
-      assert.deepEqual([...(dry.json?.removed as string[])].sort(), garbage);
+      assert.deepEqual([...((dry.json?.removed ?? []) as string[])].sort(), garbage);
       assert.ok(await onDisk(srv.dataDir, sha256(stray)));
       const real = await hoard(['gc', '--data', srv.dataDir, '--grace', '0', '--json']);
       assert.equal(real.code, 0, real.stderr);
-      assert.deepEqual([...(real.json?.removed as string[])].sort(), garbage);
+      assert.deepEqual([...((real.json?.removed ?? []) as string[])].sort(), garbage);
       for (const d of garbage) assert.ok(!(await onDisk(srv.dataDir, d as Digest)));
       for (const d of [sha256(f3), sha256(f4), v2.tree, v2.snap]) assert.ok(await onDisk(srv.dataDir, d));
       const fsck = await hoard(['fsck', '--data', srv.dataDir, '--json']);
