@@ -6,8 +6,9 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, hexOf, VerifyingStream } from '../core/digest.ts';
-import { BlobNotFoundError, HoardError, isHoardError } from '../core/errors.ts';
+import { type Digest, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
+import { BlobNotFoundError, DigestMismatchError, HoardError, isHoardError } from '../core/errors.ts';
+import { readAllBounded } from '../core/streams.ts';
 import type {
   BlobInfo,
   BlobStore,
@@ -18,6 +19,13 @@ import type {
 } from '../store/blob-store.ts';
 import { resolveRange } from '../store/blob-store.ts';
 import { discard, type HoardHttpClient, readJson } from './http-client.ts';
+
+/**
+ * Uploads of at most this many bytes (declared size) are read into memory
+ * first so that a transient failure can resend them; larger ones stream and
+ * are retried only if they fail before their first byte is taken.
+ */
+const RETRY_BUFFER_BYTES = 1024 * 1024;
 
 export class HttpBlobStore implements BlobStore {
   readonly description: string;
@@ -89,6 +97,35 @@ export class HttpBlobStore implements BlobStore {
 
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (opts.size !== undefined && opts.size <= RETRY_BUFFER_BYTES) {
+      // Small bodies are read first (bounded) and verified, so every attempt can resend them.
+      let bytes: Buffer;
+      try {
+        bytes = await readAllBounded(source as AsyncIterable<Uint8Array>, opts.size);
+      } catch (err) {
+        if (err instanceof HoardError) throw err;
+        if (/larger than/.test(String((err as Error).message)))
+          throw new HoardError(
+            'HOARD_EBAD_REQUEST',
+            `body of ${digest} is longer than its declared ${opts.size} bytes`,
+          );
+        throw err;
+      }
+      const actual = sha256(bytes);
+      if (bytes.length !== opts.size)
+        throw new HoardError(
+          'HOARD_ETRUNCATED',
+          `expected ${opts.size} bytes, got ${bytes.length} for ${digest}`,
+        );
+      if (actual !== digest) throw new DigestMismatchError(digest, actual);
+      const res = await this.#http.request('PUT', this.#path(digest), {
+        headers,
+        body: bytes,
+        signal: opts.signal,
+      });
+      const value = (await readJson(res)) as { size?: number } | undefined;
+      return { created: res.statusCode === 201, size: value?.size ?? bytes.length };
+    }
     if (opts.size !== undefined) headers['content-length'] = String(opts.size);
     const body = source instanceof Readable ? source : Readable.from(source);
     // Verify locally too: a mismatch is reported as such, not as a server 400.
