@@ -168,9 +168,15 @@ export class DiskIndex {
    */
   async reserve(incoming: number): Promise<void> {
     const max = this.opts.maxBytes;
-    if (max && this.#bytes + this.#pending + incoming > max) {
-      await this.#evict(this.#pending + incoming);
-      if (this.#bytes + this.#pending + incoming > max && this.opts.mode === 'authoritative')
+    const over = () => max > 0 && this.#bytes + this.#pending + incoming > max;
+    if (over()) {
+      // A pass already running was sized for another writer: join it, then run our own
+      // while evicting still makes progress.
+      for (let before = Number.POSITIVE_INFINITY; over() && this.#bytes < before; ) {
+        before = this.#bytes;
+        await this.#evict(this.#pending + incoming);
+      }
+      if (over() && this.opts.mode === 'authoritative')
         throw new HoardError(
           'HOARD_ENO_SPACE',
           `disk bound reached: ${this.#bytes} of ${max} bytes hold live data; cannot store ${incoming} more`,

@@ -23,7 +23,8 @@ async function diskBytes(dataDir: string): Promise<number> {
   let total = 0;
   const root = join(dataDir, 'blobs', 'sha256');
   for (const shard of await readdir(root).catch(() => [] as string[]))
-    for (const name of await readdir(join(root, shard))) total += (await stat(join(root, shard, name))).size;
+    for (const name of await readdir(join(root, shard)))
+      total += (await stat(join(root, shard, name)).catch(() => ({ size: 0 }))).size; // evicted meanwhile
   return total;
 }
 
@@ -74,6 +75,26 @@ describe('bounded disk with a shared remote (cache)', () => {
         }
         assert.ok((await diskBytes(srv.dataDir)) <= max, `over the bound after op ${i}`);
       }
+      // Concurrent writers and readers: together they never push the disk past the bound.
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, w) => {
+          for (let i = 0; i < 6; i++) {
+            if ((w + i) % 2 === 0) {
+              const b = randomBytes(120 * KiB);
+              assert.equal((await put(srv.url, b)).status, 201);
+              all.push(b); // readable by the others once acknowledged
+            } else {
+              const b = all[(w * 13 + i * 5) % all.length];
+              const r = await get(srv.url, sha256(b));
+              assert.ok(
+                r.body.equals(b),
+                `status ${r.status} len ${r.body.length} of ${b.length}: ${r.body.subarray(0, 200)}`,
+              );
+            }
+            assert.ok((await diskBytes(srv.dataDir)) <= max, 'over the bound under concurrency');
+          }
+        }),
+      );
       assert.ok((srv.server.index?.evictions ?? 0) > 0);
       const metrics = await (await fetch(`${srv.url}/metrics`)).text();
       assert.match(metrics, /hoard_evictions_total\{tier="disk"\} [1-9]/);

@@ -107,6 +107,41 @@ describe('single-flight fills from the shared tier', () => {
     }
   });
 
+  it('a client joining a fill late reads what is already there at once, then follows it', async () => {
+    const srv = await startWithCountingShared();
+    try {
+      const data = randomBytes(3 * 1024 * 1024);
+      const digest = sha256(data);
+      await srv.shared.inner.write(digest, Readable.from([data]));
+      let release!: () => void;
+      srv.shared.hold = new Promise<void>((r) => {
+        release = r;
+      });
+      const url = `${srv.url}/v1/blobs/sha256/${hexOf(digest)}`;
+      const first = await fetch(url);
+      const r1 = (first.body as ReadableStream<Uint8Array>).getReader();
+      const a = await r1.read();
+      assert.ok(!a.done);
+      // The fill is held after its first chunk; a late client joins it and gets those bytes now.
+      const late = await fetch(url, { headers: { range: 'bytes=0-999' } });
+      assert.equal(late.status, 206);
+      assert.ok(Buffer.from(await late.arrayBuffer()).equals(data.subarray(0, 1000)));
+      const second = await fetch(url);
+      release();
+      const rest: Uint8Array[] = [a.value as Uint8Array];
+      for (;;) {
+        const { done, value } = await r1.read();
+        if (done) break;
+        rest.push(value);
+      }
+      assert.ok(Buffer.concat(rest).equals(data));
+      assert.ok(Buffer.from(await second.arrayBuffer()).equals(data));
+      assert.equal(srv.shared.reads.length, 1);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('HEAD of a cold blob stats the shared tier without reading it', async () => {
     const srv = await startWithCountingShared();
     try {
