@@ -188,6 +188,71 @@ describe('gcs remote', () => {
     }
   });
 
+  it('a ref write whose answer was lost is recognised as ours on retry', async () => {
+    const { createServer, request } = await import('node:http');
+    const t = new URL(emu.url);
+    let dropNextUploadAnswer = false;
+    // Forwards everything, but answers one upload with a 503 after the emulator stored it.
+    const server = createServer((req, res) => {
+      const drop = req.method === 'POST' && req.url?.startsWith('/upload/') && dropNextUploadAnswer;
+      if (drop) dropNextUploadAnswer = false;
+      const up = request(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
+        (u) => {
+          if (drop) {
+            u.resume();
+            res.writeHead(503, { 'content-type': 'application/json' });
+            res.end('{"error":{"code":503,"message":"injected"}}');
+            return;
+          }
+          res.writeHead(u.statusCode ?? 502, u.headers);
+          u.pipe(res);
+        },
+      );
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const remote = await openGcsRemote(new URL(`gs://${BUCKET}/${randomPrefix('lost')}`), {
+        apiEndpoint: `http://127.0.0.1:${port}`,
+      });
+      const v1 = await remote.refs.set('x', sha256('1'), null);
+      dropNextUploadAnswer = true;
+      const v2 = await remote.refs.set('x', sha256('2'), v1.version);
+      assert.equal(dropNextUploadAnswer, false, 'the answer was dropped');
+      assert.deepEqual(await remote.refs.get('x'), v2);
+      dropNextUploadAnswer = true;
+      const v3 = await remote.refs.set('y', sha256('3'), null);
+      assert.deepEqual(await remote.refs.get('y'), v3);
+    } finally {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+    }
+  });
+
+  it('an AbortSignal cancels a retrying operation', async () => {
+    const proxy = await startFaultProxy(emu.url, (req) =>
+      /blobs(%2f|\/)/i.test(req.url ?? '') ? 503 : undefined,
+    );
+    try {
+      const remote = await openGcsRemote(new URL(`gs://${BUCKET}/${randomPrefix('abort')}`), {
+        apiEndpoint: proxy.url,
+      });
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 50);
+      const t0 = Date.now();
+      await assert.rejects(remote.blobs.has(sha256('x'), ac.signal), (e) =>
+        isHoardError(e, 'HOARD_EABORTED'),
+      );
+      assert.ok(Date.now() - t0 < 2000);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('versions are generations, never 0', async () => {
     const fx = await open('gen');
     try {

@@ -267,6 +267,37 @@ describe('s3 remote', () => {
     }
   });
 
+  it('a multipart upload that fails midway is aborted: no object, no pending upload', async () => {
+    const { env, endpoint, bucket } = s3TestEnv();
+    let parts = 0;
+    const proxy = await startFaultProxy(endpoint, (req) => {
+      if (req.method === 'PUT' && req.url?.includes('partNumber=') && ++parts === 2) return 403;
+      return undefined;
+    });
+    const prefix = randomPrefix('mpfail');
+    const remote = await openS3Remote(new URL(`s3://${bucket}/${prefix}`), {
+      env: { ...env, AWS_ENDPOINT_URL_S3: proxy.url },
+      ...SMALL_MULTIPART,
+    });
+    const client = (remote.blobs as S3BlobStore).loc.client;
+    try {
+      const data = randomBytes(16 * MiB);
+      await assert.rejects(
+        remote.blobs.write(sha256(data), Readable.from([data]), { size: data.length }),
+        (e) => isHoardError(e, 'HOARD_EFORBIDDEN'),
+      );
+      assert.equal(await remote.blobs.has(sha256(data)), false);
+      const uploads = await client.send(
+        new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}/` }),
+      );
+      assert.equal((uploads.Uploads ?? []).length, 0);
+    } finally {
+      await deletePrefix(client, bucket, `${prefix}/`);
+      await remote.close();
+      await proxy.close();
+    }
+  });
+
   it('a ref write whose answer was lost is recognised as ours on retry', async () => {
     const { env, endpoint, bucket } = s3TestEnv();
     let dropNextPutAnswer = false;
