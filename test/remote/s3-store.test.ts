@@ -11,7 +11,7 @@ import type { Remote } from '../../src/remote/remote.ts';
 import { openRemote } from '../../src/remote/remote.ts';
 import type { S3BlobStore } from '../../src/remote/s3-blob-store.ts';
 import { isMultipartEtag, normalizeEtag } from '../../src/remote/s3-common.ts';
-import { openS3Remote, parseS3Url, type S3RemoteOptions } from '../../src/remote/s3-remote.ts';
+import { makeS3Client, openS3Remote, parseS3Url, type S3RemoteOptions } from '../../src/remote/s3-remote.ts';
 import { blobStoreConformance } from '../store/blob-store-conformance.ts';
 import { refStoreConformance } from '../store/ref-store-conformance.ts';
 import { readAll } from '../support/streams.ts';
@@ -81,6 +81,24 @@ describe('s3 remote', () => {
     assert.throws(
       () => parseS3Url(new URL('s3://x/')),
       (e) => isHoardError(e, 'HOARD_EREMOTE_URL'),
+    );
+  });
+
+  it('path-style addressing: on with a custom endpoint, HOARD_S3_PATH_STYLE overrides', async () => {
+    const style = (env: NodeJS.ProcessEnv) => {
+      const c = makeS3Client({ AWS_REGION: 'us-east-1', ...env });
+      const v = c.config.forcePathStyle;
+      c.destroy();
+      return v;
+    };
+    assert.equal(style({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000' }), true);
+    assert.equal(style({ AWS_ENDPOINT_URL: 'http://127.0.0.1:9000' }), true);
+    assert.equal(style({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000', HOARD_S3_PATH_STYLE: '0' }), false);
+    assert.equal(style({}), false);
+    assert.equal(style({ HOARD_S3_PATH_STYLE: '1' }), true);
+    assert.throws(
+      () => style({ HOARD_S3_PATH_STYLE: 'yes' }),
+      (e) => isHoardError(e, 'HOARD_ECONFIG'),
     );
   });
 
