@@ -6,3 +6,5 @@ import { registerRemoteScheme } from './remote.ts';
 
 registerRemoteScheme('s3', async (url) => (await import('./s3-remote.ts')).openS3Remote(url));
 registerRemoteScheme('gs', async (url) => (await import('./gcs-remote.ts')).openGcsRemote(url));
+
+import './http-remote.ts';
