@@ -3,12 +3,14 @@
 // turns 503, in-flight requests finish (bounded by the drain timeout), exit 0.
 
 import type { Command } from 'commander';
+import { DEFAULTS } from '../../core/defaults.ts';
 import {
   addGitServeOptions,
   type GitFlags,
   gitServerPlugin,
   resolveGitSettings,
 } from '../../git/server-plugin.ts';
+import { snapshotExtras } from '../../git/snapshot-routes.ts';
 import { loadConfig, type RawSettings } from '../../server/config.ts';
 import { action, info } from '../output.ts';
 
@@ -28,6 +30,7 @@ interface ServeFlags extends GitFlags {
   cacheRefPrefixes?: string;
   cacheRefTtl?: string;
   config?: string;
+  publicUrl?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -54,6 +57,10 @@ export function registerServe(program: Command): void {
     .option('--cache-ref-prefixes <list>', 'comma-separated ref prefixes of cache refs (default cache/)')
     .option('--cache-ref-ttl <duration>', 'delete cache refs unused this long (default 0 = never)')
     .option('--gc-grace <duration>', 'unreferenced blobs younger than this are never collected (default 1h)')
+    .option(
+      '--public-url <url>',
+      'URL clients reach this server at; baked into snapshot archives as origin (default http://127.0.0.1:7777)',
+    )
     .option('--config <file>', 'config file (.toml or .json)')
     .action(
       action(async (flags: ServeFlags) => {
@@ -77,7 +84,13 @@ export function registerServe(program: Command): void {
         const config = await loadConfig(raw);
         const { buildServer } = await import('../../server/app.ts');
         const git = await resolveGitSettings(flags);
-        const server = await buildServer(config, { plugins: [gitServerPlugin(git, config.dataDir)] });
+        // The snapshot archive's origin URL is part of its bytes: it must not
+        // depend on which address a request happened to use, or two servers
+        // would generate different archives of one commit.
+        const publicUrl = flags.publicUrl ?? process.env.HOARD_PUBLIC_URL ?? `http://${DEFAULTS.listen}`;
+        const server = await buildServer(config, {
+          plugins: [gitServerPlugin(git, config.dataDir, snapshotExtras(config.dataDir, { publicUrl }))],
+        });
         const url = await server.listen();
         server.app.log.info({ url, data: config.dataDir, remote: config.remote ?? null }, 'hoard serving');
         // Always said, whatever the log level: scripts and tests read the address from here.
