@@ -102,6 +102,8 @@ export const DEFAULTS = {
   gcGraceMs: 60 * 60_000,
   /** How often the disk tier's LRU index is saved (it is also saved at shutdown). */
   indexSaveIntervalMs: 30_000,
+  /** A write that cannot fit under --max-disk while other writes are in progress waits this long for them before going ahead (cache) or failing with 507 (authoritative). */
+  diskReserveWaitMs: 10_000,
   /** Ref-name prefixes (comma-separated) of cache refs, which may expire when unused (see cacheRefTtlMs). */
   cacheRefPrefixes: 'cache/',
   /** Cache refs unused (no GET or PUT) this long are deleted; 0 = never. */

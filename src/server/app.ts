@@ -79,7 +79,10 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   metrics.trackMemory(memory);
   const indexHooks: TierHooks = index
     ? {
-        diskTouched: (d, n) => index.touch(d, n),
+        // Only blobs the index knows: a reader may still hold a blob that eviction just removed
+        // (its open descriptor pins it), and re-adding it would count bytes no longer on disk.
+        // Blobs on disk the index does not know yet are added by the start-up reconcile.
+        diskTouched: (d) => index.touchIfKnown(d),
         diskAdded: (d, n) => index.add(d, n),
         diskRemoved: (d) => index.remove(d),
         memoryHit: (d) => index.touchIfKnown(d),

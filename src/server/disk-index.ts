@@ -47,6 +47,8 @@ export class DiskIndex {
   #bytes = 0;
   /** Bytes reserved by writes in progress (concurrent writers must not overshoot the bound together). */
   #pending = 0;
+  /** Writers waiting for reservations of others to end. */
+  #waiters: (() => void)[] = [];
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
   #evicting: Promise<void> | undefined;
@@ -62,6 +64,11 @@ export class DiskIndex {
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Bytes reserved by writes in progress. */
+  get pending(): number {
+    return this.#pending;
   }
 
   get count(): number {
@@ -169,19 +176,32 @@ export class DiskIndex {
   async reserve(incoming: number): Promise<void> {
     const max = this.opts.maxBytes;
     const over = () => max > 0 && this.#bytes + this.#pending + incoming > max;
-    if (over()) {
+    const deadline = Date.now() + DEFAULTS.diskReserveWaitMs;
+    while (over()) {
       // A pass already running was sized for another writer: join it, then run our own
       // while evicting still makes progress.
       for (let before = Number.POSITIVE_INFINITY; over() && this.#bytes < before; ) {
         before = this.#bytes;
         await this.#evict(this.#pending + incoming);
       }
-      if (over() && this.opts.mode === 'authoritative')
+      // Still over with other writes in progress: wait for one to land, then evict again.
+      if (!over() || this.#pending === 0 || Date.now() > deadline) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    if (over()) {
+      if (this.opts.mode === 'authoritative')
         throw new HoardError(
           'HOARD_ENO_SPACE',
           `disk bound reached: ${this.#bytes} of ${max} bytes hold live data; cannot store ${incoming} more`,
           { hint: 'raise --max-disk, delete refs that are no longer needed, or add a shared --remote' },
         );
+      this.opts.log?.('disk bound exceeded: nothing left to evict', { bytes: this.#bytes, incoming });
     }
     this.#pending += incoming;
   }
@@ -189,6 +209,9 @@ export class DiskIndex {
   /** Ends a reservation (after the blob was added, or its write failed). */
   unreserve(bytes: number): void {
     this.#pending = Math.max(0, this.#pending - bytes);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
   }
 
   #maybeEvict(): Promise<void> {
