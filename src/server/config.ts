@@ -111,7 +111,8 @@ export async function settingsFromFile(path: string): Promise<RawSettings> {
   const table = (obj as Record<string, unknown>).server ?? obj;
   const out: RawSettings = {};
   for (const [key, value] of Object.entries(table as Record<string, unknown>)) {
-    if (key === 'server' && table === obj) continue;
+    // Other commands' tables (`[git]` is read by src/git/server-plugin.ts).
+    if ((key === 'server' || key === 'git') && table === obj) continue;
     const k = normalizeKey(key);
     if (!k)
       throw new HoardError('HOARD_ECONFIG', `config file ${path}: unknown setting ${JSON.stringify(key)}`);

@@ -58,6 +58,17 @@ describe('server configuration', () => {
     }
   });
 
+  it('top-level server settings next to a [git] table', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hoard-cfg-'));
+    try {
+      const file = join(dir, 'hoard.toml');
+      await writeFile(file, 'listen = "127.0.0.1:9"\n\n[git]\nmax_staleness = "30s"\n');
+      assert.equal((await loadConfig({ config: file }, {})).listen, '127.0.0.1:9');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('bad settings are HOARD_ECONFIG errors', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hoard-cfg-'));
     try {
