@@ -5,7 +5,6 @@
 
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
-import type { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { parse as parseToml } from 'smol-toml';
@@ -14,6 +13,7 @@ import { HoardError } from '../core/errors.ts';
 import { authorizeRequest, type ServerContext } from '../server/context.ts';
 import { type GitSubRoute, gitPlugin } from './git-routes.ts';
 import { type GitLogger, MirrorManager } from './mirror-manager.ts';
+import type { GitFlags } from './serve-options.ts';
 import { parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
 
 export interface GitSettings {
@@ -23,32 +23,7 @@ export interface GitSettings {
   allowPushThrough: boolean;
 }
 
-export interface GitFlags {
-  gitMaxStaleness?: string;
-  gitFetchTimeout?: string;
-  gitUpstream?: string[];
-  gitAllowPushThrough?: boolean;
-  config?: string;
-}
-
-/** Adds the git flags to `hoard serve`. */
-export function addGitServeOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--git-max-staleness <duration>',
-      'git: ref advertisements are never older than this (default 10s; 0 = always fetch)',
-    )
-    .option(
-      '--git-fetch-timeout <duration>',
-      'git: serve the mirror stale when an upstream fetch takes longer (default 30s)',
-    )
-    .option(
-      '--git-upstream <NAME=URL>',
-      'git: map /git/NAME/… to URL/… (repeatable; default <host>/<path> → https://<host>/<path>)',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
-    .option('--git-allow-push-through', 'git: forward pushes to the upstream instead of refusing them');
-}
+export type { GitFlags } from './serve-options.ts';
 
 function duration(v: unknown, name: string, fallback: number): number {
   if (v === undefined || v === null || v === '') return fallback;

@@ -10,8 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
-import { gitRestore } from '../../src/cli/commands/git-restore.ts';
 import { isHoardError } from '../../src/core/errors.ts';
+import { gitRestore } from '../../src/git/restore.ts';
 import { GIT_ENV, git, makeUpstream } from '../archive/helpers.ts';
 import { type SnapshotTestServer, startSnapshotServer } from '../archive/snapshot-server.ts';
 

@@ -4,13 +4,7 @@
 
 import type { Command } from 'commander';
 import { DEFAULTS } from '../../core/defaults.ts';
-import {
-  addGitServeOptions,
-  type GitFlags,
-  gitServerPlugin,
-  resolveGitSettings,
-} from '../../git/server-plugin.ts';
-import { snapshotExtras } from '../../git/snapshot-routes.ts';
+import { addGitServeOptions, type GitFlags } from '../../git/serve-options.ts';
 import { loadConfig, type RawSettings } from '../../server/config.ts';
 import { action, info } from '../output.ts';
 
@@ -82,7 +76,10 @@ export function registerServe(program: Command): void {
           config: flags.config,
         };
         const config = await loadConfig(raw);
+        // Loaded here, not at the top: other commands should not pay for the server.
         const { buildServer } = await import('../../server/app.ts');
+        const { gitServerPlugin, resolveGitSettings } = await import('../../git/server-plugin.ts');
+        const { snapshotExtras } = await import('../../git/snapshot-routes.ts');
         const git = await resolveGitSettings(flags);
         // The snapshot archive's origin URL is part of its bytes: it must not
         // depend on which address a request happened to use, or two servers
