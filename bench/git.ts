@@ -1,8 +1,12 @@
 // Git benchmark: clone time of a generated repository (bench/make-repo.ts:
 // 20,000 commits, 5,000 files) directly from `git http-backend` behind nginx +
 // fcgiwrap, versus through hoard with a warm mirror, and hoard's cold first
-// clone (mirror created on the way). Prints the figures and ratios as JSON
-// and as a Markdown table for docs/benchmarks.md.
+// clone (mirror created on the way). Then the snapshot restore: the first
+// `GET /git/<repo>/snapshot.tar.zst` (generates the archive, timed alone), and
+// `hoard git restore` (a real CLI process, so Node's start-up is included)
+// against the warm snapshot versus a checked-out `git clone` through hoard
+// (warm mirror) and directly from nginx. Prints the figures and ratios as JSON
+// and as Markdown tables for docs/benchmarks.md.
 //
 //   node bench/git.ts [--runs 3] [--commits 20000] [--files 5000] [--keep]
 //
@@ -18,7 +22,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -40,6 +44,7 @@ const env = {
   GIT_CONFIG_GLOBAL: '/dev/null',
   GIT_TERMINAL_PROMPT: '0',
 };
+const loadStart = loadavg().map((x) => Math.round(x * 100) / 100);
 const work = mkdtempSync(join(tmpdir(), 'hoard-bench-git-'));
 const children: ChildProcess[] = [];
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -181,6 +186,40 @@ function clone(url: string): number {
   return ms;
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+// A clone with its checkout: what a restore produces, so what it is compared with.
+function cloneCheckout(url: string): number {
+  const dest = join(work, `clone-${n++}`);
+  const t = process.hrtime.bigint();
+  execFileSync('git', ['clone', '--quiet', url, dest], { env, stdio: 'inherit' });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  rmSync(dest, { recursive: true, force: true });
+  return ms;
+}
+interface RestoreJson {
+  commit: string;
+  bytes: number;
+  durationMs: number;
+  fetchedAfterRestore: boolean;
+}
+let lastRestore: RestoreJson | undefined;
+/** `hoard git restore` as a user runs it: a new process (Node start-up included). */
+function restore(url: string): number {
+  const dest = join(work, `restore-${n++}`);
+  const t = process.hrtime.bigint();
+  const out = execFileSync(NODE, [join(ROOT, 'bin', 'hoard.js'), 'git', 'restore', url, dest, '--json'], {
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  lastRestore = JSON.parse(out) as RestoreJson;
+  if (!lastRestore.fetchedAfterRestore) throw new Error(`restore did not fetch: ${out}`);
+  // Same result as a clone: a clean work tree at the upstream head.
+  const status = execFileSync('git', ['-C', dest, 'status', '--porcelain'], { env, encoding: 'utf8' });
+  if (status !== '') throw new Error(`restored tree is not clean:\n${status}`);
+  rmSync(dest, { recursive: true, force: true });
+  return ms;
+}
 
 log('cold clone through hoard (mirror created on the way)…');
 const cold = clone(`${hoardUrl}/git/bench/bench.git`);
@@ -201,6 +240,39 @@ clone(`${upstream}/bench.git`); // page cache warm for both sides
 for (let i = 0; i < RUNS; i++) {
   direct.push(clone(`${upstream}/bench.git`));
   warm.push(clone(`${hoardUrl}/git/bench/bench.git`));
+}
+
+const upstreamHead = execFileSync('git', ['-C', repo, 'rev-parse', 'HEAD'], { env, encoding: 'utf8' }).trim();
+const hoardRepoUrl = `${hoardUrl}/git/bench/bench.git`;
+log('first snapshot request (generates the archive)…');
+let t0 = process.hrtime.bigint();
+const first = await fetch(`${hoardRepoUrl}/snapshot.tar.zst`);
+if (first.status !== 200) throw new Error(`snapshot: HTTP ${first.status} ${await first.text()}`);
+const snapshotBytes = (await first.arrayBuffer()).byteLength;
+const generateMs = Number(process.hrtime.bigint() - t0) / 1e6;
+if (first.headers.get('x-hoard-commit') !== upstreamHead)
+  throw new Error(`snapshot commit ${first.headers.get('x-hoard-commit')} is not ${upstreamHead}`);
+// The same request again: the snapshot exists now (find, not generate).
+t0 = process.hrtime.bigint();
+const again = await fetch(`${hoardRepoUrl}/snapshot.tar.zst`);
+await again.arrayBuffer();
+const warmGetMs = Number(process.hrtime.bigint() - t0) / 1e6;
+if (again.headers.get('etag') !== first.headers.get('etag'))
+  throw new Error('snapshot changed between requests');
+
+log('checked-out clones (direct, through hoard) and restores…');
+const directCo: number[] = [];
+const warmCo: number[] = [];
+const restores: number[] = [];
+const restoreInner: number[] = [];
+cloneCheckout(`${upstream}/bench.git`); // page cache: the checkout's files
+for (let i = 0; i < RUNS; i++) {
+  directCo.push(cloneCheckout(`${upstream}/bench.git`));
+  warmCo.push(cloneCheckout(hoardRepoUrl));
+  restores.push(restore(hoardRepoUrl));
+  restoreInner.push(lastRestore!.durationMs);
+  if (lastRestore!.commit !== upstreamHead)
+    throw new Error(`restored ${lastRestore!.commit}, not ${upstreamHead}`);
 }
 
 const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model;
@@ -233,6 +305,7 @@ const result = {
       ) / 10,
   },
   runs: RUNS,
+  loadavg: { start: loadStart, end: loadavg().map((x) => Math.round(x * 100) / 100) },
   ms: {
     directMedian: Math.round(median(direct)),
     warmMedian: Math.round(median(warm)),
@@ -244,13 +317,40 @@ const result = {
     warmOverDirect: Math.round((median(warm) / median(direct)) * 100) / 100,
     coldOverDirect: Math.round((cold / median(direct)) * 100) / 100,
   },
+  restore: {
+    snapshotMiB: Math.round((snapshotBytes / 2 ** 20) * 10) / 10,
+    ms: {
+      generateFirstRequest: Math.round(generateMs),
+      warmSnapshotGet: Math.round(warmGetMs),
+      restoreMedian: Math.round(median(restores)),
+      restoreInProcessMedian: Math.round(median(restoreInner)),
+      cloneThroughHoardMedian: Math.round(median(warmCo)),
+      cloneDirectMedian: Math.round(median(directCo)),
+      restore: restores.map(Math.round),
+      restoreInProcess: restoreInner,
+      cloneThroughHoard: warmCo.map(Math.round),
+      cloneDirect: directCo.map(Math.round),
+    },
+    // > 1: the restore is faster by that factor.
+    ratios: {
+      cloneThroughHoardOverRestore: Math.round((median(warmCo) / median(restores)) * 100) / 100,
+      cloneDirectOverRestore: Math.round((median(directCo) / median(restores)) * 100) / 100,
+    },
+  },
 };
+const R = result.restore;
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(
   `\n| clone (git clone --no-checkout) | median ms | vs direct |\n|---|---|---|\n` +
     `| direct: nginx + fcgiwrap + git http-backend | ${result.ms.directMedian} | 1.00 |\n` +
     `| through hoard, warm mirror | ${result.ms.warmMedian} | ${result.ratios.warmOverDirect} |\n` +
-    `| through hoard, cold (first clone creates the mirror) | ${result.ms.cold} | ${result.ratios.coldOverDirect} |\n`,
+    `| through hoard, cold (first clone creates the mirror) | ${result.ms.cold} | ${result.ratios.coldOverDirect} |\n` +
+    `\n| work tree at the head (checked out) | median ms | ÷ restore |\n|---|---|---|\n` +
+    `| \`hoard git restore\` (warm snapshot, CLI process) | ${R.ms.restoreMedian} (${R.ms.restore.join(', ')}) | 1.00 |\n` +
+    `| \`git clone\` through hoard, warm mirror | ${R.ms.cloneThroughHoardMedian} (${R.ms.cloneThroughHoard.join(', ')}) | ${R.ratios.cloneThroughHoardOverRestore} |\n` +
+    `| \`git clone\` direct: nginx + fcgiwrap + git http-backend | ${R.ms.cloneDirectMedian} (${R.ms.cloneDirect.join(', ')}) | ${R.ratios.cloneDirectOverRestore} |\n` +
+    `\nsnapshot ${R.snapshotMiB} MiB vs pack ${result.repo.packMiB} MiB; first request (generation) ${R.ms.generateFirstRequest} ms, ` +
+    `warm GET ${R.ms.warmSnapshotGet} ms; restore in-process (durationMs) median ${R.ms.restoreInProcessMedian} ms\n`,
 );
 hoard.kill('SIGTERM');
 await new Promise((r) => hoard.once('exit', r));
