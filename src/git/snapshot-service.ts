@@ -24,6 +24,7 @@ import { snapshotArchive } from '../archive/deterministic-tar.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
+import { Semaphore } from '../core/pool.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -106,25 +107,6 @@ export function snapshotRefName(key: string, commit: string): string {
   } catch {
     const h = createHash('sha256').update(key).digest('hex');
     return `git-snapshots/=${h}/${commit}`;
-  }
-}
-
-class Semaphore {
-  #free: number;
-  #waiters: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiters.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiters.shift();
-      if (next) next();
-      else this.#free++;
-    }
   }
 }
 

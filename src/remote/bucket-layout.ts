@@ -12,6 +12,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, Hasher, hexOf } from '../core/digest.ts';
 import { DigestMismatchError, HoardError } from '../core/errors.ts';
+import { Semaphore } from '../core/pool.ts';
+
 import { decodeRefObject } from '../store/ref-store.ts';
 
 /** Normalises the path part of `s3://bucket/prefix` to `prefix/` (or `` for the bucket root). */
@@ -98,47 +100,6 @@ export function parseBucketRef(bytes: Uint8Array, name: string): ParsedRef {
 
 /** Largest ref object read back (they are ~120 bytes). */
 export const MAX_REF_OBJECT_BYTES = 64 * 1024;
-
-// ---- bounded concurrency ------------------------------------------------------
-
-export class Semaphore {
-  #free: number;
-  #waiters: Array<() => void> = [];
-
-  constructor(n: number) {
-    this.#free = Math.max(1, n);
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiters.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
-
-/** Maps with at most `n` calls in flight; results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  n: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  return out;
-}
 
 // ---- "which blobs are missing" -------------------------------------------------
 

@@ -15,13 +15,13 @@
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
+import { mapLimit } from '../core/pool.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import type { RefListing, RefStore, RefValue } from '../store/ref-store.ts';
 import {
   type BucketLayout,
   encodeBucketRef,
   MAX_REF_OBJECT_BYTES,
-  mapLimit,
   type ParsedRef,
   parseBucketRef,
 } from './bucket-layout.ts';

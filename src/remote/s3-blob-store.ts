@@ -46,6 +46,7 @@ import {
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, HoardError } from '../core/errors.ts';
+import { Semaphore } from '../core/pool.ts';
 import { drain } from '../core/streams.ts';
 import {
   type BlobInfo,
@@ -56,14 +57,7 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../store/blob-store.ts';
-import {
-  type BucketLayout,
-  bucketMissing,
-  PartPool,
-  partsOf,
-  Semaphore,
-  verifyHash,
-} from './bucket-layout.ts';
+import { type BucketLayout, bucketMissing, PartPool, partsOf, verifyHash } from './bucket-layout.ts';
 import { withRetry } from './retry.ts';
 import { errName, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 

@@ -33,6 +33,7 @@ import {
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
+import { mapLimit } from '../core/pool.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import { readAllBounded } from '../core/streams.ts';
 import type { RefListing, RefStore, RefValue } from '../store/ref-store.ts';
@@ -41,7 +42,6 @@ import {
   encodeBucketRef,
   encodeTombstone,
   MAX_REF_OBJECT_BYTES,
-  mapLimit,
   type ParsedRef,
   parseBucketRef,
 } from './bucket-layout.ts';

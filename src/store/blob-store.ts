@@ -13,6 +13,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
+import { mapLimit } from '../core/pool.ts';
 
 export interface BlobInfo {
   digest: Digest;
@@ -88,14 +89,6 @@ export async function missingByHas(
   signal?: AbortSignal,
 ): Promise<Digest[]> {
   const unique = [...new Set(digests)];
-  const absent = new Array<boolean>(unique.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < unique.length) {
-      const i = next++;
-      absent[i] = !(await store.has(unique[i], signal));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, unique.length) }, worker));
-  return unique.filter((_, i) => absent[i]);
+  const present = await mapLimit(unique, concurrency, (d) => store.has(d, signal));
+  return unique.filter((_, i) => !present[i]);
 }

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, VerifyingStream } from '../core/digest.ts';
 import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { forEachLimit } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
 import { validateTreePath } from '../core/tree-path.ts';
@@ -21,7 +22,6 @@ import type { Remote } from '../remote/remote.ts';
 import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
 import { isTempName, STATE_DIR } from './ignore-rules.ts';
 import { entryKey } from './merge.ts';
-import { forEachLimit } from './pool.ts';
 import { type StatCache, statKeyOf } from './stat-cache.ts';
 import { CountingStream, chunkFor, type ProgressSink } from './transfer.ts';
 

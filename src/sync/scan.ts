@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
+import { forEachLimit } from '../core/pool.ts';
 import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
 import { validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
-import { forEachLimit } from './pool.ts';
 import { type StatCache, type StatKey, sameStat, statKeyOf } from './stat-cache.ts';
 
 export interface ScanResult {

@@ -9,11 +9,11 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, sha256 } from '../core/digest.ts';
 import { DigestMismatchError, HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { forEachLimit } from '../core/pool.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES, type SnapshotRecord } from '../core/snapshot-record.ts';
 import { readAllBounded } from '../core/streams.ts';
 import { decodeTree, type Tree } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
-import { forEachLimit } from './pool.ts';
 import { loadLocalTree, storeLocalTree } from './sync-state.ts';
 
 /** Where progress goes (the CLI draws it on a TTY; library callers may pass nothing). */

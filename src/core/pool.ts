@@ -1,5 +1,6 @@
-// Bounded parallelism for sync: run an async function over items with at
-// most `concurrency` in flight; the first failure stops new work and is thrown.
+// Bounded parallelism: forEachLimit runs an async function over items with at
+// most `concurrency` in flight (the first failure stops new work and is
+// thrown); Semaphore bounds work that arrives over time.
 
 export async function forEachLimit<T>(
   items: readonly T[],
@@ -25,13 +26,26 @@ export async function forEachLimit<T>(
   if (rejected) throw (rejected as PromiseRejectedResult).reason;
 }
 
+/** Maps with at most `concurrency` calls in flight; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  await forEachLimit(items, concurrency, async (item, i) => {
+    out[i] = await fn(item);
+  });
+  return out;
+}
+
 /** A counting semaphore. */
 export class Semaphore {
   #free: number;
   #waiting: (() => void)[] = [];
 
   constructor(n: number) {
-    this.#free = n;
+    this.#free = Math.max(1, n);
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
