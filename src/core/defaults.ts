@@ -64,6 +64,12 @@ export const DEFAULTS = {
   multipartPartBytes: 8 * MiB,
   /** Parts of one multipart upload in flight. */
   multipartConcurrency: 4,
+  /**
+   * An S3 transfer asks V8 for a young-generation GC after this many bytes:
+   * the socket and file chunks it leaves behind are otherwise freed only
+   * tens of MB later (docs/benchmarks.md, "S3 large blob"). 0 turns it off.
+   */
+  transferGcEveryBytes: 8 * MiB,
   /** Parallel HEADs when answering "which are missing" against a bucket. */
   bucketHeadConcurrency: 16,
   /** Above this many digests, list shard prefixes instead of HEADing each one. */

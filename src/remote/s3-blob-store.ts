@@ -30,7 +30,7 @@
 // consumer verifies the assembled whole, as `hoard git restore` does).
 
 import { createHash } from 'node:crypto';
-import { pipeline, Readable } from 'node:stream';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -59,7 +59,7 @@ import {
 } from '../store/blob-store.ts';
 import { type BucketLayout, bucketMissing, PartPool, partsOf, verifyHash } from './bucket-layout.ts';
 import { withRetry } from './retry.ts';
-import { errName, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
+import { errName, GcNudge, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 
 export interface S3BlobStoreOptions {
   multipartThresholdBytes?: number;
@@ -159,10 +159,10 @@ export class S3BlobStore implements BlobStore {
     }
     const body = res.Body as Readable | undefined;
     if (!body) return Readable.from([]);
-    if (range) return body;
-    const verify = new VerifyingStream(digest, res.ContentLength);
-    pipeline(body, verify, () => {});
-    return verify;
+    const nudge = new GcNudge(DEFAULTS.transferGcEveryBytes);
+    const out = range ? new NudgingStream(nudge) : new NudgingVerifier(nudge, digest, res.ContentLength);
+    pipeline(body, out, () => {});
+    return out;
   }
 
   /** Ranges S3 answers with 416 (past the end, or any range of an empty object). */
@@ -301,8 +301,10 @@ export class S3BlobStore implements BlobStore {
     const sem = new Semaphore(this.opts.multipartConcurrency);
     let failure: unknown;
     let partNumber = 0;
+    const nudge = new GcNudge(DEFAULTS.transferGcEveryBytes);
     const uploadPart = (body: Buffer) => {
       const n = ++partNumber;
+      nudge.add(body.byteLength); // the source chunks copied into this part are garbage now
       if (n > MAX_PARTS)
         throw new HoardError('HOARD_ETOO_LARGE', `blob ${digest} needs more than ${MAX_PARTS} parts`);
       const md5 = createHash('md5').update(body).digest('base64');
@@ -458,5 +460,35 @@ export class S3BlobStore implements BlobStore {
       },
       signal,
     );
+  }
+}
+
+/** A full read's verifier that also nudges the GC (see GcNudge). */
+class NudgingVerifier extends VerifyingStream {
+  readonly nudge: GcNudge;
+
+  constructor(nudge: GcNudge, expected: Digest, expectedSize?: number) {
+    super(expected, expectedSize);
+    this.nudge = nudge;
+  }
+
+  override _transform(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void {
+    this.nudge.add(chunk.byteLength);
+    super._transform(chunk, enc, cb);
+  }
+}
+
+/** A ranged read's pass-through that nudges the GC (see GcNudge). */
+class NudgingStream extends Transform {
+  readonly nudge: GcNudge;
+
+  constructor(nudge: GcNudge) {
+    super();
+    this.nudge = nudge;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.nudge.add(chunk.byteLength);
+    cb(null, chunk);
   }
 }
