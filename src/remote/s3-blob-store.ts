@@ -59,7 +59,7 @@ import {
 } from '../store/blob-store.ts';
 import { type BucketLayout, bucketMissing, PartPool, partsOf, verifyHash } from './bucket-layout.ts';
 import { withRetry } from './retry.ts';
-import { errName, GcNudge, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
+import { errName, gcNudge, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 
 export interface S3BlobStoreOptions {
   multipartThresholdBytes?: number;
@@ -159,8 +159,7 @@ export class S3BlobStore implements BlobStore {
     }
     const body = res.Body as Readable | undefined;
     if (!body) return Readable.from([]);
-    const nudge = new GcNudge(DEFAULTS.transferGcEveryBytes);
-    const out = range ? new NudgingStream(nudge) : new NudgingVerifier(nudge, digest, res.ContentLength);
+    const out = range ? new NudgingStream() : new NudgingVerifier(digest, res.ContentLength);
     pipeline(body, out, () => {});
     return out;
   }
@@ -301,10 +300,9 @@ export class S3BlobStore implements BlobStore {
     const sem = new Semaphore(this.opts.multipartConcurrency);
     let failure: unknown;
     let partNumber = 0;
-    const nudge = new GcNudge(DEFAULTS.transferGcEveryBytes);
     const uploadPart = (body: Buffer) => {
       const n = ++partNumber;
-      nudge.add(body.byteLength); // the source chunks copied into this part are garbage now
+      gcNudge(body.byteLength); // the source chunks copied into this part are garbage now
       if (n > MAX_PARTS)
         throw new HoardError('HOARD_ETOO_LARGE', `blob ${digest} needs more than ${MAX_PARTS} parts`);
       const md5 = createHash('md5').update(body).digest('base64');
@@ -463,32 +461,18 @@ export class S3BlobStore implements BlobStore {
   }
 }
 
-/** A full read's verifier that also nudges the GC (see GcNudge). */
+/** A full read's verifier that also nudges the GC (see gcNudge). */
 class NudgingVerifier extends VerifyingStream {
-  readonly nudge: GcNudge;
-
-  constructor(nudge: GcNudge, expected: Digest, expectedSize?: number) {
-    super(expected, expectedSize);
-    this.nudge = nudge;
-  }
-
   override _transform(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void {
-    this.nudge.add(chunk.byteLength);
+    gcNudge(chunk.byteLength);
     super._transform(chunk, enc, cb);
   }
 }
 
-/** A ranged read's pass-through that nudges the GC (see GcNudge). */
+/** A ranged read's pass-through that nudges the GC (see gcNudge). */
 class NudgingStream extends Transform {
-  readonly nudge: GcNudge;
-
-  constructor(nudge: GcNudge) {
-    super();
-    this.nudge = nudge;
-  }
-
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.nudge.add(chunk.byteLength);
+    gcNudge(chunk.byteLength);
     cb(null, chunk);
   }
 }

@@ -5,6 +5,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { isAbortError, statusOf } from './retry.ts';
 
@@ -85,13 +86,15 @@ type GcFunction = (opts?: { type?: 'minor' | 'major'; execution?: 'sync' | 'asyn
 let gcFunction: GcFunction | null | undefined;
 
 /**
- * V8's `gc()`, obtained without `--expose-gc` on the command line: the flag
- * is set only while one throwaway context is created (which then has a
- * `gc` global) and cleared again, so no other context sees it. null when
- * this V8 refuses (then transfers simply do without).
+ * V8's `gc()`: the global one when Node runs with `--expose-gc`, else
+ * obtained by setting that flag only while one throwaway context is created
+ * (which then has a `gc` global) and clearing it again, so no other context
+ * sees it. null when this V8 refuses (then transfers simply do without).
  */
 function v8Gc(): GcFunction | null {
   if (gcFunction !== undefined) return gcFunction;
+  const global = (globalThis as { gc?: unknown }).gc;
+  if (typeof global === 'function') return (gcFunction = global as GcFunction);
   try {
     setFlagsFromString('--expose-gc');
     try {
@@ -106,32 +109,26 @@ function v8Gc(): GcFunction | null {
   return gcFunction;
 }
 
+let bytesSinceGc = 0;
+
 /**
- * Asks V8 for a young-generation (scavenge) GC every `everyBytes` bytes a
- * transfer moves. Every socket read of a download and every file read of an
- * upload is a new ArrayBuffer that is garbage microseconds later, but V8
- * frees it only at its next GC, and the JS objects of a stream allocate so
- * little that, with Node's default young generation (up to 64 MiB per
- * semi-space here), that GC comes tens of MB of chunks later: with glibc
- * keeping the freed memory, that was 40–60 MB of a 1 GiB round trip's peak
- * RSS. A scavenge of a young generation this small takes well under a
- * millisecond, so one per 8 MiB costs nothing measurable. The effect equals
- * `--max-semi-space-size=1`, which cannot be set once the process runs
- * (v8.setFlagsFromString of it is ignored in Node 24: measured).
+ * Counts bytes an S3 transfer has moved (all transfers of the process
+ * together) and asks V8 for a young-generation GC (a scavenge) every
+ * DEFAULTS.transferGcEveryBytes. Every socket read of a download and every
+ * file read of an upload is a new ArrayBuffer that is garbage a moment
+ * later, but V8 frees it only at its next GC, and the JS objects of a stream
+ * allocate so little that with Node's default young generation that GC came
+ * tens of MB of chunks later: 40–60 MB of a 1 GiB push's or pull's peak RSS.
+ * A scavenge of a young generation this small takes well under a
+ * millisecond. The effect is that of `--max-semi-space-size=1`, which only
+ * works on the command line (v8.setFlagsFromString of it is ignored in
+ * Node 24: measured). docs/benchmarks.md, "S3 large blob".
  */
-export class GcNudge {
-  readonly everyBytes: number;
-  #since = 0;
-
-  constructor(everyBytes: number) {
-    this.everyBytes = everyBytes;
-  }
-
-  add(bytes: number): void {
-    if (this.everyBytes <= 0) return;
-    this.#since += bytes;
-    if (this.#since < this.everyBytes) return;
-    this.#since = 0;
-    v8Gc()?.({ type: 'minor' });
-  }
+export function gcNudge(bytes: number): void {
+  const every = DEFAULTS.transferGcEveryBytes;
+  if (every <= 0) return;
+  bytesSinceGc += bytes;
+  if (bytesSinceGc < every) return;
+  bytesSinceGc = 0;
+  v8Gc()?.({ type: 'minor' });
 }
