@@ -37,7 +37,15 @@ export const DEFAULTS = {
   /** Per-request timeout of remote calls (headers must arrive within this). */
   remoteRequestTimeoutMs: 60_000,
   /** Times a push re-reads the ref and merges again after losing a compare-and-set race. */
-  pushCasRetries: 10,
+  pushCasRetries: 20,
+  /**
+   * Backoff before such a retry (full jitter, doubling from this base). Without
+   * it, a writer that is slower per round than a busy neighbour can lose every
+   * race in a row: the jitter lets it in.
+   */
+  pushCasBackoffBaseMs: 20,
+  /** Backoff ceiling between compare-and-set retries of a push. */
+  pushCasBackoffMaxMs: 2_000,
 
   // ---- sync (push/pull also use transferConcurrency, hashConcurrency, pushCasRetries) --
   /**

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
@@ -14,6 +15,7 @@ import { validateRefName } from '../core/ref-name.ts';
 import { snapshotDigest } from '../core/snapshot-record.ts';
 import { type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
+import { backoffDelay } from '../remote/retry.ts';
 import type { RefValue } from '../store/ref-store.ts';
 import { conflictError, loadBase, requireDirectory, withDirLock } from './common.ts';
 import { mergeTrees } from './merge.ts';
@@ -195,7 +197,10 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     try {
       next = await remote.refs.set(ref, snap.digest, cur?.version ?? null);
     } catch (err) {
-      if (isHoardError(err, 'HOARD_EREF_CONFLICT') && attempt < DEFAULTS.pushCasRetries) continue;
+      if (isHoardError(err, 'HOARD_EREF_CONFLICT') && attempt < DEFAULTS.pushCasRetries) {
+        await sleep(backoffDelay(attempt, DEFAULTS.pushCasBackoffBaseMs, DEFAULTS.pushCasBackoffMaxMs));
+        continue;
+      }
       if (isHoardError(err)) throw err;
       throw toHoardError(err, 'HOARD_EREMOTE', `updating ref ${ref} on ${remote.url}`);
     }
