@@ -65,10 +65,17 @@ describe('git proxy: protocol', () => {
     test(`v${protocol}: a fetch with a long negotiation (gzip-compressed request bodies) works`, async () => {
       const dest = join(tmp.path, `clone-v${protocol}`);
       // 80 local commits the server does not have: > 1 KiB of "have" lines, which git gzips.
-      execFileSync('sh', ['-c', 'for i in $(seq 80); do git commit --allow-empty -q -m "local $i"; done'], {
-        cwd: dest,
-        env: GIT_ENV,
-      });
+      // They are dated in the future so the negotiation walks all of them before
+      // the common base: with one-second timestamps equal to the base's, git may
+      // offer the base first, finish early and send a body too small to gzip.
+      execFileSync(
+        'sh',
+        [
+          '-c',
+          'for i in $(seq 80); do d="$((4000000000 + i)) +0000"; GIT_COMMITTER_DATE="$d" GIT_AUTHOR_DATE="$d" git commit --allow-empty -q -m "local $i"; done',
+        ],
+        { cwd: dest, env: GIT_ENV },
+      );
       const c = commitUpstream(upstream, `negotiation v${protocol}`);
       const r = await git(['-c', `protocol.version=${protocol}`, 'fetch', 'origin'], {
         cwd: dest,
