@@ -20,13 +20,27 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { Counter, register as defaultRegistry, Histogram, type Registry } from 'prom-client';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import { runGit } from './git-process.ts';
+import {
+  dirIdentity,
+  headCommit,
+  MAINTENANCE_CONFIG,
+  MIRROR_CONFIG,
+  type MirrorMeta,
+  Mutex,
+  missingObjects,
+  raceTimeout,
+  readMeta,
+  removeStaleLocks,
+  revParse,
+  symbolicHead,
+} from './mirror-disk.ts';
 import { mirrorDir, parseRepoPath, type RepoId, Upstreams } from './upstreams.ts';
 
 type LogFn = (obj: object | string, msg?: string) => void;
@@ -56,13 +70,6 @@ export interface MirrorManagerOptions {
 }
 
 /** What hoard persists next to a mirror (`<mirror>/hoard.json`); never trusted for freshness. */
-interface MirrorMeta {
-  /** The repo path the mirror was created for (the upstream URL is built from it). */
-  path: string;
-  createdAt?: number;
-  lastFetchAt?: number;
-  lastUsedAt?: number;
-}
 
 interface Mirror {
   id: RepoId;
@@ -110,51 +117,9 @@ export interface DefaultBranchMovedEvent {
   to: string;
 }
 
-class Mutex {
-  #tail: Promise<void> = Promise.resolve();
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const prev = this.#tail;
-    let release!: () => void;
-    this.#tail = new Promise<void>((r) => {
-      release = r;
-    });
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
-
 function metric<T>(reg: Registry, name: string, make: () => T): T {
   return (reg.getSingleMetric(name) as T | undefined) ?? make();
 }
-
-/** Config written into every mirror at clone time (`git clone -c`), tuning it for serving. */
-const MIRROR_CONFIG: Record<string, string> = {
-  'uploadpack.allowFilter': 'true',
-  'uploadpack.allowAnySHA1InWant': 'true',
-  'uploadpack.allowReachableSHA1InWant': 'true',
-  'uploadpack.allowTipSHA1InWant': 'true',
-  'repack.writeBitmaps': 'true',
-  'pack.writeBitmapHashCache': 'true',
-  'core.commitGraph': 'true',
-  'fetch.writeCommitGraph': 'true',
-  'gc.auto': '0',
-  'maintenance.auto': 'false',
-  'core.logAllRefUpdates': 'false',
-};
-
-/** Bounds on git's memory during maintenance (`git -c`). */
-const MAINTENANCE_CONFIG = [
-  '-c',
-  `pack.threads=${DEFAULTS.gitMaintenanceThreads}`,
-  '-c',
-  `pack.windowMemory=${DEFAULTS.gitMaintenanceWindowMemory}`,
-  '-c',
-  `pack.deltaCacheSize=${DEFAULTS.gitMaintenanceDeltaCacheSize}`,
-];
 
 export class MirrorManager extends EventEmitter {
   readonly root: string;
@@ -845,124 +810,4 @@ export class MirrorManager extends EventEmitter {
       if (m.fetchesSinceMaintenance > 0) await this.maintain(m.id.path);
     }
   }
-}
-
-/**
- * Identity of a directory: device, inode and birth time. A directory removed
- * and replaced by a copy may get the same inode number back, never the same
- * birth time (where the file system records one: ext4, xfs, btrfs, tmpfs).
- */
-function dirIdentity(dir: string): string | null {
-  try {
-    const st = statSync(dir, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
-  } catch {
-    return null;
-  }
-}
-
-function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => resolve('timeout'), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}
-
-async function readMeta(dir: string): Promise<MirrorMeta | null> {
-  try {
-    const meta = JSON.parse(await readFile(join(dir, 'hoard.json'), 'utf8')) as MirrorMeta;
-    return typeof meta === 'object' && meta !== null ? meta : null;
-  } catch {
-    return null;
-  }
-}
-
-async function revParse(dir: string, rev: string): Promise<string | null> {
-  const r = await runGit(['rev-parse', '--verify', '-q', '--end-of-options', rev], {
-    cwd: dir,
-    okCodes: [1],
-  });
-  return r.code === 0 ? r.stdout.trim() : null;
-}
-
-async function headCommit(dir: string): Promise<string | null> {
-  return revParse(dir, 'HEAD^{commit}').catch(() => null);
-}
-
-async function symbolicHead(dir: string): Promise<string | null> {
-  const r = await runGit(['symbolic-ref', '-q', 'HEAD'], { cwd: dir, okCodes: [1] }).catch(() => null);
-  return r && r.code === 0 ? r.stdout.trim() : null;
-}
-
-/** Object ids of `ids` absent from the repository at `dir`. */
-export async function missingObjects(dir: string, ids: string[]): Promise<string[]> {
-  const r = await runGit(['cat-file', '--batch-check=%(objectname)'], {
-    cwd: dir,
-    input: `${ids.join('\n')}\n`,
-  });
-  const missing: string[] = [];
-  for (const line of r.stdout.split('\n')) {
-    if (line.endsWith(' missing')) missing.push(line.slice(0, -8));
-  }
-  return missing;
-}
-
-/**
- * Removes `*.lock` files (and temporary packs) that a killed git left in a
- * mirror. Only called when no git of this process works on the mirror (under
- * its lock, before its first use).
- */
-export async function removeStaleLocks(dir: string): Promise<string[]> {
-  const removed: string[] = [];
-  const scan = async (d: string, recurse: boolean, tmpPacks: boolean): Promise<void> => {
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) {
-        if (recurse) await scan(p, true, false);
-        continue;
-      }
-      if (
-        e.name.endsWith('.lock') ||
-        (tmpPacks && (e.name.startsWith('tmp_') || e.name.startsWith('.tmp-')))
-      ) {
-        await rm(p, { force: true });
-        removed.push(relative(dir, p));
-      } else if (tmpPacks && e.name.endsWith('.keep')) {
-        // index-pack's temporary keep ("fetch-pack <pid> on <host>"), not a user's keep.
-        const text = await readFile(p, 'utf8').catch(() => '');
-        if (/^(fetch-pack|receive-pack) /.test(text)) {
-          await rm(p, { force: true });
-          removed.push(relative(dir, p));
-        }
-      }
-    }
-  };
-  await scan(dir, false, false);
-  await scan(join(dir, 'refs'), true, false);
-  await scan(join(dir, 'objects', 'info'), true, false);
-  await scan(join(dir, 'objects', 'pack'), false, true);
-  return removed;
-}
-
-/** Used by tests: whether a mirror's persisted state exists. */
-export async function mirrorExists(dir: string): Promise<boolean> {
-  return stat(join(dir, 'HEAD')).then(
-    () => true,
-    () => false,
-  );
 }

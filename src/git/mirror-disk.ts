@@ -1,0 +1,174 @@
+// One mirror directory on disk, below the MirrorManager's policy: the git
+// config a serving mirror gets, its persisted metadata (hoard.json), the
+// identity that reveals a replaced directory, object and ref queries, stale
+// lock removal, and the per-mirror lock that serialises clone, fetch and
+// maintenance.
+
+import { statSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { DEFAULTS } from '../core/defaults.ts';
+import { runGit } from './git-process.ts';
+
+export interface MirrorMeta {
+  /** The repo path the mirror was created for (the upstream URL is built from it). */
+  path: string;
+  createdAt?: number;
+  lastFetchAt?: number;
+  lastUsedAt?: number;
+}
+
+/** A FIFO lock: fetches, clones and maintenance of one mirror never overlap. */
+export class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((r) => {
+      release = r;
+    });
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+/** Config written into every mirror at clone time (`git clone -c`), tuning it for serving. */
+export const MIRROR_CONFIG: Record<string, string> = {
+  'uploadpack.allowFilter': 'true',
+  'uploadpack.allowAnySHA1InWant': 'true',
+  'uploadpack.allowReachableSHA1InWant': 'true',
+  'uploadpack.allowTipSHA1InWant': 'true',
+  'repack.writeBitmaps': 'true',
+  'pack.writeBitmapHashCache': 'true',
+  'core.commitGraph': 'true',
+  'fetch.writeCommitGraph': 'true',
+  'gc.auto': '0',
+  'maintenance.auto': 'false',
+  'core.logAllRefUpdates': 'false',
+};
+
+/** Bounds on git's memory during maintenance (`git -c`). */
+export const MAINTENANCE_CONFIG = [
+  '-c',
+  `pack.threads=${DEFAULTS.gitMaintenanceThreads}`,
+  '-c',
+  `pack.windowMemory=${DEFAULTS.gitMaintenanceWindowMemory}`,
+  '-c',
+  `pack.deltaCacheSize=${DEFAULTS.gitMaintenanceDeltaCacheSize}`,
+];
+
+/**
+ * Identity of a directory: device, inode and birth time. A directory removed
+ * and replaced by a copy may get the same inode number back, never the same
+ * birth time (where the file system records one: ext4, xfs, btrfs, tmpfs).
+ */
+export function dirIdentity(dir: string): string | null {
+  try {
+    const st = statSync(dir, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+  } catch {
+    return null;
+  }
+}
+
+export function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve('timeout'), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+export async function readMeta(dir: string): Promise<MirrorMeta | null> {
+  try {
+    const meta = JSON.parse(await readFile(join(dir, 'hoard.json'), 'utf8')) as MirrorMeta;
+    return typeof meta === 'object' && meta !== null ? meta : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function revParse(dir: string, rev: string): Promise<string | null> {
+  const r = await runGit(['rev-parse', '--verify', '-q', '--end-of-options', rev], {
+    cwd: dir,
+    okCodes: [1],
+  });
+  return r.code === 0 ? r.stdout.trim() : null;
+}
+
+export async function headCommit(dir: string): Promise<string | null> {
+  return revParse(dir, 'HEAD^{commit}').catch(() => null);
+}
+
+export async function symbolicHead(dir: string): Promise<string | null> {
+  const r = await runGit(['symbolic-ref', '-q', 'HEAD'], { cwd: dir, okCodes: [1] }).catch(() => null);
+  return r && r.code === 0 ? r.stdout.trim() : null;
+}
+
+/** Object ids of `ids` absent from the repository at `dir`. */
+export async function missingObjects(dir: string, ids: string[]): Promise<string[]> {
+  const r = await runGit(['cat-file', '--batch-check=%(objectname)'], {
+    cwd: dir,
+    input: `${ids.join('\n')}\n`,
+  });
+  const missing: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    if (line.endsWith(' missing')) missing.push(line.slice(0, -8));
+  }
+  return missing;
+}
+
+/**
+ * Removes `*.lock` files (and temporary packs) that a killed git left in a
+ * mirror. Only called when no git of this process works on the mirror (under
+ * its lock, before its first use).
+ */
+export async function removeStaleLocks(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  const scan = async (d: string, recurse: boolean, tmpPacks: boolean): Promise<void> => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (recurse) await scan(p, true, false);
+        continue;
+      }
+      if (
+        e.name.endsWith('.lock') ||
+        (tmpPacks && (e.name.startsWith('tmp_') || e.name.startsWith('.tmp-')))
+      ) {
+        await rm(p, { force: true });
+        removed.push(relative(dir, p));
+      } else if (tmpPacks && e.name.endsWith('.keep')) {
+        // index-pack's temporary keep ("fetch-pack <pid> on <host>"), not a user's keep.
+        const text = await readFile(p, 'utf8').catch(() => '');
+        if (/^(fetch-pack|receive-pack) /.test(text)) {
+          await rm(p, { force: true });
+          removed.push(relative(dir, p));
+        }
+      }
+    }
+  };
+  await scan(dir, false, false);
+  await scan(join(dir, 'refs'), true, false);
+  await scan(join(dir, 'objects', 'info'), true, false);
+  await scan(join(dir, 'objects', 'pack'), false, true);
+  return removed;
+}
