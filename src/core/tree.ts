@@ -102,7 +102,11 @@ function validateEntry(e: TreeEntry): void {
 
 /** Canonical bytes of a tree (validates and sorts first). */
 export function encodeTree(entries: readonly TreeEntry[]): Buffer {
-  const tree = normalizeTree(entries);
+  return encodeNormalized(normalizeTree(entries));
+}
+
+/** Bytes of a tree that normalizeTree already validated and sorted. */
+function encodeNormalized(tree: Tree): Buffer {
   const lines = [HEADER, ...tree.entries.map(encodeEntry)];
   return Buffer.from(`${lines.join('\n')}\n`, 'utf8');
 }
@@ -129,7 +133,7 @@ export function decodeTree(bytes: Uint8Array): Tree {
     return v as TreeEntry;
   });
   const tree = normalizeTree(entries);
-  if (!Buffer.from(bytes).equals(encodeTree(tree.entries))) invalid('not in canonical form');
+  if (!Buffer.from(bytes).equals(encodeNormalized(tree))) invalid('not in canonical form');
   return tree;
 }
 
