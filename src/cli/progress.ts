@@ -4,17 +4,7 @@
 
 import type cliProgressTypes from 'cli-progress';
 import { noProgress, type ProgressSink } from '../sync/transfer.ts';
-
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+import { formatBytes } from './output.ts';
 
 /** A progress sink for the terminal; cli-progress is only loaded when one is drawn. */
 export async function createProgress(enabled: boolean): Promise<ProgressSink> {
@@ -27,7 +17,7 @@ export async function createProgress(enabled: boolean): Promise<ProgressSink> {
   let value = 0;
   const payload = () => {
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
-    return { blobsDone: done, blobs, moved: human(value), rate: `${human(value / secs)}/s` };
+    return { blobsDone: done, blobs, moved: formatBytes(value), rate: `${formatBytes(value / secs)}/s` };
   };
   return {
     start(label, nBlobs, bytes) {

@@ -3,12 +3,8 @@
 import type { Command } from 'commander';
 import { openRemote } from '../../remote/remote.ts';
 import { pull } from '../../sync/pull.ts';
-import { action, info, printJson } from '../output.ts';
+import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgress } from '../progress.ts';
-
-function human(bytes: number): string {
-  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 export function registerPull(program: Command): void {
   program
@@ -39,7 +35,7 @@ export function registerPull(program: Command): void {
             else if (r.upToDate) process.stdout.write(`${dir} is up to date with ${r.ref} (${r.snapshot})\n`);
             else
               process.stdout.write(
-                `pulled ${r.ref} <- ${r.snapshot}: ${r.filesDownloaded} file(s) downloaded (${human(r.bytesDownloaded)}), ` +
+                `pulled ${r.ref} <- ${r.snapshot}: ${r.filesDownloaded} file(s) downloaded (${formatBytes(r.bytesDownloaded)}), ` +
                   `${r.filesDeleted} deleted in ${r.durationMs} ms\n`,
               );
             return 0;

@@ -3,12 +3,8 @@
 import type { Command } from 'commander';
 import { openRemote } from '../../remote/remote.ts';
 import { push } from '../../sync/push.ts';
-import { action, info, printJson } from '../output.ts';
+import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgress } from '../progress.ts';
-
-function human(bytes: number): string {
-  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 export function registerPush(program: Command): void {
   program
@@ -45,8 +41,8 @@ export function registerPush(program: Command): void {
             else if (r.upToDate) process.stdout.write(`${r.ref} is up to date (${r.snapshot})\n`);
             else
               process.stdout.write(
-                `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${human(r.bytesUploaded)}), ` +
-                  `${r.filesReused} reused (${human(r.bytesReused)}) in ${r.durationMs} ms\n`,
+                `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${formatBytes(r.bytesUploaded)}), ` +
+                  `${r.filesReused} reused (${formatBytes(r.bytesReused)}) in ${r.durationMs} ms\n`,
               );
             return 0;
           } finally {
