@@ -5,10 +5,11 @@ import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
-import { HoardError } from '../core/errors.ts';
+import { HoardError, toHoardError } from '../core/errors.ts';
 import type { Tree } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import { hostName, isErrno, isPidAlive } from '../store/fs-atomic.ts';
+import type { RefValue } from '../store/ref-store.ts';
 import { STATE_DIR } from './ignore-rules.ts';
 import type { SyncState } from './sync-state.ts';
 import { loadLocalTree } from './sync-state.ts';
@@ -30,6 +31,14 @@ export function conflictError(ref: string, paths: readonly string[], op: 'push' 
       details: { ref, paths },
     },
   );
+}
+
+export async function readRef(remote: Remote, ref: string): Promise<RefValue | undefined> {
+  try {
+    return await remote.refs.get(ref);
+  } catch (err) {
+    throw toHoardError(err, 'HOARD_EREMOTE', `reading ref ${ref} from ${remote.url}`);
+  }
 }
 
 /** The tree local changes are measured against: the directory as of its last sync. */

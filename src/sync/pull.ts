@@ -8,12 +8,11 @@
 import { mkdir, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Digest } from '../core/digest.ts';
-import { RefNotFoundError, toHoardError } from '../core/errors.ts';
+import { RefNotFoundError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { normalizeTree, type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
-import type { RefValue } from '../store/ref-store.ts';
-import { conflictError, loadBase, requireDirectory, withDirLock } from './common.ts';
+import { conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
 import { materialize } from './materialize.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
@@ -65,12 +64,7 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
   const scan = await scanDirectory(root, cache, { warn: opts.warn });
   for (const tmp of scan.staleTemps) await unlink(tmp).catch(() => {});
 
-  let cur: RefValue | undefined;
-  try {
-    cur = await remote.refs.get(ref);
-  } catch (err) {
-    throw toHoardError(err, 'HOARD_EREMOTE', `reading ref ${ref} from ${remote.url}`);
-  }
+  const cur = await readRef(remote, ref);
   if (!cur) throw new RefNotFoundError(ref, { hint: `nothing has been pushed to ${ref} on ${remote.url}` });
 
   const done = (tree: Tree, treeD: Digest, r: Partial<PullResult>): PullResult => ({

@@ -17,7 +17,7 @@ import { type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import { backoffDelay } from '../remote/retry.ts';
 import type { RefValue } from '../store/ref-store.ts';
-import { conflictError, loadBase, requireDirectory, withDirLock } from './common.ts';
+import { conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
@@ -62,14 +62,6 @@ async function writeSmallBlob(remote: Remote, digest: Digest, bytes: Buffer): Pr
     await remote.blobs.write(digest, Readable.from([bytes]), { size: bytes.byteLength });
   } catch (err) {
     throw toHoardError(err, 'HOARD_EREMOTE', `writing ${digest} to ${remote.url}`);
-  }
-}
-
-async function readRef(remote: Remote, ref: string): Promise<RefValue | undefined> {
-  try {
-    return await remote.refs.get(ref);
-  } catch (err) {
-    throw toHoardError(err, 'HOARD_EREMOTE', `reading ref ${ref} from ${remote.url}`);
   }
 }
 

@@ -36,18 +36,13 @@ export interface ScanOptions {
   warn?: (message: string) => void;
 }
 
-interface Candidate {
-  rel: string;
-  dirent: Dirent;
-}
-
 export async function scanDirectory(
   root: string,
   cache: StatCache,
   opts: ScanOptions = {},
 ): Promise<ScanResult> {
   const warn = opts.warn ?? (() => {});
-  const files: Candidate[] = [];
+  const files: string[] = [];
   const dirs: string[] = [];
   const staleTemps: string[] = [];
 
@@ -84,7 +79,7 @@ export async function scanDirectory(
         if (n === 0) dirs.push(childRel);
         kept++;
       } else if (d.isFile() || d.isSymbolicLink()) {
-        files.push({ rel: childRel, dirent: d });
+        files.push(childRel);
         kept++;
       } else {
         warn(`skipping ${JSON.stringify(childRel)}: not a regular file, folder or symlink`);
@@ -100,7 +95,7 @@ export async function scanDirectory(
   const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   const stats = new Map<string, StatKey>();
   const misses: { rel: string; kind: 'file' | 'exec' }[] = [];
-  for (const { rel } of files) {
+  for (const rel of files) {
     const abs = join(root, rel);
     let st: BigIntStats;
     try {
@@ -122,7 +117,7 @@ export async function scanDirectory(
       misses.push({ rel, kind });
       continue;
     }
-    cache.set(rel, key, digest, Date.now());
+    // A hit is a trusted entry with this very stat: re-setting it would change nothing.
     stats.set(rel, key);
     entries.push({ path: rel, kind, size: key.size, digest });
   }
@@ -144,7 +139,7 @@ export async function scanDirectory(
   keyed.sort((a, b) => Buffer.compare(a.k, b.k));
   const sorted = keyed.map((x) => x.e);
 
-  cache.retain(new Set(stats.keys()));
+  cache.retain(stats);
   const { digest, bytes } = treeDigest(sorted);
   const tree: Tree = { entries: sorted };
   const localByDigest = new Map<Digest, string>();

@@ -126,8 +126,8 @@ export class StatCache {
     if (this.#entries.delete(path)) this.#dirty = true;
   }
 
-  /** Drops entries for paths not in `keep`. */
-  retain(keep: ReadonlySet<string>): void {
+  /** Drops entries for paths not in `keep` (a set, or a map keyed by path). */
+  retain(keep: { has(path: string): boolean }): void {
     for (const path of this.#entries.keys()) {
       if (!keep.has(path)) {
         this.#entries.delete(path);

@@ -91,14 +91,12 @@ export async function storeLocalTree(dir: string, digest: Digest, bytes: Uint8Ar
   const td = treesDir(dir);
   await mkdir(td, { recursive: true });
   const path = join(td, hexOf(digest));
-  try {
-    await readFile(path, { flag: 'r' }).then((b) => {
-      if (sha256(b) !== digest) throw Object.assign(new Error('damaged'), { code: 'ENOENT' });
-    });
-    return;
-  } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
-  }
+  const kept = await readFile(path).catch((err) => {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  });
+  // Kept and intact: nothing to write; absent or damaged: (re)write it.
+  if (kept !== undefined && sha256(kept) === digest) return;
   await writeFileAtomic(path, bytes, td);
 }
 

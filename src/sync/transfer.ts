@@ -99,13 +99,21 @@ export async function uploadMissing(
   for (const it of items) if (!skip.has(it.digest) && !byDigest.has(it.digest)) byDigest.set(it.digest, it);
   const digests = [...byDigest.keys()];
   const missing: Digest[] = [];
+  const seen = new Set<Digest>();
   for (let i = 0; i < digests.length; i += DEFAULTS.missingBatchSize) {
     const batch = digests.slice(i, i + DEFAULTS.missingBatchSize);
+    let answer: readonly Digest[];
     try {
-      missing.push(...(await remote.blobs.missing(batch)));
+      answer = await remote.blobs.missing(batch);
     } catch (err) {
       throw toHoardError(err, 'HOARD_EREMOTE', `asking ${remote.url} which blobs are missing`);
     }
+    // The remote's answer is input: keep only digests we seen about, once each.
+    for (const d of answer)
+      if (byDigest.has(d) && !seen.has(d)) {
+        seen.add(d);
+        missing.push(d);
+      }
   }
   const total = missing.reduce((n, d) => n + byDigest.get(d)!.size, 0);
   progress.start('push', missing.length, total);
