@@ -16,6 +16,7 @@ import { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { DigestMismatchError, HoardError, isHoardError } from '../core/errors.ts';
+import { withRetry } from '../remote/retry.ts';
 
 export interface RangedDownloadOptions {
   url: string;
@@ -49,19 +50,6 @@ function changed(url: string, why: string): HoardError {
     hint: 'an immutable blob URL must never change; start the restore again',
   });
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
 
 export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
   const concurrency = Math.max(1, opts.concurrency ?? DEFAULTS.restoreConcurrency);
@@ -135,29 +123,38 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
     }
   }
 
+  const isRetryable = (err: unknown): boolean =>
+    !(err instanceof ChangedError) &&
+    (!isHoardError(err) || (err as { retryable?: boolean }).retryable === true);
+
   async function fetchRange(i: number): Promise<Buffer> {
     const start = i * rangeBytes;
     const end = Math.min(opts.size, start + rangeBytes);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fetchRangeOnce(start, end);
-      } catch (err) {
-        if (signal.aborted) throw signal.reason ?? err;
-        const retryable =
-          !(err instanceof ChangedError) &&
-          (!isHoardError(err) || (err as { retryable?: boolean }).retryable === true);
-        if (!retryable || attempt >= retries) {
-          if (isHoardError(err)) throw err;
-          throw new HoardError(
-            'HOARD_EREMOTE',
-            `GET ${opts.url} (range ${start}-${end - 1}) failed after ${attempt + 1} attempts: ${(err as Error).message}`,
-            { cause: err },
-          );
-        }
-        stats.retries++;
-        const backoff = Math.min(DEFAULTS.remoteBackoffMaxMs, DEFAULTS.remoteBackoffBaseMs * 2 ** attempt);
-        await sleep(Math.random() * backoff, signal);
-      }
+    let attempts = 0;
+    try {
+      return await withRetry(
+        `range ${start}-${end - 1} of ${opts.url}`,
+        () => {
+          attempts++;
+          return fetchRangeOnce(start, end);
+        },
+        {
+          retries,
+          signal,
+          isRetryable,
+          onRetry: () => {
+            stats.retries++;
+          },
+        },
+      );
+    } catch (err) {
+      if (signal.aborted) throw signal.reason ?? err;
+      if (isHoardError(err)) throw err;
+      throw new HoardError(
+        'HOARD_EREMOTE',
+        `GET ${opts.url} (range ${start}-${end - 1}) failed after ${attempts} attempts: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 

@@ -1,8 +1,8 @@
 // One mirror directory on disk, below the MirrorManager's policy: the git
 // config a serving mirror gets, its persisted metadata (hoard.json), the
-// identity that reveals a replaced directory, object and ref queries, stale
-// lock removal, and the per-mirror lock that serialises clone, fetch and
-// maintenance.
+// identity that reveals a replaced directory, object and ref queries, and
+// stale lock removal. (The per-mirror lock that serialises clone, fetch and
+// maintenance is a Semaphore(1) from core/pool.ts.)
 
 import { statSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
@@ -16,24 +16,6 @@ export interface MirrorMeta {
   createdAt?: number;
   lastFetchAt?: number;
   lastUsedAt?: number;
-}
-
-/** A FIFO lock: fetches, clones and maintenance of one mirror never overlap. */
-export class Mutex {
-  #tail: Promise<void> = Promise.resolve();
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const prev = this.#tail;
-    let release!: () => void;
-    this.#tail = new Promise<void>((r) => {
-      release = r;
-    });
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
 }
 
 /** Config written into every mirror at clone time (`git clone -c`), tuning it for serving. */

@@ -25,7 +25,9 @@ import { basename, dirname, join, relative, sep } from 'node:path';
 import { Counter, register as defaultRegistry, Histogram, type Registry } from 'prom-client';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
+import { Semaphore } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
+import { writeFileAtomic } from '../store/fs-atomic.ts';
 import { runGit } from './git-process.ts';
 import {
   dirIdentity,
@@ -33,7 +35,6 @@ import {
   MAINTENANCE_CONFIG,
   MIRROR_CONFIG,
   type MirrorMeta,
-  Mutex,
   missingObjects,
   raceTimeout,
   readMeta,
@@ -80,7 +81,8 @@ interface Mirror {
   /** Identity (device, inode, birth time) of the mirror directory when it was last fetched; a change means it was replaced. */
   ino: string | null;
   inflight: { startedAt: number; promise: Promise<void> } | null;
-  lock: Mutex;
+  /** FIFO lock: fetches, clones and maintenance of one mirror never overlap. */
+  lock: Semaphore;
   prepared: Promise<void> | null;
   meta: MirrorMeta;
   metaLoaded: boolean;
@@ -484,7 +486,7 @@ export class MirrorManager extends EventEmitter {
         lastFetchWall: null,
         ino: null,
         inflight: null,
-        lock: new Mutex(),
+        lock: new Semaphore(1),
         prepared: null,
         meta: { path: id.path },
         metaLoaded: false,
@@ -526,9 +528,7 @@ export class MirrorManager extends EventEmitter {
     const snapshot = { ...m.meta };
     m.metaWrite = m.metaWrite.then(async () => {
       try {
-        const tmp = join(m.dir, `hoard.json.${process.pid}.tmp`);
-        await writeFile(tmp, `${JSON.stringify(snapshot)}\n`);
-        await rename(tmp, join(m.dir, 'hoard.json'));
+        await writeFileAtomic(join(m.dir, 'hoard.json'), `${JSON.stringify(snapshot)}\n`, m.dir);
       } catch (err) {
         this.log.debug({ repo: m.id.key, err: (err as Error).message }, 'git: could not write hoard.json');
       }
