@@ -1,5 +1,6 @@
 // Test helpers for snapshot archives: building upstream repositories with
-// awkward content, mirrors with different pack layouts, and hashing streams.
+// awkward content, mirrors with different pack layouts, tars built in memory,
+// and hashing streams.
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,19 +10,13 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { GIT_ENV } from '../git/helpers/harness.ts';
 
 const execFileP = promisify(execFile);
 
-export const GIT_ENV = {
-  ...process.env,
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_AUTHOR_NAME: 'Test',
-  GIT_AUTHOR_EMAIL: 'test@example.com',
-  GIT_COMMITTER_NAME: 'Test',
-  GIT_COMMITTER_EMAIL: 'test@example.com',
-  GIT_TERMINAL_PROMPT: '0',
-};
+export { GIT_ENV };
 
 export async function git(cwd: string, ...args: string[]): Promise<string> {
   const { stdout } = await execFileP('git', args, { cwd, env: GIT_ENV, maxBuffer: 64 * 1024 * 1024 });
@@ -115,4 +110,29 @@ export async function sha256Of(stream: Readable, saveTo?: string): Promise<{ hex
   });
   if (out) await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
   return { hex: h.digest('hex'), size };
+}
+
+export type Entry = Partial<tar.Header> & { name: string; body?: string | Buffer };
+
+/** Builds a tar in memory with tar-stream (which writes any name it is given). */
+export async function makeTar(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of pack) chunks.push(c as Buffer);
+  })();
+  for (const { body, ...h } of entries) {
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ mtime: new Date(1_700_000_000_000), ...h }, body ?? '', (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+export function zst(buf: Buffer): Buffer {
+  return zlib.zstdCompressSync(buf);
 }

@@ -8,31 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import zlib from 'node:zlib';
-import tar from 'tar-stream';
 import { extractTar, extractTarZst } from '../../src/archive/safe-extract.ts';
 import { encodeHeader } from '../../src/archive/tar-format.ts';
 import { isHoardError } from '../../src/core/errors.ts';
-
-type Entry = Partial<tar.Header> & { name: string; body?: string | Buffer };
-
-async function makeTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c as Buffer);
-  })();
-  for (const { body, ...h } of entries) {
-    await new Promise<void>((resolve, reject) =>
-      pack.entry({ mtime: new Date(1_700_000_000_000), ...h }, body ?? '', (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+import { type Entry, makeTar, zst } from './helpers.ts';
 
 /** `buf` in pieces of `size` bytes. */
 function pieces(buf: Buffer, size: number): Buffer[] {
@@ -127,7 +106,7 @@ describe('safe extraction: tar parsing', () => {
       await checkTree(staging);
     }
     const { staging } = await stage();
-    await extractTarZst(Readable.from(pieces(zlib.zstdCompressSync(buf), 1000)), staging);
+    await extractTarZst(Readable.from(pieces(zst(buf), 1000)), staging);
     await checkTree(staging);
   });
 

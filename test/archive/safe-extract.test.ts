@@ -4,35 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import zlib from 'node:zlib';
-import tar from 'tar-stream';
 import { extractTar, extractTarZst } from '../../src/archive/safe-extract.ts';
 import { isHoardError } from '../../src/core/errors.ts';
-
-type Entry = Partial<tar.Header> & { name: string; body?: string };
-
-/** Builds a tar in memory with tar-stream (which writes any name it is given). */
-async function makeTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c as Buffer);
-  })();
-  for (const { body, ...h } of entries) {
-    await new Promise<void>((resolve, reject) =>
-      pack.entry({ mtime: new Date(1_700_000_000_000), ...h }, body ?? '', (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
-function zst(buf: Buffer): Buffer {
-  return zlib.zstdCompressSync(buf);
-}
+import { type Entry, makeTar, zst } from './helpers.ts';
 
 describe('safe extraction', () => {
   let root: string;

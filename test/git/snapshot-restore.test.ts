@@ -8,11 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import zlib from 'node:zlib';
-import tar from 'tar-stream';
 import { isHoardError } from '../../src/core/errors.ts';
 import { gitRestore } from '../../src/git/restore.ts';
-import { GIT_ENV, git, makeUpstream } from '../archive/helpers.ts';
+import { type Entry, GIT_ENV, git, makeTar, makeUpstream, zst } from '../archive/helpers.ts';
 import { type SnapshotTestServer, startSnapshotServer } from '../archive/snapshot-server.ts';
 
 const execFileP = promisify(execFile);
@@ -153,21 +151,6 @@ describe('hoard git restore against a hostile server', () => {
   let archive: Buffer = Buffer.alloc(0);
   let etagOverride: string | undefined;
 
-  async function makeTar(
-    entries: (Partial<tar.Header> & { name: string; body?: string })[],
-  ): Promise<Buffer> {
-    const pack = tar.pack();
-    const chunks: Buffer[] = [];
-    const done = (async () => {
-      for await (const c of pack) chunks.push(c as Buffer);
-    })();
-    for (const { body, ...h } of entries)
-      await new Promise<void>((res, rej) => pack.entry(h, body ?? '', (e) => (e ? rej(e) : res())));
-    pack.finalize();
-    await done;
-    return zlib.zstdCompressSync(Buffer.concat(chunks));
-  }
-
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'hoard-restore-evil-'));
     server = createServer((req, res) => {
@@ -202,7 +185,7 @@ describe('hoard git restore against a hostile server', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  const cases: [string, (Partial<tar.Header> & { name: string; body?: string })[]][] = [
+  const cases: [string, Entry[]][] = [
     ['an entry ../x', [{ name: '../x', body: 'pwned' }]],
     ['an absolute path', [{ name: '/tmp/hoard-evil-absolute', body: 'pwned' }]],
     [
@@ -215,7 +198,7 @@ describe('hoard git restore against a hostile server', () => {
   ];
   for (const [what, entries] of cases) {
     it(`refuses ${what} and writes nothing outside the staging dir`, async () => {
-      archive = await makeTar(entries);
+      archive = zst(await makeTar(entries));
       etagOverride = undefined;
       const parent = join(root, `p-${what.replace(/\W+/g, '-')}`);
       await mkdir(parent);
@@ -230,7 +213,7 @@ describe('hoard git restore against a hostile server', () => {
   }
 
   it('refuses bytes that do not match the digest', async () => {
-    archive = await makeTar([{ name: 'ok.txt', body: 'fine' }]);
+    archive = zst(await makeTar([{ name: 'ok.txt', body: 'fine' }]));
     etagOverride = `"${'0'.repeat(64)}"`;
     const parent = join(root, 'p-digest');
     await mkdir(parent);
@@ -241,7 +224,7 @@ describe('hoard git restore against a hostile server', () => {
   });
 
   it('the extractor CLI message is clear', async () => {
-    archive = await makeTar([{ name: '../x', body: 'pwned' }]);
+    archive = zst(await makeTar([{ name: '../x', body: 'pwned' }]));
     etagOverride = undefined;
     const r = await hoard('git', 'restore', base, join(root, 'cli-ws'));
     assert.equal(r.code, 1);
