@@ -13,7 +13,8 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, Hasher, hexOf } from '../core/digest.ts';
 import { DigestMismatchError, HoardError } from '../core/errors.ts';
 import { Semaphore } from '../core/pool.ts';
-
+import { validateRefName } from '../core/ref-name.ts';
+import type { BlobInfo } from '../store/blob-store.ts';
 import { decodeRefObject } from '../store/ref-store.ts';
 
 /** Normalises the path part of `s3://bucket/prefix` to `prefix/` (or `` for the bucket root). */
@@ -58,6 +59,54 @@ export class BucketLayout {
   refKey(name: string): string {
     return `${this.refsPrefix}${name}`;
   }
+
+  /** The valid ref names among listed keys (anything else under refs/ is skipped). */
+  refNamesOfKeys(keys: readonly string[]): string[] {
+    return keys
+      .map((k) => k.slice(this.refsPrefix.length))
+      .filter((n) => {
+        try {
+          validateRefName(n);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+  }
+
+  /** The blobs in pages of a listing of blobsPrefix (keys that are not blob keys are skipped). */
+  async *blobsOfPages(pages: AsyncIterable<{ key: string; size: number }[]>): AsyncIterable<BlobInfo> {
+    for await (const page of pages) {
+      for (const o of page) {
+        const digest = this.digestOfKey(o.key);
+        if (digest) yield { digest, size: o.size };
+      }
+    }
+  }
+}
+
+// ---- store options ------------------------------------------------------------
+
+/** The options the S3 and GCS blob stores share. */
+export interface BucketStoreOptions {
+  multipartThresholdBytes?: number;
+  headConcurrency?: number;
+  listThreshold?: number;
+  listCostInHeads?: number;
+  headBeforeWriteBytes?: number;
+  retries?: number;
+}
+
+/** `opts` with the shared options defaulted. */
+export function bucketStoreDefaults(opts: BucketStoreOptions): Required<BucketStoreOptions> {
+  return {
+    multipartThresholdBytes: opts.multipartThresholdBytes ?? DEFAULTS.multipartThresholdBytes,
+    headConcurrency: opts.headConcurrency ?? DEFAULTS.bucketHeadConcurrency,
+    listThreshold: opts.listThreshold ?? DEFAULTS.bucketListThreshold,
+    listCostInHeads: opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads,
+    headBeforeWriteBytes: opts.headBeforeWriteBytes ?? DEFAULTS.bucketHeadBeforeWriteBytes,
+    retries: opts.retries ?? DEFAULTS.remoteRetries,
+  };
 }
 
 // ---- ref objects ------------------------------------------------------------

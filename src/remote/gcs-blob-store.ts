@@ -23,7 +23,6 @@
 
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
@@ -36,18 +35,19 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../store/blob-store.ts';
-import { type BucketLayout, bucketMissing, HoldBackVerifier, tooLong, verifyHash } from './bucket-layout.ts';
+import {
+  type BucketLayout,
+  type BucketStoreOptions,
+  bucketMissing,
+  bucketStoreDefaults,
+  HoldBackVerifier,
+  tooLong,
+  verifyHash,
+} from './bucket-layout.ts';
 import { type GcsLocation, gcsError, isGcsNotFound, isGcsPreconditionFailed } from './gcs-common.ts';
 import { withRetry } from './retry.ts';
 
-export interface GcsBlobStoreOptions {
-  multipartThresholdBytes?: number;
-  headConcurrency?: number;
-  listThreshold?: number;
-  listCostInHeads?: number;
-  headBeforeWriteBytes?: number;
-  retries?: number;
-}
+export type GcsBlobStoreOptions = BucketStoreOptions;
 
 export class GcsBlobStore implements BlobStore {
   readonly description: string;
@@ -59,14 +59,7 @@ export class GcsBlobStore implements BlobStore {
     this.loc = loc;
     this.layout = layout;
     this.description = `gs://${loc.name}/${layout.prefix}`;
-    this.opts = {
-      multipartThresholdBytes: opts.multipartThresholdBytes ?? DEFAULTS.multipartThresholdBytes,
-      headConcurrency: opts.headConcurrency ?? DEFAULTS.bucketHeadConcurrency,
-      listThreshold: opts.listThreshold ?? DEFAULTS.bucketListThreshold,
-      listCostInHeads: opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads,
-      headBeforeWriteBytes: opts.headBeforeWriteBytes ?? DEFAULTS.bucketHeadBeforeWriteBytes,
-      retries: opts.retries ?? DEFAULTS.remoteRetries,
-    };
+    this.opts = bucketStoreDefaults(opts);
   }
 
   #retry<T>(op: string, key: string | undefined, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -231,13 +224,8 @@ export class GcsBlobStore implements BlobStore {
     }
   }
 
-  async *list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
-    for await (const page of this.listPages(this.layout.blobsPrefix, undefined, signal)) {
-      for (const o of page) {
-        const digest = this.layout.digestOfKey(o.key);
-        if (digest) yield { digest, size: o.size };
-      }
-    }
+  list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
+    return this.layout.blobsOfPages(this.listPages(this.layout.blobsPrefix, undefined, signal));
   }
 
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {
@@ -251,11 +239,7 @@ export class GcsBlobStore implements BlobStore {
       },
       this.layout,
       digests,
-      {
-        headConcurrency: this.opts.headConcurrency,
-        listThreshold: this.opts.listThreshold,
-        listCostInHeads: this.opts.listCostInHeads,
-      },
+      this.opts,
       signal,
     );
   }

@@ -192,16 +192,7 @@ export class GcsRefStore implements RefStore {
       ).catch((err) => {
         throw gcsError(err, 'list', this.loc.name, keyPrefix);
       });
-      const names = files
-        .map((f) => f.name.slice(this.layout.refsPrefix.length))
-        .filter((n) => {
-          try {
-            validateRefName(n);
-            return true;
-          } catch {
-            return false;
-          }
-        });
+      const names = this.layout.refNamesOfKeys(files.map((f) => f.name));
       const values = await mapLimit(names, DEFAULTS.bucketHeadConcurrency, (n) => this.#current(n, signal));
       for (let i = 0; i < names.length; i++) {
         const v = values[i];

@@ -57,19 +57,21 @@ import {
   type WriteOptions,
   type WriteResult,
 } from '../store/blob-store.ts';
-import { type BucketLayout, bucketMissing, PartPool, partsOf, verifyHash } from './bucket-layout.ts';
+import {
+  type BucketLayout,
+  type BucketStoreOptions,
+  bucketMissing,
+  bucketStoreDefaults,
+  PartPool,
+  partsOf,
+  verifyHash,
+} from './bucket-layout.ts';
 import { withRetry } from './retry.ts';
 import { errName, gcNudge, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 
-export interface S3BlobStoreOptions {
-  multipartThresholdBytes?: number;
+export interface S3BlobStoreOptions extends BucketStoreOptions {
   multipartPartBytes?: number;
   multipartConcurrency?: number;
-  headConcurrency?: number;
-  listThreshold?: number;
-  listCostInHeads?: number;
-  headBeforeWriteBytes?: number;
-  retries?: number;
 }
 
 /** S3 allows at most this many parts per upload. */
@@ -86,14 +88,9 @@ export class S3BlobStore implements BlobStore {
     this.layout = layout;
     this.description = `s3://${loc.bucket}/${layout.prefix}`;
     this.opts = {
-      multipartThresholdBytes: opts.multipartThresholdBytes ?? DEFAULTS.multipartThresholdBytes,
+      ...bucketStoreDefaults(opts),
       multipartPartBytes: opts.multipartPartBytes ?? DEFAULTS.multipartPartBytes,
       multipartConcurrency: opts.multipartConcurrency ?? DEFAULTS.multipartConcurrency,
-      headConcurrency: opts.headConcurrency ?? DEFAULTS.bucketHeadConcurrency,
-      listThreshold: opts.listThreshold ?? DEFAULTS.bucketListThreshold,
-      listCostInHeads: opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads,
-      headBeforeWriteBytes: opts.headBeforeWriteBytes ?? DEFAULTS.bucketHeadBeforeWriteBytes,
-      retries: opts.retries ?? DEFAULTS.remoteRetries,
     };
   }
 
@@ -437,13 +434,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async *list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
-    for await (const page of this.#listPages(this.layout.blobsPrefix, undefined, signal)) {
-      for (const o of page) {
-        const digest = this.layout.digestOfKey(o.key);
-        if (digest) yield { digest, size: o.size };
-      }
-    }
+  list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
+    return this.layout.blobsOfPages(this.#listPages(this.layout.blobsPrefix, undefined, signal));
   }
 
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {
@@ -451,11 +443,7 @@ export class S3BlobStore implements BlobStore {
       { has: (d, s) => this.has(d, s), listKeys: (p, a, s) => this.listKeys(p, a, s) },
       this.layout,
       digests,
-      {
-        headConcurrency: this.opts.headConcurrency,
-        listThreshold: this.opts.listThreshold,
-        listCostInHeads: this.opts.listCostInHeads,
-      },
+      this.opts,
       signal,
     );
   }

@@ -223,16 +223,7 @@ export class S3RefStore implements RefStore {
       ).catch((err) => {
         throw s3Error(err, 'ListObjectsV2', this.loc.bucket, keyPrefix);
       });
-      const names = (res.Contents ?? [])
-        .map((o) => (o.Key ?? '').slice(this.layout.refsPrefix.length))
-        .filter((n) => {
-          try {
-            validateRefName(n);
-            return true;
-          } catch {
-            return false;
-          }
-        });
+      const names = this.layout.refNamesOfKeys((res.Contents ?? []).map((o) => o.Key ?? ''));
       // Keys come in UTF-8 byte order, which for the ref-name alphabet is name order.
       const values = await mapLimit(names, DEFAULTS.bucketHeadConcurrency, (n) => this.#current(n, signal));
       for (let i = 0; i < names.length; i++) {
