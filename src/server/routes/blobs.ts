@@ -4,12 +4,13 @@
 
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
 import type { ServerContext } from '../context.ts';
 import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
+import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -112,18 +113,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
 
   // Missing and list speak JSON: a scoped child with a JSON parser for any content type.
   app.register(async (json) => {
-    json.removeAllContentTypeParsers();
-    json.addContentTypeParser(
-      '*',
-      { parseAs: 'string', bodyLimit: DEFAULTS.maxJsonBodyBytes },
-      (_req, text, done) => {
-        try {
-          done(null, JSON.parse(String(text)));
-        } catch {
-          done(new HoardError('HOARD_EBAD_REQUEST', 'request body is not valid JSON'), undefined);
-        }
-      },
-    );
+    acceptJsonBodies(json);
 
     json.post('/missing', { config: { scope: 'read' } }, async (request) => {
       const body = request.body as { digests?: unknown } | undefined;
@@ -145,7 +135,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       async (request) => {
         const after = request.query.after;
         if (after !== undefined && after !== '') parseDigest(after);
-        const limit = Math.min(Number(request.query.limit ?? 1000) || 1000, 10_000);
+        const limit = pageLimit(request.query.limit, 1000, 10_000);
         const out: { digest: Digest; size: number }[] = [];
         let more = false;
         for await (const b of blobs.list()) {
@@ -217,5 +207,3 @@ async function* limitBytes(source: AsyncIterable<Uint8Array>, max: number): Asyn
     yield chunk;
   }
 }
-
-export type { FastifyRequest };

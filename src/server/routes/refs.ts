@@ -12,6 +12,7 @@ import { HoardError, RefNotFoundError } from '../../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../../core/ref-name.ts';
 import { authorizeRequest, type ServerContext } from '../context.ts';
 import { etagList } from '../http-range.ts';
+import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
 
 export function refEtag(version: string): string {
   return `"${Buffer.from(version, 'utf8').toString('base64url')}"`;
@@ -31,18 +32,7 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
   const { ctx } = opts;
   const { refs, blobs } = ctx;
 
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'string', bodyLimit: DEFAULTS.maxJsonBodyBytes },
-    (_req, text, done) => {
-      try {
-        done(null, JSON.parse(String(text)));
-      } catch {
-        done(new HoardError('HOARD_EBAD_REQUEST', 'request body is not valid JSON'), undefined);
-      }
-    },
-  );
+  acceptJsonBodies(app);
 
   app.get<{ Querystring: { prefix?: string; after?: string; limit?: string } }>(
     '/',
@@ -50,10 +40,7 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
     async (request) => {
       const prefix = validateRefPrefix(request.query.prefix ?? '');
       const after = request.query.after ?? '';
-      const limit = Math.min(
-        Number(request.query.limit ?? DEFAULTS.refListMaxPage) || 1,
-        DEFAULTS.refListMaxPage,
-      );
+      const limit = pageLimit(request.query.limit, DEFAULTS.refListMaxPage, DEFAULTS.refListMaxPage);
       const out: { name: string; target: string; etag: string }[] = [];
       let more = false;
       for await (const r of refs.list(prefix)) {
@@ -107,10 +94,7 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
     const ifMatch = request.headers['if-match'];
     if (!ifMatch)
       throw new HoardError('HOARD_EPRECONDITION_REQUIRED', `DELETE of ref ${name} needs If-Match: <etag>`);
-    const tags = etagList(ifMatch);
-    if (tags.length !== 1 || tags[0] === '*')
-      throw new HoardError('HOARD_EBAD_REQUEST', 'If-Match must hold exactly one ETag');
-    await refs.delete(name, versionOf(tags[0]));
+    await refs.delete(name, ifMatchVersion(ifMatch));
     return reply.code(204).send();
   });
 }
@@ -130,6 +114,11 @@ function expectedVersion(ifMatch: string | undefined, ifNoneMatch: string | unde
       'PUT of a ref needs If-Match: <etag> (update) or If-None-Match: * (create)',
       { hint: 'read the ref first; refs change only by compare-and-set' },
     );
+  return ifMatchVersion(ifMatch);
+}
+
+/** The version named by an If-Match holding exactly one ETag. */
+function ifMatchVersion(ifMatch: string): string {
   const tags = etagList(ifMatch);
   if (tags.length !== 1 || tags[0] === '*')
     throw new HoardError('HOARD_EBAD_REQUEST', 'If-Match must hold exactly one ETag');
