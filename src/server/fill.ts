@@ -70,7 +70,6 @@ export class Fill extends EventEmitter {
       },
       (err) => {
         this.error = toHoardError(err, 'HOARD_EREMOTE', `filling ${digest} from the shared tier`);
-        if (isHoardErrorNotFound(err)) this.error = err as Error;
         this.state = 'failed';
         this.#rejectReady(this.error);
         this.#notify();
@@ -185,10 +184,6 @@ export class Fill extends EventEmitter {
   reader(start: number, end: number): Readable {
     return new FillReader(this, start, end);
   }
-}
-
-function isHoardErrorNotFound(err: unknown): boolean {
-  return err instanceof HoardError && err.code === 'HOARD_EBLOB_NOT_FOUND';
 }
 
 class FillReader extends Readable {

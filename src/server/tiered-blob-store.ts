@@ -306,10 +306,10 @@ export class TieredBlobStore implements BlobStore {
       return { created: false, size: existing.size };
     }
     let size: number;
-    if (await this.disk.has(digest)) {
+    const cached = await this.disk.stat(digest);
+    if (cached) {
       // Cached but not in the shared tier (a write-through that failed earlier): verify, then push up.
-      const info = await this.disk.stat(digest);
-      size = info?.size ?? 0;
+      size = cached.size;
       await verifyDrain(digest, source, opts.size ?? size, opts.signal);
     } else {
       const reserved = opts.size ?? 0;

@@ -10,25 +10,49 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { hexOf, sha256 } from '../../src/core/digest.ts';
+import { type Digest, hexOf, sha256 } from '../../src/core/digest.ts';
 import { startWithCountingShared } from './helpers.ts';
 
 async function readBody(res: Response): Promise<Buffer> {
   return Buffer.from(await res.arrayBuffer());
 }
 
+type Srv = Awaited<ReturnType<typeof startWithCountingShared>>;
+
+/** A blob of `size` random bytes held only by the shared tier, and its URL. */
+async function seedShared(srv: Srv, size: number): Promise<{ data: Buffer; digest: Digest; url: string }> {
+  const data = randomBytes(size);
+  const digest = sha256(data);
+  await srv.shared.inner.write(digest, Readable.from([data]));
+  return { data, digest, url: `${srv.url}/v1/blobs/sha256/${hexOf(digest)}` };
+}
+
+/** Holds shared-tier reads after their first chunk; returns the release. */
+function holdShared(srv: Srv): () => void {
+  let release!: () => void;
+  srv.shared.hold = new Promise<void>((r) => {
+    release = r;
+  });
+  return release;
+}
+
+/** The rest of a body after its first chunk. */
+async function readRest(rd: ReadableStreamDefaultReader<Uint8Array>, first: Uint8Array): Promise<Buffer> {
+  const chunks: Uint8Array[] = [first];
+  for (;;) {
+    const { done, value } = await rd.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
 describe('single-flight fills from the shared tier', () => {
   it('100 concurrent GETs of a cold blob: one shared read, all bytes correct, streamed while arriving', async () => {
     const srv = await startWithCountingShared();
     try {
-      const data = randomBytes(4 * 1024 * 1024 + 123);
-      const digest = sha256(data);
-      await srv.shared.inner.write(digest, Readable.from([data]));
-      let release!: () => void;
-      srv.shared.hold = new Promise<void>((r) => {
-        release = r;
-      });
-      const url = `${srv.url}/v1/blobs/sha256/${hexOf(digest)}`;
+      const { data, url } = await seedShared(srv, 4 * 1024 * 1024 + 123);
+      const release = holdShared(srv);
       const responses = await Promise.all(Array.from({ length: 100 }, () => fetch(url)));
       // Every client has its first bytes while the shared tier is still holding the rest.
       const readers = responses.map((r) => {
@@ -41,17 +65,7 @@ describe('single-flight fills from the shared tier', () => {
       const got = firsts.reduce((n, f) => n + (f.value?.byteLength ?? 0), 0);
       assert.ok(got < 100 * data.length, 'clients got bytes before the fill finished');
       release();
-      const bodies = await Promise.all(
-        readers.map(async (rd, i) => {
-          const chunks: Uint8Array[] = [firsts[i].value as Uint8Array];
-          for (;;) {
-            const { done, value } = await rd.read();
-            if (done) break;
-            chunks.push(value);
-          }
-          return Buffer.concat(chunks);
-        }),
-      );
+      const bodies = await Promise.all(readers.map((rd, i) => readRest(rd, firsts[i].value as Uint8Array)));
       for (const b of bodies) assert.ok(b.equals(data));
       assert.equal(srv.shared.reads.length, 1, 'one read of the shared tier');
       assert.equal(srv.shared.reads[0].range, undefined);
@@ -72,15 +86,9 @@ describe('single-flight fills from the shared tier', () => {
   it('a failed fill reaches every waiting client, leaves nothing, and the next request retries', async () => {
     const srv = await startWithCountingShared();
     try {
-      const data = randomBytes(2 * 1024 * 1024);
-      const digest = sha256(data);
-      await srv.shared.inner.write(digest, Readable.from([data]));
+      const { data, digest, url } = await seedShared(srv, 2 * 1024 * 1024);
       srv.shared.failMidway = true;
-      let release!: () => void;
-      srv.shared.hold = new Promise<void>((r) => {
-        release = r;
-      });
-      const url = `${srv.url}/v1/blobs/sha256/${hexOf(digest)}`;
+      const release = holdShared(srv);
       // All 20 clients are waiting on the fill (headers received) before it breaks.
       const responses = await Promise.all(Array.from({ length: 20 }, () => fetch(url)));
       release();
@@ -110,14 +118,8 @@ describe('single-flight fills from the shared tier', () => {
   it('a client joining a fill late reads what is already there at once, then follows it', async () => {
     const srv = await startWithCountingShared();
     try {
-      const data = randomBytes(3 * 1024 * 1024);
-      const digest = sha256(data);
-      await srv.shared.inner.write(digest, Readable.from([data]));
-      let release!: () => void;
-      srv.shared.hold = new Promise<void>((r) => {
-        release = r;
-      });
-      const url = `${srv.url}/v1/blobs/sha256/${hexOf(digest)}`;
+      const { data, url } = await seedShared(srv, 3 * 1024 * 1024);
+      const release = holdShared(srv);
       const first = await fetch(url);
       const r1 = (first.body as ReadableStream<Uint8Array>).getReader();
       const a = await r1.read();
@@ -128,13 +130,7 @@ describe('single-flight fills from the shared tier', () => {
       assert.ok(Buffer.from(await late.arrayBuffer()).equals(data.subarray(0, 1000)));
       const second = await fetch(url);
       release();
-      const rest: Uint8Array[] = [a.value as Uint8Array];
-      for (;;) {
-        const { done, value } = await r1.read();
-        if (done) break;
-        rest.push(value);
-      }
-      assert.ok(Buffer.concat(rest).equals(data));
+      assert.ok((await readRest(r1, a.value as Uint8Array)).equals(data));
       assert.ok(Buffer.from(await second.arrayBuffer()).equals(data));
       assert.equal(srv.shared.reads.length, 1);
     } finally {
@@ -145,10 +141,8 @@ describe('single-flight fills from the shared tier', () => {
   it('HEAD of a cold blob stats the shared tier without reading it', async () => {
     const srv = await startWithCountingShared();
     try {
-      const data = randomBytes(1000);
-      const digest = sha256(data);
-      await srv.shared.inner.write(digest, Readable.from([data]));
-      const res = await fetch(`${srv.url}/v1/blobs/sha256/${hexOf(digest)}`, { method: 'HEAD' });
+      const { url } = await seedShared(srv, 1000);
+      const res = await fetch(url, { method: 'HEAD' });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-length'), '1000');
       assert.equal(srv.shared.reads.length, 0);
