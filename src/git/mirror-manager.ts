@@ -25,7 +25,7 @@ import { basename, dirname, join, relative, sep } from 'node:path';
 import { Counter, register as defaultRegistry, Histogram, type Registry } from 'prom-client';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
-import { Semaphore } from '../core/pool.ts';
+import { forEachLimit, Semaphore } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import { writeFileAtomic } from '../store/fs-atomic.ts';
 import { runGit } from './git-process.ts';
@@ -342,28 +342,24 @@ export class MirrorManager extends EventEmitter {
     this.#warm = { total: mirrors.length, done: 0, finished: false };
     let ok = 0;
     let failed = 0;
-    let next = 0;
-    const worker = async () => {
-      while (!this.#closed && next < mirrors.length) {
-        const m = mirrors[next++];
-        const t = Date.now();
-        try {
-          await this.#prepare(m);
-          // A request may have fetched it already; otherwise fetch (or join the fetch in flight).
-          if (m.freshAt === null) {
-            const f = m.inflight ?? this.#startFetch(m);
-            await f.promise;
-          }
-          ok++;
-          this.log.debug({ repo: m.id.key, ms: Date.now() - t }, 'git: mirror warmed');
-        } catch (err) {
-          failed++;
-          this.log.debug({ repo: m.id.key, err: (err as Error).message }, 'git: mirror warm-up fetch failed');
+    await forEachLimit(mirrors, this.warmConcurrency, async (m) => {
+      if (this.#closed) return;
+      const t = Date.now();
+      try {
+        await this.#prepare(m);
+        // A request may have fetched it already; otherwise fetch (or join the fetch in flight).
+        if (m.freshAt === null) {
+          const f = m.inflight ?? this.#startFetch(m);
+          await f.promise;
         }
-        this.#warm.done++;
+        ok++;
+        this.log.debug({ repo: m.id.key, ms: Date.now() - t }, 'git: mirror warmed');
+      } catch (err) {
+        failed++;
+        this.log.debug({ repo: m.id.key, err: (err as Error).message }, 'git: mirror warm-up fetch failed');
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.warmConcurrency, mirrors.length) }, worker));
+      this.#warm.done++;
+    });
     this.#warm.finished = true;
     this.log.info(
       {

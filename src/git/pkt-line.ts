@@ -53,7 +53,6 @@ async function readChunk(s: Readable): Promise<Buffer | null> {
  * paused right after the bytes returned.
  */
 export async function readRequestHead(s: Readable, maxBytes = 1024 * 1024): Promise<RequestHead> {
-  const chunks: Buffer[] = [];
   let buf: Buffer = Buffer.alloc(0);
   let pos = 0;
   const head: RequestHead = { bytes: buf, command: null, wants: [], complete: false };
@@ -82,9 +81,6 @@ export async function readRequestHead(s: Readable, maxBytes = 1024 * 1024): Prom
     if (buf.length >= maxBytes) return { ...head, bytes: buf, complete: false };
     const c = await readChunk(s);
     if (c === null) return { ...head, bytes: buf, complete: true };
-    chunks.push(c);
-    buf = chunks.length === 1 ? c : Buffer.concat([buf, c]);
-    chunks.length = 0;
-    chunks.push(buf);
+    buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
   }
 }

@@ -20,6 +20,7 @@ import { rangedDownload } from '../archive/ranged-download.ts';
 import { extractTarZst } from '../archive/safe-extract.ts';
 import { type Digest, digestFromHex } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
+import { isErrno } from '../store/fs-atomic.ts';
 import { runGit } from './git-process.ts';
 
 export interface GitRestoreOptions {
@@ -78,7 +79,7 @@ async function emptyOrMissing(dir: string): Promise<boolean> {
   try {
     return (await readdir(dir)).length === 0;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    if (isErrno(err, 'ENOENT')) return true;
     throw err;
   }
 }

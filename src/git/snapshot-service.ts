@@ -15,14 +15,13 @@
 // LRU eviction; in a shared bucket a lifecycle rule on old objects is the
 // retention (docs/snapshots.md).
 
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { snapshotArchive } from '../archive/deterministic-tar.ts';
 import { DEFAULTS } from '../core/defaults.ts';
-import type { Digest } from '../core/digest.ts';
+import { type Digest, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
 import { Semaphore } from '../core/pool.ts';
 import { validateRefName } from '../core/ref-name.ts';
@@ -105,7 +104,7 @@ export function snapshotRefName(key: string, commit: string): string {
   try {
     return validateRefName(name);
   } catch {
-    const h = createHash('sha256').update(key).digest('hex');
+    const h = hexOf(sha256(key));
     return `git-snapshots/=${h}/${commit}`;
   }
 }
@@ -223,12 +222,10 @@ export class SnapshotService {
     const work = await mkdtemp(join(this.tmpDir, 'gen-'));
     try {
       const file = join(work, 'snapshot.tar.zst');
-      let hex = '';
-      let size = 0;
+      let hashed: VerifyingStream;
       // One retry: a maintenance repack of the mirror can remove a pack under a running git.
       for (let attempt = 0; ; attempt++) {
-        const h = createHash('sha256');
-        let n = 0;
+        hashed = new VerifyingStream();
         try {
           const archive = await snapshotArchive({
             repoDir: dir,
@@ -237,27 +234,16 @@ export class SnapshotService {
             tmpDir: work,
             zstdLevel: this.zstdLevel,
           });
-          await pipeline(
-            archive.stream,
-            async function* (src: AsyncIterable<Buffer>) {
-              for await (const chunk of src) {
-                h.update(chunk);
-                n += chunk.byteLength;
-                yield chunk;
-              }
-            },
-            createWriteStream(file),
-          );
+          await pipeline(archive.stream, hashed, createWriteStream(file));
         } catch (err) {
           if (attempt >= 1 || !isHoardError(err, 'HOARD_EGIT') || /not found/.test(err.message)) throw err;
           this.log.warn({ repo: key, commit, err: err.message }, 'git: snapshot generation failed; retrying');
           continue;
         }
-        hex = h.digest('hex');
-        size = n;
         break;
       }
-      const digest: Digest = `sha256:${hex}`;
+      const digest = hashed.result as Digest;
+      const size = hashed.hasher.size;
       if ((await stat(file)).size !== size)
         throw new HoardError('HOARD_EINTERNAL', 'snapshot temp file size changed');
       await this.blobs.write(digest, createReadStream(file, { highWaterMark: DEFAULTS.streamChunkBytes }), {
