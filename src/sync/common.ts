@@ -5,6 +5,7 @@ import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
+import type { Digest } from '../core/digest.ts';
 import { HoardError, toHoardError } from '../core/errors.ts';
 import type { Tree } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
@@ -41,9 +42,19 @@ export async function readRef(remote: Remote, ref: string): Promise<RefValue | u
   }
 }
 
-/** The tree local changes are measured against: the directory as of its last sync. */
-export async function loadBase(remote: Remote, root: string, state: SyncState | undefined): Promise<Tree> {
+/**
+ * The tree local changes are measured against: the directory as of its last
+ * sync. `known` is a tree already read (usually the remote's, which is the
+ * base after most syncs), so it is not read and decoded a second time.
+ */
+export async function loadBase(
+  remote: Remote,
+  root: string,
+  state: SyncState | undefined,
+  known?: { digest: Digest; tree: Tree },
+): Promise<Tree> {
   if (!state) return EMPTY_TREE;
+  if (known?.digest === state.base) return known.tree;
   return (
     (await loadLocalTree(root, state.base)) ??
     (await fetchTreeOrUndefined(remote, root, state.base)) ??

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { RefNotFoundError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
-import { normalizeTree, type Tree, treeDigest } from '../core/tree.ts';
+import { type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import { conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
 import { materialize } from './materialize.ts';
@@ -89,11 +89,12 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
   const theirsDigest =
     state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
   const theirs = await fetchTree(remote, root, theirsDigest);
-  const base = await loadBase(remote, root, state);
+  const base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
   const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'theirs' : undefined);
   if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'pull');
-  const target = normalizeTree(merged.entries);
-  const targetDigest = treeDigest(target.entries).digest;
+  // treeDigest validates the merged entries (merge already sorted them canonically).
+  const targetDigest = treeDigest(merged.entries).digest;
+  const target: Tree = { entries: merged.entries };
 
   let r = { filesDownloaded: 0, bytesDownloaded: 0, filesDeleted: 0, filesWritten: 0 };
   if (targetDigest !== scan.digest) {

@@ -138,15 +138,16 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
       return result(cur.target, tree, state.tree, true);
     }
 
+    // A ref that no longer exists is a fresh start: nothing on the remote to merge with.
     let theirs: Tree = EMPTY_TREE;
     let theirsDigest: Digest | undefined;
+    let base: Tree = EMPTY_TREE;
     if (cur) {
       theirsDigest =
         state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
       theirs = await fetchTree(remote, root, theirsDigest);
+      base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
     }
-    // A ref that no longer exists is a fresh start: nothing on the remote to merge with.
-    const base = cur ? await loadBase(remote, root, state) : EMPTY_TREE;
     const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined);
     if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'push');
     const { digest: mergedDigest, bytes: mergedBytes } = treeDigest(merged.entries);

@@ -22,8 +22,6 @@ export interface ScanResult {
   tree: Tree;
   digest: Digest;
   bytes: Buffer;
-  /** Stat of every file entry, as hashed or as matched in the cache. */
-  stats: Map<string, StatKey>;
   /** One local path holding each file digest (to upload from, or to copy instead of downloading). */
   localByDigest: Map<Digest, string>;
   /** Absolute paths of temp files left by pull processes that are gone. */
@@ -93,7 +91,8 @@ export async function scanDirectory(
   // kernel and a thread-pool round trip per file costs more than the call),
   // then hash only the cache misses, in parallel.
   const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
-  const stats = new Map<string, StatKey>();
+  /** Paths of the file entries: the stat cache keeps only these. */
+  const filePaths = new Set<string>();
   const misses: { rel: string; kind: 'file' | 'exec' }[] = [];
   for (const rel of files) {
     const abs = join(root, rel);
@@ -118,7 +117,7 @@ export async function scanDirectory(
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
-    stats.set(rel, key);
+    filePaths.add(rel);
     entries.push({ path: rel, kind, size: key.size, digest });
   }
   let filesHashed = 0;
@@ -129,7 +128,7 @@ export async function scanDirectory(
     filesHashed++;
     bytesHashed += hashed.key.size;
     cache.set(rel, hashed.key, hashed.digest, Date.now());
-    stats.set(rel, hashed.key);
+    filePaths.add(rel);
     entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
   });
 
@@ -139,7 +138,7 @@ export async function scanDirectory(
   keyed.sort((a, b) => Buffer.compare(a.k, b.k));
   const sorted = keyed.map((x) => x.e);
 
-  cache.retain(stats);
+  cache.retain(filePaths);
   const { digest, bytes } = treeDigest(sorted);
   const tree: Tree = { entries: sorted };
   const localByDigest = new Map<Digest, string>();
@@ -147,7 +146,7 @@ export async function scanDirectory(
     if ((e.kind === 'file' || e.kind === 'exec') && !localByDigest.has(e.digest))
       localByDigest.set(e.digest, e.path);
   }
-  return { tree, digest, bytes, stats, localByDigest, staleTemps, filesHashed, bytesHashed };
+  return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed };
 }
 
 /**

@@ -99,19 +99,11 @@ export class StatCache {
     return this.#entries.size;
   }
 
-  get dirty(): boolean {
-    return this.#dirty;
-  }
-
   /** The cached digest when the stat is unchanged and the entry was not racy. */
   lookup(path: string, key: StatKey): Digest | undefined {
     const e = this.#entries.get(path);
     if (!e || e.racy || !sameStat(e, key)) return undefined;
     return e.digest;
-  }
-
-  get(path: string): StatCacheEntry | undefined {
-    return this.#entries.get(path);
   }
 
   set(path: string, key: StatKey, digest: Digest, observedAtMs: number): void {
@@ -126,8 +118,8 @@ export class StatCache {
     if (this.#entries.delete(path)) this.#dirty = true;
   }
 
-  /** Drops entries for paths not in `keep` (a set, or a map keyed by path). */
-  retain(keep: { has(path: string): boolean }): void {
+  /** Drops entries for paths not in `keep`. */
+  retain(keep: ReadonlySet<string>): void {
     for (const path of this.#entries.keys()) {
       if (!keep.has(path)) {
         this.#entries.delete(path);

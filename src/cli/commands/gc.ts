@@ -15,13 +15,19 @@ export function registerGc(program: Command): void {
     .command('gc')
     .description('remove blobs of a filesystem store that no ref reaches')
     .requiredOption('--data <dir>', 'data directory of a server (or the path of a file:// remote)')
-    .option('--grace <duration>', 'keep unreferenced blobs used more recently than this', '1h')
+    .option('--grace <duration>', 'keep unreferenced blobs used more recently than this (default 1h)')
     .option('--max-disk <size>', 'stop once the store is at most this big (default: remove all garbage)')
     .option('--dry-run', 'report what would be removed, remove nothing')
     .option('--json', 'print the report as one JSON object')
     .action(
       action(
-        async (opts: { data: string; grace: string; maxDisk?: string; dryRun?: boolean; json?: boolean }) => {
+        async (opts: {
+          data: string;
+          grace?: string;
+          maxDisk?: string;
+          dryRun?: boolean;
+          json?: boolean;
+        }) => {
           let graceMs: number;
           let targetBytes = 0;
           try {
