@@ -204,7 +204,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       state.ready = true;
       if (!auth.tokens)
         app.log.warn('no --tokens file: accepting loopback clients only (every other client gets 403)');
-      return address.replace('[::1]', '[::1]');
+      return address;
     },
     async drain() {
       state.draining = true;

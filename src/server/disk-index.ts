@@ -86,9 +86,12 @@ export class DiskIndex {
     try {
       const text = await readFile(this.path, 'utf8');
       for (const line of text.split('\n')) {
-        const [hex, size, used] = line.split(' ');
-        if (!hex || !/^[0-9a-f]{64}$/.test(hex)) continue;
-        this.#set(digestFromHex(hex), Number(size), Number(used));
+        const [hex, sizeText, usedText] = line.split(' ');
+        const size = Number(sizeText);
+        const used = Number(usedText);
+        // Skip a damaged line: the reconcile scan re-adds its blob, if present, at the cold end.
+        if (!hex || !/^[0-9a-f]{64}$/.test(hex) || !Number.isSafeInteger(size) || size < 0) continue;
+        this.#set(digestFromHex(hex), size, Number.isFinite(used) ? used : 0);
       }
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;

@@ -31,11 +31,12 @@ const MAX_TREE_BYTES = 1024 * 1024 * 1024;
 export async function liveSet(disk: FsBlobStore, refs: RefStore): Promise<Set<Digest>> {
   const live = new Set<Digest>();
   const visitedTrees = new Set<Digest>();
-  const markTree = async (digest: Digest) => {
+  /** Marks a tree and its files; `read` is the blob when the caller already holds it. */
+  const markTree = async (digest: Digest, read?: Buffer) => {
     live.add(digest);
     if (visitedTrees.has(digest)) return;
     visitedTrees.add(digest);
-    const bytes = await readSmall(disk, digest, MAX_TREE_BYTES);
+    const bytes = read ?? (await readSmall(disk, digest, MAX_TREE_BYTES));
     if (!bytes?.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) return;
     try {
       for (const e of fileEntries(decodeTree(bytes))) live.add(e.digest);
@@ -56,7 +57,7 @@ export async function liveSet(disk: FsBlobStore, refs: RefStore): Promise<Set<Di
       } catch {
         // not a snapshot record after all
       }
-    } else if (head.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) await markTree(ref.target);
+    } else if (head.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) await markTree(ref.target, head);
   }
   return live;
 }

@@ -60,8 +60,10 @@ export class RefExpiry {
   async open(): Promise<void> {
     await mkdir(join(this.opts.dataDir, 'index'), { recursive: true });
     try {
-      const saved = JSON.parse(await readFile(this.path, 'utf8')) as Record<string, number>;
-      for (const [k, v] of Object.entries(saved)) if (typeof v === 'number') this.#used.set(k, v);
+      const saved: unknown = JSON.parse(await readFile(this.path, 'utf8'));
+      // A damaged file (not an object of numbers) loses only last-use times: clocks restart.
+      if (saved && typeof saved === 'object')
+        for (const [k, v] of Object.entries(saved)) if (Number.isFinite(v)) this.#used.set(k, v as number);
     } catch (err) {
       if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
     }
