@@ -71,8 +71,8 @@ export class StatCache {
       const v = JSON.parse(await readFile(join(dir, STATE_DIR, FILE), 'utf8')) as {
         format?: string;
         entries?: Record<string, Row>;
-      };
-      if (v.format === FORMAT && v.entries && typeof v.entries === 'object') {
+      } | null; // a file saying `null` is damaged too
+      if (v?.format === FORMAT && v.entries && typeof v.entries === 'object') {
         for (const [path, row] of Object.entries(v.entries)) {
           if (!Array.isArray(row) || row.length !== 6 || !isDigest(row[4])) continue;
           try {

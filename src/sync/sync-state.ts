@@ -43,7 +43,7 @@ function stateFile(dir: string, remote: string, ref: string): string {
 }
 
 export async function loadState(dir: string, remote: string, ref: string): Promise<SyncState | undefined> {
-  let v: Record<string, unknown>;
+  let v: Record<string, unknown> | null;
   try {
     v = JSON.parse(await readFile(stateFile(dir, remote, ref), 'utf8'));
   } catch (err) {
@@ -51,7 +51,7 @@ export async function loadState(dir: string, remote: string, ref: string): Promi
     throw err;
   }
   if (
-    v.format !== FORMAT ||
+    v?.format !== FORMAT ||
     v.remote !== remote ||
     v.ref !== ref ||
     !isDigest(v.snapshot) ||

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import { sha256 } from '../../src/core/digest.ts';
 import { IgnoreRules } from '../../src/sync/ignore-rules.ts';
 import { scanDirectory } from '../../src/sync/scan.ts';
 import { isRacy, StatCache } from '../../src/sync/stat-cache.ts';
+import { loadState, saveState } from '../../src/sync/sync-state.ts';
 import { tempDir, writeFiles } from './helpers.ts';
 
 describe('stat cache', () => {
@@ -52,6 +53,35 @@ describe('stat cache', () => {
       cache.set('b', key(now - 10_000), sha256('x'), now);
       assert.equal(cache.lookup('b', key(now - 10_000)), sha256('x'));
     });
+  });
+});
+
+describe('damaged local state', () => {
+  it('reads a state or cache file holding JSON null as absent', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      await writeFiles(dir, { '.hoard/stat-cache.json': 'null' });
+      assert.equal((await StatCache.load(dir)).size, 0);
+      const state = {
+        remote: 'file:///r',
+        ref: 'a/b',
+        snapshot: sha256('s'),
+        version: '1',
+        tree: sha256('t'),
+        base: sha256('t'),
+        syncedAt: new Date().toISOString(),
+      };
+      await saveState(dir, state);
+      const [name] = await readdir(join(dir, '.hoard', 'sync'));
+      assert.deepEqual(await loadState(dir, state.remote, state.ref), {
+        format: 'hoard-sync-state/1',
+        ...state,
+      });
+      await writeFile(join(dir, '.hoard', 'sync', name), 'null');
+      assert.equal(await loadState(dir, state.remote, state.ref), undefined);
+    } finally {
+      await cleanup();
+    }
   });
 });
 
