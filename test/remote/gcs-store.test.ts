@@ -14,6 +14,7 @@ import { blobStoreConformance } from '../store/blob-store-conformance.ts';
 import { refStoreConformance } from '../store/ref-store-conformance.ts';
 import { type GcsEmulator, startGcsEmulator } from '../support/gcs-emulator/index.ts';
 import { readAll } from '../support/streams.ts';
+import { bucketStoreCases } from './bucket-cases.ts';
 import { startFaultProxy } from './fault-proxy.ts';
 import { randomPrefix } from './s3-env.ts';
 
@@ -117,44 +118,9 @@ describe('gcs remote', () => {
     }
   });
 
-  it('a small declared write of an existing blob is settled by the conditional write alone', async () => {
-    const fx = await open('smallput');
-    try {
-      const data = randomBytes(3000);
-      const digest = sha256(data);
-      assert.deepEqual(await fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 }), {
-        created: true,
-        size: 3000,
-      });
-      assert.deepEqual(await fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 }), {
-        created: false,
-        size: 3000,
-      });
-      const results = await Promise.all(
-        Array.from({ length: 6 }, () => fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 })),
-      );
-      assert.ok(results.every((r) => !r.created));
-      assert.deepEqual(await readAll(await fx.remote.blobs.read(digest)), data);
-    } finally {
-      await fx.cleanup();
-    }
-  });
-
-  it('missing() by shard listing agrees with HEADs', async () => {
-    const fx = await open('missing', { listThreshold: 0, listCostInHeads: 1 });
-    try {
-      const blobs = Array.from({ length: 40 }, (_, i) => Buffer.from(`blob ${i}`));
-      const digests = blobs.map((b) => sha256(b));
-      for (let i = 0; i < blobs.length; i += 2)
-        await fx.remote.blobs.write(digests[i], Readable.from([blobs[i]]));
-      const expected = digests.filter((_, i) => i % 2 === 1);
-      assert.deepEqual(await fx.remote.blobs.missing([...digests, digests[1]]), expected);
-      const heads = await openGcsRemote(new URL(`gs://${BUCKET}/${fx.prefix}`), { apiEndpoint: emu.url });
-      assert.deepEqual(await heads.blobs.missing(digests), expected);
-    } finally {
-      await fx.cleanup();
-    }
-  });
+  bucketStoreCases(open, (prefix) =>
+    openGcsRemote(new URL(`gs://${BUCKET}/${prefix}`), { apiEndpoint: emu.url }),
+  );
 
   it('retries 503 and then succeeds; a lost CAS is not retried', async () => {
     let fail = 2;

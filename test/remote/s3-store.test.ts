@@ -15,6 +15,7 @@ import { makeS3Client, openS3Remote, parseS3Url, type S3RemoteOptions } from '..
 import { blobStoreConformance } from '../store/blob-store-conformance.ts';
 import { refStoreConformance } from '../store/ref-store-conformance.ts';
 import { readAll } from '../support/streams.ts';
+import { bucketStoreCases } from './bucket-cases.ts';
 import { startFaultProxy } from './fault-proxy.ts';
 import { deletePrefix, randomPrefix, s3TestEnv } from './s3-env.ts';
 
@@ -202,46 +203,9 @@ describe('s3 remote', () => {
     }
   });
 
-  it('a small declared write of an existing blob is settled by the conditional write alone', async () => {
-    const fx = await open('smallput');
-    try {
-      const data = randomBytes(3000);
-      const digest = sha256(data);
-      assert.deepEqual(await fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 }), {
-        created: true,
-        size: 3000,
-      });
-      assert.deepEqual(await fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 }), {
-        created: false,
-        size: 3000,
-      });
-      const results = await Promise.all(
-        Array.from({ length: 6 }, () => fx.remote.blobs.write(digest, Readable.from([data]), { size: 3000 })),
-      );
-      assert.ok(results.every((r) => !r.created));
-      assert.deepEqual(await readAll(await fx.remote.blobs.read(digest)), data);
-    } finally {
-      await fx.cleanup();
-    }
-  });
-
-  it('missing() by shard listing agrees with HEADs', async () => {
-    const fx = await open('missing', { listThreshold: 0, listCostInHeads: 1 });
-    try {
-      const blobs = Array.from({ length: 40 }, (_, i) => Buffer.from(`blob ${i}`));
-      const digests = blobs.map((b) => sha256(b));
-      for (let i = 0; i < blobs.length; i += 2)
-        await fx.remote.blobs.write(digests[i], Readable.from([blobs[i]]));
-      // Same shard as a stored one, but absent: listing must still report it.
-      const expected = digests.filter((_, i) => i % 2 === 1);
-      assert.deepEqual(await fx.remote.blobs.missing([...digests, digests[1]]), expected);
-      const heads = await openS3Remote(new URL(`s3://${fx.bucket}/${fx.prefix}`), { env: s3TestEnv().env });
-      assert.deepEqual(await heads.blobs.missing(digests), expected);
-      await heads.close();
-    } finally {
-      await fx.cleanup();
-    }
-  });
+  bucketStoreCases(open, (prefix) =>
+    openS3Remote(new URL(`s3://${s3TestEnv().bucket}/${prefix}`), { env: s3TestEnv().env }),
+  );
 
   it('retries 503 with backoff and then succeeds; never retries 412', async () => {
     const { env, endpoint, bucket } = s3TestEnv();
