@@ -38,7 +38,7 @@ import zlib from 'node:zlib';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
-import { runGit, spawnGit } from '../git/git-process.ts';
+import { gitFailure, runGit, spawnGit } from '../git/git-process.ts';
 import { ByteReader } from './byte-reader.ts';
 import { END_OF_ARCHIVE, encodeHeader, padding, type TarEntryType } from './tar-format.ts';
 
@@ -100,13 +100,13 @@ export function snapshotGitConfig(originUrl: string): string {
   ].join('\n');
 }
 
+/** Like runGit, but stdout as bytes (ls-tree paths need not be UTF-8). */
 async function gitBytes(args: string[], cwd: string, signal?: AbortSignal): Promise<Buffer> {
   const g = spawnGit(args, { cwd, signal });
   const out: Buffer[] = [];
   g.child.stdout?.on('data', (c: Buffer) => out.push(c));
   const exit = await g.done;
-  if (exit.code !== 0)
-    throw gitError(`git ${args[0]} failed: ${exit.error?.message ?? exit.stderr.trim() ?? exit.code}`);
+  if (exit.code !== 0) throw gitFailure(args, exit);
   return Buffer.concat(out);
 }
 
@@ -314,7 +314,7 @@ export async function* tarStream(
     yield END_OF_ARCHIVE;
     await feeding;
     const exit = await cat.done;
-    if (exit.code !== 0) throw gitError(`git cat-file failed: ${exit.stderr.trim() || exit.code}`);
+    if (exit.code !== 0) throw gitFailure(['cat-file', '--batch'], exit);
   } finally {
     cat.kill();
     await rm(plan.workDir, { recursive: true, force: true });
