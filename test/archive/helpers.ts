@@ -2,16 +2,18 @@
 // awkward content, mirrors with different pack layouts, tars built in memory,
 // and hashing streams.
 
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
+import { isHoardError } from '../../src/core/errors.ts';
 import { GIT_ENV } from '../git/helpers/harness.ts';
 
 const execFileP = promisify(execFile);
@@ -135,4 +137,24 @@ export async function makeTar(entries: Entry[]): Promise<Buffer> {
 
 export function zst(buf: Buffer): Buffer {
   return zlib.zstdCompressSync(buf);
+}
+
+let cases = 0;
+
+/** A fresh `<root>/case-<n>/staging` pair: anything written outside staging shows up in outer. */
+export async function stage(root: string): Promise<{ outer: string; staging: string }> {
+  const outer = join(root, `case-${cases++}`);
+  const staging = join(outer, 'staging');
+  await mkdir(staging, { recursive: true });
+  return { outer, staging };
+}
+
+/** Asserts that an extraction into `outer`/staging is refused as unsafe and wrote nothing next to staging. */
+export async function assertRefused(run: Promise<unknown>, outer: string, pattern: RegExp): Promise<void> {
+  await assert.rejects(run, (e) => {
+    assert.ok(isHoardError(e, 'HOARD_EARCHIVE_UNSAFE'), String(e));
+    assert.match(e.message, pattern);
+    return true;
+  });
+  assert.deepEqual(await readdir(outer), ['staging'], 'nothing written next to the staging dir');
 }
