@@ -104,6 +104,17 @@ async function parentsAreFolders(root: string, rel: string): Promise<boolean> {
   return true;
 }
 
+/** Paths ordered deepest first (children before their folders); depth counted once per path. */
+function deepestFirst(paths: string[]): string[] {
+  const depth = new Map<string, number>();
+  for (const p of paths) {
+    let n = 0;
+    for (let i = p.indexOf('/'); i !== -1; i = p.indexOf('/', i + 1)) n++;
+    depth.set(p, n);
+  }
+  return paths.sort((a, b) => depth.get(b)! - depth.get(a)!);
+}
+
 function execMode(mode: number, exec: boolean): number {
   const perm = mode & 0o777;
   return exec ? perm | ((perm & 0o444) >> 2) : perm & ~0o111;
@@ -193,11 +204,10 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     deleted.add(p);
     cache.delete(p);
   };
-  const deepestFirst = (a: string, b: string) => b.split('/').length - a.split('/').length;
   // Removals that make room for writes go first; the rest after the writes,
   // so a renamed file can still be copied from its old place.
-  const structural = [...removals].filter((p) => tgt.has(p) || targetFolders.has(p)).sort(deepestFirst);
-  const later = [...removals].filter((p) => !tgt.has(p) && !targetFolders.has(p)).sort(deepestFirst);
+  const structural = deepestFirst([...removals].filter((p) => tgt.has(p) || targetFolders.has(p)));
+  const later = deepestFirst([...removals].filter((p) => !tgt.has(p) && !targetFolders.has(p)));
   for (const p of structural) await remove(p);
 
   // Folders and symlinks.
@@ -284,6 +294,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     await forEachLimit([...groups], DEFAULTS.transferConcurrency, ([digest, entries]) =>
       flight.do(digest, async () => {
         const temps: { tmp: string; entry: FileEntry }[] = [];
+        let firstMode: number | undefined;
         try {
           for (const entry of entries) {
             const parent = await ensureParents(root, entry.path);
@@ -292,7 +303,8 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
             if (temps.length === 0) await fill(digest, entry.size, tmp, exec);
             else {
               await copyFile(temps[0].tmp, tmp, constants.COPYFILE_EXCL);
-              await chmod(tmp, execMode((await stat(temps[0].tmp)).mode, exec));
+              firstMode ??= (await stat(temps[0].tmp)).mode;
+              await chmod(tmp, execMode(firstMode, exec));
             }
             temps.push({ tmp, entry });
             touchedDirs.add(parent);
@@ -326,7 +338,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   // Folders left empty by deletions go too, unless the target keeps them.
   const emptied = new Set<string>();
   for (const p of deleted) for (const q of parentsOf(p)) if (!targetFolders.has(q)) emptied.add(q);
-  for (const q of [...emptied].sort(deepestFirst)) {
+  for (const q of deepestFirst([...emptied])) {
     if (!(await parentsAreFolders(root, q))) continue;
     const st = lstatOrUndefined(join(root, q));
     if (st?.isDirectory()) await rmdir(join(root, q)).catch(() => {});
