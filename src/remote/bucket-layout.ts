@@ -12,7 +12,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, Hasher, hexOf } from '../core/digest.ts';
 import { DigestMismatchError, HoardError } from '../core/errors.ts';
-import { Semaphore } from '../core/pool.ts';
+import { forEachLimit, Semaphore } from '../core/pool.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import type { BlobInfo } from '../store/blob-store.ts';
 import { decodeRefObject } from '../store/ref-store.ts';
@@ -200,15 +200,6 @@ export async function bucketMissing(
   const costInHeads = Math.max(1, opts.listCostInHeads ?? DEFAULTS.bucketListCostInHeads);
   const present = new Set<Digest>();
   const sem = new Semaphore(headConcurrency);
-  const headAll = async (ds: readonly { d: Digest }[]) => {
-    await Promise.all(
-      ds.map(({ d }) =>
-        sem.run(async () => {
-          if (await backend.has(d, signal)) present.add(d);
-        }),
-      ),
-    );
-  };
   type Keyed = { d: Digest; key: string };
   /**
    * Lists `prefix` over the range of the (sorted) wanted keys while the pages
@@ -254,7 +245,9 @@ export async function bucketMissing(
     const undecided = await Promise.all([...shards].map(([p, ks]) => listRange(p, ks)));
     rest = undecided.flat();
   }
-  await headAll(rest);
+  await forEachLimit(rest, headConcurrency, async ({ d }) => {
+    if (await backend.has(d, signal)) present.add(d);
+  });
   return unique.filter((d) => !present.has(d));
 }
 
@@ -278,11 +271,10 @@ export class HoldBackVerifier extends Transform {
   readonly expectedSize: number | undefined;
   #held: Buffer | undefined;
 
-  constructor(expected: Digest, expectedSize?: number, initial?: Hasher) {
+  constructor(expected: Digest, expectedSize?: number) {
     super();
     this.expected = expected;
     this.expectedSize = expectedSize;
-    if (initial) this.hasher = initial;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

@@ -66,7 +66,7 @@ import {
   partsOf,
   verifyHash,
 } from './bucket-layout.ts';
-import { withRetry } from './retry.ts';
+import { statusOf, withRetry } from './retry.ts';
 import { errName, gcNudge, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 
 export interface S3BlobStoreOptions extends BucketStoreOptions {
@@ -146,11 +146,7 @@ export class S3BlobStore implements BlobStore {
       );
     } catch (err) {
       if (isNotFound(err)) throw new BlobNotFoundError(digest, { details: { bucket: this.loc.bucket, key } });
-      if (
-        range &&
-        (errName(err) === 'InvalidRange' ||
-          (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416)
-      )
+      if (range && (errName(err) === 'InvalidRange' || statusOf(err) === 416))
         return this.#emptyRange(digest, range, signal);
       throw s3Error(err, 'GetObject', this.loc.bucket, key);
     }
