@@ -6,14 +6,14 @@
 // is broken by the next writer.
 
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
-import { hostName, isErrno, isPidAlive, writeFileAtomic } from './fs-atomic.ts';
+import { isErrno, writeFileAtomic } from './fs-atomic.ts';
+import { withLockFile } from './lock-file.ts';
 import { decodeRefObject, type RefListing, type RefStore, type RefValue } from './ref-store.ts';
 
 export class FsRefStore implements RefStore {
@@ -100,29 +100,17 @@ export class FsRefStore implements RefStore {
       throw err;
     }
     const lock = `${path}.lock`;
-    const token = `${hostName()} ${process.pid} ${randomBytes(8).toString('hex')}`;
-    const deadline = Date.now() + DEFAULTS.refLockTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fh = await open(lock, 'wx');
-        await fh.writeFile(token);
-        await fh.close();
-        break;
-      } catch (err) {
-        if (isErrno(err, 'ENOTDIR')) throw nameClash(name);
-        if (!isErrno(err, 'EEXIST')) throw err;
-      }
-      if (await breakIfAbandoned(lock)) continue;
-      if (Date.now() > deadline)
-        throw new HoardError('HOARD_ELOCK_TIMEOUT', `timed out waiting for the lock of ref ${name}`, {
-          hint: `if no hoard process is running, remove ${lock}`,
-        });
-      await sleep(Math.min(50, 2 + attempt * 2) * (0.5 + Math.random()));
-    }
     try {
-      return await fn();
-    } finally {
-      await unlink(lock).catch(() => {});
+      return await withLockFile(lock, fn, {
+        timeoutMs: DEFAULTS.refLockTimeoutMs,
+        onTimeout: () =>
+          new HoardError('HOARD_ELOCK_TIMEOUT', `timed out waiting for the lock of ref ${name}`, {
+            hint: `if no hoard process is running, remove ${lock}`,
+          }),
+      });
+    } catch (err) {
+      if (isErrno(err, 'ENOTDIR')) throw nameClash(name);
+      throw err;
     }
   }
 }
@@ -135,47 +123,6 @@ function nameClash(name: string): HoardError {
       hint: 'a ref name cannot be both a ref and a folder of refs (like git)',
     },
   );
-}
-
-/**
- * Removes a lock whose owner is gone: same host and pid dead, or (other
- * host, unknown owner) older than refLockStaleMs. The lock is first renamed
- * aside and its content compared, so two processes breaking the same stale
- * lock cannot also remove a fresh lock taken in between.
- */
-async function breakIfAbandoned(lock: string): Promise<boolean> {
-  let content: string;
-  let mtimeMs: number;
-  try {
-    content = await readFile(lock, 'utf8');
-    mtimeMs = (await stat(lock)).mtimeMs;
-  } catch {
-    return true; // released meanwhile: retry at once
-  }
-  const [host, pidText] = content.split(' ');
-  const pid = Number(pidText);
-  const abandoned =
-    host === hostName() && Number.isSafeInteger(pid)
-      ? !isPidAlive(pid)
-      : Date.now() - mtimeMs > DEFAULTS.refLockStaleMs || content === ''; // '' = killed between create and write
-  if (!abandoned) return false;
-  if (content === '' && Date.now() - mtimeMs < 1000) return false; // probably being written right now
-  const aside = `${lock}.${randomBytes(6).toString('hex')}.broken`;
-  try {
-    await rename(lock, aside);
-  } catch {
-    return true;
-  }
-  const taken = await readFile(aside, 'utf8').catch(() => '');
-  if (taken !== content) {
-    // We moved a fresh lock: put it back if nobody took the place meanwhile.
-    // link, unlike rename, never replaces a lock someone else took meanwhile.
-    await link(aside, lock).catch(() => {});
-    await unlink(aside).catch(() => {});
-    return false;
-  }
-  await unlink(aside).catch(() => {});
-  return true;
 }
 
 async function walk(root: string, dir: string, out: string[]): Promise<void> {

@@ -1,15 +1,15 @@
 // Pieces push and pull share: the conflict error, the merge base, the
 // directory check.
 
-import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, toHoardError } from '../core/errors.ts';
 import type { Tree } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
-import { hostName, isErrno, isPidAlive } from '../store/fs-atomic.ts';
+import { isErrno } from '../store/fs-atomic.ts';
+import { withLockFile } from '../store/lock-file.ts';
 import type { RefValue } from '../store/ref-store.ts';
 import { STATE_DIR } from './ignore-rules.ts';
 import type { SyncState } from './sync-state.ts';
@@ -81,35 +81,11 @@ export async function withDirLock<T>(root: string, fn: () => Promise<T>): Promis
   const dir = join(root, STATE_DIR);
   await mkdir(dir, { recursive: true });
   const lock = join(dir, 'lock');
-  const me = `${hostName()} ${process.pid}`;
-  const deadline = Date.now() + DEFAULTS.refLockTimeoutMs;
-  for (;;) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(me);
-      await fh.close();
-      break;
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-    }
-    const owner = await readFile(lock, 'utf8').catch(() => undefined);
-    if (owner === undefined) continue;
-    const [host, pidText] = owner.split(' ');
-    const pid = Number(pidText);
-    if (host === hostName() && Number.isSafeInteger(pid) && pid > 0 && !isPidAlive(pid)) {
-      // Take over only if it is still the same dead owner's lock.
-      if ((await readFile(lock, 'utf8').catch(() => undefined)) === owner) await unlink(lock).catch(() => {});
-      continue;
-    }
-    if (Date.now() > deadline)
-      throw new HoardError('HOARD_ELOCK_TIMEOUT', `another hoard process (${owner}) is syncing ${root}`, {
+  return withLockFile(lock, fn, {
+    timeoutMs: DEFAULTS.refLockTimeoutMs,
+    onTimeout: (owner) =>
+      new HoardError('HOARD_ELOCK_TIMEOUT', `another hoard process (${owner}) is syncing ${root}`, {
         hint: `wait for it to finish; if none is running, remove ${lock}`,
-      });
-    await sleep(50);
-  }
-  try {
-    return await fn();
-  } finally {
-    await unlink(lock).catch(() => {});
-  }
+      }),
+  });
 }
