@@ -32,6 +32,27 @@ describe('hoard CLI', () => {
     );
   });
 
+  it('git restore refuses a --concurrency that is not a whole number ≥ 1', async () => {
+    for (const bad of ['abc', '0', '2.5']) {
+      await assert.rejects(
+        run(process.execPath, [
+          HOARD,
+          'git',
+          'restore',
+          'http://127.0.0.1:1/git/x',
+          '/nonexistent/x',
+          '--concurrency',
+          bad,
+        ]),
+        (e: { code: number; stderr: string }) => {
+          assert.equal(e.code, 1);
+          assert.match(e.stderr, /--concurrency/);
+          return true;
+        },
+      );
+    }
+  });
+
   it('runs under an older system node by re-executing the pinned Node 24', {
     skip: !existsSync('/usr/bin/node'),
   }, async () => {

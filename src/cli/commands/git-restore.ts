@@ -1,7 +1,7 @@
 // `hoard git restore <server-url>/git/<repo> <dir> [--ref R] [--json]`: the
 // command; the work is in src/git/restore.ts, loaded only when it runs.
 
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { GitRestoreResult } from '../../git/restore.ts';
 import { action, info, printJson } from '../output.ts';
@@ -14,7 +14,11 @@ export function registerGitRestore(git: Command): void {
     .argument('<dir>', 'directory to create (must not exist or be empty)')
     .option('--ref <ref>', 'branch or tag (default: the upstream HEAD branch)')
     .option('--json', 'print a JSON summary {commit, snapshot, bytes, durationMs, fetchedAfterRestore}')
-    .option('--concurrency <n>', `parallel range downloads (default ${DEFAULTS.restoreConcurrency})`, Number)
+    .option(
+      '--concurrency <n>',
+      `parallel range downloads (default ${DEFAULTS.restoreConcurrency})`,
+      positiveInteger,
+    )
     .action(
       action(
         async (url: string, dir: string, opts: { ref?: string; json?: boolean; concurrency?: number }) => {
@@ -58,4 +62,12 @@ export function registerGitRestore(git: Command): void {
         { jsonFlag: true },
       ),
     );
+}
+
+/** commander parser: a whole number ≥ 1, else a usage error (NaN would start no download at all). */
+function positiveInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
 }
