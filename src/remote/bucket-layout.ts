@@ -12,10 +12,10 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, Hasher, hexOf } from '../core/digest.ts';
 import { DigestMismatchError, HoardError } from '../core/errors.ts';
-import { forEachLimit, Semaphore } from '../core/pool.ts';
+import { forEachLimit, mapLimit, Semaphore } from '../core/pool.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import type { BlobInfo } from '../store/blob-store.ts';
-import { decodeRefObject } from '../store/ref-store.ts';
+import { decodeRefObject, type RefListing } from '../store/ref-store.ts';
 
 /** Normalises the path part of `s3://bucket/prefix` to `prefix/` (or `` for the bucket root). */
 export function normalizePrefix(raw: string, url: string): string {
@@ -145,6 +145,22 @@ export function parseBucketRef(bytes: Uint8Array, name: string): ParsedRef {
     return { kind: 'tombstone', nonce: n };
   const obj = decodeRefObject(bytes, name);
   return { kind: 'ref', target: obj.target, nonce: n };
+}
+
+/**
+ * The refs among one listed page of names, in order: each ref object is read
+ * (bounded parallel) and tombstones or refs gone meanwhile are skipped.
+ */
+export async function* refsOfPage<C extends ParsedRef>(
+  names: readonly string[],
+  read: (name: string) => Promise<C | undefined>,
+  version: (cur: C) => string,
+): AsyncIterable<RefListing> {
+  const values = await mapLimit(names, DEFAULTS.bucketHeadConcurrency, read);
+  for (let i = 0; i < names.length; i++) {
+    const v = values[i];
+    if (v?.kind === 'ref') yield { name: names[i], target: v.target, version: version(v) };
+  }
 }
 
 /** Largest ref object read back (they are ~120 bytes). */

@@ -15,7 +15,6 @@
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
-import { mapLimit } from '../core/pool.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import type { RefListing, RefStore, RefValue } from '../store/ref-store.ts';
 import {
@@ -24,6 +23,7 @@ import {
   MAX_REF_OBJECT_BYTES,
   type ParsedRef,
   parseBucketRef,
+  refsOfPage,
 } from './bucket-layout.ts';
 import {
   type GcsLocation,
@@ -193,11 +193,11 @@ export class GcsRefStore implements RefStore {
         throw gcsError(err, 'list', this.loc.name, keyPrefix);
       });
       const names = this.layout.refNamesOfKeys(files.map((f) => f.name));
-      const values = await mapLimit(names, DEFAULTS.bucketHeadConcurrency, (n) => this.#current(n, signal));
-      for (let i = 0; i < names.length; i++) {
-        const v = values[i];
-        if (v?.kind === 'ref') yield { name: names[i], target: v.target, version: v.generation };
-      }
+      yield* refsOfPage(
+        names,
+        (n) => this.#current(n, signal),
+        (c) => c.generation,
+      );
       pageToken = (next as { pageToken?: string } | null)?.pageToken;
       if (!pageToken) return;
     }

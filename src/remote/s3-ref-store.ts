@@ -33,7 +33,6 @@ import {
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
-import { mapLimit } from '../core/pool.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import { readAllBounded } from '../core/streams.ts';
 import type { RefListing, RefStore, RefValue } from '../store/ref-store.ts';
@@ -44,6 +43,7 @@ import {
   MAX_REF_OBJECT_BYTES,
   type ParsedRef,
   parseBucketRef,
+  refsOfPage,
 } from './bucket-layout.ts';
 import { withRetry } from './retry.ts';
 import {
@@ -225,11 +225,11 @@ export class S3RefStore implements RefStore {
       });
       const names = this.layout.refNamesOfKeys((res.Contents ?? []).map((o) => o.Key ?? ''));
       // Keys come in UTF-8 byte order, which for the ref-name alphabet is name order.
-      const values = await mapLimit(names, DEFAULTS.bucketHeadConcurrency, (n) => this.#current(n, signal));
-      for (let i = 0; i < names.length; i++) {
-        const v = values[i];
-        if (v?.kind === 'ref') yield { name: names[i], target: v.target, version: v.etag };
-      }
+      yield* refsOfPage(
+        names,
+        (n) => this.#current(n, signal),
+        (c) => c.etag,
+      );
       if (!res.IsTruncated || !res.NextContinuationToken) return;
       token = res.NextContinuationToken;
     }
