@@ -2,6 +2,7 @@
 
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { HoardError } from './errors.ts';
 
 /** Consumes a source to its end without keeping anything. */
 export async function drain(
@@ -28,7 +29,7 @@ export async function readAllBounded(source: AsyncIterable<Uint8Array>, limit: n
     size += chunk.byteLength;
     if (size > limit) {
       if (source instanceof Readable) source.destroy();
-      throw new Error(`object larger than ${limit} bytes`);
+      throw new HoardError('HOARD_ETOO_LARGE', `object larger than ${limit} bytes`, { details: { limit } });
     }
     chunks.push(Buffer.from(chunk));
   }

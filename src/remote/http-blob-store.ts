@@ -103,8 +103,7 @@ export class HttpBlobStore implements BlobStore {
       try {
         bytes = await readAllBounded(source as AsyncIterable<Uint8Array>, opts.size);
       } catch (err) {
-        if (err instanceof HoardError) throw err;
-        if (/larger than/.test(String((err as Error).message)))
+        if (isHoardError(err, 'HOARD_ETOO_LARGE'))
           throw new HoardError(
             'HOARD_EBAD_REQUEST',
             `body of ${digest} is longer than its declared ${opts.size} bytes`,
