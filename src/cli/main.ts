@@ -3,16 +3,30 @@
 
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerCat } from './commands/cat.ts';
+import { registerDiff } from './commands/diff.ts';
 import { registerFsck } from './commands/fsck.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerGit } from './commands/git.ts';
+import { registerLog } from './commands/log.ts';
+import { registerLs } from './commands/ls.ts';
 import { registerPull } from './commands/pull.ts';
 import { registerPush } from './commands/push.ts';
+import { registerRm } from './commands/rm.ts';
 import { registerServe } from './commands/serve.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
+
+/** Commands that look at and edit history: ls, log, diff, cat, rm. */
+function registerHistoryCommands(program: Command): void {
+  registerLs(program);
+  registerLog(program);
+  registerDiff(program);
+  registerCat(program);
+  registerRm(program);
+}
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -32,6 +46,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerGc(program);
   registerGit(program);
+  registerHistoryCommands(program);
   return program;
 }
 

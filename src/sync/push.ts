@@ -4,7 +4,7 @@
 // read. Losing the race re-reads the ref and merges again (bounded retries).
 // A no-op push is one stat walk plus one ref read and writes nothing.
 
-import { hostname } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -75,6 +75,16 @@ function fileTotals(tree: Tree): { files: number; bytes: number } {
     }
   }
   return { files, bytes };
+}
+
+/** Who is pushing, for `hoard log` (HOARD_USER overrides the login name; none when unknown). */
+function pusher(): string | undefined {
+  if (process.env.HOARD_USER) return process.env.HOARD_USER;
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined; // no passwd entry (containers): leave it out
+  }
 }
 
 export async function push(opts: PushOptions): Promise<PushResult> {
@@ -177,6 +187,8 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
 
     await writeSmallBlob(remote, mergedDigest, mergedBytes);
     const meta: Record<string, string> = { host: hostname(), tool: TOOL };
+    const user = pusher();
+    if (user) meta.user = user;
     if (opts.message !== undefined) meta.message = opts.message;
     const snap = snapshotDigest({
       tree: mergedDigest,

@@ -118,3 +118,22 @@ async function pruneTrees(dir: string): Promise<void> {
     if (/^[0-9a-f]{64}$/.test(name) && !keep.has(name)) await unlink(join(td, name)).catch(() => {});
   }
 }
+
+/** Every valid sync state of a directory (one per remote+ref it synced with), most recent first. */
+export async function listStates(dir: string): Promise<SyncState[]> {
+  const sd = stateDir(dir);
+  const out: SyncState[] = [];
+  for (const name of await readdir(sd).catch(() => [] as string[])) {
+    if (!name.endsWith('.json')) continue;
+    let v: { remote?: unknown; ref?: unknown } | null;
+    try {
+      v = JSON.parse(await readFile(join(sd, name), 'utf8'));
+    } catch {
+      continue; // unreadable: as if absent
+    }
+    if (typeof v?.remote !== 'string' || typeof v.ref !== 'string') continue;
+    const s = await loadState(dir, v.remote, v.ref);
+    if (s) out.push(s);
+  }
+  return out.sort((a, b) => b.syncedAt.localeCompare(a.syncedAt));
+}

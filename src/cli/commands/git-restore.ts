@@ -1,9 +1,10 @@
 // `hoard git restore <server-url>/git/<repo> <dir> [--ref R] [--json]`: the
 // command; the work is in src/git/restore.ts, loaded only when it runs.
 
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { GitRestoreResult } from '../../git/restore.ts';
+import { positiveInteger } from '../options.ts';
 import { action, info, printJson } from '../output.ts';
 
 export function registerGitRestore(git: Command): void {
@@ -62,12 +63,4 @@ export function registerGitRestore(git: Command): void {
         { jsonFlag: true },
       ),
     );
-}
-
-/** commander parser: a whole number ≥ 1, else a usage error (NaN would start no download at all). */
-function positiveInteger(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1)
-    throw new InvalidArgumentError('expected a whole number of at least 1');
-  return n;
 }
