@@ -50,6 +50,6 @@ describe('history commands (file://)', () => {
     assert.equal(rm.code, 3);
     assert.match(rm.stderr, /HOARD_EREF_CONFLICT/);
     assert.equal((await hoard(['rm', remote, '--ref', 't/main'])).code, 0);
-    assert.equal((await hoard(['ls', remote, '--json'])).json?.refs instanceof Array, true);
+    assert.deepEqual((await hoard(['ls', remote, '--json'])).json?.refs, []);
   });
 });
