@@ -63,12 +63,6 @@ export const DEFAULTS = {
 
   /** Most snapshot records `hoard log`, `--at` and `R~N` walk through one history (a bound on reads, not a history limit). */
   historyMaxWalk: 100_000,
-  /** A plain progress line (no terminal: CI logs) is printed at most this often. */
-  progressLineIntervalMs: 5_000,
-  /** Weight of the newest rate sample in the progress ETA's moving average (0..1; lower is smoother). */
-  progressEtaAlpha: 0.2,
-  /** A push re-scans and retries this many times when a file changes while it is uploaded. */
-  pushChangingRetries: 2,
 
   // ---- object storage ---------------------------------------------------
   /** Blobs at or above this size are uploaded with multipart (S3) or resumable (GCS) uploads. */

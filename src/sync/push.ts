@@ -30,6 +30,7 @@ import {
   type ProgressSink,
   uploadMissing,
 } from './transfer.ts';
+import { treeTotals } from './tree-diff.ts';
 
 export interface PushOptions {
   dir: string;
@@ -65,18 +66,6 @@ async function writeSmallBlob(remote: Remote, digest: Digest, bytes: Buffer): Pr
   }
 }
 
-function fileTotals(tree: Tree): { files: number; bytes: number } {
-  let files = 0;
-  let bytes = 0;
-  for (const e of tree.entries) {
-    if (e.kind === 'file' || e.kind === 'exec') {
-      files++;
-      bytes += e.size;
-    }
-  }
-  return { files, bytes };
-}
-
 /** Who is pushing, for `hoard log` (HOARD_USER overrides the login name; none when unknown). */
 function pusher(): string | undefined {
   if (process.env.HOARD_USER) return process.env.HOARD_USER;
@@ -109,7 +98,7 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
   let filesUploaded = 0;
   let bytesUploaded = 0;
   const result = (snapshot: Digest, tree: Tree, treeD: Digest, upToDate: boolean): PushResult => {
-    const totals = fileTotals(tree);
+    const totals = treeTotals(tree);
     return {
       ref,
       snapshot,
