@@ -13,7 +13,12 @@
 // - hard links may only point at a regular file extracted earlier;
 // - device files, FIFOs and unknown entry types are refused;
 // - a path appearing twice is refused (except a directory entry for a
-//   directory that already exists).
+//   directory that already exists);
+// - `maxBytes` bounds the decompressed stream and `maxEntries` the number of
+//   headers (a zstd bomb is cut off at the bound, not after filling the disk);
+// - an optional `policy` sees every entry before anything is written and may
+//   refuse it (throw) or skip it (its body is read and dropped): restore uses
+//   it to accept only the `.git` files a snapshot may hold.
 // Every refusal is a HOARD_EARCHIVE_UNSAFE error naming the entry. Cleaning
 // up the staging directory after a failure is the caller's job.
 //
@@ -52,6 +57,27 @@ export interface ExtractOptions {
   mtimes?: boolean;
   /** Called after each entry with the running count of body bytes written. */
   onProgress?: (bytesWritten: number) => void;
+  /** Refuse (HOARD_ETOO_LARGE) once the uncompressed tar stream exceeds this many bytes. */
+  maxBytes?: number;
+  /** Refuse (HOARD_ETOO_LARGE) once the archive has more headers than this. */
+  maxEntries?: number;
+  /**
+   * Decides each entry (name already validated) before it is written:
+   * 'extract', 'skip' (not written; its body is dropped), or throw to refuse.
+   */
+  policy?: (entry: EntryInfo) => 'extract' | 'skip';
+}
+
+/** What a policy sees of an entry. */
+export interface EntryInfo {
+  /** Validated relative path, no trailing slash. */
+  name: string;
+  type: string;
+  /** Permission bits (mode & 0o777). */
+  mode: number;
+  size: number;
+  /** Symlink target, or the validated path a hard link points at. */
+  linkname: string;
 }
 
 export interface ExtractResult {
@@ -68,6 +94,8 @@ type Kind = 'file' | 'directory' | 'symlink';
 const BLOCK = 512;
 /** Decompressed chunk size: fewer, larger hand-overs from the zstd thread. */
 const ZSTD_CHUNK_BYTES = 256 * 1024;
+/** Largest zstd window accepted: 2^27 = 128 MiB of decoder memory (zstd's own default limit). */
+const ZSTD_MAX_WINDOW_LOG = 27;
 /** Largest pax or GNU long-name body accepted (they are buffered). */
 const MAX_META_BYTES = 1024 * 1024;
 const CREATE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
@@ -187,7 +215,8 @@ function decodePax(buf: Buffer): Map<string, string> {
   return out;
 }
 
-function unsafe(entry: string, why: string): HoardError {
+/** A refusal of one entry (also for policies). */
+export function unsafe(entry: string, why: string): HoardError {
   return new HoardError('HOARD_EARCHIVE_UNSAFE', `unsafe archive entry ${JSON.stringify(entry)}: ${why}`, {
     hint: 'the archive was refused and nothing was written outside the staging directory',
     details: { entry },
@@ -229,7 +258,12 @@ export async function extractTarZst(
   dir: string,
   opts: ExtractOptions = {},
 ): Promise<ExtractResult> {
-  return extractStreams([source, zlib.createZstdDecompress({ chunkSize: ZSTD_CHUNK_BYTES })], dir, opts);
+  // The window (memory of the decoder) is bounded whatever the frame declares.
+  const zstd = zlib.createZstdDecompress({
+    chunkSize: ZSTD_CHUNK_BYTES,
+    params: { [zlib.constants.ZSTD_d_windowLogMax]: ZSTD_MAX_WINDOW_LOG },
+  });
+  return extractStreams([source, zstd], dir, opts);
 }
 
 /** Writes all of `buf` to `fd`. */
@@ -262,6 +296,9 @@ class Extractor {
   #pax: Map<string, string> | null = null;
   #longName: string | null = null;
   #longLink: string | null = null;
+  /** Uncompressed bytes and headers seen, against opts.maxBytes / maxEntries. */
+  #seen = 0;
+  #headers = 0;
 
   constructor(root: string, opts: ExtractOptions) {
     this.#root = root;
@@ -272,6 +309,13 @@ class Extractor {
   push(chunk: Buffer): void {
     let pos = 0;
     const len = chunk.byteLength;
+    this.#seen += len;
+    const maxBytes = this.#opts.maxBytes;
+    if (maxBytes !== undefined && this.#seen > maxBytes)
+      throw new HoardError('HOARD_ETOO_LARGE', `archive expands to more than ${maxBytes} bytes; refused`, {
+        hint: 'the archive is a decompression bomb or larger than the configured bound',
+        details: { maxBytes },
+      });
     while (pos < len) {
       if (this.#left > 0) {
         const take = Math.min(this.#left, len - pos);
@@ -359,6 +403,11 @@ class Extractor {
     if (buf[at] === 0 && isZeroBlock(buf, at)) return; // end-of-archive blocks
     const h = decodeHeader(buf, at);
     if (!Number.isSafeInteger(h.size)) throw invalid('bad size');
+    const maxEntries = this.#opts.maxEntries;
+    if (maxEntries !== undefined && ++this.#headers > maxEntries)
+      throw new HoardError('HOARD_ETOO_LARGE', `archive has more than ${maxEntries} entries; refused`, {
+        details: { maxEntries },
+      });
     switch (h.type) {
       case 'pax-global-header':
         this.#body(h.size); // skipped: #file and #meta are unset
@@ -426,9 +475,16 @@ class Extractor {
     const existing = kinds.get(name);
     if (existing !== undefined && !(existing === 'directory' && h.type === 'directory'))
       throw unsafe(h.name, 'appears twice');
+    const mode = h.mode & 0o777;
+    if (this.#opts.policy) {
+      const linkname = h.type === 'link' ? checkName(h.linkname) : h.linkname;
+      if (this.#opts.policy({ name, type: h.type, mode, size: h.size, linkname }) === 'skip') {
+        this.#body(h.size); // #file is unset: the body is read and dropped
+        return;
+      }
+    }
     this.#ensureParents(name);
     const mtime = this.#keepMtimes ? h.mtime : undefined;
-    const mode = h.mode & 0o777;
     switch (h.type) {
       case 'directory': {
         if (existing === undefined) mkdirSync(target, { mode: mode | 0o700 });

@@ -163,6 +163,19 @@ export const DEFAULTS = {
   restoreRangeBytes: 16 * MiB,
   /** Per-range timeout of `hoard git restore`. */
   restoreRangeTimeoutMs: 60_000,
+  /**
+   * `hoard git restore` refuses an archive whose tar stream is larger than
+   * this many times the archive (a zstd bomb), but always allows
+   * restoreMinUnpackedBytes and never more than restoreMaxUnpackedBytes.
+   * Source trees compress 3–10×, packs not at all.
+   */
+  restoreMaxExpansionRatio: 100,
+  /** Uncompressed bytes a restore always allows, whatever the ratio (small archives of many empty files). */
+  restoreMinUnpackedBytes: 64 * MiB,
+  /** Absolute cap on the uncompressed size of a restored snapshot. */
+  restoreMaxUnpackedBytes: 64 * GiB,
+  /** Most tar entries (files, directories, links, extended headers) a restored snapshot may have. */
+  restoreMaxEntries: 4_000_000,
 } as const;
 
 export const UNITS = { KiB, MiB, GiB } as const;

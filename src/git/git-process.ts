@@ -53,23 +53,47 @@ process.once('exit', () => {
   for (const pid of live) killGroup(pid);
 });
 
-/** The environment every git child gets: never prompt, never read the user's config. */
-function gitEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+/**
+ * Variables of the caller's environment that git children keep: transport
+ * and diagnostics only (CAs, proxies, ssh, tracing). Every other GIT_* is
+ * dropped, so no GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE, GIT_CONFIG_*,
+ * GIT_ALTERNATE_OBJECT_DIRECTORIES… of whoever started hoard redirects a git
+ * step to another repository or injects configuration.
+ */
+const KEPT_GIT_VARS =
+  /^GIT_(SSL_|HTTP_|CURL_|TRACE|SSH$|SSH_COMMAND$|SSH_VARIANT$|EXEC_PATH$|REDACT_COOKIES$)/;
+
+/** The environment every git child gets: never prompt, never read the user's or system config. */
+export function gitEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('GIT_') || KEPT_GIT_VARS.test(k)) env[k] = v;
+  Object.assign(env, {
     GIT_TERMINAL_PROMPT: '0',
     GIT_ASKPASS: 'true',
     SSH_ASKPASS: 'true',
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_PROTOCOL: undefined,
-    GIT_DIR: undefined,
-  };
+  });
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  return env;
+}
+
+/**
+ * Configuration passed through the environment (GIT_CONFIG_COUNT/KEY_n/VALUE_n,
+ * git >= 2.31) rather than `-c` arguments: the values never show in the
+ * process list (`ps`), which is where a bearer token must not appear.
+ */
+export function configEnv(pairs: [string, string][]): Record<string, string> {
+  const env: Record<string, string> = { GIT_CONFIG_COUNT: String(pairs.length) };
+  pairs.forEach(([k, v], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = k;
+    env[`GIT_CONFIG_VALUE_${i}`] = v;
+  });
   return env;
 }
 

@@ -6,22 +6,39 @@
 //    restoreRangeBytes, per-range timeout and retry), streaming into zstd
 //    decompression and safe extraction in a staging directory next to <dir>;
 //    the SHA-256 is verified before the stream ends.
-// 3. In the staging dir: `git reset -q` (the archive has no index), origin
-//    set to the URL given; then rename into place.
+//    The archive is untrusted (whoever could write the snapshot ref or the
+//    shared bucket chose its bytes): extraction accepts only the `.git`
+//    entries of snapshotEntryPolicy (no hooks, config, info/, alternates,
+//    `gitdir:` file…), bounded in uncompressed size and entry count.
+// 3. In the staging dir: restore writes `.git/HEAD` (the commit the server
+//    named) and `.git/config` (origin = the URL given, nothing else) itself,
+//    then `git reset -q` (the archive has no index).
 // 4. `git fetch` through the proxy and check out the ref (default: the
 //    upstream's HEAD branch), so the result is current even when the snapshot
 //    was older. A failed fetch leaves the snapshot's commit checked out and
 //    reports `fetchedAfterRestore: false`.
+// 5. Verify that the checkout is exactly the commit (HEAD, index = HEAD's
+//    tree, a clean `git status` including untracked and ignored files, empty
+//    submodule directories), then rename into place. Any failure removes the
+//    staging directory: nothing is left in place.
+//
+// Every git step runs on GIT_DIR=<staging>/.git, GIT_WORK_TREE=<staging>
+// (no discovery of an enclosing repository), without system or global
+// config, with hooks and fsmonitor off and only http(s) transports; the
+// bearer token reaches git as environment configuration, never in argv.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { snapshotGitConfig } from '../archive/deterministic-tar.ts';
 import { rangedDownload } from '../archive/ranged-download.ts';
 import { extractTarZst } from '../archive/safe-extract.ts';
+import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import { isErrno } from '../store/fs-atomic.ts';
-import { runGit } from './git-process.ts';
+import { configEnv, runGit } from './git-process.ts';
+import { snapshotEntryPolicy } from './snapshot-entry-policy.ts';
 
 export interface GitRestoreOptions {
   /** `<server>/git/<repo>` (the URL `git clone` would use). */
@@ -38,6 +55,10 @@ export interface GitRestoreOptions {
   onWarning?: (message: string) => void;
   onProgress?: (done: number, total: number) => void;
   onStart?: (total: number) => void;
+  /** Uncompressed-size bound (default: from the DEFAULTS.restore* ratio and caps). */
+  maxUnpackedBytes?: number;
+  /** Entry-count bound (default DEFAULTS.restoreMaxEntries). */
+  maxEntries?: number;
 }
 
 export interface GitRestoreResult {
@@ -52,11 +73,38 @@ export interface GitRestoreResult {
   fetchedAfterRestore: boolean;
 }
 
-/** Environment for the user's own git: their config applies (proxies, CAs), never a prompt. */
-const USER_GIT_ENV = {
-  GIT_CONFIG_GLOBAL: process.env.GIT_CONFIG_GLOBAL,
-  GIT_CONFIG_NOSYSTEM: process.env.GIT_CONFIG_NOSYSTEM,
-};
+/**
+ * Configuration of every git step of a restore (on top of no system/global
+ * config, see git-process.ts). Nothing the archive or the caller's config
+ * says can run a command: no hooks, no fsmonitor, no submodule recursion,
+ * no transport but http(s).
+ */
+const SAFE_CONFIG: [string, string][] = [
+  ['core.hooksPath', '/dev/null'],
+  ['core.fsmonitor', 'false'],
+  ['submodule.recurse', 'false'],
+  ['protocol.allow', 'never'],
+  ['protocol.http.allow', 'always'],
+  ['protocol.https.allow', 'always'],
+];
+
+type Git = (args: string[], okCodes?: number[]) => Promise<{ stdout: string; code: number }>;
+
+/** The git runner of a restore in `dir` (see SAFE_CONFIG; the token as env config, not argv). */
+function restoreGit(dir: string, token: string | undefined): Git {
+  const pairs = [...SAFE_CONFIG];
+  if (token) pairs.push(['http.extraHeader', `Authorization: Bearer ${token}`]);
+  const env = { ...configEnv(pairs), GIT_DIR: join(dir, '.git'), GIT_WORK_TREE: dir };
+  return (args, okCodes) => runGit(args, { cwd: dir, env, okCodes });
+}
+
+/** The uncompressed-size bound of an archive of `size` bytes. */
+export function unpackedBound(size: number): number {
+  return Math.min(
+    DEFAULTS.restoreMaxUnpackedBytes,
+    Math.max(DEFAULTS.restoreMinUnpackedBytes, size * DEFAULTS.restoreMaxExpansionRatio),
+  );
+}
 
 function authHeaders(token: string | undefined): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
@@ -138,21 +186,26 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       onProgress: (n) => opts.onProgress?.(n, size),
     });
     // Extraction-time mtimes, as `git clone` leaves them (and one syscall less per file).
-    await extractTarZst(download.stream, staging, { mtimes: false });
+    await extractTarZst(download.stream, staging, {
+      mtimes: false,
+      policy: snapshotEntryPolicy,
+      maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),
+      maxEntries: opts.maxEntries ?? DEFAULTS.restoreMaxEntries,
+    });
     await download.done;
 
-    // 3. Index, origin, into place.
-    const git = (args: string[], cwd: string) => runGit(args, { cwd, env: USER_GIT_ENV });
-    await git(['reset', '-q'], staging);
-    await git(['remote', 'set-url', 'origin', base], staging);
-    await rename(staging, dir);
-    renamed = true;
+    // 3. HEAD and config of our own, then the index.
+    await writeGitMetadata(staging, snapshotCommit, base);
+    const git = restoreGit(staging, opts.token);
+    await git(['reset', '-q']);
+    await verifyCheckout(git, staging, snapshotCommit);
 
     // 4. Catch up through the proxy.
     let fetched = false;
+    let commit = snapshotCommit;
     if (!opts.noFetch) {
       try {
-        await fetchAndCheckout(dir, snapshotCommit, opts.ref, resolvedRef, opts.token);
+        commit = await fetchAndCheckout(git, snapshotCommit, opts.ref, resolvedRef);
         fetched = true;
       } catch (err) {
         const info = opts.onWarning ?? ((m: string) => process.stderr.write(`${m}\n`));
@@ -162,7 +215,10 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
         info(`hoard: ${(err as Error).message}`);
       }
     }
-    const commit = (await git(['rev-parse', 'HEAD'], dir)).stdout.trim();
+    // 5. Exactly the commit, or nothing.
+    await verifyCheckout(git, staging, commit);
+    await rename(staging, dir);
+    renamed = true;
     return {
       commit,
       snapshotCommit,
@@ -176,15 +232,63 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
   }
 }
 
+/** Writes `.git/HEAD` and `.git/config` (the archive's were skipped) into the extracted `.git`. */
+async function writeGitMetadata(dir: string, commit: string, originUrl: string): Promise<void> {
+  const gitDir = join(dir, '.git');
+  // The policy admits `.git` only as a directory; an archive without one must not let git
+  // discover an enclosing repository (GIT_DIR is explicit too).
+  const st = await lstat(gitDir).catch(() => null);
+  if (!st?.isDirectory())
+    throw new HoardError('HOARD_EARCHIVE_UNSAFE', 'the snapshot has no .git directory', {
+      hint: 'the archive is not a hoard snapshot',
+    });
+  for (const d of ['objects/pack', 'objects/info', 'refs/heads', 'refs/tags'])
+    await mkdir(join(gitDir, d), { recursive: true });
+  await writeFile(join(gitDir, 'HEAD'), `${commit}\n`, { flag: 'wx' });
+  await writeFile(join(gitDir, 'config'), snapshotGitConfig(originUrl), { flag: 'wx' });
+}
+
+/**
+ * Fails unless the work tree in `dir` is exactly `commit`: HEAD, the index
+ * equal to its tree, no modified, untracked or ignored file, and nothing
+ * inside submodule directories (which a clone leaves empty).
+ */
+async function verifyCheckout(git: Git, dir: string, commit: string): Promise<void> {
+  const bad = (why: string) =>
+    new HoardError('HOARD_EARCHIVE_UNSAFE', `the restored work tree is not commit ${commit}: ${why}`, {
+      hint: 'the snapshot does not match its commit; nothing was restored',
+      details: { commit },
+    });
+  const head = (await git(['rev-parse', '--verify', '-q', 'HEAD^{commit}'], [1, 128])).stdout.trim();
+  if (head !== commit) throw bad(`HEAD is ${head || 'not a commit'}`);
+  if ((await git(['diff-index', '--cached', '--quiet', 'HEAD', '--'], [1])).code !== 0)
+    throw bad('the index differs from the commit');
+  const status = (
+    await git([
+      'status',
+      '--porcelain=v1',
+      '-z',
+      '--untracked-files=all',
+      '--ignored=matching',
+      '--ignore-submodules=none',
+    ])
+  ).stdout;
+  if (status !== '') throw bad(`git status: ${status.split('\0').slice(0, 5).join(', ')}`);
+  for (const rec of (await git(['ls-files', '-s', '-z'])).stdout.split('\0')) {
+    if (!rec.startsWith('160000 ')) continue;
+    const path = rec.slice(rec.indexOf('\t') + 1);
+    const inside = await readdir(join(dir, path)).catch(() => []);
+    if (inside.length > 0) throw bad(`submodule directory ${path} is not empty`);
+  }
+}
+
+/** Fetches through the proxy and checks out the ref; returns the commit checked out. */
 async function fetchAndCheckout(
-  dir: string,
+  git: Git,
   snapshotCommit: string,
   ref: string | undefined,
   resolvedRef: string | undefined,
-  token?: string,
-) {
-  const auth = token ? ['-c', `http.extraHeader=Authorization: Bearer ${token}`] : [];
-  const git = (args: string[]) => runGit([...auth, ...args], { cwd: dir, env: USER_GIT_ENV });
+): Promise<string> {
   // A ref at the snapshot's commit, so the fetch negotiates from it (detached HEAD alone is not offered).
   const temp = 'refs/hoard-restore/snapshot';
   await git(['update-ref', temp, snapshotCommit]);
@@ -193,31 +297,25 @@ async function fetchAndCheckout(
   } finally {
     await git(['update-ref', '-d', temp]);
   }
+  const exists = (name: string) =>
+    git(['rev-parse', '--verify', '-q', name], [1, 128]).then((r) => r.code === 0);
   let branch: string | undefined;
   if (ref === undefined) {
     // The server said which branch its HEAD is (X-Hoard-Ref); else ask the remote.
     const head = resolvedRef?.startsWith('refs/heads/') ? resolvedRef.slice('refs/heads/'.length) : undefined;
-    if (
-      head &&
-      (await git(['rev-parse', '--verify', '-q', `refs/remotes/origin/${head}`]).then(
-        () => true,
-        () => false,
-      ))
-    )
+    if (head && (await exists(`refs/remotes/origin/${head}`)))
       await git(['symbolic-ref', 'refs/remotes/origin/HEAD', `refs/remotes/origin/${head}`]);
     else await git(['remote', 'set-head', 'origin', '--auto']);
     const sym = (await git(['symbolic-ref', 'refs/remotes/origin/HEAD'])).stdout.trim();
     branch = sym.replace(/^refs\/remotes\/origin\//, '');
   } else {
     const name = ref.replace(/^refs\/heads\//, '');
-    const isBranch = await git(['rev-parse', '--verify', '-q', `refs/remotes/origin/${name}`])
-      .then(() => true)
-      .catch(() => false);
-    if (isBranch) branch = name;
+    if (await exists(`refs/remotes/origin/${name}`)) branch = name;
     else {
       await git(['checkout', '-q', '--detach', `${ref.replace(/^refs\/tags\//, '')}^{commit}`]);
-      return;
+      return (await git(['rev-parse', 'HEAD'])).stdout.trim();
     }
   }
   await git(['checkout', '-q', '-B', branch, '--track', `origin/${branch}`]);
+  return (await git(['rev-parse', '--verify', `refs/remotes/origin/${branch}^{commit}`])).stdout.trim();
 }
