@@ -1,7 +1,10 @@
-// Integrity check of a filesystem store: re-hashes every blob against its
-// name, reports stray temp files and refs whose target is missing, and with
-// `repair` moves bad blobs to `<root>/quarantine/` (never deletes: a human
-// may want to look at them). Read-only otherwise, so it is safe on the data
+// Integrity check of a store. For a filesystem store (a data directory or a
+// file:// remote): re-hashes every blob against its name, reports stray temp
+// files, and with `repair` moves bad blobs to `<root>/quarantine/` (never
+// deletes: a human may want to look at them). For every store, any remote
+// included: the reachability check (reachability.ts), so a blob that a ref
+// needs and that is missing or was just quarantined is reported with the
+// refs and paths needing it. Read-only otherwise, so it is safe on the data
 // directory of a live server.
 
 import { createReadStream } from 'node:fs';
@@ -11,17 +14,50 @@ import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { digestOf, hexOf } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
+import type { BlobStore } from './blob-store.ts';
 import { cleanStaleTemps, isErrno, isPidAlive, pidOfTempName } from './fs-atomic.ts';
 import { FsBlobStore } from './fs-blob-store.ts';
 import { FsRefStore } from './fs-ref-store.ts';
+import { checkReachability, type ReachabilityReport } from './reachability.ts';
+import type { RefStore } from './ref-store.ts';
 
-export interface FsckReport {
+export interface FsckReport extends ReachabilityReport {
+  /** Whether blob contents were re-hashed (filesystem stores); otherwise only presence was checked. */
+  contentChecked: boolean;
   blobsChecked: number;
   bytesChecked: number;
   corrupt: { digest: Digest; actual: string; quarantined: boolean }[];
   strayTempFiles: string[];
+  /** Refs whose target blob is missing (also listed in `missing` with kind "target"). */
   danglingRefs: { name: string; target: Digest }[];
+  /** No corrupt blob left in place, nothing missing, nothing unreadable. */
   clean: boolean;
+}
+
+function finish(
+  base: Omit<FsckReport, keyof ReachabilityReport | 'danglingRefs' | 'clean'>,
+  reach: ReachabilityReport,
+): FsckReport {
+  const danglingRefs = reach.missing
+    .filter((m) => m.kind === 'target')
+    .flatMap((m) => m.neededBy.map((n) => ({ name: n.ref, target: m.digest })));
+  const clean = base.corrupt.length === 0 && reach.missing.length === 0 && reach.unreadable.length === 0;
+  return { ...base, ...reach, danglingRefs, clean };
+}
+
+/** Reachability only: for remotes whose blobs are not files here (buckets, servers). */
+export async function fsckStores(blobs: BlobStore, refs: RefStore): Promise<FsckReport> {
+  const reach = await checkReachability(blobs, refs);
+  return finish(
+    { contentChecked: false, blobsChecked: 0, bytesChecked: 0, corrupt: [], strayTempFiles: [] },
+    reach,
+  );
+}
+
+/** Whether problems remain: a report after `repair` passes when every corrupt blob was quarantined and nothing a ref needs is missing. */
+export function fsckProblemsRemain(report: FsckReport, repaired: boolean): boolean {
+  if (report.missing.length > 0 || report.unreadable.length > 0) return true;
+  return repaired ? !report.corrupt.every((c) => c.quarantined) : report.corrupt.length > 0;
 }
 
 export async function fsck(root: string, opts: { repair?: boolean } = {}): Promise<FsckReport> {
@@ -31,13 +67,12 @@ export async function fsck(root: string, opts: { repair?: boolean } = {}): Promi
       hint: 'pass the data directory of a server or the path of a file:// remote',
     });
   const blobs = await FsBlobStore.openReadOnly(root);
-  const report: FsckReport = {
+  const report = {
+    contentChecked: true,
     blobsChecked: 0,
     bytesChecked: 0,
-    corrupt: [],
-    strayTempFiles: [],
-    danglingRefs: [],
-    clean: true,
+    corrupt: [] as FsckReport['corrupt'],
+    strayTempFiles: [] as string[],
   };
   for await (const { digest, size } of blobs.list()) {
     const path = blobs.pathOf(digest);
@@ -68,12 +103,9 @@ export async function fsck(root: string, opts: { repair?: boolean } = {}): Promi
     const pid = pidOfTempName(name);
     if (pid === undefined || !isPidAlive(pid)) report.strayTempFiles.push(name);
   }
-  const refs = await FsRefStore.open(root, { create: false });
-  for await (const ref of refs.list()) {
-    if (!(await blobs.has(ref.target))) report.danglingRefs.push({ name: ref.name, target: ref.target });
-  }
+  // After quarantine, so a quarantined blob that a ref needs shows as missing.
+  const reach = await checkReachability(blobs, await FsRefStore.open(root, { create: false }));
   // Stray temp files are leftovers, not damage: no reader can see them and
   // the next open of the store removes them. They are reported, not failed.
-  report.clean = report.corrupt.length === 0 && report.danglingRefs.length === 0;
-  return report;
+  return finish(report, reach);
 }

@@ -19,7 +19,7 @@ import { tempDir, writeFiles } from './helpers.ts';
 describe('materialize', () => {
   it('refuses to write through a folder swapped for a symlink after the pre-flight', async () => {
     const work = await tempDir();
-    const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href);
+    const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href, { create: true });
     try {
       const root = join(work.dir, 'root');
       const outside = join(work.dir, 'outside');

@@ -8,7 +8,7 @@ import { openRemote } from '../../src/remote/remote.ts';
 import { push } from '../../src/sync/push.ts';
 
 const [remoteUrl, dir, ref, prefix, roundsText] = process.argv.slice(2);
-const remote = await openRemote(remoteUrl);
+const remote = await openRemote(remoteUrl, { create: true });
 let failures = 0;
 for (let i = 0; i < Number(roundsText); i++) {
   await writeFile(join(dir, `${prefix}-${i}.txt`), `${prefix} round ${i}\n`);

@@ -22,7 +22,7 @@ describe('sync against file:// (store internals)', () => {
     const store = await tempDir('hoard-remote-');
     const work = await tempDir();
     const url = pathToFileURL(store.dir).href;
-    const remote = await openRemote(url);
+    const remote = await openRemote(url, { create: true });
     try {
       const a = join(work.dir, 'a');
       await writeFiles(a, { 'good.txt': 'good', 'bad.txt': 'original bytes' });

@@ -73,7 +73,7 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
 
     before(async () => {
       fx = await makeRemote();
-      remote = await openRemote(fx.url);
+      remote = await openRemote(fx.url, { create: true });
       work = await tempDir();
     });
     after(async () => {

@@ -26,7 +26,7 @@ export function registerPush(program: Command): void {
           remoteUrl: string,
           opts: { ref: string; json?: boolean; force?: boolean; message?: string },
         ) => {
-          const remote = await openRemote(remoteUrl);
+          const remote = await openRemote(remoteUrl, { create: true });
           try {
             const r = await push({
               dir,

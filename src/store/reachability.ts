@@ -1,0 +1,175 @@
+// Reachability check of any store (a data directory, a bucket, a server):
+// every ref's target must be present; when the target is a snapshot record,
+// its tree must be present and decode, and every file blob that tree names
+// must be present. Missing blobs are reported with the refs and paths that
+// need them, so a user knows what is lost and which directory can put it
+// back (`hoard push --verify`). Presence is asked with the store's batched
+// `missing`, so a remote is never downloaded; only snapshot records and trees
+// are read (bounded, verified against their digests).
+//
+// A ref whose target is not a snapshot record (a cache entry, a git snapshot
+// archive) is "opaque": only its presence is checked.
+
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, sha256 } from '../core/digest.ts';
+import { isHoardError } from '../core/errors.ts';
+import { forEachLimit } from '../core/pool.ts';
+import { decodeSnapshot, MAX_SNAPSHOT_BYTES } from '../core/snapshot-record.ts';
+import { readAllBounded } from '../core/streams.ts';
+import { decodeTree, type FileEntry } from '../core/tree.ts';
+import type { BlobStore } from './blob-store.ts';
+import type { RefStore } from './ref-store.ts';
+
+/** Paths listed per ref that needs a missing blob (the rest are counted). */
+const SHOWN_PATHS = 20;
+/** Refs checked at once (each costs a stat and a small read). */
+const REF_CONCURRENCY = 8;
+const SNAPSHOT_PREFIX = Buffer.from('{"hoard":"snapshot/1"');
+
+export interface BlobNeed {
+  ref: string;
+  /** Paths (in the ref's tree) whose content is the blob; empty for a snapshot record or tree. */
+  paths: string[];
+  /** Paths needing it beyond those listed. */
+  morePaths: number;
+}
+
+export interface MissingBlob {
+  digest: Digest;
+  /** What the blob is to the refs that need it. */
+  kind: 'target' | 'tree' | 'file';
+  neededBy: BlobNeed[];
+}
+
+export interface UnreadableBlob {
+  ref: string;
+  digest: Digest;
+  kind: 'snapshot' | 'tree';
+  reason: string;
+}
+
+export interface ReachabilityReport {
+  refsChecked: number;
+  /** Refs whose target is not a snapshot record: only its presence was checked. */
+  opaqueRefs: number;
+  treesChecked: number;
+  /** Distinct file blobs asked about. */
+  blobsReferenced: number;
+  missing: MissingBlob[];
+  unreadable: UnreadableBlob[];
+}
+
+type TreeOutcome =
+  | { state: 'missing' }
+  | { state: 'unreadable'; reason: string }
+  | { state: 'ok'; missingFiles: Map<Digest, { paths: string[]; count: number }> };
+
+export async function checkReachability(
+  blobs: BlobStore,
+  refs: RefStore,
+  opts: { maxTreeBytes?: number } = {},
+): Promise<ReachabilityReport> {
+  const maxTreeBytes = opts.maxTreeBytes ?? DEFAULTS.syncMaxTreeBytes;
+  const report: ReachabilityReport = {
+    refsChecked: 0,
+    opaqueRefs: 0,
+    treesChecked: 0,
+    blobsReferenced: 0,
+    missing: [],
+    unreadable: [],
+  };
+  const missing = new Map<Digest, MissingBlob>();
+  const need = (digest: Digest, kind: MissingBlob['kind'], n: BlobNeed) => {
+    let m = missing.get(digest);
+    if (!m) missing.set(digest, (m = { digest, kind, neededBy: [] }));
+    m.neededBy.push(n);
+  };
+  // Refs often share a tree (branches, cache keys): each tree is checked once.
+  const trees = new Map<Digest, Promise<TreeOutcome>>();
+  const referenced = new Set<Digest>();
+
+  const checkTree = async (digest: Digest): Promise<TreeOutcome> => {
+    if (!(await blobs.has(digest))) return { state: 'missing' };
+    let bytes: Buffer;
+    try {
+      bytes = await readAllBounded(await blobs.read(digest), maxTreeBytes);
+    } catch (err) {
+      if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return { state: 'missing' };
+      if (isHoardError(err, 'HOARD_ETOO_LARGE'))
+        return { state: 'unreadable', reason: `larger than ${maxTreeBytes} bytes` };
+      throw err;
+    }
+    if (sha256(bytes) !== digest) return { state: 'unreadable', reason: 'content does not match its digest' };
+    let files: FileEntry[];
+    try {
+      files = decodeTree(bytes).entries.filter((e): e is FileEntry => e.kind === 'file' || e.kind === 'exec');
+    } catch (err) {
+      return { state: 'unreadable', reason: err instanceof Error ? err.message : String(err) };
+    }
+    report.treesChecked++;
+    const distinct = [...new Set(files.map((e) => e.digest))];
+    for (const d of distinct) referenced.add(d);
+    const lacking = new Set<Digest>();
+    for (let i = 0; i < distinct.length; i += DEFAULTS.missingBatchSize)
+      for (const d of await blobs.missing(distinct.slice(i, i + DEFAULTS.missingBatchSize))) lacking.add(d);
+    const missingFiles = new Map<Digest, { paths: string[]; count: number }>();
+    for (const e of files) {
+      if (!lacking.has(e.digest)) continue;
+      let m = missingFiles.get(e.digest);
+      if (!m) missingFiles.set(e.digest, (m = { paths: [], count: 0 }));
+      if (m.paths.length < SHOWN_PATHS) m.paths.push(e.path);
+      m.count++;
+    }
+    return { state: 'ok', missingFiles };
+  };
+
+  const list = [];
+  for await (const r of refs.list()) list.push(r);
+  await forEachLimit(list, REF_CONCURRENCY, async ({ name, target }) => {
+    report.refsChecked++;
+    const info = await blobs.stat(target);
+    if (!info) {
+      need(target, 'target', { ref: name, paths: [], morePaths: 0 });
+      return;
+    }
+    if (info.size > MAX_SNAPSHOT_BYTES) {
+      report.opaqueRefs++;
+      return;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await readAllBounded(await blobs.read(target), MAX_SNAPSHOT_BYTES);
+    } catch (err) {
+      if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
+      need(target, 'target', { ref: name, paths: [], morePaths: 0 }); // removed since the stat
+      return;
+    }
+    if (!bytes.subarray(0, SNAPSHOT_PREFIX.length).equals(SNAPSHOT_PREFIX)) {
+      report.opaqueRefs++;
+      return;
+    }
+    let tree: Digest;
+    try {
+      if (sha256(bytes) !== target) throw new Error('content does not match its digest');
+      tree = decodeSnapshot(bytes).tree;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      report.unreadable.push({ ref: name, digest: target, kind: 'snapshot', reason });
+      return;
+    }
+    let outcome = trees.get(tree);
+    if (!outcome) trees.set(tree, (outcome = checkTree(tree)));
+    const o = await outcome;
+    if (o.state === 'missing') need(tree, 'tree', { ref: name, paths: [], morePaths: 0 });
+    else if (o.state === 'unreadable')
+      report.unreadable.push({ ref: name, digest: tree, kind: 'tree', reason: o.reason });
+    else
+      for (const [d, m] of o.missingFiles)
+        need(d, 'file', { ref: name, paths: m.paths, morePaths: m.count - m.paths.length });
+  });
+  report.blobsReferenced = referenced.size;
+  report.missing = [...missing.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1));
+  for (const m of report.missing) m.neededBy.sort((a, b) => (a.ref < b.ref ? -1 : 1));
+  report.unreadable.sort((a, b) => (a.ref < b.ref ? -1 : 1));
+  return report;
+}
