@@ -60,7 +60,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     maxBytes: config.maxMemoryBytes,
     maxBlobBytes: DEFAULTS.memoryTierMaxBlobBytes,
   });
-  const shared = deps.shared ?? (config.remote ? await openRemote(config.remote, { create: true }) : undefined);
+  const shared =
+    deps.shared ?? (config.remote ? await openRemote(config.remote, { create: true }) : undefined);
   const refs: RefStore = shared ? shared.refs : await FsRefStore.open(config.dataDir);
   // The disk bound: an LRU index of the disk tier (a cache with a shared
   // remote, the authoritative store without one; see disk-index.ts).
