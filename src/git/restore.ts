@@ -215,8 +215,11 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
         info(`hoard: ${(err as Error).message}`);
       }
     }
-    // 5. Exactly the commit, or nothing.
-    await verifyCheckout(git, staging, commit);
+    // 5. Exactly the commit, or nothing. Step 3 verified the snapshot's commit:
+    // a second walk is needed only when step 4 may have moved the work tree
+    // (a checkout of another commit, or a failure part-way through it).
+    const unchanged = opts.noFetch || (fetched && commit === snapshotCommit);
+    if (!unchanged) await verifyCheckout(git, staging, commit);
     await rename(staging, dir);
     renamed = true;
     return {

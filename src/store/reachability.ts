@@ -89,7 +89,7 @@ export async function checkReachability(
   const referenced = new Set<Digest>();
 
   const checkTree = async (digest: Digest): Promise<TreeOutcome> => {
-    if (!(await blobs.has(digest))) return { state: 'missing' };
+    // No presence check first: a missing tree is the read's HOARD_EBLOB_NOT_FOUND (one round trip, not two).
     let bytes: Buffer;
     try {
       bytes = await readAllBounded(await blobs.read(digest), maxTreeBytes);

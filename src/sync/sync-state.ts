@@ -43,24 +43,46 @@ function stateFile(dir: string, remote: string, ref: string): string {
 }
 
 export async function loadState(dir: string, remote: string, ref: string): Promise<SyncState | undefined> {
-  let v: Record<string, unknown> | null;
+  let v: unknown;
   try {
     v = JSON.parse(await readFile(stateFile(dir, remote, ref), 'utf8'));
   } catch (err) {
     if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) return undefined;
     throw err;
   }
+  const state = validState(v);
+  return state?.remote === remote && state.ref === ref ? state : undefined;
+}
+
+/** A parsed state file as a SyncState, or undefined when it is not one (damaged, other format). */
+function validState(v: unknown): SyncState | undefined {
+  const o = v as Record<string, unknown> | null;
   if (
-    v?.format !== FORMAT ||
-    v.remote !== remote ||
-    v.ref !== ref ||
-    !isDigest(v.snapshot) ||
-    !isDigest(v.tree) ||
-    !isDigest(v.base) ||
-    typeof v.version !== 'string'
+    o?.format !== FORMAT ||
+    typeof o.remote !== 'string' ||
+    typeof o.ref !== 'string' ||
+    !isDigest(o.snapshot) ||
+    !isDigest(o.tree) ||
+    !isDigest(o.base) ||
+    typeof o.version !== 'string'
   )
     return undefined;
-  return v as unknown as SyncState;
+  return o as unknown as SyncState;
+}
+
+/** The parsed contents of every readable state file of a directory (unreadable ones are skipped). */
+async function readStateFiles(dir: string): Promise<unknown[]> {
+  const sd = stateDir(dir);
+  const out: unknown[] = [];
+  for (const name of await readdir(sd).catch(() => [] as string[])) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      out.push(JSON.parse(await readFile(join(sd, name), 'utf8')));
+    } catch {
+      // unreadable: as if absent
+    }
+  }
+  return out;
 }
 
 export async function saveState(dir: string, state: SyncState): Promise<void> {
@@ -103,15 +125,9 @@ export async function storeLocalTree(dir: string, digest: Digest, bytes: Uint8Ar
 /** Removes kept trees no state file names. */
 async function pruneTrees(dir: string): Promise<void> {
   const keep = new Set<string>();
-  const sd = stateDir(dir);
-  for (const name of await readdir(sd).catch(() => [] as string[])) {
-    if (!name.endsWith('.json')) continue;
-    try {
-      const v = JSON.parse(await readFile(join(sd, name), 'utf8')) as { tree?: string; base?: string };
-      for (const d of [v.tree, v.base]) if (isDigest(d)) keep.add(hexOf(d));
-    } catch {
-      // unreadable state: its trees are simply not kept
-    }
+  for (const v of await readStateFiles(dir)) {
+    const { tree, base } = (v ?? {}) as { tree?: unknown; base?: unknown };
+    for (const d of [tree, base]) if (isDigest(d)) keep.add(hexOf(d));
   }
   const td = treesDir(dir);
   for (const name of await readdir(td).catch(() => [] as string[])) {
@@ -121,19 +137,10 @@ async function pruneTrees(dir: string): Promise<void> {
 
 /** Every valid sync state of a directory (one per remote+ref it synced with), most recent first. */
 export async function listStates(dir: string): Promise<SyncState[]> {
-  const sd = stateDir(dir);
   const out: SyncState[] = [];
-  for (const name of await readdir(sd).catch(() => [] as string[])) {
-    if (!name.endsWith('.json')) continue;
-    let v: { remote?: unknown; ref?: unknown } | null;
-    try {
-      v = JSON.parse(await readFile(join(sd, name), 'utf8'));
-    } catch {
-      continue; // unreadable: as if absent
-    }
-    if (typeof v?.remote !== 'string' || typeof v.ref !== 'string') continue;
-    const s = await loadState(dir, v.remote, v.ref);
+  for (const v of await readStateFiles(dir)) {
+    const s = validState(v);
     if (s) out.push(s);
   }
-  return out.sort((a, b) => b.syncedAt.localeCompare(a.syncedAt));
+  return out.sort((a, b) => String(b.syncedAt ?? '').localeCompare(String(a.syncedAt ?? '')));
 }
