@@ -180,18 +180,5 @@ export const DEFAULTS = {
 
 export const UNITS = { KiB, MiB, GiB } as const;
 
-/** Parses sizes like `512`, `64k`, `256MiB`, `8G` (binary units). */
-export function parseSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
-  if (!m) throw new Error(`not a size: ${JSON.stringify(text)} (use e.g. 512MiB, 8G)`);
-  const mult: Record<string, number> = { '': 1, k: KiB, m: MiB, g: GiB, t: GiB * 1024 };
-  return Math.floor(Number(m[1]) * mult[m[2].toLowerCase()]);
-}
-
-/** Parses durations like `10s`, `500ms`, `2m`, `0`; a bare number is seconds. */
-export function parseDuration(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(text);
-  if (!m) throw new Error(`not a duration: ${JSON.stringify(text)} (use e.g. 10s, 500ms, 2m)`);
-  const mult: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  return Math.floor(Number(m[1]) * mult[(m[2] ?? 's').toLowerCase()]);
-}
+// The value syntaxes (sizes, durations) are the settings schema's: one parser each.
+export { parseDuration, parseSize } from './settings.ts';

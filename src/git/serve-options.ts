@@ -1,8 +1,5 @@
-// The `--git-*` flags of `hoard serve`, kept apart from the git server
-// plugin so that defining the CLI does not load the mirror manager and its
-// dependencies (every `hoard` invocation pays for what main.ts imports).
-
-import type { Command } from 'commander';
+// The flag names the git proxy's settings get (see git-settings.ts): what
+// resolveGitSettings accepts from a commander-parsed `hoard serve`.
 
 export interface GitFlags {
   gitMaxStaleness?: string;
@@ -10,23 +7,4 @@ export interface GitFlags {
   gitUpstream?: string[];
   gitAllowPushThrough?: boolean;
   config?: string;
-}
-
-/** Adds the git flags to `hoard serve`. */
-export function addGitServeOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--git-max-staleness <duration>',
-      'git: ref advertisements are never older than this (default 10s; 0 = always fetch)',
-    )
-    .option(
-      '--git-fetch-timeout <duration>',
-      'git: serve the mirror stale when an upstream fetch takes longer (default 30s)',
-    )
-    .option(
-      '--git-upstream <NAME=URL>',
-      'git: map /git/NAME/… to URL/… (repeatable; default <host>/<path> → https://<host>/<path>)',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
-    .option('--git-allow-push-through', 'git: forward pushes to the upstream instead of refusing them');
 }

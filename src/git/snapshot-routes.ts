@@ -100,7 +100,7 @@ export function snapshotGitRoutes(
     blobs: ctx.blobs,
     refs: ctx.refs,
     tmpDir: join(dataDir, 'git', 'snapshot-tmp'),
-    publicUrl: opts.publicUrl ?? (process.env.HOARD_PUBLIC_URL || undefined),
+    publicUrl: opts.publicUrl,
     debounceMs: opts.debounceMs,
     log: opts.app?.log.child({ component: 'git-snapshots' }),
   });

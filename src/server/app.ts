@@ -6,7 +6,6 @@
 
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import Fastify, { LogController } from 'fastify';
-import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, toHoardError } from '../core/errors.ts';
 import { openRemote, type Remote } from '../remote/remote.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
@@ -58,7 +57,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   const disk = await FsBlobStore.open(config.dataDir);
   const memory = new MemoryBlobStore({
     maxBytes: config.maxMemoryBytes,
-    maxBlobBytes: DEFAULTS.memoryTierMaxBlobBytes,
+    maxBlobBytes: config.memoryMaxBlobBytes,
   });
   const shared =
     deps.shared ?? (config.remote ? await openRemote(config.remote, { create: true }) : undefined);
@@ -105,7 +104,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   const ctx: ServerContext = { config, blobs, refs, auth, metrics, state };
   if (config.cacheRefTtlMs > 0) {
     ctx.refExpiry = new RefExpiry(refs, {
-      prefixes: config.cacheRefPrefixes,
+      prefixes: [...config.cacheRefPrefixes],
       ttlMs: config.cacheRefTtlMs,
       dataDir: config.dataDir,
     });
@@ -121,8 +120,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
             redact: ['req.headers.authorization'],
           },
     logController: new LogController({ disableRequestLogging: true }),
-    keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs,
-    bodyLimit: DEFAULTS.maxJsonBodyBytes,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    bodyLimit: config.maxJsonBodyBytes,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     // Ref names contain slashes and are matched by wildcard; blob URLs are fixed-shape.

@@ -1,24 +1,19 @@
 // Shared by the JSON routes: the lenient JSON body parser (any content type,
-// bounded by DEFAULTS.maxJsonBodyBytes, a parse failure a 400) and list paging.
+// bounded by --max-json-body, a parse failure a 400) and list paging.
 
 import type { FastifyInstance } from 'fastify';
-import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 
 /** Replaces `app`'s content-type parsers with one JSON parser for any content type. */
-export function acceptJsonBodies(app: FastifyInstance): void {
+export function acceptJsonBodies(app: FastifyInstance, maxBytes: number): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'string', bodyLimit: DEFAULTS.maxJsonBodyBytes },
-    (_req, text, done) => {
-      try {
-        done(null, JSON.parse(String(text)));
-      } catch {
-        done(new HoardError('HOARD_EBAD_REQUEST', 'request body is not valid JSON'), undefined);
-      }
-    },
-  );
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: maxBytes }, (_req, text, done) => {
+    try {
+      done(null, JSON.parse(String(text)));
+    } catch {
+      done(new HoardError('HOARD_EBAD_REQUEST', 'request body is not valid JSON'), undefined);
+    }
+  });
 }
 
 /** A list page size from `?limit=`: a positive integer up to `max`; absent or invalid gives `fallback`. */

@@ -2,89 +2,33 @@
 // file > defaults (docs/configuration.md). SIGTERM/SIGINT drain: /readyz
 // turns 503, in-flight requests finish (bounded by the drain timeout), exit 0.
 
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { DEFAULTS } from '../../core/defaults.ts';
-import { addGitServeOptions, type GitFlags } from '../../git/serve-options.ts';
-import { loadConfig, type RawSettings } from '../../server/config.ts';
+import { resolveGroup } from '../../core/settings.ts';
+import { gitSettings } from '../../git/git-settings.ts';
+import { loadLayers, parseListen, type RawSettings, serverConfigFrom } from '../../server/config.ts';
 import { action, info } from '../output.ts';
-
-interface ServeFlags extends GitFlags {
-  listen?: string;
-  data?: string;
-  remote?: string;
-  maxMemory?: string;
-  maxBlobSize?: string;
-  maxDisk?: string;
-  tokens?: string;
-  publicRead?: boolean;
-  logLevel?: string;
-  drainTimeout?: string;
-  drainDelay?: string;
-  gcGrace?: string;
-  cacheRefPrefixes?: string;
-  cacheRefTtl?: string;
-  config?: string;
-  publicUrl?: string;
-}
+import { SERVE_SETTINGS } from '../serve-settings.ts';
+import { addSettingFlags } from '../setting-flags.ts';
 
 export function registerServe(program: Command): void {
-  program
-    .command('serve')
-    .description('run the hoard cache server (blob and ref API v1)')
-    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7777)')
-    .option('--data <dir>', 'data directory: disk tier, and refs without --remote (default ./.hoard-data)')
-    .option(
-      '--remote <url>',
-      'shared authoritative tier: s3://…, gs://…, file://… or http(s):// (another hoard server)',
-    )
-    .option('--max-memory <size>', 'memory tier bound, e.g. 256MiB')
-    .option('--max-blob-size <size>', 'largest blob a PUT may store, e.g. 8GiB')
-    .option('--max-disk <size>', 'disk tier bound (0 = unbounded)')
-    .option('--tokens <file>', 'tokens file (TOML or JSON); without it only loopback clients are served')
-    .option('--public-read', 'allow reads without a token (with --tokens)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
-    .option('--drain-timeout <duration>', 'how long SIGTERM waits for in-flight requests, e.g. 30s')
-    .option(
-      '--drain-delay <duration>',
-      'after SIGTERM, how long /readyz says 503 before the listener closes (default 1s)',
-    )
-    .option('--cache-ref-prefixes <list>', 'comma-separated ref prefixes of cache refs (default cache/)')
-    .option('--cache-ref-ttl <duration>', 'delete cache refs unused this long (default 0 = never)')
-    .option('--gc-grace <duration>', 'unreferenced blobs younger than this are never collected (default 1h)')
-    .option(
-      '--public-url <url>',
-      'URL clients reach this server at; baked into snapshot archives as origin (default http://127.0.0.1:7777)',
-    )
-    .option('--config <file>', 'config file (.toml or .json)')
+  const serve = program.command('serve').description('run the hoard cache server (blob and ref API v1)');
+  // Every setting's flag comes from the schema (src/cli/serve-settings.ts).
+  addSettingFlags(serve, SERVE_SETTINGS)
+    .option('--config <file>', 'config file (.toml or .json); also HOARD_CONFIG')
     .action(
-      action(async (flags: ServeFlags) => {
-        const raw: RawSettings & { config?: string } = {
-          listen: flags.listen,
-          data: flags.data,
-          remote: flags.remote,
-          maxMemory: flags.maxMemory,
-          maxBlobSize: flags.maxBlobSize,
-          maxDisk: flags.maxDisk,
-          tokens: flags.tokens,
-          publicRead: flags.publicRead,
-          logLevel: flags.logLevel,
-          drainTimeout: flags.drainTimeout,
-          gcGrace: flags.gcGrace,
-          cacheRefPrefixes: flags.cacheRefPrefixes,
-          cacheRefTtl: flags.cacheRefTtl,
-          drainDelay: flags.drainDelay,
-          config: flags.config,
-        };
-        const config = await loadConfig(raw);
+      action(async (flags: RawSettings & { config?: string }) => {
+        const layers = await loadLayers(SERVE_SETTINGS, flags);
+        const config = serverConfigFrom(layers);
         // Loaded here, not at the top: other commands should not pay for the server.
         const { buildServer } = await import('../../server/app.ts');
-        const { gitServerPlugin, resolveGitSettings } = await import('../../git/server-plugin.ts');
+        const { gitServerPlugin, toGitSettings } = await import('../../git/server-plugin.ts');
         const { snapshotExtras } = await import('../../git/snapshot-routes.ts');
-        const git = await resolveGitSettings(flags);
+        const git = toGitSettings(resolveGroup(gitSettings, layers));
         // The snapshot archive's origin URL is part of its bytes: it must not
         // depend on which address a request happened to use, or two servers
         // would generate different archives of one commit.
-        const publicUrl = flags.publicUrl ?? process.env.HOARD_PUBLIC_URL ?? `http://${DEFAULTS.listen}`;
+        const publicUrl = config.publicUrl ?? defaultPublicUrl(config.listen);
         const server = await buildServer(config, {
           plugins: [gitServerPlugin(git, config.dataDir, snapshotExtras(config.dataDir, { publicUrl }))],
         });
@@ -112,6 +56,17 @@ export function registerServe(program: Command): void {
         return 0;
       }),
     );
-  // The git smart-HTTP proxy's flags (--git-*), defined with the proxy in src/git/server-plugin.ts.
-  addGitServeOptions(program.commands.find((c) => c.name() === 'serve')!);
+}
+
+/**
+ * --public-url's default: the address the server listens on (a wildcard
+ * address becomes this machine's host name). With port 0 the port is known
+ * only after listening, so each snapshot request's own base URL is used
+ * instead (fine for tests; servers sharing a bucket set --public-url).
+ */
+export function defaultPublicUrl(listen: string): string | undefined {
+  const { host, port } = parseListen(listen);
+  if (port === 0) return undefined;
+  const name = host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+  return `http://${name}:${port}`;
 }

@@ -113,7 +113,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
 
   // Missing and list speak JSON: a scoped child with a JSON parser for any content type.
   app.register(async (json) => {
-    acceptJsonBodies(json);
+    acceptJsonBodies(json, opts.ctx.config.maxJsonBodyBytes);
 
     json.post('/missing', { config: { scope: 'read' } }, async (request) => {
       const body = request.body as { digests?: unknown } | undefined;

@@ -32,7 +32,7 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
   const { ctx } = opts;
   const { refs, blobs } = ctx;
 
-  acceptJsonBodies(app);
+  acceptJsonBodies(app, opts.ctx.config.maxJsonBodyBytes);
 
   app.get<{ Querystring: { prefix?: string; after?: string; limit?: string } }>(
     '/',

@@ -1,0 +1,99 @@
+// The settings of `hoard serve` itself (the top level of the config file):
+// declared once here, from which its flags, HOARD_* variables, config keys
+// and docs/configuration.md's table are derived (src/core/settings.ts).
+// Defaults come from src/core/defaults.ts, where the internal constants that
+// are deliberately not settings live too.
+
+import { DEFAULTS } from '../core/defaults.ts';
+import { defineSettings, type SettingsGroup, setting, type ValuesOf } from '../core/settings.ts';
+
+export const serverSettings = defineSettings(undefined, 'Server', {
+  listen: setting.string({
+    default: DEFAULTS.listen,
+    valueName: 'HOST:PORT',
+    doc: 'address to listen on; `[::1]:7777`, `:7777` and port `0` (any free port) work',
+  }),
+  dataDir: setting.string({
+    key: 'data',
+    default: DEFAULTS.dataDir,
+    valueName: 'DIR',
+    doc: 'data directory: the disk tier, and the refs when there is no `--remote`',
+  }),
+  remote: setting.optionalString({
+    valueName: 'URL',
+    doc: 'shared authoritative tier: `s3://bucket/prefix`, `gs://bucket/prefix`, `file:///path` or `http(s)://host:port` (another hoard server)',
+  }),
+  publicUrl: setting.optionalString({
+    valueName: 'URL',
+    doc: 'the URL clients reach this server at, written into snapshot archives as `origin` (servers sharing a bucket must agree on it); default: the address it listens on',
+  }),
+  maxMemoryBytes: setting.size({
+    key: 'max-memory',
+    default: DEFAULTS.memoryTierBytes,
+    doc: 'memory tier bound (LRU by bytes)',
+  }),
+  memoryMaxBlobBytes: setting.size({
+    key: 'memory-max-blob-size',
+    default: DEFAULTS.memoryTierMaxBlobBytes,
+    doc: 'larger blobs never enter the memory tier (they would evict everything else)',
+  }),
+  maxBlobBytes: setting.size({
+    key: 'max-blob-size',
+    default: DEFAULTS.maxBlobBytes,
+    doc: 'largest blob a PUT may store (413 above)',
+  }),
+  maxDiskBytes: setting.size({
+    key: 'max-disk',
+    default: DEFAULTS.maxDiskBytes,
+    doc: 'disk tier bound, `0` = unbounded (see [Bounded disk](#bounded-disk))',
+  }),
+  gcGraceMs: setting.duration({
+    key: 'gc-grace',
+    default: DEFAULTS.gcGraceMs,
+    doc: 'unreferenced blobs used or written more recently are never collected',
+  }),
+  cacheRefPrefixes: setting.list({
+    default: DEFAULTS.cacheRefPrefixes.split(','),
+    doc: 'ref-name prefixes of cache refs (comma-separated; an array in a file)',
+  }),
+  cacheRefTtlMs: setting.duration({
+    key: 'cache-ref-ttl',
+    default: DEFAULTS.cacheRefTtlMs,
+    doc: 'cache refs not read or written through this server for this long are deleted; `0` = never',
+  }),
+  tokensFile: setting.optionalString({
+    key: 'tokens',
+    valueName: 'FILE',
+    doc: 'tokens file (TOML or JSON, see [Auth](#auth)); without it only loopback clients are served',
+  }),
+  publicRead: setting.boolean({ default: false, doc: 'with `--tokens`: reads need no token' }),
+  logLevel: setting.choice({
+    default: DEFAULTS.logLevel,
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    valueName: 'LEVEL',
+    doc: 'log level of the JSON log on stdout',
+  }),
+  keepAliveTimeoutMs: setting.duration({
+    key: 'keep-alive-timeout',
+    default: DEFAULTS.keepAliveTimeoutMs,
+    doc: 'idle keep-alive connections are closed after this',
+  }),
+  maxJsonBodyBytes: setting.size({
+    key: 'max-json-body',
+    default: DEFAULTS.maxJsonBodyBytes,
+    doc: 'largest JSON request body (refs, `POST /v1/blobs/missing`)',
+  }),
+  drainTimeoutMs: setting.duration({
+    key: 'drain-timeout',
+    default: DEFAULTS.drainTimeoutMs,
+    doc: 'how long SIGTERM waits for in-flight requests before closing their connections',
+  }),
+  drainDelayMs: setting.duration({
+    key: 'drain-delay',
+    default: DEFAULTS.drainDelayMs,
+    doc: 'after SIGTERM, how long `/readyz` answers 503 (everything else still served) before the listener closes',
+  }),
+});
+
+export type ServerSettingsValues = ValuesOf<(typeof serverSettings)['settings']>;
+export type { SettingsGroup };
