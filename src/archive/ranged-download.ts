@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { DigestMismatchError, HoardError, isHoardError } from '../core/errors.ts';
-import { withRetry } from '../remote/retry.ts';
+import { withRetry } from '../core/retry.ts';
 
 export interface RangedDownloadOptions {
   url: string;

@@ -30,7 +30,6 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { snapshotGitConfig } from '../archive/deterministic-tar.ts';
 import { rangedDownload } from '../archive/ranged-download.ts';
 import { extractTarZst } from '../archive/safe-extract.ts';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -38,6 +37,7 @@ import { type Digest, digestFromHex } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { configEnv, runGit } from './git-process.ts';
+import { snapshotGitConfig } from './snapshot-archive.ts';
 import { snapshotEntryPolicy } from './snapshot-entry-policy.ts';
 
 export interface GitRestoreOptions {

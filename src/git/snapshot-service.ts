@@ -19,7 +19,6 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { snapshotArchive } from '../archive/deterministic-tar.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
@@ -29,6 +28,7 @@ import { SingleFlight } from '../core/single-flight.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
+import { snapshotArchive } from './snapshot-archive.ts';
 
 /** What the snapshot service needs from the mirror manager (MirrorManager implements it). */
 export interface SnapshotMirrors {

@@ -25,6 +25,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, Hasher, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError } from '../core/errors.ts';
+import { withRetry } from '../core/retry.ts';
 import { drain } from '../core/streams.ts';
 import {
   type BlobInfo,
@@ -45,7 +46,6 @@ import {
   verifyHash,
 } from './bucket-layout.ts';
 import { type GcsLocation, gcsError, isGcsNotFound, isGcsPreconditionFailed } from './gcs-common.ts';
-import { withRetry } from './retry.ts';
 
 export type GcsBlobStoreOptions = BucketStoreOptions;
 

@@ -5,7 +5,7 @@
 
 import type { Bucket } from '@google-cloud/storage';
 import { HoardError } from '../core/errors.ts';
-import { isAbortError, statusOf } from './retry.ts';
+import { isAbortError, statusOf } from '../core/retry.ts';
 
 export interface GcsLocation {
   bucket: Bucket;

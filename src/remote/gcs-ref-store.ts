@@ -16,6 +16,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
+import { withRetry } from '../core/retry.ts';
 import type { RefListing, RefStore, RefValue } from '../store/ref-store.ts';
 import {
   type BucketLayout,
@@ -32,7 +33,6 @@ import {
   isGcsPreconditionFailed,
   parseGeneration,
 } from './gcs-common.ts';
-import { withRetry } from './retry.ts';
 
 type Current = (ParsedRef & { generation: string }) | undefined;
 

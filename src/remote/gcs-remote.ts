@@ -10,12 +10,12 @@
 import { Storage, type StorageOptions } from '@google-cloud/storage';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
+import { withRetry } from '../core/retry.ts';
 import { BucketLayout, normalizePrefix } from './bucket-layout.ts';
 import { GcsBlobStore, type GcsBlobStoreOptions } from './gcs-blob-store.ts';
 import { gcsError, isGcsNotFound } from './gcs-common.ts';
 import { GcsRefStore } from './gcs-ref-store.ts';
-import { type Remote, registerRemoteScheme } from './remote.ts';
-import { withRetry } from './retry.ts';
+import type { Remote } from './remote-types.ts';
 
 export interface GcsRemoteOptions extends GcsBlobStoreOptions {
   env?: NodeJS.ProcessEnv;
@@ -87,5 +87,3 @@ export async function openGcsRemote(url: URL, opts: GcsRemoteOptions = {}): Prom
     close: async () => {},
   };
 }
-
-registerRemoteScheme('gs', (url) => openGcsRemote(url));

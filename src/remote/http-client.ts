@@ -12,8 +12,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type ErrorCode, HoardError } from '../core/errors.ts';
+import { withRetry } from '../core/retry.ts';
 import { readAllBounded } from '../core/streams.ts';
-import { withRetry } from './retry.ts';
 
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });

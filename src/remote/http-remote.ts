@@ -7,7 +7,7 @@
 import { HttpBlobStore } from './http-blob-store.ts';
 import { HoardHttpClient } from './http-client.ts';
 import { HttpRefStore } from './http-ref-store.ts';
-import { type Remote, registerRemoteScheme } from './remote.ts';
+import type { Remote } from './remote-types.ts';
 
 export function openHttpRemote(url: URL, token?: string): Remote {
   const http = new HoardHttpClient(url, token);
@@ -19,6 +19,3 @@ export function openHttpRemote(url: URL, token?: string): Remote {
     close: async () => {},
   };
 }
-
-registerRemoteScheme('http', async (url) => openHttpRemote(url));
-registerRemoteScheme('https', async (url) => openHttpRemote(url));

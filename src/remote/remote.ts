@@ -3,70 +3,35 @@
 // picks the backend; every backend passes the same conformance suites, so
 // push, pull and the server never need to know which one they talk to.
 
-import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HoardError } from '../core/errors.ts';
-import type { BlobStore } from '../store/blob-store.ts';
-import { FsBlobStore } from '../store/fs-blob-store.ts';
-import { FsRefStore } from '../store/fs-ref-store.ts';
-import type { RefStore } from '../store/ref-store.ts';
+import type { OpenRemoteOptions, Remote, RemoteOpener } from './remote-types.ts';
 
-export interface Remote {
-  /** The URL, with any credentials removed. */
-  readonly url: string;
-  readonly blobs: BlobStore;
-  readonly refs: RefStore;
-  close(): Promise<void>;
+export type { OpenRemoteOptions, Remote, RemoteOpener } from './remote-types.ts';
+
+async function openHttp(): Promise<RemoteOpener> {
+  const { openHttpRemote } = await import('./http-remote.ts');
+  return async (url) => openHttpRemote(url);
 }
 
-export interface OpenRemoteOptions {
-  /**
-   * May the remote be created? Only writers (push, a server's shared tier)
-   * pass true: a read of a mistyped `file://` path must fail, not leave an
-   * empty store behind. Buckets and servers are never created either way.
-   */
-  create?: boolean;
-}
-
-export type RemoteOpener = (url: URL, opts: OpenRemoteOptions) => Promise<Remote>;
-
-/** Backends by URL scheme (without the colon). Other modules register theirs. */
-const openers = new Map<string, RemoteOpener>();
-
-export function registerRemoteScheme(scheme: string, opener: RemoteOpener): void {
-  openers.set(scheme, opener);
-}
-
-registerRemoteScheme('file', async (url, opts) => {
-  if (url.host !== '' && url.host !== 'localhost')
-    throw new HoardError('HOARD_EREMOTE_URL', `file:// remotes must be local paths, got host ${url.host}`);
-  const root = fileURLToPath(url);
-  if (opts.create) {
-    return {
-      url: url.href,
-      blobs: await FsBlobStore.open(root),
-      refs: await FsRefStore.open(root),
-      close: async () => {},
-    };
-  }
-  const st = await stat(root).catch(() => undefined);
-  if (!st?.isDirectory())
-    throw new HoardError(
-      'HOARD_EREMOTE_URL',
-      `no hoard store at ${url.href}: ${root} ${st ? 'is not a folder' : 'does not exist'}`,
-      {
-        hint: 'check the path; nothing was created (a push creates a file:// store)',
-        details: { remote: url.href },
-      },
-    );
-  return {
-    url: url.href,
-    blobs: await FsBlobStore.openReadOnly(root),
-    refs: await FsRefStore.open(root, { create: false }),
-    close: async () => {},
-  };
-});
+/**
+ * The backends, by URL scheme (without the colon): one static table, each
+ * loaded on first use, so a file:// sync never loads a cloud SDK (tens of MB
+ * each) and no backend registers itself by being imported.
+ */
+const SCHEMES: Record<string, () => Promise<RemoteOpener>> = {
+  file: async () => (await import('./file-remote.ts')).openFileRemote,
+  s3: async () => {
+    const { openS3Remote } = await import('./s3-remote.ts');
+    return (url) => openS3Remote(url);
+  },
+  gs: async () => {
+    const { openGcsRemote } = await import('./gcs-remote.ts');
+    return (url) => openGcsRemote(url);
+  },
+  http: openHttp,
+  https: openHttp,
+};
 
 const USAGE_HINT =
   'use file:///abs/path, ./dir, /abs/dir, s3://bucket/prefix, gs://bucket/prefix or http(s)://host:port';
@@ -112,11 +77,10 @@ function isExplicitPath(text: string): boolean {
 export async function openRemote(text: string, opts: OpenRemoteOptions = {}): Promise<Remote> {
   const url = parseRemoteUrl(text);
   const scheme = url.protocol.slice(0, -1);
-  if (!openers.has(scheme)) await import('./schemes.ts');
-  const opener = openers.get(scheme);
-  if (!opener)
+  const load = Object.hasOwn(SCHEMES, scheme) ? SCHEMES[scheme] : undefined;
+  if (!load)
     throw new HoardError('HOARD_EREMOTE_URL', `unsupported remote scheme ${scheme}://`, {
       hint: USAGE_HINT,
     });
-  return opener(url, opts);
+  return (await load())(url, opts);
 }

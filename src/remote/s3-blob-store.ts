@@ -47,6 +47,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, HoardError } from '../core/errors.ts';
 import { Semaphore } from '../core/pool.ts';
+import { statusOf, withRetry } from '../core/retry.ts';
 import { drain } from '../core/streams.ts';
 import {
   type BlobInfo,
@@ -66,7 +67,6 @@ import {
   partsOf,
   verifyHash,
 } from './bucket-layout.ts';
-import { statusOf, withRetry } from './retry.ts';
 import { errName, gcNudge, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 
 export interface S3BlobStoreOptions extends BucketStoreOptions {

@@ -7,7 +7,7 @@ import { runInNewContext } from 'node:vm';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
-import { isAbortError, statusOf } from './retry.ts';
+import { isAbortError, statusOf } from '../core/retry.ts';
 
 export interface S3Location {
   client: S3Client;

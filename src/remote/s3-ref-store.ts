@@ -34,6 +34,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
+import { withRetry } from '../core/retry.ts';
 import { readAllBounded } from '../core/streams.ts';
 import type { RefListing, RefStore, RefValue } from '../store/ref-store.ts';
 import {
@@ -45,7 +46,6 @@ import {
   parseBucketRef,
   refsOfPage,
 } from './bucket-layout.ts';
-import { withRetry } from './retry.ts';
 import {
   isMultipartEtag,
   isNotFound,

@@ -11,9 +11,9 @@
 import { HeadBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
+import { withRetry } from '../core/retry.ts';
 import { BucketLayout, normalizePrefix } from './bucket-layout.ts';
-import { type Remote, registerRemoteScheme } from './remote.ts';
-import { withRetry } from './retry.ts';
+import type { Remote } from './remote-types.ts';
 import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.ts';
 import { isNotFound, s3Error } from './s3-common.ts';
 import { S3RefStore } from './s3-ref-store.ts';
@@ -139,5 +139,3 @@ export async function openS3Remote(url: URL, opts: S3RemoteOptions = {}): Promis
     close: async () => client.destroy(),
   };
 }
-
-registerRemoteScheme('s3', (url) => openS3Remote(url));

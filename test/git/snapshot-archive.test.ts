@@ -9,10 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
-import { snapshotArchive } from '../../src/archive/deterministic-tar.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import { comparePathBytes } from '../../src/core/tree-path.ts';
-import { git, makeMirror, makeUpstream, sha256Of } from './helpers.ts';
+import { snapshotArchive } from '../../src/git/snapshot-archive.ts';
+import { git, makeMirror, makeUpstream, sha256Of } from '../archive/helpers.ts';
 
 const execFileP = promisify(execFile);
 

@@ -35,12 +35,12 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, pipeline, type Readable, Readable as ReadableStream } from 'node:stream';
 import zlib from 'node:zlib';
+import { ByteReader } from '../archive/byte-reader.ts';
+import { END_OF_ARCHIVE, encodeHeader, padding, type TarEntryType } from '../archive/tar-format.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
-import { gitFailure, runGit, spawnGit } from '../git/git-process.ts';
-import { ByteReader } from './byte-reader.ts';
-import { END_OF_ARCHIVE, encodeHeader, padding, type TarEntryType } from './tar-format.ts';
+import { gitFailure, runGit, spawnGit } from './git-process.ts';
 
 /** Size of the pieces fed to the zstd compressor (part of the format). */
 export const ZSTD_FEED_BYTES = 128 * 1024;
