@@ -68,6 +68,35 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   HOARD_EPRECONDITION_REQUIRED: 428,
 };
 
+/**
+ * Failures worth another attempt: the other side was unreachable, overloaded
+ * or failed on its own (5xx other than "this request is wrong"). Retry loops
+ * ask this of a HoardError instead of deciding from statuses themselves.
+ */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'HOARD_EUNAVAILABLE',
+  'HOARD_EREMOTE',
+  'HOARD_ELOCK_TIMEOUT',
+]);
+
+/** When a response carries no HOARD_E… code of its own: status → code. */
+const CODE_OF_STATUS: Record<number, ErrorCode> = {
+  400: 'HOARD_EBAD_REQUEST',
+  401: 'HOARD_EUNAUTHORIZED',
+  403: 'HOARD_EFORBIDDEN',
+  404: 'HOARD_EBLOB_NOT_FOUND',
+  408: 'HOARD_EUNAVAILABLE',
+  409: 'HOARD_EREF_TARGET_MISSING',
+  412: 'HOARD_EREF_CONFLICT',
+  413: 'HOARD_ETOO_LARGE',
+  416: 'HOARD_ERANGE_NOT_SATISFIABLE',
+  428: 'HOARD_EPRECONDITION_REQUIRED',
+  429: 'HOARD_EUNAVAILABLE',
+  503: 'HOARD_EUNAVAILABLE',
+  504: 'HOARD_EUNAVAILABLE',
+  507: 'HOARD_ENO_SPACE',
+};
+
 /** CLI exit codes (contract of `hoard push/pull`): 0 ok, 1 error, 2 ref not found, 3 conflict. */
 export const EXIT = { ok: 0, error: 1, notFound: 2, conflict: 3 } as const;
 
@@ -142,6 +171,34 @@ export function isHoardError(err: unknown, code?: ErrorCode): err is HoardError 
 /** Status for any thrown value: HoardErrors carry theirs, anything else is a 500. */
 export function httpStatusOf(err: unknown): number {
   return err instanceof HoardError ? err.status : 500;
+}
+
+/** Whether retrying the operation that threw `err` may succeed (a property of its code). */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof HoardError && RETRYABLE.has(err.code);
+}
+
+/**
+ * The one decoder from an HTTP error response to a HoardError: the body's
+ * `{"error":{"code","message"}}` when it names a known code, else the status.
+ * A server's own internal error is, to its client, a remote failure (and so
+ * retryable); `what` (e.g. `GET http://host/path`) prefixes messages that
+ * came without one.
+ */
+export function errorFromWire(status: number, body: unknown, what: string): HoardError {
+  const e = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const message = typeof e?.message === 'string' ? e.message : `${what}: HTTP ${status}`;
+  const details = { status };
+  const code =
+    typeof e?.code === 'string' && Object.hasOwn(HTTP_STATUS, e.code) ? (e.code as ErrorCode) : undefined;
+  if (code && code !== 'HOARD_EINTERNAL') return new HoardError(code, message, { details });
+  return new HoardError(
+    CODE_OF_STATUS[status] ?? (status >= 500 ? 'HOARD_EREMOTE' : 'HOARD_EBAD_REQUEST'),
+    message,
+    {
+      details,
+    },
+  );
 }
 
 /** Exit code for the CLI. */

@@ -30,11 +30,12 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { rangedDownload } from '../archive/ranged-download.ts';
 import { extractTarZst } from '../archive/safe-extract.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex } from '../core/digest.ts';
-import { HoardError } from '../core/errors.ts';
+import { HoardError, isHoardError } from '../core/errors.ts';
+import { discard, type HttpResponse, header, httpRequest } from '../http/http-client.ts';
+import { rangedDownload } from '../http/ranged-download.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { configEnv, runGit } from './git-process.ts';
 import { snapshotGitConfig } from './snapshot-archive.ts';
@@ -110,17 +111,15 @@ function authHeaders(token: string | undefined): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
-async function errorOf(url: string, res: Response): Promise<HoardError> {
-  let message = `HTTP ${res.status}`;
-  let code: HoardError['code'] = res.status === 404 ? 'HOARD_EREF_NOT_FOUND' : 'HOARD_EREMOTE';
-  try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string } };
-    if (body.error?.message) message = body.error.message;
-    if (res.status === 404 && body.error?.code === 'HOARD_EBAD_REQUEST') code = 'HOARD_EUSAGE';
-  } catch {
-    // not JSON
-  }
-  return new HoardError(code, `${url}: ${message}`, { details: { status: res.status } });
+/**
+ * A failure to find the snapshot, as restore reports it: a 404 of the
+ * snapshot route means the repository or ref is unknown (exit 2); a 404 of no
+ * route at all means the URL is not a hoard git URL.
+ */
+function restoreError(err: unknown, url: string): unknown {
+  if (!isHoardError(err) || err.details?.status !== 404) return err;
+  const code = err.code === 'HOARD_EBAD_REQUEST' ? 'HOARD_EUSAGE' : 'HOARD_EREF_NOT_FOUND';
+  return new HoardError(code, `${url}: ${err.message}`, { hint: err.hint, details: err.details });
 }
 
 async function emptyOrMissing(dir: string): Promise<boolean> {
@@ -148,23 +147,32 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
 
   // 1. Which blob is current.
   const stable = `${base}/snapshot.tar.zst${opts.ref ? `?ref=${encodeURIComponent(opts.ref)}` : ''}`;
-  const head = await fetch(stable, { method: 'HEAD', headers });
-  if (head.status !== 200) {
-    // HEAD has no body: ask again with GET for the error message.
-    const res = head.status >= 400 ? await fetch(stable, { headers }) : head;
-    throw await errorOf(stable, res);
+  const stableUrl = new URL(stable);
+  let head: HttpResponse;
+  try {
+    head = await httpRequest('HEAD', stableUrl, { headers, accept: [404, 400] });
+    if (head.status !== 200) {
+      // HEAD has no body: ask again with GET for the error.
+      discard(head);
+      head = await httpRequest('GET', stableUrl, { headers });
+      discard(head);
+      throw new HoardError('HOARD_EREMOTE', `${stable} answered HTTP ${head.status} to HEAD only`);
+    }
+  } catch (err) {
+    throw restoreError(err, stable);
   }
-  const etag = head.headers.get('etag') ?? '';
-  const location = head.headers.get('content-location');
-  const snapshotCommit = head.headers.get('x-hoard-commit') ?? '';
-  const size = Number(head.headers.get('content-length'));
+  discard(head);
+  const etag = header(head, 'etag') ?? '';
+  const location = header(head, 'content-location');
+  const snapshotCommit = header(head, 'x-hoard-commit') ?? '';
+  const size = Number(header(head, 'content-length'));
   const m = /^"([0-9a-f]{64})"$/.exec(etag);
   if (!m || !location || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(snapshotCommit) || !Number.isSafeInteger(size))
     throw new HoardError('HOARD_EREMOTE', `${stable} did not answer like a hoard snapshot URL`, {
       details: { etag, location, commit: snapshotCommit },
     });
   const digest = digestFromHex(m[1]);
-  const resolvedRef = head.headers.get('x-hoard-ref') ?? undefined;
+  const resolvedRef = header(head, 'x-hoard-ref');
   const blobUrl = new URL(location, stable).href;
 
   // 2. Download and extract into a staging directory next to the target.

@@ -3,7 +3,6 @@
 // cut-short response fails at its end); uploads stream with Content-Length
 // when the size is known; "which are missing" is one POST per batch.
 
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
@@ -18,7 +17,7 @@ import type {
   WriteResult,
 } from '../store/blob-store.ts';
 import { resolveRange } from '../store/blob-store.ts';
-import { discard, type HoardHttpClient, readJson } from './http-client.ts';
+import { discard, type HoardHttpClient, type HttpResponse, header, readJson } from './http-client.ts';
 
 /**
  * Uploads of at most this many bytes (declared size) are read into memory
@@ -43,8 +42,8 @@ export class HttpBlobStore implements BlobStore {
   async stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined> {
     const res = await this.#http.request('HEAD', this.#path(digest), { signal, accept: [404] });
     discard(res);
-    if (res.statusCode === 404) return undefined;
-    return { digest, size: Number(res.headers['content-length'] ?? 0) };
+    if (res.status === 404) return undefined;
+    return { digest, size: Number(header(res, 'content-length') ?? 0) };
   }
 
   async has(digest: Digest, signal?: AbortSignal): Promise<boolean> {
@@ -61,7 +60,7 @@ export class HttpBlobStore implements BlobStore {
         return Readable.from([]);
       }
       const last = range.length === undefined ? '' : String(range.offset + range.length - 1);
-      let res: IncomingMessage;
+      let res: HttpResponse;
       try {
         res = await this.#http.request('GET', this.#path(digest), {
           signal,
@@ -75,24 +74,13 @@ export class HttpBlobStore implements BlobStore {
         }
         throw err;
       }
-      if (res.statusCode === 206) return res;
-      if (res.statusCode === 200 && range.offset === 0 && range.length === undefined)
-        return res.pipe(new VerifyingStream(digest, Number(res.headers['content-length'])));
+      if (res.status === 206) return res.body;
+      if (res.status === 200 && range.offset === 0 && range.length === undefined)
+        return verified(res, digest);
       discard(res);
-      throw new HoardError('HOARD_EREMOTE', `server ignored the range of ${digest} (HTTP ${res.statusCode})`);
+      throw new HoardError('HOARD_EREMOTE', `server ignored the range of ${digest} (HTTP ${res.status})`);
     }
-    const res = await this.#http.request('GET', this.#path(digest), { signal });
-    const len = res.headers['content-length'];
-    const verify = new VerifyingStream(digest, len === undefined ? undefined : Number(len));
-    res.on('error', (err) => verify.destroy(err));
-    res.on('aborted', () =>
-      verify.destroy(new HoardError('HOARD_ETRUNCATED', `response for ${digest} was cut short`)),
-    );
-    // A consumer that stops early must not leave the response (and its socket) open.
-    verify.on('close', () => {
-      if (!res.complete) res.destroy();
-    });
-    return res.pipe(verify);
+    return verified(await this.#http.request('GET', this.#path(digest), { signal }), digest);
   }
 
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
@@ -123,7 +111,7 @@ export class HttpBlobStore implements BlobStore {
         signal: opts.signal,
       });
       const value = (await readJson(res)) as { size?: number } | undefined;
-      return { created: res.statusCode === 201, size: value?.size ?? bytes.length };
+      return { created: res.status === 201, size: value?.size ?? bytes.length };
     }
     if (opts.size !== undefined) headers['content-length'] = String(opts.size);
     const body = source instanceof Readable ? source : Readable.from(source);
@@ -131,7 +119,7 @@ export class HttpBlobStore implements BlobStore {
     const verify = new VerifyingStream(digest, opts.size);
     const sent = body.pipe(verify);
     body.on('error', (err) => verify.destroy(err));
-    let res: IncomingMessage;
+    let res: HttpResponse;
     try {
       res = await this.#http.request('PUT', this.#path(digest), { headers, body: sent, signal: opts.signal });
     } catch (err) {
@@ -139,13 +127,13 @@ export class HttpBlobStore implements BlobStore {
       throw err;
     }
     const value = (await readJson(res)) as { size?: number; created?: boolean } | undefined;
-    return { created: res.statusCode === 201, size: value?.size ?? opts.size ?? verify.hasher.size };
+    return { created: res.status === 201, size: value?.size ?? opts.size ?? verify.hasher.size };
   }
 
   async delete(digest: Digest): Promise<boolean> {
     const res = await this.#http.request('DELETE', this.#path(digest), { accept: [404] });
     discard(res);
-    return res.statusCode !== 404;
+    return res.status !== 404;
   }
 
   async *list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
@@ -176,4 +164,23 @@ export class HttpBlobStore implements BlobStore {
     }
     return out;
   }
+}
+
+/**
+ * A whole-blob response through digest verification: a body cut short (the
+ * client sees a socket error) or of other bytes fails the stream before its
+ * end; a consumer that stops early releases the connection.
+ */
+function verified(res: HttpResponse, digest: Digest): Readable {
+  const len = header(res, 'content-length');
+  const verify = new VerifyingStream(digest, len === undefined ? undefined : Number(len));
+  res.body.on('error', (err) =>
+    verify.destroy(
+      new HoardError('HOARD_ETRUNCATED', `response for ${digest} was cut short`, { cause: err }),
+    ),
+  );
+  verify.on('close', () => {
+    if (!res.body.readableEnded) res.body.destroy();
+  });
+  return res.body.pipe(verify);
 }

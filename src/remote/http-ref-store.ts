@@ -11,7 +11,7 @@ import { isDigest } from '../core/digest.ts';
 import { HoardError, isHoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import type { RefListing, RefStore, RefValue } from '../store/ref-store.ts';
-import { discard, type HoardHttpClient, readJson } from './http-client.ts';
+import { discard, type HoardHttpClient, header, readJson } from './http-client.ts';
 
 function refPath(name: string): string {
   return `v1/refs/${validateRefName(name).split('/').map(encodeURIComponent).join('/')}`;
@@ -35,14 +35,14 @@ export class HttpRefStore implements RefStore {
 
   async get(name: string, signal?: AbortSignal): Promise<RefValue | undefined> {
     const res = await this.#http.request('GET', refPath(name), { signal, accept: [404] });
-    if (res.statusCode === 404) {
+    if (res.status === 404) {
       discard(res);
       return undefined;
     }
     const body = (await readJson(res)) as { target?: unknown };
     if (!isDigest(body?.target))
       throw new HoardError('HOARD_EREMOTE', `server sent no valid target for ref ${name}`);
-    return { target: body.target, version: versionOf(res.headers.etag, name) };
+    return { target: body.target, version: versionOf(header(res, 'etag'), name) };
   }
 
   async set(name: string, target: Digest, expected: string | null, signal?: AbortSignal): Promise<RefValue> {
@@ -50,7 +50,7 @@ export class HttpRefStore implements RefStore {
       expected === null ? { 'if-none-match': '*' } : { 'if-match': `"${expected}"` };
     try {
       const { res } = await this.#http.json('PUT', refPath(name), { target }, { headers, signal });
-      return { target, version: versionOf(res.headers.etag, name) };
+      return { target, version: versionOf(header(res, 'etag'), name) };
     } catch (err) {
       if (isHoardError(err, 'HOARD_EREF_CONFLICT')) throw new RefConflictError(name, expected);
       throw err;

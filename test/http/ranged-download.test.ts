@@ -3,9 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { rangedDownload } from '../../src/archive/ranged-download.ts';
 import type { Digest } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
+import { rangedDownload } from '../../src/http/ranged-download.ts';
 
 interface Behaviour {
   body: Buffer;

@@ -1,5 +1,7 @@
 // Parallel ranged download of one immutable HTTP resource of known size,
-// delivered in order as a single stream while it is hashed.
+// delivered in order as a single stream while it is hashed. Requests go
+// through the one HTTP client (http-client.ts) with this module's own retry
+// loop, since only it knows which failures mean "the resource changed".
 //
 // Up to `concurrency` ranges of `rangeBytes` are in flight; each is buffered
 // until every range before it has been delivered, so memory stays below
@@ -15,8 +17,12 @@
 import { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
-import { DigestMismatchError, HoardError, isHoardError } from '../core/errors.ts';
+import { DigestMismatchError, errorFromWire, HoardError, isHoardError, isRetryable } from '../core/errors.ts';
 import { withRetry } from '../core/retry.ts';
+import { discard, header, httpRequest } from './http-client.ts';
+
+/** Every status, so the download judges each one itself. */
+const ANY_STATUS = Array.from({ length: 500 }, (_, i) => i + 100);
 
 export interface RangedDownloadOptions {
   url: string;
@@ -70,62 +76,85 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
   );
   done.catch(() => {});
 
+  const url = new URL(opts.url);
+
   async function fetchRangeOnce(start: number, end: number): Promise<Buffer> {
-    const rangeSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const rangeSignal = AbortSignal.any([signal, timeout]);
+    try {
+      return await fetchRangeOnceWithin(start, end, rangeSignal);
+    } catch (err) {
+      // This range's own time ran out (not the whole download's): transient, asked for again.
+      if (timeout.aborted && !signal.aborted)
+        throw new HoardError(
+          'HOARD_EUNAVAILABLE',
+          `range ${start}-${end - 1} of ${opts.url}: no answer within ${timeoutMs} ms`,
+          {
+            cause: err,
+          },
+        );
+      throw err;
+    }
+  }
+
+  async function fetchRangeOnceWithin(start: number, end: number, rangeSignal: AbortSignal): Promise<Buffer> {
     const headers: Record<string, string> = { ...opts.headers, range: `bytes=${start}-${end - 1}` };
     if (opts.etag) {
       headers['if-range'] = opts.etag;
       headers['if-match'] = opts.etag;
     }
     stats.requests++;
-    const res = await fetch(opts.url, { headers, signal: rangeSignal });
+    // Statuses are judged here (a 412 means "changed", never "retry"), so all are accepted.
+    const res = await httpRequest('GET', url, {
+      headers,
+      signal: rangeSignal,
+      retries: 0,
+      accept: ANY_STATUS,
+    });
+    let consumed = false;
     try {
       if (res.status === 412) throw changed(opts.url, 'If-Match failed (412)');
       if (res.status === 200 && opts.size !== end - start)
         throw changed(opts.url, 'the server ignored the range (If-Range failed or no range support)');
-      if (res.status !== 206 && res.status !== 200) {
-        const err = new HoardError(
-          'HOARD_EREMOTE',
-          `GET ${opts.url} (range ${start}-${end - 1}): HTTP ${res.status}`,
-        );
-        (err as { retryable?: boolean }).retryable =
-          res.status >= 500 || res.status === 429 || res.status === 408;
-        throw err;
-      }
-      const etag = res.headers.get('etag');
+      if (res.status !== 206 && res.status !== 200)
+        throw errorFromWire(res.status, undefined, `GET ${opts.url} (range ${start}-${end - 1})`);
+      const etag = header(res, 'etag');
       if (opts.etag && etag && etag !== opts.etag)
         throw changed(opts.url, `ETag ${etag}, expected ${opts.etag}`);
       if (res.status === 206) {
-        const cr = res.headers.get('content-range');
+        const cr = header(res, 'content-range');
         if (cr !== `bytes ${start}-${end - 1}/${opts.size}`)
           throw changed(opts.url, `Content-Range ${cr}, expected bytes ${start}-${end - 1}/${opts.size}`);
       }
       const buf = Buffer.allocUnsafe(end - start);
       let n = 0;
-      if (res.body) {
+      consumed = true;
+      try {
         for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
           if (n + chunk.byteLength > buf.byteLength) throw changed(opts.url, 'range longer than requested');
           buf.set(chunk, n);
           n += chunk.byteLength;
         }
+      } catch (err) {
+        if (err instanceof ChangedError || signal.aborted) throw err;
+        // The connection broke mid-range: transient, the range is asked for again.
+        throw new HoardError('HOARD_EUNAVAILABLE', `range ${start}-${end - 1} of ${opts.url} was cut short`, {
+          cause: err,
+        });
       }
-      if (n !== buf.byteLength) {
-        const err = new HoardError(
-          'HOARD_ETRUNCATED',
+      if (n !== buf.byteLength)
+        throw new HoardError(
+          'HOARD_EUNAVAILABLE',
           `range ${start}-${end - 1} of ${opts.url} ended after ${n} bytes`,
         );
-        (err as { retryable?: boolean }).retryable = true;
-        throw err;
-      }
       return buf;
     } finally {
-      if (!res.bodyUsed) await res.body?.cancel().catch(() => {});
+      if (!consumed) discard(res);
     }
   }
 
-  const isRetryable = (err: unknown): boolean =>
-    !(err instanceof ChangedError) &&
-    (!isHoardError(err) || (err as { retryable?: boolean }).retryable === true);
+  const isRetryableRange = (err: unknown): boolean =>
+    !(err instanceof ChangedError) && (!isHoardError(err) || isRetryable(err));
 
   async function fetchRange(i: number): Promise<Buffer> {
     const start = i * rangeBytes;
@@ -141,7 +170,7 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
         {
           retries,
           signal,
-          isRetryable,
+          isRetryable: isRetryableRange,
           onRetry: () => {
             stats.retries++;
           },
