@@ -306,14 +306,15 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
   function fail(reply: FastifyReply, err: unknown) {
     const e = toHoardError(err, 'HOARD_EGIT');
     const status = httpStatusOf(e);
-    if (status >= 500) reply.log.warn({ err: e.message, code: e.code }, 'git request failed');
+    if (status >= 500) logFailure(reply.request, e);
     // text/plain: the git client shows it to the user as "remote: …".
     return reply
       .code(status)
       .headers(NO_CACHE)
       .header('content-type', 'text/plain; charset=utf-8')
       .header('x-hoard-error', e.code)
-      .send(`${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}\n`);
+      .header('x-hoard-request-id', String(reply.request.id))
+      .send(`${clientMessage(e, reply.request)}\n`);
   }
 }
 
@@ -321,4 +322,30 @@ function dumbProtocol(): HoardError {
   return new HoardError('HOARD_EBAD_REQUEST', 'hoard serves git over the smart HTTP protocol only', {
     hint: 'use a git client >= 1.6.6 and the URL /git/<repo>(.git)',
   });
+}
+
+/**
+ * Logs a failed git request with everything known (git's stderr, the
+ * upstream's HTTP error, the cause chain); the request logger carries reqId.
+ */
+export function logFailure(request: FastifyRequest, e: HoardError): void {
+  const cause = e.cause instanceof Error ? e.cause.message : undefined;
+  request.log.warn({ err: e.message, cause, code: e.code, reqId: request.id }, 'git request failed');
+}
+
+/**
+ * What a client is told about a failure. 4xx messages are hoard's own words
+ * about the request. A 5xx may carry an upstream's or git's text (host names,
+ * internal addresses, file paths): the client gets a generic message and the
+ * request id to find the details in the log, except for messages hoard wrote
+ * itself and marked `details.clientSafe` (e.g. "could not mirror X: upstream
+ * fetch failed").
+ */
+export function clientMessage(e: HoardError, request: FastifyRequest): string {
+  if (httpStatusOf(e) < 500) return `${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}`;
+  const generic = ['HOARD_EGIT', 'HOARD_EREMOTE'].includes(e.code)
+    ? 'upstream fetch failed'
+    : 'internal error';
+  const text = e.details?.clientSafe === true ? e.message : `git request failed: ${generic}`;
+  return `${text} (request id ${request.id})${e.hint ? `\nhint: ${e.hint}` : ''}`;
 }

@@ -334,6 +334,13 @@ export class MirrorManager extends EventEmitter {
         this.log.warn({ dir: f.dir }, 'git: ignoring mirror directory with an invalid name');
         continue;
       }
+      try {
+        this.upstreams.resolve(id.path);
+      } catch {
+        // Mapped once, not any more (configuration changed): kept on disk, never fetched or served.
+        this.log.info({ repo: id.key }, 'git: not warming a mirror no upstream maps any more');
+        continue;
+      }
       const m = this.#mirror(id);
       await this.#loadMeta(m);
       mirrors.push(m);
@@ -382,7 +389,7 @@ export class MirrorManager extends EventEmitter {
    */
   async open(path: string, opts: { refs: boolean } = { refs: true }): Promise<OpenResult> {
     const t0 = performance.now();
-    const id = parseRepoPath(path);
+    const id = this.#servable(path);
     const m = this.#mirror(id);
     this.#checkReplaced(m);
     await this.#ensureCloned(m);
@@ -398,7 +405,7 @@ export class MirrorManager extends EventEmitter {
    */
   async ensureObjects(path: string, ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    const m = this.#mirror(parseRepoPath(path));
+    const m = this.#mirror(this.#servable(path));
     let missing = await missingObjects(m.dir, ids);
     if (missing.length === 0) return [];
     const t0 = performance.now();
@@ -471,6 +478,26 @@ export class MirrorManager extends EventEmitter {
   }
 
   // ---- internals ------------------------------------------------------------
+
+  /**
+   * The id of a repo path a client asked for, once an upstream maps it:
+   * before any mirror is looked at, cloned or served, so an unmapped (or
+   * denied) repository is 404 without a git child or an upstream request,
+   * also when a mirror of it is still on disk from an earlier configuration.
+   */
+  #servable(path: string): RepoId {
+    const id = parseRepoPath(path);
+    try {
+      this.upstreams.resolve(id.path);
+    } catch (err) {
+      this.log.info(
+        { repo: id.key, reason: (err as HoardError).details?.reason },
+        'git: request for a repository no upstream maps',
+      );
+      throw err;
+    }
+    return id;
+  }
 
   #mirror(id: RepoId): Mirror {
     let m = this.#mirrors.get(id.key);
@@ -591,10 +618,13 @@ export class MirrorManager extends EventEmitter {
       this.metrics.clones.inc({ result: 'error' });
       await rm(tmp, { recursive: true, force: true });
       if (existsSync(join(m.dir, 'HEAD'))) return;
-      throw new HoardError('HOARD_EGIT', `could not mirror ${m.id.path}: ${(err as Error).message}`, {
+      // The upstream's own words (git's stderr: host names, addresses, paths) go to the
+      // log only; the client learns that the upstream failed, not how (SSRF probing).
+      this.log.warn({ repo: m.id.key, err: (err as Error).message }, 'git: mirror clone failed');
+      throw new HoardError('HOARD_EGIT', `could not mirror ${m.id.path}: upstream fetch failed`, {
         cause: err,
-        hint: 'check that the upstream exists and is reachable from the hoard server',
-        details: { repo: m.id.key },
+        hint: 'check that the upstream exists and is reachable from the hoard server (details in its log)',
+        details: { repo: m.id.key, clientSafe: true },
       });
     }
     end();

@@ -9,6 +9,9 @@ export interface GitFlags {
   gitFetchTimeout?: string;
   gitUpstream?: string[];
   gitAllowPushThrough?: boolean;
+  gitAllowAnyHost?: boolean;
+  gitAllowHost?: string[];
+  gitDenyHost?: string[];
   config?: string;
 }
 
@@ -25,7 +28,21 @@ export function addGitServeOptions(cmd: Command): Command {
     )
     .option(
       '--git-upstream <NAME=URL>',
-      'git: map /git/NAME/… to URL/… (repeatable; default <host>/<path> → https://<host>/<path>)',
+      'git: map /git/NAME/… to URL/… (repeatable; only mapped repositories are served unless --git-allow-any-host)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--git-allow-any-host',
+      'git: also mirror /git/<host>/<path> from https://<host>/<path> for unmapped hosts (off: 404)',
+    )
+    .option(
+      '--git-allow-host <glob>',
+      'git: with --git-allow-any-host, only hosts matching these patterns (repeatable, e.g. *.github.com)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--git-deny-host <glob>',
+      'git: with --git-allow-any-host, never these hosts (repeatable; localhost, *.internal… always denied)',
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option('--git-allow-push-through', 'git: forward pushes to the upstream instead of refusing them');

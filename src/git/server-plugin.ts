@@ -14,13 +14,19 @@ import { authorizeRequest, type ServerContext } from '../server/context.ts';
 import { type GitSubRoute, gitPlugin } from './git-routes.ts';
 import { type GitLogger, MirrorManager } from './mirror-manager.ts';
 import type { GitFlags } from './serve-options.ts';
-import { parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
+import { hostPattern, parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
 
 export interface GitSettings {
   maxStalenessMs: number;
   fetchTimeoutMs: number;
   upstreams: UpstreamMapping[];
   allowPushThrough: boolean;
+  /** Unmapped `/git/<host>/<path>` → `https://<host>/<path>` (off by default: 404). */
+  implicitUpstreams: boolean;
+  /** Host glob patterns the implicit mapping may reach (empty: any not denied). */
+  allowHosts: string[];
+  /** Host glob patterns the implicit mapping never reaches (added to DEFAULTS.gitImplicitDenyHosts). */
+  denyHosts: string[];
 }
 
 export type { GitFlags } from './serve-options.ts';
@@ -46,12 +52,26 @@ async function gitTable(path: string): Promise<Record<string, unknown>> {
   return typeof git === 'object' && git !== null ? (git as Record<string, unknown>) : {};
 }
 
+function flag(v: unknown): boolean {
+  return v === true || ['1', 'true', 'yes', 'on'].includes(String(v).toLowerCase());
+}
+
+/** A list setting: an array (file) or a space/comma-separated string (env). */
+function list(v: unknown, name: string): string[] | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (Array.isArray(v)) return v.map(String);
+  if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
+  throw new HoardError('HOARD_ECONFIG', `${name}: expected a list of host patterns`);
+}
+
 /**
  * Resolves the git settings. Config file: a `[git]` table with `max_staleness`,
- * `fetch_timeout`, `allow_push_through` and `upstreams` (a table NAME = URL).
- * Env: HOARD_GIT_MAX_STALENESS, HOARD_GIT_FETCH_TIMEOUT, HOARD_GIT_ALLOW_PUSH_THROUGH,
- * HOARD_GIT_UPSTREAMS (space-separated NAME=URL). Upstream mappings of all layers
- * are merged, the later layer winning per name.
+ * `fetch_timeout`, `allow_push_through`, `implicit_upstreams`, `allow_hosts`,
+ * `deny_hosts` and `upstreams` (a table NAME = URL). Env: HOARD_GIT_MAX_STALENESS,
+ * HOARD_GIT_FETCH_TIMEOUT, HOARD_GIT_ALLOW_PUSH_THROUGH, HOARD_GIT_IMPLICIT_UPSTREAMS,
+ * HOARD_GIT_ALLOW_HOSTS, HOARD_GIT_DENY_HOSTS (space-separated), HOARD_GIT_UPSTREAMS
+ * (space-separated NAME=URL). Upstream mappings of all layers are merged, the later
+ * layer winning per name; host pattern lists are taken from the first layer that sets them.
  */
 export async function resolveGitSettings(
   flags: GitFlags,
@@ -75,7 +95,29 @@ export async function resolveGitSettings(
     env.HOARD_GIT_ALLOW_PUSH_THROUGH,
     file.allow_push_through ?? file.allowPushThrough,
   );
-  const allowPushThrough = push === true || ['1', 'true', 'yes', 'on'].includes(String(push).toLowerCase());
+  const allowPushThrough = flag(push);
+  const implicit = pick(
+    flags.gitAllowAnyHost,
+    env.HOARD_GIT_IMPLICIT_UPSTREAMS,
+    file.implicit_upstreams ?? file['implicit-upstreams'] ?? file.implicitUpstreams,
+  );
+  const implicitUpstreams = implicit === undefined ? DEFAULTS.gitImplicitUpstreams : flag(implicit);
+  const allowHosts =
+    list(
+      pick(flags.gitAllowHost?.length ? flags.gitAllowHost : undefined, env.HOARD_GIT_ALLOW_HOSTS) ??
+        file.allow_hosts ??
+        file.allowHosts,
+      'git allow_hosts',
+    ) ?? [];
+  const denyHosts =
+    list(
+      pick(flags.gitDenyHost?.length ? flags.gitDenyHost : undefined, env.HOARD_GIT_DENY_HOSTS) ??
+        file.deny_hosts ??
+        file.denyHosts,
+      'git deny_hosts',
+    ) ?? [];
+  // Fails at start-up, not at the first request.
+  for (const p of [...allowHosts, ...denyHosts]) hostPattern(p);
   const byName = new Map<string, UpstreamMapping>();
   const fileUp = file.upstreams;
   if (fileUp && typeof fileUp === 'object' && !Array.isArray(fileUp))
@@ -96,7 +138,15 @@ export async function resolveGitSettings(
     const m = parseUpstreamSpec(s);
     byName.set(m.name, m);
   }
-  return { maxStalenessMs, fetchTimeoutMs, upstreams: [...byName.values()], allowPushThrough };
+  return {
+    maxStalenessMs,
+    fetchTimeoutMs,
+    upstreams: [...byName.values()],
+    allowPushThrough,
+    implicitUpstreams,
+    allowHosts,
+    denyHosts,
+  };
 }
 
 /** Hooks for features built on the mirrors (snapshots, issue 8). */
@@ -124,7 +174,11 @@ export function gitServerPlugin<Ctx extends { metrics?: { registry?: Registry } 
     plugin: async (app, opts) => {
       const mirrors = new MirrorManager({
         dataDir,
-        upstreams: new Upstreams(settings.upstreams),
+        upstreams: new Upstreams(settings.upstreams, {
+          implicit: settings.implicitUpstreams,
+          allowHosts: settings.allowHosts,
+          denyHosts: settings.denyHosts,
+        }),
         maxStalenessMs: settings.maxStalenessMs,
         fetchTimeoutMs: settings.fetchTimeoutMs,
         registry: opts.ctx?.metrics?.registry,
