@@ -12,12 +12,12 @@
 // command. Wanted objects the mirror lacks trigger a fetch before upload-pack
 // starts (afterwards nothing could be retried).
 
-import { PassThrough, pipeline, Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
-import { spawnGit } from './git-process.ts';
+import { gitFailure, spawnGit } from './git-process.ts';
 import type { GitLogger, MirrorManager } from './mirror-manager.ts';
 import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
 import { Upstreams } from './upstreams.ts';
@@ -150,7 +150,18 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     mirrors.metrics.requests.inc({ service: 'upload-pack' });
     let o = await mirrors.open(repo, { refs: false });
     const body = requestBody(request);
-    const head = await readRequestHead(body, DEFAULTS.gitRequestHeadMaxBytes);
+    let head: Awaited<ReturnType<typeof readRequestHead>>;
+    try {
+      head = await readRequestHead(body, DEFAULTS.gitRequestHeadMaxBytes);
+    } catch (err) {
+      throw bodyFailure(err);
+    }
+    if (head.malformed) {
+      request.log.info({ repo }, 'git: upload-pack request is not pkt-line framed; refused');
+      throw new HoardError('HOARD_EBAD_REQUEST', 'malformed git request: not pkt-line framed', {
+        hint: 'POST …/git-upload-pack takes a git protocol request (pkt-lines), as git sends it',
+      });
+    }
     if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
     if (head.wants.length > 0) {
       const missing = await mirrors.ensureObjects(repo, head.wants);
@@ -169,13 +180,74 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     });
     const stdin = g.child.stdin!;
     stdin.write(head.bytes);
+    // A body that fails later (mid-stream) must not leave git waiting for the rest of stdin.
     body.on('error', () => g.kill());
     body.pipe(stdin);
+    // The answer starts only once git said something: a body that fails to
+    // inflate (or is cut off) before that kills git and is a 400, and a
+    // request git rejects is a 4xx, instead of a 200 cut off mid-way (or a
+    // child left waiting for stdin that never ends).
+    const first = await firstOf(g, body);
+    if (first === 'body-error') {
+      g.kill();
+      await g.done;
+      throw bodyFailure(body.errored);
+    }
+    if (first === 'failed') {
+      // git exited non-zero before answering: nobody will read its output.
+      g.child.stdout?.resume();
+      const exit = await g.done;
+      const stderr = exit.stderr.trim();
+      if (body.errored) throw bodyFailure(body.errored);
+      if (
+        !exit.aborted &&
+        !exit.timedOut &&
+        /protocol error|invalid command|expected|bad line/i.test(stderr)
+      ) {
+        request.log.info({ repo, stderr }, 'git: upload-pack rejected the request');
+        throw new HoardError('HOARD_EBAD_REQUEST', 'malformed git request: git upload-pack rejected it');
+      }
+      throw new HoardError('HOARD_EGIT', 'git upload-pack failed', {
+        cause: gitFailure(['upload-pack'], exit),
+      });
+    }
     const out = new PassThrough();
     pipeChild(g, out, request, repo, 'upload-pack');
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
     if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
     return reply.send(out);
+  }
+
+  /**
+   * Waits for git's first output byte, its exit, or a failure of the request
+   * body, whichever comes first. A zero exit counts as output (what it wrote
+   * may still be in the pipe): the normal streaming path handles it.
+   */
+  function firstOf(
+    g: ReturnType<typeof spawnGit>,
+    body: Readable,
+  ): Promise<'output' | 'failed' | 'body-error'> {
+    const { child } = g;
+    const stdout = child.stdout!;
+    if (body.errored) return Promise.resolve('body-error');
+    return new Promise((resolve) => {
+      const finish = (v: 'output' | 'failed' | 'body-error') => {
+        stdout.off('readable', onReadable);
+        body.off('error', onBodyError);
+        child.off('exit', onExit);
+        resolve(v);
+      };
+      // 'readable' also fires at end of stream; only bytes count as an answer.
+      const onReadable = () => {
+        if (stdout.readableLength > 0) finish('output');
+      };
+      const onBodyError = () => finish('body-error');
+      const onExit = (code: number | null) => finish(code === 0 ? 'output' : 'failed');
+      stdout.on('readable', onReadable);
+      body.once('error', onBodyError);
+      child.once('exit', onExit);
+      if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode);
+    });
   }
 
   function pipeChild(
@@ -210,15 +282,32 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     });
   }
 
-  /** The request body, inflated when the client sent it gzip-compressed. */
+  /**
+   * The request body, inflated when the client sent it gzip-compressed. Its
+   * failures (bad gzip, a client that went away) surface as an 'error' event
+   * or `errored` on the returned stream, whenever they happen: a listener is
+   * attached at once, so one emitted before anyone listens is not lost.
+   */
   function requestBody(request: FastifyRequest): Readable {
     const raw = request.body as Readable;
     if (!(raw instanceof Readable)) throw new HoardError('HOARD_EBAD_REQUEST', 'missing git request body');
     const enc = String(request.headers['content-encoding'] ?? '').toLowerCase();
-    if (enc === 'gzip' || enc === 'x-gzip') return pipeline(raw, createGunzip(), () => {});
-    if (enc && enc !== 'identity')
+    let body: Readable = raw;
+    if (enc === 'gzip' || enc === 'x-gzip') {
+      // Not pipeline(): it would destroy the request on a gzip error, i.e. the socket,
+      // and the client would get a reset instead of the 400. The rest of the body is
+      // drained instead (the server's request timeouts bound how long).
+      const gunzip = createGunzip();
+      raw.on('error', (err) => gunzip.destroy(err));
+      gunzip.on('error', () => {
+        raw.unpipe(gunzip);
+        raw.resume();
+      });
+      body = raw.pipe(gunzip);
+    } else if (enc && enc !== 'identity')
       throw new HoardError('HOARD_EBAD_REQUEST', `unsupported Content-Encoding ${JSON.stringify(enc)}`);
-    return raw;
+    body.on('error', () => {});
+    return body;
   }
 
   async function receivePack(request: FastifyRequest, reply: FastifyReply, repo: string, advertise: boolean) {
@@ -248,6 +337,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       if (advertise) out.write(Buffer.concat([pktLine('# service=git-receive-pack\n'), FLUSH_PKT]));
       else {
         const body = requestBody(request);
+        if (body.errored) g.kill();
         body.on('error', () => g.kill());
         body.pipe(g.child.stdin!);
         void g.done.then((e) => {
@@ -348,4 +438,16 @@ export function clientMessage(e: HoardError, request: FastifyRequest): string {
     : 'internal error';
   const text = e.details?.clientSafe === true ? e.message : `git request failed: ${generic}`;
   return `${text} (request id ${request.id})${e.hint ? `\nhint: ${e.hint}` : ''}`;
+}
+
+/** A failure reading the request body as a client error: bad gzip data is 400, never a 5xx. */
+function bodyFailure(err: unknown): HoardError {
+  if (err instanceof HoardError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code.startsWith('Z_') || /incorrect header check|unexpected end of file|invalid/i.test(String(err)))
+    return new HoardError('HOARD_EBAD_REQUEST', 'invalid gzip request body', {
+      cause: err,
+      hint: 'the body sent with Content-Encoding: gzip does not inflate',
+    });
+  return toHoardError(err, 'HOARD_EBAD_REQUEST', 'could not read the git request body');
 }
