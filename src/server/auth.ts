@@ -12,6 +12,11 @@
 //   token = "s3cr3t"             # or sha256 = "<hex of sha256(token)>"
 //   scopes = ["read", "write"]
 //   refs = ["cache/", "team/app/"]   # optional: ref prefixes it may write
+//
+// Ref prefixes match whole path segments, never a plain string prefix:
+// `team-a` allows the ref `team-a` and everything under `team-a/`, but not
+// `team-a.evil/x` or `team-ab`; `team-a/` (trailing slash) allows only what is
+// under `team-a/`, not `team-a` itself. `""` allows every ref.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -82,6 +87,13 @@ export async function loadTokens(path: string): Promise<TokenEntry[]> {
   });
 }
 
+/** Whether the ref prefix `prefix` of a token covers `name` (whole path segments only, see above). */
+export function refPrefixAllows(prefix: string, name: string): boolean {
+  if (prefix === '') return true;
+  if (prefix.endsWith('/')) return name.startsWith(prefix);
+  return name === prefix || name.startsWith(`${prefix}/`);
+}
+
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
@@ -131,7 +143,7 @@ export function authorize(
   }
   if (!p.scopes.has(need) && !(need === 'read' && (p.scopes.has('write') || policy.publicRead)))
     throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} lacks the ${need} scope`);
-  if (refName !== undefined && p.refPrefixes && !p.refPrefixes.some((pre) => refName.startsWith(pre)))
+  if (refName !== undefined && p.refPrefixes && !p.refPrefixes.some((pre) => refPrefixAllows(pre, refName)))
     throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} may not write ref ${refName}`, {
       details: { allowed: p.refPrefixes },
     });

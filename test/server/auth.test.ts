@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
-import { authorize, hashToken } from '../../src/server/auth.ts';
+import { authorize, hashToken, refPrefixAllows } from '../../src/server/auth.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
 const TOKENS = `
@@ -28,6 +28,12 @@ name = "deployer"
 token = "deploy-secret"
 scopes = ["write"]
 refs = ["deploy/"]
+
+[[token]]
+name = "team-a"
+token = "team-a-secret"
+scopes = ["write"]
+refs = ["team-a"]
 `;
 
 describe('auth', () => {
@@ -95,6 +101,30 @@ describe('auth', () => {
     assert.equal(outside.status, 403);
     assert.equal(await code(outside), 'HOARD_EFORBIDDEN');
     assert.equal((await putRef(srv, 'deploy/app', 'deploy-secret')).status, 201);
+  });
+
+  it('ref prefixes match whole path segments', async () => {
+    await putBlob(srv, 'write-secret');
+    // "team-a" (no slash): the ref itself and everything under it, nothing that merely starts the same.
+    // (The ref `team-a` itself is allowed too, see the unit test: one store cannot hold both.)
+    assert.equal((await putRef(srv, 'team-a/app', 'team-a-secret')).status, 201);
+    for (const name of ['team-a.evil/x', 'team-ab', 'team-a-b/x', 'team'])
+      assert.equal((await putRef(srv, name, 'team-a-secret')).status, 403, name);
+    // "deploy/" (trailing slash): only what is under it.
+    assert.equal((await putRef(srv, 'deployer/x', 'deploy-secret')).status, 403);
+    assert.equal((await putRef(srv, 'deploy', 'deploy-secret')).status, 403);
+    assert.equal((await putRef(srv, 'deploy/a/b', 'deploy-secret')).status, 201);
+  });
+
+  it('ref prefix rules, unit', () => {
+    assert.equal(refPrefixAllows('team-a', 'team-a'), true);
+    assert.equal(refPrefixAllows('team-a', 'team-a/x/y'), true);
+    assert.equal(refPrefixAllows('team-a', 'team-a.evil/x'), false);
+    assert.equal(refPrefixAllows('team-a', 'team-ab'), false);
+    assert.equal(refPrefixAllows('team/app/', 'team/app/x'), true);
+    assert.equal(refPrefixAllows('team/app/', 'team/app'), false);
+    assert.equal(refPrefixAllows('team/app/', 'team/apple/x'), false);
+    assert.equal(refPrefixAllows('', 'anything/at/all'), true);
   });
 
   it('--public-read: anonymous reads allowed, anonymous writes 401', async () => {
