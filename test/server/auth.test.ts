@@ -34,6 +34,18 @@ name = "team-a"
 token = "team-a-secret"
 scopes = ["write"]
 refs = ["team-a"]
+
+[[token]]
+name = "all-refs"
+token = "all-refs-secret"
+scopes = ["read", "write"]
+refs = [""]
+
+[[token]]
+name = "peer-server"
+token = "peer-secret"
+scopes = ["read", "write"]
+refs = ["git-snapshots/"]
 `;
 
 describe('auth', () => {
@@ -125,6 +137,41 @@ describe('auth', () => {
     assert.equal(refPrefixAllows('team/app/', 'team/app'), false);
     assert.equal(refPrefixAllows('team/app/', 'team/apple/x'), false);
     assert.equal(refPrefixAllows('', 'anything/at/all'), true);
+  });
+
+  it('the snapshot namespace is server-owned: no write token may PUT or DELETE there, reads are fine', async () => {
+    await putBlob(srv, 'write-secret');
+    const name = `git-snapshots/local/app/${'c'.repeat(40)}`;
+    for (const t of ['write-secret', 'deploy-secret', 'all-refs-secret']) {
+      const w = await putRef(srv, name, t);
+      assert.equal(w.status, 403, t);
+      assert.equal(await code(w), 'HOARD_EFORBIDDEN');
+    }
+    // The server-to-server token names the namespace explicitly: it may write (a shared remote).
+    const s2s = await putRef(srv, name, 'peer-secret');
+    assert.equal(s2s.status, 201);
+    const etag = s2s.headers.get('etag')!;
+    const del = await fetch(`${srv.url}/v1/refs/${name}`, {
+      method: 'DELETE',
+      headers: { 'if-match': etag, ...auth('write-secret') },
+    });
+    assert.equal(del.status, 403);
+    const read = await fetch(`${srv.url}/v1/refs/${name}`, { headers: auth('read-secret') });
+    assert.equal(read.status, 200);
+    assert.equal((await putRef(srv, 'git-mirrors/x', 'write-secret')).status, 403);
+    // Only that namespace: a ref merely starting the same is an ordinary ref.
+    assert.equal((await putRef(srv, 'git-snapshots-mine/x', 'write-secret')).status, 201);
+  });
+
+  it('loopback mode (no tokens file) cannot write the snapshot namespace either', () => {
+    const policy = { tokens: undefined, publicRead: false };
+    const req = { remoteAddress: '127.0.0.1', authorization: undefined };
+    assert.throws(
+      () => authorize(policy, req, 'write', `git-snapshots/a/b/${'c'.repeat(40)}`),
+      (e) => isHoardError(e, 'HOARD_EFORBIDDEN'),
+    );
+    assert.equal(authorize(policy, req, 'write', 'cache/x'), 'loopback');
+    assert.equal(authorize(policy, req, 'read'), 'loopback');
   });
 
   it('--public-read: anonymous reads allowed, anonymous writes 401', async () => {
