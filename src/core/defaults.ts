@@ -145,6 +145,15 @@ export const DEFAULTS = {
     '*.lan',
     '*.home.arpa',
   ] as readonly string[],
+  /**
+   * Upstream fetches one mirror may start, per window, because a request
+   * wanted objects it lacks (a commit just pushed upstream, or a random id from
+   * anyone). Requests arriving while a fetch is in flight join it; beyond the
+   * budget the objects are reported missing without contacting the upstream.
+   */
+  gitUnknownObjectFetchesPerWindow: 3,
+  /** The window of gitUnknownObjectFetchesPerWindow. */
+  gitUnknownObjectFetchWindowMs: 60_000,
   /** A ref advertisement is never older than this. */
   gitMaxStalenessMs: 10_000,
   /** An upstream fetch taking longer is abandoned and the mirror served as is (stale). */
