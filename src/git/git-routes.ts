@@ -20,7 +20,7 @@ import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/e
 import { gitFailure, spawnGit } from './git-process.ts';
 import type { GitLogger, MirrorManager } from './mirror-manager.ts';
 import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
-import { Upstreams } from './upstreams.ts';
+import { parseRepoPath, Upstreams } from './upstreams.ts';
 
 /** An extra route under `/git/<repo>/…` (e.g. snapshots), matched on the path after `/git/`. */
 export interface GitSubRoute {
@@ -37,8 +37,12 @@ export interface GitPluginOptions {
   /** Start the manager (discovery, background warm-up) when the plugin loads (default true). */
   start?: boolean;
   routes?: GitSubRoute[];
-  /** Throws when the request may not push (the server checks its `write` scope); default: anyone who may read. */
-  authorizePush?: (request: FastifyRequest) => void;
+  /**
+   * Throws when the request may not push to the repo `key` (the server checks
+   * the `write` scope and the token's ref prefixes against `git/<key>`, see
+   * pushScopeName); default: anyone who may read.
+   */
+  authorizePush?: (request: FastifyRequest, key: string) => void;
 }
 
 const NO_CACHE = {
@@ -323,7 +327,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
         { hint: 'or start hoard serve with --git-allow-push-through to forward pushes upstream' },
       );
     }
-    opts.authorizePush?.(request);
+    opts.authorizePush?.(request, parseRepoPath(repo).key);
     const upstream = mirrors.upstreamOf(repo);
     const local = Upstreams.localPath(upstream);
     if (local !== null) {
@@ -450,4 +454,15 @@ function bodyFailure(err: unknown): HoardError {
       hint: 'the body sent with Content-Encoding: gzip does not inflate',
     });
   return toHoardError(err, 'HOARD_EBAD_REQUEST', 'could not read the git request body');
+}
+
+/**
+ * The name a push to the repo `key` is authorized as: `git/<key>` (e.g.
+ * `git/gh/acme/app`). A token may push through the proxy when it has the
+ * `write` scope and its ref prefixes (if any) cover that name, by the same
+ * whole-segment rule as ref writes: `refs = ["git/"]` allows pushes to every
+ * repo, `["git/gh/acme"]` to the repos under gh/acme, `["cache/"]` to none.
+ */
+export function pushScopeName(key: string): string {
+  return `git/${key}`;
 }

@@ -11,7 +11,7 @@ import { parse as parseToml } from 'smol-toml';
 import { DEFAULTS, parseDuration } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { authorizeRequest, type ServerContext } from '../server/context.ts';
-import { type GitSubRoute, gitPlugin } from './git-routes.ts';
+import { type GitSubRoute, gitPlugin, pushScopeName } from './git-routes.ts';
 import { type GitLogger, MirrorManager } from './mirror-manager.ts';
 import type { GitFlags } from './serve-options.ts';
 import { hostPattern, parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
@@ -189,7 +189,9 @@ export function gitServerPlugin<Ctx extends { metrics?: { registry?: Registry } 
       await gitPlugin(app, {
         mirrors,
         allowPushThrough: settings.allowPushThrough,
-        authorizePush: ctx?.auth ? (request) => authorizeRequest(ctx, request, 'write') : undefined,
+        authorizePush: ctx?.auth
+          ? (request, key) => authorizeRequest(ctx, request, 'write', pushScopeName(key))
+          : undefined,
         routes: extras.routes?.(mirrors, opts.ctx, app),
       });
     },
