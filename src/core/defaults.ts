@@ -127,6 +127,33 @@ export const DEFAULTS = {
   cacheRefTtlMs: 0,
 
   // ---- git --------------------------------------------------------------
+  /**
+   * Whether `/git/<host>/<path>` of a host no `--git-upstream` maps is mirrored
+   * from `https://<host>/<path>`. Off: only configured upstreams are reachable
+   * (anything else is 404), so clients cannot point the server at internal hosts.
+   */
+  gitImplicitUpstreams: false,
+  /**
+   * Hosts the implicit mapping never reaches, whatever the allow patterns say
+   * (IP literals are refused too). Configured deny patterns are added to these.
+   */
+  gitImplicitDenyHosts: [
+    'localhost',
+    '*.localhost',
+    '*.local',
+    '*.internal',
+    '*.lan',
+    '*.home.arpa',
+  ] as readonly string[],
+  /**
+   * Upstream fetches one mirror may start, per window, because a request
+   * wanted objects it lacks (a commit just pushed upstream, or a random id from
+   * anyone). Requests arriving while a fetch is in flight join it; beyond the
+   * budget the objects are reported missing without contacting the upstream.
+   */
+  gitUnknownObjectFetchesPerWindow: 3,
+  /** The window of gitUnknownObjectFetchesPerWindow. */
+  gitUnknownObjectFetchWindowMs: 60_000,
   /** A ref advertisement is never older than this. */
   gitMaxStalenessMs: 10_000,
   /** An upstream fetch taking longer is abandoned and the mirror served as is (stale). */

@@ -231,17 +231,25 @@ export const setting = {
       { choices: o.choices },
     );
   },
-  /** A list: an array in files, comma-separated in flags and variables. A later layer replaces it. */
+  /**
+   * A list: an array in files; comma- or space-separated in variables and
+   * flags (a repeatable flag). A later layer replaces it.
+   */
   list(o: Common<readonly string[]>): Setting<readonly string[]> {
     return make(
       'list',
       'LIST',
       o,
       (r) => {
-        const items = Array.isArray(r) ? r.map((x) => String(x)) : String(scalar(r)).split(',');
+        // A string may hold several items; an array item (a file's entry, one repeated flag) is
+        // split at commas only, so an item with a space stays one item and fails its check.
+        const items = Array.isArray(r)
+          ? r.flatMap((x) => String(x).split(','))
+          : String(scalar(r)).split(/[\s,]+/);
         return Object.freeze(items.map((s) => s.trim()).filter((s) => s.length > 0));
       },
       (v) => (v.length === 0 ? 'none' : v.join(',')),
+      { repeatable: true },
     );
   },
   /**

@@ -39,6 +39,16 @@ export interface GitChild {
 
 const STDERR_KEEP = 8 * 1024;
 const live = new Set<number>();
+let spawned = 0;
+
+/**
+ * Git children of this process: spawned so far and still running. For tests
+ * and diagnostics: "no git child was started" and "no child was left behind"
+ * are properties of the security boundary, not of timing.
+ */
+export function gitChildren(): { spawned: number; live: number } {
+  return { spawned, live: live.size };
+}
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (pid === undefined) return;
@@ -105,6 +115,7 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
     detached: true,
   });
   const pid = child.pid;
+  spawned++;
   if (pid !== undefined) live.add(pid);
   let timedOut = false;
   let aborted = false;

@@ -12,15 +12,15 @@
 // command. Wanted objects the mirror lacks trigger a fetch before upload-pack
 // starts (afterwards nothing could be retried).
 
-import { PassThrough, pipeline, Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
-import { spawnGit } from './git-process.ts';
+import { gitFailure, spawnGit } from './git-process.ts';
 import type { GitLogger, MirrorManager } from './mirror-manager.ts';
 import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
-import { Upstreams } from './upstreams.ts';
+import { parseRepoPath, Upstreams } from './upstreams.ts';
 
 /** An extra route under `/git/<repo>/…` (e.g. snapshots), matched on the path after `/git/`. */
 export interface GitSubRoute {
@@ -37,8 +37,12 @@ export interface GitPluginOptions {
   /** Start the manager (discovery, background warm-up) when the plugin loads (default true). */
   start?: boolean;
   routes?: GitSubRoute[];
-  /** Throws when the request may not push (the server checks its `write` scope); default: anyone who may read. */
-  authorizePush?: (request: FastifyRequest) => void;
+  /**
+   * Throws when the request may not push to the repo `key` (the server checks
+   * the `write` scope and the token's ref prefixes against `git/<key>`, see
+   * pushScopeName); default: anyone who may read.
+   */
+  authorizePush?: (request: FastifyRequest, key: string) => void;
 }
 
 const NO_CACHE = {
@@ -150,7 +154,18 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     mirrors.metrics.requests.inc({ service: 'upload-pack' });
     let o = await mirrors.open(repo, { refs: false });
     const body = requestBody(request);
-    const head = await readRequestHead(body, DEFAULTS.gitRequestHeadMaxBytes);
+    let head: Awaited<ReturnType<typeof readRequestHead>>;
+    try {
+      head = await readRequestHead(body, DEFAULTS.gitRequestHeadMaxBytes);
+    } catch (err) {
+      throw bodyFailure(err);
+    }
+    if (head.malformed) {
+      request.log.info({ repo }, 'git: upload-pack request is not pkt-line framed; refused');
+      throw new HoardError('HOARD_EBAD_REQUEST', 'malformed git request: not pkt-line framed', {
+        hint: 'POST …/git-upload-pack takes a git protocol request (pkt-lines), as git sends it',
+      });
+    }
     if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
     if (head.wants.length > 0) {
       const missing = await mirrors.ensureObjects(repo, head.wants);
@@ -169,13 +184,74 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     });
     const stdin = g.child.stdin!;
     stdin.write(head.bytes);
+    // A body that fails later (mid-stream) must not leave git waiting for the rest of stdin.
     body.on('error', () => g.kill());
     body.pipe(stdin);
+    // The answer starts only once git said something: a body that fails to
+    // inflate (or is cut off) before that kills git and is a 400, and a
+    // request git rejects is a 4xx, instead of a 200 cut off mid-way (or a
+    // child left waiting for stdin that never ends).
+    const first = await firstOf(g, body);
+    if (first === 'body-error') {
+      g.kill();
+      await g.done;
+      throw bodyFailure(body.errored);
+    }
+    if (first === 'failed') {
+      // git exited non-zero before answering: nobody will read its output.
+      g.child.stdout?.resume();
+      const exit = await g.done;
+      const stderr = exit.stderr.trim();
+      if (body.errored) throw bodyFailure(body.errored);
+      if (
+        !exit.aborted &&
+        !exit.timedOut &&
+        /protocol error|invalid command|expected|bad line/i.test(stderr)
+      ) {
+        request.log.info({ repo, stderr }, 'git: upload-pack rejected the request');
+        throw new HoardError('HOARD_EBAD_REQUEST', 'malformed git request: git upload-pack rejected it');
+      }
+      throw new HoardError('HOARD_EGIT', 'git upload-pack failed', {
+        cause: gitFailure(['upload-pack'], exit),
+      });
+    }
     const out = new PassThrough();
     pipeChild(g, out, request, repo, 'upload-pack');
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
     if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
     return reply.send(out);
+  }
+
+  /**
+   * Waits for git's first output byte, its exit, or a failure of the request
+   * body, whichever comes first. A zero exit counts as output (what it wrote
+   * may still be in the pipe): the normal streaming path handles it.
+   */
+  function firstOf(
+    g: ReturnType<typeof spawnGit>,
+    body: Readable,
+  ): Promise<'output' | 'failed' | 'body-error'> {
+    const { child } = g;
+    const stdout = child.stdout!;
+    if (body.errored) return Promise.resolve('body-error');
+    return new Promise((resolve) => {
+      const finish = (v: 'output' | 'failed' | 'body-error') => {
+        stdout.off('readable', onReadable);
+        body.off('error', onBodyError);
+        child.off('exit', onExit);
+        resolve(v);
+      };
+      // 'readable' also fires at end of stream; only bytes count as an answer.
+      const onReadable = () => {
+        if (stdout.readableLength > 0) finish('output');
+      };
+      const onBodyError = () => finish('body-error');
+      const onExit = (code: number | null) => finish(code === 0 ? 'output' : 'failed');
+      stdout.on('readable', onReadable);
+      body.once('error', onBodyError);
+      child.once('exit', onExit);
+      if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode);
+    });
   }
 
   function pipeChild(
@@ -210,15 +286,32 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     });
   }
 
-  /** The request body, inflated when the client sent it gzip-compressed. */
+  /**
+   * The request body, inflated when the client sent it gzip-compressed. Its
+   * failures (bad gzip, a client that went away) surface as an 'error' event
+   * or `errored` on the returned stream, whenever they happen: a listener is
+   * attached at once, so one emitted before anyone listens is not lost.
+   */
   function requestBody(request: FastifyRequest): Readable {
     const raw = request.body as Readable;
     if (!(raw instanceof Readable)) throw new HoardError('HOARD_EBAD_REQUEST', 'missing git request body');
     const enc = String(request.headers['content-encoding'] ?? '').toLowerCase();
-    if (enc === 'gzip' || enc === 'x-gzip') return pipeline(raw, createGunzip(), () => {});
-    if (enc && enc !== 'identity')
+    let body: Readable = raw;
+    if (enc === 'gzip' || enc === 'x-gzip') {
+      // Not pipeline(): it would destroy the request on a gzip error, i.e. the socket,
+      // and the client would get a reset instead of the 400. The rest of the body is
+      // drained instead (the server's request timeouts bound how long).
+      const gunzip = createGunzip();
+      raw.on('error', (err) => gunzip.destroy(err));
+      gunzip.on('error', () => {
+        raw.unpipe(gunzip);
+        raw.resume();
+      });
+      body = raw.pipe(gunzip);
+    } else if (enc && enc !== 'identity')
       throw new HoardError('HOARD_EBAD_REQUEST', `unsupported Content-Encoding ${JSON.stringify(enc)}`);
-    return raw;
+    body.on('error', () => {});
+    return body;
   }
 
   async function receivePack(request: FastifyRequest, reply: FastifyReply, repo: string, advertise: boolean) {
@@ -234,7 +327,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
         { hint: 'or start hoard serve with --git-allow-push-through to forward pushes upstream' },
       );
     }
-    opts.authorizePush?.(request);
+    opts.authorizePush?.(request, parseRepoPath(repo).key);
     const upstream = mirrors.upstreamOf(repo);
     const local = Upstreams.localPath(upstream);
     if (local !== null) {
@@ -248,6 +341,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       if (advertise) out.write(Buffer.concat([pktLine('# service=git-receive-pack\n'), FLUSH_PKT]));
       else {
         const body = requestBody(request);
+        if (body.errored) g.kill();
         body.on('error', () => g.kill());
         body.pipe(g.child.stdin!);
         void g.done.then((e) => {
@@ -306,14 +400,15 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
   function fail(reply: FastifyReply, err: unknown) {
     const e = toHoardError(err, 'HOARD_EGIT');
     const status = httpStatusOf(e);
-    if (status >= 500) reply.log.warn({ err: e.message, code: e.code }, 'git request failed');
+    if (status >= 500) logFailure(reply.request, e);
     // text/plain: the git client shows it to the user as "remote: …".
     return reply
       .code(status)
       .headers(NO_CACHE)
       .header('content-type', 'text/plain; charset=utf-8')
       .header('x-hoard-error', e.code)
-      .send(`${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}\n`);
+      .header('x-hoard-request-id', String(reply.request.id))
+      .send(`${clientMessage(e, reply.request)}\n`);
   }
 }
 
@@ -321,4 +416,53 @@ function dumbProtocol(): HoardError {
   return new HoardError('HOARD_EBAD_REQUEST', 'hoard serves git over the smart HTTP protocol only', {
     hint: 'use a git client >= 1.6.6 and the URL /git/<repo>(.git)',
   });
+}
+
+/**
+ * Logs a failed git request with everything known (git's stderr, the
+ * upstream's HTTP error, the cause chain); the request logger carries reqId.
+ */
+export function logFailure(request: FastifyRequest, e: HoardError): void {
+  const cause = e.cause instanceof Error ? e.cause.message : undefined;
+  request.log.warn({ err: e.message, cause, code: e.code, reqId: request.id }, 'git request failed');
+}
+
+/**
+ * What a client is told about a failure. 4xx messages are hoard's own words
+ * about the request. A 5xx may carry an upstream's or git's text (host names,
+ * internal addresses, file paths): the client gets a generic message and the
+ * request id to find the details in the log, except for messages hoard wrote
+ * itself and marked `details.clientSafe` (e.g. "could not mirror X: upstream
+ * fetch failed").
+ */
+export function clientMessage(e: HoardError, request: FastifyRequest): string {
+  if (httpStatusOf(e) < 500) return `${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}`;
+  const generic = ['HOARD_EGIT', 'HOARD_EREMOTE'].includes(e.code)
+    ? 'upstream fetch failed'
+    : 'internal error';
+  const text = e.details?.clientSafe === true ? e.message : `git request failed: ${generic}`;
+  return `${text} (request id ${request.id})${e.hint ? `\nhint: ${e.hint}` : ''}`;
+}
+
+/** A failure reading the request body as a client error: bad gzip data is 400, never a 5xx. */
+function bodyFailure(err: unknown): HoardError {
+  if (err instanceof HoardError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code.startsWith('Z_') || /incorrect header check|unexpected end of file|invalid/i.test(String(err)))
+    return new HoardError('HOARD_EBAD_REQUEST', 'invalid gzip request body', {
+      cause: err,
+      hint: 'the body sent with Content-Encoding: gzip does not inflate',
+    });
+  return toHoardError(err, 'HOARD_EBAD_REQUEST', 'could not read the git request body');
+}
+
+/**
+ * The name a push to the repo `key` is authorized as: `git/<key>` (e.g.
+ * `git/gh/acme/app`). A token may push through the proxy when it has the
+ * `write` scope and its ref prefixes (if any) cover that name, by the same
+ * whole-segment rule as ref writes: `refs = ["git/"]` allows pushes to every
+ * repo, `["git/gh/acme"]` to the repos under gh/acme, `["cache/"]` to none.
+ */
+export function pushScopeName(key: string): string {
+  return `git/${key}`;
 }

@@ -23,6 +23,27 @@ export const gitSettings = defineSettings('git', 'Git proxy', {
     valueName: 'NAME=URL',
     doc: 'serve `/git/NAME/…` from the mirror of URL (repeatable flag; space-separated in the variable; a `[git.upstreams]` table NAME = "URL" in a file); layers merge by name',
   }),
+  implicitUpstreams: setting.boolean({
+    key: 'allow-any-host',
+    default: DEFAULTS.gitImplicitUpstreams,
+    doc: 'also mirror `/git/<host>/<path>` from `https://<host>/<path>` for hosts no upstream maps (off: 404, so clients cannot point the server at internal hosts)',
+  }),
+  allowHosts: setting.list({
+    key: 'allow-hosts',
+    flag: 'git-allow-host',
+    env: 'HOARD_GIT_ALLOW_HOSTS',
+    default: [],
+    valueName: 'GLOB',
+    doc: 'with `allow-any-host`: only hosts matching these patterns, e.g. `*.github.com` (repeatable flag; empty: any host not denied)',
+  }),
+  denyHosts: setting.list({
+    key: 'deny-hosts',
+    flag: 'git-deny-host',
+    env: 'HOARD_GIT_DENY_HOSTS',
+    default: [],
+    valueName: 'GLOB',
+    doc: 'with `allow-any-host`: never these hosts (repeatable flag); IP literals, `localhost` and `*.internal`, `*.local`, `*.lan`, `*.home.arpa` are always denied',
+  }),
   allowPushThrough: setting.boolean({
     default: false,
     doc: 'forward pushes to the upstream instead of refusing them',

@@ -66,6 +66,12 @@ export interface MirrorManagerOptions {
   /** How often a fetch also checks the upstream's default branch (default DEFAULTS.gitHeadCheckIntervalMs). */
   headCheckIntervalMs?: number;
   log?: GitLogger;
+  /** Upstream fetches for unknown wanted objects per window and mirror (default DEFAULTS.gitUnknownObjectFetchesPerWindow). */
+  unknownObjectFetchesPerWindow?: number;
+  /** The window of that budget (default DEFAULTS.gitUnknownObjectFetchWindowMs). */
+  unknownObjectFetchWindowMs?: number;
+  /** Clock of the unknown-object budget (tests inject one); default Date.now. */
+  now?: () => number;
   /** prom-client registry for the git metrics (default: the global one). */
   registry?: Registry;
 }
@@ -93,6 +99,8 @@ interface Mirror {
   headCheckedAt: number;
   /** When a stale serve of this mirror was last logged as a warning. */
   staleWarnedAt: number;
+  /** Start times (clock of the manager) of the fetches for unknown objects in the current window. */
+  unknownFetchTimes: number[];
 }
 
 export interface OpenResult {
@@ -134,6 +142,9 @@ export class MirrorManager extends EventEmitter {
   readonly warmConcurrency: number;
   readonly maintenanceIntervalMs: number;
   readonly headCheckIntervalMs: number;
+  readonly unknownObjectFetchesPerWindow: number;
+  readonly unknownObjectFetchWindowMs: number;
+  readonly #now: () => number;
   log: GitLogger;
   #ownLogger: boolean;
 
@@ -153,6 +164,7 @@ export class MirrorManager extends EventEmitter {
     staleServes: Counter;
     requests: Counter<'service'>;
     maintenance: Counter<'result'>;
+    unknownObjectFetchesLimited: Counter;
   };
 
   constructor(opts: MirrorManagerOptions) {
@@ -167,6 +179,11 @@ export class MirrorManager extends EventEmitter {
     this.warmConcurrency = Math.max(1, opts.warmConcurrency ?? DEFAULTS.gitWarmConcurrency);
     this.maintenanceIntervalMs = opts.maintenanceIntervalMs ?? DEFAULTS.gitMaintenanceIntervalMs;
     this.headCheckIntervalMs = opts.headCheckIntervalMs ?? DEFAULTS.gitHeadCheckIntervalMs;
+    this.unknownObjectFetchesPerWindow =
+      opts.unknownObjectFetchesPerWindow ?? DEFAULTS.gitUnknownObjectFetchesPerWindow;
+    this.unknownObjectFetchWindowMs =
+      opts.unknownObjectFetchWindowMs ?? DEFAULTS.gitUnknownObjectFetchWindowMs;
+    this.#now = opts.now ?? Date.now;
     this.log = opts.log ?? silentLogger;
     this.#ownLogger = opts.log !== undefined;
     const reg = opts.registry ?? defaultRegistry;
@@ -223,6 +240,16 @@ export class MirrorManager extends EventEmitter {
             name: 'hoard_git_requests_total',
             help: 'git smart-HTTP requests, by service',
             labelNames: ['service'],
+            registers: [reg],
+          }),
+      ),
+      unknownObjectFetchesLimited: metric(
+        reg,
+        'hoard_git_unknown_object_fetches_limited_total',
+        () =>
+          new Counter({
+            name: 'hoard_git_unknown_object_fetches_limited_total',
+            help: 'Requests for objects a mirror lacks that did not fetch upstream because the per-mirror budget was used up',
             registers: [reg],
           }),
       ),
@@ -334,6 +361,13 @@ export class MirrorManager extends EventEmitter {
         this.log.warn({ dir: f.dir }, 'git: ignoring mirror directory with an invalid name');
         continue;
       }
+      try {
+        this.upstreams.resolve(id.path);
+      } catch {
+        // Mapped once, not any more (configuration changed): kept on disk, never fetched or served.
+        this.log.info({ repo: id.key }, 'git: not warming a mirror no upstream maps any more');
+        continue;
+      }
       const m = this.#mirror(id);
       await this.#loadMeta(m);
       mirrors.push(m);
@@ -382,7 +416,7 @@ export class MirrorManager extends EventEmitter {
    */
   async open(path: string, opts: { refs: boolean } = { refs: true }): Promise<OpenResult> {
     const t0 = performance.now();
-    const id = parseRepoPath(path);
+    const id = this.#servable(path);
     const m = this.#mirror(id);
     this.#checkReplaced(m);
     await this.#ensureCloned(m);
@@ -393,19 +427,55 @@ export class MirrorManager extends EventEmitter {
   }
 
   /**
-   * Of `ids`, those the mirror lacks even after a fetch started after this
-   * call (a client wanting a commit just pushed upstream).
+   * Of `ids`, those the mirror lacks even after a fetch (a client wanting a
+   * commit just pushed upstream). Unknown ids are attacker-chosen (any client
+   * can ask for random commits), so these fetches are bounded per mirror: a
+   * request joins the fetch in flight if there is one (20 concurrent requests
+   * for unknown commits cause one fetch), and otherwise starts one only within
+   * the budget of DEFAULTS.gitUnknownObjectFetchesPerWindow per
+   * DEFAULTS.gitUnknownObjectFetchWindowMs; beyond it the ids are reported
+   * missing without contacting the upstream (logged, counted).
    */
   async ensureObjects(path: string, ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    const m = this.#mirror(parseRepoPath(path));
+    const m = this.#mirror(this.#servable(path));
     let missing = await missingObjects(m.dir, ids);
     if (missing.length === 0) return [];
     const t0 = performance.now();
+    const joined = m.inflight;
+    if (joined) {
+      await joined.promise.catch(() => {});
+      missing = await missingObjects(m.dir, missing);
+      // A fetch that started after this request could see all it wants; one that started
+      // before may predate a push: then one more, shared by everyone in the same position.
+      if (missing.length === 0 || joined.startedAt >= t0) return missing;
+      if (m.inflight && m.inflight.startedAt >= t0) {
+        await m.inflight.promise.catch(() => {});
+        return missingObjects(m.dir, missing);
+      }
+    }
+    if (!this.#takeUnknownObjectBudget(m)) {
+      this.metrics.unknownObjectFetchesLimited.inc();
+      this.log.info(
+        { repo: m.id.key, missing: missing.length },
+        'git: wanted objects missing; upstream fetch budget for unknown objects used up, not fetching',
+      );
+      return missing;
+    }
     this.log.debug({ repo: m.id.key, missing: missing.length }, 'git: wanted objects missing; fetching');
     await this.#ensureFresh(m, t0, t0 + this.fetchTimeoutMs);
     missing = await missingObjects(m.dir, missing);
     return missing;
+  }
+
+  /** Takes one unknown-object fetch from the mirror's window budget; false when none is left. */
+  #takeUnknownObjectBudget(m: Mirror): boolean {
+    const now = this.#now();
+    const since = now - this.unknownObjectFetchWindowMs;
+    m.unknownFetchTimes = m.unknownFetchTimes.filter((t) => t > since);
+    if (m.unknownFetchTimes.length >= this.unknownObjectFetchesPerWindow) return false;
+    m.unknownFetchTimes.push(now);
+    return true;
   }
 
   /**
@@ -472,6 +542,26 @@ export class MirrorManager extends EventEmitter {
 
   // ---- internals ------------------------------------------------------------
 
+  /**
+   * The id of a repo path a client asked for, once an upstream maps it:
+   * before any mirror is looked at, cloned or served, so an unmapped (or
+   * denied) repository is 404 without a git child or an upstream request,
+   * also when a mirror of it is still on disk from an earlier configuration.
+   */
+  #servable(path: string): RepoId {
+    const id = parseRepoPath(path);
+    try {
+      this.upstreams.resolve(id.path);
+    } catch (err) {
+      this.log.info(
+        { repo: id.key, reason: (err as HoardError).details?.reason },
+        'git: request for a repository no upstream maps',
+      );
+      throw err;
+    }
+    return id;
+  }
+
   #mirror(id: RepoId): Mirror {
     let m = this.#mirrors.get(id.key);
     if (!m) {
@@ -491,6 +581,7 @@ export class MirrorManager extends EventEmitter {
         fetchesSinceMaintenance: 0,
         headCheckedAt: 0,
         staleWarnedAt: 0,
+        unknownFetchTimes: [],
       };
       this.#mirrors.set(id.key, m);
     }
@@ -591,10 +682,13 @@ export class MirrorManager extends EventEmitter {
       this.metrics.clones.inc({ result: 'error' });
       await rm(tmp, { recursive: true, force: true });
       if (existsSync(join(m.dir, 'HEAD'))) return;
-      throw new HoardError('HOARD_EGIT', `could not mirror ${m.id.path}: ${(err as Error).message}`, {
+      // The upstream's own words (git's stderr: host names, addresses, paths) go to the
+      // log only; the client learns that the upstream failed, not how (SSRF probing).
+      this.log.warn({ repo: m.id.key, err: (err as Error).message }, 'git: mirror clone failed');
+      throw new HoardError('HOARD_EGIT', `could not mirror ${m.id.path}: upstream fetch failed`, {
         cause: err,
-        hint: 'check that the upstream exists and is reachable from the hoard server',
-        details: { repo: m.id.key },
+        hint: 'check that the upstream exists and is reachable from the hoard server (details in its log)',
+        details: { repo: m.id.key, clientSafe: true },
       });
     }
     end();

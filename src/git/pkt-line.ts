@@ -20,12 +20,16 @@ export interface RequestHead {
   wants: string[];
   /** Whether the head was fully parsed (false when the cap was hit or the body was malformed). */
   complete: boolean;
+  /** Whether the bytes are not pkt-line framing at all (a length that is not 4 hex digits). */
+  malformed?: boolean;
 }
 
 async function readChunk(s: Readable): Promise<Buffer | null> {
   for (;;) {
     const c = s.read() as Buffer | null;
     if (c !== null) return c;
+    // A stream that failed before we listened (bad gzip) reports it here, not as end of input.
+    if (s.errored) throw s.errored;
     if (s.readableEnded || s.destroyed) return null;
     await new Promise<void>((resolve, reject) => {
       const done = () => {
@@ -59,8 +63,9 @@ export async function readRequestHead(s: Readable, maxBytes = 1024 * 1024): Prom
   for (;;) {
     // Parse what is buffered.
     while (buf.length - pos >= 4) {
-      const len = Number.parseInt(buf.subarray(pos, pos + 4).toString('latin1'), 16);
-      if (Number.isNaN(len)) return { ...head, bytes: buf, complete: false };
+      const hex = buf.subarray(pos, pos + 4).toString('latin1');
+      if (!/^[0-9a-f]{4}$/i.test(hex)) return { ...head, bytes: buf, complete: false, malformed: true };
+      const len = Number.parseInt(hex, 16);
       if (len === 0) return { ...head, bytes: buf, complete: true }; // flush: end of wants / request
       if (len < 4) {
         pos += 4; // delim (0001) or response-end (0002)

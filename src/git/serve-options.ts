@@ -6,5 +6,8 @@ export interface GitFlags {
   gitFetchTimeout?: string;
   gitUpstream?: string[];
   gitAllowPushThrough?: boolean;
+  gitAllowAnyHost?: boolean;
+  gitAllowHost?: string[];
+  gitDenyHost?: string[];
   config?: string;
 }

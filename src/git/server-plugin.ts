@@ -7,17 +7,23 @@ import type { Registry } from 'prom-client';
 import { resolveGroup } from '../core/settings.ts';
 import { loadLayers, type RawSettings } from '../server/config.ts';
 import { authorizeRequest, type ServerContext } from '../server/context.ts';
-import { type GitSubRoute, gitPlugin } from './git-routes.ts';
+import { type GitSubRoute, gitPlugin, pushScopeName } from './git-routes.ts';
 import { type GitSettingsValues, gitSettings } from './git-settings.ts';
 import { type GitLogger, MirrorManager } from './mirror-manager.ts';
 import type { GitFlags } from './serve-options.ts';
-import { parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
+import { hostPattern, parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
 
 export interface GitSettings {
   maxStalenessMs: number;
   fetchTimeoutMs: number;
   upstreams: UpstreamMapping[];
   allowPushThrough: boolean;
+  /** Unmapped `/git/<host>/<path>` → `https://<host>/<path>` (off by default: 404). */
+  implicitUpstreams: boolean;
+  /** Host glob patterns the implicit mapping may reach (empty: any not denied). */
+  allowHosts: string[];
+  /** Host glob patterns the implicit mapping never reaches (added to DEFAULTS.gitImplicitDenyHosts). */
+  denyHosts: string[];
 }
 
 export type { GitFlags } from './serve-options.ts';
@@ -38,11 +44,16 @@ export async function resolveGitSettings(
 
 /** The proxy's view of the resolved `[git]` group: upstream specs checked and parsed. */
 export function toGitSettings(v: GitSettingsValues): GitSettings {
+  // Bad patterns fail at start-up, not at the first request.
+  for (const p of [...v.allowHosts, ...v.denyHosts]) hostPattern(p);
   return {
     maxStalenessMs: v.maxStalenessMs,
     fetchTimeoutMs: v.fetchTimeoutMs,
     upstreams: Object.entries(v.upstreams).map(([name, url]) => parseUpstreamSpec(`${name}=${url}`)),
     allowPushThrough: v.allowPushThrough,
+    implicitUpstreams: v.implicitUpstreams,
+    allowHosts: [...v.allowHosts],
+    denyHosts: [...v.denyHosts],
   };
 }
 
@@ -71,7 +82,11 @@ export function gitServerPlugin<Ctx extends { metrics?: { registry?: Registry } 
     plugin: async (app, opts) => {
       const mirrors = new MirrorManager({
         dataDir,
-        upstreams: new Upstreams(settings.upstreams),
+        upstreams: new Upstreams(settings.upstreams, {
+          implicit: settings.implicitUpstreams,
+          allowHosts: settings.allowHosts,
+          denyHosts: settings.denyHosts,
+        }),
         maxStalenessMs: settings.maxStalenessMs,
         fetchTimeoutMs: settings.fetchTimeoutMs,
         registry: opts.ctx?.metrics?.registry,
@@ -82,7 +97,9 @@ export function gitServerPlugin<Ctx extends { metrics?: { registry?: Registry } 
       await gitPlugin(app, {
         mirrors,
         allowPushThrough: settings.allowPushThrough,
-        authorizePush: ctx?.auth ? (request) => authorizeRequest(ctx, request, 'write') : undefined,
+        authorizePush: ctx?.auth
+          ? (request, key) => authorizeRequest(ctx, request, 'write', pushScopeName(key))
+          : undefined,
         routes: extras.routes?.(mirrors, opts.ctx, app),
       });
     },

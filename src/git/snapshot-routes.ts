@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hexOf } from '../core/digest.ts';
-import { HoardError } from '../core/errors.ts';
+import { HoardError, httpStatusOf, toHoardError } from '../core/errors.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
-import type { GitSubRoute } from './git-routes.ts';
+import { clientMessage, type GitSubRoute, logFailure } from './git-routes.ts';
 import type { GitServerExtras } from './server-plugin.ts';
 import { type SnapshotInfo, type SnapshotMirrors, SnapshotService } from './snapshot-service.ts';
 
@@ -57,22 +57,43 @@ async function send(
   return reply.code(200).send(body);
 }
 
+/**
+ * A failure as the client may see it: a 5xx's text (git's stderr, the
+ * upstream's error) goes to the log, the client gets a generic message with
+ * the request id (see clientMessage).
+ */
+function sanitized(
+  handler: GitSubRoute['handler'],
+): (request: FastifyRequest, reply: FastifyReply, m: RegExpExecArray) => Promise<unknown> {
+  return async (request, reply, m) => {
+    try {
+      return await handler(request, reply, m);
+    } catch (err) {
+      const e = toHoardError(err, 'HOARD_EGIT');
+      if (httpStatusOf(e) < 500) throw e;
+      logFailure(request, e);
+      throw new HoardError(e.code, clientMessage(e, request), { details: { clientSafe: true } });
+    }
+  };
+}
+
 /** The snapshot routes for the git plugin's `routes` option. */
 export function snapshotRoutes(service: SnapshotService): GitSubRoute[] {
   return [
     {
       method: 'GET',
       match: BY_COMMIT,
-      handler: async (request, reply, m) =>
+      handler: sanitized(async (request, reply, m) =>
         send(service, request, reply, await service.forCommit(m[1], m[2], requestBase(request))),
+      ),
     },
     {
       method: 'GET',
       match: STABLE,
-      handler: async (request, reply, m) => {
+      handler: sanitized(async (request, reply, m) => {
         const ref = (request.query as { ref?: string }).ref;
         return send(service, request, reply, await service.forRef(m[1], ref, requestBase(request)));
-      },
+      }),
     },
   ];
 }

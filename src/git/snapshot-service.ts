@@ -11,12 +11,23 @@
 // commit's snapshot is generated in the background (debounced), for repos
 // whose snapshots have been asked for.
 //
+// Trust: the ref and the blob it names may have been written by anyone who
+// can write the shared bucket (or, before the namespace was server-owned, a
+// user token), so a ref is never enough to serve a blob as a commit's
+// snapshot. This server serves only a digest it generated itself, recorded in
+// `<verifiedDir>/<sha256 of the ref name>` (its own disk, never the shared
+// stores). A ref it has no record for is verified by regenerating the archive
+// (deterministic: same commit → same bytes) and comparing digests: equal, the
+// record is written and the blob served; different, the foreign blob is never
+// served (ours is, the ref is left alone so that servers with another git
+// version do not flap it, and a warning is logged and counted).
+//
 // Old snapshot blobs are ordinary blobs: they age out of the disk tier by its
 // LRU eviction; in a shared bucket a lifecycle rule on old objects is the
 // retention (docs/snapshots.md).
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -26,6 +37,7 @@ import { Semaphore } from '../core/pool.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
 import { snapshotArchive } from './snapshot-archive.ts';
@@ -67,6 +79,11 @@ export interface SnapshotServiceOptions {
   refs: RefStore;
   /** Work directory for generation (created; leftovers of a previous run are removed). */
   tmpDir: string;
+  /**
+   * Where this server records the snapshot digests it generated or verified
+   * (default `<tmpDir>.verified`); only this server writes it.
+   */
+  verifiedDir?: string;
   /**
    * Base URL of the server as clients see it (`https://hoard.example`): the
    * archive's `origin` is `<publicUrl>/git/<repo-key>`. Servers sharing a
@@ -118,8 +135,13 @@ export class SnapshotService {
   readonly zstdLevel: number;
   readonly debounceMs: number;
   readonly log: SnapshotLogger;
+  readonly verifiedDir: string;
   /** Completed generations (for tests and metrics). */
   generations = 0;
+  /** Snapshot refs whose blob was not this server's and did not match a regeneration (never served). */
+  foreignRejected = 0;
+  /** Ref name → digest this server generated or verified (cache of verifiedDir). */
+  #verified = new Map<string, Digest>();
   #flight = new SingleFlight<string, SnapshotInfo>();
   #sem: Semaphore;
   #prepared: Promise<void> | undefined;
@@ -135,6 +157,7 @@ export class SnapshotService {
     this.blobs = opts.blobs;
     this.refs = opts.refs;
     this.tmpDir = opts.tmpDir;
+    this.verifiedDir = opts.verifiedDir ?? `${opts.tmpDir.replace(/\/+$/, '')}.verified`;
     this.publicUrl = opts.publicUrl?.replace(/\/+$/, '');
     this.zstdLevel = opts.zstdLevel ?? DEFAULTS.snapshotZstdLevel;
     this.debounceMs = opts.debounceMs ?? DEFAULTS.snapshotDebounceMs;
@@ -146,6 +169,7 @@ export class SnapshotService {
   #prepare(): Promise<void> {
     this.#prepared ??= (async () => {
       await mkdir(this.tmpDir, { recursive: true });
+      await mkdir(this.verifiedDir, { recursive: true });
       // Leftovers of a killed process: nothing else writes here.
       for (const name of await readdir(this.tmpDir))
         await rm(join(this.tmpDir, name), { recursive: true, force: true });
@@ -190,24 +214,53 @@ export class SnapshotService {
     return { ...info, staleSeconds: o.staleSeconds };
   }
 
-  /** Finds (through its ref) or generates the snapshot of `commit` of the mirror in `dir`. */
+  /**
+   * The snapshot of `commit` of the mirror in `dir`: the one this server
+   * generated or verified before (its blob still stored), else generated now
+   * (which also verifies a ref some other writer left: see the header).
+   */
   async snapshot(key: string, dir: string, commit: string, originUrl: string): Promise<SnapshotInfo> {
     const refName = snapshotRefName(key, commit);
-    const found = await this.#lookup(refName);
+    const found = await this.#trusted(refName);
     if (found) return { key, commit, ...found, generated: false, staleSeconds: null };
     return this.#flight.do(`${key}\0${commit}`, async () => {
-      const again = await this.#lookup(refName);
+      const again = await this.#trusted(refName);
       if (again) return { key, commit, ...again, generated: false, staleSeconds: null };
       return this.#sem.run(() => this.#generate(key, dir, commit, originUrl, refName));
     });
   }
 
-  async #lookup(refName: string): Promise<{ digest: Digest; size: number } | undefined> {
-    const ref = await this.refs.get(refName);
-    if (!ref) return undefined;
-    const st = await this.blobs.stat(ref.target);
-    // A ref whose blob aged out is regenerated (deterministically: same digest).
-    return st ? { digest: ref.target, size: st.size } : undefined;
+  /** This server's own record of the ref's digest, when its blob is still stored. */
+  async #trusted(refName: string): Promise<{ digest: Digest; size: number } | undefined> {
+    const digest = await this.#recorded(refName);
+    if (!digest) return undefined;
+    const st = await this.blobs.stat(digest);
+    // A blob that aged out is regenerated (deterministically: same digest).
+    return st ? { digest, size: st.size } : undefined;
+  }
+
+  #recordPath(refName: string): string {
+    return join(this.verifiedDir, hexOf(sha256(refName)));
+  }
+
+  async #recorded(refName: string): Promise<Digest | undefined> {
+    const cached = this.#verified.get(refName);
+    if (cached) return cached;
+    let text: string;
+    try {
+      text = (await readFile(this.#recordPath(refName), 'utf8')).trim();
+    } catch {
+      return undefined;
+    }
+    if (!/^sha256:[0-9a-f]{64}$/.test(text)) return undefined;
+    this.#verified.set(refName, text as Digest);
+    return text as Digest;
+  }
+
+  async #record(refName: string, digest: Digest): Promise<void> {
+    await this.#prepare();
+    await writeFileAtomic(this.#recordPath(refName), `${digest}\n`, this.verifiedDir);
+    this.#verified.set(refName, digest);
   }
 
   async #generate(
@@ -249,33 +302,46 @@ export class SnapshotService {
       await this.blobs.write(digest, createReadStream(file, { highWaterMark: DEFAULTS.streamChunkBytes }), {
         size,
       });
-      const winner = await this.#publish(refName, digest, size);
+      const published = await this.#publish(refName, digest);
+      await this.#record(refName, digest);
       this.generations++;
+      if (published === 'foreign') {
+        this.foreignRejected++;
+        this.log.warn(
+          { repo: key, commit, digest, ref: refName },
+          'git: snapshot ref names a blob this server did not generate and cannot reproduce; serving its own',
+        );
+      }
       this.log.info(
-        { repo: key, commit, digest, bytes: size, ms: Date.now() - t0, adopted: winner.digest !== digest },
+        { repo: key, commit, digest, bytes: size, ms: Date.now() - t0, ref: published },
         'git: snapshot generated',
       );
-      return { key, commit, ...winner, generated: winner.digest === digest, staleSeconds: null };
+      return { key, commit, digest, size, generated: published !== 'same', staleSeconds: null };
     } finally {
       await rm(work, { recursive: true, force: true });
     }
   }
 
-  /** Writes the commit → digest ref create-if-absent; the loser of a race adopts the winner's digest. */
-  async #publish(refName: string, digest: Digest, size: number): Promise<{ digest: Digest; size: number }> {
+  /**
+   * Writes the commit → digest ref create-if-absent. Returns 'created' (or
+   * replaced a ref whose blob is gone), 'same' (the ref already named these
+   * bytes: another server generated them, now verified), or 'foreign' (the ref
+   * names other bytes whose blob exists: left as it is, never served by us).
+   */
+  async #publish(refName: string, digest: Digest): Promise<'created' | 'same' | 'foreign'> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.refs.get(refName);
       try {
         if (!cur) await this.refs.set(refName, digest, null);
-        else if (cur.target !== digest) {
-          const st = await this.blobs.stat(cur.target);
-          if (st) return { digest: cur.target, size: st.size }; // adopt the winner's
+        else if (cur.target === digest) return 'same';
+        else {
+          if (await this.blobs.stat(cur.target)) return 'foreign';
           await this.refs.set(refName, digest, cur.version); // its blob is gone: replace
         }
-        return { digest, size };
+        return 'created';
       } catch (err) {
         if (!isHoardError(err, 'HOARD_EREF_CONFLICT')) throw err;
-        // Lost the race: read the winner and adopt it on the next round.
+        // Lost a race: look at what the winner wrote on the next round.
       }
     }
     throw new HoardError('HOARD_EREF_CONFLICT', `could not publish snapshot ref ${refName}`);

@@ -1,10 +1,15 @@
-// Which upstream a `/git/<repo>` path mirrors. By default `<host>/<path>` is
-// `https://<host>/<path>`; `--git-upstream NAME=URL` maps the prefix NAME
-// (one or more path segments) to any base URL, including `file:///…`.
-// The longest matching prefix wins. Repo paths are validated strictly: they
-// name directories on disk and arguments of git.
+// Which upstream a `/git/<repo>` path mirrors. `--git-upstream NAME=URL` maps
+// the prefix NAME (one or more path segments) to any base URL, including
+// `file:///…`; the longest matching prefix wins. Only configured mappings are
+// served by default: a path no mapping names is 404, so no client can make
+// the server clone from a host of its choosing (SSRF into the internal
+// network). The implicit mapping `<host>/<path>` → `https://<host>/<path>` is
+// an operator's opt-in (`--git-allow-any-host`), filtered by host allow/deny
+// glob patterns. Repo paths are validated strictly: they name directories on
+// disk and arguments of git.
 
 import { join } from 'node:path';
+import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 
 export interface UpstreamMapping {
@@ -68,27 +73,89 @@ export function parseUpstreamSpec(spec: string): UpstreamMapping {
   return { name, url: url.replace(/\/+$/, '') };
 }
 
+export interface ImplicitUpstreamOptions {
+  /** Whether paths that match no mapping go to `https://<host>/<path>` (default false). */
+  implicit?: boolean;
+  /** Host glob patterns the implicit mapping may reach (empty: any host not denied). */
+  allowHosts?: readonly string[];
+  /** Host glob patterns the implicit mapping never reaches, besides DEFAULTS.gitImplicitDenyHosts; deny wins over allow. */
+  denyHosts?: readonly string[];
+}
+
+/**
+ * A host glob (`github.com`, `*.corp.example`): `*` stands for one or more
+ * characters, dots included; matching ignores case. Invalid characters throw.
+ */
+export function hostPattern(glob: string): RegExp {
+  const g = glob.trim().toLowerCase();
+  if (!/^[a-z0-9*._-]+$/.test(g))
+    throw new HoardError('HOARD_ECONFIG', `invalid git host pattern ${JSON.stringify(glob)}`, {
+      hint: 'a host name, optionally with * wildcards, e.g. *.example.com',
+    });
+  const re = g.replace(/\./g, '\\.').replace(/\*/g, '.+');
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * Whether `host` is a DNS name whose last label is alphabetic (a TLD). IP
+ * literals in any spelling (`127.0.0.1`, `0x7f.1`, `2130706433.x0`…) fail:
+ * they are the classic way around a host name deny list.
+ */
+function isDnsName(host: string): boolean {
+  const labels = host.split('.');
+  if (labels.length < 2 || labels.some((l) => !/^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$/i.test(l))) return false;
+  return /^[a-z][a-z0-9-]*$/i.test(labels[labels.length - 1]) && !/^0x/i.test(labels[labels.length - 1]);
+}
+
 export class Upstreams {
   readonly mappings: readonly UpstreamMapping[];
   /** Whether paths that match no mapping go to `https://<host>/<path>`. */
-  readonly defaultHttps: boolean;
+  readonly implicit: boolean;
+  readonly #allow: RegExp[];
+  readonly #deny: RegExp[];
 
-  constructor(mappings: UpstreamMapping[] = [], opts: { defaultHttps?: boolean } = {}) {
+  constructor(mappings: UpstreamMapping[] = [], opts: ImplicitUpstreamOptions = {}) {
     this.mappings = [...mappings].sort((a, b) => b.name.length - a.name.length);
-    this.defaultHttps = opts.defaultHttps ?? true;
+    this.implicit = opts.implicit ?? DEFAULTS.gitImplicitUpstreams;
+    this.#allow = (opts.allowHosts ?? []).map(hostPattern);
+    this.#deny = [...DEFAULTS.gitImplicitDenyHosts, ...(opts.denyHosts ?? [])].map(hostPattern);
   }
 
-  /** Upstream URL of a repo path; throws HOARD_EBAD_REQUEST when nothing maps it. */
+  /**
+   * Upstream URL of a repo path; throws HOARD_EUPSTREAM_UNKNOWN (404) when
+   * nothing maps it. A denied host gets the same answer as an unconfigured
+   * one (the client learns nothing about the deny list); the reason is in
+   * `details.reason` for the log.
+   */
   resolve(path: string): string {
     for (const m of this.mappings) {
       if (path === m.name) return m.url;
       if (path.startsWith(`${m.name}/`)) return `${m.url}/${path.slice(m.name.length + 1)}`;
     }
-    const host = path.split('/')[0];
-    if (this.defaultHttps && host.includes('.')) return `https://${path}`;
-    throw new HoardError('HOARD_EBAD_REQUEST', `no upstream for git repository ${JSON.stringify(path)}`, {
-      hint: 'use /git/<host>/<path> (a host name with a dot) or configure --git-upstream NAME=URL',
-    });
+    const host = path.split('/')[0].toLowerCase();
+    if (this.implicit && !host.includes('.'))
+      throw new HoardError('HOARD_EBAD_REQUEST', `no upstream for git repository ${JSON.stringify(path)}`, {
+        hint: 'use /git/<host>/<path> (a host name with a dot) or a configured /git/<upstream-name>/<path>',
+      });
+    const reason = this.#implicitRefusal(host);
+    if (reason === null) return `https://${path}`;
+    throw new HoardError(
+      'HOARD_EUPSTREAM_UNKNOWN',
+      `no upstream is configured for git repository ${JSON.stringify(path)}`,
+      {
+        hint: 'the server operator maps repositories with --git-upstream NAME=URL',
+        details: { reason },
+      },
+    );
+  }
+
+  /** Why the implicit mapping does not serve `host`, or null when it does. */
+  #implicitRefusal(host: string): string | null {
+    if (!this.implicit) return 'no mapping (implicit upstreams are off)';
+    if (!isDnsName(host)) return 'not a DNS host name';
+    if (this.#deny.some((re) => re.test(host))) return 'host denied';
+    if (this.#allow.length > 0 && !this.#allow.some((re) => re.test(host))) return 'host not allowed';
+    return null;
   }
 
   /** Local filesystem path of a `file://` upstream, or null. */

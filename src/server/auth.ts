@@ -12,6 +12,11 @@
 //   token = "s3cr3t"             # or sha256 = "<hex of sha256(token)>"
 //   scopes = ["read", "write"]
 //   refs = ["cache/", "team/app/"]   # optional: ref prefixes it may write
+//
+// Ref prefixes match whole path segments, never a plain string prefix:
+// `team-a` allows the ref `team-a` and everything under `team-a/`, but not
+// `team-a.evil/x` or `team-ab`; `team-a/` (trailing slash) allows only what is
+// under `team-a/`, not `team-a` itself. `""` allows every ref.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -82,6 +87,37 @@ export async function loadTokens(path: string): Promise<TokenEntry[]> {
   });
 }
 
+/**
+ * Ref namespaces only the server itself writes (through its stores, never
+ * through the refs API): `git-snapshots/` (commit → snapshot archive; a
+ * planted ref would make clients restore an attacker's archive) and
+ * `git-mirrors/` (reserved for mirror state). The API refuses writes there
+ * from every client (loopback mode, tokens without a ref list, `""`), except a
+ * token whose `refs` names the namespace explicitly (`refs = ["git-snapshots/"]`):
+ * the token of another hoard server that uses this one as its shared remote.
+ * Reads need only `read`.
+ */
+export const SERVER_OWNED_REF_NAMESPACES: readonly string[] = ['git-snapshots', 'git-mirrors'];
+
+/** Whether a ref name (or a token's ref prefix) lies in a server-owned namespace. */
+export function isServerOwnedRef(name: string): boolean {
+  return SERVER_OWNED_REF_NAMESPACES.some((ns) => name === ns || name.startsWith(`${ns}/`));
+}
+
+function serverOwned(name: string, who: string): HoardError {
+  return new HoardError('HOARD_EFORBIDDEN', `ref ${name} is in a namespace only the server writes (${who})`, {
+    hint: 'snapshot refs are written by the server that generated the snapshot; grant a server-to-server token refs = ["git-snapshots/"] explicitly',
+    details: { ref: name },
+  });
+}
+
+/** Whether the ref prefix `prefix` of a token covers `name` (whole path segments only, see above). */
+export function refPrefixAllows(prefix: string, name: string): boolean {
+  if (prefix === '') return true;
+  if (prefix.endsWith('/')) return name.startsWith(prefix);
+  return name === prefix || name.startsWith(`${prefix}/`);
+}
+
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
@@ -113,7 +149,10 @@ export function authorize(
   refName?: string,
 ): string {
   if (!policy.tokens) {
-    if (isLoopback(req.remoteAddress)) return 'loopback';
+    if (isLoopback(req.remoteAddress)) {
+      if (refName !== undefined && isServerOwnedRef(refName)) throw serverOwned(refName, 'loopback client');
+      return 'loopback';
+    }
     throw new HoardError('HOARD_EFORBIDDEN', 'this server accepts local clients only', {
       hint: 'start it with --tokens FILE to let other machines in',
     });
@@ -131,7 +170,13 @@ export function authorize(
   }
   if (!p.scopes.has(need) && !(need === 'read' && (p.scopes.has('write') || policy.publicRead)))
     throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} lacks the ${need} scope`);
-  if (refName !== undefined && p.refPrefixes && !p.refPrefixes.some((pre) => refName.startsWith(pre)))
+  if (
+    refName !== undefined &&
+    isServerOwnedRef(refName) &&
+    !p.refPrefixes?.some((pre) => isServerOwnedRef(pre) && refPrefixAllows(pre, refName))
+  )
+    throw serverOwned(refName, `token ${p.name}`);
+  if (refName !== undefined && p.refPrefixes && !p.refPrefixes.some((pre) => refPrefixAllows(pre, refName)))
     throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} may not write ref ${refName}`, {
       details: { allowed: p.refPrefixes },
     });

@@ -43,10 +43,13 @@ describe('upstreams', () => {
   });
 
   test('default https mapping and longest prefix wins', () => {
-    const u = new Upstreams([
-      parseUpstreamSpec('local=file:///srv/git/'),
-      parseUpstreamSpec('gh/acme=https://git.acme.test/mirror'),
-    ]);
+    const u = new Upstreams(
+      [
+        parseUpstreamSpec('local=file:///srv/git/'),
+        parseUpstreamSpec('gh/acme=https://git.acme.test/mirror'),
+      ],
+      { implicit: true },
+    );
     assert.equal(u.resolve('local/app.git'), 'file:///srv/git/app.git');
     assert.equal(u.resolve('gh/acme/app.git'), 'https://git.acme.test/mirror/app.git');
     assert.equal(u.resolve('github.com/acme/app.git'), 'https://github.com/acme/app.git');
@@ -167,6 +170,9 @@ describe('git settings', () => {
         fetchTimeoutMs: 30_000,
         upstreams: [],
         allowPushThrough: false,
+        implicitUpstreams: false,
+        allowHosts: [],
+        denyHosts: [],
       });
       await assert.rejects(resolveGitSettings({ gitMaxStaleness: 'soon' }, {}), { code: 'HOARD_ECONFIG' });
     } finally {

@@ -117,6 +117,20 @@ describe('git snapshots (server)', () => {
     assert.equal(r.headers.get('x-hoard-commit'), c);
   });
 
+  it('a snapshot ref planted in the store at a foreign blob is not served over HTTP', async () => {
+    const c = await upstreamCommit('planted');
+    const evil = Buffer.from('not the archive of this commit');
+    const evilDigest: Digest = `sha256:${sha(evil)}`;
+    await b.server.ctx.blobs.write(evilDigest, [evil]);
+    await b.server.ctx.refs.set(snapshotRefName('up/app', c), evilDigest, null);
+    const r = await fetch(`${b.url}/git/${repo}/snapshot/${c}.tar.zst`);
+    assert.equal(r.status, 200);
+    const bytes = await body(r);
+    assert.notEqual(sha(bytes), sha(evil));
+    assert.equal(r.headers.get('etag'), `"${sha(bytes)}"`);
+    assert.equal(b.snapshots.foreignRejected, 1);
+  });
+
   it('concurrent requests for a new commit generate it once', async () => {
     await upstreamCommit('for single-flight');
     const before = a.snapshots.generations;
@@ -237,7 +251,10 @@ describe('snapshot service publishing', () => {
     ensureObjects: async () => [],
   });
 
-  it('the loser of a create-if-absent race adopts the winner digest', async () => {
+  // Changed by issue 11: the loser used to adopt the winner's digest unverified, which let
+  // anyone who can write the bucket race a poisoned archive in. It now serves its own
+  // (verified by construction) and leaves the ref alone.
+  it('the loser of a create-if-absent race never adopts a digest it cannot reproduce', async () => {
     const blobs = new MemoryBlobStore();
     const refs = new MemoryRefStore();
     // Another server wins the race with (hypothetically) different bytes.
@@ -269,9 +286,45 @@ describe('snapshot service publishing', () => {
       tmpDir: join(root, 'tmp-race'),
     });
     const info = await svc.snapshot('k/r', mirror, commit, 'http://h/git/k/r');
-    assert.equal(info.digest, otherDigest);
-    assert.equal(info.generated, false);
-    assert.equal((await refs.get(name))?.target, otherDigest);
+    assert.notEqual(info.digest, otherDigest);
+    assert.equal(info.generated, true);
+    assert.equal(svc.foreignRejected, 1);
+    assert.equal((await refs.get(name))?.target, otherDigest, 'the ref is left alone');
+    // Served from its own record from now on, without regenerating.
+    const again = await svc.snapshot('k/r', mirror, commit, 'http://h/git/k/r');
+    assert.equal(again.digest, info.digest);
+    assert.equal(svc.generations, 1);
+  });
+
+  it('a snapshot ref planted at a foreign blob is never served; a ref another server wrote is verified', async () => {
+    const blobs = new MemoryBlobStore();
+    const refs = new MemoryRefStore();
+    const evil = Buffer.from('a crafted archive with hooks');
+    const evilDigest: Digest = `sha256:${sha(evil)}`;
+    await blobs.write(evilDigest, [evil]);
+    const name = snapshotRefName('k/r', commit);
+    await refs.set(name, evilDigest, null);
+    const svc = new SnapshotService({ mirrors: mirrorsStub(), blobs, refs, tmpDir: join(root, 'tmp-plant') });
+    const info = await svc.snapshot('k/r', mirror, commit, 'http://h/git/k/r');
+    assert.notEqual(info.digest, evilDigest);
+    assert.equal(svc.foreignRejected, 1);
+    // What it served is the real archive: the same digest a clean server generates.
+    const clean = new SnapshotService({
+      mirrors: mirrorsStub(),
+      blobs: new MemoryBlobStore(),
+      refs: new MemoryRefStore(),
+      tmpDir: join(root, 'tmp-clean'),
+    });
+    assert.equal((await clean.snapshot('k/r', mirror, commit, 'http://h/git/k/r')).digest, info.digest);
+    // A second server sharing the stores finds a ref it did not write: it regenerates, the
+    // digests agree, and it serves that blob (verified, not generated anew into the ref).
+    await refs.set(name, info.digest, (await refs.get(name))!.version);
+    const peer = new SnapshotService({ mirrors: mirrorsStub(), blobs, refs, tmpDir: join(root, 'tmp-peer') });
+    const seen = await peer.snapshot('k/r', mirror, commit, 'http://h/git/k/r');
+    assert.equal(seen.digest, info.digest);
+    assert.equal(seen.generated, false);
+    assert.equal(peer.generations, 1, 'verified by regenerating');
+    assert.equal(peer.foreignRejected, 0);
   });
 
   it('regenerates when the ref points at a blob that aged out, with the same digest', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
-import { authorize, hashToken } from '../../src/server/auth.ts';
+import { authorize, hashToken, refPrefixAllows } from '../../src/server/auth.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
 const TOKENS = `
@@ -28,6 +28,24 @@ name = "deployer"
 token = "deploy-secret"
 scopes = ["write"]
 refs = ["deploy/"]
+
+[[token]]
+name = "team-a"
+token = "team-a-secret"
+scopes = ["write"]
+refs = ["team-a"]
+
+[[token]]
+name = "all-refs"
+token = "all-refs-secret"
+scopes = ["read", "write"]
+refs = [""]
+
+[[token]]
+name = "peer-server"
+token = "peer-secret"
+scopes = ["read", "write"]
+refs = ["git-snapshots/"]
 `;
 
 describe('auth', () => {
@@ -95,6 +113,65 @@ describe('auth', () => {
     assert.equal(outside.status, 403);
     assert.equal(await code(outside), 'HOARD_EFORBIDDEN');
     assert.equal((await putRef(srv, 'deploy/app', 'deploy-secret')).status, 201);
+  });
+
+  it('ref prefixes match whole path segments', async () => {
+    await putBlob(srv, 'write-secret');
+    // "team-a" (no slash): the ref itself and everything under it, nothing that merely starts the same.
+    // (The ref `team-a` itself is allowed too, see the unit test: one store cannot hold both.)
+    assert.equal((await putRef(srv, 'team-a/app', 'team-a-secret')).status, 201);
+    for (const name of ['team-a.evil/x', 'team-ab', 'team-a-b/x', 'team'])
+      assert.equal((await putRef(srv, name, 'team-a-secret')).status, 403, name);
+    // "deploy/" (trailing slash): only what is under it.
+    assert.equal((await putRef(srv, 'deployer/x', 'deploy-secret')).status, 403);
+    assert.equal((await putRef(srv, 'deploy', 'deploy-secret')).status, 403);
+    assert.equal((await putRef(srv, 'deploy/a/b', 'deploy-secret')).status, 201);
+  });
+
+  it('ref prefix rules, unit', () => {
+    assert.equal(refPrefixAllows('team-a', 'team-a'), true);
+    assert.equal(refPrefixAllows('team-a', 'team-a/x/y'), true);
+    assert.equal(refPrefixAllows('team-a', 'team-a.evil/x'), false);
+    assert.equal(refPrefixAllows('team-a', 'team-ab'), false);
+    assert.equal(refPrefixAllows('team/app/', 'team/app/x'), true);
+    assert.equal(refPrefixAllows('team/app/', 'team/app'), false);
+    assert.equal(refPrefixAllows('team/app/', 'team/apple/x'), false);
+    assert.equal(refPrefixAllows('', 'anything/at/all'), true);
+  });
+
+  it('the snapshot namespace is server-owned: no write token may PUT or DELETE there, reads are fine', async () => {
+    await putBlob(srv, 'write-secret');
+    const name = `git-snapshots/local/app/${'c'.repeat(40)}`;
+    for (const t of ['write-secret', 'deploy-secret', 'all-refs-secret']) {
+      const w = await putRef(srv, name, t);
+      assert.equal(w.status, 403, t);
+      assert.equal(await code(w), 'HOARD_EFORBIDDEN');
+    }
+    // The server-to-server token names the namespace explicitly: it may write (a shared remote).
+    const s2s = await putRef(srv, name, 'peer-secret');
+    assert.equal(s2s.status, 201);
+    const etag = s2s.headers.get('etag')!;
+    const del = await fetch(`${srv.url}/v1/refs/${name}`, {
+      method: 'DELETE',
+      headers: { 'if-match': etag, ...auth('write-secret') },
+    });
+    assert.equal(del.status, 403);
+    const read = await fetch(`${srv.url}/v1/refs/${name}`, { headers: auth('read-secret') });
+    assert.equal(read.status, 200);
+    assert.equal((await putRef(srv, 'git-mirrors/x', 'write-secret')).status, 403);
+    // Only that namespace: a ref merely starting the same is an ordinary ref.
+    assert.equal((await putRef(srv, 'git-snapshots-mine/x', 'write-secret')).status, 201);
+  });
+
+  it('loopback mode (no tokens file) cannot write the snapshot namespace either', () => {
+    const policy = { tokens: undefined, publicRead: false };
+    const req = { remoteAddress: '127.0.0.1', authorization: undefined };
+    assert.throws(
+      () => authorize(policy, req, 'write', `git-snapshots/a/b/${'c'.repeat(40)}`),
+      (e) => isHoardError(e, 'HOARD_EFORBIDDEN'),
+    );
+    assert.equal(authorize(policy, req, 'write', 'cache/x'), 'loopback');
+    assert.equal(authorize(policy, req, 'read'), 'loopback');
   });
 
   it('--public-read: anonymous reads allowed, anonymous writes 401', async () => {

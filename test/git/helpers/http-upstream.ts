@@ -20,6 +20,9 @@ export interface HttpUpstream {
   uploadPacks: Map<string, number>;
   /** Every Authorization header received. */
   authorizations: string[];
+  /** Requests being answered right now, and the most there ever were at once. */
+  inFlight: number;
+  maxInFlight: number;
   close(): Promise<void>;
 }
 
@@ -32,6 +35,8 @@ export async function startHttpUpstream(root: string, delayMs = 0): Promise<Http
     infoRefs: new Map(),
     uploadPacks: new Map(),
     authorizations: [],
+    inFlight: 0,
+    maxInFlight: 0,
     close: async () => {},
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
@@ -42,6 +47,9 @@ export async function startHttpUpstream(root: string, delayMs = 0): Promise<Http
     if (req.headers.authorization) up.authorizations.push(req.headers.authorization);
     if (infoRefs) bump(up.infoRefs, infoRefs[1]);
     if (rpc) bump(up.uploadPacks, rpc[1]);
+    up.inFlight++;
+    up.maxInFlight = Math.max(up.maxInFlight, up.inFlight);
+    res.on('close', () => up.inFlight--);
     if (up.hang) {
       held.add(res);
       res.on('close', () => held.delete(res));
