@@ -15,7 +15,7 @@
 // and decoded line by line (tree-stream.ts), yielding to the event loop every
 // DEFAULTS.treeDecodeSliceMs; memory is one read chunk plus the live set, a
 // compact DigestSet (the server keeps only digests on its disk); a tree above
-// DEFAULTS.syncMaxTreeBytes (sync's own limit) is not followed. See docs/server.md.
+// DEFAULTS.syncMaxTreeBytes (sync's own limit) is not followed. Bounds: docs/configuration.md (Bounded disk).
 
 import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
