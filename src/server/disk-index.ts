@@ -136,7 +136,8 @@ export class DiskIndex {
     unknown.sort((a, b) => a.used - b.used);
     const rebuilt = new Map<Digest, Entry>();
     for (const u of unknown)
-      if (!this.#entries.has(u.digest)) rebuilt.set(u.digest, { size: u.size, used: u.used, seq: 0 });
+      if (!this.#entries.has(u.digest))
+        rebuilt.set(u.digest, { size: u.size, used: u.used, seq: this.#seq++ });
     for (const [d, e] of this.#entries) rebuilt.set(d, e);
     this.#entries = rebuilt;
     this.#bytes = 0;
@@ -244,6 +245,10 @@ export class DiskIndex {
     const max = this.opts.maxBytes;
     const target = Math.max(0, max - incoming);
     if (this.#bytes <= target) return;
+    // Only entries set before this point are candidates. The live set keeps only digests the
+    // index holds when the marker meets them: an entry set later (a write, the start-up scan
+    // finding an unknown blob) may be live without being in the set, so this pass leaves it.
+    const passSeq = this.#seq;
     let live: { has(digest: Digest): boolean } | undefined;
     if (this.opts.mode === 'authoritative')
       live = (await this.opts.liveSet?.((d) => this.#entries.has(d))) ?? new Set();
@@ -251,20 +256,17 @@ export class DiskIndex {
     const now = Date.now();
     // The Map itself, not a copy (millions of entries): a blob touched during the pass moves
     // to the end and is met again there, set after the pass began, and skipped.
-    const passSeq = this.#seq;
     let sinceYield = 0;
     for (const [digest, e] of this.#entries) {
+      // Entries that stay are skipped synchronously: yield now and then so a disk of
+      // millions of live blobs does not hold up requests.
+      if (++sinceYield >= EVICT_SCAN_YIELD_EVERY) {
+        sinceYield = 0;
+        await nextTurn();
+      }
       if (this.#bytes <= target) break;
       if (e.seq >= passSeq) continue;
-      if (live && (live.has(digest) || now - e.used < grace)) {
-        // Live entries are skipped synchronously: yield now and then so a disk of
-        // millions of live blobs does not hold up requests.
-        if (++sinceYield >= EVICT_SCAN_YIELD_EVERY) {
-          sinceYield = 0;
-          await nextTurn();
-        }
-        continue;
-      }
+      if (live && (live.has(digest) || now - e.used < grace)) continue;
       if (this.#entries.get(digest) !== e) continue; // touched meanwhile
       await this.disk.delete(digest);
       this.remove(digest);

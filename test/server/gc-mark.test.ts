@@ -9,8 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Digest, sha256 } from '../../src/core/digest.ts';
+import { isHoardError } from '../../src/core/errors.ts';
 import { snapshotDigest } from '../../src/core/snapshot-record.ts';
 import { encodeEntry, TREE_HEADER, type TreeEntry, treeDigest } from '../../src/core/tree.ts';
+import { DiskIndex } from '../../src/server/disk-index.ts';
 import { liveSet } from '../../src/server/gc.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { FsRefStore } from '../../src/store/fs-ref-store.ts';
@@ -82,6 +84,43 @@ describe('gc live set (streamed)', () => {
       const kept = await liveSet(disk, refs, { keep: (d) => d !== f[0] && d !== t2.digest });
       assert.ok(!kept.has(f[0]) && !kept.has(t2.digest));
       assert.ok(kept.has(f[1]) && kept.has(f[2]), 'keep filters marks, not the walk');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('disk index eviction with a filtered live set', () => {
+  it('never evicts a blob the index learnt of while the live set was being marked', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hoard-gc-'));
+    try {
+      const disk = await FsBlobStore.open(root);
+      const old = Buffer.alloc(1000, 1);
+      await disk.write(sha256(old), [old]);
+      const late = Buffer.alloc(100, 2);
+      let calls = 0;
+      const index: DiskIndex = new DiskIndex(disk, {
+        maxBytes: 1050,
+        mode: 'authoritative',
+        graceMs: 0,
+        // Pass 1: `late` lands (and joins the index) after the marker met its digest, so the
+        // filtered set lacks it although a tree names it. Later passes see it on disk and mark it.
+        liveSet: async () => {
+          if (calls++ === 0) {
+            await disk.write(sha256(late), [late]);
+            index.add(sha256(late), late.length);
+            return new Set<Digest>();
+          }
+          return new Set([sha256(late)]);
+        },
+      });
+      await index.open();
+      await index.reconciled();
+      await assert.rejects(index.reserve(1000), (e) => isHoardError(e, 'HOARD_ENO_SPACE'));
+      assert.ok(calls >= 2);
+      assert.equal(await disk.has(sha256(old)), false, 'garbage collected');
+      assert.equal(await disk.has(sha256(late)), true, 'a blob that arrived during marking was evicted');
+      await index.close();
     } finally {
       await rm(root, { recursive: true, force: true });
     }
