@@ -182,6 +182,8 @@ class CrossEntryRules {
   }
 
   #normalization(path: string): void {
+    // Plain ASCII without K ; ` is NFC and the NFC form of nothing else: nothing to check or keep.
+    if (!NFC_TARGET.test(path)) return;
     const key = path.normalize('NFC');
     const fail = (other: string): never => {
       throw new HoardError(
@@ -198,6 +200,6 @@ class CrossEntryRules {
     }
     const other = this.#nonNfc.get(path);
     if (other !== undefined) fail(other);
-    if (NFC_TARGET.test(path)) this.#targets.add(path);
+    this.#targets.add(path);
   }
 }
