@@ -37,17 +37,13 @@ const SNIFF_BYTES = Math.max(SNAPSHOT_PREFIX.length, TREE_PREFIX.length);
 /** Read size while streaming a tree (one such buffer is all a tree costs in memory). */
 const TREE_READ_CHUNK = 256 * 1024;
 
-/** What eviction asks of a live set. */
-export interface LiveSet {
-  has(digest: Digest): boolean;
-}
-
 export interface LiveSetOptions {
   /**
    * Only digests for which this is true are kept (the disk index passes
    * "is on this disk"): the set then never outgrows the disk's own index,
-   * however many blobs the trees name. A blob that lands on disk while the
-   * pass runs is younger than the grace period, so it is not collected.
+   * however many blobs the trees name. A blob that joins the index while
+   * the pass runs may be live without being in the set: the index leaves
+   * such blobs to the next pass (disk-index.ts).
    */
   keep?: (digest: Digest) => boolean;
   /** Largest tree read (default: sync's own limit, DEFAULTS.syncMaxTreeBytes). */
