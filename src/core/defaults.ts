@@ -58,6 +58,12 @@ export const DEFAULTS = {
   syncRacyWindowCoarseMs: 2_000,
   /** Largest tree blob a pull or push accepts from a remote. */
   syncMaxTreeBytes: 512 * MiB,
+  /**
+   * Longest a streamed tree decode (gc marking, fsck reachability) runs on the
+   * event loop before it yields with setImmediate: requests wait at most about
+   * this long behind a tree of any size.
+   */
+  treeDecodeSliceMs: 10,
   /** fsync every file written by pull before renaming it into place (durability over speed). */
   syncFsyncFiles: true,
 

@@ -36,14 +36,17 @@ export interface Tree {
   entries: TreeEntry[];
 }
 
-const HEADER = '{"hoard":"tree/1"}';
+/** First line of every tree blob. */
+export const TREE_HEADER = '{"hoard":"tree/1"}';
+const HEADER = TREE_HEADER;
 export const MAX_SYMLINK_TARGET_BYTES = 4096;
 
-function invalid(why: string, cause?: unknown): never {
+export function invalidTree(why: string, cause?: unknown): never {
   throw new HoardError('HOARD_ETREE_INVALID', `invalid tree: ${why}`, { cause });
 }
 
-function encodeEntry(e: TreeEntry): string {
+/** The canonical line of one entry (without the newline). */
+export function encodeEntry(e: TreeEntry): string {
   switch (e.kind) {
     case 'file':
     case 'exec':
@@ -60,7 +63,8 @@ export function normalizeTree(entries: readonly TreeEntry[]): Tree {
   for (const e of entries) validateEntry(e); // before sorting: sorting trusts .path
   const sorted = [...entries].sort((a, b) => comparePathBytes(a.path, b.path));
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].path === sorted[i - 1].path) invalid(`duplicate path ${JSON.stringify(sorted[i].path)}`);
+    if (sorted[i].path === sorted[i - 1].path)
+      invalidTree(`duplicate path ${JSON.stringify(sorted[i].path)}`);
   }
   checkNormalizationCollisions(sorted.map((e) => e.path));
   // A path can only have children if no entry claims it as a file, symlink
@@ -71,32 +75,33 @@ export function normalizeTree(entries: readonly TreeEntry[]): Tree {
     while (i !== -1) {
       const parent = e.path.slice(0, i);
       if (leaves.has(parent))
-        invalid(`${JSON.stringify(e.path)} lies under non-directory entry ${JSON.stringify(parent)}`);
+        invalidTree(`${JSON.stringify(e.path)} lies under non-directory entry ${JSON.stringify(parent)}`);
       i = e.path.indexOf('/', i + 1);
     }
   }
   return { entries: sorted };
 }
 
-function validateEntry(e: TreeEntry): void {
-  if (typeof e !== 'object' || e === null) invalid('entry is not an object');
+/** Validates one entry on its own (path, kind, size, digest, target); cross-entry rules are normalizeTree's. */
+export function validateEntry(e: TreeEntry): void {
+  if (typeof e !== 'object' || e === null) invalidTree('entry is not an object');
   validateTreePath(e.path);
   switch (e.kind) {
     case 'file':
     case 'exec':
-      if (!Number.isSafeInteger(e.size) || e.size < 0) invalid(`bad size for ${JSON.stringify(e.path)}`);
-      if (!isDigest(e.digest)) invalid(`bad digest for ${JSON.stringify(e.path)}`);
+      if (!Number.isSafeInteger(e.size) || e.size < 0) invalidTree(`bad size for ${JSON.stringify(e.path)}`);
+      if (!isDigest(e.digest)) invalidTree(`bad digest for ${JSON.stringify(e.path)}`);
       return;
     case 'symlink':
       if (typeof e.target !== 'string' || e.target.length === 0 || e.target.includes('\0'))
-        invalid(`bad symlink target for ${JSON.stringify(e.path)}`);
+        invalidTree(`bad symlink target for ${JSON.stringify(e.path)}`);
       if (Buffer.byteLength(e.target) > MAX_SYMLINK_TARGET_BYTES)
-        invalid(`symlink target too long for ${JSON.stringify(e.path)}`);
+        invalidTree(`symlink target too long for ${JSON.stringify(e.path)}`);
       return;
     case 'dir':
       return;
     default:
-      invalid(`unknown kind ${JSON.stringify((e as { kind: unknown }).kind)}`);
+      invalidTree(`unknown kind ${JSON.stringify((e as { kind: unknown }).kind)}`);
   }
 }
 
@@ -119,21 +124,22 @@ export function treeDigest(entries: readonly TreeEntry[]): { digest: Digest; byt
 /** Decodes untrusted tree bytes; only canonical encodings are accepted. */
 export function decodeTree(bytes: Uint8Array): Tree {
   const text = Buffer.from(bytes).toString('utf8');
-  if (!text.startsWith(`${HEADER}\n`)) invalid('missing tree header');
+  if (!text.startsWith(`${HEADER}\n`)) invalidTree('missing tree header');
   const lines = text.slice(HEADER.length + 1).split('\n');
-  if (lines.pop() !== '') invalid('missing final newline');
+  if (lines.pop() !== '') invalidTree('missing final newline');
   const entries: TreeEntry[] = lines.map((line, i) => {
     let v: unknown;
     try {
       v = JSON.parse(line);
     } catch (err) {
-      invalid(`line ${i + 2} is not JSON`, err);
+      invalidTree(`line ${i + 2} is not JSON`, err);
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) invalid(`line ${i + 2} is not an object`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      invalidTree(`line ${i + 2} is not an object`);
     return v as TreeEntry;
   });
   const tree = normalizeTree(entries);
-  if (!Buffer.from(bytes).equals(encodeNormalized(tree))) invalid('not in canonical form');
+  if (!Buffer.from(bytes).equals(encodeNormalized(tree))) invalidTree('not in canonical form');
   return tree;
 }
 

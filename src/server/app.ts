@@ -69,7 +69,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     index = new DiskIndex(disk, {
       maxBytes: config.maxDiskBytes,
       mode: shared ? 'cache' : 'authoritative',
-      liveSet: () => liveSet(disk, refs),
+      liveSet: (onDisk) => liveSet(disk, refs, { keep: onDisk }),
       graceMs: config.gcGraceMs,
       onEvict: () => metrics.evictions.inc({ tier: 'disk' }),
     });

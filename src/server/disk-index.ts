@@ -18,23 +18,32 @@
 
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
 import type { FsBlobStore } from '../store/fs-blob-store.ts';
 
+/** Entries the eviction scan skips between yields to the event loop (~1 ms of work). */
+const EVICT_SCAN_YIELD_EVERY = 4096;
+
 interface Entry {
   size: number;
   used: number;
+  /** Order of the last #set (an eviction pass skips entries set after it began). */
+  seq: number;
 }
 
 export interface DiskIndexOptions {
   maxBytes: number;
   /** 'cache': evict any blob (a shared remote holds them); 'authoritative': evict garbage only. */
   mode: 'cache' | 'authoritative';
-  /** Computes the live set (authoritative mode). */
-  liveSet?: () => Promise<Set<Digest>>;
+  /**
+   * Computes the live set (authoritative mode). `onDisk` says whether the
+   * index knows a blob: the set needs no digest the disk does not hold.
+   */
+  liveSet?: (onDisk: (digest: Digest) => boolean) => Promise<{ has(digest: Digest): boolean }>;
   graceMs?: number;
   onEvict?: (digest: Digest, size: number) => void;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
@@ -50,6 +59,7 @@ export class DiskIndex {
   /** Writers waiting for reservations of others to end. */
   #waiters: (() => void)[] = [];
   #dirty = false;
+  #seq = 1;
   #timer: NodeJS.Timeout | undefined;
   #evicting: Promise<void> | undefined;
   #reconciled: Promise<void> | undefined;
@@ -126,7 +136,8 @@ export class DiskIndex {
     unknown.sort((a, b) => a.used - b.used);
     const rebuilt = new Map<Digest, Entry>();
     for (const u of unknown)
-      if (!this.#entries.has(u.digest)) rebuilt.set(u.digest, { size: u.size, used: u.used });
+      if (!this.#entries.has(u.digest))
+        rebuilt.set(u.digest, { size: u.size, used: u.used, seq: this.#seq++ });
     for (const [d, e] of this.#entries) rebuilt.set(d, e);
     this.#entries = rebuilt;
     this.#bytes = 0;
@@ -141,7 +152,7 @@ export class DiskIndex {
       this.#entries.delete(digest);
       this.#bytes -= old.size;
     }
-    this.#entries.set(digest, { size, used });
+    this.#entries.set(digest, { size, used, seq: this.#seq++ });
     this.#bytes += size;
     this.#dirty = true;
   }
@@ -234,12 +245,27 @@ export class DiskIndex {
     const max = this.opts.maxBytes;
     const target = Math.max(0, max - incoming);
     if (this.#bytes <= target) return;
-    let live: Set<Digest> | undefined;
-    if (this.opts.mode === 'authoritative') live = (await this.opts.liveSet?.()) ?? new Set();
+    // Only entries set before this point are candidates. The live set keeps only digests the
+    // index holds when the marker meets them: an entry set later (a write, the start-up scan
+    // finding an unknown blob) may be live without being in the set, so this pass leaves it.
+    const passSeq = this.#seq;
+    let live: { has(digest: Digest): boolean } | undefined;
+    if (this.opts.mode === 'authoritative')
+      live = (await this.opts.liveSet?.((d) => this.#entries.has(d))) ?? new Set();
     const grace = this.opts.graceMs ?? DEFAULTS.gcGraceMs;
     const now = Date.now();
-    for (const [digest, e] of [...this.#entries]) {
+    // The Map itself, not a copy (millions of entries): a blob touched during the pass moves
+    // to the end and is met again there, set after the pass began, and skipped.
+    let sinceYield = 0;
+    for (const [digest, e] of this.#entries) {
+      // Entries that stay are skipped synchronously: yield now and then so a disk of
+      // millions of live blobs does not hold up requests.
+      if (++sinceYield >= EVICT_SCAN_YIELD_EVERY) {
+        sinceYield = 0;
+        await nextTurn();
+      }
       if (this.#bytes <= target) break;
+      if (e.seq >= passSeq) continue;
       if (live && (live.has(digest) || now - e.used < grace)) continue;
       if (this.#entries.get(digest) !== e) continue; // touched meanwhile
       await this.disk.delete(digest);

@@ -10,12 +10,21 @@
 // Blobs used or written within `graceMs` are never collected: a push uploads
 // its blobs before it moves the ref, and those blobs are unreferenced until
 // then.
+//
+// Marking is bounded and never stops the world (issue 11): trees are streamed
+// and decoded line by line (tree-stream.ts), yielding to the event loop every
+// DEFAULTS.treeDecodeSliceMs; memory is one read chunk plus the live set, a
+// compact DigestSet (the server keeps only digests on its disk); a tree above
+// DEFAULTS.syncMaxTreeBytes (sync's own limit) is not followed. Bounds: docs/configuration.md (Bounded disk).
 
-import { readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
+import { DigestSet } from '../core/digest-set.ts';
+import { isHoardError } from '../core/errors.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES } from '../core/snapshot-record.ts';
-import { decodeTree, fileEntries } from '../core/tree.ts';
+import { decodeTreeStream } from '../core/tree-stream.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
@@ -23,54 +32,115 @@ import type { RefStore } from '../store/ref-store.ts';
 
 const SNAPSHOT_PREFIX = Buffer.from('{"hoard":"snapshot/1"');
 const TREE_PREFIX = Buffer.from('{"hoard":"tree/1"}');
+/** Bytes read from a ref's target to tell a snapshot record or a tree from an opaque blob. */
+const SNIFF_BYTES = Math.max(SNAPSHOT_PREFIX.length, TREE_PREFIX.length);
+/** Read size while streaming a tree (one such buffer is all a tree costs in memory). */
+const TREE_READ_CHUNK = 256 * 1024;
 
-/** Largest tree blob read while marking (a tree of millions of files is ~150 MB). */
-const MAX_TREE_BYTES = 1024 * 1024 * 1024;
+export interface LiveSetOptions {
+  /**
+   * Only digests for which this is true are kept (the disk index passes
+   * "is on this disk"): the set then never outgrows the disk's own index,
+   * however many blobs the trees name. A blob that joins the index while
+   * the pass runs may be live without being in the set: the index leaves
+   * such blobs to the next pass (disk-index.ts).
+   */
+  keep?: (digest: Digest) => boolean;
+  /** Largest tree read (default: sync's own limit, DEFAULTS.syncMaxTreeBytes). */
+  maxTreeBytes?: number;
+}
 
-/** The set of blobs reachable from the refs of `refs`, read from the filesystem store `disk`. */
-export async function liveSet(disk: FsBlobStore, refs: RefStore): Promise<Set<Digest>> {
-  const live = new Set<Digest>();
-  const visitedTrees = new Set<Digest>();
-  /** Marks a tree and its files; `read` is the blob when the caller already holds it. */
-  const markTree = async (digest: Digest, read?: Buffer) => {
-    live.add(digest);
-    if (visitedTrees.has(digest)) return;
-    visitedTrees.add(digest);
-    const bytes = read ?? (await readSmall(disk, digest, MAX_TREE_BYTES));
-    if (!bytes?.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) return;
-    try {
-      for (const e of fileEntries(decodeTree(bytes))) live.add(e.digest);
-    } catch {
-      // Not a valid tree: only the blob itself is live.
-    }
+/**
+ * The set of blobs reachable from the refs of `refs`, read from the
+ * filesystem store `disk`.
+ *
+ * Bounded and incremental (issue 11): trees are streamed and decoded line by
+ * line, yielding to the event loop every DEFAULTS.treeDecodeSliceMs, so the
+ * pass costs one read buffer plus the set itself (a DigestSet: 45–90 bytes
+ * per live digest, outside the V8 heap) and never holds up requests, whatever
+ * the size of a tree. A tree larger than sync's limit (which no push or pull
+ * accepts) or one that fails to decode keeps only what was marked before the
+ * point of failure, like any blob no valid tree names.
+ */
+export async function liveSet(
+  disk: FsBlobStore,
+  refs: RefStore,
+  opts: LiveSetOptions = {},
+): Promise<DigestSet> {
+  const keep = opts.keep ?? (() => true);
+  const maxTreeBytes = opts.maxTreeBytes ?? DEFAULTS.syncMaxTreeBytes;
+  const live = new DigestSet();
+  const mark = (d: Digest) => {
+    if (keep(d)) live.add(d);
+  };
+  const visitedTrees = new DigestSet();
+  const markTree = async (digest: Digest) => {
+    mark(digest);
+    if (!visitedTrees.add(digest)) return;
+    await markTreeFiles(disk.pathOf(digest), maxTreeBytes, mark);
   };
   for await (const ref of refs.list('')) {
-    live.add(ref.target);
-    const head = await readSmall(disk, ref.target, MAX_TREE_BYTES);
+    mark(ref.target);
+    const head = await sniff(disk.pathOf(ref.target));
     if (!head) continue;
-    if (
-      head.subarray(0, SNAPSHOT_PREFIX.length).equals(SNAPSHOT_PREFIX) &&
-      head.length <= MAX_SNAPSHOT_BYTES
-    ) {
+    if (head.prefix.subarray(0, SNAPSHOT_PREFIX.length).equals(SNAPSHOT_PREFIX)) {
+      if (head.size > MAX_SNAPSHOT_BYTES) continue;
+      let bytes: Buffer;
       try {
-        await markTree(decodeSnapshot(head).tree);
-      } catch {
-        // not a snapshot record after all
+        bytes = await readFile(disk.pathOf(ref.target));
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) continue; // deleted since the sniff
+        throw err;
       }
-    } else if (head.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) await markTree(ref.target, head);
+      let tree: Digest;
+      try {
+        tree = decodeSnapshot(bytes).tree;
+      } catch {
+        continue; // not a snapshot record after all
+      }
+      await markTree(tree);
+    } else if (head.prefix.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) await markTree(ref.target);
   }
   return live;
 }
 
-async function readSmall(disk: FsBlobStore, digest: Digest, limit: number): Promise<Buffer | undefined> {
-  const path = disk.pathOf(digest);
+/** Marks every file blob a tree names, streaming it (see liveSet). */
+async function markTreeFiles(path: string, maxBytes: number, mark: (d: Digest) => void): Promise<void> {
   try {
     const st = await stat(path);
-    if (st.size > limit) return undefined;
-    return await readFile(path);
+    if (st.size > maxBytes) return;
+    const source = createReadStream(path, { highWaterMark: TREE_READ_CHUNK });
+    try {
+      for await (const e of decodeTreeStream(source, { maxBytes }))
+        if (e.kind === 'file' || e.kind === 'exec') mark(e.digest);
+    } finally {
+      source.destroy();
+    }
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return;
+    // Not a valid tree (or it grew past the bound): what was marked stays marked.
+    if (isHoardError(err, 'HOARD_ETREE_INVALID') || isHoardError(err, 'HOARD_EPATH_INVALID')) return;
+    if (isHoardError(err, 'HOARD_ETOO_LARGE')) return;
+    throw err;
+  }
+}
+
+/** The first bytes and the size of a blob file; undefined when it is gone. */
+async function sniff(path: string): Promise<{ prefix: Buffer; size: number } | undefined> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(path, 'r');
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     throw err;
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const prefix = Buffer.alloc(Math.min(SNIFF_BYTES, size));
+    await fh.read(prefix, 0, prefix.length, 0);
+    return { prefix, size };
+  } finally {
+    await fh.close();
   }
 }
 

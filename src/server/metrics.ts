@@ -2,6 +2,7 @@
 // live in one process, as the tests do). Served at GET /metrics.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { loopHoldReader } from './loop-monitor.ts';
 import type { TierHooks, TierName } from './tiered-blob-store.ts';
 
 export class ServerMetrics {
@@ -19,6 +20,15 @@ export class ServerMetrics {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'hoard_process_' });
+    const hold = loopHoldReader();
+    new Gauge({
+      name: 'hoard_event_loop_hold_max_seconds',
+      help: 'Longest main-thread CPU run between two 10 ms ticks since the last scrape (event-loop blocking by the server itself, not by host load)',
+      registers,
+      collect() {
+        this.set(hold.takeMaxMs() / 1000);
+      },
+    });
     this.requests = new Counter({
       name: 'hoard_http_requests_total',
       help: 'HTTP requests by method, route and status',

@@ -5,18 +5,21 @@
 // need them, so a user knows what is lost and which directory can put it
 // back (`hoard push --verify`). Presence is asked with the store's batched
 // `missing`, so a remote is never downloaded; only snapshot records and trees
-// are read (bounded, verified against their digests).
+// are read (bounded, verified against their digests); trees are streamed and
+// decoded line by line (tree-stream.ts), so a tree's size costs no memory.
 //
 // A ref whose target is not a snapshot record (a cache entry, a git snapshot
 // archive) is "opaque": only its presence is checked.
 
+import type { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, sha256 } from '../core/digest.ts';
+import { type Digest, Hasher, sha256 } from '../core/digest.ts';
+import { DigestSet } from '../core/digest-set.ts';
 import { isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES } from '../core/snapshot-record.ts';
 import { readAllBounded } from '../core/streams.ts';
-import { decodeTree, type FileEntry } from '../core/tree.ts';
+import { decodeTreeStream } from '../core/tree-stream.ts';
 import type { BlobStore } from './blob-store.ts';
 import type { RefStore } from './ref-store.ts';
 
@@ -86,40 +89,68 @@ export async function checkReachability(
   };
   // Refs often share a tree (branches, cache keys): each tree is checked once.
   const trees = new Map<Digest, Promise<TreeOutcome>>();
-  const referenced = new Set<Digest>();
+  const referenced = new DigestSet();
 
   const checkTree = async (digest: Digest): Promise<TreeOutcome> => {
     // No presence check first: a missing tree is the read's HOARD_EBLOB_NOT_FOUND (one round trip, not two).
-    let bytes: Buffer;
+    let source: Readable;
     try {
-      bytes = await readAllBounded(await blobs.read(digest), maxTreeBytes);
+      source = await blobs.read(digest);
+    } catch (err) {
+      if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return { state: 'missing' };
+      throw err;
+    }
+    // Streamed (issue 11): the tree is never held whole, only the digests it names
+    // (a compact set) and the paths of those found missing (SHOWN_PATHS each).
+    // Entries are provisional until the stream ends with a valid tree and the right digest.
+    const hasher = new Hasher();
+    async function* hashed() {
+      for await (const chunk of source) {
+        hasher.update(chunk);
+        yield chunk as Uint8Array;
+      }
+    }
+    const seen = new DigestSet();
+    /** Asked about in the next `missing` batch, with the paths that need them. */
+    let pending = new Map<Digest, { paths: string[]; count: number }>();
+    const missingFiles = new Map<Digest, { paths: string[]; count: number }>();
+    const flush = async () => {
+      const batch = pending;
+      pending = new Map();
+      if (batch.size === 0) return;
+      for (const d of await blobs.missing([...batch.keys()])) missingFiles.set(d, batch.get(d)!);
+    };
+    const note = (m: { paths: string[]; count: number }, path: string) => {
+      if (m.paths.length < SHOWN_PATHS) m.paths.push(path);
+      m.count++;
+    };
+    try {
+      for await (const e of decodeTreeStream(hashed(), { maxBytes: maxTreeBytes })) {
+        if (e.kind !== 'file' && e.kind !== 'exec') continue;
+        const m = missingFiles.get(e.digest) ?? pending.get(e.digest);
+        if (m) note(m, e.path);
+        else if (seen.add(e.digest)) {
+          referenced.add(e.digest);
+          const fresh = { paths: [], count: 0 };
+          note(fresh, e.path);
+          pending.set(e.digest, fresh);
+          if (pending.size >= DEFAULTS.missingBatchSize) await flush();
+        }
+      }
     } catch (err) {
       if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return { state: 'missing' };
       if (isHoardError(err, 'HOARD_ETOO_LARGE'))
         return { state: 'unreadable', reason: `larger than ${maxTreeBytes} bytes` };
+      if (isHoardError(err, 'HOARD_ETREE_INVALID') || isHoardError(err, 'HOARD_EPATH_INVALID'))
+        return { state: 'unreadable', reason: err.message };
       throw err;
+    } finally {
+      source.destroy();
     }
-    if (sha256(bytes) !== digest) return { state: 'unreadable', reason: 'content does not match its digest' };
-    let files: FileEntry[];
-    try {
-      files = decodeTree(bytes).entries.filter((e): e is FileEntry => e.kind === 'file' || e.kind === 'exec');
-    } catch (err) {
-      return { state: 'unreadable', reason: err instanceof Error ? err.message : String(err) };
-    }
+    if (hasher.digest() !== digest)
+      return { state: 'unreadable', reason: 'content does not match its digest' };
+    await flush();
     report.treesChecked++;
-    const distinct = [...new Set(files.map((e) => e.digest))];
-    for (const d of distinct) referenced.add(d);
-    const lacking = new Set<Digest>();
-    for (let i = 0; i < distinct.length; i += DEFAULTS.missingBatchSize)
-      for (const d of await blobs.missing(distinct.slice(i, i + DEFAULTS.missingBatchSize))) lacking.add(d);
-    const missingFiles = new Map<Digest, { paths: string[]; count: number }>();
-    for (const e of files) {
-      if (!lacking.has(e.digest)) continue;
-      let m = missingFiles.get(e.digest);
-      if (!m) missingFiles.set(e.digest, (m = { paths: [], count: 0 }));
-      if (m.paths.length < SHOWN_PATHS) m.paths.push(e.path);
-      m.count++;
-    }
     return { state: 'ok', missingFiles };
   };
 
