@@ -14,6 +14,14 @@ export const DEFAULTS = {
   memoryTierBytes: 256 * MiB,
   /** Blobs larger than this never enter the memory tier (they would evict everything). */
   memoryTierMaxBlobBytes: 8 * MiB,
+  /**
+   * Chunk size of blob responses streamed from the server's disk. A slow
+   * client pins about two chunks (one read ahead, one in the socket's
+   * buffer), so 200 stalled readers cost ~25 MiB, not their blobs' sizes.
+   */
+  serveChunkBytes: 64 * KiB,
+  /** Disk files the server remembers as verified (digest → file identity, ~200 bytes each); a forgotten one is hashed again on its next read. */
+  trustedDiskFiles: 100_000,
   /** A temp file whose writer process is gone is removed on open; one older than this is removed even if its pid was reused. */
   staleTempMs: 24 * 60 * 60 * 1000,
   /** How long a filesystem ref lock is waited for before failing with HOARD_ELOCK_TIMEOUT. */

@@ -15,6 +15,7 @@ export class ServerMetrics {
   readonly coalesced: Counter;
   readonly fillSeconds: Histogram<'result'>;
   readonly evictions: Counter<'tier'>;
+  readonly corrupt: Counter<'source'>;
 
   constructor() {
     const registers = [this.registry];
@@ -74,6 +75,12 @@ export class ServerMetrics {
       labelNames: ['tier'],
       registers,
     });
+    this.corrupt = new Counter({
+      name: 'hoard_blob_corrupt_total',
+      help: 'Disk-tier blob files found not to hash to their name (and quarantined), by who found them: read, write, scrub',
+      labelNames: ['source'],
+      registers,
+    });
   }
 
   /** Tier hooks feeding these metrics; `extra` hooks (the disk index, tests) are chained. */
@@ -91,6 +98,10 @@ export class ServerMetrics {
       coalesced: () => {
         this.coalesced.inc();
         extra.coalesced?.();
+      },
+      corrupt: (digest, source, quarantined) => {
+        this.corrupt.inc({ source });
+        extra.corrupt?.(digest, source, quarantined);
       },
       fillDone: (s: number, ok: boolean) => {
         this.fillSeconds.observe({ result: ok ? 'ok' : 'error' }, s);
