@@ -133,6 +133,15 @@ export const DEFAULTS = {
   cacheRefPrefixes: 'cache/',
   /** Cache refs unused (no GET or PUT) this long are deleted; 0 = never. */
   cacheRefTtlMs: 0,
+  /**
+   * Background scrub of the disk tier: bytes re-hashed per second (0 = off).
+   * 16 MiB/s is about 1.4 TiB a day, a few % of one disk's bandwidth and of a core.
+   */
+  scrubBytesPerSecond: 16 * MiB,
+  /** The first scrub pass starts this long after start-up (out of the way of start-up work). */
+  scrubStartDelayMs: 5 * 60_000,
+  /** Pause between the end of one scrub pass and the start of the next. */
+  scrubPassPauseMs: 60 * 60_000,
 
   // ---- git --------------------------------------------------------------
   /** A ref advertisement is never older than this. */

@@ -34,6 +34,8 @@ export interface ServerConfig {
   cacheRefPrefixes: string[];
   /** Cache refs unused this long are deleted; 0 = never. */
   cacheRefTtlMs: number;
+  /** Background scrub of the disk tier, bytes per second; 0 = off. */
+  scrubBytesPerSecond: number;
 }
 
 /** Raw settings as they come from flags, env or a file: strings, numbers or booleans. */
@@ -53,7 +55,8 @@ type SettingKey =
   | 'drainDelay'
   | 'gcGrace'
   | 'cacheRefPrefixes'
-  | 'cacheRefTtl';
+  | 'cacheRefTtl'
+  | 'scrubRate';
 
 /** Setting → environment variable. */
 export const ENV_VARS: Record<SettingKey, string> = {
@@ -71,6 +74,7 @@ export const ENV_VARS: Record<SettingKey, string> = {
   gcGrace: 'HOARD_GC_GRACE',
   cacheRefPrefixes: 'HOARD_CACHE_REF_PREFIXES',
   cacheRefTtl: 'HOARD_CACHE_REF_TTL',
+  scrubRate: 'HOARD_SCRUB_RATE',
 };
 
 const KEYS = Object.keys(ENV_VARS) as SettingKey[];
@@ -179,6 +183,12 @@ export function resolveConfig(...layers: RawSettings[]): ServerConfig {
       .filter((p) => p.length > 0),
     cacheRefTtlMs: duration(m.cacheRefTtl, 'cache-ref-ttl', DEFAULTS.cacheRefTtlMs),
     drainDelayMs: duration(m.drainDelay, 'drain-delay', DEFAULTS.drainDelayMs),
+    // A size per second: `16MiB` (or `16MiB/s`) means 16 MiB each second.
+    scrubBytesPerSecond: size(
+      typeof m.scrubRate === 'string' ? m.scrubRate.replace(/\/s$/i, '') : m.scrubRate,
+      'scrub-rate',
+      DEFAULTS.scrubBytesPerSecond,
+    ),
   };
 }
 

@@ -16,6 +16,7 @@ export class ServerMetrics {
   readonly fillSeconds: Histogram<'result'>;
   readonly evictions: Counter<'tier'>;
   readonly corrupt: Counter<'source'>;
+  readonly scrubBytes: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -79,6 +80,11 @@ export class ServerMetrics {
       name: 'hoard_blob_corrupt_total',
       help: 'Disk-tier blob files found not to hash to their name (and quarantined), by who found them: read, write, scrub',
       labelNames: ['source'],
+      registers,
+    });
+    this.scrubBytes = new Counter({
+      name: 'hoard_scrub_bytes_total',
+      help: 'Bytes of the disk tier re-hashed by the background scrub',
       registers,
     });
   }

@@ -329,14 +329,17 @@ export class TieredBlobStore implements BlobStore {
 
   /**
    * Hashes the disk copy of a blob unless this process already trusts that
-   * file; a corrupt copy is quarantined. `beforeChunk` paces the reads (the
-   * scrub's rate). Not single-flight: readers and writers go through #checks.
+   * file (`force`: even then — the scrub looks for bit rot, which changes no
+   * file identity); a corrupt copy is quarantined. `beforeChunk` paces the
+   * reads (the scrub's rate). Not single-flight: readers and writers go
+   * through #checks.
    */
   async checkDisk(
     digest: Digest,
     source: CorruptSource,
-    beforeChunk?: (bytes: number) => Promise<void>,
+    opts: { force?: boolean; beforeChunk?: (bytes: number) => Promise<void> } = {},
   ): Promise<DiskCheck> {
+    const { beforeChunk } = opts;
     let fh: FileHandle;
     try {
       fh = await open(this.disk.pathOf(digest), 'r');
@@ -347,7 +350,7 @@ export class TieredBlobStore implements BlobStore {
     try {
       const st = await fh.stat();
       const identity = fileIdentity(st);
-      if (this.#trusted.has(digest, identity)) return 'sound';
+      if (!opts.force && this.#trusted.has(digest, identity)) return 'sound';
       let actual: Digest | undefined;
       try {
         actual = await hashFile(fh, st.size, { chunkBytes: DEFAULTS.streamChunkBytes, beforeChunk });

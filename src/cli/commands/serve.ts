@@ -23,6 +23,7 @@ interface ServeFlags extends GitFlags {
   gcGrace?: string;
   cacheRefPrefixes?: string;
   cacheRefTtl?: string;
+  scrubRate?: string;
   config?: string;
   publicUrl?: string;
 }
@@ -50,6 +51,10 @@ export function registerServe(program: Command): void {
     )
     .option('--cache-ref-prefixes <list>', 'comma-separated ref prefixes of cache refs (default cache/)')
     .option('--cache-ref-ttl <duration>', 'delete cache refs unused this long (default 0 = never)')
+    .option(
+      '--scrub-rate <size>',
+      'background re-hash of the disk tier, bytes per second (default 16MiB; 0 = off)',
+    )
     .option('--gc-grace <duration>', 'unreferenced blobs younger than this are never collected (default 1h)')
     .option(
       '--public-url <url>',
@@ -73,6 +78,7 @@ export function registerServe(program: Command): void {
           cacheRefPrefixes: flags.cacheRefPrefixes,
           cacheRefTtl: flags.cacheRefTtl,
           drainDelay: flags.drainDelay,
+          scrubRate: flags.scrubRate,
           config: flags.config,
         };
         const config = await loadConfig(raw);
