@@ -128,42 +128,44 @@ export interface DiskStreamOptions {
 }
 
 export function diskStream(o: DiskStreamOptions): Readable {
+  let complete = false;
   async function* chunks(): AsyncGenerator<Buffer> {
-    let complete = false;
-    try {
-      const hasher = o.verify ? new Hasher() : undefined;
-      let pos = o.start;
-      while (pos < o.end) {
-        const n = Math.min(o.chunkBytes, o.end - pos);
-        const buf = o.into ? o.into.subarray(pos, pos + n) : Buffer.allocUnsafe(n);
-        const got = await readFully(o.fh, buf, n, pos);
-        if (got < n)
-          throw new HoardError(
-            'HOARD_ETRUNCATED',
-            `disk file of ${o.verify?.digest ?? 'a blob'} ended at ${pos + got} of ${o.end} bytes`,
-          );
-        pos += n;
-        if (hasher && o.verify) {
-          hasher.update(buf);
-          if (pos === o.end) {
-            // The last chunk: it goes out only if the whole blob verifies.
-            const actual = hasher.digest();
-            if (actual !== o.verify.digest) {
-              await o.verify.mismatch(actual);
-              throw new DigestMismatchError(o.verify.digest, actual, {
-                hint: 'the server found its disk copy corrupt and quarantined it; retry the read',
-              });
-            }
-            o.verify.verified();
+    const hasher = o.verify ? new Hasher() : undefined;
+    let pos = o.start;
+    while (pos < o.end) {
+      const n = Math.min(o.chunkBytes, o.end - pos);
+      const buf = o.into ? o.into.subarray(pos, pos + n) : Buffer.allocUnsafe(n);
+      const got = await readFully(o.fh, buf, n, pos);
+      if (got < n)
+        throw new HoardError(
+          'HOARD_ETRUNCATED',
+          `disk file of ${o.verify?.digest ?? 'a blob'} ended at ${pos + got} of ${o.end} bytes`,
+        );
+      pos += n;
+      if (hasher && o.verify) {
+        hasher.update(buf);
+        if (pos === o.end) {
+          // The last chunk: it goes out only if the whole blob verifies.
+          const actual = hasher.digest();
+          if (actual !== o.verify.digest) {
+            await o.verify.mismatch(actual);
+            throw new DigestMismatchError(o.verify.digest, actual, {
+              hint: 'the server found its disk copy corrupt and quarantined it; retry the read',
+            });
           }
+          o.verify.verified();
         }
-        if (pos === o.end) complete = true;
-        yield buf;
       }
-      complete = true;
-    } finally {
-      o.done(complete);
+      if (pos === o.end) complete = true;
+      yield buf;
     }
+    complete = true;
   }
-  return Readable.from(chunks(), { objectMode: false, highWaterMark: o.chunkBytes });
+  const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: o.chunkBytes });
+  // On 'close', not in the generator's finally: a stream destroyed before its
+  // first read never starts the generator, and its descriptor and memory
+  // reservation must still be released. (FileHandle.close waits for a read
+  // still in flight.)
+  stream.once('close', () => o.done(complete));
+  return stream;
 }

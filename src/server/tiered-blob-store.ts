@@ -299,32 +299,22 @@ export class TieredBlobStore implements BlobStore {
   /** A range of a file not trusted yet (a caller that opened without `ranged`): hash it all, then serve. */
   #verifiedRange(digest: Digest, fh: FileHandle, st: Stats, start: number, end: number): Readable {
     const self = this;
-    return Readable.from(
+    const stream = Readable.from(
       (async function* () {
-        let handedOver = false;
-        try {
-          const actual = await hashFile(fh, st.size, { chunkBytes: DEFAULTS.streamChunkBytes });
-          if (actual !== digest) {
-            await self.#quarantine(digest, st.ino, 'read');
-            throw new DigestMismatchError(digest, actual);
-          }
-          self.#trusted.add(digest, fileIdentity(st));
-          handedOver = true;
-          yield* diskStream({
-            fh,
-            start,
-            end,
-            chunkBytes: DEFAULTS.serveChunkBytes,
-            done: () => {
-              fh.close().catch(() => {});
-            },
-          });
-        } finally {
-          if (!handedOver) fh.close().catch(() => {});
+        const actual = await hashFile(fh, st.size, { chunkBytes: DEFAULTS.streamChunkBytes });
+        if (actual !== digest) {
+          await self.#quarantine(digest, st.ino, 'read');
+          throw new DigestMismatchError(digest, actual);
         }
+        self.#trusted.add(digest, fileIdentity(st));
+        yield* diskStream({ fh, start, end, chunkBytes: DEFAULTS.serveChunkBytes, done: () => {} });
       })(),
       { objectMode: false, highWaterMark: DEFAULTS.serveChunkBytes },
     );
+    stream.once('close', () => {
+      fh.close().catch(() => {});
+    });
+    return stream;
   }
 
   /**
