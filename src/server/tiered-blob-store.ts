@@ -494,44 +494,56 @@ export class TieredBlobStore implements BlobStore {
    * the authoritative tier did not have the blob.
    */
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
+    // The disk copy (authoritative without a shared tier) counts only once it verifies;
+    // a corrupt one is quarantined here and replaced by the uploaded bytes below.
+    const check = await this.#checks.do(digest, () => this.checkDisk(digest, 'write'));
     if (this.shared) {
       const existing = await this.shared.stat(digest);
       if (existing) {
+        if (check === 'corrupt') {
+          // The shared tier has it, the disk had a bad copy: the upload repairs the disk tier too.
+          const { size } = await this.#writeDisk(digest, source, opts);
+          return { created: false, size };
+        }
         // Still verify what was sent, so a wrong body is refused even for a known digest.
         await verifyDrain(digest, source, opts.size ?? existing.size, opts.signal);
         return { created: false, size: existing.size };
       }
     }
-    // The disk copy (authoritative without a shared tier) counts only once it verifies.
-    const check = await this.#checks.do(digest, () => this.checkDisk(digest, 'write'));
     const cached = check === 'sound' ? await this.disk.stat(digest) : undefined;
     let size: number;
-    let created: boolean;
+    let created = false;
     if (cached) {
+      // Without a shared tier: already stored. With one: a write-through that failed earlier; pushed up below.
       size = cached.size;
       await verifyDrain(digest, source, opts.size ?? size, opts.signal);
-      // Without a shared tier: already stored. With one: a write-through that failed earlier; push it up below.
-      created = false;
     } else {
-      // Absent or just quarantined: store the uploaded bytes, and drop any memory copy so every tier
-      // serves this file from now on.
-      await this.memory.delete(digest);
-      const reserved = opts.size ?? 0;
-      await this.hooks.reserve?.(reserved);
-      try {
-        const res = await this.disk.write(digest, source, opts);
-        size = res.size;
-        created = res.created;
-        if (res.created) this.hooks.diskAdded?.(digest, size);
-      } finally {
-        // At once after diskAdded: the index counts the blob twice until the reservation ends.
-        this.hooks.unreserve?.(reserved);
-      }
-      if (created) await this.#trustWritten(digest);
+      ({ size, created } = await this.#writeDisk(digest, source, opts));
     }
     if (!this.shared) return { created, size };
     const up = await this.shared.write(digest, await this.disk.read(digest), { size, signal: opts.signal });
     return { created: up.created, size };
+  }
+
+  /**
+   * Stores verified uploaded bytes in the disk tier (absent or just
+   * quarantined there), dropping any memory copy so every tier serves this
+   * file from now on.
+   */
+  async #writeDisk(digest: Digest, source: ByteSource, opts: WriteOptions): Promise<WriteResult> {
+    await this.memory.delete(digest);
+    const reserved = opts.size ?? 0;
+    await this.hooks.reserve?.(reserved);
+    let res: WriteResult;
+    try {
+      res = await this.disk.write(digest, source, opts);
+      if (res.created) this.hooks.diskAdded?.(digest, res.size);
+    } finally {
+      // At once after diskAdded: the index counts the blob twice until the reservation ends.
+      this.hooks.unreserve?.(reserved);
+    }
+    if (res.created) await this.#trustWritten(digest);
+    return res;
   }
 
   async delete(digest: Digest): Promise<boolean> {

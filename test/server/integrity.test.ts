@@ -230,4 +230,24 @@ describe('corrupt disk blobs (with a shared tier)', () => {
       await srv.close();
     }
   });
+
+  it('a re-upload repairs the disk tier too when the shared tier still has the blob', async () => {
+    const srv = await startWithCountingShared({ maxMemory: '0' });
+    try {
+      const data = randomBytes(1024 * 1024);
+      const digest = sha256(data);
+      assert.equal(await put(srv.url, data), 201);
+      await flipBit(srv.dataDir, digest, 999);
+      assert.equal(await put(srv.url, data), 200, 'the authoritative tier had it');
+      assert.equal(await corruptCount(srv.url, 'write'), 1);
+      const reads = srv.shared.reads.length;
+      const r = await fetch(blobUrl(srv.url, digest));
+      assert.equal(r.headers.get('x-hoard-tier'), 'disk');
+      assert.deepEqual(Buffer.from(await r.arrayBuffer()), data);
+      assert.equal(srv.shared.reads.length, reads, 'served from the repaired disk copy');
+      assert.equal(await corruptCount(srv.url, 'read'), 0);
+    } finally {
+      await srv.close();
+    }
+  });
 });
