@@ -14,6 +14,14 @@ export const DEFAULTS = {
   memoryTierBytes: 256 * MiB,
   /** Blobs larger than this never enter the memory tier (they would evict everything). */
   memoryTierMaxBlobBytes: 8 * MiB,
+  /**
+   * Chunk size of blob responses streamed from the server's disk. A slow
+   * client pins about two chunks (one read ahead, one in the socket's
+   * buffer), so 200 stalled readers cost ~25 MiB, not their blobs' sizes.
+   */
+  serveChunkBytes: 64 * KiB,
+  /** Disk files the server remembers as verified (digest → file identity, ~200 bytes each); a forgotten one is hashed again on its next read. */
+  trustedDiskFiles: 100_000,
   /** A temp file whose writer process is gone is removed on open; one older than this is removed even if its pid was reused. */
   staleTempMs: 24 * 60 * 60 * 1000,
   /** How long a filesystem ref lock is waited for before failing with HOARD_ELOCK_TIMEOUT. */
@@ -131,6 +139,15 @@ export const DEFAULTS = {
   cacheRefPrefixes: 'cache/',
   /** Cache refs unused (no GET or PUT) this long are deleted; 0 = never. */
   cacheRefTtlMs: 0,
+  /**
+   * Background scrub of the disk tier: bytes re-hashed per second (0 = off).
+   * 16 MiB/s is about 1.4 TiB a day, a few % of one disk's bandwidth and of a core.
+   */
+  scrubBytesPerSecond: 16 * MiB,
+  /** The first scrub pass starts this long after start-up (out of the way of start-up work). */
+  scrubStartDelayMs: 5 * 60_000,
+  /** Pause between the end of one scrub pass and the start of the next. */
+  scrubPassPauseMs: 60 * 60_000,
 
   // ---- git --------------------------------------------------------------
   /**

@@ -177,7 +177,8 @@ export const setting = {
         const v = scalar(r);
         if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
         if (typeof v === 'boolean') fail(`not a size: ${v}`);
-        return parseSize(String(v));
+        // A rate may be written per second: `16MiB/s` is the size 16MiB.
+        return parseSize(String(v).replace(/\/s$/i, ''));
       },
       showSize,
     );

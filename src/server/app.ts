@@ -21,6 +21,7 @@ import { ServerMetrics } from './metrics.ts';
 import { RefExpiry } from './ref-expiry.ts';
 import { blobRoutes } from './routes/blobs.ts';
 import { refRoutes } from './routes/refs.ts';
+import { Scrubber } from './scrub.ts';
 import { TieredBlobStore, type TierHooks } from './tiered-blob-store.ts';
 
 export interface ServerPlugin {
@@ -127,6 +128,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     // Ref names contain slashes and are matched by wildcard; blob URLs are fixed-shape.
     routerOptions: { maxParamLength: 1024 },
   });
+  const scrub = config.scrubBytesPerSecond > 0 ? startScrub(blobs, config, metrics, app) : undefined;
 
   // One log line per request at info; headers and details at debug.
   app.addHook('onResponse', async (request, reply) => {
@@ -236,11 +238,28 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       await blobs.close();
       await index?.close();
       await ctx.refExpiry?.close();
+      await scrub?.close();
       await refs.close?.();
       await shared?.close();
     })();
     return closed;
   }
+}
+
+/** The background scrub of the disk tier (scrub.ts), counted in the server's metrics. */
+function startScrub(
+  blobs: TieredBlobStore,
+  config: ServerConfig,
+  metrics: ServerMetrics,
+  app: FastifyInstance,
+): Scrubber {
+  const scrub = new Scrubber(blobs, {
+    bytesPerSecond: config.scrubBytesPerSecond,
+    onBytes: (n) => metrics.scrubBytes.inc(n),
+    log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
+  });
+  scrub.start();
+  return scrub;
 }
 
 function asHoardError(err: unknown): HoardError {

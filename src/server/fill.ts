@@ -38,6 +38,8 @@ export class Fill extends EventEmitter {
   /** Bytes reserved in the disk bound for this fill (released by the owner when it settles). */
   reserved = 0;
   error: Error | undefined;
+  /** The verified temp file became the disk tier's copy (false when a copy was already there: not ours, not verified by us). */
+  published = false;
   readonly startedAt = performance.now();
   /** Resolves with the size once known; rejects if the blob is absent or the stat fails. */
   readonly ready: Promise<number>;
@@ -139,6 +141,7 @@ export class Fill extends EventEmitter {
       try {
         await link(tmp, final);
         await fsyncDir(dirname(final));
+        this.published = true;
       } catch (err) {
         if (!isErrno(err, 'EEXIST')) throw err;
       }

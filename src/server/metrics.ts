@@ -16,6 +16,8 @@ export class ServerMetrics {
   readonly coalesced: Counter;
   readonly fillSeconds: Histogram<'result'>;
   readonly evictions: Counter<'tier'>;
+  readonly corrupt: Counter<'source'>;
+  readonly scrubBytes: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -84,6 +86,17 @@ export class ServerMetrics {
       labelNames: ['tier'],
       registers,
     });
+    this.corrupt = new Counter({
+      name: 'hoard_blob_corrupt_total',
+      help: 'Disk-tier blob files found not to hash to their name (and quarantined), by who found them: read, write, scrub',
+      labelNames: ['source'],
+      registers,
+    });
+    this.scrubBytes = new Counter({
+      name: 'hoard_scrub_bytes_total',
+      help: 'Bytes of the disk tier re-hashed by the background scrub',
+      registers,
+    });
   }
 
   /** Tier hooks feeding these metrics; `extra` hooks (the disk index, tests) are chained. */
@@ -101,6 +114,10 @@ export class ServerMetrics {
       coalesced: () => {
         this.coalesced.inc();
         extra.coalesced?.();
+      },
+      corrupt: (digest, source, quarantined) => {
+        this.corrupt.inc({ source });
+        extra.corrupt?.(digest, source, quarantined);
       },
       fillDone: (s: number, ok: boolean) => {
         this.fillSeconds.observe({ result: ok ? 'ok' : 'error' }, s);

@@ -73,6 +73,11 @@ export const serverSettings = defineSettings(undefined, 'Server', {
     valueName: 'LEVEL',
     doc: 'log level of the JSON log on stdout',
   }),
+  scrubBytesPerSecond: setting.size({
+    key: 'scrub-rate',
+    default: DEFAULTS.scrubBytesPerSecond,
+    doc: 'background re-hash of the disk tier, bytes per second (`16MiB` or `16MiB/s`); `0` = off',
+  }),
   keepAliveTimeoutMs: setting.duration({
     key: 'keep-alive-timeout',
     default: DEFAULTS.keepAliveTimeoutMs,

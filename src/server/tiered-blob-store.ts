@@ -1,8 +1,27 @@
 // The server's blob store: memory (LRU) → disk (FsBlobStore) → optional
 // shared remote, which is authoritative when present.
 //
-// Reads: the first tier holding the blob serves it. A disk hit of a small blob
-// fills memory. A miss of both upper tiers starts (or joins) the one Fill of
+// Reads: the first tier holding the blob serves it. A disk file is trusted
+// only once this process has hashed it and while it stays the same file
+// (disk-verify.ts): the first whole read of a disk blob is verified while it
+// streams, its last chunk held back until the digest matches; a mismatch
+// quarantines the file (store/fsck.ts's quarantine), counts in
+// hoard_blob_corrupt_total and cuts the response off, and the next read
+// falls through to the shared tier (or 404s, as `missing` then says).
+// Small blobs (≤ 64 KiB) and ranged reads of an untrusted file are
+// verified before the answer starts, by one hash pass of the whole file
+// (single-flight per blob): a range cannot be checked on its own, and
+// streaming it unverified would serve bytes no digest vouches for; the cost
+// is one sequential read of the blob, once per process, before the first
+// range of it. A corrupt copy found that way is a plain miss.
+//
+// Memory: a disk read streams chunk by chunk (a slow client pins about two
+// chunks, DEFAULTS.serveChunkBytes). A whole read of a blob that fits the
+// memory tier also keeps a copy, but only with a reservation within the
+// tier's bound (memory-blob-store.ts), and only once it verified. Without a
+// shared tier the memory tier holds copies of disk files only, so a memory
+// hit is served only while the file is still there (fsck may have moved it):
+// GET and `missing` agree. A miss of both upper tiers starts (or joins) the one Fill of
 // that blob (fill.ts): a single upstream read teed into the disk tier's temp
 // file, which every waiting client follows as it grows — 100 concurrent GETs
 // of a cold blob are one read of the shared tier, and each client gets bytes
@@ -20,14 +39,18 @@
 //
 // Writes: verified into the disk tier first (a temp file, hashed while it
 // streams), then copied to the shared tier before the write returns, so a
-// PUT is acknowledged only once the authoritative tier has the blob.
+// PUT is acknowledged only once the authoritative tier has the blob. A
+// write of a blob whose disk copy is not trusted yet verifies that copy
+// first: a corrupt one is quarantined and replaced by the uploaded bytes,
+// so re-uploading correct bytes repairs the blob in every tier.
 
-import { open } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { type FileHandle, stat as fsStat, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, VerifyingStream } from '../core/digest.ts';
-import { BlobNotFoundError, HoardError } from '../core/errors.ts';
+import { type Digest, sha256, VerifyingStream } from '../core/digest.ts';
+import { BlobNotFoundError, DigestMismatchError, HoardError } from '../core/errors.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import { drain } from '../core/streams.ts';
 import {
@@ -41,10 +64,18 @@ import {
 } from '../store/blob-store.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import type { FsBlobStore } from '../store/fs-blob-store.ts';
+import { quarantineBlob } from '../store/fsck.ts';
 import type { MemoryBlobStore } from '../store/memory-blob-store.ts';
+import { diskStream, fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
 
 export type TierName = 'memory' | 'disk' | 'shared';
+
+/** Who found a corrupt disk copy: a client's read, a write that checked the copy, the background scrub. */
+export type CorruptSource = 'read' | 'write' | 'scrub';
+
+/** The state of a blob's disk copy after a check. */
+export type DiskCheck = 'sound' | 'absent' | 'corrupt';
 
 /** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
 const SMALL_READ_BYTES = 64 * 1024;
@@ -66,6 +97,8 @@ export interface TierHooks {
   unreserve?(bytes: number): void;
   diskAdded?(digest: Digest, size: number): void;
   diskRemoved?(digest: Digest): void;
+  /** A disk copy did not hash to its name; `quarantined` is where it went (undefined if it was already gone or replaced). */
+  corrupt?(digest: Digest, source: CorruptSource, quarantined: string | undefined): void;
 }
 
 /** An opened blob: its size and a way to stream any range of it. */
@@ -86,6 +119,8 @@ export interface TieredOptions {
   hooks?: TierHooks;
   fillOnRangeRead?: boolean;
   fillFollowWindowBytes?: number;
+  /** How many verified disk files are remembered (DEFAULTS.trustedDiskFiles). */
+  trustedFiles?: number;
 }
 
 export class TieredBlobStore implements BlobStore {
@@ -96,10 +131,15 @@ export class TieredBlobStore implements BlobStore {
   readonly hooks: TierHooks;
   #fills = new Map<Digest, Fill>();
   #stats = new SingleFlight<Digest, BlobInfo | undefined>();
+  /** One verification pass of a disk file at a time per blob (ranged reads, writes). */
+  #checks = new SingleFlight<Digest, DiskCheck>();
+  #trusted: TrustedFiles;
   #fillOnRange: boolean;
   #followWindow: number;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
+  /** Corrupt disk copies found (and quarantined) since start. */
+  corruptFound = 0;
 
   constructor(opts: TieredOptions) {
     this.memory = opts.memory;
@@ -108,6 +148,7 @@ export class TieredBlobStore implements BlobStore {
     this.hooks = opts.hooks ?? {};
     this.#fillOnRange = opts.fillOnRangeRead ?? DEFAULTS.fillOnRangeRead;
     this.#followWindow = opts.fillFollowWindowBytes ?? DEFAULTS.fillFollowWindowBytes;
+    this.#trusted = new TrustedFiles(opts.trustedFiles ?? DEFAULTS.trustedDiskFiles);
     this.description = `tiers(memory, ${this.disk.description}${this.shared ? `, ${this.shared.description}` : ''})`;
   }
 
@@ -127,14 +168,14 @@ export class TieredBlobStore implements BlobStore {
    * `ranged` tells a cold read that only part of the blob is wanted.
    */
   async open(digest: Digest, opts: { ranged?: boolean } = {}): Promise<BlobHandle | undefined> {
-    const buf = await memoryBuffer(this.memory, digest);
+    const buf = await this.#memoryHit(digest);
     if (buf) {
       this.hooks.hit?.('memory');
       this.hooks.memoryHit?.(digest);
       return bufferHandle(buf, 'memory');
     }
     this.hooks.miss?.('memory');
-    const disk = await this.#openDisk(digest);
+    const disk = await this.#openDisk(digest, opts.ranged ?? false);
     if (disk) {
       this.hooks.hit?.('disk');
       return disk;
@@ -144,58 +185,209 @@ export class TieredBlobStore implements BlobStore {
     return this.#openShared(digest, this.shared, opts.ranged ?? false);
   }
 
-  async #openDisk(digest: Digest): Promise<BlobHandle | undefined> {
-    let fh: Awaited<ReturnType<typeof open>>;
+  async #memoryHit(digest: Digest): Promise<Buffer | undefined> {
+    const buf = await memoryBuffer(this.memory, digest);
+    if (!buf) return undefined;
+    // Without a shared tier the disk is authoritative and `missing` asks it:
+    // a copy in memory of a file that is gone (quarantined by fsck, collected)
+    // must not be served, or GET and `missing` would disagree.
+    if (!this.shared && !(await this.disk.has(digest))) {
+      await this.memory.delete(digest);
+      return undefined;
+    }
+    return buf;
+  }
+
+  async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle | undefined> {
+    let fh: FileHandle;
     try {
       fh = await open(this.disk.pathOf(digest), 'r');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
     }
-    let size: number;
+    let st: Stats;
     try {
-      size = (await fh.stat()).size;
+      st = await fh.stat();
     } catch (err) {
       await fh.close();
       throw err;
     }
+    const size = st.size;
+    const identity = fileIdentity(st);
     this.hooks.diskTouched?.(digest, size);
-    const keep = size <= this.memory.maxBlobBytes;
-    if (keep || size <= SMALL_READ_BYTES) {
-      // Small: promote into memory and serve from there.
+    const trusted = this.#trusted.has(digest, identity);
+    if (size <= SMALL_READ_BYTES) {
+      // Small: read it whole and check it before answering, so a corrupt copy is a plain miss.
+      let buf: Buffer;
       try {
-        const buf = Buffer.allocUnsafe(size);
-        let off = 0;
-        while (off < size) {
-          const { bytesRead } = await fh.read(buf, off, size - off, off);
-          if (bytesRead === 0) break;
-          off += bytesRead;
-        }
-        if (off === size) {
-          if (keep) this.memory.put(digest, buf);
-          return bufferHandle(buf, 'disk');
-        }
+        buf = Buffer.allocUnsafe(size);
+        if ((await readFully(fh, buf, size, 0)) !== size) buf = Buffer.alloc(0);
       } finally {
         await fh.close();
       }
-      return this.#openDisk(digest);
+      if (buf.byteLength !== size)
+        return attempt < 2 ? this.#openDisk(digest, ranged, attempt + 1) : undefined;
+      if (!trusted) {
+        if (sha256(buf) !== digest) {
+          await this.#quarantine(digest, st.ino, 'read');
+          return undefined;
+        }
+        this.#trusted.add(digest, identity);
+      }
+      if (this.memory.reserve(size)) this.memory.put(digest, buf, { reserved: true });
+      return bufferHandle(buf, 'disk');
     }
+    if (!trusted && ranged) {
+      // A range cannot be verified on its own: hash the whole file once first.
+      await fh.close();
+      const check = await this.#checks.do(digest, () => this.checkDisk(digest, 'read'));
+      if (check !== 'sound' || attempt >= 2) return undefined;
+      return this.#openDisk(digest, ranged, attempt + 1);
+    }
+    return this.#diskHandle(digest, fh, st, trusted);
+  }
+
+  #diskHandle(digest: Digest, fh: FileHandle, st: Stats, trusted: boolean): BlobHandle {
+    const size = st.size;
+    const identity = fileIdentity(st);
     let taken = false;
+    const closeFh = () => {
+      fh.close().catch(() => {});
+    };
     return {
       size,
       tier: 'disk',
-      stream(start, end) {
+      stream: (start, end) => {
         taken = true;
         if (end <= start) {
-          fh.close().catch(() => {});
+          closeFh();
           return Readable.from([]);
         }
-        return fh.createReadStream({ start, end: end - 1, highWaterMark: DEFAULTS.streamChunkBytes });
+        const whole = start === 0 && end === size;
+        if (!trusted && !whole) return this.#verifiedRange(digest, fh, st, start, end);
+        // Keep a copy in memory only within the tier's bound, reserved before a byte is read.
+        const keep = whole && size <= this.memory.maxBlobBytes && this.memory.reserve(size);
+        const into = keep ? Buffer.allocUnsafe(size) : undefined;
+        return diskStream({
+          fh,
+          start,
+          end,
+          chunkBytes: DEFAULTS.serveChunkBytes,
+          into,
+          verify: trusted
+            ? undefined
+            : {
+                digest,
+                verified: () => this.#trusted.add(digest, identity),
+                mismatch: () => this.#quarantine(digest, st.ino, 'read'),
+              },
+          done: (complete) => {
+            closeFh();
+            if (!into) return;
+            if (complete) this.memory.put(digest, into, { reserved: true });
+            else this.memory.unreserve(size);
+          },
+        });
       },
       close() {
-        if (!taken) fh.close().catch(() => {});
+        if (!taken) closeFh();
       },
     };
+  }
+
+  /** A range of a file not trusted yet (a caller that opened without `ranged`): hash it all, then serve. */
+  #verifiedRange(digest: Digest, fh: FileHandle, st: Stats, start: number, end: number): Readable {
+    const self = this;
+    const stream = Readable.from(
+      (async function* () {
+        const actual = await hashFile(fh, st.size, { chunkBytes: DEFAULTS.streamChunkBytes });
+        if (actual !== digest) {
+          await self.#quarantine(digest, st.ino, 'read');
+          throw new DigestMismatchError(digest, actual);
+        }
+        self.#trusted.add(digest, fileIdentity(st));
+        yield* diskStream({ fh, start, end, chunkBytes: DEFAULTS.serveChunkBytes, done: () => {} });
+      })(),
+      { objectMode: false, highWaterMark: DEFAULTS.serveChunkBytes },
+    );
+    stream.once('close', () => {
+      fh.close().catch(() => {});
+    });
+    return stream;
+  }
+
+  /**
+   * Hashes the disk copy of a blob unless this process already trusts that
+   * file (`force`: even then — the scrub looks for bit rot, which changes no
+   * file identity); a corrupt copy is quarantined. `beforeChunk` paces the
+   * reads (the scrub's rate). Not single-flight: readers and writers go
+   * through #checks.
+   */
+  async checkDisk(
+    digest: Digest,
+    source: CorruptSource,
+    opts: { force?: boolean; beforeChunk?: (bytes: number) => Promise<void> } = {},
+  ): Promise<DiskCheck> {
+    const { beforeChunk } = opts;
+    let fh: FileHandle;
+    try {
+      fh = await open(this.disk.pathOf(digest), 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return 'absent';
+      throw err;
+    }
+    try {
+      const st = await fh.stat();
+      const identity = fileIdentity(st);
+      if (!opts.force && this.#trusted.has(digest, identity)) return 'sound';
+      let actual: Digest | undefined;
+      try {
+        actual = await hashFile(fh, st.size, { chunkBytes: DEFAULTS.streamChunkBytes, beforeChunk });
+      } catch (err) {
+        // The file shrank while being read: it is being changed in place, which a blob never is.
+        if (!(err instanceof HoardError && err.code === 'HOARD_ETRUNCATED')) throw err;
+      }
+      if (actual === digest) {
+        this.#trusted.add(digest, identity);
+        return 'sound';
+      }
+      await this.#quarantine(digest, st.ino, source);
+      return 'corrupt';
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Whether this process has verified the blob's current disk file (tests, scrub). */
+  async isTrusted(digest: Digest): Promise<boolean> {
+    const st = await fsStat(this.disk.pathOf(digest)).catch(() => undefined);
+    return st !== undefined && this.#trusted.has(digest, fileIdentity(st));
+  }
+
+  /**
+   * Moves a corrupt disk copy to quarantine (only if it is still the file
+   * found corrupt: a re-upload may have replaced it) and drops every trace
+   * of it: trust, the memory copy, the disk index entry.
+   */
+  async #quarantine(digest: Digest, ino: number, source: CorruptSource): Promise<void> {
+    this.#trusted.forget(digest);
+    this.corruptFound++;
+    await this.memory.delete(digest);
+    let moved: string | undefined;
+    try {
+      moved = await quarantineBlob(this.disk.root, digest, { ifIno: ino });
+    } catch {
+      // Could not move it (permissions?): it stays untrusted, so every read checks it again.
+    }
+    if (moved) this.hooks.diskRemoved?.(digest);
+    this.hooks.corrupt?.(digest, source, moved);
+  }
+
+  /** Records a file this process just wrote and verified (a PUT, a fill) as trusted. */
+  async #trustWritten(digest: Digest): Promise<void> {
+    const st = await fsStat(this.disk.pathOf(digest)).catch(() => undefined);
+    if (st) this.#trusted.add(digest, fileIdentity(st));
   }
 
   async #openShared(digest: Digest, shared: BlobStore, ranged: boolean): Promise<BlobHandle | undefined> {
@@ -234,6 +426,7 @@ export class TieredBlobStore implements BlobStore {
       if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
       this.hooks.fillDone?.((performance.now() - fill.startedAt) / 1000, fill.state === 'done');
       if (fill.state === 'done') this.hooks.diskAdded?.(digest, fill.size);
+      if (fill.published) this.#trustWritten(digest).catch(() => {});
       if (fill.reserved) this.hooks.unreserve?.(fill.reserved);
     });
     return fill;
@@ -256,6 +449,8 @@ export class TieredBlobStore implements BlobStore {
   }
 
   async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    // Without a shared tier, memory only holds copies of disk files: the disk decides.
+    if (!this.shared) return this.disk.stat(digest);
     const mem = await this.memory.stat(digest);
     if (mem) return mem;
     const disk = await this.disk.stat(digest);
@@ -299,39 +494,60 @@ export class TieredBlobStore implements BlobStore {
    * the authoritative tier did not have the blob.
    */
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
-    const existing = await this.#authoritativeStat(digest);
-    if (existing) {
-      // Still verify what was sent, so a wrong body is refused even for a known digest.
-      await verifyDrain(digest, source, opts.size ?? existing.size, opts.signal);
-      return { created: false, size: existing.size };
+    // The disk copy (authoritative without a shared tier) counts only once it verifies;
+    // a corrupt one is quarantined here and replaced by the uploaded bytes below.
+    const check = await this.#checks.do(digest, () => this.checkDisk(digest, 'write'));
+    if (this.shared) {
+      const existing = await this.shared.stat(digest);
+      if (existing) {
+        if (check === 'corrupt') {
+          // The shared tier has it, the disk had a bad copy: the upload repairs the disk tier too.
+          const { size } = await this.#writeDisk(digest, source, opts);
+          return { created: false, size };
+        }
+        // Still verify what was sent, so a wrong body is refused even for a known digest.
+        await verifyDrain(digest, source, opts.size ?? existing.size, opts.signal);
+        return { created: false, size: existing.size };
+      }
     }
+    const cached = check === 'sound' ? await this.disk.stat(digest) : undefined;
     let size: number;
-    const cached = await this.disk.stat(digest);
+    let created = false;
     if (cached) {
-      // Cached but not in the shared tier (a write-through that failed earlier): verify, then push up.
+      // Without a shared tier: already stored. With one: a write-through that failed earlier; pushed up below.
       size = cached.size;
       await verifyDrain(digest, source, opts.size ?? size, opts.signal);
     } else {
-      const reserved = opts.size ?? 0;
-      await this.hooks.reserve?.(reserved);
-      try {
-        const res = await this.disk.write(digest, source, opts);
-        size = res.size;
-        if (res.created) this.hooks.diskAdded?.(digest, size);
-      } finally {
-        this.hooks.unreserve?.(reserved);
-      }
+      ({ size, created } = await this.#writeDisk(digest, source, opts));
     }
-    if (!this.shared) return { created: true, size };
+    if (!this.shared) return { created, size };
     const up = await this.shared.write(digest, await this.disk.read(digest), { size, signal: opts.signal });
     return { created: up.created, size };
   }
 
-  async #authoritativeStat(digest: Digest): Promise<BlobInfo | undefined> {
-    return this.shared ? this.shared.stat(digest) : this.disk.stat(digest);
+  /**
+   * Stores verified uploaded bytes in the disk tier (absent or just
+   * quarantined there), dropping any memory copy so every tier serves this
+   * file from now on.
+   */
+  async #writeDisk(digest: Digest, source: ByteSource, opts: WriteOptions): Promise<WriteResult> {
+    await this.memory.delete(digest);
+    const reserved = opts.size ?? 0;
+    await this.hooks.reserve?.(reserved);
+    let res: WriteResult;
+    try {
+      res = await this.disk.write(digest, source, opts);
+      if (res.created) this.hooks.diskAdded?.(digest, res.size);
+    } finally {
+      // At once after diskAdded: the index counts the blob twice until the reservation ends.
+      this.hooks.unreserve?.(reserved);
+    }
+    if (res.created) await this.#trustWritten(digest);
+    return res;
   }
 
   async delete(digest: Digest): Promise<boolean> {
+    this.#trusted.forget(digest);
     const m = await this.memory.delete(digest);
     const d = await this.disk.delete(digest);
     if (d) this.hooks.diskRemoved?.(digest);

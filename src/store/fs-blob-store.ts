@@ -54,8 +54,13 @@ export class FsBlobStore implements BlobStore {
   }
 
   pathOf(digest: Digest): string {
+    return FsBlobStore.pathIn(this.root, digest);
+  }
+
+  /** Where a blob's file lives in the store rooted at `root`. */
+  static pathIn(root: string, digest: Digest): string {
     const hex = hexOf(digest);
-    return join(this.blobsDir, hex.slice(0, 2), hex);
+    return join(root, 'blobs', 'sha256', hex.slice(0, 2), hex);
   }
 
   async stat(digest: Digest): Promise<BlobInfo | undefined> {

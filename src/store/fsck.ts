@@ -60,6 +60,38 @@ export function fsckProblemsRemain(report: FsckReport, repaired: boolean): boole
   return repaired ? !report.corrupt.every((c) => c.quarantined) : report.corrupt.length > 0;
 }
 
+/**
+ * Moves a blob file out of `<root>/blobs/` into `<root>/quarantine/<hex>.<ms>`
+ * (never deletes: a human may want to look at it). With `ifIno`, only when
+ * the file at the blob's path is still that inode: a server that found a
+ * corrupt copy must not quarantine the correct one a re-upload put in its
+ * place meanwhile. (Between that check and the rename a new copy could
+ * still land; it would be quarantined and show as missing, so the next
+ * upload puts it back: a lost copy, never a wrong one served.)
+ * Returns the quarantine path, or undefined when there was nothing to move.
+ */
+export async function quarantineBlob(
+  root: string,
+  digest: Digest,
+  opts: { ifIno?: number } = {},
+): Promise<string | undefined> {
+  const path = FsBlobStore.pathIn(root, digest);
+  if (opts.ifIno !== undefined) {
+    const st = await stat(path).catch(() => undefined);
+    if (!st || st.ino !== opts.ifIno) return undefined;
+  }
+  const qdir = join(root, 'quarantine');
+  await mkdir(qdir, { recursive: true });
+  const dest = join(qdir, `${hexOf(digest)}.${Date.now()}`);
+  try {
+    await rename(path, dest);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+  return dest;
+}
+
 export async function fsck(root: string, opts: { repair?: boolean } = {}): Promise<FsckReport> {
   const st = await stat(join(root, 'blobs')).catch(() => undefined);
   if (!st?.isDirectory())
@@ -87,12 +119,7 @@ export async function fsck(root: string, opts: { repair?: boolean } = {}): Promi
     report.bytesChecked += size;
     if (actual !== digest) {
       let quarantined = false;
-      if (opts.repair) {
-        const qdir = join(root, 'quarantine');
-        await mkdir(qdir, { recursive: true });
-        await rename(path, join(qdir, `${hexOf(digest)}.${Date.now()}`));
-        quarantined = true;
-      }
+      if (opts.repair) quarantined = (await quarantineBlob(root, digest)) !== undefined;
       report.corrupt.push({ digest, actual, quarantined });
     }
   }

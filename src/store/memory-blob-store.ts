@@ -1,6 +1,13 @@
 // Memory BlobStore: the top tier of the server and a backend for tests. LRU
 // bounded by bytes: a Map keeps insertion order, and a read re-inserts the
 // entry, so the first key is always the least recently used.
+//
+// The bound covers bytes being gathered too: a server read that wants to
+// keep a blob reserves its size first (reserve), reads into one buffer, and
+// hands it over with put(…, { reserved: true }). Resident + reserved bytes
+// never exceed maxBytes, so N concurrent readers of N distinct blobs cost the
+// tier at most maxBytes, however large N is; a read that gets no reservation
+// streams without keeping a copy.
 
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -23,6 +30,7 @@ export class MemoryBlobStore implements BlobStore {
   readonly maxBlobBytes: number;
   #blobs = new Map<Digest, Buffer>();
   #bytes = 0;
+  #reserved = 0;
   evictions = 0;
 
   constructor(opts: MemoryBlobStoreOptions = {}) {
@@ -30,8 +38,40 @@ export class MemoryBlobStore implements BlobStore {
     this.maxBlobBytes = Math.min(opts.maxBlobBytes ?? this.maxBytes, this.maxBytes);
   }
 
+  /** Bytes of resident blobs. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Bytes reserved by reads that are gathering a blob to keep. */
+  get reservedBytes(): number {
+    return this.#reserved;
+  }
+
+  /**
+   * Reserves room for a blob of `size` bytes about to be gathered, evicting
+   * least recently used blobs as needed. False when it cannot fit beside the
+   * other reservations (the caller then streams without keeping a copy).
+   */
+  reserve(size: number): boolean {
+    if (size > this.maxBlobBytes || this.#reserved + size > this.maxBytes) return false;
+    this.#reserved += size;
+    this.#evict();
+    return true;
+  }
+
+  /** Ends a reservation that will not be put (the read failed or was cut short). */
+  unreserve(size: number): void {
+    this.#reserved = Math.max(0, this.#reserved - size);
+  }
+
+  #evict(): void {
+    for (const [key, old] of this.#blobs) {
+      if (this.#bytes + this.#reserved <= this.maxBytes) break;
+      this.#blobs.delete(key);
+      this.#bytes -= old.byteLength;
+      this.evictions++;
+    }
   }
 
   #touch(digest: Digest): Buffer | undefined {
@@ -83,17 +123,17 @@ export class MemoryBlobStore implements BlobStore {
     return { created: keep, size };
   }
 
-  /** Inserts verified bytes (used by tier fills that already hashed them). */
-  put(digest: Digest, buf: Buffer): void {
+  /**
+   * Inserts verified bytes (only ever bytes already hashed against `digest`).
+   * With `reserved`, the reservation of the same size made by reserve() ends
+   * here, whether or not the blob is kept.
+   */
+  put(digest: Digest, buf: Buffer, opts: { reserved?: boolean } = {}): void {
+    if (opts.reserved) this.unreserve(buf.byteLength);
     if (buf.byteLength > this.maxBlobBytes || this.#blobs.has(digest)) return;
     this.#blobs.set(digest, buf);
     this.#bytes += buf.byteLength;
-    for (const [key, old] of this.#blobs) {
-      if (this.#bytes <= this.maxBytes) break;
-      this.#blobs.delete(key);
-      this.#bytes -= old.byteLength;
-      this.evictions++;
-    }
+    this.#evict();
   }
 
   async delete(digest: Digest): Promise<boolean> {

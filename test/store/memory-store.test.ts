@@ -26,3 +26,24 @@ it('memory tier evicts the least recently used blob first', async () => {
   assert.equal(store.bytes, 3000);
   assert.equal(store.evictions, 1);
 });
+
+it('memory tier reservations: resident + reserved bytes stay within the bound', async () => {
+  const store = new MemoryBlobStore({ maxBytes: 3000 });
+  const a = Buffer.alloc(1000, 'a');
+  await store.write(sha256(a), Readable.from([a]));
+  assert.equal(store.reserve(1500), true);
+  assert.equal(store.reserve(1500), true); // evicts a: 3000 reserved
+  assert.equal(await store.has(sha256(a)), false);
+  assert.equal(store.reserve(1), false, 'no room beside the other reservations');
+  assert.equal(store.bytes + store.reservedBytes, 3000);
+  // One reservation lands, the other is abandoned.
+  const b = Buffer.alloc(1500, 'b');
+  store.put(sha256(b), b, { reserved: true });
+  store.unreserve(1500);
+  assert.equal(store.bytes, 1500);
+  assert.equal(store.reservedBytes, 0);
+  // A blob over maxBlobBytes never gets a reservation.
+  const small = new MemoryBlobStore({ maxBytes: 3000, maxBlobBytes: 1000 });
+  assert.equal(small.reserve(1001), false);
+  assert.equal(small.reservedBytes, 0);
+});

@@ -1,0 +1,171 @@
+// Reading disk-tier blobs without trusting the disk. A file under blobs/ was
+// verified when it was written, but bits rot, people edit files, and another
+// process (fsck) may move one away; so the server trusts a file only once it
+// has hashed it in this process, and only while the file is the same one:
+// same device, inode, size, mtime and ctime (TrustedFiles). Any change to
+// the file, including a re-upload that replaced it, means hashing it again.
+// Silent bit rot changes none of those, which is what the scrub is for.
+//
+// diskStream() serves bytes from an open descriptor with positional reads,
+// one chunk at a time as the client takes them (backpressure: a slow client
+// pins about two chunks, never the blob). When it must verify, it hashes
+// while it streams and holds the last chunk back until the digest matches,
+// so a client that receives the whole Content-Length received verified
+// bytes; on a mismatch the stream is destroyed instead, which cuts the HTTP
+// response off mid-body.
+
+import type { Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { type Digest, Hasher } from '../core/digest.ts';
+import { DigestMismatchError, HoardError } from '../core/errors.ts';
+
+/** What must stay equal for a verified file to stay trusted. */
+export function fileIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** Digests whose disk file was verified in this process, with that file's identity; bounded, oldest forgotten first. */
+export class TrustedFiles {
+  readonly max: number;
+  #map = new Map<Digest, string>();
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  has(digest: Digest, identity: string): boolean {
+    const id = this.#map.get(digest);
+    if (id === undefined) return false;
+    if (id !== identity) {
+      this.#map.delete(digest);
+      return false;
+    }
+    // Refresh: the map forgets the least recently used first.
+    this.#map.delete(digest);
+    this.#map.set(digest, id);
+    return true;
+  }
+
+  add(digest: Digest, identity: string): void {
+    if (this.max <= 0) return;
+    this.#map.delete(digest);
+    this.#map.set(digest, identity);
+    for (const key of this.#map.keys()) {
+      if (this.#map.size <= this.max) break;
+      this.#map.delete(key);
+    }
+  }
+
+  forget(digest: Digest): void {
+    this.#map.delete(digest);
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+}
+
+/** Reads `length` bytes at `position` fully into `buf` (short only if the file is shorter). */
+export async function readFully(
+  fh: FileHandle,
+  buf: Buffer,
+  length: number,
+  position: number,
+): Promise<number> {
+  let off = 0;
+  while (off < length) {
+    const { bytesRead } = await fh.read(buf, off, length - off, position + off);
+    if (bytesRead === 0) break;
+    off += bytesRead;
+  }
+  return off;
+}
+
+/**
+ * Hashes the first `size` bytes of an open file with one reused buffer.
+ * `beforeChunk` runs before each read (the scrub's rate limit); a file
+ * shorter than `size` is a truncation error.
+ */
+export async function hashFile(
+  fh: FileHandle,
+  size: number,
+  opts: { chunkBytes: number; beforeChunk?: (bytes: number) => Promise<void> },
+): Promise<Digest> {
+  const hasher = new Hasher();
+  const buf = Buffer.allocUnsafe(Math.max(1, Math.min(opts.chunkBytes, size)));
+  let pos = 0;
+  while (pos < size) {
+    const n = Math.min(buf.byteLength, size - pos);
+    await opts.beforeChunk?.(n);
+    const got = await readFully(fh, buf, n, pos);
+    if (got < n) throw new HoardError('HOARD_ETRUNCATED', `file shorter than its ${size} bytes`);
+    hasher.update(buf.subarray(0, got));
+    pos += got;
+  }
+  return hasher.digest();
+}
+
+export interface DiskStreamOptions {
+  fh: FileHandle;
+  start: number;
+  end: number;
+  chunkBytes: number;
+  /**
+   * Hash while streaming (requires start 0 and end = size) and check the
+   * digest before the last chunk goes out. `mismatch` runs (quarantine,
+   * metrics) before the stream fails; `verified` runs before the last chunk.
+   */
+  verify?: {
+    digest: Digest;
+    verified(): void;
+    mismatch(actual: Digest): Promise<void>;
+  };
+  /** Read into this buffer (a memory-tier copy being gathered; its subarrays are what is sent). */
+  into?: Buffer;
+  /** Runs once when the stream is done: `complete` tells whether every byte was read (and verified). */
+  done(complete: boolean): void;
+}
+
+export function diskStream(o: DiskStreamOptions): Readable {
+  let complete = false;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    const hasher = o.verify ? new Hasher() : undefined;
+    let pos = o.start;
+    while (pos < o.end) {
+      const n = Math.min(o.chunkBytes, o.end - pos);
+      const buf = o.into ? o.into.subarray(pos, pos + n) : Buffer.allocUnsafe(n);
+      const got = await readFully(o.fh, buf, n, pos);
+      if (got < n)
+        throw new HoardError(
+          'HOARD_ETRUNCATED',
+          `disk file of ${o.verify?.digest ?? 'a blob'} ended at ${pos + got} of ${o.end} bytes`,
+        );
+      pos += n;
+      if (hasher && o.verify) {
+        hasher.update(buf);
+        if (pos === o.end) {
+          // The last chunk: it goes out only if the whole blob verifies.
+          const actual = hasher.digest();
+          if (actual !== o.verify.digest) {
+            await o.verify.mismatch(actual);
+            throw new DigestMismatchError(o.verify.digest, actual, {
+              hint: 'the server found its disk copy corrupt and quarantined it; retry the read',
+            });
+          }
+          o.verify.verified();
+        }
+      }
+      if (pos === o.end) complete = true;
+      yield buf;
+    }
+    complete = true;
+  }
+  const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: o.chunkBytes });
+  // On 'close', not in the generator's finally: a stream destroyed before its
+  // first read never starts the generator, and its descriptor and memory
+  // reservation must still be released. (FileHandle.close waits for a read
+  // still in flight.)
+  stream.once('close', () => o.done(complete));
+  return stream;
+}

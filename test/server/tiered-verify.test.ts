@@ -1,0 +1,122 @@
+// TieredBlobStore's disk read path on its own: a verified whole read keeps a
+// memory copy (within a reservation) and trusts the file; a read cut short,
+// or a stream dropped before its first read, gives its reservation and
+// descriptor back; a file is trusted only while it stays the same file.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { sha256 } from '../../src/core/digest.ts';
+import { TieredBlobStore } from '../../src/server/tiered-blob-store.ts';
+import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { MemoryBlobStore } from '../../src/store/memory-blob-store.ts';
+
+const MiB = 1024 * 1024;
+
+async function setup(memoryBytes = 16 * MiB) {
+  const dir = await mkdtemp(join(tmpdir(), 'hoard-tiered-'));
+  // The disk store of another "process": files this store did not write itself.
+  const writer = await FsBlobStore.open(dir);
+  const blobs = new TieredBlobStore({ memory: new MemoryBlobStore({ maxBytes: memoryBytes }), disk: writer });
+  return { dir, writer, blobs, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+async function fdCount(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length;
+}
+
+async function readAll(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+describe('tiered store: verified disk reads', () => {
+  it('a whole verified read trusts the file and keeps a memory copy; a changed file is checked again', async () => {
+    const t = await setup();
+    try {
+      const data = randomBytes(1 * MiB + 5);
+      const digest = sha256(data);
+      await t.writer.write(digest, [data]);
+      assert.equal(await t.blobs.isTrusted(digest), false);
+      const h = await t.blobs.open(digest);
+      assert.equal(h?.tier, 'disk');
+      assert.deepEqual(await readAll(h!.stream(0, h!.size)), data);
+      assert.equal(await t.blobs.isTrusted(digest), true);
+      assert.equal(t.blobs.memory.bytes, data.length);
+      assert.equal(t.blobs.memory.reservedBytes, 0);
+      // Touching the file (new mtime) ends the trust.
+      await utimes(t.writer.pathOf(digest), new Date(), new Date(Date.now() - 5000));
+      assert.equal(await t.blobs.isTrusted(digest), false);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('a stream destroyed before or during its first reads gives back its reservation and descriptor', async () => {
+    const t = await setup();
+    try {
+      const data = randomBytes(2 * MiB);
+      const digest = sha256(data);
+      await t.writer.write(digest, [data]);
+      const before = await fdCount();
+      for (const readFirst of [false, true]) {
+        const h = await t.blobs.open(digest);
+        const s = h!.stream(0, h!.size);
+        assert.equal(t.blobs.memory.reservedBytes, data.length, 'reserved before a byte is read');
+        if (readFirst) await once(s, 'readable');
+        s.destroy();
+        await once(s, 'close');
+        assert.equal(t.blobs.memory.reservedBytes, 0);
+        assert.equal(t.blobs.memory.bytes, 0, 'an incomplete read keeps no copy');
+      }
+      // Descriptors are closed asynchronously: wait for the count to come back.
+      for (let i = 0; i < 100 && (await fdCount()) > before; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(await fdCount(), before);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('a read that gets no reservation streams without keeping a copy', async () => {
+    const t = await setup(3 * MiB);
+    try {
+      const a = randomBytes(2 * MiB);
+      const b = randomBytes(2 * MiB);
+      await t.writer.write(sha256(a), [a]);
+      await t.writer.write(sha256(b), [b]);
+      const ha = await t.blobs.open(sha256(a));
+      const hb = await t.blobs.open(sha256(b));
+      const sa = ha!.stream(0, ha!.size);
+      const sb = hb!.stream(0, hb!.size); // 2 + 2 MiB > 3 MiB: no reservation
+      assert.equal(t.blobs.memory.reservedBytes, 2 * MiB);
+      assert.deepEqual(await readAll(sb), b);
+      assert.deepEqual(await readAll(sa), a);
+      assert.equal(t.blobs.memory.bytes, 2 * MiB);
+      assert.equal(await t.blobs.memory.has(sha256(a)), true);
+      assert.equal(await t.blobs.memory.has(sha256(b)), false);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('read(digest, range) of a file not trusted yet verifies it first and serves the range', async () => {
+    const t = await setup();
+    try {
+      const data = randomBytes(700_000);
+      const digest = sha256(data);
+      await t.blobs.write(digest, Readable.from([data])); // trusted: written here
+      await utimes(t.writer.pathOf(digest), new Date(), new Date(Date.now() - 5000)); // …no longer
+      const part = await readAll(await t.blobs.read(digest, { offset: 100_000, length: 1000 }));
+      assert.deepEqual(part, data.subarray(100_000, 101_000));
+      assert.equal(await t.blobs.isTrusted(digest), true);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});
