@@ -15,6 +15,7 @@ import { MemoryBlobStore } from '../store/memory-blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
 import { parseListen, type ServerConfig } from './config.ts';
+import { applyConnectionLimits, guardBodyIdle, httpServerOptions } from './connection-limits.ts';
 import { authorizeRequest, type RouteAuthConfig, type ServerContext } from './context.ts';
 import { DiskIndex } from './disk-index.ts';
 import { liveSet } from './gc.ts';
@@ -121,12 +122,19 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
             redact: ['req.headers.authorization'],
           },
     logController: new LogController({ disableRequestLogging: true }),
-    keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: httpServerOptions(config),
     bodyLimit: DEFAULTS.maxJsonBodyBytes,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     // Ref names contain slashes and are matched by wildcard; blob URLs are fixed-shape.
     routerOptions: { maxParamLength: 1024 },
+  });
+
+  const maxConnections = applyConnectionLimits(app.server, config);
+  // First of all hooks: a body that stops arriving is cut before auth or a route waits on it.
+  app.addHook('onRequest', async (request, reply) => {
+    guardBodyIdle(request.raw, reply.raw, config.bodyIdleTimeoutMs);
   });
 
   // One log line per request at info; headers and details at debug.
@@ -203,6 +211,15 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       const { host, port } = parseListen(config.listen);
       const address = await app.listen({ host, port });
       state.ready = true;
+      app.log.info(
+        {
+          maxConnections,
+          headersTimeoutMs: config.headersTimeoutMs,
+          bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
+          keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+        },
+        'connection limits',
+      );
       if (!auth.tokens)
         app.log.warn('no --tokens file: accepting loopback clients only (every other client gets 403)');
       return address;

@@ -34,6 +34,14 @@ export interface ServerConfig {
   cacheRefPrefixes: string[];
   /** Cache refs unused this long are deleted; 0 = never. */
   cacheRefTtlMs: number;
+  /** Request line and headers must arrive within this (408 and close otherwise). */
+  headersTimeoutMs: number;
+  /** A request body that receives nothing for this long is cut; 0 = never. */
+  bodyIdleTimeoutMs: number;
+  /** Idle kept-alive connections are closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Most connections at once; 0 = derived from the descriptor limit (connection-limits.ts). */
+  maxConnections: number;
 }
 
 /** Raw settings as they come from flags, env or a file: strings, numbers or booleans. */
@@ -53,7 +61,11 @@ type SettingKey =
   | 'drainDelay'
   | 'gcGrace'
   | 'cacheRefPrefixes'
-  | 'cacheRefTtl';
+  | 'cacheRefTtl'
+  | 'headersTimeout'
+  | 'bodyIdleTimeout'
+  | 'keepAliveTimeout'
+  | 'maxConnections';
 
 /** Setting → environment variable. */
 export const ENV_VARS: Record<SettingKey, string> = {
@@ -71,6 +83,10 @@ export const ENV_VARS: Record<SettingKey, string> = {
   gcGrace: 'HOARD_GC_GRACE',
   cacheRefPrefixes: 'HOARD_CACHE_REF_PREFIXES',
   cacheRefTtl: 'HOARD_CACHE_REF_TTL',
+  headersTimeout: 'HOARD_HEADERS_TIMEOUT',
+  bodyIdleTimeout: 'HOARD_BODY_IDLE_TIMEOUT',
+  keepAliveTimeout: 'HOARD_KEEP_ALIVE_TIMEOUT',
+  maxConnections: 'HOARD_MAX_CONNECTIONS',
 };
 
 const KEYS = Object.keys(ENV_VARS) as SettingKey[];
@@ -136,6 +152,19 @@ function size(v: string | number | boolean | undefined, name: string, fallback: 
   }
 }
 
+function count(v: string | number | boolean | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const s = String(v).trim().toLowerCase();
+  if (s === 'auto') return 0;
+  const n = Number(s);
+  if (s === '' || !Number.isSafeInteger(n) || n < 0)
+    throw new HoardError(
+      'HOARD_ECONFIG',
+      `${name}: expected a whole number or "auto", got ${JSON.stringify(v)}`,
+    );
+  return n;
+}
+
 function bool(v: string | number | boolean | undefined, name: string): boolean {
   if (v === undefined) return false;
   if (typeof v === 'boolean') return v;
@@ -179,7 +208,23 @@ export function resolveConfig(...layers: RawSettings[]): ServerConfig {
       .filter((p) => p.length > 0),
     cacheRefTtlMs: duration(m.cacheRefTtl, 'cache-ref-ttl', DEFAULTS.cacheRefTtlMs),
     drainDelayMs: duration(m.drainDelay, 'drain-delay', DEFAULTS.drainDelayMs),
+    headersTimeoutMs: positive(
+      duration(m.headersTimeout, 'headers-timeout', DEFAULTS.headersTimeoutMs),
+      'headers-timeout',
+    ),
+    bodyIdleTimeoutMs: duration(m.bodyIdleTimeout, 'body-idle-timeout', DEFAULTS.bodyIdleTimeoutMs),
+    keepAliveTimeoutMs: positive(
+      duration(m.keepAliveTimeout, 'keep-alive-timeout', DEFAULTS.keepAliveTimeoutMs),
+      'keep-alive-timeout',
+    ),
+    maxConnections: count(m.maxConnections, 'max-connections', 0),
   };
+}
+
+/** A timeout that must not be switched off (0 would let a silent client hold a connection forever). */
+function positive(ms: number, name: string): number {
+  if (ms <= 0) throw new HoardError('HOARD_ECONFIG', `${name}: must be greater than 0`);
+  return ms;
 }
 
 /** Full resolution: flags > env > config file (path from flags or HOARD_CONFIG) > defaults. */

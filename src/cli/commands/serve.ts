@@ -23,6 +23,10 @@ interface ServeFlags extends GitFlags {
   gcGrace?: string;
   cacheRefPrefixes?: string;
   cacheRefTtl?: string;
+  headersTimeout?: string;
+  bodyIdleTimeout?: string;
+  keepAliveTimeout?: string;
+  maxConnections?: string;
   config?: string;
   publicUrl?: string;
 }
@@ -55,6 +59,19 @@ export function registerServe(program: Command): void {
       '--public-url <url>',
       'URL clients reach this server at; baked into snapshot archives as origin (default http://127.0.0.1:7777)',
     )
+    .option(
+      '--headers-timeout <duration>',
+      'request line and headers must arrive within this, else 408 and close (default 20s)',
+    )
+    .option(
+      '--body-idle-timeout <duration>',
+      'close a connection whose request body receives nothing this long (default 60s; 0 = never)',
+    )
+    .option('--keep-alive-timeout <duration>', 'close idle kept-alive connections after this (default 65s)')
+    .option(
+      '--max-connections <n>',
+      'most connections at once (default auto: from the open-file limit, leaving a reserve)',
+    )
     .option('--config <file>', 'config file (.toml or .json)')
     .action(
       action(async (flags: ServeFlags) => {
@@ -73,6 +90,10 @@ export function registerServe(program: Command): void {
           cacheRefPrefixes: flags.cacheRefPrefixes,
           cacheRefTtl: flags.cacheRefTtl,
           drainDelay: flags.drainDelay,
+          headersTimeout: flags.headersTimeout,
+          bodyIdleTimeout: flags.bodyIdleTimeout,
+          keepAliveTimeout: flags.keepAliveTimeout,
+          maxConnections: flags.maxConnections,
           config: flags.config,
         };
         const config = await loadConfig(raw);
