@@ -111,6 +111,8 @@ export const DEFAULTS = {
   maxConnections: 10_000,
   /** Descriptors kept free of connections by the automatic --max-connections: max(this, a quarter of the limit), for blob files, git child pipes and shared-tier sockets. */
   connectionFdReserve: 64,
+  /** After an error answer to an upload whose body is still arriving (disk full, too large), the rest is read and discarded at most this long, so the client reads the answer rather than a reset; then the connection is closed. */
+  uploadErrorLingerMs: 5_000,
   /** Upper bound on the period of Node's header-timeout check (a quarter of --headers-timeout is used when smaller), so the timeout is enforced promptly. */
   connectionsCheckIntervalMs: 1_000,
   /** Largest JSON request body (refs, POST /v1/blobs/missing). */

@@ -68,8 +68,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   HOARD_EPRECONDITION_REQUIRED: 428,
 };
 
-/** CLI exit codes (contract of `hoard push/pull`): 0 ok, 1 error, 2 ref not found, 3 conflict. */
-export const EXIT = { ok: 0, error: 1, notFound: 2, conflict: 3 } as const;
+/** CLI exit codes (contract of `hoard push/pull`): 0 ok, 1 error, 2 ref not found, 3 conflict, 4 no space left. */
+export const EXIT = { ok: 0, error: 1, notFound: 2, conflict: 3, noSpace: 4 } as const;
 
 export interface HoardErrorOptions {
   hint?: string;
@@ -135,6 +135,33 @@ export class RefConflictError extends HoardError {
   }
 }
 
+const NO_SPACE_HINT =
+  'nothing was stored; free space on that disk (or raise its quota). On a hoard server, ' +
+  '--max-disk below the free space makes it evict old blobs before the disk fills';
+
+/** The disk (or a quota) is full: ENOSPC/EDQUOT of a write, or a server's 507. */
+export class NoSpaceError extends HoardError {
+  constructor(message: string, opts: HoardErrorOptions = {}) {
+    super('HOARD_ENO_SPACE', message, { hint: NO_SPACE_HINT, ...opts });
+  }
+}
+
+/** ENOSPC (device full) or EDQUOT (quota exceeded) from a file system call. */
+export function isNoSpaceErrno(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * `err` as a NoSpaceError naming `what` when it is ENOSPC/EDQUOT, else `err`
+ * unchanged: for the catch blocks of file writes, so a full disk is never
+ * reported as a truncated body or an internal error.
+ */
+export function noSpaceOr(err: unknown, what: string): unknown {
+  if (!isNoSpaceErrno(err)) return err;
+  return new NoSpaceError(`no space left on device writing ${what}`, { cause: err });
+}
+
 export function isHoardError(err: unknown, code?: ErrorCode): err is HoardError {
   return err instanceof HoardError && (code === undefined || err.code === code);
 }
@@ -149,6 +176,7 @@ export function exitCodeOf(err: unknown): number {
   if (isHoardError(err, 'HOARD_EREF_NOT_FOUND')) return EXIT.notFound;
   if (isHoardError(err, 'HOARD_ESYNC_CONFLICT') || isHoardError(err, 'HOARD_EREF_CONFLICT'))
     return EXIT.conflict;
+  if (isHoardError(err, 'HOARD_ENO_SPACE')) return EXIT.noSpace;
   return EXIT.error;
 }
 

@@ -11,7 +11,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type ErrorCode, HoardError } from '../core/errors.ts';
+import { type ErrorCode, HoardError, NoSpaceError } from '../core/errors.ts';
 import { readAllBounded } from '../core/streams.ts';
 import { withRetry } from './retry.ts';
 
@@ -105,16 +105,24 @@ export class HoardHttpClient {
           ),
         );
       }, DEFAULTS.remoteRequestTimeoutMs);
+      // Once an answer has arrived, it decides: a server that refuses an
+      // upload mid-body (507, 413) answers and then closes, and the write
+      // errors (EPIPE, reset) that follow must not hide its answer.
+      let answered = false;
       const fail = (err: unknown) => {
         clearTimeout(timer);
         if (settled) return;
         settled = true;
         reject(wrapNetworkError(err, method, url));
       };
-      req.on('error', fail);
+      const sendFailed = (err: unknown) => {
+        if (!answered) fail(err);
+      };
+      req.on('error', sendFailed);
       req.on('response', (res) => {
         clearTimeout(timer);
         if (settled) return;
+        answered = true;
         const ok = (res.statusCode ?? 0) < 400 || (opts.accept ?? []).includes(res.statusCode ?? 0);
         if (ok) {
           settled = true;
@@ -123,6 +131,8 @@ export class HoardHttpClient {
         }
         errorFromResponse(res, method, url).then((e) => {
           settled = true;
+          // Refused mid-body: stop sending the rest (and free the socket) now.
+          if (!req.writableFinished) req.destroy();
           reject(e);
         }, fail);
       });
@@ -131,8 +141,8 @@ export class HoardHttpClient {
       else if (Buffer.isBuffer(body)) req.end(body);
       else
         pipeline(body, req).catch((err) => {
-          req.destroy(err);
-          fail(err);
+          if (!answered) req.destroy(err);
+          sendFailed(err);
         });
     });
   }
@@ -182,6 +192,9 @@ async function errorFromResponse(res: IncomingMessage, method: string, url: URL)
   }
   const text = message ?? `${method} ${url.pathname} failed with HTTP ${status}`;
   const details = { status, server: url.host };
+  // A full disk: the typed error with its hint, whichever code the server used.
+  if (code === 'HOARD_ENO_SPACE' || (code === undefined && status === 507))
+    return new NoSpaceError(`${url.host} has no space left: ${text}`, { details });
   if (code?.startsWith('HOARD_E')) {
     const e = new HoardError(code as ErrorCode, text, { details });
     if (typeof e.status === 'number') return e;
@@ -231,10 +244,12 @@ function wrapNetworkError(err: unknown, method: string, url: URL): unknown {
   );
 }
 
-/** Transient: 5xx (HoardErrors carry their status), 429, 408, network errors. */
+/** Transient: 5xx (HoardErrors carry their status) but 507, 429, 408, network errors. */
 function isTransient(err: unknown): boolean {
   if (err instanceof HoardError) {
     const s = err.status;
+    // A full disk does not empty itself within a backoff: say so at once.
+    if (s === 507) return false;
     return s >= 500 || s === 429 || s === 408;
   }
   return false;

@@ -7,7 +7,7 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import Fastify, { LogController } from 'fastify';
 import { DEFAULTS } from '../core/defaults.ts';
-import { HoardError, httpStatusOf, toHoardError } from '../core/errors.ts';
+import { HoardError, httpStatusOf, isNoSpaceErrno, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { openRemote, type Remote } from '../remote/remote.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
@@ -263,6 +263,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
 
 function asHoardError(err: unknown): HoardError {
   if (err instanceof HoardError) return err;
+  if (isNoSpaceErrno(err)) return new NoSpaceError("no space left on the server's disk", { cause: err });
   const fe = err as FastifyError;
   const sc = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
   if (sc === 413) return new HoardError('HOARD_ETOO_LARGE', fe.message, { cause: err });
