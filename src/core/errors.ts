@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'HOARD_EREMOTE'
   | 'HOARD_EREMOTE_URL'
   | 'HOARD_ECONFIG'
+  | 'HOARD_ELISTEN'
   | 'HOARD_EUSAGE'
   | 'HOARD_EGIT'
   | 'HOARD_EARCHIVE_UNSAFE'
@@ -59,6 +60,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   HOARD_EREMOTE: 502,
   HOARD_EREMOTE_URL: 400,
   HOARD_ECONFIG: 500,
+  /** `hoard serve` cannot listen on its address (in use, not local, privileged port). */
+  HOARD_ELISTEN: 500,
   HOARD_EUSAGE: 400,
   HOARD_EGIT: 502,
   HOARD_EARCHIVE_UNSAFE: 400,

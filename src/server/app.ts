@@ -209,7 +209,15 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     index,
     async listen() {
       const { host, port } = parseListen(config.listen);
-      const address = await app.listen({ host, port });
+      let address: string;
+      try {
+        address = await app.listen({ host, port });
+      } catch (err) {
+        // Nothing may stay behind a server that never served: stores, the disk
+        // index's timers, the git proxy's warm-up and children.
+        await close().catch(() => {});
+        throw listenError(err, host, port);
+      }
       state.ready = true;
       app.log.info(
         {
@@ -271,6 +279,35 @@ function asHoardError(err: unknown): HoardError {
   if (sc === 404) return new HoardError('HOARD_EBAD_REQUEST', fe.message, { cause: err });
   if (sc === 503) return new HoardError('HOARD_EUNAVAILABLE', fe.message, { cause: err });
   return toHoardError(err);
+}
+
+/** Why the listener could not open, with what to do about it. */
+function listenError(err: unknown, host: string, port: number): HoardError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const hints: Record<string, [string, string]> = {
+    EADDRINUSE: [
+      'address already in use',
+      'another process (perhaps another hoard serve) listens there: stop it, or choose another address with --listen host:port (port 0 picks a free one)',
+    ],
+    EACCES: [
+      'permission denied',
+      'ports below 1024 need privileges: use a port of 1024 or more with --listen, or a reverse proxy in front',
+    ],
+    EADDRNOTAVAIL: [
+      'address not available on this machine',
+      'the host part of --listen must be an address of this machine (127.0.0.1, ::1, 0.0.0.0 or a local interface)',
+    ],
+  };
+  const [what, hint] = (code && hints[code]) || [
+    (err as Error)?.message ?? String(err),
+    'check --listen (host:port)',
+  ];
+  return new HoardError('HOARD_ELISTEN', `cannot listen on ${where}: ${what}`, {
+    hint,
+    cause: err,
+    details: { address: where, ...(code ? { errno: code } : {}) },
+  });
 }
 
 function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {
