@@ -134,7 +134,24 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   const maxConnections = applyConnectionLimits(app.server, config);
   // First of all hooks: a body that stops arriving is cut before auth or a route waits on it.
   app.addHook('onRequest', async (request, reply) => {
-    guardBodyIdle(request.raw, reply.raw, config.bodyIdleTimeoutMs);
+    guardBodyIdle(request.raw, reply.raw, config.bodyIdleTimeoutMs, () => {
+      metrics.connectionsCut.inc({ reason: 'body_idle' });
+      request.log.info(
+        { url: request.url, client: request.socket.remoteAddress, idleMs: config.bodyIdleTimeoutMs },
+        'request body stalled: connection closed',
+      );
+    });
+  });
+  // Refused at accept: counted, and said at most once a minute (a flood would flood the log too).
+  let lastDropWarn = 0;
+  app.server.on('drop', () => {
+    metrics.connectionsCut.inc({ reason: 'max_connections' });
+    if (Date.now() - lastDropWarn < 60_000) return;
+    lastDropWarn = Date.now();
+    app.log.warn(
+      { maxConnections },
+      'connection limit reached: refusing new connections (see --max-connections)',
+    );
   });
 
   // One log line per request at info; headers and details at debug.

@@ -92,14 +92,21 @@ export function openFileLimit(): number | undefined {
  * timer, which any byte received resets, so progress of any speed keeps the
  * connection; the timer is cleared when the body has been read.
  */
-export function guardBodyIdle(req: IncomingMessage, res: ServerResponse, idleMs: number): void {
+export function guardBodyIdle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  idleMs: number,
+  onCut?: () => void,
+): void {
   if (idleMs <= 0 || req.complete || !expectsBody(req)) return;
   const socket = req.socket;
   // Node emits 'timeout' on the request only while it is incomplete: the
   // client stopped sending mid-body. Destroying the socket aborts the request
   // (an upload fails as truncated and stores nothing).
   const onReqTimeout = () => {
-    if (!req.complete) socket.destroy();
+    if (req.complete) return;
+    onCut?.();
+    socket.destroy();
   };
   // The body is all in but not read yet (our side is slow): without a listener
   // Node would destroy the socket.

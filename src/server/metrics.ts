@@ -15,6 +15,7 @@ export class ServerMetrics {
   readonly coalesced: Counter;
   readonly fillSeconds: Histogram<'result'>;
   readonly evictions: Counter<'tier'>;
+  readonly connectionsCut: Counter<'reason'>;
 
   constructor() {
     const registers = [this.registry];
@@ -72,6 +73,12 @@ export class ServerMetrics {
       name: 'hoard_evictions_total',
       help: 'Blobs evicted, by tier',
       labelNames: ['tier'],
+      registers,
+    });
+    this.connectionsCut = new Counter({
+      name: 'hoard_connections_cut_total',
+      help: 'Connections the server closed to protect itself: max_connections (refused at accept), body_idle (request body stalled)',
+      labelNames: ['reason'],
       registers,
     });
   }

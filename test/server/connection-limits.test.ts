@@ -164,6 +164,8 @@ describe('hoard serve connection limits (real server, limited descriptors)', () 
       const limits = /"maxConnections":(\d+)/.exec(p.log());
       assert.equal(Number(limits?.[1]), resolveMaxConnections(0, 256));
       assert.equal(resolveMaxConnections(0, 256), 192);
+      // The 108 over the cap were refused at accept, and the operator is told.
+      assert.match(p.log(), /connection limit reached/);
       await serves(p.url);
       assert.equal(p.child.exitCode, null, 'the server is still running');
     } finally {
@@ -174,8 +176,9 @@ describe('hoard serve connection limits (real server, limited descriptors)', () 
   });
 
   it('while 300 half-sent requests are open (cap leaves room), legitimate requests succeed; the idle ones are then closed', async () => {
-    const headersTimeoutMs = 5_000;
-    const p = await serveLimited(1024, join(tmp.dir, 'data-1024'), '--headers-timeout', '5s');
+    // Long enough that the legitimate requests surely finish first, on a loaded machine too.
+    const headersTimeoutMs = 8_000;
+    const p = await serveLimited(1024, join(tmp.dir, 'data-1024'), '--headers-timeout', '8s');
     const attack = await halfSentRequests(p.url, 300);
     try {
       await serves(p.url);
@@ -257,5 +260,9 @@ describe('request body inactivity', () => {
     assert.ok(Date.now() - started >= 1_400, 'not cut before the idle timeout');
     assert.equal((await fetch(`${srv.url}/v1/blobs/sha256/${hexOf(sha256(data))}`)).status, 404);
     assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+    const metric = await srv.server.ctx.metrics.registry.getSingleMetricAsString(
+      'hoard_connections_cut_total',
+    );
+    assert.match(metric, /reason="body_idle"\} 1/);
   });
 });
