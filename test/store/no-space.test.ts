@@ -3,6 +3,7 @@
 // file, no temp file.
 
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { access, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +13,7 @@ import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { FsRefStore } from '../../src/store/fs-ref-store.ts';
 import { withLockFile } from '../../src/store/lock-file.ts';
 import { fillUp, mountTmpfs, openFds, type Tmpfs } from '../support/tmpfs.ts';
+import { hoard, tempDir, writeFiles } from '../sync/helpers.ts';
 
 describe('ENOSPC on a full tmpfs', () => {
   let fs: Tmpfs | undefined;
@@ -79,5 +81,22 @@ describe('ENOSPC on a full tmpfs', () => {
     }
     const v = await refs.set('team/main', sha256(small), null);
     assert.equal((await refs.get('team/main'))?.version, v.version);
+  });
+
+  it('hoard pull into a full local disk: exit 4, HOARD_ENO_SPACE naming the local disk (not a remote error)', async (t) => {
+    if (!fs) return t.skip(skip);
+    const src = await tempDir('hoard-nospace-pull-');
+    try {
+      await writeFiles(src.dir, { 'data/big.bin': randomBytes(2 * 1024 * 1024), 'a.txt': 'a\n' });
+      const url = `file://${join(src.dir, 'remote')}`;
+      const pushed = await hoard(['push', join(src.dir, 'data'), url, '--ref', 'r']);
+      assert.equal(pushed.code, 0, pushed.stderr);
+      const r = await hoard(['pull', url, join(fs.dir, 'out'), '--ref', 'r']);
+      assert.equal(r.code, EXIT.noSpace, r.stderr);
+      assert.match(r.stderr, /no space left on the local disk .*\[HOARD_ENO_SPACE\]/);
+      assert.match(r.stderr, /hint: free space/);
+    } finally {
+      await src.cleanup();
+    }
   });
 });
