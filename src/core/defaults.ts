@@ -115,8 +115,20 @@ export const DEFAULTS = {
   maxDiskBytes: 0,
   /** How long SIGTERM waits for in-flight requests before exiting. */
   drainTimeoutMs: 30_000,
-  /** Server keep-alive timeout. */
+  /** An idle kept-alive connection is closed after this (longer than common load balancers' 60 s idle timeout, so they close first). */
   keepAliveTimeoutMs: 65_000,
+  /** The request line and headers must all arrive within this, or the server answers 408 and closes (before authentication: a client that sends nothing holds nothing for long). */
+  headersTimeoutMs: 20_000,
+  /** While a request body is arriving, a connection that receives nothing for this long is closed. Inactivity, not total time: a slow but progressing upload is never cut. */
+  bodyIdleTimeoutMs: 60_000,
+  /** Most connections at once; further ones are closed as they are accepted. The default (--max-connections 0, auto) is the smaller of this and the descriptor limit minus connectionFdReserve. */
+  maxConnections: 10_000,
+  /** Descriptors kept free of connections by the automatic --max-connections: max(this, a quarter of the limit), for blob files, git child pipes and shared-tier sockets. */
+  connectionFdReserve: 64,
+  /** After an error answer to an upload whose body is still arriving (disk full, too large), the rest is read and discarded at most this long, so the client reads the answer rather than a reset; then the connection is closed. */
+  uploadErrorLingerMs: 5_000,
+  /** Upper bound on the period of Node's header-timeout check (a quarter of --headers-timeout is used when smaller), so the timeout is enforced promptly. */
+  connectionsCheckIntervalMs: 1_000,
   /** Largest JSON request body (refs, POST /v1/blobs/missing). */
   maxJsonBodyBytes: 4 * MiB,
   /** Most refs returned by one GET /v1/refs page. */

@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'HOARD_EREMOTE'
   | 'HOARD_EREMOTE_URL'
   | 'HOARD_ECONFIG'
+  | 'HOARD_ELISTEN'
   | 'HOARD_EUSAGE'
   | 'HOARD_EGIT'
   | 'HOARD_EUPSTREAM_UNKNOWN'
@@ -60,6 +61,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   HOARD_EREMOTE: 502,
   HOARD_EREMOTE_URL: 400,
   HOARD_ECONFIG: 500,
+  /** `hoard serve` cannot listen on its address (in use, not local, privileged port). */
+  HOARD_ELISTEN: 500,
   HOARD_EUSAGE: 400,
   HOARD_EGIT: 502,
   HOARD_EUPSTREAM_UNKNOWN: 404,
@@ -99,8 +102,8 @@ const CODE_OF_STATUS: Record<number, ErrorCode> = {
   507: 'HOARD_ENO_SPACE',
 };
 
-/** CLI exit codes (contract of `hoard push/pull`): 0 ok, 1 error, 2 ref not found, 3 conflict. */
-export const EXIT = { ok: 0, error: 1, notFound: 2, conflict: 3 } as const;
+/** CLI exit codes (contract of `hoard push/pull`): 0 ok, 1 error, 2 ref not found, 3 conflict, 4 no space left. */
+export const EXIT = { ok: 0, error: 1, notFound: 2, conflict: 3, noSpace: 4 } as const;
 
 export interface HoardErrorOptions {
   hint?: string;
@@ -166,6 +169,33 @@ export class RefConflictError extends HoardError {
   }
 }
 
+const NO_SPACE_HINT =
+  'nothing was stored; free space on that disk (or raise its quota). On a hoard server, ' +
+  '--max-disk below the free space makes it evict old blobs before the disk fills';
+
+/** The disk (or a quota) is full: ENOSPC/EDQUOT of a write, or a server's 507. */
+export class NoSpaceError extends HoardError {
+  constructor(message: string, opts: HoardErrorOptions = {}) {
+    super('HOARD_ENO_SPACE', message, { hint: NO_SPACE_HINT, ...opts });
+  }
+}
+
+/** ENOSPC (device full) or EDQUOT (quota exceeded) from a file system call. */
+export function isNoSpaceErrno(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * `err` as a NoSpaceError naming `what` when it is ENOSPC/EDQUOT, else `err`
+ * unchanged: for the catch blocks of file writes, so a full disk is never
+ * reported as a truncated body or an internal error.
+ */
+export function noSpaceOr(err: unknown, what: string): unknown {
+  if (!isNoSpaceErrno(err)) return err;
+  return new NoSpaceError(`no space left on device writing ${what}`, { cause: err });
+}
+
 export function isHoardError(err: unknown, code?: ErrorCode): err is HoardError {
   return err instanceof HoardError && (code === undefined || err.code === code);
 }
@@ -193,14 +223,13 @@ export function errorFromWire(status: number, body: unknown, what: string): Hoar
   const details = { status };
   const code =
     typeof e?.code === 'string' && Object.hasOwn(HTTP_STATUS, e.code) ? (e.code as ErrorCode) : undefined;
-  if (code && code !== 'HOARD_EINTERNAL') return new HoardError(code, message, { details });
-  return new HoardError(
-    CODE_OF_STATUS[status] ?? (status >= 500 ? 'HOARD_EREMOTE' : 'HOARD_EBAD_REQUEST'),
-    message,
-    {
-      details,
-    },
-  );
+  const decoded =
+    code && code !== 'HOARD_EINTERNAL'
+      ? code
+      : (CODE_OF_STATUS[status] ?? (status >= 500 ? 'HOARD_EREMOTE' : 'HOARD_EBAD_REQUEST'));
+  // A full disk keeps its hint across the wire.
+  if (decoded === 'HOARD_ENO_SPACE') return new NoSpaceError(message, { details });
+  return new HoardError(decoded, message, { details });
 }
 
 /** Exit code for the CLI. */
@@ -208,6 +237,7 @@ export function exitCodeOf(err: unknown): number {
   if (isHoardError(err, 'HOARD_EREF_NOT_FOUND')) return EXIT.notFound;
   if (isHoardError(err, 'HOARD_ESYNC_CONFLICT') || isHoardError(err, 'HOARD_EREF_CONFLICT'))
     return EXIT.conflict;
+  if (isHoardError(err, 'HOARD_ENO_SPACE')) return EXIT.noSpace;
   return EXIT.error;
 }
 

@@ -183,17 +183,23 @@ export const setting = {
       showSize,
     );
   },
-  /** Durations in milliseconds; a bare number (in a file) is seconds. */
-  duration(o: Common<number>): Setting<number> {
+  /**
+   * Durations in milliseconds; a bare number (in a file) is seconds.
+   * `positive`: 0 is refused (a timeout that must not be switched off).
+   */
+  duration(o: Common<number> & { positive?: boolean }): Setting<number> {
     return make(
       'duration',
       'DURATION',
       o,
       (r) => {
         const v = scalar(r);
-        if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return Math.round(v * 1000);
-        if (typeof v === 'boolean') fail(`not a duration: ${v}`);
-        return parseDuration(String(v));
+        let ms: number;
+        if (typeof v === 'number' && Number.isFinite(v) && v >= 0) ms = Math.round(v * 1000);
+        else if (typeof v === 'boolean') fail(`not a duration: ${v}`);
+        else ms = parseDuration(String(v));
+        if (o.positive && ms <= 0) fail('must be greater than 0');
+        return ms;
       },
       showDuration,
     );
@@ -201,20 +207,22 @@ export const setting = {
   boolean(o: Common<boolean>): Setting<boolean> {
     return make('boolean', '', o, parseBoolean, (v) => String(v));
   },
-  integer(o: Common<number> & { min?: number; max?: number }): Setting<number> {
+  /** A whole number; `auto`: the word `auto` is accepted and means 0 (derived at run time). */
+  integer(o: Common<number> & { min?: number; max?: number; auto?: boolean }): Setting<number> {
     const { min = 0, max = Number.MAX_SAFE_INTEGER } = o;
     return make(
       'integer',
-      'N',
+      o.auto ? 'N|auto' : 'N',
       o,
       (r) => {
         const v = scalar(r);
+        if (o.auto && String(v).trim().toLowerCase() === 'auto') return 0;
         const n = typeof v === 'number' ? v : /^\s*-?\d+\s*$/.test(String(v)) ? Number(v) : Number.NaN;
         if (!Number.isSafeInteger(n)) fail(`not an integer: ${JSON.stringify(v)}`);
         if (n < min || n > max) fail(`${n} is out of range ${min}..${max}`);
         return n;
       },
-      (v) => String(v),
+      (v) => (o.auto && v === 0 ? 'auto' : String(v)),
     );
   },
   choice<C extends string>(o: Common<C> & { choices: readonly C[] }): Setting<C> {

@@ -6,7 +6,7 @@
 
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import Fastify, { LogController } from 'fastify';
-import { HoardError, httpStatusOf, toHoardError } from '../core/errors.ts';
+import { HoardError, httpStatusOf, isNoSpaceErrno, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { openRemote, type Remote } from '../remote/remote.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
@@ -14,6 +14,7 @@ import { MemoryBlobStore } from '../store/memory-blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
 import { parseListen, type ServerConfig } from './config.ts';
+import { applyConnectionLimits, guardBodyIdle, httpServerOptions } from './connection-limits.ts';
 import { authorizeRequest, type RouteAuthConfig, type ServerContext } from './context.ts';
 import { DiskIndex } from './disk-index.ts';
 import { liveSet } from './gc.ts';
@@ -122,6 +123,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
           },
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: httpServerOptions(config),
     bodyLimit: config.maxJsonBodyBytes,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -129,6 +131,29 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     routerOptions: { maxParamLength: 1024 },
   });
   const scrub = config.scrubBytesPerSecond > 0 ? startScrub(blobs, config, metrics, app) : undefined;
+
+  const maxConnections = applyConnectionLimits(app.server, config);
+  // First of all hooks: a body that stops arriving is cut before auth or a route waits on it.
+  app.addHook('onRequest', async (request, reply) => {
+    guardBodyIdle(request.raw, reply.raw, config.bodyIdleTimeoutMs, () => {
+      metrics.connectionsCut.inc({ reason: 'body_idle' });
+      request.log.info(
+        { url: request.url, client: request.socket.remoteAddress, idleMs: config.bodyIdleTimeoutMs },
+        'request body stalled: connection closed',
+      );
+    });
+  });
+  // Refused at accept: counted, and said at most once a minute (a flood would flood the log too).
+  let lastDropWarn = 0;
+  app.server.on('drop', () => {
+    metrics.connectionsCut.inc({ reason: 'max_connections' });
+    if (Date.now() - lastDropWarn < 60_000) return;
+    lastDropWarn = Date.now();
+    app.log.warn(
+      { maxConnections },
+      'connection limit reached: refusing new connections (see --max-connections)',
+    );
+  });
 
   // One log line per request at info; headers and details at debug.
   app.addHook('onResponse', async (request, reply) => {
@@ -202,8 +227,25 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     index,
     async listen() {
       const { host, port } = parseListen(config.listen);
-      const address = await app.listen({ host, port });
+      let address: string;
+      try {
+        address = await app.listen({ host, port });
+      } catch (err) {
+        // Nothing may stay behind a server that never served: stores, the disk
+        // index's timers, the git proxy's warm-up and children.
+        await close().catch(() => {});
+        throw listenError(err, host, port);
+      }
       state.ready = true;
+      app.log.info(
+        {
+          maxConnections,
+          headersTimeoutMs: config.headersTimeoutMs,
+          bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
+          keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+        },
+        'connection limits',
+      );
       if (!auth.tokens)
         app.log.warn('no --tokens file: accepting loopback clients only (every other client gets 403)');
       return address;
@@ -264,6 +306,7 @@ function startScrub(
 
 function asHoardError(err: unknown): HoardError {
   if (err instanceof HoardError) return err;
+  if (isNoSpaceErrno(err)) return new NoSpaceError("no space left on the server's disk", { cause: err });
   const fe = err as FastifyError;
   const sc = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
   if (sc === 413) return new HoardError('HOARD_ETOO_LARGE', fe.message, { cause: err });
@@ -271,6 +314,35 @@ function asHoardError(err: unknown): HoardError {
   if (sc === 404) return new HoardError('HOARD_EBAD_REQUEST', fe.message, { cause: err });
   if (sc === 503) return new HoardError('HOARD_EUNAVAILABLE', fe.message, { cause: err });
   return toHoardError(err);
+}
+
+/** Why the listener could not open, with what to do about it. */
+function listenError(err: unknown, host: string, port: number): HoardError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const hints: Record<string, [string, string]> = {
+    EADDRINUSE: [
+      'address already in use',
+      'another process (perhaps another hoard serve) listens there: stop it, or choose another address with --listen host:port (port 0 picks a free one)',
+    ],
+    EACCES: [
+      'permission denied',
+      'ports below 1024 need privileges: use a port of 1024 or more with --listen, or a reverse proxy in front',
+    ],
+    EADDRNOTAVAIL: [
+      'address not available on this machine',
+      'the host part of --listen must be an address of this machine (127.0.0.1, ::1, 0.0.0.0 or a local interface)',
+    ],
+  };
+  const [what, hint] = (code && hints[code]) || [
+    (err as Error)?.message ?? String(err),
+    'check --listen (host:port)',
+  ];
+  return new HoardError('HOARD_ELISTEN', `cannot listen on ${where}: ${what}`, {
+    hint,
+    cause: err,
+    details: { address: where, ...(code ? { errno: code } : {}) },
+  });
 }
 
 function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {

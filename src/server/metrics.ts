@@ -18,6 +18,7 @@ export class ServerMetrics {
   readonly evictions: Counter<'tier'>;
   readonly corrupt: Counter<'source'>;
   readonly scrubBytes: Counter;
+  readonly connectionsCut: Counter<'reason'>;
 
   constructor() {
     const registers = [this.registry];
@@ -95,6 +96,12 @@ export class ServerMetrics {
     this.scrubBytes = new Counter({
       name: 'hoard_scrub_bytes_total',
       help: 'Bytes of the disk tier re-hashed by the background scrub',
+      registers,
+    });
+    this.connectionsCut = new Counter({
+      name: 'hoard_connections_cut_total',
+      help: 'Connections the server closed to protect itself: max_connections (refused at accept), body_idle (request body stalled)',
+      labelNames: ['reason'],
       registers,
     });
   }

@@ -11,7 +11,7 @@ export const serverSettings = defineSettings(undefined, 'Server', {
   listen: setting.string({
     default: DEFAULTS.listen,
     valueName: 'HOST:PORT',
-    doc: 'address to listen on; `[::1]:7777`, `:7777` and port `0` (any free port) work',
+    doc: 'address to listen on; `[::1]:7777`, `:7777` and port `0` (any free port) work. An address in use (or not local, or a privileged port) is `HOARD_ELISTEN` naming it, with a hint; nothing is left running',
   }),
   dataDir: setting.string({
     key: 'data',
@@ -78,10 +78,27 @@ export const serverSettings = defineSettings(undefined, 'Server', {
     default: DEFAULTS.scrubBytesPerSecond,
     doc: 'background re-hash of the disk tier, bytes per second (`16MiB` or `16MiB/s`); `0` = off',
   }),
+  headersTimeoutMs: setting.duration({
+    key: 'headers-timeout',
+    default: DEFAULTS.headersTimeoutMs,
+    positive: true,
+    doc: 'the request line and headers must all arrive within this, or the server answers 408 and closes; see [Connection limits](#connection-limits)',
+  }),
+  bodyIdleTimeoutMs: setting.duration({
+    key: 'body-idle-timeout',
+    default: DEFAULTS.bodyIdleTimeoutMs,
+    doc: 'a connection whose request body receives nothing for this long is closed; `0` = never',
+  }),
   keepAliveTimeoutMs: setting.duration({
     key: 'keep-alive-timeout',
     default: DEFAULTS.keepAliveTimeoutMs,
-    doc: 'idle keep-alive connections are closed after this',
+    positive: true,
+    doc: 'idle kept-alive connections are closed after this',
+  }),
+  maxConnections: setting.integer({
+    default: 0,
+    auto: true,
+    doc: 'most connections at once; `auto` (`0`) is the smaller of 10,000 and the open-file limit minus a reserve',
   }),
   maxJsonBodyBytes: setting.size({
     key: 'max-json-body',

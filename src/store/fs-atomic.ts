@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { noSpaceOr } from '../core/errors.ts';
 
 const HOST = hostname();
 
@@ -54,24 +55,34 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes small data atomically: temp in the same directory, fsync, rename, fsync dir. */
+/**
+ * Writes small data atomically: temp in the same directory, fsync, rename,
+ * fsync dir. A full disk (ENOSPC/EDQUOT, at any step) is a HOARD_ENO_SPACE
+ * naming `path`, and leaves no temp file behind.
+ */
 export async function writeFileAtomic(path: string, data: Uint8Array | string, dir: string): Promise<void> {
   const tmp = join(dir, tempName());
-  const fh = await open(tmp, 'wx');
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(tmp, 'wx');
+  } catch (err) {
+    throw noSpaceOr(err, path);
+  }
   try {
     await fh.writeFile(data);
     await fh.sync();
   } catch (err) {
-    await fh.close();
+    await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
-    throw err;
+    throw noSpaceOr(err, path);
   }
-  await fh.close();
   try {
+    // close can report a deferred write error (NFS): the data is not known to be there.
+    await fh.close();
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => {});
-    throw err;
+    throw noSpaceOr(err, path);
   }
   await fsyncDir(dir);
 }

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, VerifyingStream } from '../core/digest.ts';
-import { BlobNotFoundError } from '../core/errors.ts';
+import { BlobNotFoundError, noSpaceOr } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
 import {
   type BlobInfo,
@@ -126,11 +126,17 @@ export class FsBlobStore implements BlobStore {
       await pipeline(source, verify, out, { signal: opts.signal });
     } catch (err) {
       await unlink(tmp).catch(() => {});
-      throw err;
+      // A full disk is the store's failure, not the source's: it must not read as a cut-off body.
+      throw noSpaceOr(err, `blob ${digest}`);
     }
     const final = this.pathOf(digest);
     const dir = join(this.blobsDir, hexOf(digest).slice(0, 2));
-    await mkdir(dir, { recursive: true });
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw noSpaceOr(err, `blob ${digest}`);
+    }
     let created = true;
     try {
       await link(tmp, final);
@@ -139,10 +145,13 @@ export class FsBlobStore implements BlobStore {
       else if (isErrno(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV')) {
         // File systems without hard links: rename is still atomic; the bytes
         // are verified identical, so replacing a racing copy is harmless.
-        await rename(tmp, final);
+        await rename(tmp, final).catch(async (e) => {
+          await unlink(tmp).catch(() => {});
+          throw noSpaceOr(e, `blob ${digest}`);
+        });
       } else {
         await unlink(tmp).catch(() => {});
-        throw err;
+        throw noSpaceOr(err, `blob ${digest}`);
       }
     }
     await unlink(tmp).catch(() => {});

@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
-import { HoardError, RefConflictError, RefNotFoundError } from '../core/errors.ts';
+import { HoardError, noSpaceOr, RefConflictError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import { isErrno, writeFileAtomic } from './fs-atomic.ts';
 import { withLockFile } from './lock-file.ts';
@@ -97,7 +97,7 @@ export class FsRefStore implements RefStore {
       await mkdir(dir, { recursive: true });
     } catch (err) {
       if (isErrno(err, 'EEXIST', 'ENOTDIR')) throw nameClash(name);
-      throw err;
+      throw noSpaceOr(err, `ref ${name}`);
     }
     const lock = `${path}.lock`;
     try {

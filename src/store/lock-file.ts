@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
-import type { HoardError } from '../core/errors.ts';
+import { type HoardError, noSpaceOr } from '../core/errors.ts';
 import { hostName, isErrno, isPidAlive } from './fs-atomic.ts';
 
 export interface LockFileOptions {
@@ -25,14 +25,7 @@ export async function withLockFile<T>(lock: string, fn: () => Promise<T>, opts: 
   const token = `${hostName()} ${process.pid} ${randomBytes(8).toString('hex')}`;
   const deadline = Date.now() + opts.timeoutMs;
   for (let attempt = 0; ; attempt++) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(token);
-      await fh.close();
-      break;
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-    }
+    if (await create(lock, token)) break;
     if (await breakIfAbandoned(lock)) continue;
     if (Date.now() > deadline) throw opts.onTimeout(await readFile(lock, 'utf8').catch(() => ''));
     await sleep(Math.min(50, 2 + attempt * 2) * (0.5 + Math.random()));
@@ -42,6 +35,38 @@ export async function withLockFile<T>(lock: string, fn: () => Promise<T>, opts: 
   } finally {
     await unlink(lock).catch(() => {});
   }
+}
+
+/**
+ * Creates `lock` holding `token`; false if it exists. When writing the token
+ * fails (ENOSPC: creating an empty file needs no data block, writing it
+ * does), the descriptor is closed and the file removed: an empty lock left
+ * behind would look like an owner killed between create and write and hold
+ * everyone off until it is judged abandoned.
+ */
+async function create(lock: string, token: string): Promise<boolean> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(lock, 'wx');
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return false;
+    throw noSpaceOr(err, `lock file ${lock}`);
+  }
+  try {
+    await fh.writeFile(token);
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(lock).catch(() => {});
+    throw noSpaceOr(err, `lock file ${lock}`);
+  }
+  try {
+    await fh.close();
+  } catch (err) {
+    // A deferred write error (NFS): the token may not be there; do not hold a lock we cannot prove.
+    await unlink(lock).catch(() => {});
+    throw noSpaceOr(err, `lock file ${lock}`);
+  }
+  return true;
 }
 
 /**

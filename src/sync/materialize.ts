@@ -9,11 +9,11 @@
 
 import { constants, createReadStream, createWriteStream, lstatSync, type Stats } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, rename, rmdir, stat, symlink, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, VerifyingStream } from '../core/digest.ts';
-import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { HoardError, isHoardError, isNoSpaceErrno, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
@@ -274,6 +274,12 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
       );
     } catch (err) {
       await unlink(tmp).catch(() => {});
+      // The local disk is full: not the remote's failure, and not corruption.
+      if (isNoSpaceErrno(err))
+        throw new NoSpaceError(`no space left on the local disk writing ${dirname(tmp)}`, {
+          hint: 'free space on that disk (or raise its quota) and pull again',
+          cause: err,
+        });
       if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH') || isHoardError(err, 'HOARD_ETRUNCATED'))
         throw new HoardError(
           'HOARD_EDIGEST_MISMATCH',

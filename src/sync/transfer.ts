@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, sha256 } from '../core/digest.ts';
-import { DigestMismatchError, HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { DigestMismatchError, HoardError, isHoardError, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES, type SnapshotRecord } from '../core/snapshot-record.ts';
 import { readAllBounded } from '../core/streams.ts';
@@ -127,6 +127,13 @@ export async function uploadMissing(
         await remote.blobs.write(digest, source.pipe(counter), { size: it.size });
       } catch (err) {
         source.destroy();
+        // Checked first: the remote's disk is full, whatever else the failed upload looked like.
+        if (isHoardError(err, 'HOARD_ENO_SPACE'))
+          throw new NoSpaceError(`uploading ${it.path} to ${remote.url}: ${err.message}`, {
+            hint: err.hint,
+            cause: err,
+            details: err.details,
+          });
         if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH') || isHoardError(err, 'HOARD_ETRUNCATED'))
           throw new HoardError('HOARD_EUSAGE', `${it.path} changed while being pushed`, {
             hint: 'nothing was committed; push again',

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { DEFAULTS } from '../../src/core/defaults.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import { loadConfig, parseListen } from '../../src/server/config.ts';
+import { checkingIntervalMs, resolveMaxConnections } from '../../src/server/connection-limits.ts';
 
 describe('server configuration', () => {
   it('defaults: 127.0.0.1:7777, ./.hoard-data, no remote, loopback only', async () => {
@@ -67,6 +68,46 @@ describe('server configuration', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('connection limits: defaults, flag > env > file, auto connection cap, bad values refused', async () => {
+    const d = await loadConfig({}, {});
+    assert.equal(d.headersTimeoutMs, DEFAULTS.headersTimeoutMs);
+    assert.equal(d.bodyIdleTimeoutMs, DEFAULTS.bodyIdleTimeoutMs);
+    assert.equal(d.keepAliveTimeoutMs, DEFAULTS.keepAliveTimeoutMs);
+    assert.equal(d.maxConnections, 0);
+    const dir = await mkdtemp(join(tmpdir(), 'hoard-cfg-'));
+    try {
+      const toml = join(dir, 'hoard.toml');
+      await writeFile(toml, 'headers-timeout = "3s"\nbody_idle_timeout = 0\nmax-connections = 50\n');
+      const f = await loadConfig({ config: toml }, {});
+      assert.equal(f.headersTimeoutMs, 3000);
+      assert.equal(f.bodyIdleTimeoutMs, 0);
+      assert.equal(f.maxConnections, 50);
+      const e = await loadConfig(
+        { config: toml, keepAliveTimeout: '5s' },
+        { HOARD_HEADERS_TIMEOUT: '500ms', HOARD_MAX_CONNECTIONS: 'auto' },
+      );
+      assert.equal(e.headersTimeoutMs, 500);
+      assert.equal(e.maxConnections, 0);
+      assert.equal(e.keepAliveTimeoutMs, 5000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.equal(resolveMaxConnections(0, 256), 192);
+    assert.equal(resolveMaxConnections(0, 1024), 768);
+    assert.equal(resolveMaxConnections(0, 1 << 20), DEFAULTS.maxConnections);
+    assert.equal(resolveMaxConnections(0, undefined), DEFAULTS.maxConnections);
+    assert.equal(resolveMaxConnections(7, 256), 7);
+    assert.equal(checkingIntervalMs(2000), 500);
+    assert.equal(checkingIntervalMs(60_000), DEFAULTS.connectionsCheckIntervalMs);
+    for (const bad of [
+      { headersTimeout: '0' },
+      { keepAliveTimeout: '0s' },
+      { maxConnections: '-1' },
+      { maxConnections: 'many' },
+    ])
+      await assert.rejects(loadConfig(bad, {}), (e) => isHoardError(e, 'HOARD_ECONFIG'));
   });
 
   it('bad settings are HOARD_ECONFIG errors', async () => {

@@ -2,12 +2,12 @@
 // verified, bounded), POST /v1/blobs/missing, and two extensions used by the
 // http(s):// remote's conformance (DELETE and a paginated list).
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
-import { HoardError } from '../../core/errors.ts';
+import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
 import type { ServerContext } from '../context.ts';
 import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
 import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
@@ -82,7 +82,12 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       throw tooLarge(declared, max);
     }
     const body = (request.body as IncomingMessage | undefined) ?? request.raw;
-    const source = Readable.from(limitBytes(body, max));
+    // Read without destroying the request when the store gives up mid-body
+    // (disk full, too large): destroying it would reset the connection and
+    // the client would never see why. The answer is sent, then the rest of
+    // the body is discarded for a bounded time (closeAfterAnswer).
+    const chunks = body instanceof Readable ? body.iterator({ destroyOnReturn: false }) : body;
+    const source = Readable.from(limitBytes(chunks, max));
     try {
       const res = await blobs.write(digest, source, { size: declared });
       return reply
@@ -91,7 +96,12 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
         .send({ digest, size: res.size, created: res.created });
     } catch (err) {
       // The body may be unread (e.g. a mismatch found early): don't keep the connection.
-      if (!request.raw.complete) reply.header('connection', 'close');
+      if (!request.raw.complete) {
+        reply.header('connection', 'close');
+        closeAfterAnswer(request.raw, reply.raw);
+      }
+      // A full disk is ours, never the client's cut-off body (fs stores already say so; a raw errno too).
+      if (isNoSpaceErrno(err)) throw noSpaceOr(err, `blob ${digest}`);
       if (!(err instanceof HoardError) && (request.raw.errored || request.raw.destroyed))
         throw new HoardError('HOARD_ETRUNCATED', 'request body cut short; nothing was stored', {
           cause: err,
@@ -199,6 +209,21 @@ function sendHeadersOnly(
 }
 
 /** Counts body bytes while streaming; more than `max` fails with 413. */
+/**
+ * After an error answer to an upload whose body is still arriving: discard
+ * the rest (so the client, still writing, reads the answer instead of a
+ * reset) for at most uploadErrorLingerMs, then close.
+ */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    if (req.complete || req.destroyed) return;
+    req.resume();
+    const timer = setTimeout(() => req.socket.destroy(), DEFAULTS.uploadErrorLingerMs);
+    timer.unref();
+    req.socket.once('close', () => clearTimeout(timer));
+  });
+}
+
 async function* limitBytes(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
   let n = 0;
   for await (const chunk of source) {
