@@ -1,9 +1,9 @@
 // Writes the generated settings tables of docs/configuration.md from the
-// schema (src/cli/serve-settings.ts). `node scripts/configuration-doc.ts`
+// schema (src/cli/serve-features.ts). `node scripts/configuration-doc.ts`
 // after changing a setting; test/cli/configuration-doc.test.ts fails until then.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { SERVE_SETTINGS } from '../src/cli/serve-settings.ts';
+import { SERVE_SETTINGS } from '../src/cli/serve-features.ts';
 import { renderSettingsDoc, spliceSettingsDoc } from '../src/core/settings.ts';
 
 const path = new URL('../docs/configuration.md', import.meta.url);

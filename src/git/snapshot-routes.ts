@@ -12,16 +12,12 @@
 // Clients read the headers of the stable URL and download the immutable
 // blob URL in parallel ranges, so a regeneration can never mix two archives.
 
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { hexOf } from '../core/digest.ts';
 import { HoardError, httpStatusOf, toHoardError } from '../core/errors.ts';
-import type { BlobStore } from '../store/blob-store.ts';
-import type { RefStore } from '../store/ref-store.ts';
 import { clientMessage, type GitSubRoute, logFailure } from './git-routes.ts';
-import type { GitServerExtras } from './server-plugin.ts';
-import { type SnapshotInfo, type SnapshotMirrors, SnapshotService } from './snapshot-service.ts';
+import type { SnapshotInfo, SnapshotService } from './snapshot-service.ts';
 
 const STABLE = /^(.+)\/snapshot\.tar\.zst$/;
 const BY_COMMIT = /^(.+)\/snapshot\/([^/]+)\.tar\.zst$/;
@@ -96,52 +92,4 @@ export function snapshotRoutes(service: SnapshotService): GitSubRoute[] {
       }),
     },
   ];
-}
-
-/**
- * Builds the snapshot service of a server and returns its routes. Wiring
- * (src/git/server-plugin.ts extras): `routes: (mirrors, ctx) => snapshotGitRoutes(mirrors, ctx, dataDir)`.
- * With `app`, the service logs through it and is closed with it.
- */
-export function snapshotGitRoutes(
-  mirrors: SnapshotMirrors,
-  ctx: { blobs: BlobStore; refs: RefStore } | undefined,
-  dataDir: string,
-  opts: {
-    app?: FastifyInstance;
-    publicUrl?: string;
-    debounceMs?: number;
-    onService?: (service: SnapshotService) => void;
-  } = {},
-): GitSubRoute[] {
-  if (!ctx)
-    throw new HoardError('HOARD_ECONFIG', 'git snapshots need the server context (blob and ref stores)');
-  const service = new SnapshotService({
-    mirrors,
-    blobs: ctx.blobs,
-    refs: ctx.refs,
-    tmpDir: join(dataDir, 'git', 'snapshot-tmp'),
-    publicUrl: opts.publicUrl,
-    debounceMs: opts.debounceMs,
-    log: opts.app?.log.child({ component: 'git-snapshots' }),
-  });
-  opts.app?.addHook('onClose', async () => {
-    await service.close();
-  });
-  opts.onService?.(service);
-  return snapshotRoutes(service);
-}
-
-/**
- * The snapshot feature as git server extras — the whole wiring in `hoard serve`:
- * `gitServerPlugin(git, config.dataDir, snapshotExtras(config.dataDir))`.
- */
-export function snapshotExtras<Ctx extends { blobs: BlobStore; refs: RefStore }>(
-  dataDir: string,
-  opts: { publicUrl?: string } = {},
-): GitServerExtras<Ctx> {
-  return {
-    routes: (mirrors, ctx, app) =>
-      snapshotGitRoutes(mirrors, ctx, dataDir, { app, publicUrl: opts.publicUrl }),
-  };
 }

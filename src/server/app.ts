@@ -1,10 +1,11 @@
-// buildServer(config): the hoard cache server as a fastify instance with
-// its stores, auth, metrics and lifecycle. Route groups are plugins
-// registered under their prefixes below; mounting another one (the git
-// smart-HTTP proxy under /git/) is one entry in `plugins` or one
-// `app.register(...)` line in registerRoutes.
+// buildServer(config, { features }): the hoard cache server — its stores
+// (memory → disk → shared tier), auth, metrics, connection limits and life
+// cycle — and the features it runs (feature.ts), each created with its
+// dependencies and given its own route context. The list of features comes
+// from the composition root, src/cli/serve-features.ts; without one, the
+// server runs the blob/ref API alone.
 
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
 import Fastify, { LogController } from 'fastify';
 import { HoardError, httpStatusOf, isNoSpaceErrno, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { openRemote, type Remote } from '../remote/remote.ts';
@@ -12,29 +13,30 @@ import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
 import { MemoryBlobStore } from '../store/memory-blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
+import { apiFeature } from './api-feature.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
 import { parseListen, type ServerConfig } from './config.ts';
 import { applyConnectionLimits, guardBodyIdle, httpServerOptions } from './connection-limits.ts';
 import { authorizeRequest, type RouteAuthConfig, type ServerContext } from './context.ts';
 import { DiskIndex } from './disk-index.ts';
+import {
+  type Feature,
+  type FeatureContext,
+  type FeatureKey,
+  type FeatureUse,
+  withSettings,
+} from './feature.ts';
 import { liveSet } from './gc.ts';
 import { ServerMetrics } from './metrics.ts';
 import { RefExpiry } from './ref-expiry.ts';
-import { blobRoutes } from './routes/blobs.ts';
-import { refRoutes } from './routes/refs.ts';
 import { Scrubber } from './scrub.ts';
 import { TieredBlobStore, type TierHooks } from './tiered-blob-store.ts';
-
-export interface ServerPlugin {
-  prefix: string;
-  plugin: FastifyPluginAsync<{ ctx: ServerContext }>;
-}
 
 export interface ServerDeps {
   /** An already opened shared remote (tests wrap one to count reads); else config.remote is opened. */
   shared?: Remote;
-  /** Extra route plugins (e.g. `{ prefix: '/git', plugin: gitRoutes }`). */
-  plugins?: ServerPlugin[];
+  /** The features to run, in order (default: the blob/ref API alone). */
+  features?: readonly FeatureUse[];
   /** Log destination override (tests pass false to silence). */
   logger?: boolean;
   /** Extra tier hooks (tests, disk index). */
@@ -46,6 +48,8 @@ export interface HoardServer {
   ctx: ServerContext;
   /** The disk tier's LRU index, when --max-disk is set. */
   index: DiskIndex | undefined;
+  /** The running instance of a feature (tests, embedders). */
+  feature<F extends Feature>(def: FeatureKey<F>): F;
   /** Starts listening; resolves with the base URL (http://host:port). */
   listen(): Promise<string>;
   /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs), closes the stores. */
@@ -207,7 +211,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
 
   app.get('/healthz', { config: { scope: 'none' } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { scope: 'none' } }, async (_req, reply) => {
-    if (state.ready && !state.draining) return { status: 'ready' };
+    if (state.ready && !state.draining && running.every((f) => f.ready?.() ?? true))
+      return { status: 'ready' };
     return reply.code(503).send({ status: state.draining ? 'draining' : 'starting' });
   });
   app.get('/metrics', { config: { scope: 'read' } }, async (_req, reply) => {
@@ -215,16 +220,53 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     return metrics.registry.metrics();
   });
 
-  await app.register(blobRoutes, { prefix: '/v1/blobs', ctx });
-  await app.register(refRoutes, { prefix: '/v1/refs', ctx });
-  // Further route groups (e.g. the git smart-HTTP proxy: { prefix: '/git', plugin }).
-  for (const p of deps.plugins ?? []) await app.register(p.plugin, { prefix: p.prefix, ctx });
+  // The features, in the composition root's order: all created first (one
+  // may add routes to another it builds on), then each one's routes in its
+  // own encapsulated context.
+  const instances = new Map<FeatureKey, Feature>();
+  const running: Feature[] = [];
+  try {
+    for (const use of deps.features ?? [withSettings(apiFeature)]) {
+      const fctx: FeatureContext = {
+        server: config,
+        blobs,
+        refs,
+        auth,
+        metrics,
+        state,
+        ctx,
+        log: app.log.child({ feature: use.def.name }),
+        use: <F extends Feature>(def: FeatureKey<F>): F => {
+          const f = instances.get(def);
+          if (!f)
+            throw new HoardError(
+              'HOARD_ECONFIG',
+              `feature ${use.def.name} needs ${def.name}, listed before it`,
+            );
+          return f as F;
+        },
+      };
+      const f = await use.create(fctx);
+      instances.set(use.def, f);
+      running.push(f);
+    }
+    for (const f of running)
+      if (f.routes) await app.register(async (scoped) => f.routes?.(scoped), { prefix: f.prefix ?? '' });
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
 
   let closed: Promise<void> | undefined;
   return {
     app,
     ctx,
     index,
+    feature<F extends Feature>(def: FeatureKey<F>): F {
+      const f = instances.get(def);
+      if (!f) throw new HoardError('HOARD_EUSAGE', `feature ${def.name} is not running`);
+      return f as F;
+    },
     async listen() {
       const { host, port } = parseListen(config.listen);
       let address: string;
@@ -236,6 +278,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
         await close().catch(() => {});
         throw listenError(err, host, port);
       }
+      for (const f of running) await f.listening?.(address);
       state.ready = true;
       app.log.info(
         {
@@ -277,6 +320,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
         clearTimeout(timer);
         clearInterval(sweep);
       }
+      // Features before the stores they use, the last created first.
+      for (const f of [...running].reverse()) await f.close?.();
       await blobs.close();
       await index?.close();
       await ctx.refExpiry?.close();

@@ -4,14 +4,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
-import { gitPlugin } from '../../src/git/git-routes.ts';
-import { MirrorManager } from '../../src/git/mirror-manager.ts';
-import { snapshotGitRoutes } from '../../src/git/snapshot-routes.ts';
+import { gitFeature } from '../../src/git/git-feature.ts';
+import type { MirrorManager } from '../../src/git/mirror-manager.ts';
+import { snapshotFeature } from '../../src/git/snapshot-feature.ts';
 import type { SnapshotService } from '../../src/git/snapshot-service.ts';
-import { Upstreams } from '../../src/git/upstreams.ts';
+import { apiFeature } from '../../src/server/api-feature.ts';
 import { buildServer, type HoardServer } from '../../src/server/app.ts';
 import { resolveConfig } from '../../src/server/config.ts';
+import { withSettings } from '../../src/server/feature.ts';
 
 export interface SnapshotTestServer {
   url: string;
@@ -30,36 +30,22 @@ export async function startSnapshotServer(opts: {
   debounceMs?: number;
 }): Promise<SnapshotTestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'hoard-snapsrv-'));
-  const config = resolveConfig({ listen: '127.0.0.1:0', data: dataDir, logLevel: 'silent' });
-  let mirrors!: MirrorManager;
-  let snapshots!: SnapshotService;
+  const config = resolveConfig({
+    listen: '127.0.0.1:0',
+    data: dataDir,
+    logLevel: 'silent',
+    publicUrl: opts.publicUrl,
+  });
   const server = await buildServer(config, {
     logger: false,
-    plugins: [
-      {
-        prefix: '/git',
-        plugin: async (app, { ctx }) => {
-          mirrors = new MirrorManager({
-            dataDir,
-            upstreams: new Upstreams(Object.entries(opts.upstreams).map(([name, url]) => ({ name, url }))),
-            maxStalenessMs: opts.maxStalenessMs ?? 0,
-            registry: new Registry(),
-          });
-          await gitPlugin(app, {
-            mirrors,
-            routes: snapshotGitRoutes(mirrors, ctx, dataDir, {
-              app,
-              publicUrl: opts.publicUrl,
-              debounceMs: opts.debounceMs ?? 50,
-              onService: (s) => {
-                snapshots = s;
-              },
-            }),
-          });
-        },
-      },
+    features: [
+      withSettings(apiFeature),
+      withSettings(gitFeature, { upstreams: opts.upstreams, maxStalenessMs: opts.maxStalenessMs ?? 0 }),
+      withSettings(snapshotFeature, { debounceMs: opts.debounceMs ?? 50 }),
     ],
   });
+  const mirrors = server.feature(gitFeature).mirrors;
+  const snapshots = server.feature(snapshotFeature).service;
   const url = await server.listen();
   return {
     url,

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { SERVE_SETTINGS } from '../../src/cli/serve-settings.ts';
+import { SERVE_SETTINGS } from '../../src/cli/serve-features.ts';
 import { renderSettingsDoc, spliceSettingsDoc } from '../../src/core/settings.ts';
 
 test('docs/configuration.md matches the settings schema (run node scripts/configuration-doc.ts)', () => {

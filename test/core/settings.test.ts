@@ -9,10 +9,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SERVE_SETTINGS } from '../../src/cli/serve-settings.ts';
+import { SERVE_SETTINGS } from '../../src/cli/serve-features.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import { namesOf, resolveGroup, type Setting, type SettingsGroup } from '../../src/core/settings.ts';
-import { resolveGitSettings } from '../../src/git/server-plugin.ts';
+import { resolveGitSettings } from '../../src/git/git-feature.ts';
 import { loadLayers } from '../../src/server/config.ts';
 
 /** A raw value (as text) of `s` that differs for n = 1, 2, 3, and the value it must resolve to. */

@@ -6,9 +6,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
+import { resolveGitSettings } from '../../src/git/git-feature.ts';
 import { runGit, spawnGit } from '../../src/git/git-process.ts';
 import { pktLine, readRequestHead } from '../../src/git/pkt-line.ts';
-import { resolveGitSettings } from '../../src/git/server-plugin.ts';
 import { parseRepoPath, parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
 import { tempDir } from './helpers/harness.ts';
 

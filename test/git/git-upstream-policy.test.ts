@@ -8,12 +8,14 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { type GitSettings, gitFeature, resolveGitSettings } from '../../src/git/git-feature.ts';
 import { gitChildren } from '../../src/git/git-process.ts';
-import { type GitSettings, gitServerPlugin, resolveGitSettings } from '../../src/git/server-plugin.ts';
-import { snapshotExtras } from '../../src/git/snapshot-routes.ts';
+import { snapshotFeature } from '../../src/git/snapshot-feature.ts';
 import { parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
+import { apiFeature } from '../../src/server/api-feature.ts';
 import { buildServer, type HoardServer } from '../../src/server/app.ts';
 import { resolveConfig } from '../../src/server/config.ts';
+import { withSettings } from '../../src/server/feature.ts';
 import { makeUpstream, type ServerProcess, startServer, tempDir } from './helpers/harness.ts';
 import { startHttpUpstream } from './helpers/http-upstream.ts';
 
@@ -21,10 +23,22 @@ async function inProcess(
   settings: GitSettings,
 ): Promise<{ url: string; data: string; close(): Promise<void> }> {
   const data = mkdtempSync(join(tmpdir(), 'hoard-upol-'));
-  const config = resolveConfig({ listen: '127.0.0.1:0', data, logLevel: 'silent' });
+  const config = resolveConfig({
+    listen: '127.0.0.1:0',
+    data,
+    logLevel: 'silent',
+    publicUrl: 'http://hoard.test',
+  });
   const server: HoardServer = await buildServer(config, {
     logger: false,
-    plugins: [gitServerPlugin(settings, data, snapshotExtras(data, { publicUrl: 'http://hoard.test' }))],
+    features: [
+      withSettings(apiFeature),
+      withSettings(gitFeature, {
+        ...settings,
+        upstreams: Object.fromEntries(settings.upstreams.map((u) => [u.name, u.url])),
+      }),
+      withSettings(snapshotFeature),
+    ],
   });
   const url = await server.listen();
   return {

@@ -4,14 +4,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SERVE_FEATURES, SERVE_SETTINGS } from '../../src/cli/serve-features.ts';
 import type { Digest } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
-import { gitServerPlugin, resolveGitSettings } from '../../src/git/server-plugin.ts';
-import { snapshotExtras } from '../../src/git/snapshot-routes.ts';
 import { SnapshotService, snapshotRefName } from '../../src/git/snapshot-service.ts';
 import { rangedDownload } from '../../src/http/ranged-download.ts';
 import { buildServer } from '../../src/server/app.ts';
-import { resolveConfig } from '../../src/server/config.ts';
+import { loadLayers, serverConfigFrom } from '../../src/server/config.ts';
 import { MemoryBlobStore } from '../../src/store/memory-blob-store.ts';
 import { MemoryRefStore } from '../../src/store/memory-ref-store.ts';
 import { commitAll, git, makeUpstream } from '../archive/helpers.ts';
@@ -193,23 +192,28 @@ describe('git snapshots (server)', () => {
   });
 });
 
-describe('snapshot routes wired as git server extras (as hoard serve does)', () => {
-  it('serves snapshot.tar.zst through gitServerPlugin(…, snapshotExtras(dataDir))', async () => {
+describe('snapshot routes wired by the composition root (as hoard serve does)', () => {
+  it('serves snapshot.tar.zst through the features of SERVE_FEATURES', async () => {
     const root = await mkdtemp(join(tmpdir(), 'hoard-snapwire-'));
     try {
       const work = await makeUpstream(root, 1);
       await git(root, 'clone', '-q', '--bare', work, join(root, 'ups', 'app.git'));
       const dataDir = join(root, 'data');
-      const settings = await resolveGitSettings({ gitUpstream: [`up=file://${join(root, 'ups')}`] }, {});
-      const server = await buildServer(
-        resolveConfig({ listen: '127.0.0.1:0', data: dataDir, logLevel: 'silent' }),
+      const layers = await loadLayers(
+        SERVE_SETTINGS,
         {
-          logger: false,
-          plugins: [
-            gitServerPlugin(settings, dataDir, snapshotExtras(dataDir, { publicUrl: 'http://hoard.test' })),
-          ],
+          gitUpstream: [`up=file://${join(root, 'ups')}`],
+          listen: '127.0.0.1:0',
+          data: dataDir,
+          logLevel: 'silent',
+          publicUrl: 'http://hoard.test',
         },
+        {},
       );
+      const server = await buildServer(serverConfigFrom(layers), {
+        logger: false,
+        features: await Promise.all(SERVE_FEATURES.map((f) => f.use(layers))),
+      });
       const url = await server.listen();
       try {
         const r = await fetch(`${url}/git/up/app.git/snapshot.tar.zst`);

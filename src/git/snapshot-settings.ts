@@ -1,0 +1,14 @@
+// The snapshot feature's settings (`[snapshots]` table, `--snapshots-*`
+// flags, HOARD_SNAPSHOTS_*), apart from the feature so the CLI can declare
+// its flags without loading it.
+
+import { DEFAULTS } from '../core/defaults.ts';
+import { defineSettings, setting } from '../core/settings.ts';
+
+export const snapshotSettings = defineSettings('snapshots', 'Git snapshots', {
+  debounceMs: setting.duration({
+    key: 'debounce',
+    default: DEFAULTS.snapshotDebounceMs,
+    doc: "after a fetch moves a repository's default branch, its new snapshot is generated once the branch has been quiet this long",
+  }),
+});
