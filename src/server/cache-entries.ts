@@ -116,7 +116,7 @@ export class CacheEntries {
   }
 
   /** The entry's content, verified while it streams. */
-  async read(entry: CacheEntry, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+  async read(entry: CacheEntry, range?: ByteRange): Promise<Readable> {
     const stream = await this.#ctx.blobs.read(entry.digest, range);
     this.#ctx.metrics.cacheBytes.inc(
       { tool: this.tool, direction: 'out' },
