@@ -9,7 +9,7 @@ import { loadLayers, type RawSettings } from '../server/config.ts';
 import { authorizeRequest, type ServerContext } from '../server/context.ts';
 import { type GitSubRoute, gitPlugin, pushScopeName } from './git-routes.ts';
 import { type GitSettingsValues, gitSettings } from './git-settings.ts';
-import { type GitLogger, MirrorManager } from './mirror-manager.ts';
+import { MirrorManager } from './mirror-manager.ts';
 import type { GitFlags } from './serve-options.ts';
 import { hostPattern, parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
 
@@ -90,7 +90,7 @@ export function gitServerPlugin<Ctx extends { metrics?: { registry?: Registry } 
         maxStalenessMs: settings.maxStalenessMs,
         fetchTimeoutMs: settings.fetchTimeoutMs,
         registry: opts.ctx?.metrics?.registry,
-        log: app.log.child({ component: 'git' }) as unknown as GitLogger,
+        log: app.log.child({ component: 'git' }),
       });
       extras.onMirrors?.(mirrors, opts.ctx);
       const ctx = opts.ctx as unknown as ServerContext | undefined;
