@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Registry } from 'prom-client';
+import { Registry, register } from 'prom-client';
 import { MirrorManager } from '../../src/git/mirror-manager.ts';
 import { parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
 import { ManualClock } from '../support/manual-clock.ts';
@@ -160,5 +160,23 @@ describe('MirrorManager', () => {
     assert.deepEqual(await mirrors.ensureObjects('h/app.git', [c]), []);
     const bogus = 'f'.repeat(40);
     assert.deepEqual(await mirrors.ensureObjects('h/app.git', [bogus]), [bogus]);
+  });
+});
+
+describe('git metrics', () => {
+  test("registered on the registry given (shared by managers on it), never on prom-client's global one", () => {
+    const tmp = tempDir();
+    try {
+      const reg = new Registry();
+      const m1 = new MirrorManager({ dataDir: join(tmp.path, 'a'), registry: reg });
+      const m2 = new MirrorManager({ dataDir: join(tmp.path, 'b'), registry: reg });
+      assert.ok(reg.getSingleMetric('hoard_git_fetches_total'));
+      assert.equal(m2.metrics.fetches, m1.metrics.fetches);
+      new MirrorManager({ dataDir: join(tmp.path, 'c') });
+      assert.equal(register.getSingleMetric('hoard_git_fetches_total'), undefined);
+      assert.equal(register.getSingleMetric('hoard_git_requests_total'), undefined);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
