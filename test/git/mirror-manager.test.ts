@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Registry, register } from 'prom-client';
-import { MirrorManager } from '../../src/git/mirror-manager.ts';
+import { MirrorManager, type MirrorManagerOptions } from '../../src/git/mirror-manager.ts';
 import { parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { waitUntil } from '../support/wait.ts';
@@ -18,17 +18,25 @@ describe('MirrorManager', () => {
   let http: HttpUpstream;
   let upstream: string;
   let mirrors: MirrorManager;
+  /** A started manager of its own data directory, mirroring the HTTP upstream. */
+  const startManager = async (data: string, opts: Partial<MirrorManagerOptions> = {}) => {
+    const m = new MirrorManager({
+      dataDir: join(tmp.path, data),
+      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
+      maxStalenessMs: 0,
+      registry: new Registry(),
+      ...opts,
+    });
+    await m.start();
+    return m;
+  };
+  /** Upstream fetches (and clones) of app.git so far. */
+  const fetches = () => http.infoRefs.get('/app.git') ?? 0;
 
   before(async () => {
     upstream = makeUpstream(join(tmp.path, 'up'), 'app', 2);
     http = await startHttpUpstream(join(tmp.path, 'up'), 0);
-    mirrors = new MirrorManager({
-      dataDir: join(tmp.path, 'data'),
-      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
-      maxStalenessMs: 0,
-      registry: new Registry(),
-    });
-    await mirrors.start();
+    mirrors = await startManager('data');
     await mirrors.open('h/app.git', { refs: false }); // the clone
     await mirrors.maintain('h/app.git');
   });
@@ -42,19 +50,11 @@ describe('MirrorManager', () => {
     // Arrival order is set by the injected clock, not by sleeps: b arrives 100 ms and c
     // 150 ms (clock time) after fetch 1 started, whenever the scheduler runs them.
     const clock = new ManualClock();
-    const m = new MirrorManager({
-      dataDir: join(tmp.path, 'data-join'),
-      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
-      maxStalenessMs: 0,
-      registry: new Registry(),
-      clock,
-    });
-    await m.start();
+    const m = await startManager('data-join', { clock });
     try {
       await m.open('h/app.git', { refs: false }); // the clone
       clock.advance(1000); // the clone is older than what any request below needs
       http.delayMs = 400;
-      const fetches = () => http.infoRefs.get('/app.git') ?? 0;
       const c0 = fetches();
       const t0 = Date.now();
       const a = m.open('h/app.git'); // starts fetch 1
@@ -76,16 +76,8 @@ describe('MirrorManager', () => {
 
   test('the bound in clock time: fresh for maxStalenessMs after a fetch started, then fetched again', async () => {
     const clock = new ManualClock();
-    const m = new MirrorManager({
-      dataDir: join(tmp.path, 'data-bound'),
-      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
-      maxStalenessMs: 10_000,
-      registry: new Registry(),
-      clock,
-    });
-    await m.start();
+    const m = await startManager('data-bound', { clock, maxStalenessMs: 10_000 });
     try {
-      const fetches = () => http.infoRefs.get('/app.git') ?? 0;
       await m.open('h/app.git'); // the clone, fresh as of now
       const c0 = fetches();
       clock.advance(10_000);
@@ -125,14 +117,7 @@ describe('MirrorManager', () => {
   });
 
   test('a fetch follows a change of the upstream default branch (HEAD)', async () => {
-    const m2 = new MirrorManager({
-      dataDir: join(tmp.path, 'data-head'),
-      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
-      maxStalenessMs: 0,
-      headCheckIntervalMs: 0,
-      registry: new Registry(),
-    });
-    await m2.start();
+    const m2 = await startManager('data-head', { headCheckIntervalMs: 0 });
     try {
       assert.equal((await m2.resolveRef('h/app.git')).ref, 'refs/heads/main');
       const c = commitUpstream(upstream, 'on trunk', 'trunk');
