@@ -6,9 +6,23 @@
 // path is checked with lstat to be a real folder (or absent), and again at
 // the moment of writing. Blobs that several files share are fetched once;
 // blobs already in the directory are copied locally instead of downloaded.
+// A folder the target replaces by a file or symlink is emptied and removed
+// first, and only when everything in it is tracked content this pull deletes
+// (merge already made un-pushed local changes there a conflict).
 
 import { constants, createReadStream, createWriteStream, lstatSync, type Stats } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, rename, rmdir, stat, symlink, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  readdir,
+  rename,
+  rmdir,
+  stat,
+  symlink,
+  unlink,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -120,6 +134,44 @@ function execMode(mode: number, exec: boolean): number {
   return exec ? perm | ((perm & 0o444) >> 2) : perm & ~0o111;
 }
 
+/**
+ * The first path inside the local folder `rel` (depth first, never following
+ * symlinks) that is not a folder and not `tracked`, or undefined.
+ */
+async function untrackedInside(
+  root: string,
+  rel: string,
+  tracked: (path: string) => boolean,
+): Promise<string | undefined> {
+  for (const d of await readdir(join(root, rel), { withFileTypes: true })) {
+    const p = `${rel}/${d.name}`;
+    if (d.isDirectory()) {
+      const inner = await untrackedInside(root, p, tracked);
+      if (inner !== undefined) return inner;
+    } else if (!tracked(p)) return p;
+  }
+  return undefined;
+}
+
+/** Removes the folder `rel` whose tracked contents are already gone; refuses anything else left in it. */
+async function removeEmptyFolders(root: string, rel: string): Promise<void> {
+  const abs = join(root, rel);
+  const st = lstatOrUndefined(abs);
+  if (!st) return;
+  if (!st.isDirectory()) unsafe(rel, `${rel} changed while pulling`);
+  for (const d of await readdir(abs, { withFileTypes: true })) {
+    const p = `${rel}/${d.name}`;
+    if (!d.isDirectory()) unsafe(p, 'it appeared in a folder the remote replaced, while pulling');
+    await removeEmptyFolders(root, p);
+  }
+  try {
+    await rmdir(abs);
+  } catch (err) {
+    if (isErrno(err, 'ENOTEMPTY', 'EEXIST')) unsafe(rel, 'its folder gained content while pulling');
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+}
+
 export async function materialize(input: MaterializeInput): Promise<MaterializeResult> {
   const { root, remote, cache, progress } = input;
   const cur = new Map(input.current.entries.map((e) => [e.path, e]));
@@ -167,6 +219,26 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     writes.push(t);
   }
 
+  // A folder the target replaces by a file or symlink: every entry in it
+  // must be a tracked one this pull removes (merge has already made a local
+  // un-pushed change there a conflict); anything hoard does not sync
+  // (ignored files, a nested .hoard/) would be lost, so it stops the pull.
+  const replacedFolders = new Set<string>();
+  for (const e of writes) {
+    if (e.kind === 'dir' || removals.has(e.path)) continue;
+    const st = lstatOrUndefined(join(root, e.path));
+    if (!st?.isDirectory()) continue;
+    const stray = await untrackedInside(root, e.path, (q) => removals.has(q) && cur.get(q)?.kind !== 'dir');
+    if (stray !== undefined)
+      unsafe(
+        e.path,
+        `the local folder it replaces holds ${JSON.stringify(stray)}, which is not synced here (ignored or hoard state) and would be lost`,
+      );
+    replacedFolders.add(e.path);
+  }
+  const inReplaced = (p: string) =>
+    replacedFolders.size > 0 && parentsOf(p).some((q) => replacedFolders.has(q));
+
   // Pre-flight: nothing is written unless every write can land safely.
   const checkedParents = new Set<string>();
   for (const e of [...writes, ...chmods]) {
@@ -178,7 +250,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
       unsafe(e.path, `${q} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'} in the local directory`);
     }
     const st = lstatOrUndefined(join(root, e.path));
-    if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path))
+    if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path) && !replacedFolders.has(e.path))
       unsafe(e.path, 'a local folder is in the way');
     if (st && !st.isDirectory() && e.kind === 'dir' && !removals.has(e.path))
       unsafe(e.path, 'a local file is in the way');
@@ -206,9 +278,17 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   };
   // Removals that make room for writes go first; the rest after the writes,
   // so a renamed file can still be copied from its old place.
-  const structural = deepestFirst([...removals].filter((p) => tgt.has(p) || targetFolders.has(p)));
-  const later = deepestFirst([...removals].filter((p) => !tgt.has(p) && !targetFolders.has(p)));
+  const makesRoom = (p: string) => tgt.has(p) || targetFolders.has(p) || inReplaced(p);
+  const structural = deepestFirst([...removals].filter(makesRoom));
+  const later = deepestFirst([...removals].filter((p) => !makesRoom(p)));
   for (const p of structural) await remove(p);
+  // What is left of a replaced folder is folders only (the pre-flight
+  // checked); anything that appeared since stops the pull before it is lost.
+  for (const p of deepestFirst([...replacedFolders])) {
+    if (!(await parentsAreFolders(root, p))) continue;
+    await removeEmptyFolders(root, p);
+    cache.delete(p);
+  }
 
   // Folders and symlinks.
   const touchedDirs = new Set<string>();
@@ -337,7 +417,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Folders left empty by deletions go too, unless the target keeps them.
   const emptied = new Set<string>();
-  for (const p of deleted) for (const q of parentsOf(p)) if (!targetFolders.has(q)) emptied.add(q);
+  for (const p of deleted)
+    for (const q of parentsOf(p))
+      if (!targetFolders.has(q) && !replacedFolders.has(q) && !inReplaced(q)) emptied.add(q);
   for (const q of deepestFirst([...emptied])) {
     if (!(await parentsAreFolders(root, q))) continue;
     const st = lstatOrUndefined(join(root, q));
