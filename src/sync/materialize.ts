@@ -31,9 +31,10 @@ import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
-import { validateTreePath } from '../core/tree-path.ts';
+import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import type { Remote } from '../remote/remote.ts';
 import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
+import { type MissingBlob, missingBlobsError } from './common.ts';
 import { isTempName, STATE_DIR } from './ignore-rules.ts';
 import { entryKey } from './merge.ts';
 import { type StatCache, statKeyOf } from './stat-cache.ts';
@@ -48,6 +49,8 @@ export interface MaterializeInput {
   /** A current file path holding each digest. */
   localByDigest: ReadonlyMap<Digest, string>;
   remote: Remote;
+  /** The ref being pulled, for error messages. */
+  ref: string;
   cache: StatCache;
   progress: ProgressSink;
 }
@@ -369,6 +372,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     bytesDownloaded += counter.count;
   };
 
+  // Blobs the remote does not have: every other file is still written, then
+  // one error names them all with the paths that need them.
+  const missing: MissingBlob[] = [];
   progress.start('pull', groups.size, totalBytes);
   try {
     await forEachLimit([...groups], DEFAULTS.transferConcurrency, ([digest, entries]) =>
@@ -380,8 +386,15 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
             const parent = await ensureParents(root, entry.path);
             const tmp = join(parent, tempName());
             const exec = entry.kind === 'exec';
-            if (temps.length === 0) await fill(digest, entry.size, tmp, exec);
-            else {
+            if (temps.length === 0) {
+              try {
+                await fill(digest, entry.size, tmp, exec);
+              } catch (err) {
+                if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
+                missing.push({ digest, paths: entries.map((e) => e.path).sort(comparePathBytes) });
+                return;
+              }
+            } else {
               await copyFile(temps[0].tmp, tmp, constants.COPYFILE_EXCL);
               firstMode ??= (await stat(temps[0].tmp)).mode;
               await chmod(tmp, execMode(firstMode, exec));
@@ -404,6 +417,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   } finally {
     progress.stop();
   }
+  if (missing.length > 0) throw missingBlobsError(input.ref, remote.url, missing, 'pull');
 
   for (const e of chmods) {
     await ensureParents(root, e.path);

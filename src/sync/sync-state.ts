@@ -144,3 +144,35 @@ export async function listStates(dir: string): Promise<SyncState[]> {
   }
   return out.sort((a, b) => String(b.syncedAt ?? '').localeCompare(String(a.syncedAt ?? '')));
 }
+
+// "Verify on next push": a pull that found blobs missing on the remote leaves
+// `<key>.verify` next to the state file, so the next push from this folder
+// checks every blob of the tree (not only the changed ones) and re-uploads
+// what it can, even when the ref is up to date. A separate file rather than
+// a state field: the pull that fails has no new state to record.
+
+function verifyFile(dir: string, remote: string, ref: string): string {
+  return stateFile(dir, remote, ref).replace(/\.json$/, '.verify');
+}
+
+export async function markNeedsVerify(dir: string, remote: string, ref: string): Promise<void> {
+  const sd = stateDir(dir);
+  await mkdir(sd, { recursive: true });
+  await writeFileAtomic(verifyFile(dir, remote, ref), `${JSON.stringify({ remote, ref })}\n`, sd);
+}
+
+export async function needsVerify(dir: string, remote: string, ref: string): Promise<boolean> {
+  try {
+    await readFile(verifyFile(dir, remote, ref));
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+export async function clearNeedsVerify(dir: string, remote: string, ref: string): Promise<void> {
+  await unlink(verifyFile(dir, remote, ref)).catch((err) => {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  });
+}
