@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, isHoardError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
-import { type Tree, treeDigest } from '../core/tree.ts';
+import { type Tree, treeDigestOnly } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import { conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
 import { materialize } from './materialize.ts';
@@ -105,8 +105,15 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
   const base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
   const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'theirs' : undefined);
   if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'pull');
-  // treeDigest validates the merged entries (merge already sorted them canonically).
-  const targetDigest = treeDigest(merged.entries).digest;
+  // Merge returns theirs' own entry objects where it took them: when it took
+  // all of them (no un-pushed local edits, e.g. a fresh pull), the target is
+  // theirs, already validated, and needs no second validation and hashing.
+  // Otherwise treeDigestOnly validates the merged entries (merge already
+  // sorted them canonically) and hashes them without encoding the whole tree.
+  const same =
+    merged.entries.length === theirs.entries.length &&
+    merged.entries.every((e, i) => e === theirs.entries[i]);
+  const targetDigest = same ? theirsDigest : treeDigestOnly(merged.entries);
   const target: Tree = { entries: merged.entries };
 
   let r = { filesDownloaded: 0, bytesDownloaded: 0, filesDeleted: 0, filesWritten: 0 };

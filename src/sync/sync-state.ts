@@ -11,11 +11,18 @@
 // Trees named by the state are kept in `<dir>/.hoard/trees/` so a no-op push
 // or pull never fetches a tree.
 
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Digest, hexOf, isDigest, sha256 } from '../core/digest.ts';
 import { decodeTree, type Tree } from '../core/tree.ts';
-import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
+import {
+  fsyncDir,
+  isErrno,
+  isPidAlive,
+  pidOfTempName,
+  tempName,
+  writeFileAtomic,
+} from '../store/fs-atomic.ts';
 import { STATE_DIR } from './ignore-rules.ts';
 
 export interface SyncState {
@@ -122,6 +129,44 @@ export async function storeLocalTree(dir: string, digest: Digest, bytes: Uint8Ar
   await writeFileAtomic(path, bytes, td);
 }
 
+/**
+ * A kept tree written while it streams in: chunks go to a temp file in the
+ * trees folder; commit() (after the caller verified the digest) publishes it
+ * atomically, abort() removes what was not committed.
+ */
+export async function keptTreeWriter(
+  dir: string,
+  digest: Digest,
+): Promise<{ write(chunk: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): Promise<void> }> {
+  const td = treesDir(dir);
+  await mkdir(td, { recursive: true });
+  const tmp = join(td, tempName());
+  const fh = await open(tmp, 'wx');
+  let open_ = true;
+  let done = false;
+  const close = async () => {
+    if (!open_) return;
+    open_ = false;
+    await fh.close();
+  };
+  return {
+    async write(chunk) {
+      await fh.write(chunk);
+    },
+    async commit() {
+      await fh.sync();
+      await close();
+      await rename(tmp, join(td, hexOf(digest)));
+      done = true;
+      await fsyncDir(td);
+    },
+    async abort() {
+      await close().catch(() => {});
+      if (!done) await unlink(tmp).catch(() => {});
+    },
+  };
+}
+
 /** Removes kept trees no state file names. */
 async function pruneTrees(dir: string): Promise<void> {
   const keep = new Set<string>();
@@ -132,6 +177,10 @@ async function pruneTrees(dir: string): Promise<void> {
   const td = treesDir(dir);
   for (const name of await readdir(td).catch(() => [] as string[])) {
     if (/^[0-9a-f]{64}$/.test(name) && !keep.has(name)) await unlink(join(td, name)).catch(() => {});
+    // A tree download interrupted by a crash (keptTreeWriter's temp file of a dead process).
+    const pid = pidOfTempName(name);
+    if (pid !== undefined && pid !== process.pid && !isPidAlive(pid))
+      await unlink(join(td, name)).catch(() => {});
   }
 }
 
