@@ -6,7 +6,12 @@
 
 import { type Digest, Hasher, isDigest, sha256 } from './digest.ts';
 import { HoardError } from './errors.ts';
-import { checkNormalizationCollisions, comparePathBytes, validateTreePath } from './tree-path.ts';
+import {
+  checkNormalizationCollisions,
+  comparePathBytes,
+  MAX_PATH_BYTES,
+  validateTreePath,
+} from './tree-path.ts';
 
 export type EntryKind = 'file' | 'exec' | 'symlink' | 'dir';
 
@@ -162,6 +167,14 @@ export function treeDigestOnly(entries: readonly TreeEntry[]): Digest {
  * memory is the entries plus one chunk, so a tree can be decoded while it
  * streams in (the caller verifies its digest before trusting the result).
  */
+/**
+ * Longest line a canonical tree can have: a path and a symlink target of
+ * MAX_PATH_BYTES / MAX_SYMLINK_TARGET_BYTES, every byte escaped as \u00XX
+ * (6 bytes), plus the keys. A longer line is refused before it is parsed or
+ * buffered further (a tree without newlines must not grow a buffer without end).
+ */
+const MAX_LINE_BYTES = 6 * (MAX_PATH_BYTES + MAX_SYMLINK_TARGET_BYTES) + 1024;
+
 export class TreeDecoder {
   readonly entries: TreeEntry[] = [];
   #tail: Buffer | undefined;
@@ -183,7 +196,11 @@ export class TreeDecoder {
       start = end + 1;
     }
     // A partial line waits for the next chunk (copied: the caller may reuse its buffer).
-    if (start < buf.byteLength) this.#tail = Buffer.from(buf.subarray(start));
+    if (start < buf.byteLength) {
+      if (buf.byteLength - start > MAX_LINE_BYTES)
+        invalid(`line ${this.#line} is longer than ${MAX_LINE_BYTES} bytes`);
+      this.#tail = Buffer.from(buf.subarray(start));
+    }
   }
 
   end(): Tree {
@@ -195,6 +212,7 @@ export class TreeDecoder {
 
   #takeLine(raw: Buffer): void {
     const n = this.#line++;
+    if (raw.byteLength > MAX_LINE_BYTES) invalid(`line ${n} is longer than ${MAX_LINE_BYTES} bytes`);
     if (n === 1) {
       if (raw.toString('latin1') !== HEADER) invalid('missing tree header');
       return;

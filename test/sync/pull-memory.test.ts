@@ -96,6 +96,23 @@ describe('pull memory', () => {
     assert.equal(got['links3/l3456'], `symlink:../${'t'.repeat(TARGET_BYTES)}3456`);
   });
 
+  it('TreeDecoder accepts the longest canonical line and refuses a longer one without buffering on', () => {
+    // Every byte escaped (\u0001 is 6 bytes): the worst case for line length.
+    const longest = encodeTree([
+      { path: '\u0001'.repeat(4096), kind: 'symlink', target: '\u0002'.repeat(4096) },
+    ]);
+    assert.equal(decodeTree(longest).entries.length, 1);
+    // 8 MiB without a newline, in 64 KiB chunks: refused within the first chunk or two.
+    const d = new TreeDecoder();
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let pushed = 0;
+    assert.throws(() => {
+      d.push(Buffer.from('{"hoard":"tree/1"}\n'));
+      for (; pushed < 128; pushed++) d.push(chunk);
+    }, /longer than \d+ bytes/);
+    assert.ok(pushed <= 1, `refused after ${pushed + 1} chunks`);
+  });
+
   it('TreeDecoder gives the same entries, or the same error, for any chunking', () => {
     const small = encodeTree(entries.slice(0, 40));
     const whole = decodeTree(small).entries;
