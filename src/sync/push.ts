@@ -180,6 +180,18 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     await saveState(root, { remote: remote.url, ref, ...s, syncedAt: new Date().toISOString() });
   };
 
+  /** With verification on: whether the remote lost the snapshot record the ref names. */
+  const snapshotLost = async (snapshot: Digest): Promise<boolean> => {
+    if (!opts.verify && !flagged) return false;
+    try {
+      return (await remote.blobs.missing([snapshot])).includes(snapshot);
+    } catch (err) {
+      throw toHoardError(err, 'HOARD_EREMOTE', `asking ${remote.url} which blobs are missing`);
+    }
+  };
+  const lostNote = (snapshot: Digest) =>
+    `re-created by push --verify: snapshot record ${snapshot} was missing`;
+
   for (let attempt = 0; ; attempt++) {
     const cur = await readRef(remote, ref);
 
@@ -190,7 +202,12 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
         const tree = state.tree === scan.digest ? scan.tree : await fetchTree(remote, root, state.tree);
         const bytes = state.tree === scan.digest ? scan.bytes : treeDigest(tree.entries).bytes;
         await verifyAll(tree, state.tree, bytes);
-        return result(cur.target, tree, state.tree, true);
+        if (!(await snapshotLost(cur.target))) return result(cur.target, tree, state.tree, true);
+        // The ref names a snapshot record the remote lost: it gets a new one
+        // for the same tree (no parents: the lost record's history is gone).
+        const done = await commit(cur, [], tree, state.tree, bytes, attempt, lostNote(cur.target));
+        if (done) return done;
+        continue;
       }
       const tree =
         state.tree === scan.digest
@@ -217,6 +234,19 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     if (cur && theirsDigest === mergedDigest) {
       // The remote already holds exactly this tree: write nothing.
       await verifyAll(mergedTree, mergedDigest, mergedBytes);
+      if (state?.snapshot === cur.target && (await snapshotLost(cur.target))) {
+        const done = await commit(
+          cur,
+          [],
+          mergedTree,
+          mergedDigest,
+          mergedBytes,
+          attempt,
+          lostNote(cur.target),
+        );
+        if (done) return done;
+        continue;
+      }
       await record({ snapshot: cur.target, version: cur.version, tree: mergedDigest, base: scan.digest });
       return result(cur.target, mergedTree, mergedDigest, true);
     }
@@ -239,16 +269,29 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
 
     await writeSmallBlob(remote, mergedDigest, mergedBytes);
     await verifyAll(mergedTree, mergedDigest, mergedBytes);
+    const done = await commit(cur, cur ? [cur.target] : [], mergedTree, mergedDigest, mergedBytes, attempt);
+    if (done) return done;
+  }
+
+  /**
+   * Writes the snapshot record and compare-and-sets the ref; undefined when
+   * the race was lost and the caller should go round again.
+   */
+  async function commit(
+    cur: RefValue | undefined,
+    parents: Digest[],
+    tree: Tree,
+    treeD: Digest,
+    treeBytes: Uint8Array,
+    attempt: number,
+    note?: string,
+  ): Promise<PushResult | undefined> {
     const meta: Record<string, string> = { host: hostname(), tool: TOOL };
     const user = pusher();
     if (user) meta.user = user;
     if (opts.message !== undefined) meta.message = opts.message;
-    const snap = snapshotDigest({
-      tree: mergedDigest,
-      parents: cur ? [cur.target] : [],
-      createdAt: new Date().toISOString(),
-      meta,
-    });
+    else if (note !== undefined) meta.message = note;
+    const snap = snapshotDigest({ tree: treeD, parents, createdAt: new Date().toISOString(), meta });
     await writeSmallBlob(remote, snap.digest, snap.bytes);
 
     let next: RefValue;
@@ -257,13 +300,13 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     } catch (err) {
       if (isHoardError(err, 'HOARD_EREF_CONFLICT') && attempt < DEFAULTS.pushCasRetries) {
         await sleep(backoffDelay(attempt, DEFAULTS.pushCasBackoffBaseMs, DEFAULTS.pushCasBackoffMaxMs));
-        continue;
+        return undefined;
       }
       if (isHoardError(err)) throw err;
       throw toHoardError(err, 'HOARD_EREMOTE', `updating ref ${ref} on ${remote.url}`);
     }
-    await storeLocalTree(root, mergedDigest, mergedBytes);
-    await record({ snapshot: snap.digest, version: next.version, tree: mergedDigest, base: scan.digest });
-    return result(snap.digest, mergedTree, mergedDigest, false);
+    await storeLocalTree(root, treeD, treeBytes);
+    await record({ snapshot: snap.digest, version: next.version, tree: treeD, base: scan.digest });
+    return result(snap.digest, tree, treeD, false);
   }
 }

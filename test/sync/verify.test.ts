@@ -97,6 +97,32 @@ describe('lost blobs: pull names the paths, push --verify puts them back', () =>
     assert.deepEqual(await describeDir(c), await describeDir(a));
   });
 
+  it('a lost snapshot record: pull says so; push --verify gives the ref a new record of the same tree', async () => {
+    const r = `verify/r${++n}`;
+    const a = join(work.dir, `a${n}`);
+    await writeFiles(a, { 'one.txt': '1', 'sub/two.txt': '2' });
+    const first = await push(a, r);
+    assert.equal(first.code, 0, first.stderr);
+    await unlink(blobFile(first.json!.snapshot as Digest));
+    const b = join(work.dir, `b${n}`);
+    const failed = await pull(b, r);
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(
+      failed.stderr,
+      /its snapshot record sha256:[0-9a-f]{64} is missing \[HOARD_EBLOB_NOT_FOUND\]/,
+    );
+    assert.match(failed.stderr, /--verify/);
+    const fixed = await push(a, r, '--verify');
+    assert.equal(fixed.code, 0, fixed.stderr);
+    assert.equal(fixed.json!.upToDate, false);
+    assert.equal(fixed.json!.tree, first.json!.tree);
+    assert.notEqual(fixed.json!.snapshot, first.json!.snapshot);
+    const again = await pull(b, r);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(await describeDir(b), await describeDir(a));
+    assert.equal((await push(a, r, '--verify')).json!.upToDate, true);
+  });
+
   it('push --verify that cannot supply a lost blob fails naming its paths', async () => {
     const { a, r } = await pushedAndLost();
     // A clone that never had the lost file pushes an unrelated change with --verify.
