@@ -11,10 +11,12 @@
 // Trees named by the state are kept in `<dir>/.hoard/trees/` so a no-op push
 // or pull never fetches a tree.
 
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Digest, hexOf, isDigest, sha256 } from '../core/digest.ts';
-import { decodeTree, type Tree } from '../core/tree.ts';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, Hasher, hexOf, isDigest, sha256 } from '../core/digest.ts';
+import { type Tree, TreeDecoder } from '../core/tree.ts';
 import {
   fsyncDir,
   isErrno,
@@ -103,12 +105,23 @@ export async function saveState(dir: string, state: SyncState): Promise<void> {
   await pruneTrees(dir);
 }
 
-/** A tree kept locally, verified against its digest; undefined when absent or damaged. */
+/**
+ * A tree kept locally, verified against its digest; undefined when absent or
+ * damaged. Decoded while it is read (never the whole file in memory next to
+ * its entries); the entries are used only once the digest verified.
+ */
 export async function loadLocalTree(dir: string, digest: Digest): Promise<Tree | undefined> {
   try {
-    const bytes = await readFile(join(treesDir(dir), hexOf(digest)));
-    if (sha256(bytes) !== digest) return undefined;
-    return decodeTree(bytes);
+    const decoder = new TreeDecoder();
+    const hasher = new Hasher();
+    for await (const chunk of createReadStream(join(treesDir(dir), hexOf(digest)), {
+      highWaterMark: DEFAULTS.streamChunkBytes,
+    })) {
+      hasher.update(chunk as Buffer);
+      decoder.push(chunk as Buffer);
+    }
+    if (hasher.digest() !== digest) return undefined;
+    return decoder.end();
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     if (err instanceof Error && 'code' in err && String(err.code).startsWith('HOARD_')) return undefined;
