@@ -96,6 +96,7 @@ export const gitFeature = defineFeature({
           start: false,
           allowPushThrough: settings.allowPushThrough,
           authorizePush: (request, key) => authorizeRequest(ctx.ctx, request, 'write', pushScopeName(key)),
+          forwardClientBasicAuth: ctx.auth.tokens === undefined,
           routes: extra,
         });
       },
