@@ -58,6 +58,7 @@ import {
   type BlobStore,
   type ByteRange,
   type ByteSource,
+  type ListOptions,
   resolveRange,
   type WriteOptions,
   type WriteResult,
@@ -555,8 +556,8 @@ export class TieredBlobStore implements BlobStore {
     return this.shared ? s : m || d;
   }
 
-  list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
-    return this.authority.list(signal);
+  list(opts?: ListOptions): AsyncIterable<BlobInfo> {
+    return this.authority.list(opts);
   }
 
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {

@@ -19,6 +19,7 @@ import {
   type BlobStore,
   type ByteRange,
   type ByteSource,
+  type ListOptions,
   missingByHas,
   resolveRange,
   type WriteOptions,
@@ -169,7 +170,10 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
+  async *list(opts: ListOptions = {}): AsyncIterable<BlobInfo> {
+    // Seek to the cursor: shards below its shard are not read at all, and in its shard only names after it are stat'ed.
+    const afterHex = opts.after === undefined ? undefined : hexOf(opts.after);
+    const afterShard = afterHex?.slice(0, 2);
     let shards: string[];
     try {
       shards = (await readdir(this.blobsDir)).sort();
@@ -179,9 +183,12 @@ export class FsBlobStore implements BlobStore {
     }
     for (const shard of shards) {
       if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+      if (afterShard !== undefined && shard < afterShard) continue;
+      opts.signal?.throwIfAborted();
       const names = await readdir(join(this.blobsDir, shard)).catch(() => [] as string[]);
       for (const name of names.sort()) {
         if (!/^[0-9a-f]{64}$/.test(name) || !name.startsWith(shard)) continue;
+        if (afterHex !== undefined && name <= afterHex) continue;
         const st = await stat(join(this.blobsDir, shard, name)).catch(() => undefined);
         if (st?.isFile()) yield { digest: digestFromHex(name), size: st.size };
       }

@@ -144,8 +144,14 @@ export class MemoryBlobStore implements BlobStore {
     return true;
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
-    for (const [digest, buf] of [...this.#blobs]) yield { digest, size: buf.byteLength };
+  async *list(opts: { after?: Digest } = {}): AsyncIterable<BlobInfo> {
+    // The tier is bounded (maxBytes), so sorting its keys per listing is cheap; a Map keeps LRU order, not digest order.
+    const { after } = opts;
+    const keys = [...this.#blobs.keys()].filter((d) => after === undefined || d > after).sort();
+    for (const digest of keys) {
+      const buf = this.#blobs.get(digest);
+      if (buf) yield { digest, size: buf.byteLength };
+    }
   }
 
   async missing(digests: readonly Digest[]): Promise<Digest[]> {

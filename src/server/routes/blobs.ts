@@ -143,13 +143,13 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       '/',
       { config: { scope: 'read' } },
       async (request) => {
-        const after = request.query.after;
-        if (after !== undefined && after !== '') parseDigest(after);
+        const q = request.query.after;
+        const after = q !== undefined && q !== '' ? parseDigest(q) : undefined;
         const limit = pageLimit(request.query.limit, 1000, 10_000);
         const out: { digest: Digest; size: number }[] = [];
         let more = false;
-        for await (const b of blobs.list()) {
-          if (after && b.digest <= after) continue;
+        // The store seeks to the cursor, so a page costs one page, not a rescan from the start.
+        for await (const b of blobs.list({ after })) {
           if (out.length === limit) {
             more = true;
             break;
