@@ -53,6 +53,8 @@ import { type Digest, sha256, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError } from '../core/errors.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import { drain } from '../core/streams.ts';
+import type { ReservingBlobCache } from '../store/blob-cache.ts';
+import type { BlobHandle, ServingBlobStore } from '../store/blob-handle.ts';
 import {
   type BlobInfo,
   type BlobStore,
@@ -64,9 +66,7 @@ import {
   type WriteResult,
 } from '../store/blob-store.ts';
 import { isErrno } from '../store/fs-atomic.ts';
-import type { FsBlobStore } from '../store/fs-blob-store.ts';
-import { quarantineBlob } from '../store/fsck.ts';
-import type { MemoryBlobStore } from '../store/memory-blob-store.ts';
+import type { LocalBlobFiles } from '../store/local-blob-files.ts';
 import { diskStream, fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
 
@@ -102,20 +102,14 @@ export interface TierHooks {
   corrupt?(digest: Digest, source: CorruptSource, quarantined: string | undefined): void;
 }
 
-/** An opened blob: its size and a way to stream any range of it. */
-export interface BlobHandle {
-  readonly size: number;
-  readonly tier: TierName;
-  stream(start: number, end: number): Readable;
-  /** For blobs held in memory: the bytes themselves (cheaper to send than a stream). */
-  bytes?(start: number, end: number): Buffer;
-  /** Releases resources when no stream was taken (HEAD, 304, 416). */
-  close(): void;
-}
+/** The top tier: a bounded memory store that readers may fill within reservations (MemoryBlobStore). */
+export type MemoryTier = BlobStore & ReservingBlobCache;
+/** The disk tier: a store of local files (FsBlobStore). */
+export type DiskTier = BlobStore & LocalBlobFiles;
 
-export interface TieredOptions {
-  memory: MemoryBlobStore;
-  disk: FsBlobStore;
+export interface TieredOptions<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier> {
+  memory: M;
+  disk: D;
   shared?: BlobStore;
   hooks?: TierHooks;
   fillOnRangeRead?: boolean;
@@ -124,10 +118,12 @@ export interface TieredOptions {
   trustedFiles?: number;
 }
 
-export class TieredBlobStore implements BlobStore {
+export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier>
+  implements ServingBlobStore
+{
   readonly description: string;
-  readonly memory: MemoryBlobStore;
-  readonly disk: FsBlobStore;
+  readonly memory: M;
+  readonly disk: D;
   readonly shared: BlobStore | undefined;
   readonly hooks: TierHooks;
   #fills = new Map<Digest, Fill>();
@@ -142,7 +138,7 @@ export class TieredBlobStore implements BlobStore {
   /** Corrupt disk copies found (and quarantined) since start. */
   corruptFound = 0;
 
-  constructor(opts: TieredOptions) {
+  constructor(opts: TieredOptions<D, M>) {
     this.memory = opts.memory;
     this.disk = opts.disk;
     this.shared = opts.shared;
@@ -168,7 +164,7 @@ export class TieredBlobStore implements BlobStore {
    * Opens a blob for reading from the highest tier that has it, or undefined.
    * `ranged` tells a cold read that only part of the blob is wanted.
    */
-  async open(digest: Digest, opts: { ranged?: boolean } = {}): Promise<BlobHandle | undefined> {
+  async open(digest: Digest, opts: { ranged?: boolean } = {}): Promise<BlobHandle<TierName> | undefined> {
     const buf = await this.#memoryHit(digest);
     if (buf) {
       this.hooks.hit?.('memory');
@@ -187,7 +183,7 @@ export class TieredBlobStore implements BlobStore {
   }
 
   async #memoryHit(digest: Digest): Promise<Buffer | undefined> {
-    const buf = await memoryBuffer(this.memory, digest);
+    const buf = this.memory.bytesOf(digest);
     if (!buf) return undefined;
     // Without a shared tier the disk is authoritative and `missing` asks it:
     // a copy in memory of a file that is gone (quarantined by fsck, collected)
@@ -199,10 +195,10 @@ export class TieredBlobStore implements BlobStore {
     return buf;
   }
 
-  async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle | undefined> {
+  async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle<TierName> | undefined> {
     let fh: FileHandle;
     try {
-      fh = await open(this.disk.pathOf(digest), 'r');
+      fh = await open(this.disk.fileOf(digest), 'r');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
@@ -249,7 +245,7 @@ export class TieredBlobStore implements BlobStore {
     return this.#diskHandle(digest, fh, st, trusted);
   }
 
-  #diskHandle(digest: Digest, fh: FileHandle, st: Stats, trusted: boolean): BlobHandle {
+  #diskHandle(digest: Digest, fh: FileHandle, st: Stats, trusted: boolean): BlobHandle<TierName> {
     const size = st.size;
     const identity = fileIdentity(st);
     let taken = false;
@@ -333,7 +329,7 @@ export class TieredBlobStore implements BlobStore {
     const { beforeChunk } = opts;
     let fh: FileHandle;
     try {
-      fh = await open(this.disk.pathOf(digest), 'r');
+      fh = await open(this.disk.fileOf(digest), 'r');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return 'absent';
       throw err;
@@ -362,7 +358,7 @@ export class TieredBlobStore implements BlobStore {
 
   /** Whether this process has verified the blob's current disk file (tests, scrub). */
   async isTrusted(digest: Digest): Promise<boolean> {
-    const st = await fsStat(this.disk.pathOf(digest)).catch(() => undefined);
+    const st = await fsStat(this.disk.fileOf(digest)).catch(() => undefined);
     return st !== undefined && this.#trusted.has(digest, fileIdentity(st));
   }
 
@@ -377,7 +373,7 @@ export class TieredBlobStore implements BlobStore {
     await this.memory.delete(digest);
     let moved: string | undefined;
     try {
-      moved = await quarantineBlob(this.disk.root, digest, { ifIno: ino });
+      moved = await this.disk.quarantine(digest, { ifIno: ino });
     } catch {
       // Could not move it (permissions?): it stays untrusted, so every read checks it again.
     }
@@ -387,11 +383,15 @@ export class TieredBlobStore implements BlobStore {
 
   /** Records a file this process just wrote and verified (a PUT, a fill) as trusted. */
   async #trustWritten(digest: Digest): Promise<void> {
-    const st = await fsStat(this.disk.pathOf(digest)).catch(() => undefined);
+    const st = await fsStat(this.disk.fileOf(digest)).catch(() => undefined);
     if (st) this.#trusted.add(digest, fileIdentity(st));
   }
 
-  async #openShared(digest: Digest, shared: BlobStore, ranged: boolean): Promise<BlobHandle | undefined> {
+  async #openShared(
+    digest: Digest,
+    shared: BlobStore,
+    ranged: boolean,
+  ): Promise<BlobHandle<TierName> | undefined> {
     let fill = this.#fills.get(digest);
     if (fill) this.hooks.coalesced?.();
     else if (!ranged) fill = this.#startFill(digest, shared);
@@ -433,7 +433,7 @@ export class TieredBlobStore implements BlobStore {
     return fill;
   }
 
-  #fillHandle(digest: Digest, shared: BlobStore, fill: Fill | undefined, size: number): BlobHandle {
+  #fillHandle(digest: Digest, shared: BlobStore, fill: Fill | undefined, size: number): BlobHandle<TierName> {
     return {
       size,
       tier: 'shared',
@@ -569,22 +569,7 @@ export class TieredBlobStore implements BlobStore {
   }
 }
 
-/** The bytes of a memory-tier blob without copying (its read() yields the stored Buffer). */
-async function memoryBuffer(memory: MemoryBlobStore, digest: Digest): Promise<Buffer | undefined> {
-  if (!(await memory.has(digest))) return undefined;
-  let stream: Readable;
-  try {
-    stream = await memory.read(digest);
-  } catch (err) {
-    if (err instanceof BlobNotFoundError) return undefined;
-    throw err;
-  }
-  const chunks: Buffer[] = [];
-  for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-}
-
-function bufferHandle(buf: Buffer, tier: TierName): BlobHandle {
+function bufferHandle(buf: Buffer, tier: TierName): BlobHandle<TierName> {
   return {
     size: buf.byteLength,
     tier,
