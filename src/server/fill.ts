@@ -33,8 +33,6 @@ export class Fill extends EventEmitter {
   size = -1;
   /** Bytes written to the temp file so far (readable by followers). */
   written = 0;
-  /** Bytes reserved in the disk bound for this fill (released by the owner when it settles). */
-  reserved = 0;
   error: Error | undefined;
   /** The verified temp file became the disk tier's copy (false when a copy was already there: not ours, not verified by us). */
   published = false;
@@ -48,13 +46,7 @@ export class Fill extends EventEmitter {
   #resolveReady!: (n: number) => void;
   #rejectReady!: (e: Error) => void;
 
-  constructor(
-    digest: Digest,
-    shared: BlobStore,
-    disk: LocalBlobFiles,
-    knownSize?: number,
-    reserve?: (bytes: number) => Promise<void>,
-  ) {
+  constructor(digest: Digest, shared: BlobStore, disk: LocalBlobFiles, knownSize?: number) {
     super();
     this.setMaxListeners(0);
     this.digest = digest;
@@ -63,7 +55,7 @@ export class Fill extends EventEmitter {
       this.#rejectReady = rej;
     });
     this.ready.catch(() => {});
-    this.settled = this.#run(shared, disk, knownSize, reserve).then(
+    this.settled = this.#run(shared, disk, knownSize).then(
       () => {
         this.state = 'done';
         this.#notify();
@@ -78,12 +70,7 @@ export class Fill extends EventEmitter {
     this.settled.finally(() => this.release());
   }
 
-  async #run(
-    shared: BlobStore,
-    disk: LocalBlobFiles,
-    knownSize: number | undefined,
-    reserve: ((bytes: number) => Promise<void>) | undefined,
-  ): Promise<void> {
+  async #run(shared: BlobStore, disk: LocalBlobFiles, knownSize: number | undefined): Promise<void> {
     let size = knownSize;
     if (size === undefined) {
       const info = await shared.stat(this.digest);
@@ -91,10 +78,7 @@ export class Fill extends EventEmitter {
       size = info.size;
     }
     this.size = size;
-    if (reserve) {
-      await reserve(size);
-      this.reserved = size;
-    }
+    // A bounded disk reserves room here (and may evict, or refuse with 507).
     const writer = await disk.createWriter(this.digest, size);
     this.#writer = writer;
     this.state = 'running';

@@ -81,23 +81,13 @@ export type DiskCheck = 'sound' | 'absent' | 'corrupt';
 /** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
 const SMALL_READ_BYTES = 64 * 1024;
 
-/** Observers for metrics and the disk index (all optional). */
+/** Observers for metrics (all optional). The disk bound is the disk store's own (bounded-disk-store.ts). */
 export interface TierHooks {
   hit?(tier: TierName): void;
   miss?(tier: TierName): void;
   /** A reader joined a fill already in flight. */
   coalesced?(): void;
   fillDone?(seconds: number, ok: boolean): void;
-  /** A blob of the disk tier was used (read) or added. */
-  diskTouched?(digest: Digest, size: number): void;
-  /** A blob was served from memory (keeps its disk copy warm in the disk LRU). */
-  memoryHit?(digest: Digest): void;
-  /** Called before `bytes` are written to the disk tier; may evict, or throw 507. */
-  reserve?(bytes: number): Promise<void>;
-  /** Ends a reservation made by `reserve` (after the write succeeded or failed). */
-  unreserve?(bytes: number): void;
-  diskAdded?(digest: Digest, size: number): void;
-  diskRemoved?(digest: Digest): void;
   /** A disk copy did not hash to its name; `quarantined` is where it went (undefined if it was already gone or replaced). */
   corrupt?(digest: Digest, source: CorruptSource, quarantined: string | undefined): void;
 }
@@ -168,7 +158,8 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     const buf = await this.#memoryHit(digest);
     if (buf) {
       this.hooks.hit?.('memory');
-      this.hooks.memoryHit?.(digest);
+      // Keeps its disk copy warm in a bounded disk's LRU.
+      this.disk.used?.(digest);
       return bufferHandle(buf, 'memory');
     }
     this.hooks.miss?.('memory');
@@ -212,7 +203,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     }
     const size = st.size;
     const identity = fileIdentity(st);
-    this.hooks.diskTouched?.(digest, size);
+    this.disk.used?.(digest);
     const trusted = this.#trusted.has(digest, identity);
     if (size <= SMALL_READ_BYTES) {
       // Small: read it whole and check it before answering, so a corrupt copy is a plain miss.
@@ -377,7 +368,6 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     } catch {
       // Could not move it (permissions?): it stays untrusted, so every read checks it again.
     }
-    if (moved) this.hooks.diskRemoved?.(digest);
     this.hooks.corrupt?.(digest, source, moved);
   }
 
@@ -419,16 +409,14 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   }
 
   #startFill(digest: Digest, shared: BlobStore, knownSize?: number): Fill {
-    const fill = new Fill(digest, shared, this.disk, knownSize, this.hooks.reserve);
+    const fill = new Fill(digest, shared, this.disk, knownSize);
     this.fillsStarted++;
     this.#fills.set(digest, fill);
     fill.settled.then(() => {
       // Forget the fill first, so a request after a failure starts afresh.
       if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
       this.hooks.fillDone?.((performance.now() - fill.startedAt) / 1000, fill.state === 'done');
-      if (fill.state === 'done') this.hooks.diskAdded?.(digest, fill.size);
       if (fill.published) this.#trustWritten(digest).catch(() => {});
-      if (fill.reserved) this.hooks.unreserve?.(fill.reserved);
     });
     return fill;
   }
@@ -533,16 +521,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
    */
   async #writeDisk(digest: Digest, source: ByteSource, opts: WriteOptions): Promise<WriteResult> {
     await this.memory.delete(digest);
-    const reserved = opts.size ?? 0;
-    await this.hooks.reserve?.(reserved);
-    let res: WriteResult;
-    try {
-      res = await this.disk.write(digest, source, opts);
-      if (res.created) this.hooks.diskAdded?.(digest, res.size);
-    } finally {
-      // At once after diskAdded: the index counts the blob twice until the reservation ends.
-      this.hooks.unreserve?.(reserved);
-    }
+    const res = await this.disk.write(digest, source, opts);
     if (res.created) await this.#trustWritten(digest);
     return res;
   }
@@ -551,7 +530,6 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.#trusted.forget(digest);
     const m = await this.memory.delete(digest);
     const d = await this.disk.delete(digest);
-    if (d) this.hooks.diskRemoved?.(digest);
     const s = this.shared ? await this.shared.delete(digest) : false;
     return this.shared ? s : m || d;
   }

@@ -41,6 +41,12 @@ export interface LocalBlobFiles {
    * was nothing (or no longer that file) to move.
    */
   quarantine(digest: Digest, opts?: { ifIno?: number }): Promise<string | undefined>;
+  /**
+   * The tier above used the blob without read() (it read the file itself, or
+   * served its copy from memory): a store that orders blobs by use (the
+   * bounded disk) keeps it warm.
+   */
+  used?(digest: Digest): void;
   /** A positional writer for a blob of known size (fills). */
   createWriter(digest: Digest, size: number): Promise<BlobFileWriter>;
 }
