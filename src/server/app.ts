@@ -38,7 +38,7 @@ export interface ServerDeps {
   plugins?: ServerPlugin[];
   /** Log destination override (tests pass false to silence). */
   logger?: boolean;
-  /** Extra tier hooks (tests, disk index). */
+  /** Extra tier hooks (tests); the disk bound is the bounded disk store's own. */
   hooks?: TierHooks;
 }
 
