@@ -49,6 +49,15 @@ describe('gradle build cache protocol', () => {
     assert.equal(await hit.text(), 'v1 entry');
   });
 
+  test('a PUT without Content-Type (curl -T) is stored and served as application/octet-stream', async () => {
+    const key = newKey();
+    const put = await fetch(`${srv.url}/gradle/${key}`, { method: 'PUT', body: new Uint8Array([1, 2, 3]) });
+    assert.equal(put.status, 201);
+    const hit = await getEntry(srv.url, key);
+    assert.equal(hit.headers.get('content-type'), 'application/octet-stream');
+    assert.deepEqual([...new Uint8Array(await hit.arrayBuffer())], [1, 2, 3]);
+  });
+
   test('HEAD: the headers of GET, no body', async () => {
     const key = newKey();
     await (await putEntry(srv.url, key, Buffer.alloc(321, 7))).arrayBuffer();
