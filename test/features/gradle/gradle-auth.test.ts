@@ -2,8 +2,9 @@
 // with the token as the HTTP Basic password (what HttpBuildCache's
 // `credentials { }` sends) or as a Bearer token. No credentials: 401 with a
 // Basic challenge. Read token: GET yes, PUT 403. A token whose ref prefixes
-// are another tool's namespace: 403 on PUT. Without a tokens file, loopback
-// clients need nothing.
+// are another tool's namespace: 403 on PUT. With --public-read anyone reads,
+// writes still need a token. Without a tokens file, loopback clients need
+// nothing.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -96,5 +97,32 @@ describe('gradle build cache without a tokens file', () => {
     assert.equal(put.status, 201);
     await put.arrayBuffer();
     assert.equal(await (await getEntry(srv.url, k)).text(), 'local');
+  });
+});
+
+describe('gradle build cache with --public-read', () => {
+  let dir: string;
+  let srv: TestServer;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hoard-gradle-pub-'));
+    srv = await startGradleServer({ tokens: await writeTokens(dir), publicRead: true });
+  });
+  after(async () => {
+    await srv?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('anonymous GET is a 404/200 like anyone else; an anonymous PUT is still 401', async () => {
+    const k = newKey();
+    const miss = await getEntry(srv.url, k);
+    assert.equal(miss.status, 404);
+    await miss.arrayBuffer();
+    const anon = await putEntry(srv.url, k, Buffer.from('anonymous'));
+    assert.equal(anon.status, 401);
+    await anon.arrayBuffer();
+    const put = await putEntry(srv.url, k, Buffer.from('from ci'), basic('ci', 'ci-secret'));
+    assert.equal(put.status, 201);
+    await put.arrayBuffer();
+    assert.equal(await (await getEntry(srv.url, k)).text(), 'from ci');
   });
 });
