@@ -78,6 +78,21 @@ describe('gradle build cache protocol', () => {
     assert.equal(await (await getEntry(srv.url, key)).text(), 'second');
   });
 
+  test('concurrent PUTs of one key (two builds storing the same task): all 2xx, one whole body wins', async () => {
+    const key = newKey();
+    const bodies = Array.from({ length: 8 }, () => randomBytes(50_000));
+    const answers = await Promise.all(bodies.map((b) => putEntry(srv.url, key, b)));
+    for (const a of answers) {
+      assert.ok(a.status >= 200 && a.status < 300, `status ${a.status}`);
+      await a.arrayBuffer();
+    }
+    const got = Buffer.from(await (await getEntry(srv.url, key)).arrayBuffer());
+    assert.ok(
+      bodies.some((b) => b.equals(got)),
+      'the entry is one of the bodies, whole',
+    );
+  });
+
   test('Range: a byte range of the entry (206)', async () => {
     const key = newKey();
     await (await putEntry(srv.url, key, Buffer.from('0123456789'))).arrayBuffer();
