@@ -213,7 +213,7 @@ describe('git freshness', () => {
     }
   });
 
-  test('start-up with 50 mirrors and a slow upstream: ready within 2 s, a clone still sees current refs', async () => {
+  test('start-up with 50 mirrors and an unresponsive upstream: ready anyway, a clone still sees current refs', async () => {
     const tmp = tempDir();
     const upRoot = join(tmp.path, 'up');
     const first = makeUpstream(upRoot, 'r00', 3);
@@ -237,24 +237,26 @@ describe('git freshness', () => {
     const c = commitUpstream(join(upRoot, 'r37.git'), 'upstream moved while the server was down');
     const http = await startHttpUpstream(upRoot, 300);
     try {
-      // A real-time budget on purpose (readiness must not wait for the warm-up): polled, not slept.
-      const t0 = Date.now();
+      // Readiness must not wait for the warm-up: the upstream answers nothing until the
+      // server is ready, so a server that waited on it would never get there (no time budget:
+      // the order is the proof, whatever the machine's load).
+      http.hang = true;
       const s = await serve(data, ['--git-upstream', `slow=${http.url}`]);
-      let ready = false;
-      while (!ready && Date.now() - t0 < 5000) {
-        const r = await fetch(`${s.url}/readyz`).catch(() => null);
-        ready = r?.status === 200;
-        if (!ready) await new Promise((r) => setTimeout(r, 20));
-      }
-      const readyMs = Date.now() - t0;
-      assert.ok(ready && readyMs < 2000, `/readyz 200 after ${readyMs} ms`);
-      const t1 = Date.now();
+      await waitUntil(
+        async () => (await fetch(`${s.url}/readyz`).catch(() => null))?.status === 200,
+        '/readyz 200',
+        60_000,
+      );
+      assert.ok(
+        !s.logs.some((l) => String(l.msg).startsWith('git warm-up')),
+        'ready while the warm-up is still waiting on the upstream',
+      );
+      http.hang = false;
       const dest = join(tmp.path, 'c37');
       await git(['clone', '--quiet', `${s.url}/git/slow/r37.git`, dest]);
       assert.equal(head(dest), c);
-      // It waited for its own fetch only, not for the warm-up of the other 49.
+      // It waited for its own fetch only, not for the warm-up of the other 49 (still held).
       assert.ok(!s.logs.some((l) => String(l.msg).startsWith('git warm-up')), 'warm-up still running');
-      assert.ok(Date.now() - t1 < 5000, `clone took ${Date.now() - t1} ms`);
       await s.kill();
     } finally {
       await http.close();

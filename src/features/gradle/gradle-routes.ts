@@ -1,0 +1,140 @@
+// Gradle's HTTP build cache (org.gradle.caching.http.HttpBuildCache) under
+// /gradle: `GET /gradle/<key>` answers 200 with the entry or 404 (a miss),
+// `PUT /gradle/<key>` stores it (any 2xx is success to Gradle), HEAD as GET
+// without a body. Credentials come as HTTP Basic (Gradle sends them
+// preemptively; the hoard token is the password, any user name), Bearer
+// works too. Entries are cache refs `cache/gradle/<key>` over blobs, so
+// bytes Gradle shares with another tool are stored once.
+//
+// Overwrite: last writer wins. Gradle's protocol has no "exists" answer and
+// its reference service (MapBasedBuildCacheService) stores with Map.put; a
+// PUT of an existing key happens when an entry is stored again (e.g.
+// `--rerun-tasks`), and the fresh outputs replace the old ones.
+//
+// Status codes matter to Gradle: 401, 403, 400, 405, 406, 411, 415, 417 and a
+// few others are fatal (the build fails), 413 means "too large, not stored"
+// (the build goes on), any other error disables the remote cache for the
+// rest of the build. So auth and key errors are fatal by design; a too-large
+// or failed upload is not.
+
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HoardError } from '../../core/errors.ts';
+import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
+import { parseRange } from '../../server/http-range.ts';
+
+/**
+ * Gradle's cache key: its HashCode in lowercase hex. Gradle (4.4 to 8.x)
+ * uses MD5, 32 characters; up to 128 are accepted so a longer hash in a
+ * later release still works.
+ */
+const GRADLE_KEY = /^[0-9a-f]{32,128}$/;
+
+/** What Gradle sends as Content-Type (v1 up to Gradle 5, v2 since); stored and returned as it came. */
+const ARTIFACT_TYPE = /^application\/vnd\.gradle\.build-cache-artifact\.v\d{1,3}$/;
+
+interface KeyParams {
+  key: string;
+}
+
+export async function gradleRoutes(app: FastifyInstance, entries: CacheEntries): Promise<void> {
+  // Entry bodies are never parsed: the handler streams the raw request.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  /** The entry name of the request's key, after auth (401/403 come before anything about the key). */
+  const entryName = (request: FastifyRequest<{ Params: KeyParams }>, need: 'read' | 'write'): string => {
+    const key = request.params.key;
+    if (!GRADLE_KEY.test(key)) {
+      entries.authorize(request, need);
+      throw new HoardError(
+        'HOARD_EBAD_REQUEST',
+        `not a Gradle build cache key: ${JSON.stringify(key.slice(0, 80))}`,
+        {
+          hint: 'Gradle keys are 32 to 128 lowercase hex characters; point HttpBuildCache.url at http://<host>/gradle/',
+        },
+      );
+    }
+    const name = entries.refName(key);
+    // A 401 carries the server's Basic challenge; reads need no ref prefix, writes one covering `name`.
+    entries.authorize(request, need, name);
+    return name;
+  };
+
+  app.route<{ Params: KeyParams }>({
+    method: ['GET', 'HEAD'],
+    url: '/:key',
+    exposeHeadRoute: false,
+    config: { scope: 'none' },
+    handler: async (request, reply) => {
+      const name = entryName(request, 'read');
+      const entry = await entries.get(name, signalOf(reply));
+      if (!entry)
+        return reply
+          .code(404)
+          .type('text/plain; charset=utf-8')
+          .send(`no build cache entry ${request.params.key}\n`);
+      return sendEntry(request, reply, entries, entry);
+    },
+  });
+
+  app.put<{ Params: KeyParams }>('/:key', { config: { scope: 'none' } }, async (request, reply) => {
+    const name = entryName(request, 'write');
+    const lenHeader = request.headers['content-length'];
+    const size = lenHeader === undefined ? undefined : Number(lenHeader);
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < 0))
+      throw new HoardError('HOARD_EBAD_REQUEST', 'invalid Content-Length');
+    const type = request.headers['content-type'];
+    const meta: Record<string, string> = {};
+    if (type !== undefined && ARTIFACT_TYPE.test(type)) meta['content-type'] = type;
+    const body = (request.body as IncomingMessage | undefined) ?? request.raw;
+    const res = await entries.put(name, body instanceof Readable ? body : Readable.from(body), {
+      size,
+      meta,
+      mode: 'overwrite',
+      signal: signalOf(reply),
+    });
+    return reply.code(res.created ? 201 : 200).send();
+  });
+}
+
+async function sendEntry(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  entries: CacheEntries,
+  entry: CacheEntry,
+): Promise<FastifyReply> {
+  const r = parseRange(rangeHeader(request.headers.range), entry.size);
+  if (r.kind === 'unsatisfiable') {
+    reply.header('content-range', `bytes */${entry.size}`);
+    throw new HoardError(
+      'HOARD_ERANGE_NOT_SATISFIABLE',
+      `range not satisfiable for a ${entry.size}-byte entry`,
+    );
+  }
+  const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, entry.size];
+  reply.header('content-type', entry.meta['content-type'] ?? 'application/octet-stream');
+  reply.header('accept-ranges', 'bytes');
+  reply.header('content-length', String(end - start));
+  if (r.kind === 'partial') {
+    reply.code(206);
+    reply.header('content-range', `bytes ${start}-${end - 1}/${entry.size}`);
+  }
+  if (request.method === 'HEAD') return reply.send();
+  const range = r.kind === 'partial' ? { offset: start, length: end - start } : undefined;
+  return reply.send(await entries.read(entry, range));
+}
+
+function rangeHeader(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** Aborted when the client goes away before its answer is out, so a fill or an upload for nobody stops. */
+function signalOf(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}
