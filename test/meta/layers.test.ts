@@ -18,7 +18,8 @@ export const LAYERS: Record<string, number> = {
   sync: 3,
   server: 4,
   git: 5,
-  cli: 6,
+  features: 6,
+  cli: 7,
 };
 
 const SRC = resolve(import.meta.dirname, '../../src');
