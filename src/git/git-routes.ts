@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
 import { gitFailure, spawnGit } from './git-process.ts';
-import type { GitLogger, MirrorManager } from './mirror-manager.ts';
+import type { MirrorManager } from './mirror-manager.ts';
 import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
 import { parseRepoPath, Upstreams } from './upstreams.ts';
 
@@ -56,7 +56,7 @@ const RPC = /^(.+)\/(git-upload-pack|git-receive-pack)$/;
 
 export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): Promise<void> {
   const { mirrors } = opts;
-  mirrors.useLoggerIfUnset(app.log.child({ component: 'git' }) as unknown as GitLogger);
+  mirrors.useLoggerIfUnset(app.log.child({ component: 'git' }));
   if (opts.start !== false) {
     await mirrors.start();
     app.addHook('onClose', async () => {

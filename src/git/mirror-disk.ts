@@ -1,14 +1,12 @@
-// One mirror directory on disk, below the MirrorManager's policy: the git
+// One mirror directory on disk, below the policy of mirror.ts: the git
 // config a serving mirror gets, its persisted metadata (hoard.json), the
-// identity that reveals a replaced directory, object and ref queries, and
-// stale lock removal. (The per-mirror lock that serialises clone, fetch and
-// maintenance is a Semaphore(1) from core/pool.ts.)
+// identity that reveals a replaced directory, and stale lock removal.
+// (Queries to git about the mirror's refs and objects are in git-queries.ts.)
 
 import { statSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
-import { runGit } from './git-process.ts';
 
 export interface MirrorMeta {
   /** The repo path the mirror was created for (the upstream URL is built from it). */
@@ -57,22 +55,6 @@ export function dirIdentity(dir: string): string | null {
   }
 }
 
-export function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => resolve('timeout'), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}
-
 export async function readMeta(dir: string): Promise<MirrorMeta | null> {
   try {
     const meta = JSON.parse(await readFile(join(dir, 'hoard.json'), 'utf8')) as MirrorMeta;
@@ -80,36 +62,6 @@ export async function readMeta(dir: string): Promise<MirrorMeta | null> {
   } catch {
     return null;
   }
-}
-
-export async function revParse(dir: string, rev: string): Promise<string | null> {
-  const r = await runGit(['rev-parse', '--verify', '-q', '--end-of-options', rev], {
-    cwd: dir,
-    okCodes: [1],
-  });
-  return r.code === 0 ? r.stdout.trim() : null;
-}
-
-export async function headCommit(dir: string): Promise<string | null> {
-  return revParse(dir, 'HEAD^{commit}').catch(() => null);
-}
-
-export async function symbolicHead(dir: string): Promise<string | null> {
-  const r = await runGit(['symbolic-ref', '-q', 'HEAD'], { cwd: dir, okCodes: [1] }).catch(() => null);
-  return r && r.code === 0 ? r.stdout.trim() : null;
-}
-
-/** Object ids of `ids` absent from the repository at `dir`. */
-export async function missingObjects(dir: string, ids: string[]): Promise<string[]> {
-  const r = await runGit(['cat-file', '--batch-check=%(objectname)'], {
-    cwd: dir,
-    input: `${ids.join('\n')}\n`,
-  });
-  const missing: string[] = [];
-  for (const line of r.stdout.split('\n')) {
-    if (line.endsWith(' missing')) missing.push(line.slice(0, -8));
-  }
-  return missing;
 }
 
 /**

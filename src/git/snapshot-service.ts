@@ -56,14 +56,13 @@ export interface SnapshotMirrors {
   ): Promise<{ key: string; dir: string; staleSeconds: number | null }>;
   /** Of `ids`, those still missing after a fetch. */
   ensureObjects(path: string, ids: string[]): Promise<string[]>;
-  on?(
-    event: 'defaultBranchMoved',
+  /**
+   * Subscribes to moves of the default branch (MirrorManager.onDefaultBranchMoved);
+   * returns the unsubscribe function. Without it, no background generation.
+   */
+  onDefaultBranchMoved?(
     listener: (ev: { key: string; path: string; dir: string; to: string }) => void,
-  ): unknown;
-  off?(
-    event: 'defaultBranchMoved',
-    listener: (ev: { key: string; path: string; dir: string; to: string }) => void,
-  ): unknown;
+  ): () => void;
 }
 
 type LogFn = (obj: object | string, msg?: string) => void;
@@ -150,7 +149,7 @@ export class SnapshotService {
   #timers = new Map<string, NodeJS.Timeout>();
   #background = new Set<Promise<unknown>>();
   #closed = false;
-  #onMoved = (ev: { key: string; path: string; dir: string; to: string }) => this.#scheduleBackground(ev);
+  #unsubscribe: () => void;
 
   constructor(opts: SnapshotServiceOptions) {
     this.mirrors = opts.mirrors;
@@ -163,7 +162,8 @@ export class SnapshotService {
     this.debounceMs = opts.debounceMs ?? DEFAULTS.snapshotDebounceMs;
     this.log = opts.log ?? silent;
     this.#sem = new Semaphore(opts.concurrency ?? DEFAULTS.snapshotGenerateConcurrency);
-    this.mirrors.on?.('defaultBranchMoved', this.#onMoved);
+    this.#unsubscribe =
+      this.mirrors.onDefaultBranchMoved?.((ev) => this.#scheduleBackground(ev)) ?? (() => {});
   }
 
   #prepare(): Promise<void> {
@@ -387,7 +387,7 @@ export class SnapshotService {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.mirrors.off?.('defaultBranchMoved', this.#onMoved);
+    this.#unsubscribe();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     await this.idle();

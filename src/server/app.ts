@@ -197,6 +197,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.debug({ err: e.message, code: e.code }, 'request refused');
     const message = status >= 500 && e.code === 'HOARD_EINTERNAL' ? 'internal error' : e.message;
+    // Clients that hold credentials (git, Gradle, URL userinfo) send them only when challenged.
+    if (status === 401) reply.header('www-authenticate', 'Basic realm="hoard", Bearer realm="hoard"');
     reply
       .code(status)
       .type('application/json')

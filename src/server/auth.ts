@@ -1,6 +1,7 @@
 // Who may do what. Without a tokens file the server trusts loopback clients
 // only (anything else gets 403). With one (`--tokens FILE`), every request
-// is judged by its `Authorization: Bearer <token>`: a token has scopes
+// is judged by its `Authorization: Bearer <token>` (or HTTP Basic with the
+// token as the password, as git, Gradle and URL userinfo send): a token has scopes
 // (`read`, `write`) and optionally the ref-name prefixes it may write. Reads
 // without a token are allowed only with `--public-read`; writes without one
 // get 401. Tokens are compared as SHA-256 hashes with timingSafeEqual and are
@@ -128,11 +129,27 @@ export function isLoopback(address: string | undefined): boolean {
 }
 
 /** Finds the principal for a bearer token (compares every entry, in constant time per entry). */
+/**
+ * The token of an Authorization header: `Bearer <token>`, or HTTP Basic with
+ * the token as the password (any user name), as forges accept it — what git
+ * credential helpers, Gradle and URL userinfo (`http://ci:TOKEN@host/…`) send.
+ */
+export function tokenOf(authorization: string): string | undefined {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (bearer) return bearer[1];
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  if (!basic) return undefined;
+  const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const password = colon < 0 ? '' : decoded.slice(colon + 1);
+  return password === '' ? undefined : password;
+}
+
 export function principalOf(policy: AuthPolicy, authorization: string | undefined): Principal | undefined {
   if (!policy.tokens || !authorization) return undefined;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  if (!m) return undefined;
-  const h = hashToken(m[1]);
+  const token = tokenOf(authorization);
+  if (token === undefined) return undefined;
+  const h = hashToken(token);
   let found: TokenEntry | undefined;
   for (const t of policy.tokens) if (timingSafeEqual(t.hash, h) && !found) found = t;
   return found ? { name: found.name, scopes: found.scopes, refPrefixes: found.refPrefixes } : undefined;

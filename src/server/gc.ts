@@ -2,6 +2,7 @@
 // a server without a shared remote, or any `--data DIR`).
 //
 // Live = every ref's target blob; if that blob is a snapshot record, its tree;
+// if a cache entry record (core/entry-record.ts), its content blob;
 // if a tree (directly or through a snapshot), every file blob it lists.
 // Parents of a snapshot are not followed: superseded snapshots and their trees
 // are garbage once no ref points at them (issue 6), so the disk keeps the
@@ -22,6 +23,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
 import { DigestSet } from '../core/digest-set.ts';
+import { decodeEntry, ENTRY_PREFIX, type EntryRecord, MAX_ENTRY_BYTES } from '../core/entry-record.ts';
 import { isHoardError } from '../core/errors.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES } from '../core/snapshot-record.ts';
 import { decodeTreeStream } from '../core/tree-stream.ts';
@@ -33,7 +35,7 @@ import type { RefStore } from '../store/ref-store.ts';
 const SNAPSHOT_PREFIX = Buffer.from('{"hoard":"snapshot/1"');
 const TREE_PREFIX = Buffer.from('{"hoard":"tree/1"}');
 /** Bytes read from a ref's target to tell a snapshot record or a tree from an opaque blob. */
-const SNIFF_BYTES = Math.max(SNAPSHOT_PREFIX.length, TREE_PREFIX.length);
+const SNIFF_BYTES = Math.max(SNAPSHOT_PREFIX.length, TREE_PREFIX.length, ENTRY_PREFIX.length);
 /** Read size while streaming a tree (one such buffer is all a tree costs in memory). */
 const TREE_READ_CHUNK = 256 * 1024;
 
@@ -100,6 +102,14 @@ export async function liveSet(
       }
       await markTree(tree);
     } else if (head.prefix.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) await markTree(ref.target);
+    else if (
+      head.prefix.subarray(0, ENTRY_PREFIX.length).equals(ENTRY_PREFIX) &&
+      head.size <= MAX_ENTRY_BYTES
+    ) {
+      // A cache entry record: its content blob is live with it.
+      const rec = await readFile(disk.pathOf(ref.target)).then(decodeEntryOrNone, () => undefined);
+      if (rec) mark(rec.blob);
+    }
   }
   return live;
 }
@@ -209,4 +219,12 @@ export async function collectGarbage(root: string, opts: GcOptions = {}): Promis
     total -= g.size;
   }
   return report;
+}
+
+function decodeEntryOrNone(bytes: Buffer): EntryRecord | undefined {
+  try {
+    return decodeEntry(bytes);
+  } catch {
+    return undefined; // not a valid record: only the ref's target itself is live
+  }
 }

@@ -19,6 +19,8 @@ export class ServerMetrics {
   readonly corrupt: Counter<'source'>;
   readonly scrubBytes: Counter;
   readonly connectionsCut: Counter<'reason'>;
+  readonly cacheRequests: Counter<'tool' | 'op' | 'result'>;
+  readonly cacheBytes: Counter<'tool' | 'direction'>;
 
   constructor() {
     const registers = [this.registry];
@@ -96,6 +98,18 @@ export class ServerMetrics {
     this.scrubBytes = new Counter({
       name: 'hoard_scrub_bytes_total',
       help: 'Bytes of the disk tier re-hashed by the background scrub',
+      registers,
+    });
+    this.cacheRequests = new Counter({
+      name: 'hoard_cache_requests_total',
+      help: 'Keyed cache requests of the build-tool front-ends, by tool, op (get, put, delete) and result (hit, miss, stored, exists, deleted)',
+      labelNames: ['tool', 'op', 'result'],
+      registers,
+    });
+    this.cacheBytes = new Counter({
+      name: 'hoard_cache_bytes_total',
+      help: 'Content bytes of keyed cache entries, by tool and direction (in: stored, out: served)',
+      labelNames: ['tool', 'direction'],
       registers,
     });
     this.connectionsCut = new Counter({

@@ -8,13 +8,15 @@
 // are read (bounded, verified against their digests); trees are streamed and
 // decoded line by line (tree-stream.ts), so a tree's size costs no memory.
 //
-// A ref whose target is not a snapshot record (a cache entry, a git snapshot
-// archive) is "opaque": only its presence is checked.
+// A ref whose target is a cache entry record (core/entry-record.ts) needs
+// the record's content blob too. Any other target (a git snapshot archive, a
+// raw blob) is "opaque": only its presence is checked.
 
 import type { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { DigestSet } from '../core/digest-set.ts';
+import { decodeEntry, ENTRY_PREFIX, type EntryRecord } from '../core/entry-record.ts';
 import { isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES } from '../core/snapshot-record.ts';
@@ -47,7 +49,7 @@ export interface MissingBlob {
 export interface UnreadableBlob {
   ref: string;
   digest: Digest;
-  kind: 'snapshot' | 'tree';
+  kind: 'snapshot' | 'tree' | 'entry';
   reason: string;
 }
 
@@ -174,6 +176,24 @@ export async function checkReachability(
       if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
       need(target, 'target', { ref: name, paths: [], morePaths: 0 }); // removed since the stat
       return;
+    }
+    if (bytes.subarray(0, ENTRY_PREFIX.length).equals(ENTRY_PREFIX)) {
+      // A cache entry record: its content blob must be there too.
+      let rec: EntryRecord | undefined;
+      try {
+        if (sha256(bytes) !== target) throw new Error('content does not match its digest');
+        rec = decodeEntry(bytes);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        report.unreadable.push({ ref: name, digest: target, kind: 'entry', reason });
+        return;
+      }
+      if (rec) {
+        referenced.add(rec.blob);
+        if ((await blobs.missing([rec.blob])).length > 0)
+          need(rec.blob, 'file', { ref: name, paths: [], morePaths: 0 });
+        return;
+      }
     }
     if (!bytes.subarray(0, SNAPSHOT_PREFIX.length).equals(SNAPSHOT_PREFIX)) {
       report.opaqueRefs++;

@@ -1,11 +1,13 @@
 // The freshness contract of the git proxy against live `hoard serve`
 // processes: restarts, restored mirrors, slow and unreachable upstreams,
-// concurrent first clones.
+// concurrent first clones. These run child processes (no injected clock):
+// order comes from waiting on conditions, never from sleeps.
 
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { waitUntil } from '../support/wait.ts';
 import {
   commitUpstream,
   git,
@@ -27,16 +29,6 @@ async function serve(data: string, args: string[]): Promise<ServerProcess> {
 after(async () => {
   await Promise.all(servers.map((s) => s.kill()));
 });
-
-async function waitFor<T>(fn: () => T | undefined, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('git freshness', () => {
   test('restart regression: a mirror found on disk is fetched before its refs are served', async () => {
@@ -63,11 +55,9 @@ describe('git freshness', () => {
         assert.equal(head(dest), c, `protocol v${protocol}`);
       }
       // One info line summarises the warm-up.
-      const line = await waitFor(
-        () => s.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('git warm-up')),
-        10_000,
-        'warm-up summary',
-      );
+      const summary = () => s.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('git warm-up'));
+      await waitUntil(() => summary() !== undefined, 'warm-up summary');
+      const line = summary()!;
       assert.equal(line.level, 30);
       assert.equal(line.mirrors, 1);
       await s.stop();
@@ -208,8 +198,12 @@ describe('git freshness', () => {
       await s.stop();
 
       // Shutdown does not wait for a hanging fetch (here: the warm-up's, with a long timeout).
+      const asked = http.infoRefs.get('/app.git') ?? 0;
       s = await serve(data, ['--git-upstream', `h=${http.url}`, '--git-fetch-timeout', '10m']);
-      await new Promise((r) => setTimeout(r, 300));
+      await waitUntil(
+        () => (http.infoRefs.get('/app.git') ?? 0) > asked,
+        'the warm-up fetch at the upstream',
+      );
       const t1 = Date.now();
       await s.stop();
       assert.ok(Date.now() - t1 < 5000, `stopped in ${Date.now() - t1} ms`);
@@ -243,6 +237,7 @@ describe('git freshness', () => {
     const c = commitUpstream(join(upRoot, 'r37.git'), 'upstream moved while the server was down');
     const http = await startHttpUpstream(upRoot, 300);
     try {
+      // A real-time budget on purpose (readiness must not wait for the warm-up): polled, not slept.
       const t0 = Date.now();
       const s = await serve(data, ['--git-upstream', `slow=${http.url}`]);
       let ready = false;

@@ -1,12 +1,15 @@
-// MirrorManager in-process: which fetch a request may join, resolveRef, and
-// the defaultBranchMoved event the snapshot service relies on.
+// MirrorManager in-process: which fetch a request may join and the freshness
+// bound (on an injected clock), resolveRef, and the defaultBranchMoved
+// subscription the snapshot service relies on.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Registry } from 'prom-client';
-import { MirrorManager } from '../../src/git/mirror-manager.ts';
+import { Registry, register } from 'prom-client';
+import { MirrorManager, type MirrorManagerOptions } from '../../src/git/mirror-manager.ts';
 import { parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
+import { ManualClock } from '../support/manual-clock.ts';
+import { waitUntil } from '../support/wait.ts';
 import { commitUpstream, gitSync, head, makeUpstream, tempDir } from './helpers/harness.ts';
 import { type HttpUpstream, startHttpUpstream } from './helpers/http-upstream.ts';
 
@@ -15,17 +18,25 @@ describe('MirrorManager', () => {
   let http: HttpUpstream;
   let upstream: string;
   let mirrors: MirrorManager;
+  /** A started manager of its own data directory, mirroring the HTTP upstream. */
+  const startManager = async (data: string, opts: Partial<MirrorManagerOptions> = {}) => {
+    const m = new MirrorManager({
+      dataDir: join(tmp.path, data),
+      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
+      maxStalenessMs: 0,
+      registry: new Registry(),
+      ...opts,
+    });
+    await m.start();
+    return m;
+  };
+  /** Upstream fetches (and clones) of app.git so far. */
+  const fetches = () => http.infoRefs.get('/app.git') ?? 0;
 
   before(async () => {
     upstream = makeUpstream(join(tmp.path, 'up'), 'app', 2);
     http = await startHttpUpstream(join(tmp.path, 'up'), 0);
-    mirrors = new MirrorManager({
-      dataDir: join(tmp.path, 'data'),
-      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
-      maxStalenessMs: 0,
-      registry: new Registry(),
-    });
-    await mirrors.start();
+    mirrors = await startManager('data');
     await mirrors.open('h/app.git', { refs: false }); // the clone
     await mirrors.maintain('h/app.git');
   });
@@ -36,26 +47,56 @@ describe('MirrorManager', () => {
   });
 
   test('a request joins a fetch started after it arrived, never one started before', async () => {
-    http.delayMs = 400;
-    const c0 = http.infoRefs.get('/app.git') ?? 0;
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    const t0 = Date.now();
-    const a = mirrors.open('h/app.git'); // starts fetch 1
-    await sleep(100);
-    const b = mirrors.open('h/app.git'); // fetch 1 started before b: waits for it, then starts fetch 2
-    await sleep(50);
-    const c = mirrors.open('h/app.git'); // fetch 1 is no good either; fetch 2 (started later) is shared
-    const [ra, rb, rc] = await Promise.all([a, b, c]);
-    assert.deepEqual([ra.staleSeconds, rb.staleSeconds, rc.staleSeconds], [null, null, null]);
-    assert.equal((http.infoRefs.get('/app.git') ?? 0) - c0, 2, 'two fetches for three requests');
-    assert.ok(Date.now() - t0 >= 800, 'b and c waited for a second fetch');
-    http.delayMs = 0;
+    // Arrival order is set by the injected clock, not by sleeps: b arrives 100 ms and c
+    // 150 ms (clock time) after fetch 1 started, whenever the scheduler runs them.
+    const clock = new ManualClock();
+    const m = await startManager('data-join', { clock });
+    try {
+      await m.open('h/app.git', { refs: false }); // the clone
+      clock.advance(1000); // the clone is older than what any request below needs
+      http.delayMs = 400;
+      const c0 = fetches();
+      const t0 = Date.now();
+      const a = m.open('h/app.git'); // starts fetch 1
+      await waitUntil(() => fetches() > c0, 'fetch 1 at the upstream');
+      clock.advance(100);
+      const b = m.open('h/app.git'); // fetch 1 started before b: waits for it, then starts fetch 2
+      clock.advance(50);
+      const c = m.open('h/app.git'); // fetch 1 is no good either; fetch 2 (started later) is shared
+      const [ra, rb, rc] = await Promise.all([a, b, c]);
+      assert.deepEqual([ra.staleSeconds, rb.staleSeconds, rc.staleSeconds], [null, null, null]);
+      assert.equal(fetches() - c0, 2, 'two fetches for three requests');
+      // Real time: each fetch is held 400 ms by the upstream, and fetch 2 follows fetch 1.
+      assert.ok(Date.now() - t0 >= 800, 'b and c waited for a second fetch');
+    } finally {
+      http.delayMs = 0;
+      await m.close();
+    }
+  });
+
+  test('the bound in clock time: fresh for maxStalenessMs after a fetch started, then fetched again', async () => {
+    const clock = new ManualClock();
+    const m = await startManager('data-bound', { clock, maxStalenessMs: 10_000 });
+    try {
+      await m.open('h/app.git'); // the clone, fresh as of now
+      const c0 = fetches();
+      clock.advance(10_000);
+      assert.equal((await m.open('h/app.git')).staleSeconds, null);
+      assert.equal(fetches(), c0, 'still within the bound: no fetch');
+      clock.advance(1);
+      assert.equal((await m.open('h/app.git')).staleSeconds, null);
+      assert.equal(fetches(), c0 + 1, 'past the bound: one fetch');
+      clock.advance(5_000);
+      await m.open('h/app.git');
+      assert.equal(fetches(), c0 + 1, 'the new fetch counts from its own start');
+    } finally {
+      await m.close();
+    }
   });
 
   test('resolveRef after the freshness check; defaultBranchMoved when a fetch moves HEAD', async () => {
     const moved: { ref: string; from: string | null; to: string }[] = [];
-    const onMoved = (e: { ref: string; from: string | null; to: string }) => moved.push(e);
-    mirrors.on('defaultBranchMoved', onMoved);
+    const unsubscribe = mirrors.onDefaultBranchMoved((e) => moved.push(e));
     try {
       const before = head(upstream, 'main');
       const c = commitUpstream(upstream, 'moves main');
@@ -71,24 +112,22 @@ describe('MirrorManager', () => {
       await assert.rejects(mirrors.resolveRef('h/app.git', 'nope'), { code: 'HOARD_EREF_NOT_FOUND' });
       await assert.rejects(mirrors.resolveRef('h/app.git', '-x'), { code: 'HOARD_EBAD_REQUEST' });
     } finally {
-      mirrors.off('defaultBranchMoved', onMoved);
+      unsubscribe();
     }
   });
 
   test('a fetch follows a change of the upstream default branch (HEAD)', async () => {
-    const m2 = new MirrorManager({
-      dataDir: join(tmp.path, 'data-head'),
-      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
-      maxStalenessMs: 0,
-      headCheckIntervalMs: 0,
-      registry: new Registry(),
-    });
-    await m2.start();
+    const m2 = await startManager('data-head', { headCheckIntervalMs: 0 });
     try {
       assert.equal((await m2.resolveRef('h/app.git')).ref, 'refs/heads/main');
       const c = commitUpstream(upstream, 'on trunk', 'trunk');
       gitSync(['symbolic-ref', 'HEAD', 'refs/heads/trunk'], upstream);
-      const moved = new Promise<{ ref: string; to: string }>((r) => m2.once('defaultBranchMoved', r));
+      const moved = new Promise<{ ref: string; to: string }>((r) => {
+        const unsubscribe = m2.onDefaultBranchMoved((e) => {
+          unsubscribe();
+          r(e);
+        });
+      });
       await m2.open('h/app.git'); // fetches trunk; the HEAD check runs right after
       const e = await moved;
       assert.equal(e.ref, 'refs/heads/trunk');
@@ -106,5 +145,23 @@ describe('MirrorManager', () => {
     assert.deepEqual(await mirrors.ensureObjects('h/app.git', [c]), []);
     const bogus = 'f'.repeat(40);
     assert.deepEqual(await mirrors.ensureObjects('h/app.git', [bogus]), [bogus]);
+  });
+});
+
+describe('git metrics', () => {
+  test("registered on the registry given (shared by managers on it), never on prom-client's global one", () => {
+    const tmp = tempDir();
+    try {
+      const reg = new Registry();
+      const m1 = new MirrorManager({ dataDir: join(tmp.path, 'a'), registry: reg });
+      const m2 = new MirrorManager({ dataDir: join(tmp.path, 'b'), registry: reg });
+      assert.ok(reg.getSingleMetric('hoard_git_fetches_total'));
+      assert.equal(m2.metrics.fetches, m1.metrics.fetches);
+      new MirrorManager({ dataDir: join(tmp.path, 'c') });
+      assert.equal(register.getSingleMetric('hoard_git_fetches_total'), undefined);
+      assert.equal(register.getSingleMetric('hoard_git_requests_total'), undefined);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });

@@ -28,7 +28,15 @@ describe('snapshots through hoard serve', () => {
   before(async () => {
     upstreams = join(dir.path, 'up');
     makeUpstream(upstreams, 'app', 3);
-    const args = ['--git-upstream', `up=file://${upstreams}`, '--git-max-staleness', '0'];
+    // Servers that are to serve the same archive agree on the URL written into it (docs/snapshots.md).
+    const args = [
+      '--git-upstream',
+      `up=file://${upstreams}`,
+      '--git-max-staleness',
+      '0',
+      '--public-url',
+      'http://hoard.test',
+    ];
     servers = await Promise.all([
       startServer(join(dir.path, 'data-a'), args),
       startServer(join(dir.path, 'data-b'), args),

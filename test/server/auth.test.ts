@@ -174,6 +174,20 @@ describe('auth', () => {
     assert.equal(authorize(policy, req, 'read'), 'loopback');
   });
 
+  it('HTTP Basic with the token as the password is the token; a 401 challenges for it', async () => {
+    const basic = (user: string, pass: string) => ({
+      authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`,
+    });
+    const put = (headers: Record<string, string>) =>
+      fetch(`${srv.url}/v1/blobs/sha256/${hex}`, { method: 'PUT', body: new Uint8Array(data), headers });
+    assert.equal((await put(basic('ci', 'write-secret'))).status < 300, true);
+    assert.equal((await put(basic('anyone', 'read-secret'))).status, 403);
+    const wrong = await put(basic('ci', 'nope'));
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.headers.get('www-authenticate') ?? '', /^Basic realm="hoard"/);
+    assert.equal((await put(basic('write-secret', ''))).status, 401, 'the user name is not the token');
+  });
+
   it('--public-read: anonymous reads allowed, anonymous writes 401', async () => {
     assert.equal((await getBlob(pub)).status, 404);
     assert.equal((await putBlob(pub)).status, 401);

@@ -1,0 +1,244 @@
+// Keyed cache entries: the one model under every build-tool front-end
+// (Bazel's action cache, ccache, Turborepo, Nx, Gradle). A key of a tool is
+// a cache ref `cache/<tool>/<parts…>` pointing at an entry record
+// (core/entry-record.ts: content blob, size, metadata); the content is an
+// ordinary verified blob, so bytes two tools store are stored once and every
+// entry gets the tiers, the shared bucket, single-flight fills, eviction,
+// cache-ref expiry (--cache-ref-ttl) and the token's ref prefixes.
+//
+// Writes: the body is hashed while it is spooled to a temp file under the
+// data directory (bounded by --max-blob-size), then stored as a blob (a known
+// digest, as Bazel's CAS keys are, is verified instead); then the record;
+// then the ref — create-if-absent where the protocol says an entry never
+// changes, last-writer-wins where it may be overwritten. A failure at any
+// step leaves no ref pointing at anything partial: blobs without a ref are
+// garbage for gc.
+//
+// Reads: an entry whose content blob is gone from every tier (evicted,
+// quarantined) is a miss, never a broken hit.
+
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyRequest } from 'fastify';
+import { type Digest, Hasher, isDigest } from '../core/digest.ts';
+import { decodeEntry, encodeEntry, MAX_ENTRY_BYTES } from '../core/entry-record.ts';
+import { HoardError, isHoardError, noSpaceOr, RefConflictError } from '../core/errors.ts';
+import { readAllBounded } from '../core/streams.ts';
+import type { ByteRange } from '../store/blob-store.ts';
+import { authorize } from './auth.ts';
+import type { FeatureContext } from './feature.ts';
+
+export interface CacheEntry {
+  /** The cache ref, e.g. `cache/turbo/<team>/<hash>`. */
+  readonly name: string;
+  /** The content blob. */
+  readonly digest: Digest;
+  readonly size: number;
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export interface PutOptions {
+  /** Declared size (Content-Length): a body of another length stores nothing. */
+  size?: number;
+  /** Known content digest: the body is verified against it. */
+  digest?: Digest;
+  /** Stored with the entry (small strings). */
+  meta?: Record<string, string>;
+  /** create: an existing entry is left alone; overwrite: last writer wins. */
+  mode: 'create' | 'overwrite';
+  signal?: AbortSignal;
+}
+
+export interface PutResult {
+  /** False when mode is create and the entry existed (it is returned as it is). */
+  created: boolean;
+  entry: CacheEntry;
+}
+
+/** One key part: what every tool's keys are made of, and nothing that could climb a path. */
+const PART = /^[A-Za-z0-9._-]{1,200}$/;
+/** Compare-and-set rounds of an overwrite racing other writers of one key. */
+const OVERWRITE_ROUNDS = 10;
+
+export class CacheEntries {
+  readonly tool: string;
+  readonly #ctx: FeatureContext;
+  readonly #spool: string;
+
+  constructor(ctx: FeatureContext, tool: string) {
+    if (!PART.test(tool))
+      throw new HoardError('HOARD_ECONFIG', `invalid cache tool name ${JSON.stringify(tool)}`);
+    this.#ctx = ctx;
+    this.tool = tool;
+    this.#spool = join(ctx.server.dataDir, 'tmp', 'cache-spool');
+  }
+
+  /** `cache/<tool>/<part>/…`; a part that is not a plain key segment is a 400. */
+  refName(...parts: string[]): string {
+    for (const p of parts)
+      if (!PART.test(p) || p === '.' || p === '..')
+        throw new HoardError('HOARD_EBAD_REQUEST', `invalid ${this.tool} cache key ${JSON.stringify(p)}`);
+    return ['cache', this.tool, ...parts].join('/');
+  }
+
+  /** The entry, or undefined: no such key, or its content is gone from every tier. */
+  async get(name: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+    const entry = await this.#lookup(name, signal);
+    this.#ctx.metrics.cacheRequests.inc({ tool: this.tool, op: 'get', result: entry ? 'hit' : 'miss' });
+    if (entry) this.#ctx.ctx.refExpiry?.touch(name);
+    return entry;
+  }
+
+  async #lookup(name: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+    const ref = await this.#ctx.refs.get(name, signal);
+    if (!ref) return undefined;
+    const { blobs } = this.#ctx;
+    const target = await blobs.stat(ref.target);
+    if (!target) return undefined;
+    let rec: ReturnType<typeof decodeEntry>;
+    if (target.size <= MAX_ENTRY_BYTES) {
+      try {
+        rec = decodeEntry(await readAllBounded(await blobs.read(ref.target), MAX_ENTRY_BYTES));
+      } catch (err) {
+        if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return undefined;
+        if (!isHoardError(err, 'HOARD_EBAD_REQUEST')) throw err;
+        rec = undefined; // not a valid record: the target itself is the content
+      }
+    }
+    // A ref written through the blob/ref API may point at the content directly.
+    if (!rec) return { name, digest: ref.target, size: target.size, meta: {} };
+    if (!(await blobs.stat(rec.blob))) return undefined;
+    return { name, digest: rec.blob, size: rec.size, meta: Object.freeze({ ...rec.meta }) };
+  }
+
+  /** The entry's content, verified while it streams. */
+  async read(entry: CacheEntry, range?: ByteRange): Promise<Readable> {
+    const stream = await this.#ctx.blobs.read(entry.digest, range);
+    this.#ctx.metrics.cacheBytes.inc(
+      { tool: this.tool, direction: 'out' },
+      range ? Math.max(0, Math.min(range.length ?? entry.size, entry.size - range.offset)) : entry.size,
+    );
+    return stream;
+  }
+
+  async put(name: string, body: Readable, opts: PutOptions): Promise<PutResult> {
+    const max = this.#ctx.server.maxBlobBytes;
+    if (opts.size !== undefined && opts.size > max)
+      throw new HoardError(
+        'HOARD_ETOO_LARGE',
+        `${this.tool} entry of ${opts.size} bytes is over the limit of ${max}`,
+      );
+    if (opts.mode === 'create') {
+      // The common case of a create-only protocol re-sending a key: no upload to store.
+      const existing = await this.#lookup(name, opts.signal);
+      if (existing) {
+        body.resume();
+        this.#ctx.metrics.cacheRequests.inc({ tool: this.tool, op: 'put', result: 'exists' });
+        return { created: false, entry: existing };
+      }
+    }
+    const { digest, size } = await this.#storeContent(body, opts, max);
+    const { digest: record, bytes } = encodeEntry({ blob: digest, size, meta: opts.meta ?? {} });
+    await this.#ctx.blobs.write(record, [bytes], { size: bytes.byteLength, signal: opts.signal });
+    const entry: CacheEntry = { name, digest, size, meta: Object.freeze({ ...(opts.meta ?? {}) }) };
+    const refs = this.#ctx.refs;
+    if (opts.mode === 'create') {
+      try {
+        await refs.set(name, record, null, opts.signal);
+      } catch (err) {
+        if (!(err instanceof RefConflictError)) throw err;
+        // Another writer got there first: theirs stands (an entry never changes).
+        const theirs = await this.#lookup(name, opts.signal);
+        this.#ctx.metrics.cacheRequests.inc({ tool: this.tool, op: 'put', result: 'exists' });
+        return { created: false, entry: theirs ?? entry };
+      }
+    } else {
+      for (let round = 0; ; round++) {
+        const current = await refs.get(name, opts.signal);
+        try {
+          await refs.set(name, record, current?.version ?? null, opts.signal);
+          break;
+        } catch (err) {
+          if (!(err instanceof RefConflictError) || round + 1 >= OVERWRITE_ROUNDS) throw err;
+        }
+      }
+    }
+    this.#ctx.ctx.refExpiry?.touch(name);
+    this.#ctx.metrics.cacheRequests.inc({ tool: this.tool, op: 'put', result: 'stored' });
+    this.#ctx.metrics.cacheBytes.inc({ tool: this.tool, direction: 'in' }, size);
+    return { created: true, entry };
+  }
+
+  /** Stores the body as a blob: verified against a known digest, else hashed while spooled. */
+  async #storeContent(
+    body: Readable,
+    opts: PutOptions,
+    max: number,
+  ): Promise<{ digest: Digest; size: number }> {
+    const { blobs } = this.#ctx;
+    if (opts.digest !== undefined) {
+      if (!isDigest(opts.digest))
+        throw new HoardError('HOARD_EDIGEST_INVALID', `invalid digest ${opts.digest}`);
+      const r = await blobs.write(opts.digest, body, { size: opts.size, signal: opts.signal });
+      return { digest: opts.digest, size: r.size };
+    }
+    await mkdir(this.#spool, { recursive: true });
+    const tmp = join(this.#spool, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    try {
+      const hasher = new Hasher();
+      await pipeline(
+        body,
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            hasher.update(chunk);
+            if (hasher.size > max)
+              throw new HoardError('HOARD_ETOO_LARGE', `entry is over the limit of ${max} bytes`);
+            yield chunk;
+          }
+        },
+        createWriteStream(tmp, { flags: 'wx' }),
+        { signal: opts.signal },
+      ).catch((err) => {
+        throw noSpaceOr(err, 'a cache entry');
+      });
+      if (opts.size !== undefined && hasher.size !== opts.size)
+        throw new HoardError('HOARD_ETRUNCATED', `expected ${opts.size} bytes, got ${hasher.size}`);
+      const digest = hasher.digest();
+      await blobs.write(digest, createReadStream(tmp), { size: hasher.size, signal: opts.signal });
+      return { digest, size: hasher.size };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async delete(name: string): Promise<boolean> {
+    const ref = await this.#ctx.refs.get(name);
+    if (!ref) return false;
+    try {
+      await this.#ctx.refs.delete(name, ref.version);
+    } catch (err) {
+      if (isHoardError(err, 'HOARD_EREF_NOT_FOUND')) return false;
+      throw err;
+    }
+    this.#ctx.metrics.cacheRequests.inc({ tool: this.tool, op: 'delete', result: 'deleted' });
+    return true;
+  }
+
+  /**
+   * Throws 401/403 unless the request may `need` (the tokens file's scopes;
+   * a write also needs a ref prefix covering `name`). Bearer tokens and HTTP
+   * Basic with the token as the password are accepted.
+   */
+  authorize(request: FastifyRequest, need: 'read' | 'write', name?: string): void {
+    authorize(
+      this.#ctx.auth,
+      { remoteAddress: request.socket.remoteAddress, authorization: request.headers.authorization },
+      need,
+      need === 'write' ? name : undefined,
+    );
+  }
+}
