@@ -77,27 +77,32 @@ export class ActionCache {
 
   /** The verified hit, or undefined: no entry, or one of the blobs it references is gone. */
   async get(name: string, signal?: AbortSignal): Promise<ActionCacheHit | undefined> {
+    return (await this.lookup(name, signal)).hit;
+  }
+
+  /** As get(), telling an incomplete entry (present, but an output is gone) from an absent one. */
+  async lookup(name: string, signal?: AbortSignal): Promise<{ hit?: ActionCacheHit; incomplete: boolean }> {
     const entry = await this.#entries.get(name, signal);
-    if (!entry) return undefined;
+    if (!entry) return { incomplete: false };
     const entries = this.#entries;
     // An opaque value is streamed as it is (ccache entries can be large).
     if (entry.meta.format === FORMAT_OPAQUE)
-      return { size: entry.size, digest: entry.digest, open: (range) => entries.read(entry, range) };
+      return {
+        hit: { size: entry.size, digest: entry.digest, open: (range) => entries.read(entry, range) },
+        incomplete: false,
+      };
     let bytes: Buffer;
     try {
       bytes = await readAllBounded(await entries.read(entry), MAX_ACTION_RESULT_BYTES);
     } catch (err) {
       // Evicted between the lookup and the read, or too large to be one of ours: a miss.
       if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND') || isHoardError(err, 'HOARD_ETOO_LARGE'))
-        return undefined;
+        return { incomplete: true };
       throw err;
     }
-    if (!(await this.#complete(bytes, signal))) return undefined;
-    return {
-      size: bytes.byteLength,
-      digest: entry.digest,
-      open: async (range) => Readable.from([slice(bytes, range)]),
-    };
+    if (!(await this.#complete(bytes, signal))) return { incomplete: true };
+    const open = async (range?: ByteRange) => Readable.from([slice(bytes, range)]);
+    return { hit: { size: bytes.byteLength, digest: entry.digest, open }, incomplete: false };
   }
 
   /**

@@ -18,7 +18,13 @@ export const bazelFeature = defineFeature({
       /** The action cache, for other front-ends on the same store (gRPC REAPI). */
       actions,
       async routes(app) {
-        await bazelRoutes(app, { entries, actions, blobs: ctx.blobs, maxBlobBytes: ctx.server.maxBlobBytes });
+        await bazelRoutes(app, {
+          entries,
+          actions,
+          blobs: ctx.blobs,
+          maxBlobBytes: ctx.server.maxBlobBytes,
+          metrics: ctx.metrics,
+        });
       },
     };
   },

@@ -20,7 +20,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { digestFromHex } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
+import type { ServerMetrics } from '../../server/metrics.ts';
 import type { TieredBlobStore } from '../../server/tiered-blob-store.ts';
+import type { ByteRange } from '../../store/blob-store.ts';
 import type { ActionCache } from './action-cache.ts';
 import { EMPTY_DIGEST } from './action-result.ts';
 import { keyRoute } from './key-route.ts';
@@ -32,6 +34,7 @@ export interface BazelRouteOptions {
   readonly actions: ActionCache;
   readonly blobs: TieredBlobStore;
   readonly maxBlobBytes: number;
+  readonly metrics: ServerMetrics;
 }
 
 interface Params {
@@ -50,7 +53,9 @@ export function isCcacheBazelKey(hex: string): boolean {
 }
 
 export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions): Promise<void> {
-  const { entries, actions, blobs, maxBlobBytes } = opts;
+  const { entries, actions, blobs, maxBlobBytes, metrics } = opts;
+  // CAS traffic bypasses the cache entries, so it is counted here, under the same tool label.
+  const count = (op: string, result: string) => metrics.cacheRequests.inc({ tool: entries.tool, op, result });
   rawBodies(app);
   const instanceOf = (p: Params) => p.instance ?? '_';
 
@@ -62,11 +67,16 @@ export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions)
     if (digest === EMPTY_DIGEST)
       return sendContent(request, reply, { size: 0, digest, open: async () => Readable.from([]) });
     const info = await blobs.stat(digest);
+    count('cas_get', info ? 'hit' : 'miss');
     if (!info) throw new HoardError('HOARD_EBLOB_NOT_FOUND', `blob ${digest} not in the cache`);
     return sendContent(request, reply, {
       size: info.size,
       digest,
-      open: (range) => blobs.read(digest, range),
+      open: async (range) => {
+        const stream = await blobs.read(digest, range);
+        metrics.cacheBytes.inc({ tool: entries.tool, direction: 'out' }, servedBytes(info.size, range));
+        return stream;
+      },
     });
   };
 
@@ -74,16 +84,23 @@ export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions)
     // Writing the CAS needs a token whose ref prefixes cover the Bazel namespace.
     entries.authorize(request, 'write', entries.refName(instanceOf(request.params), 'cas'));
     const digest = digestFromHex(request.params.hex);
-    await receiveUpload(request, reply, { max: maxBlobBytes, what: `blob ${digest}` }, (body, size) =>
-      blobs.write(digest, body, { size }),
+    const res = await receiveUpload(
+      request,
+      reply,
+      { max: maxBlobBytes, what: `blob ${digest}` },
+      (body, size) => blobs.write(digest, body, { size }),
     );
+    count('cas_put', res.created ? 'stored' : 'exists');
+    if (res.created) metrics.cacheBytes.inc({ tool: entries.tool, direction: 'in' }, res.size);
     return reply.code(200).send();
   };
 
   const acGet = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     entries.authorize(request, 'read');
     const name = actions.name(instanceOf(request.params), request.params.hex);
-    const hit = await actions.get(name);
+    const { hit, incomplete } = await actions.lookup(name);
+    // The entry itself was found (and counted as a hit): its outputs are what is missing.
+    if (incomplete) count('get', 'incomplete');
     if (!hit)
       throw new HoardError('HOARD_EREF_NOT_FOUND', `no action result for ${request.params.hex}`, {
         details: { ref: name },
@@ -106,4 +123,9 @@ export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions)
     keyRoute(app, `${base}/cas/:hex`, { get: casGet, put: casPut });
     keyRoute(app, `${base}/ac/:hex`, { get: acGet, put: acPut });
   }
+}
+
+function servedBytes(size: number, range: ByteRange | undefined): number {
+  if (!range) return size;
+  return Math.max(0, Math.min(range.length ?? size, size - range.offset));
 }
