@@ -53,11 +53,14 @@ export interface ActionCacheHit {
   open(range?: ByteRange): Promise<Readable>;
 }
 
+/** What the integrity check reads of the CAS. */
+export type ActionCacheBlobs = Pick<BlobStore, 'stat' | 'read' | 'missing'>;
+
 export class ActionCache {
   readonly #entries: CacheEntries;
-  readonly #blobs: BlobStore;
+  readonly #blobs: ActionCacheBlobs;
 
-  constructor(entries: CacheEntries, blobs: BlobStore) {
+  constructor(entries: CacheEntries, blobs: ActionCacheBlobs) {
     this.#entries = entries;
     this.#blobs = blobs;
   }

@@ -5,6 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Digest, hexOf, sha256 } from '../../../src/core/digest.ts';
 import { EMPTY_DIGEST, encodeActionResult, encodeTree } from '../../../src/features/bazel/action-result.ts';
@@ -214,5 +217,35 @@ describe('bazel HTTP cache', () => {
     assert.equal((await fetch(`${base}/ac/${action}`)).status, 404);
     // The same upload in full works afterwards.
     await cas(data);
+  });
+});
+
+describe('bazel action cache over a shared tier', () => {
+  let srv: TestServer;
+  let sharedDir: string;
+  before(async () => {
+    sharedDir = await mkdtemp(join(tmpdir(), 'hoard-bazel-shared-'));
+    srv = await startCacheServer({ remote: `file://${sharedDir}` });
+  });
+  after(async () => {
+    await srv?.close();
+    await rm(sharedDir, { recursive: true, force: true });
+  });
+
+  it('an output gone from the local disk but in the shared tier still counts; gone from every tier, a miss', async () => {
+    const bytes = randomBytes(1000);
+    const out = sha256(bytes);
+    assert.equal((await put(`${srv.url}/bazel/cas/${hexOf(out)}`, bytes)).status, 200);
+    const action = hexOf(sha256('shared action'));
+    const result = encodeActionResult({ outputFiles: [{ path: 'o', digest: wire(out, 1000) }] });
+    assert.equal((await put(`${srv.url}/bazel/ac/${action}`, result)).status, 200);
+    const { blobs } = srv.server.ctx;
+    assert.equal((await fetch(`${srv.url}/bazel/ac/${action}`)).status, 200);
+    await blobs.memory.delete(out);
+    assert.equal(await blobs.disk.delete(out), true);
+    assert.equal((await fetch(`${srv.url}/bazel/ac/${action}`)).status, 200);
+    await blobs.delete(out);
+    assert.equal(await blobs.shared?.has(out), false);
+    assert.equal((await fetch(`${srv.url}/bazel/ac/${action}`)).status, 404);
   });
 });
