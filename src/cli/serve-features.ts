@@ -35,6 +35,8 @@ export const SERVE_FEATURES: readonly FeatureEntry[] = [
   entry(gitSettings, async () => (await import('../git/git-feature.ts')).gitFeature),
   entry(snapshotSettings, async () => (await import('../git/snapshot-feature.ts')).snapshotFeature),
   entry(undefined, async () => (await import('../features/gradle/gradle-feature.ts')).gradleFeature),
+  entry(undefined, async () => (await import('../features/bazel/bazel-feature.ts')).bazelFeature),
+  entry(undefined, async () => (await import('../features/ccache/ccache-feature.ts')).ccacheFeature),
 ];
 
 /** Every settings group of `hoard serve`: the server's own, then each feature's. */
