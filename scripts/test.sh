@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as `npm test` runs it (and .ci/run through it):
-# lint and type-check, start the real services the tests use (Ceph RGW for
-# S3, installed from Debian's packages when missing), then node:test.
+# lint and type-check, install the real protocol clients and start the real
+# services the tests use (Ceph RGW for S3), from Debian's packages when
+# missing, then node:test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npm run lint
+
+# The real clients of the cache protocols (ccache, gradle, bazel), once per machine.
+bash scripts/clients.sh
 
 if [[ -z "${HOARD_TEST_S3_ENDPOINT:-}" ]]; then
   bash scripts/rgw.sh start
