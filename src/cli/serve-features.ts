@@ -34,6 +34,8 @@ export const SERVE_FEATURES: readonly FeatureEntry[] = [
   entry(undefined, async () => (await import('../server/api-feature.ts')).apiFeature),
   entry(gitSettings, async () => (await import('../git/git-feature.ts')).gitFeature),
   entry(snapshotSettings, async () => (await import('../git/snapshot-feature.ts')).snapshotFeature),
+  entry(undefined, async () => (await import('../features/turbo/turbo-feature.ts')).turboFeature),
+  entry(undefined, async () => (await import('../features/nx/nx-feature.ts')).nxFeature),
 ];
 
 /** Every settings group of `hoard serve`: the server's own, then each feature's. */
