@@ -35,7 +35,9 @@ export async function nxRoutes(app: FastifyInstance, entries: CacheEntries): Pro
   app.setErrorHandler((err: FastifyError | HoardError, request, reply) => {
     const status = err instanceof HoardError ? httpStatusOf(err) : (err.statusCode ?? 500);
     if (status >= 500) request.log.error({ err }, 'request failed');
-    const message = status >= 500 && !(err instanceof HoardError) ? 'internal error' : err.message;
+    let message = status >= 500 && !(err instanceof HoardError) ? 'internal error' : err.message;
+    // The server's own hint names HOARD_TOKEN; an Nx user sets another variable.
+    if (status === 401) message += ' (set NX_SELF_HOSTED_REMOTE_CACHE_ACCESS_TOKEN to a hoard token)';
     reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
   });
 
