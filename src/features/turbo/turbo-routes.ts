@@ -91,7 +91,7 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
           meta,
           mode: 'overwrite',
         });
-        return reply.code(202).send({ urls: [`${request.url.split('?')[0]}`] });
+        return reply.code(202).send({ urls: [request.url.split('?')[0]] });
       },
     );
   });
