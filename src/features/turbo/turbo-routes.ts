@@ -23,6 +23,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { HoardError } from '../../core/errors.ts';
+import { mapLimit } from '../../core/pool.ts';
 import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
 import { parseRange } from '../../server/http-range.ts';
 import { acceptJsonBodies } from '../../server/json-bodies.ts';
@@ -124,9 +125,12 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
           'HOARD_EBAD_REQUEST',
           `at most ${DEFAULTS.missingMaxBatch} hashes per request, got ${hashes.length}`,
         );
+      // Lookups in parallel, bounded (a batch may name thousands of hashes; each may reach the shared tier).
+      const names = hashes.map((h) => entries.refName(team, hashOf(h)));
+      const found = await mapLimit(names, DEFAULTS.bucketHeadConcurrency, (n) => entries.get(n));
       const out: Record<string, unknown> = {};
-      for (const h of hashes) {
-        const entry = await entries.get(entries.refName(team, hashOf(h)));
+      hashes.forEach((h, i) => {
+        const entry = found[i];
         out[h] = entry
           ? {
               size: entry.size,
@@ -134,7 +138,7 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
               ...(entry.meta.tag !== undefined ? { tag: entry.meta.tag } : {}),
             }
           : { error: { message: 'artifact not found' } };
-      }
+      });
       return out;
     });
 

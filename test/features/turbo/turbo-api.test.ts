@@ -129,6 +129,13 @@ describe('turbo remote cache API', () => {
     const out = await res.json();
     assert.deepEqual(out.cccc000011112222, { size: 5, taskDurationMs: 77, tag: 'sig' });
     assert.ok(out.dddd000011112222.error.message);
+
+    const bad = await fetch(`${srv.url}/turbo/v8/artifacts?slug=team-a`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth('dev-secret') },
+      body: JSON.stringify({ hashes: ['cccc000011112222', '../x'] }),
+    });
+    assert.equal(bad.status, 400);
   });
 
   it('events are accepted and status is enabled', async () => {
