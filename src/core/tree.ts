@@ -4,9 +4,14 @@
 // untrusted bytes validates every field and insists the input is already in
 // canonical form, so a tree digest always names exactly one listing.
 
-import { type Digest, isDigest, sha256 } from './digest.ts';
+import { type Digest, Hasher, isDigest, sha256 } from './digest.ts';
 import { HoardError } from './errors.ts';
-import { checkNormalizationCollisions, comparePathBytes, validateTreePath } from './tree-path.ts';
+import {
+  checkNormalizationCollisions,
+  comparePathBytes,
+  MAX_PATH_BYTES,
+  validateTreePath,
+} from './tree-path.ts';
 
 export type EntryKind = 'file' | 'exec' | 'symlink' | 'dir';
 
@@ -66,6 +71,12 @@ export function normalizeTree(entries: readonly TreeEntry[]): Tree {
     if (sorted[i].path === sorted[i - 1].path)
       invalidTree(`duplicate path ${JSON.stringify(sorted[i].path)}`);
   }
+  checkStructure(sorted);
+  return { entries: sorted };
+}
+
+/** The checks on a sorted, duplicate-free list of valid entries that need the whole list. */
+function checkStructure(sorted: readonly TreeEntry[]): void {
   checkNormalizationCollisions(sorted.map((e) => e.path));
   // A path can only have children if no entry claims it as a file, symlink
   // or empty directory: "a" and "a/b" together cannot both be written.
@@ -79,7 +90,6 @@ export function normalizeTree(entries: readonly TreeEntry[]): Tree {
       i = e.path.indexOf('/', i + 1);
     }
   }
-  return { entries: sorted };
 }
 
 /** Validates one entry on its own (path, kind, size, digest, target); cross-entry rules are normalizeTree's. */
@@ -110,10 +120,24 @@ export function encodeTree(entries: readonly TreeEntry[]): Buffer {
   return encodeNormalized(normalizeTree(entries));
 }
 
-/** Bytes of a tree that normalizeTree already validated and sorted. */
+/**
+ * Bytes of a tree that normalizeTree already validated and sorted: one
+ * buffer of the exact size, written line by line (no joined string of the
+ * whole tree next to it: a tree may be hundreds of MiB).
+ */
 function encodeNormalized(tree: Tree): Buffer {
-  const lines = [HEADER, ...tree.entries.map(encodeEntry)];
-  return Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+  const lines = tree.entries.map(encodeEntry);
+  let size = Buffer.byteLength(HEADER) + 1;
+  for (const l of lines) size += Buffer.byteLength(l) + 1;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.write(HEADER, 0);
+  out[at++] = 0x0a;
+  for (let i = 0; i < lines.length; i++) {
+    at += out.write(lines[i], at);
+    out[at++] = 0x0a;
+    lines[i] = ''; // let each line go as soon as it is written
+  }
+  return out;
 }
 
 export function treeDigest(entries: readonly TreeEntry[]): { digest: Digest; bytes: Buffer } {
@@ -121,26 +145,114 @@ export function treeDigest(entries: readonly TreeEntry[]): { digest: Digest; byt
   return { digest: sha256(bytes), bytes };
 }
 
-/** Decodes untrusted tree bytes; only canonical encodings are accepted. */
-export function decodeTree(bytes: Uint8Array): Tree {
-  const text = Buffer.from(bytes).toString('utf8');
-  if (!text.startsWith(`${HEADER}\n`)) invalidTree('missing tree header');
-  const lines = text.slice(HEADER.length + 1).split('\n');
-  if (lines.pop() !== '') invalidTree('missing final newline');
-  const entries: TreeEntry[] = lines.map((line, i) => {
+/**
+ * The digest of a tree without its bytes: validated like encodeTree, then
+ * hashed in bounded chunks, for callers that only compare digests.
+ */
+export function treeDigestOnly(entries: readonly TreeEntry[]): Digest {
+  const tree = normalizeTree(entries);
+  const h = new Hasher();
+  let chunk = `${HEADER}\n`;
+  for (const e of tree.entries) {
+    chunk += `${encodeEntry(e)}\n`;
+    if (chunk.length >= 256 * 1024) {
+      h.update(Buffer.from(chunk, 'utf8'));
+      chunk = '';
+    }
+  }
+  h.update(Buffer.from(chunk, 'utf8'));
+  return h.digest();
+}
+
+/**
+ * Decodes untrusted tree bytes chunk by chunk; only canonical encodings are
+ * accepted. Each line must be exactly the canonical encoding of the entry it
+ * parses to, and paths strictly increasing, which together mean the whole
+ * input is canonical, without the tree as one text or re-encoded copy: peak
+ * memory is the entries plus one chunk, so a tree can be decoded while it
+ * streams in (the caller verifies its digest before trusting the result).
+ */
+/**
+ * Longest line a canonical tree can have: a path and a symlink target of
+ * MAX_PATH_BYTES / MAX_SYMLINK_TARGET_BYTES, every byte escaped as \u00XX
+ * (6 bytes), plus the keys. A longer line is refused before it is parsed or
+ * buffered further (a tree without newlines must not grow a buffer without end).
+ */
+const MAX_LINE_BYTES = 6 * (MAX_PATH_BYTES + MAX_SYMLINK_TARGET_BYTES) + 1024;
+
+export class TreeDecoder {
+  readonly entries: TreeEntry[] = [];
+  #tail: Buffer | undefined;
+  #line = 1;
+  #prevPath: Buffer | undefined;
+  #scratch = Buffer.allocUnsafe(16 * 1024);
+
+  push(chunk: Uint8Array): void {
+    let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.#tail) {
+      buf = Buffer.concat([this.#tail, buf]);
+      this.#tail = undefined;
+    }
+    let start = 0;
+    for (;;) {
+      const end = buf.indexOf(0x0a, start);
+      if (end === -1) break;
+      this.#takeLine(buf.subarray(start, end));
+      start = end + 1;
+    }
+    // A partial line waits for the next chunk (copied: the caller may reuse its buffer).
+    if (start < buf.byteLength) {
+      if (buf.byteLength - start > MAX_LINE_BYTES)
+        invalidTree(`line ${this.#line} is longer than ${MAX_LINE_BYTES} bytes`);
+      this.#tail = Buffer.from(buf.subarray(start));
+    }
+  }
+
+  end(): Tree {
+    if (this.#tail) invalidTree(this.#line === 1 ? 'missing tree header' : 'missing final newline');
+    if (this.#line === 1) invalidTree('missing tree header');
+    checkStructure(this.entries);
+    return { entries: this.entries };
+  }
+
+  #takeLine(raw: Buffer): void {
+    const n = this.#line++;
+    if (raw.byteLength > MAX_LINE_BYTES) invalidTree(`line ${n} is longer than ${MAX_LINE_BYTES} bytes`);
+    if (n === 1) {
+      if (raw.toString('latin1') !== HEADER) invalidTree('missing tree header');
+      return;
+    }
     let v: unknown;
     try {
-      v = JSON.parse(line);
+      v = JSON.parse(raw.toString('utf8'));
     } catch (err) {
-      invalidTree(`line ${i + 2} is not JSON`, err);
+      invalidTree(`line ${n} is not JSON`, err);
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v))
-      invalidTree(`line ${i + 2} is not an object`);
-    return v as TreeEntry;
-  });
-  const tree = normalizeTree(entries);
-  if (!Buffer.from(bytes).equals(encodeNormalized(tree))) invalidTree('not in canonical form');
-  return tree;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) invalidTree(`line ${n} is not an object`);
+    const e = v as TreeEntry;
+    validateEntry(e);
+    const enc = encodeEntry(e);
+    const len = Buffer.byteLength(enc, 'utf8');
+    if (len !== raw.byteLength) invalidTree('not in canonical form');
+    if (this.#scratch.byteLength < len) this.#scratch = Buffer.allocUnsafe(len);
+    this.#scratch.write(enc, 0, 'utf8');
+    if (!this.#scratch.subarray(0, len).equals(raw)) invalidTree('not in canonical form');
+    const path = Buffer.from(e.path, 'utf8');
+    if (this.#prevPath !== undefined) {
+      const c = Buffer.compare(this.#prevPath, path);
+      if (c === 0) invalidTree(`duplicate path ${JSON.stringify(e.path)}`);
+      if (c > 0) invalidTree('not in canonical form');
+    }
+    this.#prevPath = path;
+    this.entries.push(e);
+  }
+}
+
+/** Decodes untrusted tree bytes; only canonical encodings are accepted (see TreeDecoder). */
+export function decodeTree(bytes: Uint8Array): Tree {
+  const d = new TreeDecoder();
+  d.push(bytes);
+  return d.end();
 }
 
 /** Files (and executables) of a tree, by path. */

@@ -11,7 +11,7 @@ import { authorizeRequest } from '../server/context.ts';
 import { defineFeature, type Feature } from '../server/feature.ts';
 import { type GitSubRoute, gitPlugin, pushScopeName } from './git-routes.ts';
 import { type GitSettingsValues, gitSettings } from './git-settings.ts';
-import { type GitLogger, MirrorManager } from './mirror-manager.ts';
+import { MirrorManager } from './mirror-manager.ts';
 import type { GitFlags } from './serve-options.ts';
 import { hostPattern, parseUpstreamSpec, type UpstreamMapping, Upstreams } from './upstreams.ts';
 
@@ -80,7 +80,7 @@ export const gitFeature = defineFeature({
       maxStalenessMs: settings.maxStalenessMs,
       fetchTimeoutMs: settings.fetchTimeoutMs,
       registry: ctx.metrics.registry,
-      log: ctx.log as unknown as GitLogger,
+      log: ctx.log,
     });
     const extra: GitSubRoute[] = [];
     return {
@@ -96,6 +96,7 @@ export const gitFeature = defineFeature({
           start: false,
           allowPushThrough: settings.allowPushThrough,
           authorizePush: (request, key) => authorizeRequest(ctx.ctx, request, 'write', pushScopeName(key)),
+          forwardClientBasicAuth: ctx.auth.tokens === undefined,
           routes: extra,
         });
       },

@@ -17,6 +17,7 @@ import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
+import { header, httpRequest } from '../http/http-client.ts';
 import { gitFailure, spawnGit } from './git-process.ts';
 import type { MirrorManager } from './mirror-manager.ts';
 import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
@@ -43,6 +44,11 @@ export interface GitPluginOptions {
    * pushScopeName); default: anyone who may read.
    */
   authorizePush?: (request: FastifyRequest, key: string) => void;
+  /**
+   * Push-through may forward the client's own HTTP Basic credentials to the
+   * upstream: only when the server has no tokens file (else they are a hoard token).
+   */
+  forwardClientBasicAuth?: boolean;
 }
 
 const NO_CACHE = {
@@ -376,25 +382,31 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       const v = request.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }
-    // The client's upstream credentials (git sends Basic) go upstream; hoard's own Bearer token never does.
-    if (headers.authorization && !/^basic\s/i.test(headers.authorization)) delete headers.authorization;
+    // hoard's own credentials never go upstream: with a tokens file every Authorization a
+    // request may carry here is a hoard token (Bearer, or Basic with the token as the
+    // password), so only loopback mode forwards a client's Basic credentials.
+    if (headers.authorization && (!opts.forwardClientBasicAuth || !/^basic\s/i.test(headers.authorization)))
+      delete headers.authorization;
     if (url.username && !headers.authorization) {
       headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
     }
     url.username = '';
     url.password = '';
-    const res = await fetch(url, {
-      method: advertise ? 'GET' : 'POST',
+    // Through the one HTTP client; every status is the upstream's answer to pass on, and a
+    // push is never retried (its body streams once) nor redirected.
+    const res = await httpRequest(advertise ? 'GET' : 'POST', url, {
       headers,
-      body: advertise ? undefined : (Readable.toWeb(request.body as Readable) as ReadableStream),
-      duplex: 'half',
-      redirect: 'manual',
-    } as RequestInit);
-    if (!advertise && res.ok) mirrors.invalidate(repo);
+      body: advertise ? undefined : (request.body as Readable),
+      accept: 'any',
+      retries: 0,
+    });
+    if (!advertise && res.status < 300) mirrors.invalidate(repo);
     reply.code(res.status).headers(NO_CACHE);
-    for (const h of ['content-type', 'www-authenticate', 'location'])
-      if (res.headers.get(h)) reply.header(h, res.headers.get(h)!);
-    return reply.send(res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) : '');
+    for (const h of ['content-type', 'www-authenticate', 'location']) {
+      const v = header(res, h);
+      if (v) reply.header(h, v);
+    }
+    return reply.send(res.body);
   }
 
   function fail(reply: FastifyReply, err: unknown) {

@@ -32,8 +32,8 @@ export interface HttpRequestOptions {
   /** A Buffer is re-sent on retry; a Readable only if nothing was read from it yet. */
   body?: Body;
   signal?: AbortSignal;
-  /** Statuses returned to the caller instead of thrown (e.g. 404 for stat). */
-  accept?: readonly number[];
+  /** Statuses returned to the caller instead of thrown (e.g. 404 for stat); 'any': the caller judges every status. */
+  accept?: readonly number[] | 'any';
   /** Retries after the first attempt (default DEFAULTS.remoteRetries; 0 = the caller retries). */
   retries?: number;
 }
@@ -117,7 +117,7 @@ async function once(
     headers: res.headers as IncomingHttpHeaders,
     body: res.body,
   };
-  if (res.statusCode < 400 || opts.accept?.includes(res.statusCode)) return response;
+  if (res.statusCode < 400 || opts.accept === 'any' || opts.accept?.includes(res.statusCode)) return response;
   let parsed: unknown;
   try {
     parsed = await readJson(response);

@@ -74,12 +74,18 @@ export class BucketLayout {
       });
   }
 
-  /** The blobs in pages of a listing of blobsPrefix (keys that are not blob keys are skipped). */
-  async *blobsOfPages(pages: AsyncIterable<{ key: string; size: number }[]>): AsyncIterable<BlobInfo> {
+  /**
+   * The blobs in pages of a listing of blobsPrefix (keys that are not blob
+   * keys are skipped), strictly after `after` when given.
+   */
+  async *blobsOfPages(
+    pages: AsyncIterable<{ key: string; size: number }[]>,
+    after?: Digest,
+  ): AsyncIterable<BlobInfo> {
     for await (const page of pages) {
       for (const o of page) {
         const digest = this.digestOfKey(o.key);
-        if (digest) yield { digest, size: o.size };
+        if (digest && (after === undefined || digest > after)) yield { digest, size: o.size };
       }
     }
   }

@@ -32,6 +32,7 @@ import {
   type BlobStore,
   type ByteRange,
   type ByteSource,
+  type ListOptions,
   resolveRange,
   type WriteOptions,
   type WriteResult,
@@ -224,8 +225,10 @@ export class GcsBlobStore implements BlobStore {
     }
   }
 
-  list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
-    return this.layout.blobsOfPages(this.listPages(this.layout.blobsPrefix, undefined, signal));
+  list(opts: ListOptions = {}): AsyncIterable<BlobInfo> {
+    // startOffset is inclusive: the cursor's own key, if listed, is dropped by blobsOfPages.
+    const start = opts.after === undefined ? undefined : this.layout.blobKey(opts.after);
+    return this.layout.blobsOfPages(this.listPages(this.layout.blobsPrefix, start, opts.signal), opts.after);
   }
 
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {

@@ -13,6 +13,7 @@ import type {
   BlobStore,
   ByteRange,
   ByteSource,
+  ListOptions,
   WriteOptions,
   WriteResult,
 } from '../store/blob-store.ts';
@@ -136,8 +137,10 @@ export class HttpBlobStore implements BlobStore {
     return res.status !== 404;
   }
 
-  async *list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
-    let after = '';
+  async *list(opts: ListOptions = {}): AsyncIterable<BlobInfo> {
+    const { signal } = opts;
+    // The server seeks to the cursor (GET /v1/blobs?after=): each page costs the server one page.
+    let after: string = opts.after ?? '';
     for (;;) {
       const q = new URLSearchParams({ limit: '1000' });
       if (after) q.set('after', after);

@@ -54,6 +54,7 @@ import {
   type BlobStore,
   type ByteRange,
   type ByteSource,
+  type ListOptions,
   resolveRange,
   type WriteOptions,
   type WriteResult,
@@ -430,8 +431,10 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
-    return this.layout.blobsOfPages(this.#listPages(this.layout.blobsPrefix, undefined, signal));
+  list(opts: ListOptions = {}): AsyncIterable<BlobInfo> {
+    // StartAfter is exclusive: the listing starts right after the cursor's key.
+    const start = opts.after === undefined ? undefined : this.layout.blobKey(opts.after);
+    return this.layout.blobsOfPages(this.#listPages(this.layout.blobsPrefix, start, opts.signal), opts.after);
   }
 
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {

@@ -15,6 +15,7 @@ import { MemoryBlobStore } from '../store/memory-blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { apiFeature } from './api-feature.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
+import { BoundedDiskStore } from './bounded-disk-store.ts';
 import { parseListen, type ServerConfig } from './config.ts';
 import { applyConnectionLimits, guardBodyIdle, httpServerOptions } from './connection-limits.ts';
 import { authorizeRequest, type RouteAuthConfig, type ServerContext } from './context.ts';
@@ -39,7 +40,7 @@ export interface ServerDeps {
   features?: readonly FeatureUse[];
   /** Log destination override (tests pass false to silence). */
   logger?: boolean;
-  /** Extra tier hooks (tests, disk index). */
+  /** Extra tier hooks (tests); the disk bound is the bounded disk store's own. */
   hooks?: TierHooks;
 }
 
@@ -83,24 +84,12 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     metrics.trackDisk(index);
   }
   metrics.trackMemory(memory);
-  const indexHooks: TierHooks = index
-    ? {
-        // Only blobs the index knows: a reader may still hold a blob that eviction just removed
-        // (its open descriptor pins it), and re-adding it would count bytes no longer on disk.
-        // Blobs on disk the index does not know yet are added by the start-up reconcile.
-        diskTouched: (d) => index.touchIfKnown(d),
-        diskAdded: (d, n) => index.add(d, n),
-        diskRemoved: (d) => index.remove(d),
-        memoryHit: (d) => index.touchIfKnown(d),
-        reserve: (n) => index.reserve(n),
-        unreserve: (n) => index.unreserve(n),
-      }
-    : {};
   const blobs = new TieredBlobStore({
     memory,
-    disk,
+    // With --max-disk the disk store owns its bound (index, reservations, eviction).
+    disk: index ? new BoundedDiskStore(disk, index) : disk,
     shared: shared?.blobs,
-    hooks: metrics.tierHooks(chainHooks(indexHooks, deps.hooks ?? {})),
+    hooks: metrics.tierHooks(deps.hooks),
   });
   const auth: AuthPolicy = {
     tokens: config.tokensFile ? await loadTokens(config.tokensFile) : undefined,
@@ -395,20 +384,5 @@ function listenError(err: unknown, host: string, port: number): HoardError {
 function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {
   const out = { ...h };
   if (out.authorization) out.authorization = '***';
-  return out;
-}
-
-/** Calls every hook of `a`, then of `b` (reserve: both, in order). */
-function chainHooks(a: TierHooks, b: TierHooks): TierHooks {
-  const out: TierHooks = {};
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof TierHooks>;
-  for (const k of keys) {
-    const fa = a[k] as ((...args: unknown[]) => unknown) | undefined;
-    const fb = b[k] as ((...args: unknown[]) => unknown) | undefined;
-    (out as Record<string, unknown>)[k] = async (...args: unknown[]) => {
-      await fa?.(...args);
-      await fb?.(...args);
-    };
-  }
   return out;
 }

@@ -127,7 +127,7 @@ export class DiskIndex {
     for await (const b of this.disk.list()) {
       seen.add(b.digest);
       if (this.#entries.has(b.digest)) continue;
-      const st = await stat(this.disk.pathOf(b.digest)).catch(() => undefined);
+      const st = await stat(this.disk.fileOf(b.digest)).catch(() => undefined);
       if (st) unknown.push({ digest: b.digest, size: b.size, used: st.mtimeMs });
     }
     // Entries known at start whose file is gone: drop.

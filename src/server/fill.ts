@@ -7,9 +7,10 @@
 // (Consequence: the fill runs at the shared tier's and the disk's speed; a
 // slow client reads from the page cache / disk behind it.)
 //
-// The fill hashes as it writes. When the upstream ends it checks size and
-// digest, fsyncs and publishes the temp file into the disk tier with link(2)
-// (create-if-absent, as FsBlobStore does). A reader whose range ends at the
+// The bytes go through the disk tier's positional writer
+// (LocalBlobFiles.createWriter): it hashes as it writes and, when the
+// upstream ends, checks size and digest, fsyncs and publishes with the
+// store's own create-if-absent step; followers read what it wrote so far. A reader whose range ends at the
 // end of the blob gets its last byte only after that verification, so a
 // response that reaches its Content-Length always carries verified bytes; if the fill fails (upstream error,
 // short body, digest mismatch) every reader is destroyed with the error, which
@@ -17,15 +18,12 @@
 // never wrong bytes presented as complete.
 
 import { EventEmitter } from 'node:events';
-import { type FileHandle, link, mkdir, open, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, Hasher } from '../core/digest.ts';
-import { BlobNotFoundError, DigestMismatchError, HoardError, toHoardError } from '../core/errors.ts';
+import type { Digest } from '../core/digest.ts';
+import { BlobNotFoundError, HoardError, toHoardError } from '../core/errors.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
-import type { FsBlobStore } from '../store/fs-blob-store.ts';
+import type { BlobFileWriter, LocalBlobFiles } from '../store/local-blob-files.ts';
 
 export type FillState = 'starting' | 'running' | 'done' | 'failed';
 
@@ -35,8 +33,6 @@ export class Fill extends EventEmitter {
   size = -1;
   /** Bytes written to the temp file so far (readable by followers). */
   written = 0;
-  /** Bytes reserved in the disk bound for this fill (released by the owner when it settles). */
-  reserved = 0;
   error: Error | undefined;
   /** The verified temp file became the disk tier's copy (false when a copy was already there: not ours, not verified by us). */
   published = false;
@@ -45,18 +41,12 @@ export class Fill extends EventEmitter {
   readonly ready: Promise<number>;
   /** Settles when the fill is published (or failed). Never rejects: check `state`. */
   readonly settled: Promise<void>;
-  #fh: FileHandle | undefined;
+  #writer: BlobFileWriter | undefined;
   #refs = 1; // the fill itself holds a reference until it settles
   #resolveReady!: (n: number) => void;
   #rejectReady!: (e: Error) => void;
 
-  constructor(
-    digest: Digest,
-    shared: BlobStore,
-    disk: FsBlobStore,
-    knownSize?: number,
-    reserve?: (bytes: number) => Promise<void>,
-  ) {
+  constructor(digest: Digest, shared: BlobStore, disk: LocalBlobFiles, knownSize?: number) {
     super();
     this.setMaxListeners(0);
     this.digest = digest;
@@ -65,7 +55,7 @@ export class Fill extends EventEmitter {
       this.#rejectReady = rej;
     });
     this.ready.catch(() => {});
-    this.settled = this.#run(shared, disk, knownSize, reserve).then(
+    this.settled = this.#run(shared, disk, knownSize).then(
       () => {
         this.state = 'done';
         this.#notify();
@@ -80,12 +70,7 @@ export class Fill extends EventEmitter {
     this.settled.finally(() => this.release());
   }
 
-  async #run(
-    shared: BlobStore,
-    disk: FsBlobStore,
-    knownSize: number | undefined,
-    reserve: ((bytes: number) => Promise<void>) | undefined,
-  ): Promise<void> {
+  async #run(shared: BlobStore, disk: LocalBlobFiles, knownSize: number | undefined): Promise<void> {
     let size = knownSize;
     if (size === undefined) {
       const info = await shared.stat(this.digest);
@@ -93,17 +78,13 @@ export class Fill extends EventEmitter {
       size = info.size;
     }
     this.size = size;
-    if (reserve) {
-      await reserve(size);
-      this.reserved = size;
-    }
-    const tmp = join(disk.tmpDir, tempName());
-    this.#fh = await open(tmp, 'wx+');
+    // A bounded disk reserves room here (and may evict, or refuse with 507).
+    const writer = await disk.createWriter(this.digest, size);
+    this.#writer = writer;
     this.state = 'running';
     this.#resolveReady(size);
     try {
       const src = await shared.read(this.digest);
-      const hasher = new Hasher();
       try {
         for await (const chunk of src as AsyncIterable<Buffer>) {
           if (this.written + chunk.byteLength > size)
@@ -111,18 +92,8 @@ export class Fill extends EventEmitter {
               'HOARD_EREMOTE',
               `shared tier sent more than the ${size} bytes of ${this.digest}`,
             );
-          let off = 0;
-          while (off < chunk.byteLength) {
-            const { bytesWritten } = await this.#fh.write(
-              chunk,
-              off,
-              chunk.byteLength - off,
-              this.written + off,
-            );
-            off += bytesWritten;
-          }
-          hasher.update(chunk);
-          this.written += chunk.byteLength;
+          await writer.write(chunk);
+          this.written = writer.bytesWritten;
           this.#notify();
         }
       } finally {
@@ -133,20 +104,11 @@ export class Fill extends EventEmitter {
           'HOARD_ETRUNCATED',
           `shared tier sent ${this.written} of ${size} bytes of ${this.digest}`,
         );
-      const actual = hasher.digest();
-      if (actual !== this.digest) throw new DigestMismatchError(this.digest, actual);
-      await this.#fh.sync();
-      const final = disk.pathOf(this.digest);
-      await mkdir(dirname(final), { recursive: true });
-      try {
-        await link(tmp, final);
-        await fsyncDir(dirname(final));
-        this.published = true;
-      } catch (err) {
-        if (!isErrno(err, 'EEXIST')) throw err;
-      }
-    } finally {
-      await unlink(tmp).catch(() => {});
+      // Verifies the digest, fsyncs and links: false when a copy was already there.
+      this.published = (await writer.commit()).created;
+    } catch (err) {
+      await writer.abort();
+      throw err;
     }
   }
 
@@ -166,17 +128,16 @@ export class Fill extends EventEmitter {
 
   release(): void {
     if (--this.#refs === 0) {
-      const fh = this.#fh;
-      this.#fh = undefined;
-      fh?.close().catch(() => {});
+      const writer = this.#writer;
+      this.#writer = undefined;
+      writer?.close().catch(() => {});
     }
   }
 
   /** Reads up to `length` bytes at `position` of what is already written. */
   async readAt(buf: Buffer, length: number, position: number): Promise<number> {
-    if (!this.#fh) throw new HoardError('HOARD_EINTERNAL', 'fill file is closed');
-    const { bytesRead } = await this.#fh.read(buf, 0, length, position);
-    return bytesRead;
+    if (!this.#writer) throw new HoardError('HOARD_EINTERNAL', 'fill file is closed');
+    return this.#writer.readAt(buf, length, position);
   }
 
   /**

@@ -27,9 +27,11 @@ import { decodeEntry, ENTRY_PREFIX, type EntryRecord, MAX_ENTRY_BYTES } from '..
 import { isHoardError } from '../core/errors.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES } from '../core/snapshot-record.ts';
 import { decodeTreeStream } from '../core/tree-stream.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
+import type { LocalBlobFiles } from '../store/local-blob-files.ts';
 import type { RefStore } from '../store/ref-store.ts';
 
 const SNAPSHOT_PREFIX = Buffer.from('{"hoard":"snapshot/1"');
@@ -65,7 +67,7 @@ export interface LiveSetOptions {
  * point of failure, like any blob no valid tree names.
  */
 export async function liveSet(
-  disk: FsBlobStore,
+  disk: BlobStore & LocalBlobFiles,
   refs: RefStore,
   opts: LiveSetOptions = {},
 ): Promise<DigestSet> {
@@ -79,17 +81,17 @@ export async function liveSet(
   const markTree = async (digest: Digest) => {
     mark(digest);
     if (!visitedTrees.add(digest)) return;
-    await markTreeFiles(disk.pathOf(digest), maxTreeBytes, mark);
+    await markTreeFiles(disk.fileOf(digest), maxTreeBytes, mark);
   };
   for await (const ref of refs.list('')) {
     mark(ref.target);
-    const head = await sniff(disk.pathOf(ref.target));
+    const head = await sniff(disk.fileOf(ref.target));
     if (!head) continue;
     if (head.prefix.subarray(0, SNAPSHOT_PREFIX.length).equals(SNAPSHOT_PREFIX)) {
       if (head.size > MAX_SNAPSHOT_BYTES) continue;
       let bytes: Buffer;
       try {
-        bytes = await readFile(disk.pathOf(ref.target));
+        bytes = await readFile(disk.fileOf(ref.target));
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue; // deleted since the sniff
         throw err;
@@ -107,7 +109,7 @@ export async function liveSet(
       head.size <= MAX_ENTRY_BYTES
     ) {
       // A cache entry record: its content blob is live with it.
-      const rec = await readFile(disk.pathOf(ref.target)).then(decodeEntryOrNone, () => undefined);
+      const rec = await readFile(disk.fileOf(ref.target)).then(decodeEntryOrNone, () => undefined);
       if (rec) mark(rec.blob);
     }
   }
@@ -200,7 +202,7 @@ export async function collectGarbage(root: string, opts: GcOptions = {}): Promis
       report.live++;
       continue;
     }
-    const st = await stat(disk.pathOf(b.digest)).catch(() => undefined);
+    const st = await stat(disk.fileOf(b.digest)).catch(() => undefined);
     if (!st) continue;
     const used = Math.max(st.atimeMs, st.mtimeMs);
     if (now - used < grace) {

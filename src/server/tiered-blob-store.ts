@@ -53,19 +53,20 @@ import { type Digest, sha256, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError } from '../core/errors.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import { drain } from '../core/streams.ts';
+import type { ReservingBlobCache } from '../store/blob-cache.ts';
+import type { BlobHandle, ServingBlobStore } from '../store/blob-handle.ts';
 import {
   type BlobInfo,
   type BlobStore,
   type ByteRange,
   type ByteSource,
+  type ListOptions,
   resolveRange,
   type WriteOptions,
   type WriteResult,
 } from '../store/blob-store.ts';
 import { isErrno } from '../store/fs-atomic.ts';
-import type { FsBlobStore } from '../store/fs-blob-store.ts';
-import { quarantineBlob } from '../store/fsck.ts';
-import type { MemoryBlobStore } from '../store/memory-blob-store.ts';
+import type { LocalBlobFiles } from '../store/local-blob-files.ts';
 import { diskStream, fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
 
@@ -80,41 +81,25 @@ export type DiskCheck = 'sound' | 'absent' | 'corrupt';
 /** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
 const SMALL_READ_BYTES = 64 * 1024;
 
-/** Observers for metrics and the disk index (all optional). */
+/** Observers for metrics (all optional). The disk bound is the disk store's own (bounded-disk-store.ts). */
 export interface TierHooks {
   hit?(tier: TierName): void;
   miss?(tier: TierName): void;
   /** A reader joined a fill already in flight. */
   coalesced?(): void;
   fillDone?(seconds: number, ok: boolean): void;
-  /** A blob of the disk tier was used (read) or added. */
-  diskTouched?(digest: Digest, size: number): void;
-  /** A blob was served from memory (keeps its disk copy warm in the disk LRU). */
-  memoryHit?(digest: Digest): void;
-  /** Called before `bytes` are written to the disk tier; may evict, or throw 507. */
-  reserve?(bytes: number): Promise<void>;
-  /** Ends a reservation made by `reserve` (after the write succeeded or failed). */
-  unreserve?(bytes: number): void;
-  diskAdded?(digest: Digest, size: number): void;
-  diskRemoved?(digest: Digest): void;
   /** A disk copy did not hash to its name; `quarantined` is where it went (undefined if it was already gone or replaced). */
   corrupt?(digest: Digest, source: CorruptSource, quarantined: string | undefined): void;
 }
 
-/** An opened blob: its size and a way to stream any range of it. */
-export interface BlobHandle {
-  readonly size: number;
-  readonly tier: TierName;
-  stream(start: number, end: number): Readable;
-  /** For blobs held in memory: the bytes themselves (cheaper to send than a stream). */
-  bytes?(start: number, end: number): Buffer;
-  /** Releases resources when no stream was taken (HEAD, 304, 416). */
-  close(): void;
-}
+/** The top tier: a bounded memory store that readers may fill within reservations (MemoryBlobStore). */
+export type MemoryTier = BlobStore & ReservingBlobCache;
+/** The disk tier: a store of local files (FsBlobStore). */
+export type DiskTier = BlobStore & LocalBlobFiles;
 
-export interface TieredOptions {
-  memory: MemoryBlobStore;
-  disk: FsBlobStore;
+export interface TieredOptions<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier> {
+  memory: M;
+  disk: D;
   shared?: BlobStore;
   hooks?: TierHooks;
   fillOnRangeRead?: boolean;
@@ -123,10 +108,12 @@ export interface TieredOptions {
   trustedFiles?: number;
 }
 
-export class TieredBlobStore implements BlobStore {
+export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier>
+  implements ServingBlobStore
+{
   readonly description: string;
-  readonly memory: MemoryBlobStore;
-  readonly disk: FsBlobStore;
+  readonly memory: M;
+  readonly disk: D;
   readonly shared: BlobStore | undefined;
   readonly hooks: TierHooks;
   #fills = new Map<Digest, Fill>();
@@ -141,7 +128,7 @@ export class TieredBlobStore implements BlobStore {
   /** Corrupt disk copies found (and quarantined) since start. */
   corruptFound = 0;
 
-  constructor(opts: TieredOptions) {
+  constructor(opts: TieredOptions<D, M>) {
     this.memory = opts.memory;
     this.disk = opts.disk;
     this.shared = opts.shared;
@@ -167,11 +154,12 @@ export class TieredBlobStore implements BlobStore {
    * Opens a blob for reading from the highest tier that has it, or undefined.
    * `ranged` tells a cold read that only part of the blob is wanted.
    */
-  async open(digest: Digest, opts: { ranged?: boolean } = {}): Promise<BlobHandle | undefined> {
+  async open(digest: Digest, opts: { ranged?: boolean } = {}): Promise<BlobHandle<TierName> | undefined> {
     const buf = await this.#memoryHit(digest);
     if (buf) {
       this.hooks.hit?.('memory');
-      this.hooks.memoryHit?.(digest);
+      // Keeps its disk copy warm in a bounded disk's LRU.
+      this.disk.used?.(digest);
       return bufferHandle(buf, 'memory');
     }
     this.hooks.miss?.('memory');
@@ -186,7 +174,7 @@ export class TieredBlobStore implements BlobStore {
   }
 
   async #memoryHit(digest: Digest): Promise<Buffer | undefined> {
-    const buf = await memoryBuffer(this.memory, digest);
+    const buf = this.memory.bytesOf(digest);
     if (!buf) return undefined;
     // Without a shared tier the disk is authoritative and `missing` asks it:
     // a copy in memory of a file that is gone (quarantined by fsck, collected)
@@ -198,10 +186,10 @@ export class TieredBlobStore implements BlobStore {
     return buf;
   }
 
-  async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle | undefined> {
+  async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle<TierName> | undefined> {
     let fh: FileHandle;
     try {
-      fh = await open(this.disk.pathOf(digest), 'r');
+      fh = await open(this.disk.fileOf(digest), 'r');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
@@ -215,7 +203,7 @@ export class TieredBlobStore implements BlobStore {
     }
     const size = st.size;
     const identity = fileIdentity(st);
-    this.hooks.diskTouched?.(digest, size);
+    this.disk.used?.(digest);
     const trusted = this.#trusted.has(digest, identity);
     if (size <= SMALL_READ_BYTES) {
       // Small: read it whole and check it before answering, so a corrupt copy is a plain miss.
@@ -248,7 +236,7 @@ export class TieredBlobStore implements BlobStore {
     return this.#diskHandle(digest, fh, st, trusted);
   }
 
-  #diskHandle(digest: Digest, fh: FileHandle, st: Stats, trusted: boolean): BlobHandle {
+  #diskHandle(digest: Digest, fh: FileHandle, st: Stats, trusted: boolean): BlobHandle<TierName> {
     const size = st.size;
     const identity = fileIdentity(st);
     let taken = false;
@@ -332,7 +320,7 @@ export class TieredBlobStore implements BlobStore {
     const { beforeChunk } = opts;
     let fh: FileHandle;
     try {
-      fh = await open(this.disk.pathOf(digest), 'r');
+      fh = await open(this.disk.fileOf(digest), 'r');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return 'absent';
       throw err;
@@ -361,7 +349,7 @@ export class TieredBlobStore implements BlobStore {
 
   /** Whether this process has verified the blob's current disk file (tests, scrub). */
   async isTrusted(digest: Digest): Promise<boolean> {
-    const st = await fsStat(this.disk.pathOf(digest)).catch(() => undefined);
+    const st = await fsStat(this.disk.fileOf(digest)).catch(() => undefined);
     return st !== undefined && this.#trusted.has(digest, fileIdentity(st));
   }
 
@@ -376,21 +364,24 @@ export class TieredBlobStore implements BlobStore {
     await this.memory.delete(digest);
     let moved: string | undefined;
     try {
-      moved = await quarantineBlob(this.disk.root, digest, { ifIno: ino });
+      moved = await this.disk.quarantine(digest, { ifIno: ino });
     } catch {
       // Could not move it (permissions?): it stays untrusted, so every read checks it again.
     }
-    if (moved) this.hooks.diskRemoved?.(digest);
     this.hooks.corrupt?.(digest, source, moved);
   }
 
   /** Records a file this process just wrote and verified (a PUT, a fill) as trusted. */
   async #trustWritten(digest: Digest): Promise<void> {
-    const st = await fsStat(this.disk.pathOf(digest)).catch(() => undefined);
+    const st = await fsStat(this.disk.fileOf(digest)).catch(() => undefined);
     if (st) this.#trusted.add(digest, fileIdentity(st));
   }
 
-  async #openShared(digest: Digest, shared: BlobStore, ranged: boolean): Promise<BlobHandle | undefined> {
+  async #openShared(
+    digest: Digest,
+    shared: BlobStore,
+    ranged: boolean,
+  ): Promise<BlobHandle<TierName> | undefined> {
     let fill = this.#fills.get(digest);
     if (fill) this.hooks.coalesced?.();
     else if (!ranged) fill = this.#startFill(digest, shared);
@@ -418,21 +409,19 @@ export class TieredBlobStore implements BlobStore {
   }
 
   #startFill(digest: Digest, shared: BlobStore, knownSize?: number): Fill {
-    const fill = new Fill(digest, shared, this.disk, knownSize, this.hooks.reserve);
+    const fill = new Fill(digest, shared, this.disk, knownSize);
     this.fillsStarted++;
     this.#fills.set(digest, fill);
     fill.settled.then(() => {
       // Forget the fill first, so a request after a failure starts afresh.
       if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
       this.hooks.fillDone?.((performance.now() - fill.startedAt) / 1000, fill.state === 'done');
-      if (fill.state === 'done') this.hooks.diskAdded?.(digest, fill.size);
       if (fill.published) this.#trustWritten(digest).catch(() => {});
-      if (fill.reserved) this.hooks.unreserve?.(fill.reserved);
     });
     return fill;
   }
 
-  #fillHandle(digest: Digest, shared: BlobStore, fill: Fill | undefined, size: number): BlobHandle {
+  #fillHandle(digest: Digest, shared: BlobStore, fill: Fill | undefined, size: number): BlobHandle<TierName> {
     return {
       size,
       tier: 'shared',
@@ -532,16 +521,7 @@ export class TieredBlobStore implements BlobStore {
    */
   async #writeDisk(digest: Digest, source: ByteSource, opts: WriteOptions): Promise<WriteResult> {
     await this.memory.delete(digest);
-    const reserved = opts.size ?? 0;
-    await this.hooks.reserve?.(reserved);
-    let res: WriteResult;
-    try {
-      res = await this.disk.write(digest, source, opts);
-      if (res.created) this.hooks.diskAdded?.(digest, res.size);
-    } finally {
-      // At once after diskAdded: the index counts the blob twice until the reservation ends.
-      this.hooks.unreserve?.(reserved);
-    }
+    const res = await this.disk.write(digest, source, opts);
     if (res.created) await this.#trustWritten(digest);
     return res;
   }
@@ -550,13 +530,12 @@ export class TieredBlobStore implements BlobStore {
     this.#trusted.forget(digest);
     const m = await this.memory.delete(digest);
     const d = await this.disk.delete(digest);
-    if (d) this.hooks.diskRemoved?.(digest);
     const s = this.shared ? await this.shared.delete(digest) : false;
     return this.shared ? s : m || d;
   }
 
-  list(signal?: AbortSignal): AsyncIterable<BlobInfo> {
-    return this.authority.list(signal);
+  list(opts?: ListOptions): AsyncIterable<BlobInfo> {
+    return this.authority.list(opts);
   }
 
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {
@@ -568,22 +547,7 @@ export class TieredBlobStore implements BlobStore {
   }
 }
 
-/** The bytes of a memory-tier blob without copying (its read() yields the stored Buffer). */
-async function memoryBuffer(memory: MemoryBlobStore, digest: Digest): Promise<Buffer | undefined> {
-  if (!(await memory.has(digest))) return undefined;
-  let stream: Readable;
-  try {
-    stream = await memory.read(digest);
-  } catch (err) {
-    if (err instanceof BlobNotFoundError) return undefined;
-    throw err;
-  }
-  const chunks: Buffer[] = [];
-  for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-}
-
-function bufferHandle(buf: Buffer, tier: TierName): BlobHandle {
+function bufferHandle(buf: Buffer, tier: TierName): BlobHandle<TierName> {
   return {
     size: buf.byteLength,
     tier,

@@ -37,6 +37,13 @@ export interface WriteResult {
   size: number;
 }
 
+/** Where a listing starts: blobs strictly after `after`, in digest order. */
+export interface ListOptions {
+  /** A cursor: only blobs whose digest sorts after this one (need not exist). */
+  after?: Digest;
+  signal?: AbortSignal;
+}
+
 export type ByteSource = Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 export interface BlobStore {
@@ -53,7 +60,13 @@ export interface BlobStore {
   write(digest: Digest, source: ByteSource, opts?: WriteOptions): Promise<WriteResult>;
   /** Returns whether something was deleted. */
   delete(digest: Digest): Promise<boolean>;
-  list(signal?: AbortSignal): AsyncIterable<BlobInfo>;
+  /**
+   * Every blob in digest order (byte order of `sha256:<hex>`), starting
+   * strictly after `opts.after`. Backends seek to the cursor (a shard, a
+   * StartAfter key, a query parameter) rather than scanning from the start,
+   * so paging through a large store costs one pass in total.
+   */
+  list(opts?: ListOptions): AsyncIterable<BlobInfo>;
   /** The subset of `digests` this store lacks, in input order, without duplicates. */
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]>;
   close?(): Promise<void>;

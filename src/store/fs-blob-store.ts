@@ -6,27 +6,29 @@
 // replaced. A crash leaves at most a temp file, removed by the next open.
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, digestFromHex, hexOf, VerifyingStream } from '../core/digest.ts';
-import { BlobNotFoundError, noSpaceOr } from '../core/errors.ts';
+import { type Digest, digestFromHex, Hasher, hexOf, VerifyingStream } from '../core/digest.ts';
+import { BlobNotFoundError, DigestMismatchError, HoardError, noSpaceOr } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
 import {
   type BlobInfo,
   type BlobStore,
   type ByteRange,
   type ByteSource,
+  type ListOptions,
   missingByHas,
   resolveRange,
   type WriteOptions,
   type WriteResult,
 } from './blob-store.ts';
 import { cleanStaleTemps, fsyncDir, isErrno, tempName } from './fs-atomic.ts';
+import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
 
-export class FsBlobStore implements BlobStore {
+export class FsBlobStore implements BlobStore, LocalBlobFiles {
   readonly root: string;
   readonly description: string;
   readonly blobsDir: string;
@@ -55,6 +57,10 @@ export class FsBlobStore implements BlobStore {
 
   pathOf(digest: Digest): string {
     return FsBlobStore.pathIn(this.root, digest);
+  }
+
+  fileOf(digest: Digest): string {
+    return this.pathOf(digest);
   }
 
   /** Where a blob's file lives in the store rooted at `root`. */
@@ -129,6 +135,16 @@ export class FsBlobStore implements BlobStore {
       // A full disk is the store's failure, not the source's: it must not read as a cut-off body.
       throw noSpaceOr(err, `blob ${digest}`);
     }
+    const created = await this.#publish(tmp, digest);
+    return { created, size: verify.hasher.size };
+  }
+
+  /**
+   * Publishes a verified, durable temp file as the blob: link(2) is
+   * create-if-absent, so a racing copy wins and ours is dropped (false).
+   * The temp file is gone afterwards whatever happens.
+   */
+  async #publish(tmp: string, digest: Digest): Promise<boolean> {
     const final = this.pathOf(digest);
     const dir = join(this.blobsDir, hexOf(digest).slice(0, 2));
     try {
@@ -156,7 +172,46 @@ export class FsBlobStore implements BlobStore {
     }
     await unlink(tmp).catch(() => {});
     if (created) await fsyncDir(dir);
-    return { created, size: verify.hasher.size };
+    return created;
+  }
+
+  /**
+   * A positional writer into a temp file of this store (a fill): hashed as
+   * it grows, readable while it grows, published by commit() with the same
+   * fsync + link step as write().
+   */
+  async createWriter(digest: Digest, size: number): Promise<BlobFileWriter> {
+    const tmp = join(this.tmpDir, tempName());
+    const fh = await open(tmp, 'wx+');
+    return new TempFileWriter(digest, size, tmp, fh, (t) => this.#publish(t, digest));
+  }
+
+  /**
+   * Moves a blob file out of `<root>/blobs/` into `<root>/quarantine/<hex>.<ms>`
+   * (never deletes: a human may want to look at it). With `ifIno`, only when
+   * the file at the blob's path is still that inode: a server that found a
+   * corrupt copy must not quarantine the correct one a re-upload put in its
+   * place meanwhile. (Between that check and the rename a new copy could
+   * still land; it would be quarantined and show as missing, so the next
+   * upload puts it back: a lost copy, never a wrong one served.)
+   * Returns the quarantine path, or undefined when there was nothing to move.
+   */
+  async quarantine(digest: Digest, opts: { ifIno?: number } = {}): Promise<string | undefined> {
+    const path = this.pathOf(digest);
+    if (opts.ifIno !== undefined) {
+      const st = await stat(path).catch(() => undefined);
+      if (!st || st.ino !== opts.ifIno) return undefined;
+    }
+    const qdir = join(this.root, 'quarantine');
+    await mkdir(qdir, { recursive: true });
+    const dest = join(qdir, `${hexOf(digest)}.${Date.now()}`);
+    try {
+      await rename(path, dest);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+    return dest;
   }
 
   async delete(digest: Digest): Promise<boolean> {
@@ -169,7 +224,10 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
+  async *list(opts: ListOptions = {}): AsyncIterable<BlobInfo> {
+    // Seek to the cursor: shards below its shard are not read at all, and in its shard only names after it are stat'ed.
+    const afterHex = opts.after === undefined ? undefined : hexOf(opts.after);
+    const afterShard = afterHex?.slice(0, 2);
     let shards: string[];
     try {
       shards = (await readdir(this.blobsDir)).sort();
@@ -179,9 +237,12 @@ export class FsBlobStore implements BlobStore {
     }
     for (const shard of shards) {
       if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+      if (afterShard !== undefined && shard < afterShard) continue;
+      opts.signal?.throwIfAborted();
       const names = await readdir(join(this.blobsDir, shard)).catch(() => [] as string[]);
       for (const name of names.sort()) {
         if (!/^[0-9a-f]{64}$/.test(name) || !name.startsWith(shard)) continue;
+        if (afterHex !== undefined && name <= afterHex) continue;
         const st = await stat(join(this.blobsDir, shard, name)).catch(() => undefined);
         if (st?.isFile()) yield { digest: digestFromHex(name), size: st.size };
       }
@@ -190,5 +251,95 @@ export class FsBlobStore implements BlobStore {
 
   missing(digests: readonly Digest[]): Promise<Digest[]> {
     return missingByHas(this, digests, 64);
+  }
+}
+
+/** FsBlobStore.createWriter's writer: one descriptor for writes and followers' reads, until close(). */
+class TempFileWriter implements BlobFileWriter {
+  readonly digest: Digest;
+  readonly size: number;
+  bytesWritten = 0;
+  #tmp: string;
+  #fh: FileHandle | undefined;
+  #hasher = new Hasher();
+  #publish: (tmp: string) => Promise<boolean>;
+  #ended = false;
+
+  constructor(
+    digest: Digest,
+    size: number,
+    tmp: string,
+    fh: FileHandle,
+    publish: (tmp: string) => Promise<boolean>,
+  ) {
+    this.digest = digest;
+    this.size = size;
+    this.#tmp = tmp;
+    this.#fh = fh;
+    this.#publish = publish;
+  }
+
+  #open(): FileHandle {
+    if (!this.#fh) throw new HoardError('HOARD_EINTERNAL', `writer of ${this.digest} is closed`);
+    return this.#fh;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#ended) throw new HoardError('HOARD_EINTERNAL', `writer of ${this.digest} already ended`);
+    if (this.bytesWritten + chunk.byteLength > this.size)
+      throw new HoardError('HOARD_ETOO_LARGE', `more than the ${this.size} bytes of ${this.digest}`);
+    const fh = this.#open();
+    let off = 0;
+    try {
+      while (off < chunk.byteLength) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off, this.bytesWritten + off);
+        off += bytesWritten;
+      }
+    } catch (err) {
+      throw noSpaceOr(err, `blob ${this.digest}`);
+    }
+    this.#hasher.update(chunk);
+    this.bytesWritten += chunk.byteLength;
+  }
+
+  async readAt(buf: Buffer, length: number, position: number): Promise<number> {
+    const { bytesRead } = await this.#open().read(buf, 0, length, position);
+    return bytesRead;
+  }
+
+  async commit(): Promise<{ created: boolean }> {
+    if (this.#ended) throw new HoardError('HOARD_EINTERNAL', `writer of ${this.digest} already ended`);
+    this.#ended = true;
+    try {
+      if (this.bytesWritten !== this.size)
+        throw new HoardError(
+          'HOARD_ETRUNCATED',
+          `got ${this.bytesWritten} of ${this.size} bytes of ${this.digest}`,
+        );
+      const actual = this.#hasher.digest();
+      if (actual !== this.digest) throw new DigestMismatchError(this.digest, actual);
+      // Durable before the link makes it visible: a crash never publishes a torn blob.
+      await this.#open()
+        .sync()
+        .catch((err) => {
+          throw noSpaceOr(err, `blob ${this.digest}`);
+        });
+    } catch (err) {
+      await unlink(this.#tmp).catch(() => {});
+      throw err;
+    }
+    // The descriptor stays open: followers keep reading the (now linked, then unlinked) temp inode.
+    return { created: await this.#publish(this.#tmp) };
+  }
+
+  async abort(): Promise<void> {
+    this.#ended = true;
+    await unlink(this.#tmp).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => {});
   }
 }

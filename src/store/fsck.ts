@@ -8,11 +8,11 @@
 // directory of a live server.
 
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
-import { digestOf, hexOf } from '../core/digest.ts';
+import { digestOf } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import type { BlobStore } from './blob-store.ts';
 import { cleanStaleTemps, isErrno, isPidAlive, pidOfTempName } from './fs-atomic.ts';
@@ -60,38 +60,6 @@ export function fsckProblemsRemain(report: FsckReport, repaired: boolean): boole
   return repaired ? !report.corrupt.every((c) => c.quarantined) : report.corrupt.length > 0;
 }
 
-/**
- * Moves a blob file out of `<root>/blobs/` into `<root>/quarantine/<hex>.<ms>`
- * (never deletes: a human may want to look at it). With `ifIno`, only when
- * the file at the blob's path is still that inode: a server that found a
- * corrupt copy must not quarantine the correct one a re-upload put in its
- * place meanwhile. (Between that check and the rename a new copy could
- * still land; it would be quarantined and show as missing, so the next
- * upload puts it back: a lost copy, never a wrong one served.)
- * Returns the quarantine path, or undefined when there was nothing to move.
- */
-export async function quarantineBlob(
-  root: string,
-  digest: Digest,
-  opts: { ifIno?: number } = {},
-): Promise<string | undefined> {
-  const path = FsBlobStore.pathIn(root, digest);
-  if (opts.ifIno !== undefined) {
-    const st = await stat(path).catch(() => undefined);
-    if (!st || st.ino !== opts.ifIno) return undefined;
-  }
-  const qdir = join(root, 'quarantine');
-  await mkdir(qdir, { recursive: true });
-  const dest = join(qdir, `${hexOf(digest)}.${Date.now()}`);
-  try {
-    await rename(path, dest);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return undefined;
-    throw err;
-  }
-  return dest;
-}
-
 export async function fsck(root: string, opts: { repair?: boolean } = {}): Promise<FsckReport> {
   const st = await stat(join(root, 'blobs')).catch(() => undefined);
   if (!st?.isDirectory())
@@ -107,7 +75,7 @@ export async function fsck(root: string, opts: { repair?: boolean } = {}): Promi
     strayTempFiles: [] as string[],
   };
   for await (const { digest, size } of blobs.list()) {
-    const path = blobs.pathOf(digest);
+    const path = blobs.fileOf(digest);
     let actual: string;
     try {
       actual = (await digestOf(createReadStream(path, { highWaterMark: DEFAULTS.streamChunkBytes }))).digest;
@@ -119,7 +87,7 @@ export async function fsck(root: string, opts: { repair?: boolean } = {}): Promi
     report.bytesChecked += size;
     if (actual !== digest) {
       let quarantined = false;
-      if (opts.repair) quarantined = (await quarantineBlob(root, digest)) !== undefined;
+      if (opts.repair) quarantined = (await blobs.quarantine(digest)) !== undefined;
       report.corrupt.push({ digest, actual, quarantined });
     }
   }

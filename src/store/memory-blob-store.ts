@@ -15,6 +15,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
+import type { ReservingBlobCache } from './blob-cache.ts';
 import type { BlobInfo, BlobStore, ByteRange, ByteSource, WriteOptions, WriteResult } from './blob-store.ts';
 import { resolveRange } from './blob-store.ts';
 
@@ -24,7 +25,7 @@ export interface MemoryBlobStoreOptions {
   maxBlobBytes?: number;
 }
 
-export class MemoryBlobStore implements BlobStore {
+export class MemoryBlobStore implements BlobStore, ReservingBlobCache {
   readonly description = 'memory';
   readonly maxBytes: number;
   readonly maxBlobBytes: number;
@@ -81,6 +82,10 @@ export class MemoryBlobStore implements BlobStore {
       this.#blobs.set(digest, buf);
     }
     return buf;
+  }
+
+  bytesOf(digest: Digest): Buffer | undefined {
+    return this.#touch(digest);
   }
 
   async stat(digest: Digest): Promise<BlobInfo | undefined> {
@@ -144,8 +149,14 @@ export class MemoryBlobStore implements BlobStore {
     return true;
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
-    for (const [digest, buf] of [...this.#blobs]) yield { digest, size: buf.byteLength };
+  async *list(opts: { after?: Digest } = {}): AsyncIterable<BlobInfo> {
+    // The tier is bounded (maxBytes), so sorting its keys per listing is cheap; a Map keeps LRU order, not digest order.
+    const { after } = opts;
+    const keys = [...this.#blobs.keys()].filter((d) => after === undefined || d > after).sort();
+    for (const digest of keys) {
+      const buf = this.#blobs.get(digest);
+      if (buf) yield { digest, size: buf.byteLength };
+    }
   }
 
   async missing(digests: readonly Digest[]): Promise<Digest[]> {

@@ -34,6 +34,49 @@ export function conflictError(ref: string, paths: readonly string[], op: 'push' 
   );
 }
 
+const SHOWN_MISSING = 10;
+const SHOWN_PATHS = 5;
+
+/** A blob the remote lacks and the tree paths that need it (sorted). */
+export interface MissingBlob {
+  digest: Digest;
+  paths: string[];
+}
+
+/**
+ * The error for blobs a tree needs that the remote does not have (lost,
+ * deleted, quarantined): it names the paths and the fix, re-pushing with
+ * --verify from a folder that still holds them.
+ */
+export function missingBlobsError(
+  ref: string,
+  remoteUrl: string,
+  missing: readonly MissingBlob[],
+  op: 'push' | 'pull',
+): HoardError {
+  const sorted = [...missing].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+  const shown = sorted
+    .slice(0, SHOWN_MISSING)
+    .map((m) => {
+      const more = m.paths.length > SHOWN_PATHS ? `, and ${m.paths.length - SHOWN_PATHS} more` : '';
+      return `${m.digest} (needed by ${m.paths.slice(0, SHOWN_PATHS).join(', ')}${more})`;
+    })
+    .join('; ');
+  const more = sorted.length > SHOWN_MISSING ? `; and ${sorted.length - SHOWN_MISSING} more blob(s)` : '';
+  const fix = `hoard push <dir> ${remoteUrl} --ref ${ref} --verify`;
+  return new HoardError(
+    'HOARD_EBLOB_NOT_FOUND',
+    `${ref} on ${remoteUrl} needs ${sorted.length} blob(s) the remote does not have: ${shown}${more}`,
+    {
+      hint:
+        op === 'pull'
+          ? `the remote lost them; re-push from a machine that has them: ${fix}, then pull again`
+          : `nothing was committed; this folder does not hold them either: push --verify from a machine that has them (${fix}), or push without --verify`,
+      details: { ref, missing: sorted },
+    },
+  );
+}
+
 export async function readRef(remote: Remote, ref: string): Promise<RefValue | undefined> {
   try {
     return await remote.refs.get(ref);

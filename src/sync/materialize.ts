@@ -6,9 +6,23 @@
 // path is checked with lstat to be a real folder (or absent), and again at
 // the moment of writing. Blobs that several files share are fetched once;
 // blobs already in the directory are copied locally instead of downloaded.
+// A folder the target replaces by a file or symlink is emptied and removed
+// first, and only when everything in it is tracked content this pull deletes
+// (merge already made un-pushed local changes there a conflict).
 
 import { constants, createReadStream, createWriteStream, lstatSync, type Stats } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, rename, rmdir, stat, symlink, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  readdir,
+  rename,
+  rmdir,
+  stat,
+  symlink,
+  unlink,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -17,9 +31,10 @@ import { HoardError, isHoardError, isNoSpaceErrno, NoSpaceError, toHoardError } 
 import { forEachLimit } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
-import { validateTreePath } from '../core/tree-path.ts';
+import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import type { Remote } from '../remote/remote.ts';
 import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
+import { type MissingBlob, missingBlobsError } from './common.ts';
 import { isTempName, STATE_DIR } from './ignore-rules.ts';
 import { entryKey } from './merge.ts';
 import { type StatCache, statKeyOf } from './stat-cache.ts';
@@ -34,6 +49,8 @@ export interface MaterializeInput {
   /** A current file path holding each digest. */
   localByDigest: ReadonlyMap<Digest, string>;
   remote: Remote;
+  /** The ref being pulled, for error messages. */
+  ref: string;
   cache: StatCache;
   progress: ProgressSink;
 }
@@ -120,6 +137,44 @@ function execMode(mode: number, exec: boolean): number {
   return exec ? perm | ((perm & 0o444) >> 2) : perm & ~0o111;
 }
 
+/**
+ * The first path inside the local folder `rel` (depth first, never following
+ * symlinks) that is not a folder and not `tracked`, or undefined.
+ */
+async function untrackedInside(
+  root: string,
+  rel: string,
+  tracked: (path: string) => boolean,
+): Promise<string | undefined> {
+  for (const d of await readdir(join(root, rel), { withFileTypes: true })) {
+    const p = `${rel}/${d.name}`;
+    if (d.isDirectory()) {
+      const inner = await untrackedInside(root, p, tracked);
+      if (inner !== undefined) return inner;
+    } else if (!tracked(p)) return p;
+  }
+  return undefined;
+}
+
+/** Removes the folder `rel` whose tracked contents are already gone; refuses anything else left in it. */
+async function removeEmptyFolders(root: string, rel: string): Promise<void> {
+  const abs = join(root, rel);
+  const st = lstatOrUndefined(abs);
+  if (!st) return;
+  if (!st.isDirectory()) unsafe(rel, `${rel} changed while pulling`);
+  for (const d of await readdir(abs, { withFileTypes: true })) {
+    const p = `${rel}/${d.name}`;
+    if (!d.isDirectory()) unsafe(p, 'it appeared in a folder the remote replaced, while pulling');
+    await removeEmptyFolders(root, p);
+  }
+  try {
+    await rmdir(abs);
+  } catch (err) {
+    if (isErrno(err, 'ENOTEMPTY', 'EEXIST')) unsafe(rel, 'its folder gained content while pulling');
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+}
+
 export async function materialize(input: MaterializeInput): Promise<MaterializeResult> {
   const { root, remote, cache, progress } = input;
   const cur = new Map(input.current.entries.map((e) => [e.path, e]));
@@ -167,6 +222,26 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     writes.push(t);
   }
 
+  // A folder the target replaces by a file or symlink: every entry in it
+  // must be a tracked one this pull removes (merge has already made a local
+  // un-pushed change there a conflict); anything hoard does not sync
+  // (ignored files, a nested .hoard/) would be lost, so it stops the pull.
+  const replacedFolders = new Set<string>();
+  for (const e of writes) {
+    if (e.kind === 'dir' || removals.has(e.path)) continue;
+    const st = lstatOrUndefined(join(root, e.path));
+    if (!st?.isDirectory()) continue;
+    const stray = await untrackedInside(root, e.path, (q) => removals.has(q) && cur.get(q)?.kind !== 'dir');
+    if (stray !== undefined)
+      unsafe(
+        e.path,
+        `the local folder it replaces holds ${JSON.stringify(stray)}, which is not synced here (ignored or hoard state) and would be lost`,
+      );
+    replacedFolders.add(e.path);
+  }
+  const inReplaced = (p: string) =>
+    replacedFolders.size > 0 && parentsOf(p).some((q) => replacedFolders.has(q));
+
   // Pre-flight: nothing is written unless every write can land safely.
   const checkedParents = new Set<string>();
   for (const e of [...writes, ...chmods]) {
@@ -178,7 +253,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
       unsafe(e.path, `${q} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'} in the local directory`);
     }
     const st = lstatOrUndefined(join(root, e.path));
-    if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path))
+    if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path) && !replacedFolders.has(e.path))
       unsafe(e.path, 'a local folder is in the way');
     if (st && !st.isDirectory() && e.kind === 'dir' && !removals.has(e.path))
       unsafe(e.path, 'a local file is in the way');
@@ -206,9 +281,17 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   };
   // Removals that make room for writes go first; the rest after the writes,
   // so a renamed file can still be copied from its old place.
-  const structural = deepestFirst([...removals].filter((p) => tgt.has(p) || targetFolders.has(p)));
-  const later = deepestFirst([...removals].filter((p) => !tgt.has(p) && !targetFolders.has(p)));
+  const makesRoom = (p: string) => tgt.has(p) || targetFolders.has(p) || inReplaced(p);
+  const structural = deepestFirst([...removals].filter(makesRoom));
+  const later = deepestFirst([...removals].filter((p) => !makesRoom(p)));
   for (const p of structural) await remove(p);
+  // What is left of a replaced folder is folders only (the pre-flight
+  // checked); anything that appeared since stops the pull before it is lost.
+  for (const p of deepestFirst([...replacedFolders])) {
+    if (!(await parentsAreFolders(root, p))) continue;
+    await removeEmptyFolders(root, p);
+    cache.delete(p);
+  }
 
   // Folders and symlinks.
   const touchedDirs = new Set<string>();
@@ -295,6 +378,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     bytesDownloaded += counter.count;
   };
 
+  // Blobs the remote does not have: every other file is still written, then
+  // one error names them all with the paths that need them.
+  const missing: MissingBlob[] = [];
   progress.start('pull', groups.size, totalBytes);
   try {
     await forEachLimit([...groups], DEFAULTS.transferConcurrency, ([digest, entries]) =>
@@ -306,8 +392,15 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
             const parent = await ensureParents(root, entry.path);
             const tmp = join(parent, tempName());
             const exec = entry.kind === 'exec';
-            if (temps.length === 0) await fill(digest, entry.size, tmp, exec);
-            else {
+            if (temps.length === 0) {
+              try {
+                await fill(digest, entry.size, tmp, exec);
+              } catch (err) {
+                if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
+                missing.push({ digest, paths: entries.map((e) => e.path).sort(comparePathBytes) });
+                return;
+              }
+            } else {
               await copyFile(temps[0].tmp, tmp, constants.COPYFILE_EXCL);
               firstMode ??= (await stat(temps[0].tmp)).mode;
               await chmod(tmp, execMode(firstMode, exec));
@@ -330,6 +423,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   } finally {
     progress.stop();
   }
+  if (missing.length > 0) throw missingBlobsError(input.ref, remote.url, missing, 'pull');
 
   for (const e of chmods) {
     await ensureParents(root, e.path);
@@ -343,7 +437,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Folders left empty by deletions go too, unless the target keeps them.
   const emptied = new Set<string>();
-  for (const p of deleted) for (const q of parentsOf(p)) if (!targetFolders.has(q)) emptied.add(q);
+  for (const p of deleted)
+    for (const q of parentsOf(p))
+      if (!targetFolders.has(q) && !replacedFolders.has(q) && !inReplaced(q)) emptied.add(q);
   for (const q of deepestFirst([...emptied])) {
     if (!(await parentsAreFolders(root, q))) continue;
     const st = lstatOrUndefined(join(root, q));

@@ -3,21 +3,23 @@
 // fetch the snapshot's tree, merge it with un-pushed local edits (three-way:
 // base = the directory as of its last sync), validate it, and write it with
 // materialize(). State is recorded last, with the puller's own stat values,
-// so an interrupted pull is simply completed by the next one.
+// so an interrupted pull is simply completed by the next one. Blobs the
+// remote lacks fail the pull naming the paths that need them, and flag the
+// folder so its next push verifies every blob (see verify.ts).
 
 import { mkdir, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Digest } from '../core/digest.ts';
-import { RefNotFoundError } from '../core/errors.ts';
+import { HoardError, isHoardError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
-import { type Tree, treeDigest } from '../core/tree.ts';
+import { type Tree, treeDigestOnly } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import { conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
 import { materialize } from './materialize.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
-import { loadState, saveState } from './sync-state.ts';
+import { loadState, markNeedsVerify, saveState } from './sync-state.ts';
 import { fetchSnapshot, fetchTree, noProgress, type ProgressSink } from './transfer.ts';
 
 export interface PullOptions {
@@ -86,27 +88,52 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
     return done(scan.tree, scan.digest, {});
   }
 
+  const lost = (what: string, digest: Digest) => async (err: unknown) => {
+    if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
+    await markNeedsVerify(root, remote.url, ref);
+    throw new HoardError('HOARD_EBLOB_NOT_FOUND', `${ref} on ${remote.url}: ${what} ${digest} is missing`, {
+      hint: `the remote lost it; re-push from a machine that has this version: hoard push <dir> ${remote.url} --ref ${ref} --verify`,
+      details: { ref, digest },
+      cause: err,
+    });
+  };
   const theirsDigest =
-    state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
-  const theirs = await fetchTree(remote, root, theirsDigest);
+    state && cur.target === state.snapshot
+      ? state.tree
+      : (await fetchSnapshot(remote, cur.target).catch(lost('its snapshot record', cur.target))).tree;
+  const theirs = await fetchTree(remote, root, theirsDigest).catch(lost('its tree', theirsDigest));
   const base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
   const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'theirs' : undefined);
   if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'pull');
-  // treeDigest validates the merged entries (merge already sorted them canonically).
-  const targetDigest = treeDigest(merged.entries).digest;
+  // Merge returns theirs' own entry objects where it took them: when it took
+  // all of them (no un-pushed local edits, e.g. a fresh pull), the target is
+  // theirs, already validated, and needs no second validation and hashing.
+  // Otherwise treeDigestOnly validates the merged entries (merge already
+  // sorted them canonically) and hashes them without encoding the whole tree.
+  const same =
+    merged.entries.length === theirs.entries.length &&
+    merged.entries.every((e, i) => e === theirs.entries[i]);
+  const targetDigest = same ? theirsDigest : treeDigestOnly(merged.entries);
   const target: Tree = { entries: merged.entries };
 
   let r = { filesDownloaded: 0, bytesDownloaded: 0, filesDeleted: 0, filesWritten: 0 };
   if (targetDigest !== scan.digest) {
-    r = await materialize({
-      root,
-      current: scan.tree,
-      target,
-      localByDigest: scan.localByDigest,
-      remote,
-      cache,
-      progress: opts.progress ?? noProgress,
-    });
+    try {
+      r = await materialize({
+        root,
+        current: scan.tree,
+        target,
+        localByDigest: scan.localByDigest,
+        remote,
+        ref,
+        cache,
+        progress: opts.progress ?? noProgress,
+      });
+    } catch (err) {
+      // Lost blobs: whatever this folder pushes next should check them all.
+      if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) await markNeedsVerify(root, remote.url, ref);
+      throw err;
+    }
   }
   await cache.save();
   await saveState(root, {

@@ -3,6 +3,8 @@
 // tree and the snapshot record → compare-and-set the ref against the version
 // read. Losing the race re-reads the ref and merges again (bounded retries).
 // A no-op push is one stat walk plus one ref read and writes nothing.
+// --verify (and the push after a pull that found blobs missing) also asks
+// about every blob of the tree and re-uploads what the remote lost.
 
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
@@ -17,11 +19,25 @@ import { snapshotDigest } from '../core/snapshot-record.ts';
 import { type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import type { RefValue } from '../store/ref-store.ts';
-import { conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
+import {
+  conflictError,
+  loadBase,
+  missingBlobsError,
+  readRef,
+  requireDirectory,
+  withDirLock,
+} from './common.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
-import { loadState, type SyncState, saveState, storeLocalTree } from './sync-state.ts';
+import {
+  clearNeedsVerify,
+  loadState,
+  needsVerify,
+  type SyncState,
+  saveState,
+  storeLocalTree,
+} from './sync-state.ts';
 import {
   EMPTY_TREE,
   fetchSnapshot,
@@ -30,6 +46,10 @@ import {
   type ProgressSink,
   uploadMissing,
 } from './transfer.ts';
+import { type VerifyResult, verifyTree } from './verify.ts';
+
+export type { VerifyResult } from './verify.ts';
+
 import { treeTotals } from './tree-diff.ts';
 
 export interface PushOptions {
@@ -39,6 +59,14 @@ export interface PushOptions {
   /** On conflicts, ours wins instead of failing. */
   force?: boolean;
   message?: string;
+  /**
+   * Ask the remote about every blob of the tree, not only the changed ones,
+   * and re-upload what it lacks, even when the ref is up to date; fail when
+   * a blob the tree needs is missing and this folder does not hold it. The
+   * push after a pull that found blobs missing verifies by itself (without
+   * failing on what it cannot supply).
+   */
+  verify?: boolean;
   progress?: ProgressSink;
   warn?: (message: string) => void;
 }
@@ -54,6 +82,8 @@ export interface PushResult {
   bytesReused: number;
   upToDate: boolean;
   durationMs: number;
+  /** Present when the push verified the whole tree on the remote. */
+  verified?: VerifyResult;
 }
 
 const TOOL = 'hoard/0.1.0';
@@ -97,6 +127,8 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
   const uploaded = new Set<Digest>();
   let filesUploaded = 0;
   let bytesUploaded = 0;
+  const flagged = await needsVerify(root, remote.url, ref);
+  let verified: VerifyResult | undefined;
   const result = (snapshot: Digest, tree: Tree, treeD: Digest, upToDate: boolean): PushResult => {
     const totals = treeTotals(tree);
     return {
@@ -110,7 +142,30 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
       bytesReused: totals.bytes - bytesUploaded,
       upToDate,
       durationMs: Math.round(performance.now() - started),
+      ...(verified ? { verified } : {}),
     };
+  };
+  /**
+   * --verify (or the flag a failed pull left): every blob of `tree` is asked
+   * about and what the remote lacks is uploaded from here. Runs before the
+   * ref moves, so an explicit --verify that cannot complete commits nothing.
+   */
+  const verifyAll = async (tree: Tree, treeD: Digest, treeBytes: Uint8Array): Promise<void> => {
+    if (!opts.verify && !flagged) return;
+    const v = await verifyTree(remote, root, tree, treeD, treeBytes, scan.localByDigest, progress, uploaded);
+    for (const d of v.uploaded) uploaded.add(d);
+    filesUploaded += v.files;
+    bytesUploaded += v.bytes;
+    verified = v.result;
+    if (v.result.stillMissing.length === 0) {
+      if (flagged) await clearNeedsVerify(root, remote.url, ref);
+      return;
+    }
+    if (opts.verify) throw missingBlobsError(ref, remote.url, v.result.stillMissing, 'push');
+    opts.warn?.(
+      `${v.result.stillMissing.length} blob(s) ${ref} needs are missing on ${remote.url} and not in this folder; ` +
+        'push --verify from a machine that has them',
+    );
   };
   const record = async (s: Omit<SyncState, 'remote' | 'ref' | 'syncedAt'>) => {
     if (
@@ -125,11 +180,35 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     await saveState(root, { remote: remote.url, ref, ...s, syncedAt: new Date().toISOString() });
   };
 
+  /** With verification on: whether the remote lost the snapshot record the ref names. */
+  const snapshotLost = async (snapshot: Digest): Promise<boolean> => {
+    if (!opts.verify && !flagged) return false;
+    try {
+      return (await remote.blobs.missing([snapshot])).includes(snapshot);
+    } catch (err) {
+      throw toHoardError(err, 'HOARD_EREMOTE', `asking ${remote.url} which blobs are missing`);
+    }
+  };
+  const lostNote = (snapshot: Digest) =>
+    `re-created by push --verify: snapshot record ${snapshot} was missing`;
+
   for (let attempt = 0; ; attempt++) {
     const cur = await readRef(remote, ref);
 
     // Fast path: the ref is where we left it and nothing changed here.
     if (cur && state && cur.target === state.snapshot && scan.digest === state.base) {
+      if (opts.verify || flagged) {
+        // The tree must be the ref's own (kept locally after the last sync, else read).
+        const tree = state.tree === scan.digest ? scan.tree : await fetchTree(remote, root, state.tree);
+        const bytes = state.tree === scan.digest ? scan.bytes : treeDigest(tree.entries).bytes;
+        await verifyAll(tree, state.tree, bytes);
+        if (!(await snapshotLost(cur.target))) return result(cur.target, tree, state.tree, true);
+        // The ref names a snapshot record the remote lost: it gets a new one
+        // for the same tree (no parents: the lost record's history is gone).
+        const done = await commit(cur, [], tree, state.tree, bytes, attempt, lostNote(cur.target));
+        if (done) return done;
+        continue;
+      }
       const tree =
         state.tree === scan.digest
           ? scan.tree
@@ -154,6 +233,20 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
 
     if (cur && theirsDigest === mergedDigest) {
       // The remote already holds exactly this tree: write nothing.
+      await verifyAll(mergedTree, mergedDigest, mergedBytes);
+      if (state?.snapshot === cur.target && (await snapshotLost(cur.target))) {
+        const done = await commit(
+          cur,
+          [],
+          mergedTree,
+          mergedDigest,
+          mergedBytes,
+          attempt,
+          lostNote(cur.target),
+        );
+        if (done) return done;
+        continue;
+      }
       await record({ snapshot: cur.target, version: cur.version, tree: mergedDigest, base: scan.digest });
       return result(cur.target, mergedTree, mergedDigest, true);
     }
@@ -175,16 +268,30 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     bytesUploaded += up.bytes;
 
     await writeSmallBlob(remote, mergedDigest, mergedBytes);
+    await verifyAll(mergedTree, mergedDigest, mergedBytes);
+    const done = await commit(cur, cur ? [cur.target] : [], mergedTree, mergedDigest, mergedBytes, attempt);
+    if (done) return done;
+  }
+
+  /**
+   * Writes the snapshot record and compare-and-sets the ref; undefined when
+   * the race was lost and the caller should go round again.
+   */
+  async function commit(
+    cur: RefValue | undefined,
+    parents: Digest[],
+    tree: Tree,
+    treeD: Digest,
+    treeBytes: Uint8Array,
+    attempt: number,
+    note?: string,
+  ): Promise<PushResult | undefined> {
     const meta: Record<string, string> = { host: hostname(), tool: TOOL };
     const user = pusher();
     if (user) meta.user = user;
     if (opts.message !== undefined) meta.message = opts.message;
-    const snap = snapshotDigest({
-      tree: mergedDigest,
-      parents: cur ? [cur.target] : [],
-      createdAt: new Date().toISOString(),
-      meta,
-    });
+    else if (note !== undefined) meta.message = note;
+    const snap = snapshotDigest({ tree: treeD, parents, createdAt: new Date().toISOString(), meta });
     await writeSmallBlob(remote, snap.digest, snap.bytes);
 
     let next: RefValue;
@@ -193,13 +300,13 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     } catch (err) {
       if (isHoardError(err, 'HOARD_EREF_CONFLICT') && attempt < DEFAULTS.pushCasRetries) {
         await sleep(backoffDelay(attempt, DEFAULTS.pushCasBackoffBaseMs, DEFAULTS.pushCasBackoffMaxMs));
-        continue;
+        return undefined;
       }
       if (isHoardError(err)) throw err;
       throw toHoardError(err, 'HOARD_EREMOTE', `updating ref ${ref} on ${remote.url}`);
     }
-    await storeLocalTree(root, mergedDigest, mergedBytes);
-    await record({ snapshot: snap.digest, version: next.version, tree: mergedDigest, base: scan.digest });
-    return result(snap.digest, mergedTree, mergedDigest, false);
+    await storeLocalTree(root, treeD, treeBytes);
+    await record({ snapshot: snap.digest, version: next.version, tree: treeD, base: scan.digest });
+    return result(snap.digest, tree, treeD, false);
   }
 }

@@ -11,11 +11,20 @@
 // Trees named by the state are kept in `<dir>/.hoard/trees/` so a no-op push
 // or pull never fetches a tree.
 
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Digest, hexOf, isDigest, sha256 } from '../core/digest.ts';
-import { decodeTree, type Tree } from '../core/tree.ts';
-import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
+import { DEFAULTS } from '../core/defaults.ts';
+import { type Digest, Hasher, hexOf, isDigest, sha256 } from '../core/digest.ts';
+import { type Tree, TreeDecoder } from '../core/tree.ts';
+import {
+  fsyncDir,
+  isErrno,
+  isPidAlive,
+  pidOfTempName,
+  tempName,
+  writeFileAtomic,
+} from '../store/fs-atomic.ts';
 import { STATE_DIR } from './ignore-rules.ts';
 
 export interface SyncState {
@@ -96,12 +105,23 @@ export async function saveState(dir: string, state: SyncState): Promise<void> {
   await pruneTrees(dir);
 }
 
-/** A tree kept locally, verified against its digest; undefined when absent or damaged. */
+/**
+ * A tree kept locally, verified against its digest; undefined when absent or
+ * damaged. Decoded while it is read (never the whole file in memory next to
+ * its entries); the entries are used only once the digest verified.
+ */
 export async function loadLocalTree(dir: string, digest: Digest): Promise<Tree | undefined> {
   try {
-    const bytes = await readFile(join(treesDir(dir), hexOf(digest)));
-    if (sha256(bytes) !== digest) return undefined;
-    return decodeTree(bytes);
+    const decoder = new TreeDecoder();
+    const hasher = new Hasher();
+    for await (const chunk of createReadStream(join(treesDir(dir), hexOf(digest)), {
+      highWaterMark: DEFAULTS.streamChunkBytes,
+    })) {
+      hasher.update(chunk as Buffer);
+      decoder.push(chunk as Buffer);
+    }
+    if (hasher.digest() !== digest) return undefined;
+    return decoder.end();
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     if (err instanceof Error && 'code' in err && String(err.code).startsWith('HOARD_')) return undefined;
@@ -122,6 +142,44 @@ export async function storeLocalTree(dir: string, digest: Digest, bytes: Uint8Ar
   await writeFileAtomic(path, bytes, td);
 }
 
+/**
+ * A kept tree written while it streams in: chunks go to a temp file in the
+ * trees folder; commit() (after the caller verified the digest) publishes it
+ * atomically, abort() removes what was not committed.
+ */
+export async function keptTreeWriter(
+  dir: string,
+  digest: Digest,
+): Promise<{ write(chunk: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): Promise<void> }> {
+  const td = treesDir(dir);
+  await mkdir(td, { recursive: true });
+  const tmp = join(td, tempName());
+  const fh = await open(tmp, 'wx');
+  let open_ = true;
+  let done = false;
+  const close = async () => {
+    if (!open_) return;
+    open_ = false;
+    await fh.close();
+  };
+  return {
+    async write(chunk) {
+      await fh.write(chunk);
+    },
+    async commit() {
+      await fh.sync();
+      await close();
+      await rename(tmp, join(td, hexOf(digest)));
+      done = true;
+      await fsyncDir(td);
+    },
+    async abort() {
+      await close().catch(() => {});
+      if (!done) await unlink(tmp).catch(() => {});
+    },
+  };
+}
+
 /** Removes kept trees no state file names. */
 async function pruneTrees(dir: string): Promise<void> {
   const keep = new Set<string>();
@@ -132,6 +190,10 @@ async function pruneTrees(dir: string): Promise<void> {
   const td = treesDir(dir);
   for (const name of await readdir(td).catch(() => [] as string[])) {
     if (/^[0-9a-f]{64}$/.test(name) && !keep.has(name)) await unlink(join(td, name)).catch(() => {});
+    // A tree download interrupted by a crash (keptTreeWriter's temp file of a dead process).
+    const pid = pidOfTempName(name);
+    if (pid !== undefined && pid !== process.pid && !isPidAlive(pid))
+      await unlink(join(td, name)).catch(() => {});
   }
 }
 
@@ -143,4 +205,36 @@ export async function listStates(dir: string): Promise<SyncState[]> {
     if (s) out.push(s);
   }
   return out.sort((a, b) => String(b.syncedAt ?? '').localeCompare(String(a.syncedAt ?? '')));
+}
+
+// "Verify on next push": a pull that found blobs missing on the remote leaves
+// `<key>.verify` next to the state file, so the next push from this folder
+// checks every blob of the tree (not only the changed ones) and re-uploads
+// what it can, even when the ref is up to date. A separate file rather than
+// a state field: the pull that fails has no new state to record.
+
+function verifyFile(dir: string, remote: string, ref: string): string {
+  return stateFile(dir, remote, ref).replace(/\.json$/, '.verify');
+}
+
+export async function markNeedsVerify(dir: string, remote: string, ref: string): Promise<void> {
+  const sd = stateDir(dir);
+  await mkdir(sd, { recursive: true });
+  await writeFileAtomic(verifyFile(dir, remote, ref), `${JSON.stringify({ remote, ref })}\n`, sd);
+}
+
+export async function needsVerify(dir: string, remote: string, ref: string): Promise<boolean> {
+  try {
+    await readFile(verifyFile(dir, remote, ref));
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+export async function clearNeedsVerify(dir: string, remote: string, ref: string): Promise<void> {
+  await unlink(verifyFile(dir, remote, ref)).catch((err) => {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  });
 }

@@ -7,14 +7,14 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, sha256 } from '../core/digest.ts';
+import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { DigestMismatchError, HoardError, isHoardError, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { decodeSnapshot, MAX_SNAPSHOT_BYTES, type SnapshotRecord } from '../core/snapshot-record.ts';
 import { readAllBounded } from '../core/streams.ts';
-import { decodeTree, type Tree } from '../core/tree.ts';
+import { type Tree, TreeDecoder } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
-import { loadLocalTree, storeLocalTree } from './sync-state.ts';
+import { keptTreeWriter, loadLocalTree } from './sync-state.ts';
 
 /** Where progress goes (the CLI draws it on a TTY; library callers may pass nothing). */
 export interface ProgressSink {
@@ -66,14 +66,57 @@ export async function fetchSnapshot(remote: Remote, digest: Digest): Promise<Sna
   return decodeSnapshot(await readSmallBlob(remote, digest, MAX_SNAPSHOT_BYTES));
 }
 
-/** A tree by digest: from the directory's kept trees when there, else from the remote (then kept). */
+/**
+ * A tree by digest: from the directory's kept trees when there, else from
+ * the remote (then kept). The remote's bytes are decoded, hashed and written
+ * to the kept copy while they stream in, never held whole (a tree may be up
+ * to syncMaxTreeBytes); the result is used only once the digest verified.
+ */
 export async function fetchTree(remote: Remote, dir: string, digest: Digest): Promise<Tree> {
   const local = await loadLocalTree(dir, digest);
   if (local) return local;
-  const bytes = await readSmallBlob(remote, digest, DEFAULTS.syncMaxTreeBytes);
-  const tree = decodeTree(bytes);
-  await storeLocalTree(dir, digest, bytes);
-  return tree;
+  const decoder = new TreeDecoder();
+  const hasher = new Hasher();
+  const keep = await keptTreeWriter(dir, digest);
+  try {
+    // A line that does not decode stops decoding, not hashing: corrupt bytes
+    // are reported as such (digest mismatch), a well-hashed bad tree as invalid.
+    let decodeErr: unknown;
+    try {
+      const source = await remote.blobs.read(digest);
+      try {
+        for await (const chunk of source) {
+          hasher.update(chunk);
+          if (hasher.size > DEFAULTS.syncMaxTreeBytes)
+            throw new HoardError(
+              'HOARD_ETOO_LARGE',
+              `tree ${digest} is larger than ${DEFAULTS.syncMaxTreeBytes} bytes`,
+              { details: { limit: DEFAULTS.syncMaxTreeBytes } },
+            );
+          if (decodeErr !== undefined) continue;
+          try {
+            decoder.push(chunk);
+          } catch (err) {
+            decodeErr = err;
+            continue;
+          }
+          await keep.write(chunk);
+        }
+      } finally {
+        source.destroy();
+      }
+    } catch (err) {
+      throw toHoardError(err, 'HOARD_EREMOTE', `reading ${digest} from ${remote.url}`);
+    }
+    const actual = hasher.digest();
+    if (actual !== digest) throw new DigestMismatchError(digest, actual, { details: { remote: remote.url } });
+    if (decodeErr !== undefined) throw decodeErr;
+    const tree = decoder.end();
+    await keep.commit();
+    return tree;
+  } finally {
+    await keep.abort();
+  }
 }
 
 export interface UploadItem {

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -293,6 +293,43 @@ describe('git proxy: push-through', () => {
       assert.ok(
         http.authorizations.every((a) => !a.includes('hoard-secret')),
         'bearer token not forwarded',
+      );
+    } finally {
+      await s.stop();
+      await http.close();
+    }
+  });
+
+  test('with a tokens file, a hoard token sent as HTTP Basic is never forwarded upstream', async () => {
+    const root = join(tmp.path, 'hup-basic');
+    const up3 = makeUpstream(root, 'app', 1);
+    gitSync(['config', 'http.receivepack', 'true'], up3);
+    const http = await startHttpUpstream(root, 0);
+    const tokens = join(tmp.path, 'basic-tokens.toml');
+    writeFileSync(
+      tokens,
+      '[[token]]\nname = "pusher"\ntoken = "basic-hoard-secret"\nscopes = ["read", "write"]\nrefs = ["git/h/app"]\n',
+    );
+    const s = await startServer(join(tmp.path, 'data-basic'), [
+      '--git-upstream',
+      `h=${http.url}`,
+      '--git-allow-push-through',
+      '--tokens',
+      tokens,
+    ]);
+    try {
+      const dest = join(tmp.path, 'h-basic');
+      const withCreds = s.url.replace('http://', 'http://ci:basic-hoard-secret@');
+      await git(['clone', '--quiet', `${withCreds}/git/h/app.git`, dest]);
+      gitSync(['commit', '--allow-empty', '-q', '-m', 'over basic'], dest);
+      await git(['push', '--quiet', 'origin', 'HEAD:main'], { cwd: dest });
+      assert.equal(head(up3, 'main'), head(dest), 'the push went through');
+      const seen = http.authorizations.map((a) =>
+        /^basic\s/i.test(a) ? Buffer.from(a.replace(/^basic\s+/i, ''), 'base64').toString() : a,
+      );
+      assert.ok(
+        seen.every((a) => !a.includes('basic-hoard-secret')),
+        `hoard token forwarded upstream: ${JSON.stringify(seen)}`,
       );
     } finally {
       await s.stop();

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { resolveMaxConnections } from '../../src/server/connection-limits.ts';
+import { servingUrl } from '../support/serving-url.ts';
 import { BIN, tempDir } from '../sync/helpers.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
@@ -52,16 +53,7 @@ async function serveLimited(nofile: number, dataDir: string, ...extra: string[])
   child.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /hoard: serving (http:\/\/\S+)/.exec(buf);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', () => reject(new Error(`server exited early: ${buf}`)));
-    setTimeout(() => reject(new Error(`server did not start: ${buf}`)), 20_000).unref();
-  });
+  const url = await servingUrl(child);
   return { child, url, log: () => out, exited };
 }
 

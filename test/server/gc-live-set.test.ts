@@ -36,6 +36,7 @@ import { snapshotDigest } from '../../src/core/snapshot-record.ts';
 import { TREE_HEADER } from '../../src/core/tree.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { FsRefStore } from '../../src/store/fs-ref-store.ts';
+import { servingUrl } from '../support/serving-url.ts';
 import { BIN, tempDir } from '../sync/helpers.ts';
 
 const TREE_MB = Number(process.env.HOARD_TEST_GC_TREE_MB ?? 200);
@@ -136,15 +137,7 @@ async function serve(dataDir: string, ...extra: string[]): Promise<{ child: Chil
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /hoard: serving (http:\/\/\S+)/.exec(buf);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', () => reject(new Error(`server exited early: ${buf}`)));
-  });
+  const url = await servingUrl(child);
   child.stderr?.resume();
   return { child, url };
 }

@@ -53,6 +53,8 @@ export class CountingStore implements BlobStore {
   readonly description = 'counting';
   reads: ReadCall[] = [];
   stats = 0;
+  /** Blobs yielded by list() so far (a listing that rescans from the start yields more). */
+  listed = 0;
   /** When set, each read stream pauses after its first chunk until this resolves. */
   hold: Promise<void> | undefined;
   /** When set, each read stream fails after its first chunk. */
@@ -98,8 +100,11 @@ export class CountingStore implements BlobStore {
   delete(d: Digest) {
     return this.inner.delete(d);
   }
-  list() {
-    return this.inner.list();
+  async *list(...args: Parameters<BlobStore['list']>): AsyncIterable<BlobInfo> {
+    for await (const b of this.inner.list(...args)) {
+      this.listed++;
+      yield b;
+    }
   }
   missing(ds: readonly Digest[]) {
     return this.inner.missing(ds);

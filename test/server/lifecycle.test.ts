@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Digest, hexOf, sha256 } from '../../src/core/digest.ts';
+import { servingUrl } from '../support/serving-url.ts';
 import { BIN, hoard, tempDir } from '../sync/helpers.ts';
 
 interface Proc {
@@ -31,16 +32,7 @@ async function serve(dataDir: string, ...extra: string[]): Promise<Proc> {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /hoard: serving (http:\/\/\S+)/.exec(buf);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', () => reject(new Error(`server exited early: ${buf}`)));
-    setTimeout(() => reject(new Error(`server did not start: ${buf}`)), 20_000).unref();
-  });
+  const url = await servingUrl(child);
   child.stdout?.resume();
   child.stderr?.resume();
   return { child, url, exited };

@@ -14,6 +14,7 @@ import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Digest, hexOf } from '../../src/core/digest.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { servingUrl } from '../support/serving-url.ts';
 import { BIN, tempDir } from '../sync/helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -74,15 +75,7 @@ async function serve(dataDir: string): Promise<{ child: ChildProcess; url: strin
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /hoard: serving (http:\/\/\S+)/.exec(buf);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', () => reject(new Error(`server exited early: ${buf}`)));
-  });
+  const url = await servingUrl(child);
   child.stdout?.resume();
   return { child, url };
 }

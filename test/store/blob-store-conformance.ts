@@ -204,5 +204,66 @@ export function blobStoreConformance(
         assert.equal(await store.has(blobs[1].digest), true);
       }),
     );
+
+    it(
+      'lists in digest order, strictly after a cursor',
+      withStore(async (store) => {
+        const ours = Array.from({ length: 6 }, (_, i) => blob(20 + i)).sort((a, b) =>
+          a.digest < b.digest ? -1 : 1,
+        );
+        for (const b of ours) await store.write(b.digest, Readable.from([b.data]));
+        const mine = new Set(ours.map((b) => b.digest));
+        const listed = async (after?: Digest) => {
+          const out: Digest[] = [];
+          for await (const info of store.list({ after })) {
+            if (after !== undefined) assert.ok(info.digest > after, `${info.digest} listed after ${after}`);
+            if (out.length > 0) assert.ok(info.digest > out[out.length - 1], 'digest order');
+            if (mine.has(info.digest)) out.push(info.digest);
+          }
+          return out;
+        };
+        const all = ours.map((b) => b.digest);
+        assert.deepEqual(await listed(), all);
+        assert.deepEqual(await listed(all[1]), all.slice(2));
+        assert.deepEqual(await listed(all[5]), []);
+        assert.deepEqual(await listed(`sha256:${'0'.repeat(64)}` as Digest), all);
+        // Cursors that name no blob: the last digest of a blob's shard, and the digest just below a blob.
+        const hex = all[3].slice('sha256:'.length);
+        const shard = hex.slice(0, 2);
+        assert.deepEqual(
+          await listed(`sha256:${shard}${'f'.repeat(62)}` as Digest),
+          all.slice(3).filter((d) => d.slice(7, 9) > shard),
+        );
+        const last = Number.parseInt(hex[63], 16);
+        if (last > 0) {
+          const below = `sha256:${hex.slice(0, 63)}${(last - 1).toString(16)}` as Digest;
+          assert.deepEqual(await listed(below), all.slice(3));
+        }
+      }),
+    );
+
+    it(
+      'pages through a listing with the last digest of each page as the cursor',
+      withStore(async (store) => {
+        const ours = Array.from({ length: 7 }, (_, i) => blob(40 + i));
+        for (const b of ours) await store.write(b.digest, Readable.from([b.data]));
+        const whole: Digest[] = [];
+        for await (const info of store.list()) whole.push(info.digest);
+        const paged: Digest[] = [];
+        let after: Digest | undefined;
+        for (;;) {
+          const page: Digest[] = [];
+          for await (const info of store.list({ after })) {
+            page.push(info.digest);
+            if (page.length === 2) break;
+          }
+          paged.push(...page);
+          if (page.length < 2) break;
+          after = page[page.length - 1];
+        }
+        assert.deepEqual(paged, whole);
+        for (const b of ours) assert.ok(paged.includes(b.digest));
+      }),
+    );
   });
 }

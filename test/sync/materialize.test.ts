@@ -36,6 +36,7 @@ describe('materialize', () => {
           target: normalizeTree([old, { path: 'sub/new.txt', kind: 'file', size: content.length, digest }]),
           localByDigest: new Map(),
           remote,
+          ref: 'test/materialize',
           cache: await StatCache.load(root),
           progress: {
             ...noProgress,

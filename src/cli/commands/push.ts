@@ -1,4 +1,4 @@
-// `hoard push <dir> <remote> --ref <name> [--json] [--force] [--message TEXT]`
+// `hoard push <dir> <remote> --ref <name> [--json] [--force] [--message TEXT] [--verify]`
 
 import type { Command } from 'commander';
 import { openRemote } from '../../remote/remote.ts';
@@ -19,12 +19,16 @@ export function registerPush(program: Command): void {
     .option('--json', 'print the result as one JSON object')
     .option('--force', 'on conflicts, overwrite the remote versions with the local ones')
     .option('--message <text>', 'message stored in the snapshot record')
+    .option(
+      '--verify',
+      'ask the remote about every blob of the tree (not only changed ones) and re-upload what it lacks, even when up to date',
+    )
     .action(
       action(
         async (
           dir: string,
           remoteUrl: string,
-          opts: { ref: string; json?: boolean; force?: boolean; message?: string },
+          opts: { ref: string; json?: boolean; force?: boolean; message?: string; verify?: boolean },
         ) => {
           const remote = await openRemote(remoteUrl, { create: true });
           try {
@@ -34,9 +38,17 @@ export function registerPush(program: Command): void {
               ref: opts.ref,
               force: opts.force,
               message: opts.message,
+              verify: opts.verify,
               progress: await createProgress(!opts.json),
               warn: (m) => info(`warning: ${m}`),
             });
+            if (!opts.json && r.verified) {
+              const v = r.verified;
+              process.stdout.write(
+                `verified ${v.blobsChecked} blob(s) on the remote: ${v.blobsReuploaded} re-uploaded` +
+                  `${v.stillMissing.length > 0 ? `, ${v.stillMissing.length} still missing` : ''}\n`,
+              );
+            }
             if (opts.json) printJson(r);
             else if (r.upToDate) process.stdout.write(`${r.ref} is up to date (${r.snapshot})\n`);
             else

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
 import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
+import type { ServingBlobStore } from '../../store/blob-handle.ts';
 import type { ServerContext } from '../context.ts';
 import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
 import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
@@ -20,7 +21,8 @@ interface HexParams {
 
 export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContext }): Promise<void> {
   const { ctx } = opts;
-  const { blobs } = ctx;
+  // Only the serving interface: whatever stack of tiers is behind it.
+  const blobs: ServingBlobStore = ctx.blobs;
 
   // Blob bodies are never parsed: the handler streams the raw request.
   app.removeAllContentTypeParsers();
@@ -143,13 +145,13 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       '/',
       { config: { scope: 'read' } },
       async (request) => {
-        const after = request.query.after;
-        if (after !== undefined && after !== '') parseDigest(after);
+        const q = request.query.after;
+        const after = q !== undefined && q !== '' ? parseDigest(q) : undefined;
         const limit = pageLimit(request.query.limit, 1000, 10_000);
         const out: { digest: Digest; size: number }[] = [];
         let more = false;
-        for await (const b of blobs.list()) {
-          if (after && b.digest <= after) continue;
+        // The store seeks to the cursor, so a page costs one page, not a rescan from the start.
+        for await (const b of blobs.list({ after })) {
           if (out.length === limit) {
             more = true;
             break;

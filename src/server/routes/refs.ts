@@ -10,6 +10,7 @@ import { DEFAULTS } from '../../core/defaults.ts';
 import { parseDigest } from '../../core/digest.ts';
 import { HoardError, RefNotFoundError } from '../../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../../core/ref-name.ts';
+import type { ServingBlobStore } from '../../store/blob-handle.ts';
 import { authorizeRequest, type ServerContext } from '../context.ts';
 import { etagList } from '../http-range.ts';
 import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
@@ -30,7 +31,8 @@ interface NameParams {
 
 export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext }): Promise<void> {
   const { ctx } = opts;
-  const { refs, blobs } = ctx;
+  const { refs } = ctx;
+  const blobs: ServingBlobStore = ctx.blobs;
 
   acceptJsonBodies(app, opts.ctx.config.maxJsonBodyBytes);
 
