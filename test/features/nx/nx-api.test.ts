@@ -70,6 +70,15 @@ describe('nx remote cache API', () => {
     assert.equal(await (await get('222', 'ci-secret')).text(), 'first');
   });
 
+  it('concurrent PUTs of one hash: exactly one is stored, the others are 409', async () => {
+    const bodies = Array.from({ length: 6 }, () => randomBytes(20_000));
+    const statuses = await Promise.all(bodies.map((b) => put('555', b, 'ci-secret').then((r) => r.status)));
+    assert.equal(statuses.filter((s) => s === 200).length, 1, String(statuses));
+    assert.equal(statuses.filter((s) => s === 409).length, bodies.length - 1, String(statuses));
+    const winner = bodies[statuses.indexOf(200)];
+    assert.deepEqual(Buffer.from(await (await get('555', 'ci-secret')).arrayBuffer()), winner);
+  });
+
   it('a miss is 404', async () => {
     assert.equal((await get('333', 'ci-secret')).status, 404);
   });
