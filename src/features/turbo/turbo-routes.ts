@@ -31,10 +31,16 @@ import { declaredLength, putFromRequest } from './raw-upload.ts';
 
 /** Turbo's task hashes are hex (16 digits today); the bound leaves room for longer hashes. */
 const HASH = /^[0-9a-fA-F]{1,128}$/;
-/** `x-artifact-duration` is milliseconds, an integer. */
-const DURATION = /^\d{1,15}$/;
-/** `x-artifact-tag` is a base64 HMAC today; bounded, printable ASCII. */
-const TAG = /^[\x21-\x7e]{1,1024}$/;
+/** The headers kept as entry meta (under these keys) and answered as they came. */
+const META_HEADERS = {
+  duration: { header: 'x-artifact-duration', pattern: /^\d{1,15}$/, must: 'an integer (milliseconds)' },
+  // The signature is a base64 HMAC today; bounded, printable ASCII.
+  tag: {
+    header: 'x-artifact-tag',
+    pattern: /^[\x21-\x7e]{1,1024}$/,
+    must: '1 to 1024 printable ASCII characters',
+  },
+} as const;
 
 interface HashParams {
   hash: string;
@@ -69,23 +75,12 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
         const name = nameOf(request);
         entries.authorize(request, 'write', name);
         const meta: Record<string, string> = {};
-        const duration = singleHeader(request, 'x-artifact-duration');
-        if (duration !== undefined) {
-          if (!DURATION.test(duration))
-            throw new HoardError(
-              'HOARD_EBAD_REQUEST',
-              'x-artifact-duration must be an integer (milliseconds)',
-            );
-          meta.duration = duration;
-        }
-        const tag = singleHeader(request, 'x-artifact-tag');
-        if (tag !== undefined) {
-          if (!TAG.test(tag))
-            throw new HoardError(
-              'HOARD_EBAD_REQUEST',
-              'x-artifact-tag must be 1 to 1024 printable ASCII characters',
-            );
-          meta.tag = tag;
+        for (const [key, h] of Object.entries(META_HEADERS)) {
+          const value = singleHeader(request, h.header);
+          if (value === undefined) continue;
+          if (!h.pattern.test(value))
+            throw new HoardError('HOARD_EBAD_REQUEST', `${h.header} must be ${h.must}`);
+          meta[key] = value;
         }
         await putFromRequest(entries, name, request, reply, {
           size: declaredLength(request),
@@ -165,8 +160,8 @@ async function sendArtifact(
   reply: FastifyReply,
 ): Promise<FastifyReply> {
   reply.header('content-type', 'application/octet-stream');
-  if (entry.meta.duration !== undefined) reply.header('x-artifact-duration', entry.meta.duration);
-  if (entry.meta.tag !== undefined) reply.header('x-artifact-tag', entry.meta.tag);
+  for (const [key, h] of Object.entries(META_HEADERS))
+    if (entry.meta[key] !== undefined) reply.header(h.header, entry.meta[key]);
   reply.header('accept-ranges', 'bytes');
   const r = parseRange(singleHeader(request, 'range'), entry.size);
   if (r.kind === 'unsatisfiable') {
