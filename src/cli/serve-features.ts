@@ -37,6 +37,8 @@ export const SERVE_FEATURES: readonly FeatureEntry[] = [
   entry(undefined, async () => (await import('../features/gradle/gradle-feature.ts')).gradleFeature),
   entry(undefined, async () => (await import('../features/bazel/bazel-feature.ts')).bazelFeature),
   entry(undefined, async () => (await import('../features/ccache/ccache-feature.ts')).ccacheFeature),
+  entry(undefined, async () => (await import('../features/turbo/turbo-feature.ts')).turboFeature),
+  entry(undefined, async () => (await import('../features/nx/nx-feature.ts')).nxFeature),
 ];
 
 /** Every settings group of `hoard serve`: the server's own, then each feature's. */

@@ -1,0 +1,38 @@
+// A PUT whose connection is cut before its Content-Length bytes arrived,
+// returning once the server has given the upload up: the spool file of the
+// upload appeared (the body is being stored) and then went away (put()
+// finished), so "nothing was stored" is checked after the fact, not raced.
+
+import { readdir } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { TestServer } from '../../server/helpers.ts';
+
+/** `Content-Length` 50000 (under the tests' --max-blob-size), 1000 bytes sent. */
+export async function cutUpload(srv: TestServer, path: string, token: string): Promise<void> {
+  const spool = join(srv.dataDir, 'tmp', 'cache-spool');
+  const spooled = async () => (await readdir(spool).catch(() => [])).length;
+  const { port } = new URL(srv.url);
+  const sock = connect(Number(port), '127.0.0.1');
+  const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+  sock.on('error', () => {});
+  sock.write(
+    `PUT ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+      'Content-Type: application/octet-stream\r\nContent-Length: 50000\r\n\r\n',
+  );
+  sock.write(Buffer.alloc(1000, 7));
+  await until(async () => (await spooled()) > 0, 'the upload to reach the spool');
+  sock.destroy();
+  await closed;
+  await until(async () => (await spooled()) === 0, 'the server to give the upload up');
+}
+
+/** Polls a condition (a wait on state, not a sleep standing in for one), bounded. */
+async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
