@@ -61,6 +61,8 @@ export interface PutResult {
 
 /** One key part: what every tool's keys are made of, and nothing that could climb a path. */
 const PART = /^[A-Za-z0-9._-]{1,200}$/;
+/** Decoded entry records kept per tool (~200 bytes each). */
+const RECORD_CACHE = 10_000;
 /** Compare-and-set rounds of an overwrite racing other writers of one key. */
 const OVERWRITE_ROUNDS = 10;
 
@@ -68,6 +70,11 @@ export class CacheEntries {
   readonly tool: string;
   readonly #ctx: FeatureContext;
   readonly #spool: string;
+  /** Decoded entry records by their digest (insertion order = age; bounded by RECORD_CACHE). */
+  readonly #records = new Map<
+    Digest,
+    { blob: Digest; size: number; meta: Readonly<Record<string, string>> }
+  >();
 
   constructor(ctx: FeatureContext, tool: string) {
     if (!PART.test(tool))
@@ -97,6 +104,13 @@ export class CacheEntries {
     const ref = await this.#ctx.refs.get(name, signal);
     if (!ref) return undefined;
     const { blobs } = this.#ctx;
+    // A record never changes (it is named by its digest): a decoded one is reused, which
+    // spares a small hit two of its four store operations.
+    const known = this.#records.get(ref.target);
+    if (known) {
+      if (!(await blobs.stat(known.blob))) return undefined;
+      return { name, digest: known.blob, size: known.size, meta: known.meta };
+    }
     const target = await blobs.stat(ref.target);
     if (!target) return undefined;
     let rec: ReturnType<typeof decodeEntry>;
@@ -111,8 +125,18 @@ export class CacheEntries {
     }
     // A ref written through the blob/ref API may point at the content directly.
     if (!rec) return { name, digest: ref.target, size: target.size, meta: {} };
+    const meta = Object.freeze({ ...rec.meta });
+    this.#remember(ref.target, { blob: rec.blob, size: rec.size, meta });
     if (!(await blobs.stat(rec.blob))) return undefined;
-    return { name, digest: rec.blob, size: rec.size, meta: Object.freeze({ ...rec.meta }) };
+    return { name, digest: rec.blob, size: rec.size, meta };
+  }
+
+  #remember(
+    record: Digest,
+    rec: { blob: Digest; size: number; meta: Readonly<Record<string, string>> },
+  ): void {
+    this.#records.set(record, rec);
+    if (this.#records.size > RECORD_CACHE) this.#records.delete(this.#records.keys().next().value as Digest);
   }
 
   /** The entry's content, verified while it streams. */
@@ -145,6 +169,7 @@ export class CacheEntries {
     const { digest: record, bytes } = encodeEntry({ blob: digest, size, meta: opts.meta ?? {} });
     await this.#ctx.blobs.write(record, [bytes], { size: bytes.byteLength, signal: opts.signal });
     const entry: CacheEntry = { name, digest, size, meta: Object.freeze({ ...(opts.meta ?? {}) }) };
+    this.#remember(record, { blob: digest, size, meta: entry.meta });
     const refs = this.#ctx.refs;
     if (opts.mode === 'create') {
       try {
