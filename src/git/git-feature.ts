@@ -79,6 +79,11 @@ export const gitFeature = defineFeature({
       }),
       maxStalenessMs: settings.maxStalenessMs,
       fetchTimeoutMs: settings.fetchTimeoutMs,
+      processTimeoutMs: values.processTimeoutMs,
+      warmConcurrency: values.warmConcurrency,
+      maintenanceIntervalMs: values.maintenanceIntervalMs,
+      unknownObjectFetchesPerWindow: values.unknownObjectFetchesPerWindow,
+      unknownObjectFetchWindowMs: values.unknownObjectFetchWindowMs,
       registry: ctx.metrics.registry,
       log: ctx.log,
     });

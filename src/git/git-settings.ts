@@ -44,6 +44,37 @@ export const gitSettings = defineSettings('git', 'Git proxy', {
     valueName: 'GLOB',
     doc: 'with `allow-any-host`: never these hosts (repeatable flag); IP literals, `localhost` and `*.internal`, `*.local`, `*.lan`, `*.home.arpa` are always denied',
   }),
+  processTimeoutMs: setting.duration({
+    key: 'process-timeout',
+    default: DEFAULTS.gitProcessTimeoutMs,
+    positive: true,
+    doc: 'any git child process (clone, fetch, upload-pack, maintenance) running longer is killed with its process group',
+  }),
+  warmConcurrency: setting.integer({
+    key: 'warm-concurrency',
+    default: DEFAULTS.gitWarmConcurrency,
+    min: 1,
+    max: 64,
+    doc: 'mirrors fetched in parallel by the warm-up after start-up',
+  }),
+  maintenanceIntervalMs: setting.duration({
+    key: 'maintenance-interval',
+    default: DEFAULTS.gitMaintenanceIntervalMs,
+    doc: 'period of mirror maintenance (geometric repack, commit-graph) of mirrors fetched since the last run; `0` = never',
+  }),
+  unknownObjectFetchesPerWindow: setting.integer({
+    key: 'unknown-object-fetches',
+    default: DEFAULTS.gitUnknownObjectFetchesPerWindow,
+    min: 0,
+    max: 1000,
+    doc: 'upstream fetches one mirror may start per `unknown-object-window` because a client wanted objects it lacks',
+  }),
+  unknownObjectFetchWindowMs: setting.duration({
+    key: 'unknown-object-window',
+    default: DEFAULTS.gitUnknownObjectFetchWindowMs,
+    positive: true,
+    doc: 'the window of `unknown-object-fetches`',
+  }),
   allowPushThrough: setting.boolean({
     default: false,
     doc: 'forward pushes to the upstream instead of refusing them',

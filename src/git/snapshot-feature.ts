@@ -30,6 +30,7 @@ export const snapshotFeature = defineFeature({
       // Part of the archive's bytes: the same on every server sharing a bucket.
       publicUrl: ctx.server.publicUrl ?? defaultPublicUrl(ctx.server.listen),
       debounceMs: settings.debounceMs,
+      concurrency: settings.generateConcurrency,
       log: ctx.log,
     });
     git.addRoutes(snapshotRoutes(service));

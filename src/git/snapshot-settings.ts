@@ -11,4 +11,11 @@ export const snapshotSettings = defineSettings('snapshots', 'Git snapshots', {
     default: DEFAULTS.snapshotDebounceMs,
     doc: "after a fetch moves a repository's default branch, its new snapshot is generated once the branch has been quiet this long",
   }),
+  generateConcurrency: setting.integer({
+    key: 'generate-concurrency',
+    default: DEFAULTS.snapshotGenerateConcurrency,
+    min: 1,
+    max: 64,
+    doc: 'snapshot generations running at once (each runs a single-threaded `git pack-objects`)',
+  }),
 });
