@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -14,11 +13,11 @@ import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { resolveMaxConnections } from '../../src/server/connection-limits.ts';
 import { servingUrl } from '../support/serving-url.ts';
+import { writeTokensFile } from '../support/tokens.ts';
 import { BIN, tempDir } from '../sync/helpers.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
 const TOKEN = 'conn-limits-secret-token';
-const TOKENS = `[[token]]\nname = "ci"\ntoken = "${TOKEN}"\nscopes = ["read", "write"]\n`;
 
 interface Proc {
   child: ChildProcess;
@@ -140,7 +139,7 @@ describe('hoard serve connection limits (real server, limited descriptors)', () 
   let tmp: { dir: string; cleanup: () => Promise<void> };
   before(async () => {
     tmp = await tempDir('hoard-conn-');
-    await writeFile(join(tmp.dir, 'tokens.toml'), TOKENS);
+    await writeTokensFile(tmp.dir, [{ name: 'ci', token: TOKEN, scopes: ['read', 'write'] }]);
   });
   after(() => tmp.cleanup());
 
