@@ -4,9 +4,9 @@
 // real server with a tokens file and a configured upstream.
 
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { type TestToken, writeTokensFile } from '../support/tokens.ts';
 import {
   git,
   gitSync,
@@ -18,18 +18,10 @@ import {
 } from './helpers/harness.ts';
 import { type HttpUpstream, startHttpUpstream } from './helpers/http-upstream.ts';
 
-const TOKENS = `
-[[token]]
-name = "ci"
-token = "ci-read-secret"
-scopes = ["read"]
-
-[[token]]
-name = "pusher"
-token = "push-secret"
-scopes = ["read", "write"]
-refs = ["git/"]
-`;
+const TOKENS: TestToken[] = [
+  { name: 'ci', token: 'ci-read-secret', scopes: ['read'] },
+  { name: 'pusher', token: 'push-secret', scopes: ['read', 'write'], refs: ['git/'] },
+];
 
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -43,9 +35,8 @@ const helper = (user: string, password: string) => [
 ];
 
 /** `hoard serve` with the tokens above and one upstream mapping (`name=url`). */
-function serveWithTokens(dir: string, upstream: string, ...extra: string[]): Promise<ServerProcess> {
-  const tokens = join(dir, 'tokens.toml');
-  writeFileSync(tokens, TOKENS);
+async function serveWithTokens(dir: string, upstream: string, ...extra: string[]): Promise<ServerProcess> {
+  const tokens = await writeTokensFile(dir, TOKENS);
   return startServer(join(dir, 'data'), ['--git-upstream', upstream, ...extra, '--tokens', tokens]);
 }
 

@@ -2,9 +2,9 @@
 // scope and ref prefixes (if the token has any) that cover `git/<repo-key>`.
 
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { type TestToken, writeTokensFile } from '../support/tokens.ts';
 import {
   git,
   gitSync,
@@ -15,30 +15,12 @@ import {
   tempDir,
 } from './helpers/harness.ts';
 
-const TOKENS = `
-[[token]]
-name = "reader"
-token = "read-secret"
-scopes = ["read"]
-
-[[token]]
-name = "cache-writer"
-token = "cache-secret"
-scopes = ["read", "write"]
-refs = ["cache/"]
-
-[[token]]
-name = "other-repo"
-token = "other-secret"
-scopes = ["read", "write"]
-refs = ["git/local/ap"]
-
-[[token]]
-name = "app-pusher"
-token = "app-secret"
-scopes = ["read", "write"]
-refs = ["git/local/app"]
-`;
+const TOKENS: TestToken[] = [
+  { name: 'reader', token: 'read-secret', scopes: ['read'] },
+  { name: 'cache-writer', token: 'cache-secret', scopes: ['read', 'write'], refs: ['cache/'] },
+  { name: 'other-repo', token: 'other-secret', scopes: ['read', 'write'], refs: ['git/local/ap'] },
+  { name: 'app-pusher', token: 'app-secret', scopes: ['read', 'write'], refs: ['git/local/app'] },
+];
 
 describe('git push-through: token scopes', () => {
   const tmp = tempDir();
@@ -49,8 +31,7 @@ describe('git push-through: token scopes', () => {
 
   before(async () => {
     upstream = makeUpstream(join(tmp.path, 'up'), 'app', 1);
-    const tokens = join(tmp.path, 'tokens.toml');
-    writeFileSync(tokens, TOKENS);
+    const tokens = await writeTokensFile(tmp.path, TOKENS);
     server = await startServer(join(tmp.path, 'data'), [
       '--git-upstream',
       `local=file://${join(tmp.path, 'up')}`,

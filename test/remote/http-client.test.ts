@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -14,6 +14,7 @@ import { isHoardError } from '../../src/core/errors.ts';
 import { openHttpRemote } from '../../src/remote/http-remote.ts';
 import { startTestServer } from '../server/helpers.ts';
 import { readAll } from '../support/streams.ts';
+import { writeTokensFile } from '../support/tokens.ts';
 import { startFaultProxy } from './fault-proxy.ts';
 
 describe('http remote transport', () => {
@@ -72,11 +73,9 @@ describe('http remote transport', () => {
 
   it('sends HOARD_TOKEN as a bearer token; errors never show it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hoard-token-'));
-    const tokens = join(dir, 'tokens.toml');
-    await writeFile(
-      tokens,
-      '[[token]]\nname = "ci"\ntoken = "sekrit-token-123"\nscopes = ["read", "write"]\n',
-    );
+    const tokens = await writeTokensFile(dir, [
+      { name: 'ci', token: 'sekrit-token-123', scopes: ['read', 'write'] },
+    ]);
     const srv = await startTestServer({ tokens });
     try {
       const data = randomBytes(100);

@@ -3,50 +3,24 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import { authorize, hashToken, refPrefixAllows } from '../../src/server/auth.ts';
+import { type TestToken, writeTokensFile } from '../support/tokens.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
-const TOKENS = `
-[[token]]
-name = "reader"
-token = "read-secret"
-scopes = ["read"]
-
-[[token]]
-name = "writer"
-sha256 = "${hashToken('write-secret').toString('hex')}"
-scopes = ["read", "write"]
-
-[[token]]
-name = "deployer"
-token = "deploy-secret"
-scopes = ["write"]
-refs = ["deploy/"]
-
-[[token]]
-name = "team-a"
-token = "team-a-secret"
-scopes = ["write"]
-refs = ["team-a"]
-
-[[token]]
-name = "all-refs"
-token = "all-refs-secret"
-scopes = ["read", "write"]
-refs = [""]
-
-[[token]]
-name = "peer-server"
-token = "peer-secret"
-scopes = ["read", "write"]
-refs = ["git-snapshots/"]
-`;
+const TOKENS: TestToken[] = [
+  { name: 'reader', token: 'read-secret', scopes: ['read'] },
+  { name: 'writer', sha256: hashToken('write-secret').toString('hex'), scopes: ['read', 'write'] },
+  { name: 'deployer', token: 'deploy-secret', scopes: ['write'], refs: ['deploy/'] },
+  { name: 'team-a', token: 'team-a-secret', scopes: ['write'], refs: ['team-a'] },
+  { name: 'all-refs', token: 'all-refs-secret', scopes: ['read', 'write'], refs: [''] },
+  { name: 'peer-server', token: 'peer-secret', scopes: ['read', 'write'], refs: ['git-snapshots/'] },
+];
 
 describe('auth', () => {
   let dir: string;
@@ -57,8 +31,7 @@ describe('auth', () => {
   const hex = hexOf(sha256(data));
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hoard-auth-'));
-    tokensFile = join(dir, 'tokens.toml');
-    await writeFile(tokensFile, TOKENS);
+    tokensFile = await writeTokensFile(dir, TOKENS);
     srv = await startTestServer({ tokens: tokensFile });
     pub = await startTestServer({ tokens: tokensFile, publicRead: true });
   });

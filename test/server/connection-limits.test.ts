@@ -4,57 +4,28 @@
 // keeps arriving slowly is not.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { resolveMaxConnections } from '../../src/server/connection-limits.ts';
-import { servingUrl } from '../support/serving-url.ts';
-import { BIN, tempDir } from '../sync/helpers.ts';
+import { type ServeChild, serveChild } from '../support/serve-child.ts';
+import { writeTokensFile } from '../support/tokens.ts';
+import { tempDir } from '../sync/helpers.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
 const TOKEN = 'conn-limits-secret-token';
-const TOKENS = `[[token]]\nname = "ci"\ntoken = "${TOKEN}"\nscopes = ["read", "write"]\n`;
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  /** stdout so far (JSON log lines). */
-  log: () => string;
-  exited: Promise<unknown>;
-}
 
 /** `hoard serve` as a child process with its descriptor limit set to `nofile` (soft and hard). */
-async function serveLimited(nofile: number, dataDir: string, ...extra: string[]): Promise<Proc> {
-  const child = spawn(
-    'prlimit',
-    [
-      `--nofile=${nofile}:${nofile}`,
-      '--',
-      process.execPath,
-      BIN,
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--data',
-      dataDir,
-      '--tokens',
-      join(dataDir, '..', 'tokens.toml'),
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+function serveLimited(nofile: number, dataDir: string, ...extra: string[]): Promise<ServeChild> {
+  const tokens = join(dataDir, '..', 'tokens.toml');
+  return serveChild(
+    dataDir,
+    ['--tokens', tokens, ...extra],
+    ['prlimit', `--nofile=${nofile}:${nofile}`, '--'],
   );
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const url = await servingUrl(child);
-  return { child, url, log: () => out, exited };
 }
 
 interface Attack {
@@ -140,7 +111,7 @@ describe('hoard serve connection limits (real server, limited descriptors)', () 
   let tmp: { dir: string; cleanup: () => Promise<void> };
   before(async () => {
     tmp = await tempDir('hoard-conn-');
-    await writeFile(join(tmp.dir, 'tokens.toml'), TOKENS);
+    await writeTokensFile(tmp.dir, [{ name: 'ci', token: TOKEN, scopes: ['read', 'write'] }]);
   });
   after(() => tmp.cleanup());
 

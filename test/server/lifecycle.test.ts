@@ -4,7 +4,6 @@
 // and no temp files after restart.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -12,31 +11,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Digest, hexOf, sha256 } from '../../src/core/digest.ts';
-import { servingUrl } from '../support/serving-url.ts';
-import { BIN, hoard, tempDir } from '../sync/helpers.ts';
+import { type ServeChild, serveChild } from '../support/serve-child.ts';
+import { hoard, tempDir } from '../sync/helpers.ts';
 
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function serve(dataDir: string, ...extra: string[]): Promise<Proc> {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir, ...extra],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const url = await servingUrl(child);
-  child.stdout?.resume();
-  child.stderr?.resume();
-  return { child, url, exited };
-}
+const serve = (dataDir: string, ...extra: string[]): Promise<ServeChild> => serveChild(dataDir, extra);
 
 /** A PUT whose body trickles out over `ms` milliseconds (node:http, so chunks go out as written). */
 function slowPut(url: string, data: Buffer, ms: number): Promise<number> {

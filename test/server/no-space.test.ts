@@ -5,7 +5,6 @@
 // left, and the server keeps serving.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -13,29 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { EXIT } from '../../src/core/errors.ts';
-import { servingUrl } from '../support/serving-url.ts';
+import { type ServeChild, serveChild } from '../support/serve-child.ts';
 import { mountTmpfs, type Tmpfs } from '../support/tmpfs.ts';
-import { BIN, hoard, tempDir, writeFiles } from '../sync/helpers.ts';
+import { hoard, tempDir, writeFiles } from '../sync/helpers.ts';
 
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  log: () => string;
-  exited: Promise<unknown>;
-}
-
-async function serve(dataDir: string): Promise<Proc> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const url = await servingUrl(child);
-  return { child, url, log: () => out, exited };
-}
+const serve = (dataDir: string): Promise<ServeChild> => serveChild(dataDir);
 
 /** Statuses of the PUT requests in the server's request log. */
 function putStatuses(log: string): number[] {
@@ -85,7 +66,7 @@ function streamedPut(
 describe('disk full on the server → 507 HOARD_ENO_SPACE end to end', () => {
   let fs: Tmpfs | undefined;
   let skip: string | undefined;
-  let p: Proc | undefined;
+  let p: ServeChild | undefined;
   before(async () => {
     const m = await mountTmpfs('2m');
     if (typeof m === 'string') {

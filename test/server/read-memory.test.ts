@@ -6,7 +6,6 @@
 // blob whole, as reads of blobs ≤ 8 MiB once did, costs 800 MiB here.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
@@ -14,8 +13,8 @@ import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Digest, hexOf } from '../../src/core/digest.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
-import { servingUrl } from '../support/serving-url.ts';
-import { BIN, tempDir } from '../sync/helpers.ts';
+import { type ServeChild, serveChild } from '../support/serve-child.ts';
+import { tempDir } from '../sync/helpers.ts';
 
 const MiB = 1024 * 1024;
 const READERS = 200;
@@ -58,27 +57,8 @@ async function rssOf(pid: number): Promise<number> {
   return Number(m[1]) * 1024;
 }
 
-async function serve(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--data',
-      dataDir,
-      '--max-memory',
-      '16MiB',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const url = await servingUrl(child);
-  child.stdout?.resume();
-  return { child, url };
-}
+const serve = (dataDir: string): Promise<ServeChild> =>
+  serveChild(dataDir, ['--max-memory', '16MiB', '--log-level', 'warn']);
 
 /** Reads a whole blob and checks its size and digest. */
 function readWhole(url: string, digest: Digest, size: number): Promise<void> {

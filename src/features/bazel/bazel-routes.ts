@@ -23,11 +23,11 @@ import type { CacheEntries } from '../../server/cache-entries.ts';
 import type { ServerMetrics } from '../../server/metrics.ts';
 import type { TieredBlobStore } from '../../server/tiered-blob-store.ts';
 import type { ByteRange } from '../../store/blob-store.ts';
+import { rawBodies, receiveUpload } from '../upload-body.ts';
 import type { ActionCache } from './action-cache.ts';
 import { EMPTY_DIGEST } from './action-result.ts';
 import { keyRoute } from './key-route.ts';
 import { sendContent } from './send-content.ts';
-import { rawBodies, receiveUpload } from './upload-body.ts';
 
 export interface BazelRouteOptions {
   readonly entries: CacheEntries;

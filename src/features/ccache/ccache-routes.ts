@@ -17,7 +17,7 @@ import { HoardError } from '../../core/errors.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
 import { keyRoute } from '../bazel/key-route.ts';
 import { sendContent } from '../bazel/send-content.ts';
-import { rawBodies, receiveUpload } from '../bazel/upload-body.ts';
+import { rawBodies, receiveUpload } from '../upload-body.ts';
 
 /**
  * A ccache key: ccache 4.x writes 4 hex digits and 29 base32hex digits

@@ -23,6 +23,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HoardError } from '../../core/errors.ts';
 import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
 import { parseRange } from '../../server/http-range.ts';
+import { declaredLength, rawBodies } from '../upload-body.ts';
 
 /**
  * Gradle's cache key: its HashCode in lowercase hex. Gradle (4.4 to 8.x)
@@ -39,9 +40,7 @@ interface KeyParams {
 }
 
 export async function gradleRoutes(app: FastifyInstance, entries: CacheEntries): Promise<void> {
-  // Entry bodies are never parsed: the handler streams the raw request.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  rawBodies(app);
 
   /** The entry name of the request's key, after auth (401/403 come before anything about the key). */
   const entryName = (request: FastifyRequest<{ Params: KeyParams }>, need: 'read' | 'write'): string => {
@@ -81,10 +80,7 @@ export async function gradleRoutes(app: FastifyInstance, entries: CacheEntries):
 
   app.put<{ Params: KeyParams }>('/:key', { config: { scope: 'none' } }, async (request, reply) => {
     const name = entryName(request, 'write');
-    const lenHeader = request.headers['content-length'];
-    const size = lenHeader === undefined ? undefined : Number(lenHeader);
-    if (size !== undefined && (!Number.isSafeInteger(size) || size < 0))
-      throw new HoardError('HOARD_EBAD_REQUEST', 'invalid Content-Length');
+    const size = declaredLength(request);
     const type = request.headers['content-type'];
     const meta: Record<string, string> = {};
     if (type !== undefined && ARTIFACT_TYPE.test(type)) meta['content-type'] = type;

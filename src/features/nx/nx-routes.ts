@@ -15,7 +15,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { HoardError, httpStatusOf } from '../../core/errors.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
-import { declaredLength, putFromRequest } from '../turbo/raw-upload.ts';
+import { rawBodies, receiveUpload } from '../upload-body.ts';
 
 /** Nx hashes are decimal today (a 64-bit xxhash); hex or longer ones fit too. */
 const HASH = /^[0-9A-Za-z]{1,128}$/;
@@ -41,17 +41,17 @@ export async function nxRoutes(app: FastifyInstance, entries: CacheEntries): Pro
     reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
   });
 
-  // Archives are never parsed: the handler streams the raw request.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  rawBodies(app);
 
   app.put<{ Params: HashParams }>('/v1/cache/:hash', noScope, async (request, reply) => {
     const name = nameOf(request.params.hash);
     entries.authorize(request, 'write', name);
-    const res = await putFromRequest(entries, name, request, reply, {
-      size: declaredLength(request),
-      mode: 'create',
-    });
+    const res = await receiveUpload(
+      request,
+      reply,
+      { what: `artifact ${request.params.hash}` },
+      (body, size) => entries.put(name, body, { size, mode: 'create' }),
+    );
     if (!res.created)
       return reply.code(409).type('text/plain; charset=utf-8').send('Cannot override an existing record\n');
     return reply.code(200).send();

@@ -27,7 +27,7 @@ import { mapLimit } from '../../core/pool.ts';
 import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
 import { parseRange } from '../../server/http-range.ts';
 import { acceptJsonBodies } from '../../server/json-bodies.ts';
-import { declaredLength, putFromRequest } from './raw-upload.ts';
+import { rawBodies, receiveUpload } from '../upload-body.ts';
 
 /** Turbo's task hashes are hex (16 digits today); the bound leaves room for longer hashes. */
 const HASH = /^[0-9a-fA-F]{1,128}$/;
@@ -64,9 +64,7 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
     entries.refName(teamOf(request.query), hashOf(request.params.hash));
 
   app.register(async (raw) => {
-    // Artifact bodies are never parsed: the handler streams the raw request.
-    raw.removeAllContentTypeParsers();
-    raw.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    rawBodies(raw);
 
     raw.put<{ Params: HashParams; Querystring: TeamQuery }>(
       '/v8/artifacts/:hash',
@@ -82,11 +80,9 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
             throw new HoardError('HOARD_EBAD_REQUEST', `${h.header} must be ${h.must}`);
           meta[key] = value;
         }
-        await putFromRequest(entries, name, request, reply, {
-          size: declaredLength(request),
-          meta,
-          mode: 'overwrite',
-        });
+        await receiveUpload(request, reply, { what: `artifact ${request.params.hash}` }, (body, size) =>
+          entries.put(name, body, { size, meta, mode: 'overwrite' }),
+        );
         return reply.code(202).send({ urls: [request.url.split('?')[0]] });
       },
     );

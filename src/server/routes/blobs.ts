@@ -2,13 +2,14 @@
 // verified, bounded), POST /v1/blobs/missing, and two extensions used by the
 // http(s):// remote's conformance (DELETE and a paginated list).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
 import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
 import type { ServingBlobStore } from '../../store/blob-handle.ts';
+import { closeAfterAnswer } from '../close-after-answer.ts';
 import type { ServerContext } from '../context.ts';
 import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
 import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
@@ -211,21 +212,6 @@ function sendHeadersOnly(
 }
 
 /** Counts body bytes while streaming; more than `max` fails with 413. */
-/**
- * After an error answer to an upload whose body is still arriving: discard
- * the rest (so the client, still writing, reads the answer instead of a
- * reset) for at most uploadErrorLingerMs, then close.
- */
-function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
-  res.once('finish', () => {
-    if (req.complete || req.destroyed) return;
-    req.resume();
-    const timer = setTimeout(() => req.socket.destroy(), DEFAULTS.uploadErrorLingerMs);
-    timer.unref();
-    req.socket.once('close', () => clearTimeout(timer));
-  });
-}
-
 async function* limitBytes(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
   let n = 0;
   for await (const chunk of source) {

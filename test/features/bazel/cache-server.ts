@@ -3,7 +3,7 @@
 // tokens file covering the auth matrix, plus small HTTP helpers.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { apiFeature } from '../../../src/server/api-feature.ts';
 import type { RawSettings } from '../../../src/server/config.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { type TestToken, writeTokensFile } from '../../support/tokens.ts';
 
 export async function startCacheServer(settings: RawSettings = {}): Promise<TestServer> {
   return startTestServer(settings, {
@@ -30,41 +31,18 @@ export const TOKENS = {
   other: 'turbo-ci-secret',
 } as const;
 
-const TOKENS_TOML = `
-[[token]]
-name = "dev"
-token = "${TOKENS.read}"
-scopes = ["read"]
-
-[[token]]
-name = "ci"
-token = "${TOKENS.write}"
-scopes = ["read", "write"]
-
-[[token]]
-name = "bazel-ci"
-token = "${TOKENS.bazel}"
-scopes = ["read", "write"]
-refs = ["cache/bazel/"]
-
-[[token]]
-name = "ccache-ci"
-token = "${TOKENS.ccache}"
-scopes = ["read", "write"]
-refs = ["cache/ccache/"]
-
-[[token]]
-name = "turbo-ci"
-token = "${TOKENS.other}"
-scopes = ["read", "write"]
-refs = ["cache/turbo/"]
-`;
+const TOKEN_FILE: TestToken[] = [
+  { name: 'dev', token: TOKENS.read, scopes: ['read'] },
+  { name: 'ci', token: TOKENS.write, scopes: ['read', 'write'] },
+  { name: 'bazel-ci', token: TOKENS.bazel, scopes: ['read', 'write'], refs: ['cache/bazel/'] },
+  { name: 'ccache-ci', token: TOKENS.ccache, scopes: ['read', 'write'], refs: ['cache/ccache/'] },
+  { name: 'turbo-ci', token: TOKENS.other, scopes: ['read', 'write'], refs: ['cache/turbo/'] },
+];
 
 /** A server with the tokens file above. */
 export async function startAuthServer(): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'hoard-cache-auth-'));
-  const tokens = join(dir, 'tokens.toml');
-  await writeFile(tokens, TOKENS_TOML);
+  const tokens = await writeTokensFile(dir, TOKEN_FILE);
   const srv = await startCacheServer({ tokens });
   return {
     ...srv,

@@ -2,13 +2,14 @@
 // API v1 and the gradle feature, and Gradle's requests as Gradle makes them.
 
 import { randomBytes } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gradleFeature } from '../../../src/features/gradle/gradle-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import type { RawSettings } from '../../../src/server/config.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { type TestToken, writeTokensFile } from '../../support/tokens.ts';
 
 export function startGradleServer(settings: RawSettings = {}): Promise<TestServer> {
   return startTestServer(settings, { features: [withSettings(apiFeature), withSettings(gradleFeature)] });
@@ -57,33 +58,12 @@ export async function blobFiles(dataDir: string): Promise<string[]> {
 }
 
 /** Tokens of the Gradle tests: a developer reads; CI writes everything, or only Gradle's or Turborepo's namespace. */
-export const TOKENS = `
-[[token]]
-name = "developer"
-token = "dev-secret"
-scopes = ["read"]
-
-[[token]]
-name = "ci"
-token = "ci-secret"
-scopes = ["read", "write"]
-
-[[token]]
-name = "gradle-ci"
-token = "gradle-secret"
-scopes = ["read", "write"]
-refs = ["cache/gradle/"]
-
-[[token]]
-name = "turbo-ci"
-token = "turbo-secret"
-scopes = ["read", "write"]
-refs = ["cache/turbo/"]
-`;
+export const TOKENS: TestToken[] = [
+  { name: 'developer', token: 'dev-secret', scopes: ['read'] },
+  { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'] },
+  { name: 'gradle-ci', token: 'gradle-secret', scopes: ['read', 'write'], refs: ['cache/gradle/'] },
+  { name: 'turbo-ci', token: 'turbo-secret', scopes: ['read', 'write'], refs: ['cache/turbo/'] },
+];
 
 /** Writes TOKENS to `<dir>/tokens.toml`; returns its path. */
-export async function writeTokens(dir: string): Promise<string> {
-  const path = join(dir, 'tokens.toml');
-  await writeFile(path, TOKENS);
-  return path;
-}
+export const writeTokens = (dir: string): Promise<string> => writeTokensFile(dir, TOKENS);

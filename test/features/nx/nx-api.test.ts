@@ -15,8 +15,8 @@ import { nxFeature } from '../../../src/features/nx/nx-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { writeTokensFile } from '../../support/tokens.ts';
 import { cutUpload } from '../turbo/cut-upload.ts';
-import { writeTokens } from '../turbo/two-package-workspace.ts';
 
 const MAX = 64 * 1024;
 
@@ -25,11 +25,15 @@ describe('nx remote cache API', () => {
   let srv: TestServer;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hoard-nx-'));
-    const tokens = await writeTokens(dir, [
-      { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/nx/'] },
-      { name: 'dev', token: 'dev-secret', scopes: ['read'] },
-      { name: 'turbo-ci', token: 'turbo-secret', scopes: ['read', 'write'], refs: ['cache/turbo/'] },
-    ]);
+    const tokens = await writeTokensFile(
+      dir,
+      [
+        { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/nx/'] },
+        { name: 'dev', token: 'dev-secret', scopes: ['read'] },
+        { name: 'turbo-ci', token: 'turbo-secret', scopes: ['read', 'write'], refs: ['cache/turbo/'] },
+      ],
+      'json',
+    );
     srv = await startTestServer(
       { tokens, maxBlobSize: MAX },
       { features: [withSettings(apiFeature), withSettings(nxFeature)] },

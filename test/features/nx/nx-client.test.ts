@@ -15,8 +15,9 @@ import { nxFeature } from '../../../src/features/nx/nx-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { writeTokensFile } from '../../support/tokens.ts';
 import { CLIENTS, type InstalledClient, installClient } from '../turbo/npm-client.ts';
-import { twoPackageWorkspace, type Workspace, writeTokens } from '../turbo/two-package-workspace.ts';
+import { twoPackageWorkspace, type Workspace } from '../turbo/two-package-workspace.ts';
 
 const run = promisify(execFile);
 
@@ -32,10 +33,14 @@ describe('nx (real client) against hoard', () => {
   before(async () => {
     client = await installClient('nx');
     dir = await mkdtemp(join(tmpdir(), 'hoard-nx-client-'));
-    const tokens = await writeTokens(dir, [
-      { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/nx/'] },
-      { name: 'dev', token: 'dev-secret', scopes: ['read'] },
-    ]);
+    const tokens = await writeTokensFile(
+      dir,
+      [
+        { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/nx/'] },
+        { name: 'dev', token: 'dev-secret', scopes: ['read'] },
+      ],
+      'json',
+    );
     srv = await startTestServer(
       { tokens },
       { features: [withSettings(apiFeature), withSettings(nxFeature)] },

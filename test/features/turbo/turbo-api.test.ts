@@ -14,8 +14,8 @@ import { turboFeature } from '../../../src/features/turbo/turbo-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { writeTokensFile } from '../../support/tokens.ts';
 import { cutUpload } from './cut-upload.ts';
-import { writeTokens } from './two-package-workspace.ts';
 
 const MAX = 64 * 1024;
 
@@ -24,11 +24,20 @@ describe('turbo remote cache API', () => {
   let srv: TestServer;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hoard-turbo-'));
-    const tokens = await writeTokens(dir, [
-      { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/turbo/team-a'] },
-      { name: 'dev', token: 'dev-secret', scopes: ['read'] },
-      { name: 'team-b-ci', token: 'team-b-secret', scopes: ['read', 'write'], refs: ['cache/turbo/team-b'] },
-    ]);
+    const tokens = await writeTokensFile(
+      dir,
+      [
+        { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/turbo/team-a'] },
+        { name: 'dev', token: 'dev-secret', scopes: ['read'] },
+        {
+          name: 'team-b-ci',
+          token: 'team-b-secret',
+          scopes: ['read', 'write'],
+          refs: ['cache/turbo/team-b'],
+        },
+      ],
+      'json',
+    );
     srv = await startTestServer(
       { tokens, maxBlobSize: MAX },
       { features: [withSettings(apiFeature), withSettings(turboFeature)] },

@@ -17,8 +17,9 @@ import { turboFeature } from '../../../src/features/turbo/turbo-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { writeTokensFile } from '../../support/tokens.ts';
 import { CLIENTS, type InstalledClient, installClient } from './npm-client.ts';
-import { twoPackageWorkspace, type Workspace, writeTokens } from './two-package-workspace.ts';
+import { twoPackageWorkspace, type Workspace } from './two-package-workspace.ts';
 
 const run = promisify(execFile);
 
@@ -34,10 +35,14 @@ describe('turbo (real client) against hoard', () => {
   before(async () => {
     client = await installClient('turbo');
     dir = await mkdtemp(join(tmpdir(), 'hoard-turbo-client-'));
-    const tokens = await writeTokens(dir, [
-      { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/turbo/team-a'] },
-      { name: 'dev', token: 'dev-secret', scopes: ['read'] },
-    ]);
+    const tokens = await writeTokensFile(
+      dir,
+      [
+        { name: 'ci', token: 'ci-secret', scopes: ['read', 'write'], refs: ['cache/turbo/team-a'] },
+        { name: 'dev', token: 'dev-secret', scopes: ['read'] },
+      ],
+      'json',
+    );
     srv = await startTestServer(
       { tokens },
       { features: [withSettings(apiFeature), withSettings(turboFeature)] },

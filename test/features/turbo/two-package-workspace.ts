@@ -1,7 +1,7 @@
 // The workspace the real-client tests build (Turborepo, Nx): packages `a`
 // and `b` (b depends on a), each with a build that writes random bytes to
 // dist/ and logs its execution outside the outputs, so only a cache restore
-// reproduces dist/ without a new log line. Also the tokens file they serve.
+// reproduces dist/ without a new log line.
 
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -72,20 +72,6 @@ export async function twoPackageWorkspace(
         await rm(join(root, p), { recursive: true, force: true });
     },
   };
-}
-
-export interface TestToken {
-  name: string;
-  token: string;
-  scopes: ('read' | 'write')[];
-  refs?: string[];
-}
-
-/** Writes a tokens file (JSON) and returns its path. */
-export async function writeTokens(dir: string, tokens: readonly TestToken[]): Promise<string> {
-  const path = join(dir, 'tokens.json');
-  await writeFile(path, JSON.stringify({ tokens }));
-  return path;
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {
