@@ -55,7 +55,7 @@ export async function receiveUpload<T>(
   const size = declaredLength(request);
   const { max, what } = opts;
   if (max !== undefined && size !== undefined && size > max) {
-    reply.header('connection', 'close');
+    closeAfterAnswer(raw, reply.raw);
     throw overLimit(size, max, what);
   }
   // Read without destroying the request when `store` stops early (see above).
@@ -71,10 +71,7 @@ export async function receiveUpload<T>(
   try {
     return await store(Readable.from(max === undefined ? chunks : bounded(max)), size);
   } catch (err) {
-    if (!raw.complete) {
-      reply.header('connection', 'close');
-      closeAfterAnswer(raw, reply.raw);
-    }
+    if (!raw.complete) closeAfterAnswer(raw, reply.raw);
     if (isNoSpaceErrno(err)) throw noSpaceOr(err, what);
     if (!(err instanceof HoardError) && (raw.errored || raw.destroyed || raw.readableAborted))
       throw new HoardError('HOARD_ETRUNCATED', `${what}: request body cut short; nothing was stored`, {

@@ -80,8 +80,8 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
     if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0))
       throw new HoardError('HOARD_EBAD_REQUEST', 'invalid Content-Length');
     if (declared !== undefined && declared > max) {
-      // Refuse before reading a byte; close, as the body will not be read.
-      reply.header('connection', 'close');
+      // Refused before reading a byte: answered, then the body is dropped for a bounded time.
+      closeAfterAnswer(request.raw, reply.raw);
       throw tooLarge(declared, max);
     }
     const body = (request.body as IncomingMessage | undefined) ?? request.raw;
@@ -99,10 +99,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
         .send({ digest, size: res.size, created: res.created });
     } catch (err) {
       // The body may be unread (e.g. a mismatch found early): don't keep the connection.
-      if (!request.raw.complete) {
-        reply.header('connection', 'close');
-        closeAfterAnswer(request.raw, reply.raw);
-      }
+      if (!request.raw.complete) closeAfterAnswer(request.raw, reply.raw);
       // A full disk is ours, never the client's cut-off body (fs stores already say so; a raw errno too).
       if (isNoSpaceErrno(err)) throw noSpaceOr(err, `blob ${digest}`);
       if (!(err instanceof HoardError) && (request.raw.errored || request.raw.destroyed))
