@@ -11,21 +11,11 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { waitUntil } from '../support/wait.ts';
 
 const HOARD = fileURLToPath(new URL('../../bin/hoard.js', import.meta.url));
 const SYSTEM_NODE = '/usr/bin/node';
-/** Polls `cond` (every 50 ms) until true or `ms` elapsed; returns its last value. */
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (cond()) return true;
-    await delay(50);
-  }
-  return cond();
-}
-
 /** A process is gone when /proc has no entry or only a zombie left for its reaper. */
 function gone(pid: number): boolean {
   try {
@@ -83,7 +73,7 @@ describe('bin/hoard.js under an older Node', {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       launcher.on('exit', (code, signal) => resolve({ code, signal })),
     );
-    assert.ok(await waitFor(() => /hoard: serving http/.test(err), 30_000), `serve did not start: ${err}`);
+    await waitUntil(() => /hoard: serving http/.test(err), `serve did not start: ${err}`, 30_000);
     const kids = childrenOf(launcher.pid!);
     assert.equal(kids.length, 1, `launcher children: ${kids}`);
     const cmdline = readFileSync(`/proc/${kids[0]}/cmdline`, 'utf8');
@@ -95,7 +85,7 @@ describe('bin/hoard.js under an older Node', {
     const s = await startServe();
     s.launcher.kill('SIGKILL');
     await s.exited;
-    assert.ok(await waitFor(() => gone(s.child), 20_000), `child ${s.child} still running`);
+    await waitUntil(() => gone(s.child), `child ${s.child} still running`, 20_000);
   });
 
   it('SIGTERM is forwarded: the child drains, and the launcher exits with its code', async () => {
@@ -104,14 +94,14 @@ describe('bin/hoard.js under an older Node', {
     const r = await s.exited;
     assert.deepEqual(r, { code: 0, signal: null });
     assert.match(s.stdout(), /"signal":"SIGTERM"/);
-    assert.ok(await waitFor(() => gone(s.child), 5_000));
+    await waitUntil(() => gone(s.child), 'the child to exit', 5_000);
   });
 
   it('a child killed by a signal takes the launcher with it (SIGHUP forwarded, SIGKILL mirrored)', async () => {
     const hup = await startServe();
     hup.launcher.kill('SIGHUP'); // serve has no SIGHUP handler: the child dies of it
     assert.deepEqual(await hup.exited, { code: null, signal: 'SIGHUP' });
-    assert.ok(await waitFor(() => gone(hup.child), 5_000));
+    await waitUntil(() => gone(hup.child), 'the child to exit', 5_000);
 
     const killed = await startServe();
     process.kill(killed.child, 'SIGKILL');

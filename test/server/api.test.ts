@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
+import { waitUntil } from '../support/wait.ts';
 import { startTestServer, startWithCountingShared, type TestServer } from './helpers.ts';
 
 const blobUrl = (base: string, hex: string) => `${base}/v1/blobs/sha256/${hex}`;
@@ -154,8 +155,7 @@ describe('blob ranges on a cold read (shared tier only)', () => {
       // The first range went down as a range, not as a whole-blob read.
       assert.deepEqual(srv.shared.reads[0].range, { offset: 1_000_000, length: 100 });
       // The background fill warms the disk tier; then ranges are served from disk.
-      for (let i = 0; i < 100 && (await blobFiles(srv.dataDir)).length === 0; i++)
-        await new Promise((r) => setTimeout(r, 20));
+      await waitUntil(async () => (await blobFiles(srv.dataDir)).length > 0, 'the background fill');
       const warm = await fetch(blobUrl(srv.url, hex), { headers: { range: 'bytes=-10' } });
       assert.equal(warm.status, 206);
       assert.equal(warm.headers.get('x-hoard-tier'), 'disk');
@@ -248,9 +248,8 @@ describe('blob PUT', () => {
       sock.on('close', () => resolve());
       sock.on('error', reject);
     });
-    // Give the server a moment to notice and clean up.
-    for (let i = 0; i < 50 && (await tmpFiles(srv.dataDir)).length > 0; i++)
-      await new Promise((r) => setTimeout(r, 20));
+    // The server notices the cut and cleans up asynchronously.
+    await waitUntil(async () => (await tmpFiles(srv.dataDir)).length === 0, 'the temp file to go');
     assert.ok(!(await blobFiles(srv.dataDir)).includes(hex));
     assert.deepEqual(await tmpFiles(srv.dataDir), []);
     assert.equal((await fetch(blobUrl(srv.url, hex), { method: 'HEAD' })).status, 404);

@@ -14,6 +14,7 @@ import type { RawSettings } from '../../../src/server/config.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
 import { type TestToken, writeTokensFile } from '../../support/tokens.ts';
+import { waitUntil } from '../../support/wait.ts';
 
 export async function startCacheServer(settings: RawSettings = {}): Promise<TestServer> {
   return startTestServer(settings, {
@@ -113,20 +114,11 @@ export async function putCutShort(
     sock.on('error', reject);
   });
   await serverSide;
-  await waitFor(
+  await waitUntil(
     async () => (await tmpFiles(srv.dataDir)).length === 0,
     'the server to remove its spool files',
   );
   return answer.split('\r\n')[0];
-}
-
-/** Polls a condition (the server's state, not time) for at most `ms`. */
-export async function waitFor(cond: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Whether a command is on PATH (real-client tests skip without it and say so). */

@@ -6,8 +6,8 @@
 import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { TestServer } from '../../server/helpers.ts';
+import { waitUntil } from '../../support/wait.ts';
 
 /** `Content-Length` 50000 (under the tests' --max-blob-size), 1000 bytes sent. */
 export async function cutUpload(srv: TestServer, path: string, token: string): Promise<void> {
@@ -22,17 +22,8 @@ export async function cutUpload(srv: TestServer, path: string, token: string): P
       'Content-Type: application/octet-stream\r\nContent-Length: 50000\r\n\r\n',
   );
   sock.write(Buffer.alloc(1000, 7));
-  await until(async () => (await spooled()) > 0, 'the upload to reach the spool');
+  await waitUntil(async () => (await spooled()) > 0, 'the upload to reach the spool');
   sock.destroy();
   await closed;
-  await until(async () => (await spooled()) === 0, 'the server to give the upload up');
-}
-
-/** Polls a condition (a wait on state, not a sleep standing in for one), bounded. */
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
+  await waitUntil(async () => (await spooled()) === 0, 'the server to give the upload up');
 }
