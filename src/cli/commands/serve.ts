@@ -22,12 +22,9 @@ export function registerServe(program: Command): void {
         const features = await Promise.all(SERVE_FEATURES.map((f) => f.use(layers)));
         const server = await buildServer(config, { features });
         const url = await server.listen();
-        server.app.log.info({ url, data: config.dataDir, remote: config.remote ?? null }, 'hoard serving');
-        // Always said, whatever the log level: scripts and tests read the address from here.
-        info(
-          `hoard: serving ${url} (data ${config.dataDir}${config.remote ? `, remote ${config.remote}` : ''})`,
-        );
-        await new Promise<void>((resolve) => {
+        // The signal handlers come before the announcement: a script that reads "serving"
+        // and signals at once must find them installed, not the default action.
+        const stopped = new Promise<void>((resolve) => {
           let stopping = false;
           const stop = (signal: string) => {
             if (stopping) return;
@@ -41,6 +38,12 @@ export function registerServe(program: Command): void {
           process.once('SIGTERM', () => stop('SIGTERM'));
           process.once('SIGINT', () => stop('SIGINT'));
         });
+        server.app.log.info({ url, data: config.dataDir, remote: config.remote ?? null }, 'hoard serving');
+        // Always said, whatever the log level: scripts and tests read the address from here.
+        info(
+          `hoard: serving ${url} (data ${config.dataDir}${config.remote ? `, remote ${config.remote}` : ''})`,
+        );
+        await stopped;
         server.app.log.info('stopped');
         return 0;
       }),
