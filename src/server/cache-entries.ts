@@ -23,14 +23,16 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Digest, Hasher, isDigest } from '../core/digest.ts';
 import { decodeEntry, encodeEntry, MAX_ENTRY_BYTES } from '../core/entry-record.ts';
 import { HoardError, isHoardError, noSpaceOr, RefConflictError } from '../core/errors.ts';
 import { readAllBounded } from '../core/streams.ts';
+import type { BlobHandle } from '../store/blob-handle.ts';
 import type { ByteRange } from '../store/blob-store.ts';
 import { authorize } from './auth.ts';
 import type { FeatureContext } from './feature.ts';
+import { type SendOptions, sendContent } from './send-content.ts';
 
 export interface CacheEntry {
   /** The cache ref, e.g. `cache/turbo/<team>/<hash>`. */
@@ -94,23 +96,57 @@ export class CacheEntries {
 
   /** The entry, or undefined: no such key, or its content is gone from every tier. */
   async get(name: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
-    const entry = await this.#lookup(name, signal);
+    return this.#counted(name, await this.#lookup(name, signal));
+  }
+
+  /**
+   * The entry with its content opened, or undefined (as get()). One look at
+   * the tiers decides the hit and serves it: a HEAD-then-read pair could meet
+   * an eviction in between. `ranged`: only part of the content is wanted.
+   */
+  async open(
+    name: string,
+    opts: { ranged?: boolean; signal?: AbortSignal } = {},
+  ): Promise<{ entry: CacheEntry; handle: BlobHandle } | undefined> {
+    const entry = await this.#resolve(name, opts.signal);
+    const handle = entry && (await this.#ctx.blobs.open(entry.digest, { ranged: opts.ranged }));
+    this.#counted(name, handle ? entry : undefined);
+    return handle && entry ? { entry, handle } : undefined;
+  }
+
+  /** Sends an opened entry (sendContent), counting the bytes out. */
+  send(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    opened: { entry: CacheEntry; handle: BlobHandle },
+    opts: Omit<SendOptions, 'onBody'> = {},
+  ): FastifyReply {
+    return sendContent(request, reply, opened.handle, {
+      ...opts,
+      onBody: (bytes) => this.#ctx.metrics.cacheBytes.inc({ tool: this.tool, direction: 'out' }, bytes),
+    });
+  }
+
+  #counted(name: string, entry: CacheEntry | undefined): CacheEntry | undefined {
     this.#ctx.metrics.cacheRequests.inc({ tool: this.tool, op: 'get', result: entry ? 'hit' : 'miss' });
     if (entry) this.#ctx.ctx.refExpiry?.touch(name);
     return entry;
   }
 
   async #lookup(name: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+    const entry = await this.#resolve(name, signal);
+    return entry && (await this.#ctx.blobs.has(entry.digest)) ? entry : undefined;
+  }
+
+  /** The entry a ref names, without checking that its content is still stored. */
+  async #resolve(name: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
     const ref = await this.#ctx.refs.get(name, signal);
     if (!ref) return undefined;
     const { blobs } = this.#ctx;
     // A record never changes (it is named by its digest): a decoded one is reused, which
     // spares a small hit two of its four store operations.
     const known = this.#records.get(ref.target);
-    if (known) {
-      if (!(await blobs.stat(known.blob))) return undefined;
-      return { name, digest: known.blob, size: known.size, meta: known.meta };
-    }
+    if (known) return { name, digest: known.blob, size: known.size, meta: known.meta };
     const target = await blobs.stat(ref.target);
     if (!target) return undefined;
     let rec: ReturnType<typeof decodeEntry>;
@@ -127,7 +163,6 @@ export class CacheEntries {
     if (!rec) return { name, digest: ref.target, size: target.size, meta: {} };
     const meta = Object.freeze({ ...rec.meta });
     this.#remember(ref.target, { blob: rec.blob, size: rec.size, meta });
-    if (!(await blobs.stat(rec.blob))) return undefined;
     return { name, digest: rec.blob, size: rec.size, meta };
   }
 

@@ -54,7 +54,7 @@ import { BlobNotFoundError, DigestMismatchError, HoardError } from '../core/erro
 import { SingleFlight } from '../core/single-flight.ts';
 import { drain } from '../core/streams.ts';
 import type { ReservingBlobCache } from '../store/blob-cache.ts';
-import type { BlobHandle, ServingBlobStore } from '../store/blob-handle.ts';
+import { type BlobHandle, bufferHandle, type ServingBlobStore } from '../store/blob-handle.ts';
 import {
   type BlobInfo,
   type BlobStore,
@@ -545,16 +545,6 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   async close(): Promise<void> {
     await Promise.all([...this.#fills.values()].map((f) => f.settled));
   }
-}
-
-function bufferHandle(buf: Buffer, tier: TierName): BlobHandle<TierName> {
-  return {
-    size: buf.byteLength,
-    tier,
-    stream: (start, end) => Readable.from(end > start ? [buf.subarray(start, end)] : []),
-    bytes: (start, end) => buf.subarray(start, end),
-    close() {},
-  };
 }
 
 function passDown(shared: BlobStore, digest: Digest, start: number, end: number): Readable {

@@ -5,7 +5,7 @@
 // authoritative tier has a blob (what a ref may point at). TieredBlobStore
 // implements it.
 
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Digest } from '../core/digest.ts';
 import type { BlobStore } from './blob-store.ts';
 
@@ -26,4 +26,15 @@ export interface ServingBlobStore extends BlobStore {
   open(digest: Digest, opts?: { ranged?: boolean }): Promise<BlobHandle | undefined>;
   /** Whether the authoritative tier has the blob (what refs and PUT decide on). */
   hasAuthoritative(digest: Digest): Promise<boolean>;
+}
+
+/** A handle on bytes in memory: `bytes` lets a route send them without a stream. */
+export function bufferHandle<Tier extends string>(buf: Buffer, tier: Tier): BlobHandle<Tier> {
+  return {
+    size: buf.byteLength,
+    tier,
+    stream: (start, end) => Readable.from(end > start ? [buf.subarray(start, end)] : []),
+    bytes: (start, end) => buf.subarray(start, end),
+    close() {},
+  };
 }

@@ -20,8 +20,9 @@ import { Readable } from 'node:stream';
 import type { Digest } from '../../core/digest.ts';
 import { HoardError, isHoardError } from '../../core/errors.ts';
 import { readAllBounded } from '../../core/streams.ts';
-import type { CacheEntries } from '../../server/cache-entries.ts';
-import { type BlobStore, type ByteRange, resolveRange } from '../../store/blob-store.ts';
+import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
+import { type BlobHandle, bufferHandle } from '../../store/blob-handle.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
 import { decodeActionResult, treeFileDigests } from './action-result.ts';
 
 /**
@@ -45,12 +46,10 @@ const FORMAT_ACTION_RESULT = 'action-result';
 const FORMAT_OPAQUE = 'opaque';
 
 export interface ActionCacheHit {
-  /** Size of the stored value. */
-  readonly size: number;
-  /** The digest of the stored value (an ETag). */
-  readonly digest: Digest;
-  /** The stored value (or a range of it), as the client sent it. */
-  open(range?: ByteRange): Promise<Readable>;
+  /** The cache entry (its digest is the ETag). */
+  readonly entry: CacheEntry;
+  /** The stored value as the client sent it, opened (sendContent closes it). */
+  readonly handle: BlobHandle;
 }
 
 /** What the integrity check reads of the CAS. */
@@ -80,32 +79,29 @@ export class ActionCache {
 
   /** The verified hit, or undefined: no entry, or one of the blobs it references is gone. */
   async get(name: string, signal?: AbortSignal): Promise<ActionCacheHit | undefined> {
-    return (await this.lookup(name, signal)).hit;
+    return (await this.lookup(name, { signal })).hit;
   }
 
   /** As get(), telling an incomplete entry (present, but an output is gone) from an absent one. */
-  async lookup(name: string, signal?: AbortSignal): Promise<{ hit?: ActionCacheHit; incomplete: boolean }> {
-    const entry = await this.#entries.get(name, signal);
-    if (!entry) return { incomplete: false };
-    const entries = this.#entries;
+  async lookup(
+    name: string,
+    opts: { ranged?: boolean; signal?: AbortSignal } = {},
+  ): Promise<{ hit?: ActionCacheHit; incomplete: boolean }> {
+    const opened = await this.#entries.open(name, opts);
+    if (!opened) return { incomplete: false };
+    const { entry, handle } = opened;
     // An opaque value is streamed as it is (ccache entries can be large).
-    if (entry.meta.format === FORMAT_OPAQUE)
-      return {
-        hit: { size: entry.size, digest: entry.digest, open: (range) => entries.read(entry, range) },
-        incomplete: false,
-      };
-    let bytes: Buffer;
-    try {
-      bytes = await readAllBounded(await entries.read(entry), MAX_ACTION_RESULT_BYTES);
-    } catch (err) {
-      // Evicted between the lookup and the read, or too large to be one of ours: a miss.
-      if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND') || isHoardError(err, 'HOARD_ETOO_LARGE'))
-        return { incomplete: true };
-      throw err;
+    if (entry.meta.format === FORMAT_OPAQUE) return { hit: { entry, handle }, incomplete: false };
+    // Too large to be one of ours: a miss.
+    if (handle.size > MAX_ACTION_RESULT_BYTES) {
+      handle.close();
+      return { incomplete: true };
     }
-    if (!(await this.#complete(bytes, signal))) return { incomplete: true };
-    const open = async (range?: ByteRange) => Readable.from([slice(bytes, range)]);
-    return { hit: { size: bytes.byteLength, digest: entry.digest, open }, incomplete: false };
+    const bytes = handle.bytes
+      ? handle.bytes(0, handle.size)
+      : await readAllBounded(handle.stream(0, handle.size), MAX_ACTION_RESULT_BYTES);
+    if (!(await this.#complete(bytes, opts.signal))) return { incomplete: true };
+    return { hit: { entry, handle: bufferHandle(bytes, handle.tier) }, incomplete: false };
   }
 
   /**
@@ -178,9 +174,4 @@ export class ActionCache {
     }
     return true;
   }
-}
-
-function slice(bytes: Buffer, range: ByteRange | undefined): Buffer {
-  const { start, end } = resolveRange(range, bytes.byteLength);
-  return bytes.subarray(start, end);
 }

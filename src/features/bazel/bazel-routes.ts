@@ -15,19 +15,18 @@
 // ActionResults): they are recognised by the shape of ccache's keys and stored
 // opaque (isCcacheBazelKey below).
 
-import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { digestFromHex } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
 import type { ServerMetrics } from '../../server/metrics.ts';
+import { isRanged, sendContent } from '../../server/send-content.ts';
 import type { TieredBlobStore } from '../../server/tiered-blob-store.ts';
-import type { ByteRange } from '../../store/blob-store.ts';
+import { bufferHandle } from '../../store/blob-handle.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
 import type { ActionCache } from './action-cache.ts';
 import { EMPTY_DIGEST } from './action-result.ts';
 import { keyRoute } from './key-route.ts';
-import { sendContent } from './send-content.ts';
 
 export interface BazelRouteOptions {
   readonly entries: CacheEntries;
@@ -65,18 +64,13 @@ export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions)
     const digest = digestFromHex(request.params.hex);
     // Bazel never uploads the empty blob and may still ask for it.
     if (digest === EMPTY_DIGEST)
-      return sendContent(request, reply, { size: 0, digest, open: async () => Readable.from([]) });
-    const info = await blobs.stat(digest);
-    count('cas_get', info ? 'hit' : 'miss');
-    if (!info) throw new HoardError('HOARD_EBLOB_NOT_FOUND', `blob ${digest} not in the cache`);
-    return sendContent(request, reply, {
-      size: info.size,
-      digest,
-      open: async (range) => {
-        const stream = await blobs.read(digest, range);
-        metrics.cacheBytes.inc({ tool: entries.tool, direction: 'out' }, servedBytes(info.size, range));
-        return stream;
-      },
+      return sendContent(request, reply, bufferHandle(Buffer.alloc(0), 'memory'), { etag: digest });
+    const handle = await blobs.open(digest, { ranged: isRanged(request) });
+    count('cas_get', handle ? 'hit' : 'miss');
+    if (!handle) throw new HoardError('HOARD_EBLOB_NOT_FOUND', `blob ${digest} not in the cache`);
+    return sendContent(request, reply, handle, {
+      etag: digest,
+      onBody: (bytes) => metrics.cacheBytes.inc({ tool: entries.tool, direction: 'out' }, bytes),
     });
   };
 
@@ -98,14 +92,14 @@ export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions)
   const acGet = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     entries.authorize(request, 'read');
     const name = actions.name(instanceOf(request.params), request.params.hex);
-    const { hit, incomplete } = await actions.lookup(name);
+    const { hit, incomplete } = await actions.lookup(name, { ranged: isRanged(request) });
     // The entry itself was found (and counted as a hit): its outputs are what is missing.
     if (incomplete) count('get', 'incomplete');
     if (!hit)
       throw new HoardError('HOARD_EREF_NOT_FOUND', `no action result for ${request.params.hex}`, {
         details: { ref: name },
       });
-    return sendContent(request, reply, hit);
+    return entries.send(request, reply, hit, { etag: hit.entry.digest });
   };
 
   const acPut = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
@@ -123,9 +117,4 @@ export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions)
     keyRoute(app, `${base}/cas/:hex`, { get: casGet, put: casPut });
     keyRoute(app, `${base}/ac/:hex`, { get: acGet, put: acPut });
   }
-}
-
-function servedBytes(size: number, range: ByteRange | undefined): number {
-  if (!range) return size;
-  return Math.max(0, Math.min(range.length ?? size, size - range.offset));
 }

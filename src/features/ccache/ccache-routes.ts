@@ -15,8 +15,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HoardError } from '../../core/errors.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
+import { isRanged } from '../../server/send-content.ts';
 import { keyRoute } from '../bazel/key-route.ts';
-import { sendContent } from '../bazel/send-content.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
 
 /**
@@ -55,14 +55,10 @@ export async function ccacheRoutes(
   const get = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     entries.authorize(request, 'read');
     const { key, name } = nameOf(request.params);
-    const entry = await entries.get(name);
-    if (!entry)
+    const opened = await entries.open(name, { ranged: isRanged(request) });
+    if (!opened)
       throw new HoardError('HOARD_EREF_NOT_FOUND', `no ccache entry ${key}`, { details: { ref: name } });
-    return sendContent(request, reply, {
-      size: entry.size,
-      digest: entry.digest,
-      open: (range) => entries.read(entry, range),
-    });
+    return entries.send(request, reply, opened, { etag: opened.entry.digest });
   };
 
   const put = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {

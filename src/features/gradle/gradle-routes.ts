@@ -21,8 +21,8 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HoardError } from '../../core/errors.ts';
-import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
-import { parseRange } from '../../server/http-range.ts';
+import type { CacheEntries } from '../../server/cache-entries.ts';
+import { isRanged } from '../../server/send-content.ts';
 import { declaredLength, rawBodies } from '../upload-body.ts';
 
 /**
@@ -68,13 +68,14 @@ export async function gradleRoutes(app: FastifyInstance, entries: CacheEntries):
     config: { scope: 'none' },
     handler: async (request, reply) => {
       const name = entryName(request, 'read');
-      const entry = await entries.get(name, signalOf(reply));
-      if (!entry)
+      const opened = await entries.open(name, { ranged: isRanged(request), signal: signalOf(reply) });
+      if (!opened)
         return reply
           .code(404)
           .type('text/plain; charset=utf-8')
           .send(`no build cache entry ${request.params.key}\n`);
-      return sendEntry(request, reply, entries, entry);
+      const type = opened.entry.meta['content-type'];
+      return entries.send(request, reply, opened, type ? { contentType: type } : {});
     },
   });
 
@@ -93,37 +94,6 @@ export async function gradleRoutes(app: FastifyInstance, entries: CacheEntries):
     });
     return reply.code(res.created ? 201 : 200).send();
   });
-}
-
-async function sendEntry(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  entries: CacheEntries,
-  entry: CacheEntry,
-): Promise<FastifyReply> {
-  const r = parseRange(rangeHeader(request.headers.range), entry.size);
-  if (r.kind === 'unsatisfiable') {
-    reply.header('content-range', `bytes */${entry.size}`);
-    throw new HoardError(
-      'HOARD_ERANGE_NOT_SATISFIABLE',
-      `range not satisfiable for a ${entry.size}-byte entry`,
-    );
-  }
-  const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, entry.size];
-  reply.header('content-type', entry.meta['content-type'] ?? 'application/octet-stream');
-  reply.header('accept-ranges', 'bytes');
-  reply.header('content-length', String(end - start));
-  if (r.kind === 'partial') {
-    reply.code(206);
-    reply.header('content-range', `bytes ${start}-${end - 1}/${entry.size}`);
-  }
-  if (request.method === 'HEAD') return reply.send();
-  const range = r.kind === 'partial' ? { offset: start, length: end - start } : undefined;
-  return reply.send(await entries.read(entry, range));
-}
-
-function rangeHeader(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v.join(',') : v;
 }
 
 /** Aborted when the client goes away before its answer is out, so a fill or an upload for nobody stops. */

@@ -15,6 +15,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { HoardError, httpStatusOf } from '../../core/errors.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
+import { isRanged } from '../../server/send-content.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
 
 /** Nx hashes are decimal today (a 64-bit xxhash); hex or longer ones fit too. */
@@ -60,9 +61,8 @@ export async function nxRoutes(app: FastifyInstance, entries: CacheEntries): Pro
   app.get<{ Params: HashParams }>('/v1/cache/:hash', noScope, async (request, reply) => {
     const name = nameOf(request.params.hash);
     entries.authorize(request, 'read', name);
-    const entry = await entries.get(name);
-    if (!entry) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
-    reply.header('content-type', 'application/octet-stream').header('content-length', String(entry.size));
-    return reply.send(await entries.read(entry));
+    const opened = await entries.open(name, { ranged: isRanged(request) });
+    if (!opened) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+    return entries.send(request, reply, opened);
   });
 }

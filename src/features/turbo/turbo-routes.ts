@@ -20,13 +20,13 @@
 // Errors are the server's JSON `{"error":{"code","message"}}`, which is the
 // shape turbo's client decodes on a 403 (`error.code`, `error.message`).
 
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { HoardError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
-import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
-import { parseRange } from '../../server/http-range.ts';
+import type { CacheEntries } from '../../server/cache-entries.ts';
 import { acceptJsonBodies } from '../../server/json-bodies.ts';
+import { isRanged } from '../../server/send-content.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
 
 /** Turbo's task hashes are hex (16 digits today); the bound leaves room for longer hashes. */
@@ -96,9 +96,13 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
     handler: async (request, reply) => {
       const name = nameOf(request);
       entries.authorize(request, 'read', name);
-      const entry = await entries.get(name);
-      if (!entry) throw new HoardError('HOARD_EBLOB_NOT_FOUND', `no artifact ${request.params.hash}`);
-      return sendArtifact(entries, entry, request, reply);
+      const opened = await entries.open(name, { ranged: isRanged(request) });
+      if (!opened) throw new HoardError('HOARD_EBLOB_NOT_FOUND', `no artifact ${request.params.hash}`);
+      // x-artifact-duration and x-artifact-tag, byte for byte as they came.
+      const headers: Record<string, string> = {};
+      for (const [key, h] of Object.entries(META_HEADERS))
+        if (opened.entry.meta[key] !== undefined) headers[h.header] = opened.entry.meta[key];
+      return entries.send(request, reply, opened, { headers });
     },
   });
 
@@ -147,33 +151,6 @@ export async function turboRoutes(app: FastifyInstance, opts: TurboRouteOptions)
     entries.authorize(request, 'read', teamId || slug ? entries.refName(teamOf(request.query)) : undefined);
     return { status: 'enabled' };
   });
-}
-
-async function sendArtifact(
-  entries: CacheEntries,
-  entry: CacheEntry,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): Promise<FastifyReply> {
-  reply.header('content-type', 'application/octet-stream');
-  for (const [key, h] of Object.entries(META_HEADERS))
-    if (entry.meta[key] !== undefined) reply.header(h.header, entry.meta[key]);
-  reply.header('accept-ranges', 'bytes');
-  const r = parseRange(singleHeader(request, 'range'), entry.size);
-  if (r.kind === 'unsatisfiable') {
-    reply.header('content-range', `bytes */${entry.size}`);
-    throw new HoardError(
-      'HOARD_ERANGE_NOT_SATISFIABLE',
-      `range not satisfiable for a ${entry.size}-byte artifact`,
-    );
-  }
-  const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, entry.size];
-  reply.header('content-length', String(end - start));
-  if (r.kind === 'partial')
-    reply.code(206).header('content-range', `bytes ${start}-${end - 1}/${entry.size}`);
-  if (request.method === 'HEAD') return reply.send();
-  const range = r.kind === 'partial' ? { offset: start, length: end - start } : undefined;
-  return reply.send(await entries.read(entry, range));
 }
 
 /** The team namespace: `teamId` when given, else `slug`; one of them is required. */
