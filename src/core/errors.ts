@@ -256,7 +256,12 @@ export function toHoardError(
  * Removes credentials from text that may reach a log or a user: userinfo in
  * URLs, AWS-style signatures and keys in query strings, bearer tokens.
  */
+const MAY_HOLD_SECRET = /[@=]|bearer/i;
+
 export function redactSecrets(text: string): string {
+  // Every error message passes here (a cache miss builds one): most hold none
+  // of the characters a secret pattern needs, and one scan rules them out.
+  if (!MAY_HOLD_SECRET.test(text)) return text;
   return text
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@')
     .replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s]+/gi, '$1***')

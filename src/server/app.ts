@@ -61,14 +61,15 @@ export interface HoardServer {
 
 export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): Promise<HoardServer> {
   const metrics = new ServerMetrics();
-  const disk = await FsBlobStore.open(config.dataDir);
+  // The data directory is a local disk: its tiny metadata reads skip the thread pool (sync-metadata.ts).
+  const disk = await FsBlobStore.open(config.dataDir, { syncStat: true });
   const memory = new MemoryBlobStore({
     maxBytes: config.maxMemoryBytes,
     maxBlobBytes: config.memoryMaxBlobBytes,
   });
   const shared =
     deps.shared ?? (config.remote ? await openRemote(config.remote, { create: true }) : undefined);
-  const refs: RefStore = shared ? shared.refs : await FsRefStore.open(config.dataDir);
+  const refs: RefStore = shared ? shared.refs : await FsRefStore.open(config.dataDir, { syncReads: true });
   // The disk bound: an LRU index of the disk tier (a cache with a shared
   // remote, the authoritative store without one; see disk-index.ts).
   let index: DiskIndex | undefined;
@@ -127,7 +128,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
 
   const maxConnections = applyConnectionLimits(app.server, config);
   // First of all hooks: a body that stops arriving is cut before auth or a route waits on it.
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     guardBodyIdle(request.raw, reply.raw, config.bodyIdleTimeoutMs, () => {
       metrics.connectionsCut.inc({ reason: 'body_idle' });
       request.log.info(
@@ -135,6 +136,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
         'request body stalled: connection closed',
       );
     });
+    done();
   });
   // Refused at accept: counted, and said at most once a minute (a flood would flood the log too).
   let lastDropWarn = 0;
@@ -148,36 +150,47 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     );
   });
 
-  // One log line per request at info; headers and details at debug.
-  app.addHook('onResponse', async (request, reply) => {
+  // The level is fixed at start: building a log object nobody writes is a cost too.
+  const logRequests = deps.logger !== false && ['trace', 'debug', 'info'].includes(config.logLevel);
+  const logHeaders = deps.logger !== false && ['trace', 'debug'].includes(config.logLevel);
+  // One log line per request at info; headers and details at debug. A
+  // callback hook, not an async one: it runs on every request, and the
+  // promise of an async hook is measurable on a small cache hit.
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    const status = String(reply.statusCode);
     const ms = reply.elapsedTime;
-    const out = Number(reply.getHeader('content-length') ?? 0) || 0;
+    const out = request.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0) || 0;
     const inBytes = Number(request.headers['content-length'] ?? 0) || 0;
-    metrics.requests.inc({ method: request.method, route, status });
-    metrics.bytesOut.inc({ route, status }, request.method === 'HEAD' ? 0 : out);
-    metrics.bytesIn.inc({ route, status }, inBytes);
-    metrics.duration.observe({ route }, ms / 1000);
-    request.log.info(
-      {
-        method: request.method,
-        url: request.url,
-        status: reply.statusCode,
-        ms: Math.round(ms * 10) / 10,
-        bytesIn: inBytes,
-        bytesOut: out,
-        tier: reply.getHeader('x-hoard-tier'),
-        client: request.socket.remoteAddress,
-      },
-      'request',
-    );
-    request.log.debug({ headers: redactHeaders(request.headers) }, 'request headers');
+    metrics.observeRequest(request.method, route, reply.statusCode, ms / 1000, inBytes, out);
+    if (logRequests)
+      request.log.info(
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          ms: Math.round(ms * 10) / 10,
+          bytesIn: inBytes,
+          bytesOut: Number(reply.getHeader('content-length') ?? 0) || 0,
+          tier: reply.getHeader('x-hoard-tier'),
+          client: request.socket.remoteAddress,
+        },
+        'request',
+      );
+    if (logHeaders) request.log.debug({ headers: redactHeaders(request.headers) }, 'request headers');
+    done();
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const scope = (request.routeOptions.config as RouteAuthConfig | undefined)?.scope;
-    if (scope === 'read' || scope === 'write') authorizeRequest(ctx, request, scope);
+    if (scope === 'read' || scope === 'write') {
+      try {
+        authorizeRequest(ctx, request, scope);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+    }
+    done();
   });
 
   app.setErrorHandler((err: FastifyError | HoardError, request, reply) => {

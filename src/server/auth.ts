@@ -19,7 +19,7 @@
 // `team-a.evil/x` or `team-ab`; `team-a/` (trailing slash) allows only what is
 // under `team-a/`, not `team-a` itself. `""` allows every ref.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
@@ -120,7 +120,8 @@ export function refPrefixAllows(prefix: string, name: string): boolean {
 }
 
 export function hashToken(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
+  // The one-shot hash: every authenticated request pays for this.
+  return hash('sha256', token, 'buffer');
 }
 
 export function isLoopback(address: string | undefined): boolean {

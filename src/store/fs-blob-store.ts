@@ -27,6 +27,7 @@ import {
 } from './blob-store.ts';
 import { cleanStaleTemps, fsyncDir, isErrno, tempName } from './fs-atomic.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
+import { statSyncIfExists } from './sync-metadata.ts';
 
 export class FsBlobStore implements BlobStore, LocalBlobFiles {
   readonly root: string;
@@ -34,16 +35,20 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles {
   readonly blobsDir: string;
   readonly tmpDir: string;
 
-  private constructor(root: string) {
+  /** Existence checks done synchronously (sync-metadata.ts): the server's own local data directory. */
+  readonly #syncStat: boolean;
+
+  private constructor(root: string, syncStat = false) {
     this.root = root;
+    this.#syncStat = syncStat;
     this.description = `file://${root}`;
     this.blobsDir = join(root, 'blobs', 'sha256');
     this.tmpDir = join(root, 'tmp');
   }
 
   /** Opens (creating) a store and removes temp files left by dead writers. */
-  static async open(root: string): Promise<FsBlobStore> {
-    const store = new FsBlobStore(root);
+  static async open(root: string, opts: { syncStat?: boolean } = {}): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root, opts.syncStat);
     await mkdir(store.blobsDir, { recursive: true });
     await mkdir(store.tmpDir, { recursive: true });
     await cleanStaleTemps(store.tmpDir, DEFAULTS.staleTempMs);
@@ -70,6 +75,10 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles {
   }
 
   async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    if (this.#syncStat) {
+      const st = statSyncIfExists(this.pathOf(digest));
+      return st && { digest, size: st.size };
+    }
     try {
       const st = await stat(this.pathOf(digest));
       return { digest, size: st.size };

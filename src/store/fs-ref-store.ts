@@ -15,20 +15,28 @@ import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import { isErrno, writeFileAtomic } from './fs-atomic.ts';
 import { withLockFile } from './lock-file.ts';
 import { decodeRefObject, type RefListing, type RefStore, type RefValue } from './ref-store.ts';
+import { readSmallFileSync } from './sync-metadata.ts';
+
+/** A ref file is `{"target","version"}` (~100 bytes); anything far larger is not one. */
+const MAX_REF_FILE_BYTES = 4096;
 
 export class FsRefStore implements RefStore {
   readonly root: string;
   readonly refsDir: string;
   readonly description: string;
 
-  private constructor(root: string) {
+  /** Ref reads done synchronously (sync-metadata.ts): the server's own local data directory. */
+  readonly #syncReads: boolean;
+
+  private constructor(root: string, syncReads: boolean) {
     this.root = root;
+    this.#syncReads = syncReads;
     this.refsDir = join(root, 'refs');
     this.description = `file://${root}`;
   }
 
-  static async open(root: string, opts: { create?: boolean } = {}): Promise<FsRefStore> {
-    const store = new FsRefStore(root);
+  static async open(root: string, opts: { create?: boolean; syncReads?: boolean } = {}): Promise<FsRefStore> {
+    const store = new FsRefStore(root, opts.syncReads ?? false);
     if (opts.create !== false) await mkdir(store.refsDir, { recursive: true });
     return store;
   }
@@ -42,14 +50,8 @@ export class FsRefStore implements RefStore {
   }
 
   async #read(name: string, path: string): Promise<RefValue | undefined> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (err) {
-      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
-      if (isErrno(err, 'EISDIR')) return undefined; // a prefix of other refs, not a ref
-      throw err;
-    }
+    const bytes = this.#syncReads ? readSmallFileSync(path, MAX_REF_FILE_BYTES) : await readRefFile(path);
+    if (!bytes) return undefined;
     const obj = decodeRefObject(bytes, name);
     return { target: obj.target, version: typeof obj.version === 'string' ? obj.version : 'v0' };
   }
@@ -112,6 +114,16 @@ export class FsRefStore implements RefStore {
       if (isErrno(err, 'ENOTDIR')) throw nameClash(name);
       throw err;
     }
+  }
+}
+
+/** A ref file's bytes, or undefined when there is no such ref (or it is a prefix of other refs). */
+async function readRefFile(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) return undefined;
+    throw err;
   }
 }
 

@@ -25,6 +25,32 @@ refStoreConformance('filesystem', async () => {
   return { store: await FsRefStore.open(root), cleanup };
 });
 
+// The server's own data directory reads its metadata synchronously (store/sync-metadata.ts).
+blobStoreConformance('filesystem, synchronous stat', async () => {
+  const { root, cleanup } = await tempRoot();
+  return { store: await FsBlobStore.open(root, { syncStat: true }), cleanup };
+});
+
+refStoreConformance('filesystem, synchronous reads', async () => {
+  const { root, cleanup } = await tempRoot();
+  return { store: await FsRefStore.open(root, { syncReads: true }), cleanup };
+});
+
+describe('synchronous ref reads', () => {
+  it('refuses a ref file far larger than a ref, reads a directory prefix as no ref', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const refs = await FsRefStore.open(root, { syncReads: true });
+      await mkdir(join(root, 'refs', 'team', 'app'), { recursive: true });
+      assert.equal(await refs.get('team/app'), undefined);
+      await writeFile(join(root, 'refs', 'team', 'big'), `{"target":"${'x'.repeat(10_000)}"}`);
+      await assert.rejects(refs.get('team/big'), (err) => isHoardError(err, 'HOARD_EREMOTE'));
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 describe('filesystem ref store locks', () => {
   it('breaks a lock left by a dead process and keeps a live one', async () => {
     const { root, cleanup } = await tempRoot();
