@@ -118,6 +118,10 @@ export class BoundedDiskStore implements BlobStore, LocalBlobFiles {
     return this.inner.fileOf(digest);
   }
 
+  pin(digest: Digest): () => void {
+    return this.index.pin(digest);
+  }
+
   list(...args: Parameters<BlobStore['list']>) {
     return this.inner.list(...args);
   }

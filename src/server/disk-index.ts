@@ -162,6 +162,27 @@ export class DiskIndex {
     this.#set(digest, size, Date.now());
   }
 
+  /**
+   * Keeps a blob from eviction until the returned function is called: a PUT
+   * with a shared tier stores the disk copy first and uploads from it, and
+   * concurrent writers making room must not evict it in between (the PUT
+   * would fail with a 404 for a blob it just stored). Counted, so overlapping
+   * pins of one digest nest.
+   */
+  pin(digest: Digest): () => void {
+    this.#pinned.set(digest, (this.#pinned.get(digest) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.#pinned.get(digest) ?? 1) - 1;
+      if (n > 0) this.#pinned.set(digest, n);
+      else this.#pinned.delete(digest);
+    };
+  }
+
+  readonly #pinned = new Map<Digest, number>();
+
   /** A blob was used from an upper tier: refresh it only if the disk holds it. */
   touchIfKnown(digest: Digest): void {
     const e = this.#entries.get(digest);
@@ -265,7 +286,7 @@ export class DiskIndex {
         await nextTurn();
       }
       if (this.#bytes <= target) break;
-      if (e.seq >= passSeq) continue;
+      if (e.seq >= passSeq || this.#pinned.has(digest)) continue;
       if (live && (live.has(digest) || now - e.used < grace)) continue;
       if (this.#entries.get(digest) !== e) continue; // touched meanwhile
       await this.disk.delete(digest);

@@ -499,19 +499,25 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
         return { created: false, size: existing.size };
       }
     }
-    const cached = check === 'sound' ? await this.disk.stat(digest) : undefined;
-    let size: number;
-    let created = false;
-    if (cached) {
-      // Without a shared tier: already stored. With one: a write-through that failed earlier; pushed up below.
-      size = cached.size;
-      await verifyDrain(digest, source, opts.size ?? size, opts.signal);
-    } else {
-      ({ size, created } = await this.#writeDisk(digest, source, opts));
+    // With a shared tier the upload below reads the disk copy: a bounded disk must not evict it first.
+    const unpin = this.shared ? this.disk.pin?.(digest) : undefined;
+    try {
+      const cached = check === 'sound' ? await this.disk.stat(digest) : undefined;
+      let size: number;
+      let created = false;
+      if (cached) {
+        // Without a shared tier: already stored. With one: a write-through that failed earlier; pushed up below.
+        size = cached.size;
+        await verifyDrain(digest, source, opts.size ?? size, opts.signal);
+      } else {
+        ({ size, created } = await this.#writeDisk(digest, source, opts));
+      }
+      if (!this.shared) return { created, size };
+      const up = await this.shared.write(digest, await this.disk.read(digest), { size, signal: opts.signal });
+      return { created: up.created, size };
+    } finally {
+      unpin?.();
     }
-    if (!this.shared) return { created, size };
-    const up = await this.shared.write(digest, await this.disk.read(digest), { size, signal: opts.signal });
-    return { created: up.created, size };
   }
 
   /**

@@ -47,6 +47,8 @@ export interface LocalBlobFiles {
    * bounded disk) keeps it warm.
    */
   used?(digest: Digest): void;
+  /** Keeps the blob from eviction until the returned function is called (a bounded store). */
+  pin?(digest: Digest): () => void;
   /** A positional writer for a blob of known size (fills). */
   createWriter(digest: Digest, size: number): Promise<BlobFileWriter>;
 }

@@ -125,4 +125,28 @@ describe('disk index eviction with a filtered live set', () => {
       await rm(root, { recursive: true, force: true });
     }
   });
+
+  it('never evicts a pinned blob (a PUT uploading its disk copy to the shared tier)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hoard-gc-'));
+    try {
+      const disk = await FsBlobStore.open(root);
+      const a = Buffer.alloc(600, 1);
+      const b = Buffer.alloc(600, 2);
+      await disk.write(sha256(a), [a]);
+      await disk.write(sha256(b), [b]);
+      const index = new DiskIndex(disk, { maxBytes: 1300, mode: 'cache', graceMs: 0 });
+      await index.open();
+      await index.reconciled();
+      const unpin = index.pin(sha256(a));
+      const again = index.pin(sha256(a)); // pins nest
+      unpin();
+      await index.reserve(600); // room for 600 more: one blob must go, and `a` is pinned
+      assert.equal(await disk.has(sha256(a)), true, 'the pinned blob was evicted');
+      assert.equal(await disk.has(sha256(b)), false);
+      again();
+      await index.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
