@@ -168,6 +168,8 @@ export const DEFAULTS = {
    * (anything else is 404), so clients cannot point the server at internal hosts.
    */
   gitImplicitUpstreams: false,
+  /** Mirrors copy every upstream ref (refs/pull/* included) instead of branches and tags only. */
+  gitMirrorPullRefs: false,
   /**
    * Hosts the implicit mapping never reaches, whatever the allow patterns say
    * (IP literals are refused too). Configured deny patterns are added to these.
@@ -220,9 +222,9 @@ export const DEFAULTS = {
   /** Snapshot generations running at once per server (each runs a single-threaded `git pack-objects`). */
   snapshotGenerateConcurrency: 2,
   /** Parallel range downloads of `hoard git restore`. */
-  restoreConcurrency: 8,
+  restoreConcurrency: 4,
   /** Range size of `hoard git restore`. */
-  restoreRangeBytes: 16 * MiB,
+  restoreRangeBytes: 8 * MiB,
   /** Per-range timeout of `hoard git restore`. */
   restoreRangeTimeoutMs: 60_000,
   /**
