@@ -234,18 +234,39 @@ interface RestoreJson {
 }
 let lastRestore: RestoreJson | undefined;
 let lastRssKiB = 0;
+let lastNodeRssKiB = 0;
 /** `hoard git restore` as a user runs it: a new process (Node start-up included), its peak RSS measured. */
 function restore(url: string): number {
   const dest = join(work, `restore-${n++}`);
   const rss = join(work, 'rss.txt');
+  const nodeRss = join(work, 'node-rss.txt');
   const t = process.hrtime.bigint();
   const out = execFileSync(
     '/usr/bin/time',
-    ['-f', '%M', '-o', rss, NODE, join(ROOT, 'bin', 'hoard.js'), 'git', 'restore', url, dest, '--json'],
-    { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+    [
+      '-f',
+      '%M',
+      '-o',
+      rss,
+      NODE,
+      '--import',
+      join(ROOT, 'bench', 'rss-at-exit.ts'),
+      join(ROOT, 'bin', 'hoard.js'),
+      'git',
+      'restore',
+      url,
+      dest,
+      '--json',
+    ],
+    {
+      env: { ...env, HOARD_BENCH_RSS_FILE: nodeRss },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
   );
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   lastRssKiB = Number(readFileSync(rss, 'utf8').trim().split('\n').pop());
+  lastNodeRssKiB = Number(readFileSync(nodeRss, 'utf8').trim());
   lastRestore = JSON.parse(out) as RestoreJson;
   if (!lastRestore.fetchedAfterRestore) throw new Error(`restore did not fetch: ${out}`);
   // Same result as a clone: a clean work tree at the upstream head.
@@ -301,6 +322,14 @@ await again.arrayBuffer();
 const warmGetMs = Number(process.hrtime.bigint() - t0) / 1e6;
 if (again.headers.get('etag') !== first.headers.get('etag'))
   throw new Error('snapshot changed between requests');
+// The first request for another commit (the parent): what every new commit of the
+// branch costs once the repository's anchor pack exists (src/git/snapshot-anchor.ts).
+const parent = execFileSync('git', ['-C', repo, 'rev-parse', 'HEAD~1'], { env, encoding: 'utf8' }).trim();
+t0 = process.hrtime.bigint();
+const next = await fetch(`${hoardRepoUrl}/snapshot/${parent}.tar.zst`);
+if (next.status !== 200) throw new Error(`snapshot of ${parent}: HTTP ${next.status} ${await next.text()}`);
+await next.arrayBuffer();
+const nextCommitMs = Number(process.hrtime.bigint() - t0) / 1e6;
 
 log('checked-out clones (direct, through hoard) and restores…');
 const directCo: number[] = [];
@@ -308,6 +337,7 @@ const warmCo: number[] = [];
 const restores: number[] = [];
 const restoreInner: number[] = [];
 const restoreRss: number[] = [];
+const restoreNodeRss: number[] = [];
 cloneCheckout(`${upstream}/bench.git`); // page cache: the checkout's files
 for (let i = 0; i < RUNS; i++) {
   directCo.push(cloneCheckout(`${upstream}/bench.git`));
@@ -315,6 +345,7 @@ for (let i = 0; i < RUNS; i++) {
   restores.push(restore(hoardRepoUrl));
   restoreInner.push(lastRestore!.durationMs);
   restoreRss.push(Math.round(lastRssKiB / 1024));
+  restoreNodeRss.push(Math.round(lastNodeRssKiB / 1024));
   if (lastRestore!.commit !== upstreamHead)
     throw new Error(`restored ${lastRestore!.commit}, not ${upstreamHead}`);
 }
@@ -371,10 +402,12 @@ const result = {
     snapshotMiB: Math.round((snapshotBytes / 2 ** 20) * 10) / 10,
     ms: {
       generateFirstRequest: Math.round(generateMs),
+      generateNextCommit: Math.round(nextCommitMs),
       warmSnapshotGet: Math.round(warmGetMs),
       restoreMedian: Math.round(median(restores)),
       restoreInProcessMedian: Math.round(median(restoreInner)),
-      restorePeakRssMiB: Math.max(...restoreRss),
+      restorePeakRssMiB: Math.max(...restoreNodeRss),
+      restorePeakRssWithGitChildrenMiB: Math.max(...restoreRss),
       cloneThroughHoardMedian: Math.round(median(warmCo)),
       cloneDirectMedian: Math.round(median(directCo)),
       restore: restores.map(Math.round),
@@ -402,8 +435,8 @@ process.stdout.write(
     `| \`hoard git restore\` (warm snapshot, CLI process) | ${R.ms.restoreMedian} (${R.ms.restore.join(', ')}) | 1.00 |\n` +
     `| \`git clone\` through hoard, warm mirror | ${R.ms.cloneThroughHoardMedian} (${R.ms.cloneThroughHoard.join(', ')}) | ${R.ratios.cloneThroughHoardOverRestore} |\n` +
     `| \`git clone\` direct: nginx + fcgiwrap + git http-backend | ${R.ms.cloneDirectMedian} (${R.ms.cloneDirect.join(', ')}) | ${R.ratios.cloneDirectOverRestore} |\n` +
-    `\nsnapshot ${R.snapshotMiB} MiB vs pack ${result.repo.packMiB} MiB; first request (generation) ${R.ms.generateFirstRequest} ms, ` +
-    `warm GET ${R.ms.warmSnapshotGet} ms; restore in-process (durationMs) median ${R.ms.restoreInProcessMedian} ms, peak RSS ${R.ms.restorePeakRssMiB} MiB; refs ${JSON.stringify(refCounts)}\n`,
+    `\nsnapshot ${R.snapshotMiB} MiB vs pack ${result.repo.packMiB} MiB; first request (generation, anchor pack included) ${R.ms.generateFirstRequest} ms, first request for the parent commit ${R.ms.generateNextCommit} ms, ` +
+    `warm GET ${R.ms.warmSnapshotGet} ms; restore in-process (durationMs) median ${R.ms.restoreInProcessMedian} ms, peak RSS ${R.ms.restorePeakRssMiB} MiB (largest git child included: ${R.ms.restorePeakRssWithGitChildrenMiB} MiB); refs ${JSON.stringify(refCounts)}\n`,
 );
 hoard.kill('SIGTERM');
 await new Promise((r) => hoard.once('exit', r));

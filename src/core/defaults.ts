@@ -221,6 +221,12 @@ export const DEFAULTS = {
   snapshotZstdLevel: 3,
   /** Snapshot generations running at once per server (each runs a single-threaded `git pack-objects`). */
   snapshotGenerateConcurrency: 2,
+  /**
+   * First-parent commits per snapshot anchor pack (src/git/snapshot-anchor.ts):
+   * the history's pack is rebuilt once per this many commits, not per commit.
+   * Part of the deterministic format: servers sharing a bucket must agree.
+   */
+  snapshotAnchorStep: 512,
   /** Parallel range downloads of `hoard git restore`. */
   restoreConcurrency: 4,
   /** Range size of `hoard git restore`. */
