@@ -121,32 +121,13 @@ describe('deterministic snapshot archives', () => {
     const packsB = new AnchorPacks(join(root, 'anchors-b'), 2);
     const url = 'http://hoard.example/git/gh/acme/app';
     const tmp = await mkdtemp(join(root, 'tmp-anchor-'));
-    const ga = await snapshotArchive({
-      repoDir: a,
-      commit: head,
-      originUrl: url,
-      tmpDir: tmp,
-      anchors: { packs: packsA, key: 'k' },
-    });
+    const archive = (repoDir: string, packs: AnchorPacks) =>
+      snapshotArchive({ repoDir, commit: head, originUrl: url, tmpDir: tmp, anchors: { packs, key: 'k' } });
     const file = join(root, 'anchored.tar.zst');
-    const ra = await sha256Of(ga.stream, file);
-    const gb = await snapshotArchive({
-      repoDir: b,
-      commit: head,
-      originUrl: url,
-      tmpDir: tmp,
-      anchors: { packs: packsB, key: 'k' },
-    });
-    assert.equal((await sha256Of(gb.stream)).hex, ra.hex);
+    const ra = await sha256Of((await archive(a, packsA)).stream, file);
+    assert.equal((await sha256Of((await archive(b, packsB)).stream)).hex, ra.hex);
     // Again from the anchor this server kept.
-    const again = await snapshotArchive({
-      repoDir: b,
-      commit: head,
-      originUrl: url,
-      tmpDir: tmp,
-      anchors: { packs: packsB, key: 'k' },
-    });
-    assert.equal((await sha256Of(again.stream)).hex, ra.hex);
+    assert.equal((await sha256Of((await archive(b, packsB)).stream)).hex, ra.hex);
     assert.deepEqual(await readdir(tmp), []);
     const dir = join(root, 'checkout-anchored');
     await mkdir(dir);
