@@ -6,9 +6,18 @@
 // `hoard git restore` (a real CLI process, so Node's start-up is included)
 // against the warm snapshot versus a checked-out `git clone` through hoard
 // (warm mirror) and directly from nginx. Prints the figures and ratios as JSON
-// and as Markdown tables for docs/benchmarks.md.
+// and as Markdown tables for docs/benchmarks.md. Every comparison alternates
+// its contenders (A B A B…) and reports medians; the restore's peak RSS is
+// measured with /usr/bin/time. Each cold clone goes to a new mirror (a new
+// repository name in hoard for the same upstream), alternating with direct clones.
 //
-//   node bench/git.ts [--runs 3] [--commits 20000] [--files 5000] [--keep]
+//   node bench/git.ts [--runs 3] [--commits 20000] [--files 5000] [--shape real|simple] [--keep]
+//   node bench/git.ts --repo /path/to/any/repo.git [--runs 3] [--json out.json]
+//
+// `--shape real` (default): hundreds of branches, tags and refs/pull/* (see
+// bench/make-repo.ts); `--repo` benchmarks an existing bare repository
+// instead (e.g. `git clone --mirror https://github.com/eslint/eslint`),
+// served by the same nginx + git http-backend upstream.
 //
 // Needs nginx (nginx-light) and fcgiwrap: apt-get install -y nginx-light fcgiwrap
 
@@ -20,10 +29,11 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
@@ -32,6 +42,9 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     commits: { type: 'string', default: '20000' },
     files: { type: 'string', default: '5000' },
+    shape: { type: 'string', default: 'real' },
+    repo: { type: 'string' },
+    json: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -80,13 +93,31 @@ async function waitFor(fn: () => boolean | Promise<boolean>, ms: number, what: s
 const reposRoot = join(work, 'repos');
 mkdirSync(reposRoot);
 const repo = join(reposRoot, 'bench.git');
-execFileSync(
-  NODE,
-  [join(ROOT, 'bench', 'make-repo.ts'), repo, '--commits', values.commits!, '--files', values.files!],
-  {
-    stdio: 'inherit',
-  },
-);
+if (values.repo) symlinkSync(resolve(values.repo), repo);
+else
+  execFileSync(
+    NODE,
+    [
+      join(ROOT, 'bench', 'make-repo.ts'),
+      repo,
+      '--commits',
+      values.commits!,
+      '--files',
+      values.files!,
+      '--shape',
+      values.shape!,
+    ],
+    { stdio: 'inherit' },
+  );
+// One name per cold clone: each creates a new mirror of the same upstream.
+for (let i = 0; i < RUNS; i++) symlinkSync(repo, join(reposRoot, `cold${i}.git`));
+const refCounts: Record<string, number> = {};
+for (const r of execFileSync('git', ['-C', repo, 'for-each-ref', '--format=%(refname)'], {
+  encoding: 'utf8',
+  maxBuffer: 1 << 28,
+}).split('\n'))
+  if (r)
+    refCounts[r.split('/').slice(0, 2).join('/')] = (refCounts[r.split('/').slice(0, 2).join('/')] ?? 0) + 1;
 
 // ---- nginx + fcgiwrap + git http-backend -----------------------------------
 const sock = join(work, 'fcgiwrap.sock');
@@ -202,16 +233,40 @@ interface RestoreJson {
   fetchedAfterRestore: boolean;
 }
 let lastRestore: RestoreJson | undefined;
-/** `hoard git restore` as a user runs it: a new process (Node start-up included). */
+let lastRssKiB = 0;
+let lastNodeRssKiB = 0;
+/** `hoard git restore` as a user runs it: a new process (Node start-up included), its peak RSS measured. */
 function restore(url: string): number {
   const dest = join(work, `restore-${n++}`);
+  const rss = join(work, 'rss.txt');
+  const nodeRss = join(work, 'node-rss.txt');
   const t = process.hrtime.bigint();
-  const out = execFileSync(NODE, [join(ROOT, 'bin', 'hoard.js'), 'git', 'restore', url, dest, '--json'], {
-    env,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const out = execFileSync(
+    '/usr/bin/time',
+    [
+      '-f',
+      '%M',
+      '-o',
+      rss,
+      NODE,
+      '--import',
+      join(ROOT, 'bench', 'rss-at-exit.ts'),
+      join(ROOT, 'bin', 'hoard.js'),
+      'git',
+      'restore',
+      url,
+      dest,
+      '--json',
+    ],
+    {
+      env: { ...env, HOARD_BENCH_RSS_FILE: nodeRss },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  lastRssKiB = Number(readFileSync(rss, 'utf8').trim().split('\n').pop());
+  lastNodeRssKiB = Number(readFileSync(nodeRss, 'utf8').trim());
   lastRestore = JSON.parse(out) as RestoreJson;
   if (!lastRestore.fetchedAfterRestore) throw new Error(`restore did not fetch: ${out}`);
   // Same result as a clone: a clean work tree at the upstream head.
@@ -221,7 +276,15 @@ function restore(url: string): number {
   return ms;
 }
 
-log('cold clone through hoard (mirror created on the way)…');
+log('cold clones through hoard (each creates a new mirror) alternating with direct clones…');
+clone(`${upstream}/bench.git`); // page cache warm for both sides
+const coldDirect: number[] = [];
+const colds: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  coldDirect.push(clone(`${upstream}/bench.git`));
+  colds.push(clone(`${hoardUrl}/git/bench/cold${i}.git`));
+}
+log('first warm-mirror clone (creates the mirror used below)…');
 const cold = clone(`${hoardUrl}/git/bench/bench.git`);
 const mirror = join(data, 'git', 'mirrors', 'bench', 'bench.git');
 // Wait for the post-clone maintenance (multi-pack bitmap, commit-graph) that makes the mirror warm.
@@ -259,18 +322,30 @@ await again.arrayBuffer();
 const warmGetMs = Number(process.hrtime.bigint() - t0) / 1e6;
 if (again.headers.get('etag') !== first.headers.get('etag'))
   throw new Error('snapshot changed between requests');
+// The first request for another commit (the parent): what every new commit of the
+// branch costs once the repository's anchor pack exists (src/git/snapshot-anchor.ts).
+const parent = execFileSync('git', ['-C', repo, 'rev-parse', 'HEAD~1'], { env, encoding: 'utf8' }).trim();
+t0 = process.hrtime.bigint();
+const next = await fetch(`${hoardRepoUrl}/snapshot/${parent}.tar.zst`);
+if (next.status !== 200) throw new Error(`snapshot of ${parent}: HTTP ${next.status} ${await next.text()}`);
+await next.arrayBuffer();
+const nextCommitMs = Number(process.hrtime.bigint() - t0) / 1e6;
 
 log('checked-out clones (direct, through hoard) and restores…');
 const directCo: number[] = [];
 const warmCo: number[] = [];
 const restores: number[] = [];
 const restoreInner: number[] = [];
+const restoreRss: number[] = [];
+const restoreNodeRss: number[] = [];
 cloneCheckout(`${upstream}/bench.git`); // page cache: the checkout's files
 for (let i = 0; i < RUNS; i++) {
   directCo.push(cloneCheckout(`${upstream}/bench.git`));
   warmCo.push(cloneCheckout(hoardRepoUrl));
   restores.push(restore(hoardRepoUrl));
   restoreInner.push(lastRestore!.durationMs);
+  restoreRss.push(Math.round(lastRssKiB / 1024));
+  restoreNodeRss.push(Math.round(lastNodeRssKiB / 1024));
   if (lastRestore!.commit !== upstreamHead)
     throw new Error(`restored ${lastRestore!.commit}, not ${upstreamHead}`);
 }
@@ -286,8 +361,10 @@ const result = {
     node: process.version,
   },
   repo: {
-    commits: Number(values.commits),
-    files: Number(values.files),
+    source: values.repo ?? `bench/make-repo.ts --shape ${values.shape}`,
+    refs: refCounts,
+    commits: values.repo ? undefined : Number(values.commits),
+    files: values.repo ? undefined : Number(values.files),
     packMiB:
       Math.round(
         (readdirSync(join(repo, 'objects', 'pack'))
@@ -310,20 +387,27 @@ const result = {
     directMedian: Math.round(median(direct)),
     warmMedian: Math.round(median(warm)),
     cold: Math.round(cold),
+    coldMedian: Math.round(median(colds)),
+    coldDirectMedian: Math.round(median(coldDirect)),
+    colds: colds.map(Math.round),
+    coldDirect: coldDirect.map(Math.round),
     direct: direct.map(Math.round),
     warm: warm.map(Math.round),
   },
   ratios: {
     warmOverDirect: Math.round((median(warm) / median(direct)) * 100) / 100,
-    coldOverDirect: Math.round((cold / median(direct)) * 100) / 100,
+    coldOverDirect: Math.round((median(colds) / median(coldDirect)) * 100) / 100,
   },
   restore: {
     snapshotMiB: Math.round((snapshotBytes / 2 ** 20) * 10) / 10,
     ms: {
       generateFirstRequest: Math.round(generateMs),
+      generateNextCommit: Math.round(nextCommitMs),
       warmSnapshotGet: Math.round(warmGetMs),
       restoreMedian: Math.round(median(restores)),
       restoreInProcessMedian: Math.round(median(restoreInner)),
+      restorePeakRssMiB: Math.max(...restoreNodeRss),
+      restorePeakRssWithGitChildrenMiB: Math.max(...restoreRss),
       cloneThroughHoardMedian: Math.round(median(warmCo)),
       cloneDirectMedian: Math.round(median(directCo)),
       restore: restores.map(Math.round),
@@ -340,17 +424,19 @@ const result = {
 };
 const R = result.restore;
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+// The raw figures next to the table (docs/benchmarks/…json).
+if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(
   `\n| clone (git clone --no-checkout) | median ms | vs direct |\n|---|---|---|\n` +
     `| direct: nginx + fcgiwrap + git http-backend | ${result.ms.directMedian} | 1.00 |\n` +
     `| through hoard, warm mirror | ${result.ms.warmMedian} | ${result.ratios.warmOverDirect} |\n` +
-    `| through hoard, cold (first clone creates the mirror) | ${result.ms.cold} | ${result.ratios.coldOverDirect} |\n` +
+    `| through hoard, cold (each clone creates a mirror; vs the direct clones alternating with them, ${result.ms.coldDirectMedian} ms) | ${result.ms.coldMedian} (${result.ms.colds.join(', ')}) | ${result.ratios.coldOverDirect} |\n` +
     `\n| work tree at the head (checked out) | median ms | ÷ restore |\n|---|---|---|\n` +
     `| \`hoard git restore\` (warm snapshot, CLI process) | ${R.ms.restoreMedian} (${R.ms.restore.join(', ')}) | 1.00 |\n` +
     `| \`git clone\` through hoard, warm mirror | ${R.ms.cloneThroughHoardMedian} (${R.ms.cloneThroughHoard.join(', ')}) | ${R.ratios.cloneThroughHoardOverRestore} |\n` +
     `| \`git clone\` direct: nginx + fcgiwrap + git http-backend | ${R.ms.cloneDirectMedian} (${R.ms.cloneDirect.join(', ')}) | ${R.ratios.cloneDirectOverRestore} |\n` +
-    `\nsnapshot ${R.snapshotMiB} MiB vs pack ${result.repo.packMiB} MiB; first request (generation) ${R.ms.generateFirstRequest} ms, ` +
-    `warm GET ${R.ms.warmSnapshotGet} ms; restore in-process (durationMs) median ${R.ms.restoreInProcessMedian} ms\n`,
+    `\nsnapshot ${R.snapshotMiB} MiB vs pack ${result.repo.packMiB} MiB; first request (generation, anchor pack included) ${R.ms.generateFirstRequest} ms, first request for the parent commit ${R.ms.generateNextCommit} ms, ` +
+    `warm GET ${R.ms.warmSnapshotGet} ms; restore in-process (durationMs) median ${R.ms.restoreInProcessMedian} ms, peak RSS ${R.ms.restorePeakRssMiB} MiB (largest git child included: ${R.ms.restorePeakRssWithGitChildrenMiB} MiB); refs ${JSON.stringify(refCounts)}\n`,
 );
 hoard.kill('SIGTERM');
 await new Promise((r) => hoard.once('exit', r));

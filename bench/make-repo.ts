@@ -3,7 +3,15 @@
 // (default 5,000, in 100 directories), deterministic (fixed seed, fixed
 // dates), then repacked with bitmaps like a hosting service would.
 //
-//   node bench/make-repo.ts <dir.git> [--commits N] [--files N]
+// `--shape real` (bench/git.ts's default) makes it look like a hosted project
+// instead of one branch: BRANCHES branches (default 300) forking off main with
+// 1-3 commits each, TAGS annotated release tags (default 400) spread along
+// main, and PULLS `refs/pull/<n>/head` refs (default 3,000) with a commit each
+// that no branch reaches, as GitHub advertises them (a `--mirror` clone copies
+// them all; a normal clone does not).
+//
+//   node bench/make-repo.ts <dir.git> [--commits N] [--files N] [--shape simple|real]
+//                           [--branches N] [--tags N] [--pulls N]
 
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,7 +19,14 @@ import { parseArgs } from 'node:util';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { commits: { type: 'string', default: '20000' }, files: { type: 'string', default: '5000' } },
+  options: {
+    commits: { type: 'string', default: '20000' },
+    files: { type: 'string', default: '5000' },
+    shape: { type: 'string', default: 'simple' },
+    branches: { type: 'string', default: '300' },
+    tags: { type: 'string', default: '400' },
+    pulls: { type: 'string', default: '3000' },
+  },
 });
 const dir = positionals[0];
 if (!dir) {
@@ -20,6 +35,14 @@ if (!dir) {
 }
 const COMMITS = Number(values.commits);
 const FILES = Number(values.files);
+if (values.shape !== 'simple' && values.shape !== 'real') {
+  process.stderr.write('--shape is simple or real\n');
+  process.exit(2);
+}
+const REAL = values.shape === 'real';
+const BRANCHES = REAL ? Number(values.branches) : 0;
+const TAGS = REAL ? Math.min(Number(values.tags), COMMITS) : 0;
+const PULLS = REAL ? Number(values.pulls) : 0;
 const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
 
 // xorshift32: a fixed pseudo-random sequence, so every run builds the same repository.
@@ -91,6 +114,32 @@ for (let c = 0; c < COMMITS; c++) {
   }
   await out('\n');
 }
+// The real shape: side commits off main (branches and pull refs), annotated tags on main.
+let mark = COMMITS;
+async function side(ref: string, from: number, n: number, i: number): Promise<void> {
+  for (let k = 0; k < n; k++) {
+    const when = base + from * 600 + 60 * (k + 1);
+    mark++;
+    let body = `commit ${ref}\nmark :${mark}\nauthor Dev <dev${i}@example.com> ${when} +0000\ncommitter Dev <dev${i}@example.com> ${when} +0000\n`;
+    body += data(`${ref} ${k}: ${WORDS[rand(WORDS.length)]}`);
+    body += `from :${k === 0 ? from : mark - 1}\n`;
+    for (let j = 1 + rand(2); j > 0; j--) {
+      const f = rand(FILES);
+      await out(`${body}M 100644 inline ${path(f)}\n${data(content(f, 100_000 + mark))}`);
+      body = '';
+    }
+    await out('\n');
+  }
+}
+for (let b = 0; b < BRANCHES; b++) await side(`refs/heads/feature/b${b}`, 1 + rand(COMMITS), 1 + rand(3), b);
+for (let p = 1; p <= PULLS; p++) await side(`refs/pull/${p}/head`, 1 + rand(COMMITS), 1, p);
+for (let t = 0; t < TAGS; t++) {
+  const at = Math.max(1, Math.round(((t + 1) * COMMITS) / TAGS));
+  const when = base + at * 600 + 30;
+  await out(
+    `tag v${Math.floor(t / 20)}.${t % 20}.0\nfrom :${at}\ntagger Bench <bench@example.com> ${when} +0000\n${data(`release ${t}`)}`,
+  );
+}
 await out('done\n');
 fi.stdin.end(pending);
 if ((await exited) !== 0) throw new Error('git fast-import failed');
@@ -100,5 +149,5 @@ execFileSync('git', ['repack', '-a', '-d', '-f', '-b', '-q', '--window=10', '--d
 execFileSync('git', ['commit-graph', 'write', '--reachable', '--no-progress'], { cwd: dir, env });
 const size = execFileSync('du', ['-sh', dir], { encoding: 'utf8' }).split('\t')[0];
 process.stderr.write(
-  `made ${dir}: ${COMMITS} commits, ${FILES} files, ${size}, fast-import ${t1 - t0} ms, repack ${Date.now() - t1} ms\n`,
+  `made ${dir}: ${COMMITS} commits, ${FILES} files, ${BRANCHES} more branches, ${TAGS} tags, ${PULLS} pull refs, ${size}, fast-import ${t1 - t0} ms, repack ${Date.now() - t1} ms\n`,
 );

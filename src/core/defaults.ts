@@ -168,6 +168,8 @@ export const DEFAULTS = {
    * (anything else is 404), so clients cannot point the server at internal hosts.
    */
   gitImplicitUpstreams: false,
+  /** Mirrors copy every upstream ref (refs/pull/* included) instead of branches and tags only. */
+  gitMirrorPullRefs: false,
   /**
    * Hosts the implicit mapping never reaches, whatever the allow patterns say
    * (IP literals are refused too). Configured deny patterns are added to these.
@@ -219,10 +221,16 @@ export const DEFAULTS = {
   snapshotZstdLevel: 3,
   /** Snapshot generations running at once per server (each runs a single-threaded `git pack-objects`). */
   snapshotGenerateConcurrency: 2,
+  /**
+   * First-parent commits per snapshot anchor pack (src/git/snapshot-anchor.ts):
+   * the history's pack is rebuilt once per this many commits, not per commit.
+   * Part of the deterministic format: servers sharing a bucket must agree.
+   */
+  snapshotAnchorStep: 512,
   /** Parallel range downloads of `hoard git restore`. */
-  restoreConcurrency: 8,
+  restoreConcurrency: 4,
   /** Range size of `hoard git restore`. */
-  restoreRangeBytes: 16 * MiB,
+  restoreRangeBytes: 8 * MiB,
   /** Per-range timeout of `hoard git restore`. */
   restoreRangeTimeoutMs: 60_000,
   /**

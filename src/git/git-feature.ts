@@ -82,6 +82,7 @@ export const gitFeature = defineFeature({
       processTimeoutMs: values.processTimeoutMs,
       warmConcurrency: values.warmConcurrency,
       maintenanceIntervalMs: values.maintenanceIntervalMs,
+      mirrorAllRefs: values.mirrorPullRefs,
       unknownObjectFetchesPerWindow: values.unknownObjectFetchesPerWindow,
       unknownObjectFetchWindowMs: values.unknownObjectFetchWindowMs,
       registry: ctx.metrics.registry,

@@ -75,6 +75,11 @@ export const gitSettings = defineSettings('git', 'Git proxy', {
     positive: true,
     doc: 'the window of `unknown-object-fetches`',
   }),
+  mirrorPullRefs: setting.boolean({
+    key: 'mirror-pull-refs',
+    default: DEFAULTS.gitMirrorPullRefs,
+    doc: 'also mirror and serve `refs/pull/*` (and every other upstream ref); off: only `refs/heads/*` and `refs/tags/*`, what `git clone` fetches (hosts advertise thousands of pull refs, doubling a mirror)',
+  }),
   allowPushThrough: setting.boolean({
     default: false,
     doc: 'forward pushes to the upstream instead of refusing them',

@@ -36,6 +36,8 @@ export interface MirrorManagerOptions {
   processTimeoutMs?: number;
   warmConcurrency?: number;
   maintenanceIntervalMs?: number;
+  /** Mirror every upstream ref (refs/pull/* too), not only branches and tags (default DEFAULTS.gitMirrorPullRefs). */
+  mirrorAllRefs?: boolean;
   /** How often a fetch also checks the upstream's default branch (default DEFAULTS.gitHeadCheckIntervalMs). */
   headCheckIntervalMs?: number;
   log?: GitLogger;
@@ -66,6 +68,7 @@ export class MirrorManager {
   readonly processTimeoutMs: number;
   readonly warmConcurrency: number;
   readonly maintenanceIntervalMs: number;
+  readonly mirrorAllRefs: boolean;
   readonly headCheckIntervalMs: number;
   readonly unknownObjectFetchesPerWindow: number;
   readonly unknownObjectFetchWindowMs: number;
@@ -88,6 +91,7 @@ export class MirrorManager {
     this.processTimeoutMs = opts.processTimeoutMs ?? DEFAULTS.gitProcessTimeoutMs;
     this.warmConcurrency = Math.max(1, opts.warmConcurrency ?? DEFAULTS.gitWarmConcurrency);
     this.maintenanceIntervalMs = opts.maintenanceIntervalMs ?? DEFAULTS.gitMaintenanceIntervalMs;
+    this.mirrorAllRefs = opts.mirrorAllRefs ?? DEFAULTS.gitMirrorPullRefs;
     this.headCheckIntervalMs = opts.headCheckIntervalMs ?? DEFAULTS.gitHeadCheckIntervalMs;
     this.unknownObjectFetchesPerWindow =
       opts.unknownObjectFetchesPerWindow ?? DEFAULTS.gitUnknownObjectFetchesPerWindow;
@@ -115,6 +119,7 @@ export class MirrorManager {
       fetchTimeoutMs: this.fetchTimeoutMs,
       processTimeoutMs: this.processTimeoutMs,
       headCheckIntervalMs: this.headCheckIntervalMs,
+      mirrorAllRefs: this.mirrorAllRefs,
       clock: this.clock,
       metrics: this.metrics,
       signal: registry.signal,

@@ -34,6 +34,18 @@ import {
 } from './mirror-disk.ts';
 import type { RepoId, Upstreams } from './upstreams.ts';
 
+/**
+ * What a mirror copies: what `git clone` fetches (branches and tags), unless
+ * every ref is asked for. Hosts advertise thousands of `refs/pull/*` (eslint:
+ * ~10k, twice the objects of its branches); copying them made a cold clone
+ * through hoard 3× slower than a direct one. --prune prunes only inside these
+ * namespaces, so refs of other namespaces left by an older all-refs mirror are
+ * removed at prepare() (they would otherwise be served, never refreshed).
+ */
+export function mirrorRefspecs(all: boolean): string[] {
+  return all ? ['+refs/*:refs/*'] : ['+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'];
+}
+
 export interface FetchedEvent {
   key: string;
   dir: string;
@@ -58,6 +70,8 @@ export interface MirrorContext {
   readonly fetchTimeoutMs: number;
   readonly processTimeoutMs: number;
   readonly headCheckIntervalMs: number;
+  /** Every upstream ref (refs/pull/*…) instead of refs/heads and refs/tags only (MIRROR_REFSPECS). */
+  readonly mirrorAllRefs: boolean;
   readonly clock: Clock;
   readonly metrics: GitMetrics;
   /** Aborted at close(): clones, fetches and maintenance in flight are killed. */
@@ -211,6 +225,7 @@ export class Mirror {
             { repo: this.id.key, files: removed },
             'git: removed stale lock files left by a killed git',
           );
+        if (!this.#ctx.mirrorAllRefs) await this.#dropOtherRefs();
       });
       this.#prepared = prepared;
       prepared.catch(() => {
@@ -218,6 +233,28 @@ export class Mirror {
       });
     }
     return this.#prepared;
+  }
+
+  /** Removes refs outside refs/heads and refs/tags (an all-refs mirror from before): never fetched again. */
+  async #dropOtherRefs(): Promise<void> {
+    const refs = (
+      await runGit(['for-each-ref', '--format=%(refname)'], {
+        cwd: this.dir,
+        timeoutMs: this.#ctx.processTimeoutMs,
+      })
+    ).stdout
+      .split('\n')
+      .filter((r) => r && !r.startsWith('refs/heads/') && !r.startsWith('refs/tags/'));
+    if (!refs.length) return;
+    await runGit(['update-ref', '--stdin'], {
+      cwd: this.dir,
+      timeoutMs: this.#ctx.processTimeoutMs,
+      input: refs.map((r) => `delete ${r}\n`).join(''),
+    });
+    this.#ctx.log.info(
+      { repo: this.id.key, refs: refs.length },
+      'git: removed refs outside refs/heads and refs/tags',
+    );
   }
 
   async #clone(): Promise<void> {
@@ -232,7 +269,9 @@ export class Mirror {
     log.info({ repo: this.id.key }, 'git: cloning new mirror');
     const meta = { path: this.id.path, createdAt: wall, lastFetchAt: wall, lastUsedAt: wall };
     try {
-      await runGit(['clone', '--mirror', '--quiet', ...config, '--', url, tmp], {
+      // `--bare` copies branches and tags (and HEAD), `--mirror` every ref.
+      const mode = this.#ctx.mirrorAllRefs ? '--mirror' : '--bare';
+      await runGit(['clone', mode, '--quiet', ...config, '--', url, tmp], {
         timeoutMs: this.#ctx.processTimeoutMs,
         signal: this.#ctx.signal,
       });
@@ -294,7 +333,8 @@ export class Mirror {
     const wall = Date.now();
     const end = metrics.fetchDuration.startTimer({ kind: 'fetch' });
     try {
-      await runGit(['fetch', '--prune', '--quiet', '--no-write-fetch-head', '--', url, '+refs/*:refs/*'], {
+      const refspecs = mirrorRefspecs(this.#ctx.mirrorAllRefs);
+      await runGit(['fetch', '--prune', '--quiet', '--no-write-fetch-head', '--', url, ...refspecs], {
         cwd: this.dir,
         timeoutMs: this.#ctx.fetchTimeoutMs,
         signal: this.#ctx.signal,

@@ -13,9 +13,9 @@
 // 3. In the staging dir: restore writes `.git/HEAD` (the commit the server
 //    named) and `.git/config` (origin = the URL given, nothing else) itself,
 //    then `git reset -q` (the archive has no index).
-// 4. `git fetch` through the proxy and check out the ref (default: the
-//    upstream's HEAD branch), so the result is current even when the snapshot
-//    was older. A failed fetch leaves the snapshot's commit checked out and
+// 4. `git fetch` of that one ref through the proxy (and the tags its history
+//    reaches) and check out the ref (default: the upstream's HEAD branch), so
+//    the result is current even when the snapshot was older. A failed fetch leaves the snapshot's commit checked out and
 //    reports `fetchedAfterRestore: false`.
 // 5. Verify that the checkout is exactly the commit (HEAD, index = HEAD's
 //    tree, a clean `git status` including untracked and ignored files, empty
@@ -304,7 +304,22 @@ async function fetchAndCheckout(
   const temp = 'refs/hoard-restore/snapshot';
   await git(['update-ref', temp, snapshotCommit]);
   try {
-    await git(['fetch', '-q', '--tags', 'origin']);
+    // Only the ref restored (the server named it: X-Hoard-Ref), not every branch
+    // and tag: the snapshot's pack holds the history of its commit alone, so a
+    // fetch of all refs index-packs every other branch's and tag's objects and
+    // was most of a restore (issue 16). Tags reachable from that history are
+    // still auto-followed, as `git clone --single-branch` does; the remote keeps
+    // the usual wide refspec, so a later `git fetch` brings the other branches.
+    // (The other choice, the mirror's tips in the snapshot's packed-refs, would
+    // name objects the pack lacks and make the archive depend on the mirror's
+    // refs, not on the commit alone.) A server that named no branch or tag: all.
+    const full = resolvedRef && /^refs\/(heads|tags)\/./.test(resolvedRef) ? resolvedRef : undefined;
+    if (full) {
+      const dst = full.startsWith('refs/heads/')
+        ? `refs/remotes/origin/${full.slice('refs/heads/'.length)}`
+        : full;
+      await git(['fetch', '-q', 'origin', `+${full}:${dst}`]);
+    } else await git(['fetch', '-q', '--tags', 'origin']);
   } finally {
     await git(['update-ref', '-d', temp]);
   }

@@ -10,7 +10,10 @@
 //                  ONE pack of everything reachable from the commit, built by
 //                  `git pack-objects` with one thread, no reuse of the
 //                  mirror's deltas or objects and no bitmaps, so its bytes do
-//                  not depend on how the mirror's own packs happen to look
+//                  not depend on how the mirror's own packs happen to look;
+//                  with `anchors` and a history longer than their step, TWO
+//                  such packs: the anchor's (shared by the next `step`
+//                  commits, built once) and the rest (snapshot-anchor.ts)
 //   .git/refs/{heads,tags}/, .git/objects/info/   (empty directories)
 // There is no index (it holds stat data, which is not deterministic): after
 // extracting, run `git reset -q` once (hoard git restore does).
@@ -31,8 +34,8 @@
 // file contents stream from `git cat-file --batch` one chunk at a time.
 
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { PassThrough, pipeline, type Readable, Readable as ReadableStream } from 'node:stream';
 import zlib from 'node:zlib';
 import { ByteReader } from '../archive/byte-reader.ts';
@@ -41,6 +44,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import { gitFailure, runGit, spawnGit } from './git-process.ts';
+import { type AnchorPacks, anchorOf, deterministicPack } from './snapshot-anchor.ts';
 
 /** Size of the pieces fed to the zstd compressor (part of the format). */
 export const ZSTD_FEED_BYTES = 128 * 1024;
@@ -58,6 +62,8 @@ export interface SnapshotArchiveOptions {
   tmpDir: string;
   zstdLevel?: number;
   signal?: AbortSignal;
+  /** Anchor packs of this server, and the repo key they are filed under: long histories in two packs. */
+  anchors?: { packs: AnchorPacks; key: string };
 }
 
 export interface SnapshotPlanEntry {
@@ -179,37 +185,23 @@ export async function planSnapshot(opts: SnapshotArchiveOptions): Promise<Snapsh
   try {
     const packDir = join(workDir, 'pack');
     await mkdir(packDir);
-    await runGit(
-      [
-        '-c',
-        'pack.writeReverseIndex=false',
-        '-c',
-        'pack.island=',
-        '-c',
-        'core.bigFileThreshold=512m',
-        '-c',
-        'pack.packSizeLimit=0',
-        'pack-objects',
-        '--revs',
-        '-q',
-        '--threads=1',
-        '--no-reuse-delta',
-        '--no-reuse-object',
-        '--no-use-bitmap-index',
-        '--delta-base-offset',
-        '--window=10',
-        '--depth=50',
-        '--compression=6',
-        '--index-version=2',
-        join(packDir, 'pack'),
-      ],
-      { cwd: repoDir, signal, input: `${commit}\n` },
-    );
-    const names = (await readdir(packDir)).sort();
-    if (names.length !== 2 || !names[0].endsWith('.idx') || !names[1].endsWith('.pack'))
-      throw gitError(`git pack-objects wrote unexpected files: ${names.join(', ')}`);
-    for (const name of names) {
-      const file = join(packDir, name);
+    const anchor = opts.anchors ? await anchorOf(repoDir, commit, opts.anchors.packs.step, signal) : null;
+    const files: string[] = [];
+    if (anchor && opts.anchors) {
+      const anchorDir = join(workDir, 'anchor');
+      await mkdir(anchorDir);
+      for (const n of await opts.anchors.packs.linkInto(opts.anchors.key, repoDir, anchor, anchorDir, signal))
+        files.push(join(anchorDir, n));
+    }
+    for (const n of await deterministicPack(
+      repoDir,
+      anchor ? `${commit}\n^${anchor}\n` : `${commit}\n`,
+      packDir,
+      signal,
+    ))
+      files.push(join(packDir, n));
+    for (const file of files) {
+      const name = basename(file);
       entries.push({
         path: `.git/objects/pack/${name}`,
         type: 'file',

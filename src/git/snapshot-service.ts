@@ -40,6 +40,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
+import { AnchorPacks } from './snapshot-anchor.ts';
 import { snapshotArchive } from './snapshot-archive.ts';
 
 /** What the snapshot service needs from the mirror manager (MirrorManager implements it). */
@@ -83,6 +84,13 @@ export interface SnapshotServiceOptions {
    * (default `<tmpDir>.verified`); only this server writes it.
    */
   verifiedDir?: string;
+  /**
+   * Where this server keeps the anchor packs of long histories (default
+   * `<tmpDir>.anchors`; src/git/snapshot-anchor.ts). Not emptied at start-up.
+   */
+  anchorDir?: string;
+  /** First-parent commits per anchor (default DEFAULTS.snapshotAnchorStep; tests use small ones). */
+  anchorStep?: number;
   /**
    * Base URL of the server as clients see it (`https://hoard.example`): the
    * archive's `origin` is `<publicUrl>/git/<repo-key>`. Servers sharing a
@@ -135,6 +143,7 @@ export class SnapshotService {
   readonly debounceMs: number;
   readonly log: SnapshotLogger;
   readonly verifiedDir: string;
+  readonly anchors: AnchorPacks;
   /** Completed generations (for tests and metrics). */
   generations = 0;
   /** Snapshot refs whose blob was not this server's and did not match a regeneration (never served). */
@@ -157,6 +166,10 @@ export class SnapshotService {
     this.refs = opts.refs;
     this.tmpDir = opts.tmpDir;
     this.verifiedDir = opts.verifiedDir ?? `${opts.tmpDir.replace(/\/+$/, '')}.verified`;
+    this.anchors = new AnchorPacks(
+      opts.anchorDir ?? `${opts.tmpDir.replace(/\/+$/, '')}.anchors`,
+      opts.anchorStep,
+    );
     this.publicUrl = opts.publicUrl?.replace(/\/+$/, '');
     this.zstdLevel = opts.zstdLevel ?? DEFAULTS.snapshotZstdLevel;
     this.debounceMs = opts.debounceMs ?? DEFAULTS.snapshotDebounceMs;
@@ -173,6 +186,9 @@ export class SnapshotService {
       // Leftovers of a killed process: nothing else writes here.
       for (const name of await readdir(this.tmpDir))
         await rm(join(this.tmpDir, name), { recursive: true, force: true });
+      // Half-built anchor packs of a killed process (complete ones are renamed into place).
+      for (const name of await readdir(this.anchors.dir).catch(() => []))
+        if (name.startsWith('tmp-')) await rm(join(this.anchors.dir, name), { recursive: true, force: true });
     })();
     return this.#prepared;
   }
@@ -286,6 +302,7 @@ export class SnapshotService {
             originUrl,
             tmpDir: work,
             zstdLevel: this.zstdLevel,
+            anchors: { packs: this.anchors, key },
           });
           await pipeline(archive.stream, hashed, createWriteStream(file));
         } catch (err) {

@@ -165,3 +165,52 @@ describe('git metrics', () => {
     }
   });
 });
+
+describe('MirrorManager: which refs a mirror copies', () => {
+  const tmp = tempDir();
+  let http: HttpUpstream;
+  let upstream: string;
+  const manager = (data: string, mirrorAllRefs?: boolean) =>
+    new MirrorManager({
+      dataDir: join(tmp.path, data),
+      upstreams: new Upstreams([parseUpstreamSpec(`h=${http.url}`)]),
+      maxStalenessMs: 0,
+      registry: new Registry(),
+      mirrorAllRefs,
+    });
+  const refsOf = (dir: string) =>
+    gitSync(['for-each-ref', '--format=%(refname)'], dir).split('\n').filter(Boolean).sort();
+
+  before(async () => {
+    upstream = makeUpstream(join(tmp.path, 'up'), 'app', 2);
+    gitSync(['tag', 'v1', head(upstream)], upstream);
+    gitSync(['update-ref', 'refs/pull/7/head', head(upstream)], upstream);
+    http = await startHttpUpstream(join(tmp.path, 'up'), 0);
+  });
+  after(async () => {
+    await http.close();
+    tmp.cleanup();
+  });
+
+  test('branches and tags only by default; refs/pull/* with mirrorAllRefs; an old all-refs mirror loses them', async () => {
+    const narrow = manager('narrow');
+    await narrow.start();
+    const o = await narrow.open('h/app.git', { refs: true });
+    assert.deepEqual(refsOf(o.dir), ['refs/heads/main', 'refs/tags/v1']);
+    await narrow.close();
+
+    const wide = manager('wide', true);
+    await wide.start();
+    const w = await wide.open('h/app.git', { refs: true });
+    assert.deepEqual(refsOf(w.dir), ['refs/heads/main', 'refs/pull/7/head', 'refs/tags/v1']);
+    await wide.close();
+
+    // The same directory opened by a default manager (a restart with the setting off).
+    const after = manager('wide');
+    await after.start();
+    const a = await after.open('h/app.git', { refs: true });
+    assert.equal(a.dir, w.dir);
+    assert.deepEqual(refsOf(a.dir), ['refs/heads/main', 'refs/tags/v1']);
+    await after.close();
+  });
+});

@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { isHoardError } from '../../src/core/errors.ts';
 import { comparePathBytes } from '../../src/core/tree-path.ts';
+import { AnchorPacks } from '../../src/git/snapshot-anchor.ts';
 import { snapshotArchive } from '../../src/git/snapshot-archive.ts';
 import { git, makeMirror, makeUpstream, sha256Of } from '../archive/helpers.ts';
 
@@ -110,6 +111,33 @@ describe('deterministic snapshot archives', () => {
     assert.ok((await lstat(join(dir, 'vendor/sub'))).isDirectory());
     assert.deepEqual(await readdir(join(dir, 'vendor/sub')), []);
     assert.equal((await stat(join(dir, 'data/big.bin'))).size, 700 * 1024);
+  });
+
+  it('with anchor packs: two packs, identical bytes from mirrors with different layouts, a complete repository', async () => {
+    const a = join(root, 'server-a', 'git', 'm.git');
+    const b = join(root, 'server-b', 'git', 'm.git');
+    // Step 2: the test history (8 first-parent commits) gets an anchor 2 commits below.
+    const packsA = new AnchorPacks(join(root, 'anchors-a'), 2);
+    const packsB = new AnchorPacks(join(root, 'anchors-b'), 2);
+    const url = 'http://hoard.example/git/gh/acme/app';
+    const tmp = await mkdtemp(join(root, 'tmp-anchor-'));
+    const archive = (repoDir: string, packs: AnchorPacks) =>
+      snapshotArchive({ repoDir, commit: head, originUrl: url, tmpDir: tmp, anchors: { packs, key: 'k' } });
+    const file = join(root, 'anchored.tar.zst');
+    const ra = await sha256Of((await archive(a, packsA)).stream, file);
+    assert.equal((await sha256Of((await archive(b, packsB)).stream)).hex, ra.hex);
+    // Again from the anchor this server kept.
+    assert.equal((await sha256Of((await archive(b, packsB)).stream)).hex, ra.hex);
+    assert.deepEqual(await readdir(tmp), []);
+    const dir = join(root, 'checkout-anchored');
+    await mkdir(dir);
+    await execFileP('sh', ['-c', `zstd -dc '${file}' | tar -xf - -C '${dir}'`]);
+    const packs = (await readdir(join(dir, '.git/objects/pack'))).filter((n) => n.endsWith('.pack'));
+    assert.equal(packs.length, 2);
+    await git(dir, 'reset', '-q');
+    assert.equal(await git(dir, 'status', '--porcelain'), '');
+    assert.equal(await git(dir, 'rev-parse', 'HEAD'), head);
+    await git(dir, 'fsck', '--full', '--no-dangling');
   });
 
   it('fails clearly for an unknown commit and leaves no temp files', async () => {
