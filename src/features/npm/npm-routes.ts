@@ -92,8 +92,8 @@ export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promi
     handler: async (request, reply) => {
       const rawPath = (request.raw.url ?? '').split('?')[0].replace(/^\/npm/, '');
       const write = request.method !== 'GET' && request.method !== 'HEAD';
-      const target = parseTarget(rawPath);
-      if (target.kind === 'audit') {
+      const audit = rawPath.startsWith('/-/npm/v1/security/');
+      if (audit) {
         o.authorize(request, 'read');
         return reply.code(501).send({
           error: {
@@ -102,6 +102,8 @@ export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promi
           },
         });
       }
+      // Writes are refused (or forwarded) whatever their path: publish, dist-tag and
+      // unpublish URLs take forms (`/-rev/…`, `/-/package/…`) no read ever does.
       if (write) {
         if (!o.allowWriteThrough) {
           o.authorize(request, 'read');
@@ -116,8 +118,16 @@ export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promi
             });
         }
         o.authorize(request, 'write');
+        let target: Target | undefined;
+        try {
+          target = parseTarget(rawPath);
+        } catch {
+          target = undefined; // a write-only form: the default upstream
+        }
         return forward(request, reply, o, target, rawPath);
       }
+      const target = parseTarget(rawPath);
+      if (target.kind === 'audit') throw new HoardError('HOARD_EBAD_REQUEST', 'npm audit is a POST');
       o.authorize(request, 'read');
       switch (target.kind) {
         case 'ping':
@@ -236,15 +246,15 @@ async function forward(
   request: FastifyRequest,
   reply: FastifyReply,
   o: NpmRouteOptions,
-  target: Target,
+  target: Target | undefined,
   rawPath: string,
 ): Promise<FastifyReply> {
-  const up = 'name' in target ? o.upstreams.of(target.name) : o.upstreams.default;
+  const up = target && 'name' in target ? o.upstreams.of(target.name) : o.upstreams.default;
   const query = (request.raw.url ?? '').includes('?')
     ? `?${(request.raw.url ?? '').split('?').slice(1).join('?')}`
     : '';
   const url =
-    target.kind === 'document' ? documentUrl(up, target.name) : new URL(rawPath.replace(/^\/+/, ''), up.url);
+    target?.kind === 'document' ? documentUrl(up, target.name) : new URL(rawPath.replace(/^\/+/, ''), up.url);
   url.search = query;
   const headers: Record<string, string> = { ...o.upstreams.authorization(url) };
   for (const h of ['accept', 'content-type', 'npm-otp', 'content-length'])

@@ -213,8 +213,14 @@ export async function countingProxy(target: string): Promise<CountingProxy> {
       res.writeHead(503).end('down');
       return;
     }
+    const headers = { ...req.headers };
+    if (proxy.tamper) {
+      // A tampering proxy wants full bodies to change, not 304s.
+      delete headers['if-none-match'];
+      delete headers['if-modified-since'];
+    }
     const up = http.request(
-      { host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers },
+      { host: t.hostname, port: t.port, path: req.url, method: req.method, headers },
       (ur) => {
         const chunks: Buffer[] = [];
         ur.on('data', (c: Buffer) => chunks.push(c));
