@@ -19,10 +19,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Digest, Hasher } from '../../core/digest.ts';
-import { HoardError, noSpaceOr } from '../../core/errors.ts';
+import { HoardError } from '../../core/errors.ts';
 import { discard, httpRequest } from '../../http/http-client.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
 import { Fill } from '../../server/fill.ts';
+import { writeFullyAt } from '../../store/fs-atomic.ts';
 import type { BlobFileWriter } from '../../store/local-blob-files.ts';
 import type { Dist } from './npm-documents.ts';
 import type { NpmMetrics } from './npm-metrics.ts';
@@ -238,16 +239,7 @@ class IntegrityWriter implements BlobFileWriter {
         'HOARD_EREMOTE',
         `npm upstream sent more than the ${this.size} bytes it announced`,
       );
-    const fh = this.#open();
-    let off = 0;
-    try {
-      while (off < chunk.byteLength) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off, this.bytesWritten + off);
-        off += bytesWritten;
-      }
-    } catch (err) {
-      throw noSpaceOr(err, 'an npm tarball');
-    }
+    await writeFullyAt(this.#open(), chunk, this.bytesWritten, 'an npm tarball');
     this.#sha256.update(chunk);
     this.#sri.update(chunk);
     this.bytesWritten += chunk.byteLength;
