@@ -21,6 +21,8 @@ describe('npm tarball fills (controlled upstream)', () => {
   let upstream: http.Server;
   let base: string;
   let tarballRequests = 0;
+  /** The Authorization each upstream request carried. */
+  const authorizations: (string | undefined)[] = [];
   /** How the next tarball response ends: sent whole, or cut after the first half. */
   let ending: 'whole' | 'cut' = 'whole';
   let release: () => void = () => {};
@@ -28,6 +30,7 @@ describe('npm tarball fills (controlled upstream)', () => {
 
   before(async () => {
     upstream = http.createServer((req, res) => {
+      authorizations.push(req.headers.authorization);
       if (req.url === '/fx-slow') {
         res.setHeader('content-type', 'application/json');
         res.end(
@@ -95,6 +98,32 @@ describe('npm tarball fills (controlled upstream)', () => {
     await waitUntil(() => tarballRequests === 2, 'a fresh upstream request');
     release();
     assert.deepEqual(await next.done, tarball);
+  });
+
+  it("sends the upstream token configured server-side, never the client's own", async () => {
+    const fresh = await startTestServer(
+      {},
+      {
+        features: [
+          withSettings(npmFeature, {
+            upstream: `${base}/`,
+            upstreamTokens: { [`${base}/`]: 'upstream-secret' },
+          }),
+        ],
+      },
+    );
+    try {
+      authorizations.length = 0;
+      const doc = await fetch(`${fresh.url}/npm/fx-slow`, {
+        headers: { authorization: 'Bearer client-token' },
+      });
+      assert.equal(doc.status, 200);
+      const text = await doc.text();
+      assert.ok(!text.includes('upstream-secret'));
+      assert.deepEqual(authorizations, ['Bearer upstream-secret']);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('concurrent requests share one upstream request and stream the bytes as they arrive', async () => {
