@@ -21,6 +21,7 @@ import { pack } from 'tar-stream';
 import { npmFeature } from '../src/features/npm/npm-feature.ts';
 import { withSettings } from '../src/server/feature.ts';
 import {
+  clientEnv,
   countingProxy,
   installRegistryClients,
   startVerdaccio,
@@ -117,26 +118,14 @@ async function main() {
       await writeFile(join(p, 'pnpm-workspace.yaml'), 'minimumReleaseAge: 0\n');
       return p;
     };
-    const env = (p: string) => ({
-      PATH: process.env.PATH,
-      HOME: p,
-      npm_config_cache: join(p, '.npm-cache'),
-      npm_config_update_notifier: 'false',
-      npm_config_audit: 'false',
-      npm_config_fund: 'false',
-      XDG_CACHE_HOME: join(p, '.cache'),
-      XDG_DATA_HOME: join(p, '.data'),
-      XDG_STATE_HOME: join(p, '.state'),
-      CI: 'true',
-    });
     const install = async (client: 'pnpm' | 'npm', registry: string): Promise<number> => {
       const p = await project(registry);
       const t0 = performance.now();
-      if (client === 'npm') await run('npm', ['install'], { cwd: p, env: env(p), maxBuffer: 64 << 20 });
+      if (client === 'npm') await run('npm', ['install'], { cwd: p, env: clientEnv(p), maxBuffer: 64 << 20 });
       else
         await run(clients.pnpm, ['install', '--store-dir', join(p, '.pnpm-store')], {
           cwd: p,
-          env: env(p),
+          env: clientEnv(p),
           maxBuffer: 64 << 20,
         });
       const ms = performance.now() - t0;

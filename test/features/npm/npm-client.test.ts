@@ -23,6 +23,7 @@ import { startTestServer, type TestServer } from '../../server/helpers.ts';
 import { writeTokensFile } from '../../support/tokens.ts';
 import {
   type CountingProxy,
+  clientEnv,
   countingProxy,
   installRegistryClients,
   publish,
@@ -112,25 +113,12 @@ describe('npm and pnpm (real clients) through hoard, verdaccio upstream', () => 
     if (lock) await writeFile(join(p, lock.file), lock.text);
     return p;
   };
-  const env = (p: string) => ({
-    PATH: process.env.PATH,
-    HOME: p,
-    npm_config_cache: join(p, '.npm-cache'),
-    npm_config_update_notifier: 'false',
-    npm_config_audit: 'false',
-    npm_config_fund: 'false',
-    XDG_CACHE_HOME: join(p, '.cache'),
-    XDG_DATA_HOME: join(p, '.data'),
-    XDG_STATE_HOME: join(p, '.state'),
-    XDG_CONFIG_HOME: join(p, '.config'),
-    CI: 'true',
-  });
   const npm = (p: string, ...args: string[]) =>
-    run(clients.npm, args, { cwd: p, env: env(p), timeout: 180_000, maxBuffer: 16 << 20 });
+    run(clients.npm, args, { cwd: p, env: clientEnv(p), timeout: 180_000, maxBuffer: 16 << 20 });
   const pnpm = (p: string, ...args: string[]) =>
     run(clients.pnpm, [...args, '--store-dir', join(p, '.pnpm-store')], {
       cwd: p,
-      env: env(p),
+      env: clientEnv(p),
       timeout: 180_000,
       maxBuffer: 16 << 20,
     });

@@ -171,6 +171,23 @@ export async function publish(
   });
 }
 
+/** The environment of an npm or pnpm run in project `p`: every cache, store and config of its own (empty client stores). */
+export function clientEnv(p: string): Record<string, string | undefined> {
+  return {
+    PATH: process.env.PATH,
+    HOME: p,
+    npm_config_cache: join(p, '.npm-cache'),
+    npm_config_update_notifier: 'false',
+    npm_config_audit: 'false',
+    npm_config_fund: 'false',
+    XDG_CACHE_HOME: join(p, '.cache'),
+    XDG_DATA_HOME: join(p, '.data'),
+    XDG_STATE_HOME: join(p, '.state'),
+    XDG_CONFIG_HOME: join(p, '.config'),
+    CI: 'true',
+  };
+}
+
 export interface CountingProxy {
   url: string;
   /** Requests by path (GETs of tarballs and documents alike). */
