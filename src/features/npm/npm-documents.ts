@@ -143,12 +143,13 @@ export class NpmDocuments {
     if (cached?.entry.meta.lastModified) headers['if-modified-since'] = cached.entry.meta.lastModified;
     let body: Buffer;
     let validators: Record<string, string>;
+    const signal = AbortSignal.timeout(this.#o.fetchTimeoutMs);
     try {
       const res = await httpRequest('GET', url, {
         headers,
         accept: 'any',
         retries: 0,
-        signal: AbortSignal.timeout(this.#o.fetchTimeoutMs),
+        signal,
       });
       if (res.status === 304 && cached) {
         discard(res);
@@ -177,10 +178,9 @@ export class NpmDocuments {
       if (typeof lastModified === 'string') validators.lastModified = lastModified;
     } catch (err) {
       // Only an unavailable upstream (or a timeout) is served stale: a 404 is an answer.
-      const unavailable =
-        (err as Error)?.name === 'TimeoutError' ||
-        (err as Error)?.name === 'AbortError' ||
-        (err instanceof HoardError && isRetryable(err));
+      // (The client's abort surfaces as HOARD_EABORTED too: our own timeout is told by the signal.)
+      const timedOut = signal.aborted;
+      const unavailable = timedOut || isRetryable(err);
       if (cached && unavailable) {
         const age = this.#now() - Number(cached.entry.meta.fetchedAt ?? 0);
         metrics.staleServes.inc();
@@ -195,7 +195,7 @@ export class NpmDocuments {
         };
       }
       metrics.requests.inc({ kind: 'document', result: 'error' });
-      if ((err as Error)?.name === 'TimeoutError')
+      if (timedOut)
         throw new HoardError('HOARD_EUNAVAILABLE', `npm upstream did not answer for ${name} in time`, {
           cause: err,
         });

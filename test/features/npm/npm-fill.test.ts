@@ -26,11 +26,13 @@ describe('npm tarball fills (controlled upstream)', () => {
   /** How the next tarball response ends: sent whole, or cut after the first half. */
   let ending: 'whole' | 'cut' = 'whole';
   let release: () => void = () => {};
+  let hangDocuments = false;
   let srv: TestServer;
 
   before(async () => {
     upstream = http.createServer((req, res) => {
       authorizations.push(req.headers.authorization);
+      if (req.url === '/fx-slow' && hangDocuments) return; // never answers: a slow upstream
       if (req.url === '/fx-slow') {
         res.setHeader('content-type', 'application/json');
         res.end(
@@ -122,6 +124,31 @@ describe('npm tarball fills (controlled upstream)', () => {
       assert.ok(!text.includes('upstream-secret'));
       assert.deepEqual(authorizations, ['Bearer upstream-secret']);
     } finally {
+      await fresh.close();
+    }
+  });
+
+  it('a document revalidation slower than fetch-timeout serves the cached document stale, flagged', async () => {
+    const fresh = await startTestServer(
+      {},
+      {
+        features: [
+          withSettings(npmFeature, { upstream: `${base}/`, maxStalenessMs: 0, fetchTimeoutMs: 300 }),
+        ],
+      },
+    );
+    try {
+      assert.equal((await fetch(`${fresh.url}/npm/fx-slow`)).status, 200);
+      hangDocuments = true;
+      const stale = await fetch(`${fresh.url}/npm/fx-slow`);
+      assert.equal(stale.status, 200);
+      assert.match(stale.headers.get('warning') ?? '', /^110 /);
+      assert.ok(stale.headers.get('x-hoard-stale'));
+      const doc = (await stale.json()) as { versions: Record<string, { dist: { tarball: string } }> };
+      assert.equal(doc.versions['1.0.0'].dist.tarball, `${fresh.url}/npm/fx-slow/-/fx-slow-1.0.0.tgz`);
+      assert.match(await (await fetch(`${fresh.url}/metrics`)).text(), /hoard_npm_stale_serves_total 1/);
+    } finally {
+      hangDocuments = false;
       await fresh.close();
     }
   });
