@@ -147,11 +147,15 @@ export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promi
         case 'version': {
           const r = await o.documents.get(target.name, 'full');
           if (r.staleSeconds !== undefined) stale(reply, r.staleSeconds);
-          const v =
-            r.doc.versions?.[target.version] ?? r.doc.versions?.[r.doc['dist-tags']?.[target.version] ?? ''];
+          const version = r.doc.versions?.[target.version]
+            ? target.version
+            : (r.doc['dist-tags']?.[target.version] ?? '');
+          const v = r.doc.versions?.[version];
           if (!v)
             throw new HoardError('HOARD_EBLOB_NOT_FOUND', `no version ${target.version} of ${target.name}`);
-          const doc = rewrite({ versions: { x: v } }, target.name, base(request, o)).versions?.x;
+          const doc = rewrite({ versions: { [version]: v } }, target.name, base(request, o)).versions?.[
+            version
+          ];
           return reply
             .type('application/json')
             .send(request.method === 'HEAD' ? undefined : JSON.stringify(doc));
@@ -173,10 +177,10 @@ async function tarball(
   // Which version the file is: its document names it (a version published
   // since the cached document was fetched asks the upstream once more).
   let doc = await o.documents.anyCached(name);
-  let dist = doc && distOf(doc, file);
+  let dist = doc && distOf(doc, name, file);
   if (!dist) {
     doc = (await o.documents.get(name, 'abbreviated', doc !== undefined)).doc;
-    dist = distOf(doc, file);
+    dist = distOf(doc, name, file);
   }
   if (!dist?.tarball)
     throw new HoardError('HOARD_EBLOB_NOT_FOUND', `no tarball ${file} in the document of ${name}`);
@@ -204,12 +208,23 @@ async function tarball(
   return reply.send(t.body);
 }
 
-function distOf(doc: PackageDocument, file: string) {
-  for (const v of Object.values(doc.versions ?? {})) {
+function distOf(doc: PackageDocument, name: string, file: string) {
+  for (const [version, v] of Object.entries(doc.versions ?? {})) {
     const t = v?.dist?.tarball;
-    if (typeof t === 'string' && t.slice(t.lastIndexOf('/') + 1) === file) return v.dist;
+    if (typeof t === 'string' && fileOf(name, version, t) === file) return v.dist;
   }
   return undefined;
+}
+
+/**
+ * The file name a tarball is served under at `/npm/<name>/-/<file>`: the
+ * upstream's own when it is a `.tgz` (the usual `<name>-<version>.tgz`), else
+ * `<name>-<version>.tgz` (registries that serve tarballs at other URLs).
+ */
+function fileOf(name: string, version: string, tarball: string): string {
+  const own = tarball.slice(tarball.lastIndexOf('/') + 1).split('?')[0];
+  if (FILE.test(own)) return own;
+  return `${name.slice(name.indexOf('/') + 1)}-${version}.tgz`;
 }
 
 /** A copy of the document whose `dist.tarball` URLs point at this server (the cached one is left as it is). */
@@ -220,7 +235,7 @@ function rewrite(doc: PackageDocument, name: string, base: string): PackageDocum
     const t = m?.dist?.tarball;
     versions[v] =
       typeof t === 'string'
-        ? { ...m, dist: { ...m.dist, tarball: `${base}/npm/${name}/-/${t.slice(t.lastIndexOf('/') + 1)}` } }
+        ? { ...m, dist: { ...m.dist, tarball: `${base}/npm/${name}/-/${fileOf(name, v, t)}` } }
         : m;
   }
   return { ...doc, versions };

@@ -33,6 +33,20 @@ describe('npm tarball fills (controlled upstream)', () => {
     upstream = http.createServer((req, res) => {
       authorizations.push(req.headers.authorization);
       if (req.url === '/fx-slow' && hangDocuments) return; // never answers: a slow upstream
+      if (req.url === '/fx-odd') {
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            name: 'fx-odd',
+            versions: { '1.0.0': { dist: { tarball: `${base}/download/fx-odd/1.0.0/b1e2`, integrity } } },
+          }),
+        );
+        return;
+      }
+      if (req.url === '/download/fx-odd/1.0.0/b1e2') {
+        res.writeHead(200, { 'content-length': tarball.byteLength }).end(tarball);
+        return;
+      }
       if (req.url === '/fx-slow') {
         res.setHeader('content-type', 'application/json');
         res.end(
@@ -151,6 +165,21 @@ describe('npm tarball fills (controlled upstream)', () => {
       hangDocuments = false;
       await fresh.close();
     }
+  });
+
+  it('a tarball URL that is not <name>-<version>.tgz is served as that; the same bytes through another URL are stored once', async () => {
+    const doc = (await (await fetch(`${srv.url}/npm/fx-odd`)).json()) as {
+      versions: Record<string, { dist: { tarball: string } }>;
+    };
+    assert.equal(doc.versions['1.0.0'].dist.tarball, `${srv.url}/npm/fx-odd/-/fx-odd-1.0.0.tgz`);
+    const version = (await (await fetch(`${srv.url}/npm/fx-odd/1.0.0`)).json()) as {
+      dist: { tarball: string };
+    };
+    assert.equal(version.dist.tarball, `${srv.url}/npm/fx-odd/-/fx-odd-1.0.0.tgz`);
+    const res = await fetch(`${srv.url}/npm/fx-odd/-/fx-odd-1.0.0.tgz`);
+    // The same bytes as fx-slow's (stored by the first test), reached through another URL: stored once.
+    assert.equal(res.headers.get('x-hoard-cache'), 'hit');
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), tarball);
   });
 
   it('concurrent requests share one upstream request and stream the bytes as they arrive', async () => {
