@@ -46,7 +46,17 @@ export class Fill extends EventEmitter {
   #resolveReady!: (n: number) => void;
   #rejectReady!: (e: Error) => void;
 
-  constructor(digest: Digest, shared: BlobStore, disk: LocalBlobFiles, knownSize?: number) {
+  /**
+   * `shared` is any source of the blob's bytes and `disk` any positional
+   * writer (the npm feature fills from an upstream registry into a writer
+   * that verifies the package's integrity): only these methods are used.
+   */
+  constructor(
+    digest: Digest,
+    shared: Pick<BlobStore, 'stat' | 'read'>,
+    disk: Pick<LocalBlobFiles, 'createWriter'>,
+    knownSize?: number,
+  ) {
     super();
     this.setMaxListeners(0);
     this.digest = digest;
@@ -70,7 +80,11 @@ export class Fill extends EventEmitter {
     this.settled.finally(() => this.release());
   }
 
-  async #run(shared: BlobStore, disk: LocalBlobFiles, knownSize: number | undefined): Promise<void> {
+  async #run(
+    shared: Pick<BlobStore, 'stat' | 'read'>,
+    disk: Pick<LocalBlobFiles, 'createWriter'>,
+    knownSize: number | undefined,
+  ): Promise<void> {
     let size = knownSize;
     if (size === undefined) {
       const info = await shared.stat(this.digest);

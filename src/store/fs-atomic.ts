@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { noSpaceOr } from '../core/errors.ts';
@@ -123,4 +123,22 @@ export async function cleanStaleTemps(dir: string, maxAgeMs: number, prefix = '.
 
 export function isErrno(err: unknown, ...codes: string[]): boolean {
   return codes.includes((err as NodeJS.ErrnoException)?.code ?? '');
+}
+
+/** Writes all of `chunk` at `position` (a positional write may be short); a full disk is HOARD_ENO_SPACE naming `what`. */
+export async function writeFullyAt(
+  fh: FileHandle,
+  chunk: Uint8Array,
+  position: number,
+  what: string,
+): Promise<void> {
+  let off = 0;
+  try {
+    while (off < chunk.byteLength) {
+      const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off, position + off);
+      off += bytesWritten;
+    }
+  } catch (err) {
+    throw noSpaceOr(err, what);
+  }
 }

@@ -25,7 +25,7 @@ import {
   type WriteOptions,
   type WriteResult,
 } from './blob-store.ts';
-import { cleanStaleTemps, fsyncDir, isErrno, tempName } from './fs-atomic.ts';
+import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
 import { statSyncIfExists } from './sync-metadata.ts';
 
@@ -297,16 +297,7 @@ class TempFileWriter implements BlobFileWriter {
     if (this.#ended) throw new HoardError('HOARD_EINTERNAL', `writer of ${this.digest} already ended`);
     if (this.bytesWritten + chunk.byteLength > this.size)
       throw new HoardError('HOARD_ETOO_LARGE', `more than the ${this.size} bytes of ${this.digest}`);
-    const fh = this.#open();
-    let off = 0;
-    try {
-      while (off < chunk.byteLength) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off, this.bytesWritten + off);
-        off += bytesWritten;
-      }
-    } catch (err) {
-      throw noSpaceOr(err, `blob ${this.digest}`);
-    }
+    await writeFullyAt(this.#open(), chunk, this.bytesWritten, `blob ${this.digest}`);
     this.#hasher.update(chunk);
     this.bytesWritten += chunk.byteLength;
   }

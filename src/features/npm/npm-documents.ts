@@ -1,0 +1,257 @@
+// Package documents: mutable, so cached with a freshness bound and
+// revalidated with the upstream's ETag / Last-Modified. One revalidation per
+// document and form at a time (single-flight): concurrent requests share its
+// answer and its failure, and the next request after a failure tries again.
+// An upstream that fails (5xx, unreachable, slower than fetch-timeout) leaves
+// the cached document to be served stale, flagged.
+//
+// Tarball integrity is pinned: a version's `dist` is never replaced by one
+// naming another integrity. Versions are immutable on every public registry,
+// so a changed integrity is a compromised or broken upstream; serving the
+// new document would make clients fetch (and lockfiles record) other bytes
+// under the same version. The original `dist` is kept and the change logged.
+//
+// Stored as cache entries `cache/npm/doc/<form>/u/<name>` and
+// `cache/npm/doc/<form>/s/<scope>/<name>`: the document as the upstream sent
+// it (pinned), with its validators as entry meta. Clients get it with every
+// `dist.tarball` rewritten to point at this server.
+
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Digest } from '../../core/digest.ts';
+import { HoardError, isHoardError, isRetryable } from '../../core/errors.ts';
+import { SingleFlight } from '../../core/single-flight.ts';
+import { readAllBounded } from '../../core/streams.ts';
+import { discard, httpRequest } from '../../http/http-client.ts';
+import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
+import type { NpmMetrics } from './npm-metrics.ts';
+import { documentUrl, type NpmUpstreams } from './npm-upstreams.ts';
+
+export type DocForm = 'full' | 'abbreviated';
+
+/** The parts of a package document hoard reads (the rest passes through untouched). */
+export interface PackageDocument {
+  name?: string;
+  'dist-tags'?: Record<string, string>;
+  versions?: Record<string, { dist?: Dist; [k: string]: unknown }>;
+  [k: string]: unknown;
+}
+export interface Dist {
+  tarball?: string;
+  integrity?: string;
+  shasum?: string;
+  [k: string]: unknown;
+}
+
+export interface DocumentResult {
+  doc: PackageDocument;
+  /** Seconds past freshness when served stale (the upstream failed), else undefined. */
+  staleSeconds?: number;
+}
+
+/** Largest package document accepted from an upstream (the biggest public ones are tens of MB). */
+const MAX_DOCUMENT_BYTES = 128 * 1024 * 1024;
+/** Parsed documents kept in memory, by the digest of their stored bytes. */
+const PARSED_CACHE = 256;
+
+export const ABBREVIATED = 'application/vnd.npm.install-v1+json';
+
+export interface NpmDocumentsOptions {
+  entries: CacheEntries;
+  upstreams: NpmUpstreams;
+  metrics: NpmMetrics;
+  log: FastifyBaseLogger;
+  maxStalenessMs: number;
+  fetchTimeoutMs: number;
+  now?: () => number;
+}
+
+export class NpmDocuments {
+  readonly #o: NpmDocumentsOptions;
+  readonly #now: () => number;
+  readonly #flights = new SingleFlight<string, DocumentResult>();
+  readonly #parsed = new Map<Digest, PackageDocument>();
+
+  constructor(o: NpmDocumentsOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+  }
+
+  refName(name: string, form: DocForm): string {
+    const i = name.indexOf('/');
+    return i < 0
+      ? this.#o.entries.refName('doc', form, 'u', name)
+      : this.#o.entries.refName('doc', form, 's', name.slice(1, i), name.slice(i + 1));
+  }
+
+  /**
+   * The document, from the cache while fresh, else revalidated. `refresh`
+   * revalidates even a fresh one (a tarball of a version the cached document
+   * does not know yet).
+   */
+  async get(name: string, form: DocForm, refresh = false): Promise<DocumentResult> {
+    const ref = this.refName(name, form);
+    const cached = await this.#cached(ref);
+    if (
+      cached &&
+      !refresh &&
+      this.#now() - Number(cached.entry.meta.fetchedAt ?? 0) < this.#o.maxStalenessMs
+    ) {
+      this.#o.metrics.requests.inc({ kind: 'document', result: 'hit' });
+      return { doc: cached.doc };
+    }
+    return this.#flights.do(`${form}:${name}`, () => this.#revalidate(name, form, ref));
+  }
+
+  /** Any cached form of the document, fresh or not (tarball lookups need only `dist`). */
+  async anyCached(name: string): Promise<PackageDocument | undefined> {
+    for (const form of ['abbreviated', 'full'] as const) {
+      const c = await this.#cached(this.refName(name, form));
+      if (c) return c.doc;
+    }
+    return undefined;
+  }
+
+  async #cached(ref: string): Promise<{ entry: CacheEntry; doc: PackageDocument } | undefined> {
+    const entry = await this.#o.entries.get(ref);
+    if (!entry) return undefined;
+    let doc = this.#parsed.get(entry.digest);
+    if (!doc) {
+      try {
+        const bytes = await readAllBounded(await this.#o.entries.read(entry), MAX_DOCUMENT_BYTES);
+        doc = JSON.parse(bytes.toString('utf8')) as PackageDocument;
+      } catch (err) {
+        if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return undefined;
+        throw err;
+      }
+      this.#parsed.set(entry.digest, doc);
+      if (this.#parsed.size > PARSED_CACHE) this.#parsed.delete(this.#parsed.keys().next().value as Digest);
+    }
+    return { entry, doc };
+  }
+
+  async #revalidate(name: string, form: DocForm, ref: string): Promise<DocumentResult> {
+    const { upstreams, metrics, log } = this.#o;
+    const cached = await this.#cached(ref);
+    const url = documentUrl(upstreams.of(name), name);
+    const headers: Record<string, string> = {
+      accept:
+        form === 'abbreviated' ? `${ABBREVIATED}; q=1.0, application/json; q=0.8, */*` : 'application/json',
+      ...upstreams.authorization(url),
+    };
+    if (cached?.entry.meta.etag) headers['if-none-match'] = cached.entry.meta.etag;
+    if (cached?.entry.meta.lastModified) headers['if-modified-since'] = cached.entry.meta.lastModified;
+    let body: Buffer;
+    let validators: Record<string, string>;
+    const signal = AbortSignal.timeout(this.#o.fetchTimeoutMs);
+    try {
+      const res = await httpRequest('GET', url, {
+        headers,
+        accept: 'any',
+        retries: 0,
+        signal,
+      });
+      if (res.status === 304 && cached) {
+        discard(res);
+        await this.#store(ref, Buffer.from(JSON.stringify(cached.doc)), cached.entry.meta);
+        metrics.requests.inc({ kind: 'document', result: 'revalidated' });
+        return { doc: cached.doc };
+      }
+      if (res.status === 404 || res.status === 410) {
+        discard(res);
+        throw new HoardError('HOARD_EBLOB_NOT_FOUND', `no package ${name} at its upstream`);
+      }
+      if (res.status !== 200) {
+        discard(res);
+        throw new HoardError(
+          res.status >= 500 || res.status === 429 ? 'HOARD_EUNAVAILABLE' : 'HOARD_EREMOTE',
+          `npm upstream answered ${res.status} for ${name}`,
+          { hint: res.status === 401 || res.status === 403 ? 'check [npm] upstream-tokens' : undefined },
+        );
+      }
+      body = await readAllBounded(res.body as AsyncIterable<Uint8Array>, MAX_DOCUMENT_BYTES);
+      metrics.upstreamBytes.inc({ kind: 'document' }, body.byteLength);
+      validators = {};
+      const etag = res.headers.etag;
+      const lastModified = res.headers['last-modified'];
+      if (typeof etag === 'string') validators.etag = etag;
+      if (typeof lastModified === 'string') validators.lastModified = lastModified;
+    } catch (err) {
+      // Only an unavailable upstream (or a timeout) is served stale: a 404 is an answer.
+      // (The client's abort surfaces as HOARD_EABORTED too: our own timeout is told by the signal.)
+      const timedOut = signal.aborted;
+      const unavailable = timedOut || isRetryable(err);
+      if (cached && unavailable) {
+        const age = this.#now() - Number(cached.entry.meta.fetchedAt ?? 0);
+        metrics.staleServes.inc();
+        metrics.requests.inc({ kind: 'document', result: 'stale' });
+        log.warn(
+          { pkg: name, err: (err as Error).message },
+          'npm upstream unavailable: serving a stale document',
+        );
+        return {
+          doc: cached.doc,
+          staleSeconds: Math.max(0, Math.round((age - this.#o.maxStalenessMs) / 1000)),
+        };
+      }
+      metrics.requests.inc({ kind: 'document', result: 'error' });
+      if (timedOut)
+        throw new HoardError('HOARD_EUNAVAILABLE', `npm upstream did not answer for ${name} in time`, {
+          cause: err,
+        });
+      throw err;
+    }
+    let doc: PackageDocument;
+    try {
+      doc = JSON.parse(body.toString('utf8')) as PackageDocument;
+      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('not an object');
+    } catch (err) {
+      throw new HoardError('HOARD_EREMOTE', `npm upstream sent an invalid document for ${name}`, {
+        cause: err,
+      });
+    }
+    const pinned = await this.#pin(name, doc);
+    const bytes = pinned ? Buffer.from(JSON.stringify(doc)) : body;
+    await this.#store(ref, bytes, validators);
+    metrics.requests.inc({ kind: 'document', result: 'miss' });
+    return { doc };
+  }
+
+  /** Keeps the original `dist` of every version whose integrity changed upstream; true if any did. */
+  async #pin(name: string, doc: PackageDocument): Promise<boolean> {
+    const known = new Map<string, Dist>();
+    for (const form of ['full', 'abbreviated'] as const) {
+      const c = await this.#cached(this.refName(name, form));
+      for (const [v, m] of Object.entries(c?.doc.versions ?? {}))
+        if (m?.dist && !known.has(v)) known.set(v, m.dist);
+    }
+    let changed = false;
+    for (const [v, m] of Object.entries(doc.versions ?? {})) {
+      const before = known.get(v);
+      if (!before || !m?.dist) continue;
+      if ((before.integrity ?? before.shasum) !== (m.dist.integrity ?? m.dist.shasum)) {
+        this.#o.metrics.integrityChanges.inc();
+        this.#o.log.warn(
+          {
+            pkg: name,
+            version: v,
+            was: before.integrity ?? before.shasum,
+            now: m.dist.integrity ?? m.dist.shasum,
+          },
+          'npm upstream changed the integrity of a published version: serving the original',
+        );
+        m.dist = before;
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  async #store(ref: string, bytes: Buffer, meta: Readonly<Record<string, string>>): Promise<void> {
+    await this.#o.entries.put(ref, Readable.from([bytes]), {
+      size: bytes.byteLength,
+      meta: { ...meta, fetchedAt: String(this.#now()) },
+      mode: 'overwrite',
+    });
+  }
+}
