@@ -3,7 +3,8 @@
 // filesystem storage) on the same machine in the same run. For 4 KiB and
 // 8 MiB artifacts: hit latency (sequential GETs of a stored artifact), miss
 // latency (GETs of absent hashes, 404), upload latency (the PUT after a
-// miss), and hit/miss throughput (wrk) — each measured on hoard, then on
+// miss), and hit/miss throughput (wrk) — each measured on hoard (and on its
+// Bazel CAS, /bazel/cas/<sha256>, which has no peer here), then on
 // turborepo-remote-cache, alternating A B A B for --rounds rounds; medians
 // over rounds and ratios are printed, then one JSON line.
 //
@@ -15,7 +16,7 @@
 // Run by hand; results go to docs/benchmarks.md with the machine and date.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
@@ -59,6 +60,8 @@ interface Server {
   name: string;
   /** `<base>/v8/artifacts` of its Turborepo API. */
   artifacts: string;
+  /** `<base>/bazel/cas` of its Bazel HTTP cache (hoard only). */
+  cas?: string;
   stop(): Promise<void>;
 }
 
@@ -79,6 +82,7 @@ async function spawnServer(
   env: NodeJS.ProcessEnv,
   ready: string,
   artifacts: string,
+  cas?: string,
 ) {
   const child = spawn(process.execPath, argv, {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -98,6 +102,7 @@ async function spawnServer(
   return {
     name,
     artifacts,
+    cas,
     async stop() {
       child.kill('SIGTERM');
       if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
@@ -130,6 +135,7 @@ async function startHoard(dir: string): Promise<Server> {
     {},
     `${base}/readyz`,
     `${base}/turbo/v8/artifacts`,
+    `${base}/bazel/cas`,
   );
 }
 
@@ -164,7 +170,20 @@ async function startTrc(dir: string): Promise<Server> {
 // ---- clients -------------------------------------------------------------------
 
 const hashOf = () => randomBytes(8).toString('hex');
-const url = (s: Server, hash: string) => `${s.artifacts}/${hash}?slug=${TEAM}`;
+
+/** Where one protocol keeps an entry: Turborepo names it by a task hash, Bazel's CAS by its content. */
+interface Protocol {
+  urlFor(body: Buffer): string;
+  missUrl(): string;
+}
+const turbo = (s: Server): Protocol => {
+  const url = (hash: string) => `${s.artifacts}/${hash}?slug=${TEAM}`;
+  return { urlFor: () => url(hashOf()), missUrl: () => url(hashOf()) };
+};
+const bazelCas = (s: Server): Protocol => ({
+  urlFor: (body) => `${s.cas}/${createHash('sha256').update(body).digest('hex')}`,
+  missUrl: () => `${s.cas}/${randomBytes(32).toString('hex')}`,
+});
 
 /** One request on a keep-alive agent; resolves with its status once the body is read. */
 function call(agent: Agent, method: string, target: string, body?: Buffer): Promise<number> {
@@ -246,20 +265,20 @@ interface Sample {
   miss: Rate;
 }
 
-async function measure(s: Server, size: Size): Promise<Sample> {
+async function measure(s: Server, p: Protocol, size: Size): Promise<Sample> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const body = randomBytes(size.bytes);
-    const hit = hashOf();
-    if ((await call(agent, 'PUT', url(s, hit), body)) >= 300) throw new Error(`${s.name}: PUT failed`);
+    const hit = p.urlFor(body);
+    if ((await call(agent, 'PUT', hit, body)) >= 300) throw new Error(`${s.name}: PUT failed`);
     const hitMs = await latency(
       size.samples,
-      () => call(agent, 'GET', url(s, hit)),
+      () => call(agent, 'GET', hit),
       (st) => st === 200,
     );
     const missMs = await latency(
       size.samples,
-      () => call(agent, 'GET', url(s, hashOf())),
+      () => call(agent, 'GET', p.missUrl()),
       (st) => st === 404,
     );
     // The upload after a miss: distinct bodies (hoard would otherwise store the content once).
@@ -268,12 +287,12 @@ async function measure(s: Server, size: Size): Promise<Sample> {
       (i) => {
         body.writeUInt32BE(i, 0);
         body.writeUInt32BE((Date.now() * 1000) % 2 ** 32, 4);
-        return call(agent, 'PUT', url(s, hashOf()), body);
+        return call(agent, 'PUT', p.urlFor(body), body);
       },
       (st) => st >= 200 && st < 300,
     );
-    const hitRate = await wrk(url(s, hit), size.connections, false);
-    const missRate = await wrk(url(s, hashOf()), size.connections, true);
+    const hitRate = await wrk(hit, size.connections, false);
+    const missRate = await wrk(p.missUrl(), size.connections, true);
     return { hitMs, missMs, putMs, hit: hitRate, miss: missRate };
   } finally {
     agent.destroy();
@@ -286,7 +305,11 @@ async function main(): Promise<void> {
   const trc = trcVersion();
   if (!trc) throw new Error(`turborepo-remote-cache not found under ${DEPS} (see the header of this file)`);
   const tmp = await mkdtemp(join(tmpdir(), 'hoard-bench-build-caches-'));
-  const results: Record<string, Record<string, Sample[]>> = { hoard: {}, 'turborepo-remote-cache': {} };
+  const results: Record<string, Record<string, Sample[]>> = {
+    hoard: {},
+    'turborepo-remote-cache': {},
+    'hoard bazel CAS': {},
+  };
   try {
     for (let round = 0; round < ROUNDS; round++) {
       // A B A B: one server at a time, fresh data directories each round.
@@ -297,9 +320,16 @@ async function main(): Promise<void> {
         const server = await startFn(join(tmp, `${name}-${round}`));
         try {
           for (const size of SIZES) {
-            const sample = await measure(server, size);
+            const sample = await measure(server, turbo(server), size);
             (results[name][size.label] ??= []).push(sample);
             process.stderr.write(`round ${round + 1} ${name} ${size.label}: ${JSON.stringify(sample)}\n`);
+            if (!server.cas) continue;
+            // The same server's Bazel CAS (no peer: bazel-remote is neither on npm nor in Debian).
+            const cas = await measure(server, bazelCas(server), size);
+            (results['hoard bazel CAS'][size.label] ??= []).push(cas);
+            process.stderr.write(
+              `round ${round + 1} hoard bazel CAS ${size.label}: ${JSON.stringify(cas)}\n`,
+            );
           }
         } finally {
           await server.stop();
@@ -341,6 +371,15 @@ async function main(): Promise<void> {
       const ratio = better === 'higher' ? h / t : t / h;
       out[`${size.label} ${label}`] = { hoard: h, trc: t, ratio };
       console.log(`| ${size.label} | ${label} | ${fmt(h)} | ${fmt(t)} | ${ratio.toFixed(2)}× |`);
+    }
+  console.log('\nhoard, Bazel HTTP cache CAS (/bazel/cas/<sha256>, verified PUTs), same rounds');
+  console.log('| size | metric | hoard bazel CAS | hoard turbo (same server) |');
+  console.log('|---|---|---:|---:|');
+  for (const size of SIZES)
+    for (const [label, pick] of metrics) {
+      const c = med('hoard bazel CAS', size.label, pick);
+      out[`bazel CAS ${size.label} ${label}`] = c;
+      console.log(`| ${size.label} | ${label} | ${fmt(c)} | ${fmt(med('hoard', size.label, pick))} |`);
     }
   console.log(JSON.stringify(out));
 }
