@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// Entry point of the `hoard` command. hoard is TypeScript run directly by
-// Node 24's type stripping; when started by an older Node (a machine's own
-// node, with the project's pinned Node 24 installed beside it), re-run the
-// same command with the pinned binary as a child instead of failing.
+// Entry point of the `hoard` command. In the repository hoard is TypeScript
+// run directly by Node 24's type stripping (src/cli/main.ts); the npm
+// package ships no src/, only the JavaScript build (dist/cli/main.js, made
+// by `prepack`), because Node does not strip types under node_modules. When
+// started by an older Node (a machine's own node, with the project's pinned
+// Node 24 installed beside it), re-run the same command with the pinned
+// binary as a child instead of failing.
 //
 // The child must never outlive the `hoard` a CI job (or a user) started:
 // killing that process with SIGKILL cannot be forwarded, so the child watches
@@ -17,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import module from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const major = Number(process.versions.node.split('.')[0]);
@@ -35,13 +38,14 @@ if (major >= 24) {
   // run skips stripping types, which is most of its start-up time and ~35 MB
   // of its memory. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
   module.enableCompileCache?.();
-  await import(join(root, 'src', 'cli', 'main.ts'));
+  // The sources when they are here (a checkout, where dist/ may be stale), else the build.
+  const source = join(root, 'src', 'cli', 'main.ts');
+  await import(pathToFileURL(existsSync(source) ? source : join(root, 'dist', 'cli', 'main.js')).href);
 } else {
   const pinned = join(root, 'node_modules', 'node', 'bin', 'node');
   if (!existsSync(pinned)) {
-    process.stderr.write(
-      `hoard needs Node.js >= 24 (this is ${process.version}); run \`npm ci\` in ${root}\n`,
-    );
+    const fix = existsSync(join(root, 'src')) ? `run \`npm ci\` in ${root}` : 'install Node.js 24 or later';
+    process.stderr.write(`hoard needs Node.js >= 24 (this is ${process.version}); ${fix}\n`);
     process.exit(1);
   }
   const child = spawn(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {

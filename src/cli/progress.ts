@@ -3,6 +3,7 @@
 // total, speed and ETA. Drawn once per blob even when files share it.
 
 import type cliProgressTypes from 'cli-progress';
+import type { ProgressListener } from '../library/progress-events.ts';
 import { noProgress, type ProgressSink } from '../sync/transfer.ts';
 import { formatBytes } from './output.ts';
 
@@ -50,5 +51,20 @@ export async function createProgress(enabled: boolean): Promise<ProgressSink> {
       bar?.stop();
       bar = undefined;
     },
+  };
+}
+
+/**
+ * The terminal's progress as a listener of the library's events: push and
+ * pull commands call the library, which reports through events only.
+ */
+export async function createProgressListener(enabled: boolean): Promise<ProgressListener | undefined> {
+  const sink = await createProgress(enabled);
+  if (sink === noProgress) return undefined;
+  return (e) => {
+    if (e.type === 'start') sink.start(e.operation, e.blobs, e.bytes);
+    else if (e.type === 'bytes') sink.bytes(e.bytes);
+    else if (e.type === 'blob') sink.blobDone(e);
+    else sink.stop();
   };
 }

@@ -73,6 +73,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   HOARD_EPRECONDITION_REQUIRED: 428,
 };
 
+/** Every code, for tools that list or match them (`err.code` is always one of these). */
+export const ERROR_CODES: readonly ErrorCode[] = Object.freeze(Object.keys(HTTP_STATUS) as ErrorCode[]);
+
 /**
  * Failures worth another attempt: the other side was unreachable, overloaded
  * or failed on its own (5xx other than "this request is wrong"). Retry loops
@@ -158,14 +161,36 @@ export class RefNotFoundError extends HoardError {
 
 /** A compare-and-set lost: the ref is not at the version the writer read. */
 export class RefConflictError extends HoardError {
+  readonly ref: string;
+  /** The version the writer read (null: it expected the ref not to exist). */
+  readonly expected: string | null;
+
   constructor(name: string, expected: string | null, opts: HoardErrorOptions = {}) {
     super(
       'HOARD_EREF_CONFLICT',
       expected === null
         ? `ref ${name} already exists`
         : `ref ${name} changed since it was read (expected version ${expected})`,
-      { hint: 'read the ref again and retry', ...opts, details: { ref: name, expected } },
+      { hint: 'read the ref again and retry', ...opts, details: { ref: name, expected, ...opts.details } },
     );
+    this.ref = name;
+    this.expected = expected;
+  }
+}
+
+/**
+ * A push or pull met paths changed both locally and on the remote since the
+ * last sync (HOARD_ESYNC_CONFLICT); nothing was written. `paths` lists them
+ * all (the message shows the first few), so a tool can show or resolve them.
+ */
+export class SyncConflictError extends HoardError {
+  readonly ref: string;
+  readonly paths: readonly string[];
+
+  constructor(ref: string, paths: readonly string[], message: string, opts: HoardErrorOptions = {}) {
+    super('HOARD_ESYNC_CONFLICT', message, { ...opts, details: { ref, paths, ...opts.details } });
+    this.ref = ref;
+    this.paths = paths;
   }
 }
 

@@ -20,6 +20,12 @@ export interface OpenRemoteOptions {
    * empty store behind. Buckets and servers are never created either way.
    */
   create?: boolean;
+  /**
+   * Bearer token for an http(s):// remote (a hoard server); default:
+   * HOARD_TOKEN, else the URL's password. Other schemes ignore it (buckets use
+   * their SDK's credentials).
+   */
+  token?: string;
 }
 
 export type RemoteOpener = (url: URL, opts: OpenRemoteOptions) => Promise<Remote>;

@@ -11,7 +11,7 @@ export type { OpenRemoteOptions, Remote, RemoteOpener } from './remote-types.ts'
 
 async function openHttp(): Promise<RemoteOpener> {
   const { openHttpRemote } = await import('./http-remote.ts');
-  return async (url) => openHttpRemote(url);
+  return async (url, opts) => openHttpRemote(url, opts.token);
 }
 
 /**

@@ -1,11 +1,12 @@
 // Pieces push and pull share: the conflict error, the merge base, the
-// directory check.
+// directory check, cancellation.
 
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
-import { HoardError, toHoardError } from '../core/errors.ts';
+import { HoardError, SyncConflictError, toHoardError } from '../core/errors.ts';
+import { abortedError } from '../core/retry.ts';
 import type { Tree } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import { isErrno } from '../store/fs-atomic.ts';
@@ -18,18 +19,18 @@ import { EMPTY_TREE, fetchTreeOrUndefined } from './transfer.ts';
 
 const SHOWN_CONFLICTS = 20;
 
-export function conflictError(ref: string, paths: readonly string[], op: 'push' | 'pull'): HoardError {
+export function conflictError(ref: string, paths: readonly string[], op: 'push' | 'pull'): SyncConflictError {
   const shown = paths.slice(0, SHOWN_CONFLICTS).join(', ');
   const more = paths.length > SHOWN_CONFLICTS ? ` and ${paths.length - SHOWN_CONFLICTS} more` : '';
-  return new HoardError(
-    'HOARD_ESYNC_CONFLICT',
+  return new SyncConflictError(
+    ref,
+    paths,
     `conflict on ${ref}: ${paths.length} path(s) changed both here and on the remote: ${shown}${more}`,
     {
       hint:
         op === 'push'
           ? 'nothing was written; reconcile these paths (or pass --force to overwrite the remote versions)'
           : 'nothing was written; reconcile these paths (or pass --force to take the remote versions)',
-      details: { ref, paths },
     },
   );
 }
@@ -131,4 +132,23 @@ export async function withDirLock<T>(root: string, fn: () => Promise<T>): Promis
         hint: `wait for it to finish; if none is running, remove ${lock}`,
       }),
   });
+}
+
+/**
+ * Runs a sync operation that `signal` may cancel: whatever an abort made
+ * fail (a destroyed stream, a refused remote call, the AbortError of a
+ * check) is reported as one HOARD_EABORTED, so callers test one code.
+ */
+export async function cancellable<T>(
+  what: string,
+  signal: AbortSignal | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (signal?.aborted) throw abortedError(what, signal);
+  try {
+    return await fn();
+  } catch (err) {
+    if (signal?.aborted) throw abortedError(what, signal);
+    throw err;
+  }
 }

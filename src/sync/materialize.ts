@@ -417,7 +417,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
         } finally {
           for (const { tmp } of temps) await unlink(tmp).catch(() => {});
         }
-        progress.blobDone();
+        progress.blobDone({ digest, size: entries[0].size, path: entries[0].path });
       }),
     );
   } finally {

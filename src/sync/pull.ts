@@ -13,8 +13,9 @@ import type { Digest } from '../core/digest.ts';
 import { HoardError, isHoardError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { type Tree, treeDigestOnly } from '../core/tree.ts';
+import { abortableRemote } from '../remote/abortable-remote.ts';
 import type { Remote } from '../remote/remote.ts';
-import { conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
+import { cancellable, conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
 import { materialize } from './materialize.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
@@ -30,6 +31,11 @@ export interface PullOptions {
   force?: boolean;
   progress?: ProgressSink;
   warn?: (message: string) => void;
+  /**
+   * Cancels the pull: it rejects with HOARD_EABORTED. Files already written
+   * are whole (each lands by rename); the next pull completes the rest.
+   */
+  signal?: AbortSignal;
 }
 
 export interface PullResult {
@@ -53,7 +59,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   const root = resolve(opts.dir);
   await mkdir(root, { recursive: true }).catch(() => {}); // requireDirectory says what is wrong
   await requireDirectory(root);
-  return withDirLock(root, () => pullLocked(opts));
+  const remote = abortableRemote(opts.remote, opts.signal);
+  return cancellable('pull', opts.signal, () => withDirLock(root, () => pullLocked({ ...opts, remote })));
 }
 
 async function pullLocked(opts: PullOptions): Promise<PullResult> {
@@ -63,7 +70,7 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);
-  const scan = await scanDirectory(root, cache, { warn: opts.warn });
+  const scan = await scanDirectory(root, cache, { warn: opts.warn, signal: opts.signal });
   for (const tmp of scan.staleTemps) await unlink(tmp).catch(() => {});
 
   const cur = await readRef(remote, ref);

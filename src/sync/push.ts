@@ -17,9 +17,11 @@ import { validateRefName } from '../core/ref-name.ts';
 import { backoffDelay } from '../core/retry.ts';
 import { snapshotDigest } from '../core/snapshot-record.ts';
 import { type Tree, treeDigest } from '../core/tree.ts';
+import { abortableRemote } from '../remote/abortable-remote.ts';
 import type { Remote } from '../remote/remote.ts';
 import type { RefValue } from '../store/ref-store.ts';
 import {
+  cancellable,
   conflictError,
   loadBase,
   missingBlobsError,
@@ -69,6 +71,11 @@ export interface PushOptions {
   verify?: boolean;
   progress?: ProgressSink;
   warn?: (message: string) => void;
+  /**
+   * Cancels the push: it stops before the ref moves and rejects with
+   * HOARD_EABORTED (blobs already uploaded stay, unreferenced until gc).
+   */
+  signal?: AbortSignal;
 }
 
 export interface PushResult {
@@ -110,7 +117,8 @@ export async function push(opts: PushOptions): Promise<PushResult> {
   validateRefName(opts.ref);
   const root = resolve(opts.dir);
   await requireDirectory(root);
-  return withDirLock(root, () => pushLocked(opts));
+  const remote = abortableRemote(opts.remote, opts.signal);
+  return cancellable('push', opts.signal, () => withDirLock(root, () => pushLocked({ ...opts, remote })));
 }
 
 async function pushLocked(opts: PushOptions): Promise<PushResult> {
@@ -121,7 +129,7 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);
-  const scan = await scanDirectory(root, cache, { warn: opts.warn });
+  const scan = await scanDirectory(root, cache, { warn: opts.warn, signal: opts.signal });
   await cache.save();
 
   const uploaded = new Set<Digest>();
@@ -299,7 +307,11 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
       next = await remote.refs.set(ref, snap.digest, cur?.version ?? null);
     } catch (err) {
       if (isHoardError(err, 'HOARD_EREF_CONFLICT') && attempt < DEFAULTS.pushCasRetries) {
-        await sleep(backoffDelay(attempt, DEFAULTS.pushCasBackoffBaseMs, DEFAULTS.pushCasBackoffMaxMs));
+        await sleep(
+          backoffDelay(attempt, DEFAULTS.pushCasBackoffBaseMs, DEFAULTS.pushCasBackoffMaxMs),
+          undefined,
+          { signal: opts.signal },
+        );
         return undefined;
       }
       if (isHoardError(err)) throw err;

@@ -7,7 +7,7 @@
 
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
-import { HoardError, isHoardError, RefNotFoundError, toHoardError } from '../core/errors.ts';
+import { isHoardError, RefConflictError, RefNotFoundError, toHoardError } from '../core/errors.ts';
 import { mapLimit } from '../core/pool.ts';
 import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import { MAX_SNAPSHOT_BYTES } from '../core/snapshot-record.ts';
@@ -104,10 +104,10 @@ export async function removeRef(opts: RemoveRefOptions): Promise<RemoveRefResult
     await remote.refs.delete(ref, version);
   } catch (err) {
     if (isHoardError(err, 'HOARD_EREF_CONFLICT'))
-      throw new HoardError('HOARD_EREF_CONFLICT', `ref ${ref} is not at version ${version}`, {
-        hint: 'it changed since it was read; nothing was deleted (`hoard ls` shows the current version)',
+      throw new RefConflictError(ref, version, {
+        hint: 'nothing was deleted (`hoard ls` shows the current version)',
         cause: err,
-        details: { ref, expected: version, current: cur.version },
+        details: { current: cur.version },
       });
     if (isHoardError(err)) throw err;
     throw toHoardError(err, 'HOARD_EREMOTE', `deleting ref ${ref} on ${remote.url}`);

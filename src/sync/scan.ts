@@ -32,6 +32,8 @@ export interface ScanResult {
 
 export interface ScanOptions {
   warn?: (message: string) => void;
+  /** Stops the scan between folders and between files hashed (push/pull cancellation). */
+  signal?: AbortSignal;
 }
 
 export async function scanDirectory(
@@ -46,6 +48,7 @@ export async function scanDirectory(
 
   // Phase 1: walk folders (readdir only), applying ignore rules.
   const walk = async (rel: string, rules: IgnoreRules): Promise<number> => {
+    opts.signal?.throwIfAborted();
     let dirents: Dirent[];
     try {
       dirents = await readdir(join(root, rel), { withFileTypes: true });
@@ -123,6 +126,7 @@ export async function scanDirectory(
   let filesHashed = 0;
   let bytesHashed = 0;
   await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
+    opts.signal?.throwIfAborted();
     const hashed = await hashFile(join(root, rel));
     if (hashed === undefined) return; // deleted while scanning
     filesHashed++;

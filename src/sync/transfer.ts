@@ -16,11 +16,22 @@ import { type Tree, TreeDecoder } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
 import { keptTreeWriter, loadLocalTree } from './sync-state.ts';
 
-/** Where progress goes (the CLI draws it on a TTY; library callers may pass nothing). */
+/** A blob a push uploaded or a pull wrote: `path` is one of the files holding these bytes. */
+export interface TransferredBlob {
+  digest: Digest;
+  size: number;
+  path: string;
+}
+
+/**
+ * Where progress goes (the CLI draws it on a TTY; the library turns it into
+ * events). `blobDone` is called once per blob an operation moves, however
+ * many files share it and however many rounds a push takes.
+ */
 export interface ProgressSink {
   start(label: string, blobs: number, bytes: number): void;
   bytes(n: number): void;
-  blobDone(): void;
+  blobDone(blob?: TransferredBlob): void;
   stop(): void;
 }
 
@@ -185,7 +196,7 @@ export async function uploadMissing(
         throw toHoardError(err, 'HOARD_EREMOTE', `uploading ${it.path} to ${remote.url}`);
       }
       bytes += it.size;
-      progress.blobDone();
+      progress.blobDone({ digest, size: it.size, path: it.path });
     });
   } finally {
     progress.stop();

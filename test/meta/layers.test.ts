@@ -19,7 +19,10 @@ export const LAYERS: Record<string, number> = {
   server: 4,
   git: 5,
   features: 6,
-  cli: 7,
+  library: 7,
+  cli: 8,
+  /** The package's entry point (src/index.ts): re-exports library/ and the types it names. */
+  'index.ts': 8,
 };
 
 const SRC = resolve(import.meta.dirname, '../../src');

@@ -2,9 +2,8 @@
 // streamed and verified.
 
 import type { Command } from 'commander';
-import { catFile } from '../../sync/cat-file.ts';
+import { catFile } from '../../library/history.ts';
 import { action } from '../output.ts';
-import { withRemote } from '../with-remote.ts';
 
 export function registerCat(program: Command): void {
   program
@@ -14,7 +13,7 @@ export function registerCat(program: Command): void {
     .argument('<version:path>', '<ref>:<path>, <ref>~N:<path> or sha256:<hex>:<path>')
     .action(
       action(async (remoteUrl: string, spec: string) => {
-        await withRemote(remoteUrl, (remote) => catFile({ remote, spec, out: process.stdout }));
+        await catFile({ remote: remoteUrl, spec, out: process.stdout });
         return 0;
       }),
     );

@@ -5,9 +5,8 @@
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HoardError } from '../../core/errors.ts';
-import { type DiffResult, diffLocal, diffVersions } from '../../sync/diff.ts';
+import { type DiffResult, diff } from '../../library/history.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
-import { withRemote } from '../with-remote.ts';
 
 function printDiff(r: DiffResult, statOnly: boolean): void {
   if (!statOnly) {
@@ -60,17 +59,18 @@ export function registerDiff(program: Command): void {
               throw new HoardError('HOARD_EUSAGE', 'a directory diff takes no versions', {
                 hint: 'use `hoard diff <remote> --ref R <from> <to>` to compare versions',
               });
-            const warn = (m: string) => info(`warning: ${m}`);
-            r = opts.remote
-              ? await withRemote(opts.remote, (remote) => diffLocal(target, { remote, ref: opts.ref, warn }))
-              : await diffLocal(target, { ref: opts.ref, warn });
+            r = await diff({
+              dir: target,
+              remote: opts.remote,
+              ref: opts.ref,
+              onWarning: (m) => info(`warning: ${m}`),
+            });
           } else {
             if (!opts.ref)
               throw new HoardError('HOARD_EUSAGE', 'diff against a remote needs --ref <name>', {
                 hint: 'or pass a synced directory to compare it with its last sync',
               });
-            const ref = opts.ref;
-            r = await withRemote(target, (remote) => diffVersions({ remote, ref, from, to }));
+            r = await diff({ remote: target, ref: opts.ref, from, to });
           }
           if (opts.json) printJson(r);
           else printDiff(r, Boolean(opts.stat));

@@ -2,10 +2,9 @@
 // newest first, with message, who pushed it, and what changed.
 
 import type { Command } from 'commander';
-import { type LogEntry, log } from '../../sync/history.ts';
+import { type LogEntry, log } from '../../library/history.ts';
 import { positiveInteger } from '../options.ts';
 import { action, formatBytes, printJson } from '../output.ts';
-import { withRemote } from '../with-remote.ts';
 
 function describeEntry(e: LogEntry): string {
   const c = e.changes;
@@ -35,9 +34,7 @@ export function registerLog(program: Command): void {
     .action(
       action(
         async (remoteUrl: string, opts: { ref: string; maxCount?: number; json?: boolean }) => {
-          const r = await withRemote(remoteUrl, (remote) =>
-            log({ remote, ref: opts.ref, limit: opts.maxCount }),
-          );
+          const r = await log({ remote: remoteUrl, ref: opts.ref, limit: opts.maxCount });
           if (opts.json) printJson(r);
           else {
             for (const e of r.entries) process.stdout.write(describeEntry(e));

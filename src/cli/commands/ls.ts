@@ -2,9 +2,8 @@
 // targets; sync refs also show when they last changed, files and bytes.
 
 import type { Command } from 'commander';
-import { listRefs } from '../../sync/refs.ts';
+import { listRefs } from '../../library/history.ts';
 import { action, formatBytes, printJson } from '../output.ts';
-import { withRemote } from '../with-remote.ts';
 
 export function registerLs(program: Command): void {
   program
@@ -16,7 +15,7 @@ export function registerLs(program: Command): void {
     .action(
       action(
         async (remoteUrl: string, opts: { prefix?: string; json?: boolean }) => {
-          const r = await withRemote(remoteUrl, (remote) => listRefs({ remote, prefix: opts.prefix }));
+          const r = await listRefs({ remote: remoteUrl, prefix: opts.prefix });
           if (opts.json) printJson(r);
           else
             for (const ref of r.refs) {

@@ -1,10 +1,9 @@
 // `hoard pull <remote> <dir> --ref <name> [--json] [--force]`
 
 import type { Command } from 'commander';
-import { openRemote } from '../../remote/remote.ts';
-import { pull } from '../../sync/pull.ts';
+import { pull } from '../../library/sync.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
-import { createProgress } from '../progress.ts';
+import { createProgressListener } from '../progress.ts';
 
 export function registerPull(program: Command): void {
   program
@@ -21,27 +20,22 @@ export function registerPull(program: Command): void {
     .action(
       action(
         async (remoteUrl: string, dir: string, opts: { ref: string; json?: boolean; force?: boolean }) => {
-          const remote = await openRemote(remoteUrl);
-          try {
-            const r = await pull({
-              dir,
-              remote,
-              ref: opts.ref,
-              force: opts.force,
-              progress: await createProgress(!opts.json),
-              warn: (m) => info(`warning: ${m}`),
-            });
-            if (opts.json) printJson(r);
-            else if (r.upToDate) process.stdout.write(`${dir} is up to date with ${r.ref} (${r.snapshot})\n`);
-            else
-              process.stdout.write(
-                `pulled ${r.ref} <- ${r.snapshot}: ${r.filesDownloaded} file(s) downloaded (${formatBytes(r.bytesDownloaded)}), ` +
-                  `${r.filesDeleted} deleted in ${r.durationMs} ms\n`,
-              );
-            return 0;
-          } finally {
-            await remote.close();
-          }
+          const r = await pull({
+            dir,
+            remote: remoteUrl,
+            ref: opts.ref,
+            force: opts.force,
+            onProgress: await createProgressListener(!opts.json),
+            onWarning: (m) => info(`warning: ${m}`),
+          });
+          if (opts.json) printJson(r);
+          else if (r.upToDate) process.stdout.write(`${dir} is up to date with ${r.ref} (${r.snapshot})\n`);
+          else
+            process.stdout.write(
+              `pulled ${r.ref} <- ${r.snapshot}: ${r.filesDownloaded} file(s) downloaded (${formatBytes(r.bytesDownloaded)}), ` +
+                `${r.filesDeleted} deleted in ${r.durationMs} ms\n`,
+            );
+          return 0;
         },
         { jsonFlag: true },
       ),

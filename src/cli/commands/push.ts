@@ -1,10 +1,9 @@
 // `hoard push <dir> <remote> --ref <name> [--json] [--force] [--message TEXT] [--verify]`
 
 import type { Command } from 'commander';
-import { openRemote } from '../../remote/remote.ts';
-import { push } from '../../sync/push.ts';
+import { push } from '../../library/sync.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
-import { createProgress } from '../progress.ts';
+import { createProgressListener } from '../progress.ts';
 
 export function registerPush(program: Command): void {
   program
@@ -30,36 +29,31 @@ export function registerPush(program: Command): void {
           remoteUrl: string,
           opts: { ref: string; json?: boolean; force?: boolean; message?: string; verify?: boolean },
         ) => {
-          const remote = await openRemote(remoteUrl, { create: true });
-          try {
-            const r = await push({
-              dir,
-              remote,
-              ref: opts.ref,
-              force: opts.force,
-              message: opts.message,
-              verify: opts.verify,
-              progress: await createProgress(!opts.json),
-              warn: (m) => info(`warning: ${m}`),
-            });
-            if (!opts.json && r.verified) {
-              const v = r.verified;
-              process.stdout.write(
-                `verified ${v.blobsChecked} blob(s) on the remote: ${v.blobsReuploaded} re-uploaded` +
-                  `${v.stillMissing.length > 0 ? `, ${v.stillMissing.length} still missing` : ''}\n`,
-              );
-            }
-            if (opts.json) printJson(r);
-            else if (r.upToDate) process.stdout.write(`${r.ref} is up to date (${r.snapshot})\n`);
-            else
-              process.stdout.write(
-                `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${formatBytes(r.bytesUploaded)}), ` +
-                  `${r.filesReused} reused (${formatBytes(r.bytesReused)}) in ${r.durationMs} ms\n`,
-              );
-            return 0;
-          } finally {
-            await remote.close();
+          const r = await push({
+            dir,
+            remote: remoteUrl,
+            ref: opts.ref,
+            force: opts.force,
+            message: opts.message,
+            verify: opts.verify,
+            onProgress: await createProgressListener(!opts.json),
+            onWarning: (m) => info(`warning: ${m}`),
+          });
+          if (!opts.json && r.verified) {
+            const v = r.verified;
+            process.stdout.write(
+              `verified ${v.blobsChecked} blob(s) on the remote: ${v.blobsReuploaded} re-uploaded` +
+                `${v.stillMissing.length > 0 ? `, ${v.stillMissing.length} still missing` : ''}\n`,
+            );
           }
+          if (opts.json) printJson(r);
+          else if (r.upToDate) process.stdout.write(`${r.ref} is up to date (${r.snapshot})\n`);
+          else
+            process.stdout.write(
+              `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${formatBytes(r.bytesUploaded)}), ` +
+                `${r.filesReused} reused (${formatBytes(r.bytesReused)}) in ${r.durationMs} ms\n`,
+            );
+          return 0;
         },
         { jsonFlag: true },
       ),

@@ -2,9 +2,8 @@
 // compare-and-set; a stale --expect is a conflict (exit 3), nothing deleted.
 
 import type { Command } from 'commander';
-import { removeRef } from '../../sync/refs.ts';
+import { removeRef } from '../../library/history.ts';
 import { action, printJson } from '../output.ts';
-import { withRemote } from '../with-remote.ts';
 
 export function registerRm(program: Command): void {
   program
@@ -17,9 +16,7 @@ export function registerRm(program: Command): void {
     .action(
       action(
         async (remoteUrl: string, opts: { ref: string; expect?: string; json?: boolean }) => {
-          const r = await withRemote(remoteUrl, (remote) =>
-            removeRef({ remote, ref: opts.ref, expect: opts.expect }),
-          );
+          const r = await removeRef({ remote: remoteUrl, ref: opts.ref, expect: opts.expect });
           if (opts.json) printJson(r);
           else process.stdout.write(`deleted ${r.ref} (was ${r.target})\n`);
           return 0;

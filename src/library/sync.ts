@@ -1,0 +1,81 @@
+// push and pull for library callers: the same functions `hoard push` and
+// `hoard pull` run (the CLI calls these), taking a remote URL or an open
+// Remote, an AbortSignal, a progress listener and a warning callback, and
+// resolving to the very object `--json` prints.
+
+import { type PullResult, pull as syncPull } from '../sync/pull.ts';
+import { type PushResult, push as syncPush } from '../sync/push.ts';
+import { type ProgressListener, progressSink } from './progress-events.ts';
+import { type RemoteArg, usingRemote } from './remote-arg.ts';
+
+export type { PullResult } from '../sync/pull.ts';
+export type { PushResult, VerifyResult } from '../sync/push.ts';
+
+/** What every library operation on a remote accepts. */
+export interface RemoteCallOptions {
+  /** A remote URL (opened and closed by the call) or a Remote from openRemote (left open). */
+  remote: RemoteArg;
+  /** Bearer token for an http(s):// remote (default: HOARD_TOKEN, else the URL's password). */
+  token?: string;
+  /** Cancels the call: it rejects with a HoardError whose code is HOARD_EABORTED. */
+  signal?: AbortSignal;
+}
+
+interface SyncCallOptions extends RemoteCallOptions {
+  /** The local directory. */
+  dir: string;
+  /** The ref, e.g. `team/app/main`. */
+  ref: string;
+  /** Progress events (see ProgressEvent): one `blob` event per blob moved. */
+  onProgress?: ProgressListener;
+  /** Non-fatal problems (a file skipped, blobs the remote lost); default: process.emitWarning. */
+  onWarning?: (message: string) => void;
+}
+
+const defaultWarning = (message: string) => process.emitWarning(message, 'HoardWarning');
+
+export interface PushOptions extends SyncCallOptions {
+  /** On conflicts, the local versions win instead of failing with SyncConflictError. */
+  force?: boolean;
+  /** Stored in the snapshot record; `log` shows it. */
+  message?: string;
+  /** Ask the remote about every blob of the tree and re-upload what it lacks. */
+  verify?: boolean;
+}
+
+/** Uploads `dir` to `ref`, sending only the blobs the remote lacks (`hoard push`). */
+export function push(opts: PushOptions): Promise<PushResult> {
+  return usingRemote(opts.remote, { create: true, token: opts.token }, (remote) =>
+    syncPush({
+      dir: opts.dir,
+      remote,
+      ref: opts.ref,
+      force: opts.force,
+      message: opts.message,
+      verify: opts.verify,
+      signal: opts.signal,
+      progress: progressSink(opts.onProgress),
+      warn: opts.onWarning ?? defaultWarning,
+    }),
+  );
+}
+
+export interface PullOptions extends SyncCallOptions {
+  /** On conflicts, the remote versions win instead of failing with SyncConflictError. */
+  force?: boolean;
+}
+
+/** Brings `dir` to `ref`, downloading only what it lacks (`hoard pull`). */
+export function pull(opts: PullOptions): Promise<PullResult> {
+  return usingRemote(opts.remote, { token: opts.token }, (remote) =>
+    syncPull({
+      dir: opts.dir,
+      remote,
+      ref: opts.ref,
+      force: opts.force,
+      signal: opts.signal,
+      progress: progressSink(opts.onProgress),
+      warn: opts.onWarning ?? defaultWarning,
+    }),
+  );
+}
