@@ -35,8 +35,8 @@ export type ProgressListener = (event: ProgressEvent) => void;
 
 /**
  * A ProgressSink calling `listener`. A listener that throws must not break
- * a transfer half way (it runs inside stream callbacks): its error becomes
- * a process warning instead.
+ * a transfer half way (it runs inside stream callbacks): its first error
+ * becomes a process warning instead.
  */
 export function progressSink(listener: ProgressListener | undefined): ProgressSink {
   if (!listener) return noProgress;
@@ -44,11 +44,17 @@ export function progressSink(listener: ProgressListener | undefined): ProgressSi
   let blobs = 0;
   let blobsDone = 0;
   let bytesDone = 0;
+  let warned = false;
   const emit = (e: ProgressEvent) => {
     try {
       listener(e);
     } catch (err) {
-      process.emitWarning(err instanceof Error ? err : String(err), 'HoardProgressListenerError');
+      if (warned) return; // once per operation: a broken listener usually throws on every event
+      warned = true;
+      process.emitWarning(
+        `a hoard progress listener threw (the transfer goes on): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+        'HoardProgressListenerError',
+      );
     }
   };
   return {
