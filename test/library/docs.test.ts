@@ -7,20 +7,16 @@
 // type-checked under --strict against the package's declarations.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { makeS3Client } from '../../src/remote/s3-remote.ts';
 import { deletePrefix, randomPrefix, s3TestEnv } from '../remote/s3-env.ts';
 import { startTestServer } from '../server/helpers.ts';
 import { writeTokensFile } from '../support/tokens.ts';
 import { describeDir, ROOT, writeFiles } from '../sync/helpers.ts';
-import { NODE_ENV, type PackedInstall, packedInstall, runScript, scratch } from './packed-package.ts';
-
-const run = promisify(execFile);
+import { type PackedInstall, packedInstall, runScript, scratch, typeCheck } from './packed-package.ts';
 
 interface Example {
   name: string;
@@ -182,28 +178,9 @@ describe('docs/library.md examples, run against the packed package', () => {
   });
 
   it('typed: the TypeScript example type-checks under --strict against the declarations', async () => {
-    const dir = join(tmp.dir, 'typed');
-    await mkdir(dir);
-    await writeFile(join(dir, 'typed.ts'), await readFile(examples.get('typed')!));
-    await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
-    await writeFile(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          noEmit: true,
-          target: 'es2024',
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          types: ['node'],
-          typeRoots: [join(ROOT, 'node_modules', '@types')],
-        },
-        include: ['*.ts'],
-      }),
-    );
-    const r = await run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', dir], { env: NODE_ENV }).catch(
-      (e: { stdout: string }) => e,
-    );
-    assert.equal((r as { stdout: string }).stdout, '');
+    const diagnostics = await typeCheck(join(tmp.dir, 'typed'), {
+      'typed.ts': await readFile(examples.get('typed')!, 'utf8'),
+    });
+    assert.equal(diagnostics, '');
   });
 });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as hoard from '../../src/index.ts';
 import { startTestServer, type TestServer } from '../server/helpers.ts';
@@ -97,7 +98,7 @@ describe('library (file://)', () => {
       ['z'],
     );
     const chunks: Buffer[] = [];
-    const sink = new (await import('node:stream')).Writable({
+    const sink = new Writable({
       write(c, _e, cb) {
         chunks.push(c);
         cb();
@@ -288,6 +289,32 @@ describe('library against a live server', () => {
     const out = join(tmp.dir, 'ctx-out');
     await hoard.pull({ dir: out, remote: srv.url, token: TOKEN, ref: 'lib/ctx' });
     assert.deepEqual(await describeDir(out), await describeDir(dir));
+  });
+
+  it('an aborted push to the server moves no ref; the next one completes', async () => {
+    const dir = join(tmp.dir, 'abort-http');
+    await writeFiles(
+      dir,
+      Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`f${i}`, randomBytes(300_000)])),
+    );
+    const ac = new AbortController();
+    const err = await hoard
+      .push({
+        dir,
+        remote: srv.url,
+        token: TOKEN,
+        ref: 'lib/abort-http',
+        signal: ac.signal,
+        onProgress: (e) => {
+          if (e.type === 'bytes') ac.abort(); // mid-upload: requests in flight are cut
+        },
+      })
+      .catch((e: unknown) => e);
+    assert.ok(hoard.isHoardError(err, 'HOARD_EABORTED'), String(err));
+    const refs = await hoard.listRefs({ remote: srv.url, token: TOKEN, prefix: 'lib/abort-http' });
+    assert.deepEqual(refs.refs, []);
+    const done = await hoard.push({ dir, remote: srv.url, token: TOKEN, ref: 'lib/abort-http' });
+    assert.equal(done.filesTotal, 10);
   });
 
   it('connect refuses what is not a reachable hoard server', async () => {

@@ -8,12 +8,18 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { ROOT } from '../sync/helpers.ts';
-import { NODE_ENV, type PackedInstall, packedInstall, runScript, scratch } from './packed-package.ts';
+import {
+  NODE_ENV,
+  type PackedInstall,
+  packedInstall,
+  runScript,
+  scratch,
+  typeCheck,
+} from './packed-package.ts';
 
 const run = promisify(execFile);
 
@@ -49,7 +55,7 @@ describe('the packed npm package', () => {
       script,
       `
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
 import { join } from 'node:path';
 
@@ -66,7 +72,6 @@ const base = mkdtempSync(join(process.cwd(), 'w-'));
 const remote = 'file://' + join(base, 'remote');
 const a = join(base, 'a');
 const b = join(base, 'b');
-const { mkdirSync } = await import('node:fs');
 mkdirSync(a);
 writeFileSync(join(a, 'notes.txt'), 'v1\\n');
 writeFileSync(join(a, 'copy.txt'), 'v1\\n');
@@ -130,7 +135,7 @@ console.log(JSON.stringify({
     assert.equal(version.stdout.trim(), '0.1.0');
     const dir = join(tmp.dir, 'cli-src');
     const remote = `file://${join(tmp.dir, 'cli-remote')}`;
-    await (await import('node:fs/promises')).mkdir(dir);
+    await mkdir(dir);
     await writeFile(join(dir, 'f'), 'x\n');
     const pushed = await run(pkg.bin, ['push', dir, remote, '--ref', 'cli/x', '--json'], { env });
     const fromCli = JSON.parse(pushed.stdout) as Record<string, unknown>;
@@ -162,25 +167,7 @@ console.log(JSON.stringify(await hoard.push({ dir: ${JSON.stringify(dir)}, remot
 
   it('a consumer project type-checks against the declarations under --strict; misuse does not', async () => {
     const dir = join(tmp.dir, 'ts');
-    await (await import('node:fs/promises')).mkdir(dir);
-    const tsconfig = {
-      compilerOptions: {
-        strict: true,
-        noEmit: true,
-        target: 'es2024',
-        module: 'nodenext',
-        moduleResolution: 'nodenext',
-        skipLibCheck: false,
-        types: ['node'],
-        typeRoots: [join(ROOT, 'node_modules', '@types')],
-      },
-      include: ['*.ts'],
-    };
-    await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig));
-    await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
-    await writeFile(
-      join(dir, 'consumer.ts'),
-      `import * as hoard from 'hoard';
+    const consumer = `import * as hoard from 'hoard';
 import type { ProgressEvent, PushResult, PullResult, LogResult, DiffResult, Remote } from 'hoard';
 
 function describe(e: ProgressEvent): string {
@@ -222,27 +209,18 @@ export async function history(remote: Remote): Promise<string[]> {
   await client.close();
   return [...log.entries.map((e) => e.snapshot), ...d.added.map((e) => e.path), ...local.changed.map((e) => e.path), ...refs.refs.map((r) => r.name), v?.version ?? '', ...missing];
 }
-`,
-    );
-    const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
-    const ok = await run(tsc, ['-p', dir], { env: NODE_ENV }).catch((e: { stdout: string }) => e);
-    assert.equal((ok as { stdout: string }).stdout, '', 'consumer.ts type-checks');
+`;
+    assert.equal(await typeCheck(dir, { 'consumer.ts': consumer }), '', 'consumer.ts type-checks');
 
     // Misuse is caught, so the types are real (not any).
-    await writeFile(
-      join(dir, 'misuse.ts'),
-      `import * as hoard from 'hoard';
+    const misuse = `import * as hoard from 'hoard';
 await hoard.push({ dir: 1, remote: 'x', ref: 'r' });
 await hoard.pull({ remote: 'x', ref: 'r' });
 const r = await hoard.push({ dir: '.', remote: 'x', ref: 'r' });
 r.filesDownloaded;
 hoard.push({ dir: '.', remote: 'x', ref: 'r', onProgress: (e) => e.digest });
-`,
-    );
-    const bad = await run(tsc, ['-p', dir], { env: NODE_ENV }).then(
-      () => assert.fail('misuse.ts must not type-check'),
-      (e: { stdout: string }) => e.stdout,
-    );
+`;
+    const bad = await typeCheck(dir, { 'misuse.ts': misuse });
     for (const line of [2, 3, 5, 6]) assert.match(bad, new RegExp(`misuse\\.ts\\(${line},`), bad);
     assert.doesNotMatch(bad, /consumer\.ts/);
   });

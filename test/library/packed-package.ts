@@ -148,3 +148,37 @@ export async function runScript(
     throw new Error(`${relative(ROOT, file)} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
   }
 }
+
+/**
+ * Type-checks `files` (name → TypeScript) in a consumer folder `dir` of the
+ * project, as a user's strict project would: `tsc --strict`, Node's module
+ * resolution, the package's own declarations (not skipped). Resolves with
+ * tsc's diagnostics, '' when there are none.
+ */
+export async function typeCheck(dir: string, files: Record<string, string>): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const tsconfig = {
+    compilerOptions: {
+      strict: true,
+      noEmit: true,
+      target: 'es2024',
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      skipLibCheck: false,
+      types: ['node'],
+      typeRoots: [join(ROOT, 'node_modules', '@types')],
+    },
+    include: ['*.ts'],
+  };
+  await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig));
+  await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  try {
+    await run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', dir], { env: NODE_ENV, maxBuffer: 16 << 20 });
+    return '';
+  } catch (err) {
+    const e = err as Error & { stdout?: string };
+    if (!e.stdout) throw err;
+    return e.stdout;
+  }
+}
