@@ -5,6 +5,7 @@
 
 import type { Writable } from 'node:stream';
 import { type CatResult, catFile as syncCatFile } from '../sync/cat-file.ts';
+import { cancellable } from '../sync/common.ts';
 import { type DiffResult, diffLocal, diffVersions } from '../sync/diff.ts';
 import { type LogResult, log as syncLog } from '../sync/history.ts';
 import {
@@ -30,7 +31,7 @@ export interface LogOptions extends RemoteCallOptions {
 
 /** The versions of a sync ref, newest first, merges marked (`hoard log`). */
 export function log(opts: LogOptions): Promise<LogResult> {
-  return usingRemote(opts.remote, { token: opts.token }, (remote) =>
+  return usingRemote(opts.remote, { what: 'log', token: opts.token, signal: opts.signal }, (remote) =>
     syncLog({ remote, ref: opts.ref, limit: opts.limit, signal: opts.signal }),
   );
 }
@@ -59,15 +60,20 @@ export type DiffOptions = DiffVersionsOptions | DiffDirectoryOptions;
 
 /** Added, removed and changed paths with sizes (`hoard diff`). */
 export async function diff(opts: DiffOptions): Promise<DiffResult> {
-  opts.signal?.throwIfAborted();
+  const { signal } = opts;
   if (opts.dir !== undefined) {
     const { dir, ref } = opts;
     const warn = opts.onWarning ?? ((m: string) => process.emitWarning(m, 'HoardWarning'));
-    if (opts.remote === undefined) return diffLocal(dir, { ref, warn });
-    return usingRemote(opts.remote, { token: opts.token }, (remote) => diffLocal(dir, { remote, ref, warn }));
+    if (opts.remote === undefined)
+      return cancellable('diff', signal, () => diffLocal(dir, { ref, warn, signal }));
+    return usingRemote(opts.remote, { what: 'diff', token: opts.token, signal }, (remote) =>
+      diffLocal(dir, { remote, ref, warn, signal }),
+    );
   }
   const { ref, from, to } = opts as DiffVersionsOptions;
-  return usingRemote(opts.remote, { token: opts.token }, (remote) => diffVersions({ remote, ref, from, to }));
+  return usingRemote(opts.remote, { what: 'diff', token: opts.token, signal }, (remote) =>
+    diffVersions({ remote, ref, from, to }),
+  );
 }
 
 export interface ListRefsOptions extends RemoteCallOptions {
@@ -77,7 +83,7 @@ export interface ListRefsOptions extends RemoteCallOptions {
 
 /** The refs of a remote; sync refs with last change, files and bytes (`hoard ls`). */
 export function listRefs(opts: ListRefsOptions): Promise<ListRefsResult> {
-  return usingRemote(opts.remote, { token: opts.token }, (remote) =>
+  return usingRemote(opts.remote, { what: 'listRefs', token: opts.token, signal: opts.signal }, (remote) =>
     syncListRefs({ remote, prefix: opts.prefix, signal: opts.signal }),
   );
 }
@@ -90,10 +96,9 @@ export interface RemoveRefOptions extends RemoteCallOptions {
 
 /** Deletes a ref by compare-and-set (`hoard rm`); a stale `expect` is a RefConflictError. */
 export function removeRef(opts: RemoveRefOptions): Promise<RemoveRefResult> {
-  return usingRemote(opts.remote, { token: opts.token }, (remote) => {
-    opts.signal?.throwIfAborted();
-    return syncRemoveRef({ remote, ref: opts.ref, expect: opts.expect });
-  });
+  return usingRemote(opts.remote, { what: 'removeRef', token: opts.token, signal: opts.signal }, (remote) =>
+    syncRemoveRef({ remote, ref: opts.ref, expect: opts.expect }),
+  );
 }
 
 export interface CatFileOptions extends RemoteCallOptions {
@@ -105,7 +110,7 @@ export interface CatFileOptions extends RemoteCallOptions {
 
 /** One file of a version, streamed to `out` (`hoard cat`). */
 export function catFile(opts: CatFileOptions): Promise<CatResult> {
-  return usingRemote(opts.remote, { token: opts.token }, (remote) =>
+  return usingRemote(opts.remote, { what: 'catFile', token: opts.token, signal: opts.signal }, (remote) =>
     syncCatFile({ remote, spec: opts.spec, out: opts.out, signal: opts.signal }),
   );
 }

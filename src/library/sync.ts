@@ -45,18 +45,21 @@ export interface PushOptions extends SyncCallOptions {
 
 /** Uploads `dir` to `ref`, sending only the blobs the remote lacks (`hoard push`). */
 export function push(opts: PushOptions): Promise<PushResult> {
-  return usingRemote(opts.remote, { create: true, token: opts.token }, (remote) =>
-    syncPush({
-      dir: opts.dir,
-      remote,
-      ref: opts.ref,
-      force: opts.force,
-      message: opts.message,
-      verify: opts.verify,
-      signal: opts.signal,
-      progress: progressSink(opts.onProgress),
-      warn: opts.onWarning ?? defaultWarning,
-    }),
+  return usingRemote(
+    opts.remote,
+    { what: 'push', create: true, token: opts.token, signal: opts.signal },
+    (remote) =>
+      syncPush({
+        dir: opts.dir,
+        remote,
+        ref: opts.ref,
+        force: opts.force,
+        message: opts.message,
+        verify: opts.verify,
+        signal: opts.signal,
+        progress: progressSink(opts.onProgress),
+        warn: opts.onWarning ?? defaultWarning,
+      }),
   );
 }
 
@@ -67,7 +70,7 @@ export interface PullOptions extends SyncCallOptions {
 
 /** Brings `dir` to `ref`, downloading only what it lacks (`hoard pull`). */
 export function pull(opts: PullOptions): Promise<PullResult> {
-  return usingRemote(opts.remote, { token: opts.token }, (remote) =>
+  return usingRemote(opts.remote, { what: 'pull', token: opts.token, signal: opts.signal }, (remote) =>
     syncPull({
       dir: opts.dir,
       remote,

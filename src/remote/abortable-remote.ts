@@ -84,13 +84,18 @@ function abortableRefs(inner: RefStore, signal: AbortSignal): RefStore {
   };
 }
 
+/** Remotes made here, with their signal: binding one again to the same signal is a no-op. */
+const boundTo = new WeakMap<Remote, AbortSignal>();
+
 /** `remote` stopping at `signal` (see the header); `remote` itself when there is no signal. */
 export function abortableRemote(remote: Remote, signal: AbortSignal | undefined): Remote {
-  if (!signal) return remote;
-  return {
+  if (!signal || boundTo.get(remote) === signal) return remote;
+  const bound: Remote = {
     url: remote.url,
     blobs: abortableBlobs(remote.blobs, signal),
     refs: abortableRefs(remote.refs, signal),
     close: () => remote.close(),
   };
+  boundTo.set(bound, signal);
+  return bound;
 }

@@ -64,10 +64,15 @@ export interface LocalChanges {
  * Scans `dir` and compares it with its tree at the last sync with `ref` on
  * `remote` (or, without them, with whatever it synced with last).
  */
-export async function localChanges(
-  dir: string,
-  opts: { remote?: Remote; ref?: string; warn?: (m: string) => void } = {},
-): Promise<LocalChanges> {
+export interface LocalChangesOptions {
+  remote?: Remote;
+  ref?: string;
+  warn?: (m: string) => void;
+  /** Stops the scan (see scanDirectory). */
+  signal?: AbortSignal;
+}
+
+export async function localChanges(dir: string, opts: LocalChangesOptions = {}): Promise<LocalChanges> {
   const root = resolve(dir);
   await requireDirectory(root);
   let state: SyncState | undefined;
@@ -89,14 +94,11 @@ export async function localChanges(
       hint: 'pass the remote and --ref so it can be read from there',
     });
   const cache = await StatCache.load(root);
-  const scan = await scanDirectory(root, cache, { warn: opts.warn });
+  const scan = await scanDirectory(root, cache, { warn: opts.warn, signal: opts.signal });
   return { root, state, scan, base, diff: diffTrees(base, scan.tree) };
 }
 
-export async function diffLocal(
-  dir: string,
-  opts: { remote?: Remote; ref?: string; warn?: (m: string) => void } = {},
-): Promise<DiffResult> {
+export async function diffLocal(dir: string, opts: LocalChangesOptions = {}): Promise<DiffResult> {
   const c = await localChanges(dir, opts);
   return { ref: c.state.ref, from: c.state.snapshot, to: null, ...c.diff };
 }

@@ -155,7 +155,7 @@ describe('library (file://)', () => {
     assert.ok(hoard.isHoardError(missing, 'HOARD_EREF_NOT_FOUND'));
   });
 
-  it('an aborted push moves no ref and a later push completes; an aborted pull is completed by the next', async () => {
+  it('an aborted push moves no ref and a later push completes; an aborted pull is completed by the next; every call cancels alike', async () => {
     const dir = join(tmp.dir, 'abort');
     await writeFiles(
       dir,
@@ -203,6 +203,33 @@ describe('library (file://)', () => {
     assert.ok(hoard.isHoardError(e2, 'HOARD_EABORTED'), String(e2));
     await hoard.pull({ dir: out, remote, ref: 'lib/abort' });
     assert.deepEqual(await describeDir(out), await describeDir(dir));
+
+    // Every operation reports a cancellation the same way.
+    const signal = AbortSignal.abort();
+    for (const call of [
+      hoard.log({ remote, ref: 'lib/abort', signal }),
+      hoard.diff({ remote, ref: 'lib/abort', signal }),
+      hoard.diff({ dir: out, signal }),
+      hoard.listRefs({ remote, signal }),
+      hoard.removeRef({ remote, ref: 'lib/abort', signal }),
+      hoard.catFile({
+        remote,
+        spec: 'lib/abort:f0',
+        out: new Writable({ write: (_c, _e, cb) => cb() }),
+        signal,
+      }),
+    ]) {
+      const e = await call.then(
+        () => assert.fail('a call with an aborted signal must fail'),
+        (err: unknown) => err,
+      );
+      assert.ok(hoard.isHoardError(e, 'HOARD_EABORTED'), String(e));
+    }
+    assert.equal(
+      (await hoard.listRefs({ remote, prefix: 'lib/abort' })).refs.length,
+      1,
+      'removeRef removed nothing',
+    );
   });
 
   it("a caller's open Remote is used and left open", async () => {
