@@ -177,6 +177,14 @@ describe('docs/library.md examples, run against the packed package', () => {
     }
   });
 
+  it("README's library snippet type-checks against the declarations (it needs a bucket to run)", async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Using hoard from code'));
+    const snippet = /^```js\n([\s\S]*?)^```$/m.exec(section)?.[1];
+    assert.ok(snippet, 'README has a js snippet under "Using hoard from code"');
+    assert.equal(await typeCheck(join(tmp.dir, 'readme'), { 'readme.ts': snippet }), '');
+  });
+
   it('typed: the TypeScript example type-checks under --strict against the declarations', async () => {
     const diagnostics = await typeCheck(join(tmp.dir, 'typed'), {
       'typed.ts': await readFile(examples.get('typed')!, 'utf8'),
