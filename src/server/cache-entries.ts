@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type Digest, Hasher, isDigest } from '../core/digest.ts';
+import { type Digest, Hasher, isDigest, sha256 } from '../core/digest.ts';
 import { decodeEntry, encodeEntry, MAX_ENTRY_BYTES } from '../core/entry-record.ts';
 import { HoardError, isHoardError, noSpaceOr, RefConflictError } from '../core/errors.ts';
 import { readAllBounded } from '../core/streams.ts';
@@ -65,6 +65,8 @@ export interface PutResult {
 const PART = /^[A-Za-z0-9._-]{1,200}$/;
 /** Decoded entry records kept per tool (~200 bytes each). */
 const RECORD_CACHE = 10_000;
+/** Bodies up to this size (with a declared length) are received in memory instead of a spool file. */
+const IN_MEMORY_BODY_BYTES = 256 * 1024;
 /** Compare-and-set rounds of an overwrite racing other writers of one key. */
 const OVERWRITE_ROUNDS = 10;
 
@@ -200,9 +202,26 @@ export class CacheEntries {
         return { created: false, entry: existing };
       }
     }
-    const { digest, size } = await this.#storeContent(body, opts, max);
-    const { digest: record, bytes } = encodeEntry({ blob: digest, size, meta: opts.meta ?? {} });
-    await this.#ctx.blobs.write(record, [bytes], { size: bytes.byteLength, signal: opts.signal });
+    let record: Digest | undefined;
+    const uploads = this.#ctx.metrics.cacheUploads;
+    uploads.inc({ tool: this.tool });
+    let stored: { digest: Digest; size: number };
+    try {
+      // The record is written beside the content (both fsyncs in flight at once); the ref,
+      // written after both, is what makes either visible.
+      stored = await this.#storeContent(body, opts, max, async (digest, size) => {
+        const rec = encodeEntry({ blob: digest, size, meta: opts.meta ?? {} });
+        await this.#ctx.blobs.write(rec.digest, [rec.bytes], {
+          size: rec.bytes.byteLength,
+          signal: opts.signal,
+        });
+        record = rec.digest;
+      });
+    } finally {
+      uploads.dec({ tool: this.tool });
+    }
+    const { digest, size } = stored;
+    if (record === undefined) throw new Error('unreachable: the entry record was not written');
     const entry: CacheEntry = { name, digest, size, meta: Object.freeze({ ...(opts.meta ?? {}) }) };
     this.#remember(record, { blob: digest, size, meta: entry.meta });
     const refs = this.#ctx.refs;
@@ -233,18 +252,52 @@ export class CacheEntries {
     return { created: true, entry };
   }
 
-  /** Stores the body as a blob: verified against a known digest, else hashed while spooled. */
+  /**
+   * Stores the body as a blob: verified against a known digest, else hashed
+   * while received — in memory when it is small and its length is declared,
+   * else spooled to a temp file. `beside(digest, size)` runs in parallel with
+   * the content's write once the digest is known.
+   */
   async #storeContent(
     body: Readable,
     opts: PutOptions,
     max: number,
+    beside: (digest: Digest, size: number) => Promise<void>,
   ): Promise<{ digest: Digest; size: number }> {
     const { blobs } = this.#ctx;
+    const write = { size: opts.size, signal: opts.signal };
     if (opts.digest !== undefined) {
       if (!isDigest(opts.digest))
         throw new HoardError('HOARD_EDIGEST_INVALID', `invalid digest ${opts.digest}`);
-      const r = await blobs.write(opts.digest, body, { size: opts.size, signal: opts.signal });
+      // Verified first, then the record: a body that does not match its digest leaves nothing.
+      const r = await blobs.write(opts.digest, body, write);
+      await beside(opts.digest, r.size);
       return { digest: opts.digest, size: r.size };
+    }
+    if (opts.size !== undefined && opts.size <= IN_MEMORY_BODY_BYTES) {
+      // Bounded by the declared length; a short body is truncated. Through pipeline(): it
+      // notices a connection cut mid-body (a plain for-await on the request would wait).
+      const declared = opts.size;
+      const chunks: Buffer[] = [];
+      let got = 0;
+      await pipeline(
+        body,
+        async (source: AsyncIterable<Buffer>) => {
+          for await (const chunk of source) {
+            got += chunk.byteLength;
+            if (got > declared)
+              throw new HoardError('HOARD_EBAD_REQUEST', `body longer than its declared ${declared} bytes`);
+            chunks.push(chunk);
+          }
+        },
+        { signal: opts.signal },
+      );
+      const bytes = Buffer.concat(chunks, got);
+      if (bytes.byteLength !== opts.size)
+        throw new HoardError('HOARD_ETRUNCATED', `expected ${opts.size} bytes, got ${bytes.byteLength}`);
+      const digest = sha256(bytes);
+      await Promise.all([blobs.write(digest, [bytes], write), beside(digest, bytes.byteLength)]);
+      return { digest, size: bytes.byteLength };
     }
     await mkdir(this.#spool, { recursive: true });
     const tmp = join(this.#spool, `${process.pid}-${randomBytes(8).toString('hex')}`);
@@ -268,7 +321,10 @@ export class CacheEntries {
       if (opts.size !== undefined && hasher.size !== opts.size)
         throw new HoardError('HOARD_ETRUNCATED', `expected ${opts.size} bytes, got ${hasher.size}`);
       const digest = hasher.digest();
-      await blobs.write(digest, createReadStream(tmp), { size: hasher.size, signal: opts.signal });
+      await Promise.all([
+        blobs.write(digest, createReadStream(tmp), { size: hasher.size, signal: opts.signal }),
+        beside(digest, hasher.size),
+      ]);
       return { digest, size: hasher.size };
     } finally {
       await rm(tmp, { force: true });

@@ -21,6 +21,7 @@ export class ServerMetrics {
   readonly connectionsCut: Counter<'reason'>;
   readonly cacheRequests: Counter<'tool' | 'op' | 'result'>;
   readonly cacheBytes: Counter<'tool' | 'direction'>;
+  readonly cacheUploads: Gauge<'tool'>;
 
   constructor() {
     const registers = [this.registry];
@@ -110,6 +111,12 @@ export class ServerMetrics {
       name: 'hoard_cache_bytes_total',
       help: 'Content bytes of keyed cache entries, by tool and direction (in: stored, out: served)',
       labelNames: ['tool', 'direction'],
+      registers,
+    });
+    this.cacheUploads = new Gauge({
+      name: 'hoard_cache_uploads_in_flight',
+      help: 'Keyed cache entry bodies being received now, by tool (a cut or refused upload leaves it)',
+      labelNames: ['tool'],
       registers,
     });
     this.connectionsCut = new Counter({

@@ -15,10 +15,31 @@ import { validateRefName, validateRefPrefix } from '../core/ref-name.ts';
 import { isErrno, writeFileAtomic } from './fs-atomic.ts';
 import { withLockFile } from './lock-file.ts';
 import { decodeRefObject, type RefListing, type RefStore, type RefValue } from './ref-store.ts';
-import { readSmallFileSync } from './sync-metadata.ts';
+import { readStatedFileSync, statSyncIfExists } from './sync-metadata.ts';
 
 /** A ref file is `{"target","version"}` (~100 bytes); anything far larger is not one. */
 const MAX_REF_FILE_BYTES = 4096;
+/** Decoded ref files kept by the synchronous reader (~250 bytes each). */
+const REF_FILE_CACHE = 20_000;
+/**
+ * A ref file is decoded once and reused only when it was last changed at
+ * least this long ago (by the wall clock file times use). Why: a file's
+ * identity is (inode, ctime, mtime, size); a rewritten ref has the same
+ * size and often reuses a freed inode, and on coarse-grained kernel clocks
+ * two rewrites a few ms apart can share a ctime. A file reused from the
+ * cache was settled when it was cached; any later file in that inode was
+ * created after that moment, so its times differ.
+ */
+const REF_SETTLED_MS = 2000;
+
+/** A decoded ref file and the identity of the file it came from. */
+interface CachedRef {
+  ino: number;
+  ctimeMs: number;
+  mtimeMs: number;
+  size: number;
+  value: RefValue;
+}
 
 export class FsRefStore implements RefStore {
   readonly root: string;
@@ -27,16 +48,32 @@ export class FsRefStore implements RefStore {
 
   /** Ref reads done synchronously (sync-metadata.ts): the server's own local data directory. */
   readonly #syncReads: boolean;
+  /**
+   * With #syncReads: decoded ref files by path, reused while a stat shows the
+   * same settled file (REF_SETTLED_MS). A ref is only ever replaced by a
+   * rename or unlinked, never rewritten in place, so a changed ref shows as
+   * a changed identity, whichever process changed it. A small cache hit
+   * then costs one stat instead of stat, open, read, close and a JSON
+   * decode. Compare-and-set never uses it: the read under the ref's lock
+   * goes to the file.
+   */
+  readonly #decoded = new Map<string, CachedRef>();
+  readonly #now: () => number;
 
-  private constructor(root: string, syncReads: boolean) {
+  private constructor(root: string, syncReads: boolean, now: () => number) {
     this.root = root;
     this.#syncReads = syncReads;
+    this.#now = now;
     this.refsDir = join(root, 'refs');
     this.description = `file://${root}`;
   }
 
-  static async open(root: string, opts: { create?: boolean; syncReads?: boolean } = {}): Promise<FsRefStore> {
-    const store = new FsRefStore(root, opts.syncReads ?? false);
+  /** `now`: the wall clock that file times are compared with (tests). */
+  static async open(
+    root: string,
+    opts: { create?: boolean; syncReads?: boolean; now?: () => number } = {},
+  ): Promise<FsRefStore> {
+    const store = new FsRefStore(root, opts.syncReads ?? false, opts.now ?? Date.now);
     if (opts.create !== false) await mkdir(store.refsDir, { recursive: true });
     return store;
   }
@@ -50,16 +87,57 @@ export class FsRefStore implements RefStore {
   }
 
   async #read(name: string, path: string): Promise<RefValue | undefined> {
-    const bytes = this.#syncReads ? readSmallFileSync(path, MAX_REF_FILE_BYTES) : await readRefFile(path);
+    if (this.#syncReads) return this.#readSync(name, path, true);
+    const bytes = await readRefFile(path);
+    return bytes && decodeRef(bytes, name);
+  }
+
+  /** The ref, read synchronously; `cached`: a decoded copy of the same file may answer. */
+  #readSync(name: string, path: string, cached: boolean): RefValue | undefined {
+    const st = statSyncIfExists(path);
+    if (!st || st.isDirectory()) {
+      this.#decoded.delete(path);
+      return undefined;
+    }
+    const known = cached ? this.#decoded.get(path) : undefined;
+    if (
+      known &&
+      known.ino === st.ino &&
+      known.ctimeMs === st.ctimeMs &&
+      known.mtimeMs === st.mtimeMs &&
+      known.size === st.size
+    )
+      return known.value;
+    const bytes = readStatedFileSync(path, st, MAX_REF_FILE_BYTES);
     if (!bytes) return undefined;
-    const obj = decodeRefObject(bytes, name);
-    return { target: obj.target, version: typeof obj.version === 'string' ? obj.version : 'v0' };
+    const value = decodeRef(bytes, name);
+    this.#decoded.delete(path);
+    if (this.#now() - Math.max(st.ctimeMs, st.mtimeMs) >= REF_SETTLED_MS) {
+      this.#decoded.set(path, {
+        ino: st.ino,
+        ctimeMs: st.ctimeMs,
+        mtimeMs: st.mtimeMs,
+        size: st.size,
+        value,
+      });
+      if (this.#decoded.size > REF_FILE_CACHE)
+        this.#decoded.delete(this.#decoded.keys().next().value as string);
+    }
+    return value;
+  }
+
+  /** Under the ref's lock: always the file itself, and the decoded copy dropped (the caller changes it). */
+  async #readLocked(name: string, path: string): Promise<RefValue | undefined> {
+    if (!this.#syncReads) return this.#read(name, path);
+    const value = this.#readSync(name, path, false);
+    this.#decoded.delete(path);
+    return value;
   }
 
   async set(name: string, target: Digest, expected: string | null): Promise<RefValue> {
     const path = this.#path(name);
     return this.#locked(name, path, async () => {
-      const cur = await this.#read(name, path);
+      const cur = await this.#readLocked(name, path);
       if ((cur?.version ?? null) !== expected) throw new RefConflictError(name, expected);
       const version = randomBytes(8).toString('hex');
       try {
@@ -75,7 +153,7 @@ export class FsRefStore implements RefStore {
   async delete(name: string, expected: string): Promise<void> {
     const path = this.#path(name);
     await this.#locked(name, path, async () => {
-      const cur = await this.#read(name, path);
+      const cur = await this.#readLocked(name, path);
       if (!cur) throw new RefNotFoundError(name);
       if (cur.version !== expected) throw new RefConflictError(name, expected);
       await unlink(path);
@@ -115,6 +193,11 @@ export class FsRefStore implements RefStore {
       throw err;
     }
   }
+}
+
+function decodeRef(bytes: Buffer, name: string): RefValue {
+  const obj = decodeRefObject(bytes, name);
+  return { target: obj.target, version: typeof obj.version === 'string' ? obj.version : 'v0' };
 }
 
 /** A ref file's bytes, or undefined when there is no such ref (or it is a prefix of other refs). */

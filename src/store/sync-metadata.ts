@@ -23,6 +23,11 @@ export function readSmallFileSync(path: string, maxBytes: number): Buffer | unde
   // failed openSync builds an exception (~8 µs, against ~1 µs for the stat).
   const st = statSyncIfExists(path);
   if (!st || st.isDirectory()) return undefined;
+  return readStatedFileSync(path, st, maxBytes);
+}
+
+/** readSmallFileSync for a file the caller has just stat'ed (`st`, not a directory). */
+export function readStatedFileSync(path: string, st: Stats, maxBytes: number): Buffer | undefined {
   if (st.size > maxBytes)
     throw new HoardError('HOARD_EREMOTE', `${path} is larger than ${maxBytes} bytes: not a hoard file`);
   let fd: number;

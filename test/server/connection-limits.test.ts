@@ -13,6 +13,7 @@ import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { resolveMaxConnections } from '../../src/server/connection-limits.ts';
 import { type ServeChild, serveChild } from '../support/serve-child.ts';
 import { writeTokensFile } from '../support/tokens.ts';
+import { waitUntil } from '../support/wait.ts';
 import { tempDir } from '../sync/helpers.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
@@ -124,6 +125,8 @@ describe('hoard serve connection limits (real server, limited descriptors)', () 
       const closedAt = await attack.allClosed(headersTimeoutMs + 4_000);
       assert.equal(closedAt.length, 300);
       // The automatic connection cap kept a descriptor reserve: 256 - 64.
+      // Log lines reach stdout buffered (within half a second): wait for them, not assume them.
+      await waitUntil(() => /connection limit reached/.test(p.log()), 'the connection-limit warning');
       const limits = /"maxConnections":(\d+)/.exec(p.log());
       assert.equal(Number(limits?.[1]), resolveMaxConnections(0, 256));
       assert.equal(resolveMaxConnections(0, 256), 192);

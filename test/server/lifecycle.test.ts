@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Digest, hexOf, sha256 } from '../../src/core/digest.ts';
 import { type ServeChild, serveChild } from '../support/serve-child.ts';
+import { waitUntil } from '../support/wait.ts';
 import { hoard, tempDir } from '../sync/helpers.ts';
 
 const serve = (dataDir: string, ...extra: string[]): Promise<ServeChild> => serveChild(dataDir, extra);
@@ -33,6 +34,7 @@ function slowPut(url: string, data: Buffer, ms: number): Promise<number> {
     const size = Math.ceil(data.length / pieces);
     let i = 0;
     const next = () => {
+      if (req.destroyed) return; // the server is gone: stop pacing
       if (i >= pieces) return void req.end();
       req.write(data.subarray(i * size, (i + 1) * size));
       i++;
@@ -80,15 +82,19 @@ describe('server lifecycle', () => {
       const blobs = Array.from({ length: 50 }, (_, i) => randomBytes(256 * 1024 + i * 20_000));
       const acked = new Set<Digest>();
       const uploads = blobs.map((b, i) =>
-        slowPut(p.url, b, 100 + i * 30).then(
+        // The first half finish within two seconds; the second half are paced over a
+        // minute, so they are surely mid-body when the server is killed.
+        slowPut(p.url, b, i < 25 ? 100 + i * 30 : 60_000).then(
           (status) => {
             if (status === 201 || status === 200) acked.add(sha256(b));
           },
           () => {},
         ),
       );
-      // Kill once some uploads have been acknowledged and others are mid-body.
-      for (let i = 0; i < 200 && acked.size < 10; i++) await sleep(10);
+      // Kill once some uploads have been acknowledged and others are mid-body (the later
+      // ones are paced to take longer). A condition, not a time: on a loaded machine the
+      // first acknowledgements can take seconds.
+      await waitUntil(() => acked.size >= 10, 'ten acknowledged uploads', 120_000);
       p.child.kill('SIGKILL');
       await p.exited;
       await Promise.all(uploads);

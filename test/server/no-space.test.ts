@@ -14,6 +14,7 @@ import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { EXIT } from '../../src/core/errors.ts';
 import { type ServeChild, serveChild } from '../support/serve-child.ts';
 import { mountTmpfs, type Tmpfs } from '../support/tmpfs.ts';
+import { waitUntil } from '../support/wait.ts';
 import { hoard, tempDir, writeFiles } from '../sync/helpers.ts';
 
 const serve = (dataDir: string): Promise<ServeChild> => serveChild(dataDir);
@@ -99,6 +100,8 @@ describe('disk full on the server → 507 HOARD_ENO_SPACE end to end', () => {
       assert.match(r.stderr, /no space left/);
       assert.match(r.stderr, /hint: .*free space/);
       assert.doesNotMatch(r.stderr, /changed while being pushed/);
+      // Log lines reach stdout buffered (within half a second): wait for the 507's.
+      await waitUntil(() => putStatuses(p.log()).includes(507), 'the 507 in the request log');
       const statuses = putStatuses(p.log());
       assert.ok(statuses.includes(507), `server answered ${statuses.join(',')}`);
       assert.ok(!statuses.includes(400), `no PUT was a 400: ${statuses.join(',')}`);

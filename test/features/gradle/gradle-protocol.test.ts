@@ -5,12 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { connect } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestServer } from '../../server/helpers.ts';
-import { waitUntil } from '../../support/wait.ts';
+import { cutUpload } from '../../support/cut-upload.ts';
 import { ARTIFACT_V2, blobFiles, getEntry, newKey, putEntry, startGradleServer } from './helpers.ts';
 
 const MAX = 1024 * 1024;
@@ -154,24 +151,20 @@ describe('gradle build cache protocol', () => {
     await put.arrayBuffer();
   });
 
-  test('a body cut short (client gone mid-upload) stores nothing', async () => {
-    const key = newKey();
-    const before = (await blobFiles(srv.dataDir)).length;
-    const spool = join(srv.dataDir, 'tmp', 'cache-spool');
-    const spooled = async () => (await readdir(spool).catch(() => [])).length;
-    const { hostname, port } = new URL(srv.url);
-    const sock = connect(Number(port), hostname);
-    await new Promise<void>((r) => sock.once('connect', () => r()));
-    const closed = new Promise<void>((r) => sock.once('close', () => r()));
-    sock.write(
-      `PUT /gradle/${key} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: ${ARTIFACT_V2}\r\nContent-Length: 100000\r\n\r\n`,
-    );
-    sock.write(randomBytes(40_000));
-    await waitUntil(async () => (await spooled()) > 0, 'the upload to be spooling');
-    sock.destroy();
-    await closed;
-    await waitUntil(async () => (await spooled()) === 0, 'the cut upload to be dropped');
-    assert.equal((await getEntry(srv.url, key)).status, 404);
-    assert.equal((await blobFiles(srv.dataDir)).length, before);
-  });
+  for (const [what, contentLength, sent] of [
+    ['a small body, received in memory', 100_000, 40_000],
+    ['a large body, received through a spool file', MAX, 300_000],
+  ] as const)
+    test(`a body cut short (client gone mid-upload) stores nothing: ${what}`, async () => {
+      const key = newKey();
+      const before = (await blobFiles(srv.dataDir)).length;
+      await cutUpload(srv, `/gradle/${key}`, {
+        tool: 'gradle',
+        contentType: ARTIFACT_V2,
+        contentLength,
+        sent,
+      });
+      assert.equal((await getEntry(srv.url, key)).status, 404);
+      assert.equal((await blobFiles(srv.dataDir)).length, before);
+    });
 });

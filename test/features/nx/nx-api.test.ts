@@ -15,8 +15,8 @@ import { nxFeature } from '../../../src/features/nx/nx-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { cutUpload } from '../../support/cut-upload.ts';
 import { writeTokensFile } from '../../support/tokens.ts';
-import { cutUpload } from '../turbo/cut-upload.ts';
 
 const MAX = 64 * 1024;
 
@@ -127,7 +127,7 @@ describe('nx remote cache API', () => {
       assert.equal(await stored('413413'), false);
     });
     it('a truncated body stores nothing', async () => {
-      await cutUpload(srv, '/nx/v1/cache/400400', 'ci-secret');
+      await cutUpload(srv, '/nx/v1/cache/400400', { tool: 'nx', token: 'ci-secret' });
       assert.equal(await stored('400400'), false);
     });
   });

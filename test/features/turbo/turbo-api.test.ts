@@ -14,8 +14,8 @@ import { turboFeature } from '../../../src/features/turbo/turbo-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
+import { cutUpload } from '../../support/cut-upload.ts';
 import { writeTokensFile } from '../../support/tokens.ts';
-import { cutUpload } from './cut-upload.ts';
 
 const MAX = 64 * 1024;
 
@@ -237,7 +237,10 @@ describe('turbo remote cache API', () => {
       assert.equal(await stored('ffff000000000004'), false);
     });
     it('a truncated body (connection cut before Content-Length bytes) stores nothing', async () => {
-      await cutUpload(srv, '/turbo/v8/artifacts/ffff000000000005?slug=team-a', 'ci-secret');
+      await cutUpload(srv, '/turbo/v8/artifacts/ffff000000000005?slug=team-a', {
+        tool: 'turbo',
+        token: 'ci-secret',
+      });
       assert.equal(await stored('ffff000000000005'), false);
     });
   });
