@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -125,6 +125,28 @@ describe('library (file://)', () => {
     const out = join(tmp.dir, 'race-out');
     await hoard.pull({ dir: out, remote, ref: 'lib/race' });
     assert.equal(Object.keys(await describeDir(out)).length, 40);
+  });
+
+  it('push with verify re-uploads what the remote lost, one event per blob', async () => {
+    const dir = join(tmp.dir, 'verify');
+    await writeFiles(dir, { keep: 'kept\n', lost: 'lost\n', 'lost-too': 'lost\n' });
+    await hoard.push({ dir, remote, ref: 'lib/verify' });
+    const digest = hoard.sha256('lost\n');
+    const hex = digest.slice('sha256:'.length);
+    await rm(join(tmp.dir, 'remote', 'blobs', 'sha256', hex.slice(0, 2), hex));
+    const events: Event[] = [];
+    const r = await hoard.push({
+      dir,
+      remote,
+      ref: 'lib/verify',
+      verify: true,
+      onProgress: (e) => events.push(e),
+    });
+    assert.equal(r.verified?.blobsReuploaded, 1);
+    assert.deepEqual(
+      blobEvents(events).map((e) => e.digest),
+      [digest],
+    );
   });
 
   it('a conflict is a SyncConflictError naming the paths; a stale removeRef a RefConflictError', async () => {
