@@ -62,6 +62,8 @@ interface Server {
   artifacts: string;
   /** `<base>/bazel/cas` of its Bazel HTTP cache (hoard only). */
   cas?: string;
+  /** The server process (its CPU time is read from /proc). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -103,6 +105,7 @@ async function spawnServer(
     name,
     artifacts,
     cas,
+    pid: child.pid as number,
     async stop() {
       child.kill('SIGTERM');
       if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
@@ -228,9 +231,32 @@ async function latency(
 interface Rate {
   rps: number;
   mibps: number;
+  /**
+   * The server's own CPU time per request (user + system, from /proc). On a
+   * shared 2-core machine where wrk competes for the same cores, this says
+   * more about the server than req/s does: wrk's own cost per request is in
+   * both sides' req/s and pulls their ratio towards 1.
+   */
+  cpuUsPerReq: number;
 }
 
-function wrk(target: string, connections: number, allowNon2xx: boolean): Promise<Rate> {
+/** CPU time (µs) a process has used, from /proc/<pid>/stat (utime + stime, in clock ticks of 10 ms). */
+function cpuUs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+async function wrk(target: string, connections: number, allowNon2xx: boolean, pid: number): Promise<Rate> {
+  const cpu0 = cpuUs(pid);
+  const rate = await wrkRun(target, connections, allowNon2xx);
+  return { ...rate, cpuUsPerReq: (cpuUs(pid) - cpu0) / Math.max(1, rate.requests) };
+}
+
+function wrkRun(
+  target: string,
+  connections: number,
+  allowNon2xx: boolean,
+): Promise<Omit<Rate, 'cpuUsPerReq'> & { requests: number }> {
   return new Promise((resolve, reject) => {
     execFile(
       'wrk',
@@ -241,9 +267,10 @@ function wrk(target: string, connections: number, allowNon2xx: boolean): Promise
         const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
         if (non2xx && !allowNon2xx) return reject(new Error(`${target}: ${non2xx[1]} non-2xx responses`));
         const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
+        const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
         const t = /Transfer\/sec:\s+([\d.]+)(\w+)/.exec(stdout);
         const unit: Record<string, number> = { B: 1 / MiB, KB: 1 / KiB, MB: 1, GB: KiB };
-        resolve({ rps, mibps: t ? Number(t[1]) * (unit[t[2]] ?? 1) : 0 });
+        resolve({ rps, requests, mibps: t ? Number(t[1]) * (unit[t[2]] ?? 1) : 0 });
       },
     );
   });
@@ -291,8 +318,8 @@ async function measure(s: Server, p: Protocol, size: Size): Promise<Sample> {
       },
       (st) => st >= 200 && st < 300,
     );
-    const hitRate = await wrk(hit, size.connections, false);
-    const missRate = await wrk(p.missUrl(), size.connections, true);
+    const hitRate = await wrk(hit, size.connections, false, s.pid);
+    const missRate = await wrk(p.missUrl(), size.connections, true, s.pid);
     return { hitMs, missMs, putMs, hit: hitRate, miss: missRate };
   } finally {
     agent.destroy();
@@ -349,6 +376,8 @@ async function main(): Promise<void> {
     ['hit req/s', (s) => s.hit.rps, 'higher'],
     ['hit MiB/s', (s) => s.hit.mibps, 'higher'],
     ['miss req/s', (s) => s.miss.rps, 'higher'],
+    ['hit server CPU µs/req', (s) => s.hit.cpuUsPerReq, 'lower'],
+    ['miss server CPU µs/req', (s) => s.miss.cpuUsPerReq, 'lower'],
   ];
   const out: Record<string, unknown> = {
     date: new Date().toISOString(),
