@@ -61,6 +61,8 @@ export async function twirpRoutes(
 
   app.register(async (json) => {
     acceptJsonBodies(json, maxJsonBodyBytes);
+    // Not parsed (the route answers bad_route): left unread, as any refused body.
+    json.addContentTypeParser('application/protobuf', (_req, _payload, done) => done(null, undefined));
     const route = (method: string, handler: (request: FastifyRequest, body: Body) => Promise<Body>) =>
       json.post(`/twirp/${TWIRP_SERVICE}/${method}`, noScope, async (request) => {
         const type = String(request.headers['content-type'] ?? '');
