@@ -68,8 +68,12 @@ describe('Actions cache service (HTTP)', () => {
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
-  const put = (url: string, body: Uint8Array | string, headers: Record<string, string> = {}) =>
-    fetch(url, { method: 'PUT', headers: { 'x-ms-blob-type': 'BlockBlob', ...headers }, body });
+  const put = (url: string, body: Buffer | string, headers: Record<string, string> = {}) =>
+    fetch(url, {
+      method: 'PUT',
+      headers: { 'x-ms-blob-type': 'BlockBlob', ...headers },
+      body: typeof body === 'string' ? body : new Uint8Array(body),
+    });
   const v1 = (path: string, init: RequestInit & { token?: string } = {}) =>
     fetch(`${srv.url}/_apis/artifactcache/${path}`, {
       ...init,
@@ -427,12 +431,12 @@ describe('Actions cache service (HTTP)', () => {
   describe('v1 (_apis/artifactcache)', () => {
     const reserve = async (key: string, token = TOKENS.write, cacheSize?: number) =>
       v1json('caches', 'POST', { key, version: V, cacheSize }, token);
-    const patch = (id: number, range: string, body: Uint8Array | string, token = TOKENS.write) =>
+    const patch = (id: number, range: string, body: Buffer | string, token = TOKENS.write) =>
       v1(`caches/${id}`, {
         method: 'PATCH',
         token,
         headers: { 'content-type': 'application/octet-stream', 'content-range': range },
-        body,
+        body: typeof body === 'string' ? body : new Uint8Array(body),
       });
 
     it('reserves, takes chunks in any order, commits, and is found by v2 as by v1 (one entry)', async () => {
