@@ -22,7 +22,7 @@
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Digest, Hasher } from '../../core/digest.ts';
-import { HoardError, httpStatusOf } from '../../core/errors.ts';
+import { HoardError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
 import { authorize, type Scope } from '../../server/auth.ts';
 import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
@@ -205,14 +205,4 @@ export function alreadyExists(key: string): HoardError {
     hint: 'keys are immutable: save under a new key',
     details: { twirp: 'already_exists' },
   });
-}
-
-/**
- * The HTTP status of a hoard error on this service's routes: the bound on
- * pending uploads is a 429 (the toolkit retries a 503, which would not help),
- * and a route may name its protocol's status (Twirp's bad_route is a 404).
- */
-export function statusOf(err: HoardError): number {
-  if (typeof err.details?.status === 'number') return err.details.status;
-  return err.details?.limit === 'pending-uploads' ? 429 : httpStatusOf(err);
 }
