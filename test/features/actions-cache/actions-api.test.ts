@@ -9,7 +9,8 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +19,7 @@ import { UrlSigner } from '../../../src/features/actions-cache/signed-url.ts';
 import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
 import { writeTokensFile } from '../../support/tokens.ts';
+import { waitUntil } from '../../support/wait.ts';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters';
 const MAX = 1024 * 1024;
@@ -407,6 +409,32 @@ describe('Actions cache service (HTTP)', () => {
       await azureError(await put(`${url}&comp=appendblock`, 'x'), 400, 'UnsupportedQueryParameter');
       await azureError(await put(url, 'x', { 'x-ms-blob-type': 'PageBlob' }), 400, 'InvalidHeaderValue');
       assert.equal((await fetch(url, { method: 'DELETE' })).status, 404);
+    });
+
+    it('keeps nothing of a block whose connection is cut midway', async () => {
+      const c = await twirp('CreateCacheEntry', { key: 'cut-1', version: V }, TOKENS.write);
+      const u = new URL(c.body.signed_upload_url as string);
+      const id = u.pathname.split('/').pop() as string;
+      const spool = join(srv.dataDir, 'tmp', 'actions-cache', id);
+      const parts = async () => (await readdir(spool)).filter((f) => f.endsWith('.part')).length;
+      const sock = connect(Number(u.port), '127.0.0.1');
+      const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+      sock.on('error', () => {});
+      sock.write(
+        `PUT ${u.pathname}${u.search}&comp=block&blockid=${encodeURIComponent(blockId(0))} HTTP/1.1\r\n` +
+          'Host: x\r\nContent-Length: 50000\r\n\r\n',
+      );
+      sock.write(Buffer.alloc(1000, 7));
+      await waitUntil(async () => (await parts()) > 0, 'the block to reach the spool');
+      sock.destroy();
+      await closed;
+      await waitUntil(async () => (await parts()) === 0, 'the server to give the block up');
+      await azureError(
+        await put(`${u.href}&comp=blocklist`, blockList([blockId(0)])),
+        400,
+        'InvalidBlockList',
+      );
+      assert.deepEqual(await readdir(spool), []);
     });
 
     it('refuses a body over the size bound (413) and keeps nothing of it', async () => {
