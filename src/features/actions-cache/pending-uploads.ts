@@ -8,8 +8,9 @@
 // reader: the archive becomes an entry only when the cache service publishes
 // it on finalize/commit (actions-cache.ts), after checking its size.
 //
-// Bounds: an upload's bytes (staged blocks or ranges) by the server's
-// --max-blob-size; 50,000 blocks (Azure's own limit), block ids of at most 64
+// Bounds: an upload's bytes by the server's --max-blob-size (v2: the staged
+// blocks and blob together, a replaced one counted once; v1: the end of every
+// range, so a re-sent chunk costs nothing more); 50,000 blocks (Azure's own limit), block ids of at most 64
 // bytes, all of one length (Azure's rules); reservations per token by
 // `maxPerOwner`. An upload idle for `idleMs` (nothing received, no request in
 // flight) is dropped and its spool deleted by a periodic sweep; the spool
@@ -56,8 +57,10 @@ export interface PendingUpload extends UploadTarget {
   committed: { files: string[]; size: number } | undefined;
   /** v1: byte ranges received into `data` (start, end exclusive). */
   readonly ranges: [number, number][];
-  /** Staged bytes (blocks, blob, ranges): bounded by maxBytes. */
+  /** v2 staged bytes (blocks and the Put Blob body): bounded by maxBytes. v1 is bounded by its extent. */
   staged: number;
+  /** v2: the bytes of the current Put Blob body (replaced by the next one). */
+  blobBytes: number;
 }
 
 export interface PendingUploadsOptions {
@@ -144,6 +147,7 @@ export class PendingUploads {
       committed: undefined,
       ranges: [],
       staged: 0,
+      blobBytes: 0,
     };
     // Checked again after the await: a concurrent reservation of the same ref may have won.
     if (this.#byRef.has(t.ref)) {
@@ -187,8 +191,10 @@ export class PendingUploads {
   async putBlob(u: PendingUpload, body: Readable, length: number | undefined): Promise<number> {
     const file = join(u.dir, 'blob');
     const tmp = join(u.dir, `blob-${randomBytes(6).toString('hex')}.part`);
-    const size = await this.#spool(u, body, tmp, length);
+    const size = await this.#spool(u, body, tmp, length, u.blobBytes);
     await rename(tmp, file);
+    u.staged -= u.blobBytes;
+    u.blobBytes = size;
     u.committed = { files: [file], size };
     return size;
   }
@@ -208,8 +214,8 @@ export class PendingUploads {
       throw new HoardError('HOARD_ETOO_LARGE', `at most ${MAX_BLOCKS} blocks per blob`);
     const file = join(u.dir, `block-${raw.toString('hex')}`);
     const tmp = `${file}-${randomBytes(6).toString('hex')}.part`;
-    const size = await this.#spool(u, body, tmp, length);
     const old = u.blocks.get(blockId);
+    const size = await this.#spool(u, body, tmp, length, old?.size ?? 0);
     if (old) u.staged -= old.size;
     await rename(tmp, file);
     u.blocks.set(blockId, { file, size });
@@ -257,23 +263,13 @@ export class PendingUploads {
         yield chunk;
       }
     };
-    u.staged += count;
-    if (u.staged > this.#o.maxBytes) {
-      u.staged -= count;
-      throw tooLarge(u.staged + count, this.#o.maxBytes);
-    }
-    try {
-      // 'r+' writes at `start` but needs the file: create it (never truncating) first.
-      await (await open(file, 'a')).close();
-      await pipeline(body, limit, createWriteStream(file, { flags: 'r+', start })).catch((err) => {
-        throw noSpaceOr(err, 'an Actions cache upload');
-      });
-      if (n !== count)
-        throw new HoardError('HOARD_ETRUNCATED', `expected ${count} bytes (Content-Range), got ${n}`);
-    } catch (err) {
-      u.staged -= count;
-      throw err;
-    }
+    // 'r+' writes at `start` but needs the file: create it (never truncating) first.
+    await (await open(file, 'a')).close();
+    await pipeline(body, limit, createWriteStream(file, { flags: 'r+', start })).catch((err) => {
+      throw noSpaceOr(err, 'an Actions cache upload');
+    });
+    if (n !== count)
+      throw new HoardError('HOARD_ETRUNCATED', `expected ${count} bytes (Content-Range), got ${n}`);
     u.ranges.push([start, end + 1]);
   }
 
@@ -342,13 +338,20 @@ export class PendingUploads {
     return idle.length;
   }
 
-  async #spool(u: PendingUpload, body: Readable, tmp: string, length: number | undefined): Promise<number> {
+  /** Streams a body to `tmp`, bounding the upload's staged bytes (less `replacing`, what it replaces). */
+  async #spool(
+    u: PendingUpload,
+    body: Readable,
+    tmp: string,
+    length: number | undefined,
+    replacing: number,
+  ): Promise<number> {
     const max = this.#o.maxBytes;
     let n = 0;
     const bound = async function* (this: void, source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
         n += chunk.byteLength;
-        if (u.staged + n > max) throw tooLarge(u.staged + n, max);
+        if (u.staged - replacing + n > max) throw tooLarge(u.staged - replacing + n, max);
         yield chunk;
       }
     };

@@ -554,4 +554,44 @@ describe('Actions cache service (HTTP)', () => {
       assert.equal((await v1(`cache?keys=v1-bad-2&version=${V}`, { token: TOKENS.read })).status, 204);
     });
   });
+
+  it('entries are cache refs: --cache-ref-ttl expires an unused one, a restored one lives', async () => {
+    const ttlDir = await mkdtemp(join(tmpdir(), 'hoard-actions-ttl-'));
+    const tokens = await writeTokensFile(ttlDir, [
+      { name: 'ci', token: TOKENS.write, scopes: ['read', 'write'], refs: ['cache/actions/acme/app'] },
+    ]);
+    const ttl = await startTestServer(
+      { tokens, cacheRefTtl: '1500ms' },
+      { features: [withSettings(actionsCacheFeature, { secret: SECRET })] },
+    );
+    try {
+      const call = async (method: string, body: unknown) =>
+        (await fetch(`${ttl.url}${TWIRP}/${method}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...auth(TOKENS.write) },
+          body: JSON.stringify(body),
+        }).then((r) => r.json())) as Record<string, unknown>;
+      for (const key of ['ttl-hot', 'ttl-cold']) {
+        const c = await call('CreateCacheEntry', { key, version: V });
+        assert.equal((await put(c.signed_upload_url as string, key)).status, 201);
+        assert.equal(
+          (await call('FinalizeCacheEntryUpload', { key, version: V, size_bytes: key.length })).ok,
+          true,
+        );
+      }
+      const cold = 'cache/actions/acme/app/v' + 'a'.repeat(64) + '/kttl-cold';
+      assert.ok(await ttl.server.ctx.refs.get(cold));
+      // Restoring the hot entry (a lookup that hits) is a use; the cold one is never asked for.
+      await waitUntil(async () => {
+        assert.equal((await call('GetCacheEntryDownloadURL', { key: 'ttl-hot', version: V })).ok, true);
+        return (await ttl.server.ctx.refs.get(cold)) === undefined;
+      }, 'the unused entry to expire');
+      const hot = await call('GetCacheEntryDownloadURL', { key: 'ttl-hot', version: V });
+      assert.equal(await (await fetch(hot.signed_download_url as string)).text(), 'ttl-hot');
+      assert.equal((await call('GetCacheEntryDownloadURL', { key: 'ttl-cold', version: V })).ok, false);
+    } finally {
+      await ttl.close();
+      await rm(ttlDir, { recursive: true, force: true });
+    }
+  });
 });
