@@ -20,6 +20,7 @@ import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
 import { writeTokensFile } from '../../support/tokens.ts';
 import { waitUntil } from '../../support/wait.ts';
+import { serveForToolkit } from './toolkit.ts';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters';
 const MAX = 1024 * 1024;
@@ -592,6 +593,26 @@ describe('Actions cache service (HTTP)', () => {
     } finally {
       await ttl.close();
       await rm(ttlDir, { recursive: true, force: true });
+    }
+  });
+
+  it('logs signed URLs without their signature', async () => {
+    const served = await serveForToolkit(join(dir, 'logged'), { namespace: 'acme/app' });
+    try {
+      const c = await fetch(`${served.url}${TWIRP}/CreateCacheEntry`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth(served.token) },
+        body: JSON.stringify({ key: 'logged-1', version: V }),
+      });
+      const url = ((await c.json()) as { signed_upload_url: string }).signed_upload_url;
+      const sig = new URL(url).searchParams.get('sig') as string;
+      assert.equal((await put(url, 'x')).status, 201);
+      await waitUntil(async () => served.log().includes('/actions-cache/uploads/'), 'the request log line');
+      assert.ok(!served.log().includes(sig), 'the signature reached the log');
+      assert.match(served.log(), /sig=\*\*\*/);
+    } finally {
+      served.child.kill();
+      await served.exited;
     }
   });
 });
