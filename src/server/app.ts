@@ -173,8 +173,11 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       request.log.info(
         {
           method: request.method,
-          // Signed URLs (the Actions cache service's) are capabilities: never logged whole.
-          url: request.url.includes('sig=') ? redactSecrets(request.url) : request.url,
+          // Signed URLs and tokens in paths (the Actions cache service's) are never logged whole.
+          url:
+            request.url.includes('sig=') || request.url.includes('/t/')
+              ? redactSecrets(request.url)
+              : request.url,
           status: reply.statusCode,
           ms: Math.round(ms * 10) / 10,
           bytesIn: inBytes,

@@ -10,6 +10,10 @@ describe('redactSecrets', () => {
       '/actions-cache/uploads/ab?se=17&sig=***&comp=block',
     );
     assert.equal(
+      redactSecrets('/actions-cache/t/s3cr3t/_apis/artifactcache/caches/1'),
+      '/actions-cache/t/***/_apis/artifactcache/caches/1',
+    );
+    assert.equal(
       redactSecrets('s3 ?X-Amz-Signature=abcdef&X-Amz-Credential=AKIA/x&y=1'),
       's3 ?X-Amz-Signature=***&X-Amz-Credential=***&y=1',
     );

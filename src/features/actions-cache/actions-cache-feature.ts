@@ -36,6 +36,12 @@ export const actionsCacheFeature = defineFeature({
         await app.register(async (scoped) =>
           artifactCacheRoutes(scoped, cache, fctx.server.maxJsonBodyBytes),
         );
+        // v1 again with the token in the path (ACTIONS_CACHE_URL=http://host/actions-cache/t/<token>/),
+        // for forge runners that set ACTIONS_RUNTIME_TOKEN to their own job token.
+        await app.register(
+          async (scoped) => artifactCacheRoutes(scoped, cache, fctx.server.maxJsonBodyBytes),
+          { prefix: '/actions-cache/t/:token' },
+        );
         await app.register(async (scoped) => blobRoutes(scoped, cache));
       },
       close: () => uploads.close(),

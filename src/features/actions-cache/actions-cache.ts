@@ -161,14 +161,14 @@ export class ActionsCache {
   authorize(request: FastifyRequest, need: Scope, ref?: string): string {
     return authorize(
       this.#fctx.auth,
-      { remoteAddress: request.socket.remoteAddress, authorization: request.headers.authorization },
+      { remoteAddress: request.socket.remoteAddress, authorization: credentialsOf(request) },
       need,
       need === 'write' ? ref : undefined,
     );
   }
 
   namespaceOf(request: FastifyRequest): string {
-    return namespaceOf(this.#fctx.auth, request);
+    return namespaceOf(this.#fctx.auth, credentialsOf(request));
   }
 
   /** An archive by its digest (what a signed download URL names), opened once for every range sent from it. */
@@ -198,6 +198,17 @@ export class ActionsCache {
     const hex = entry.digest.slice('sha256:'.length);
     return `${base}/actions-cache/blobs/${hex}?${this.signer.sign('download', hex)}`;
   }
+}
+
+/**
+ * The credentials of a request: the token in the path of the v1 mount
+ * `/actions-cache/t/<token>/` (for runners whose ACTIONS_RUNTIME_TOKEN is the
+ * forge's job token, which hoard cannot check, but whose cache URL is
+ * configurable), else the Authorization header.
+ */
+export function credentialsOf(request: FastifyRequest): string | undefined {
+  const token = (request.params as { token?: unknown } | undefined)?.token;
+  return typeof token === 'string' && token !== '' ? `Bearer ${token}` : request.headers.authorization;
 }
 
 export function alreadyExists(key: string): HoardError {

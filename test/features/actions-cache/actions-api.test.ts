@@ -517,6 +517,42 @@ describe('Actions cache service (HTTP)', () => {
       assert.equal((await v1json(`caches/${cacheId}`, 'POST', { size: 1 }, TOKENS.write)).status, 204);
     });
 
+    it('takes the token from the path of /actions-cache/t/<token>/ (forge runners), over any Authorization', async () => {
+      const at = (token: string, path: string, init: RequestInit = {}) =>
+        fetch(`${srv.url}/actions-cache/t/${token}/_apis/artifactcache/${path}`, {
+          ...init,
+          // What a forge runner sends: its own job token, which hoard does not know.
+          headers: { authorization: 'Bearer forge-job-token', ...(init.headers as Record<string, string>) },
+        });
+      const json = { 'content-type': 'application/json' };
+      assert.equal((await at('nope', `cache?keys=v1-deps-1&version=${V}`)).status, 401);
+      assert.equal((await at(TOKENS.elsewhere, `cache?keys=v1-deps-1&version=${V}`)).status, 204);
+      const hit = await at(TOKENS.read, `cache?keys=v1-deps-1&version=${V}`);
+      assert.equal(hit.status, 200);
+      assert.equal(((await hit.json()) as { cacheKey: string }).cacheKey, 'v1-deps-1');
+      const body = JSON.stringify({ key: 'path-token-1', version: V });
+      assert.equal((await at(TOKENS.read, 'caches', { method: 'POST', headers: json, body })).status, 403);
+      const r = await at(TOKENS.write, 'caches', { method: 'POST', headers: json, body });
+      assert.equal(r.status, 201);
+      const { cacheId } = (await r.json()) as { cacheId: number };
+      const chunk = { 'content-type': 'application/octet-stream', 'content-range': 'bytes 0-1/*' };
+      assert.equal(
+        (await at(TOKENS.other, `caches/${cacheId}`, { method: 'PATCH', headers: chunk, body: 'ok' })).status,
+        403,
+      );
+      assert.equal(
+        (await at(TOKENS.write, `caches/${cacheId}`, { method: 'PATCH', headers: chunk, body: 'ok' })).status,
+        204,
+      );
+      const commit = JSON.stringify({ size: 2 });
+      assert.equal(
+        (await at(TOKENS.write, `caches/${cacheId}`, { method: 'POST', headers: json, body: commit })).status,
+        204,
+      );
+      // The same entry as through the Authorization header.
+      assert.equal((await lookup('path-token-1')).body.matched_key, 'path-token-1');
+    });
+
     it('bad input: JSON, Content-Range, chunk lengths, gaps, sizes, unknown ids', async () => {
       const bad = await v1('caches', {
         method: 'POST',

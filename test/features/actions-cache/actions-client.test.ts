@@ -4,7 +4,8 @@
 // (_apis/artifactcache, chunked PATCH). Each saveCache / restoreCache runs in
 // a child process (toolkit.ts). Proves: save, exact restore byte for byte,
 // restore by a restore-key prefix picking the newest entry, a miss, keys of
-// one repository invisible to another repository's token, the same key saved
+// one repository invisible to another repository's token, v1 through the
+// token-in-path mount a forge runner is configured with, the same key saved
 // twice concurrently (one wins, the other gets the toolkit's "another job may
 // be creating this cache" and -1), and a 200 MiB incompressible entry: v2
 // uploaded as Put Block + Put Block List (over the SDK's 128 MiB single-shot
@@ -150,6 +151,24 @@ describe('@actions/cache (real toolkit) against hoard', () => {
         assert.equal(r.result, `npm-${service}-0000`, r.stdout);
         assert.deepEqual(await snapshot(), newest);
       });
+
+      if (service === 'v1')
+        it('works for a forge runner: token in the cache URL path, the job token in ACTIONS_RUNTIME_TOKEN', async () => {
+          await writeTree('forge');
+          const saved = await snapshot();
+          const forge = {
+            url: `${srv.url}/actions-cache/t/${CI}`,
+            token: 'a-forge-job-token-hoard-does-not-know',
+          };
+          const s = await toolkit({ op: 'save', key: 'forge-deps-1', ...forge });
+          assert.ok(typeof s.result === 'number' && s.result > 0, s.stdout);
+          await wipe();
+          assert.equal(
+            (await toolkit({ op: 'restore', key: 'forge-deps-2', restoreKeys: ['forge-'], ...forge })).result,
+            'forge-deps-1',
+          );
+          assert.deepEqual(await snapshot(), saved);
+        });
 
       it("keeps one repository's keys from another repository's token", async () => {
         await wipe();
