@@ -23,6 +23,7 @@ export const actionsCacheFeature = defineFeature({
     const uploads = new PendingUploads({
       spoolDir: join(fctx.server.dataDir, 'tmp', 'actions-cache'),
       maxBytes: fctx.server.maxBlobBytes,
+      maxSpoolBytes: settings.maxSpoolBytes,
       maxPerOwner: settings.maxPendingUploads,
       idleMs: settings.uploadIdleMs,
     });

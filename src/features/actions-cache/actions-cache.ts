@@ -107,11 +107,6 @@ export class ActionsCache {
     return found.filter((e): e is CacheEntry => e !== undefined);
   }
 
-  /** Whether the exact entry exists (a reservation of it is refused). */
-  async exists(namespace: string, version: string, key: string): Promise<boolean> {
-    return (await this.entries.peek(entryRef(namespace, version, key))) !== undefined;
-  }
-
   /** Reserves an upload of a new entry: "already exists" (409) when it does or one is in progress. */
   async reserve(t: Omit<UploadTarget, 'ref'>, declaredSize?: number): Promise<PendingUpload> {
     const ref = entryRef(t.namespace, t.version, t.key);
@@ -122,10 +117,12 @@ export class ActionsCache {
   /**
    * Publishes a finished upload of `size` bytes as the entry: hashed in one
    * pass over the spool, stored verified against that digest in a second,
-   * then the ref created if absent. The upload is dropped either way; a
-   * failure leaves no entry.
+   * then the ref created if absent. The upload is dropped either way (a
+   * wrong size included); a failure leaves no entry. A finalize while bytes
+   * are still arriving is refused and changes nothing.
    */
   async publish(u: PendingUpload, size: number): Promise<CacheEntry> {
+    this.uploads.assertIdle(u);
     try {
       const archive = this.uploads.finish(u, size);
       const hasher = new Hasher();

@@ -61,11 +61,16 @@ export interface PendingUpload extends UploadTarget {
   staged: number;
   /** v2: the bytes of the current Put Blob body (replaced by the next one). */
   blobBytes: number;
+  /** v1: the end of the furthest range accepted (the spool file's extent). */
+  extent: number;
 }
 
 export interface PendingUploadsOptions {
   spoolDir: string;
+  /** One upload's bound. */
   maxBytes: number;
+  /** Every upload's spooled bytes together. */
+  maxSpoolBytes: number;
   maxPerOwner: number;
   idleMs: number;
   clock?: Clock;
@@ -77,6 +82,8 @@ export class PendingUploads {
   readonly #byId = new Map<string, PendingUpload>();
   readonly #byCacheId = new Map<number, PendingUpload>();
   readonly #byRef = new Map<string, PendingUpload>();
+  /** Bytes in the spool and on their way to it, all uploads together. */
+  #spooled = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(o: PendingUploadsOptions) {
@@ -95,6 +102,7 @@ export class PendingUploads {
 
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    this.#spooled = 0;
     this.#byId.clear();
     this.#byCacheId.clear();
     this.#byRef.clear();
@@ -103,6 +111,22 @@ export class PendingUploads {
 
   get size(): number {
     return this.#byId.size;
+  }
+
+  /** Bytes spooled (and being spooled) by every upload in progress. */
+  get spooled(): number {
+    return this.#spooled;
+  }
+
+  /** Takes `n` more bytes of the spool, or throws 507 when they do not fit. */
+  #take(n: number): void {
+    if (this.#spooled + n > this.#o.maxSpoolBytes)
+      throw new HoardError(
+        'HOARD_ENO_SPACE',
+        `the Actions cache upload spool is full (${this.#spooled} bytes in uploads in progress)`,
+        { hint: 'wait for uploads to finish or expire, or raise --actions-cache-max-spool' },
+      );
+    this.#spooled += n;
   }
 
   /** The upload reserving `ref`, if one is in progress. */
@@ -148,6 +172,7 @@ export class PendingUploads {
       ranges: [],
       staged: 0,
       blobBytes: 0,
+      extent: 0,
     };
     // Checked again after the await: a concurrent reservation of the same ref may have won.
     if (this.#byRef.has(t.ref)) {
@@ -249,6 +274,11 @@ export class PendingUploads {
   /** v1 PATCH: `body` is bytes [start, end] (inclusive, as Content-Range says) of the archive. */
   async writeRange(u: PendingUpload, start: number, end: number, body: Readable): Promise<void> {
     if (end + 1 > this.#o.maxBytes) throw tooLarge(end + 1, this.#o.maxBytes);
+    // The file's extent is taken from the spool before a byte is written (and kept until the drop).
+    if (end + 1 > u.extent) {
+      this.#take(end + 1 - u.extent);
+      u.extent = end + 1;
+    }
     const count = end - start + 1;
     const file = join(u.dir, 'data');
     let n = 0;
@@ -274,15 +304,24 @@ export class PendingUploads {
   }
 
   /**
+   * Throws 409 while a request is still sending bytes to the upload (a
+   * finalize must wait for them) or another finalize of it is under way.
+   */
+  assertIdle(u: PendingUpload): void {
+    if (u.finishing) throw new HoardError('HOARD_ESYNC_CONFLICT', 'the upload is already being finalized');
+    if (u.busy > 0)
+      throw new HoardError('HOARD_ESYNC_CONFLICT', 'the upload is still receiving data', {
+        hint: 'finalize after every block or chunk has been answered',
+      });
+  }
+
+  /**
    * Finalize: no more bytes are accepted; returns the archive's bytes in
    * order, or throws when they are not exactly `size` bytes (v2: the
    * committed blob; v1: ranges covering [0, size) with nothing beyond).
    */
   finish(u: PendingUpload, size: number): { size: number; open(): Readable } {
-    if (u.busy > 0)
-      throw new HoardError('HOARD_ESYNC_CONFLICT', 'the upload is still receiving data', {
-        hint: 'finalize after every block or chunk has been answered',
-      });
+    this.assertIdle(u);
     let files: string[];
     if (u.committed) {
       if (u.committed.size !== size)
@@ -321,6 +360,7 @@ export class PendingUploads {
   /** Forgets the upload and deletes its spool. */
   async drop(u: PendingUpload): Promise<void> {
     if (this.#byId.get(u.id) === u) {
+      this.#spooled -= u.staged + u.extent;
       this.#byId.delete(u.id);
       this.#byCacheId.delete(u.cacheId);
       if (this.#byRef.get(u.ref) === u) this.#byRef.delete(u.ref);
@@ -348,8 +388,10 @@ export class PendingUploads {
   ): Promise<number> {
     const max = this.#o.maxBytes;
     let n = 0;
+    const take = (bytes: number) => this.#take(bytes);
     const bound = async function* (this: void, source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
+        take(chunk.byteLength);
         n += chunk.byteLength;
         if (u.staged - replacing + n > max) throw tooLarge(u.staged - replacing + n, max);
         yield chunk;
@@ -362,10 +404,13 @@ export class PendingUploads {
       if (length !== undefined && n !== length)
         throw new HoardError('HOARD_ETRUNCATED', `expected ${length} bytes (Content-Length), got ${n}`);
     } catch (err) {
+      this.#spooled -= n;
       await rm(tmp, { force: true });
       throw err;
     }
     u.staged += n;
+    // What it replaces leaves the spool (the caller renames over it or forgets it).
+    this.#spooled -= replacing;
     return n;
   }
 }

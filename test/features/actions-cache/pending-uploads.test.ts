@@ -35,7 +35,14 @@ describe('PendingUploads', () => {
     await mkdir(join(spool, 'left-by-a-crash'), { recursive: true });
     await writeFile(join(spool, 'left-by-a-crash', 'block'), 'x');
     clock = new ManualClock();
-    uploads = new PendingUploads({ spoolDir: spool, maxBytes: 1000, maxPerOwner: 10, idleMs: 60_000, clock });
+    uploads = new PendingUploads({
+      spoolDir: spool,
+      maxBytes: 1000,
+      maxSpoolBytes: 1500,
+      maxPerOwner: 10,
+      idleMs: 60_000,
+      clock,
+    });
     await uploads.start();
   });
   after(async () => {
@@ -84,6 +91,32 @@ describe('PendingUploads', () => {
     for await (const c of archive.open()) chunks.push(c as Buffer);
     assert.equal(Buffer.concat(chunks).toString(), 'abcdef');
     await uploads.drop(u);
+  });
+
+  it('bounds the spooled bytes of every upload together (507), and a drop gives them back', async () => {
+    const a = await uploads.reserve(target('spool-a'));
+    const b = await uploads.reserve(target('spool-b'));
+    await uploads.putBlob(a, Readable.from([Buffer.alloc(500)]), 500);
+    // A replaced blob is counted once (both are on disk only while the new one arrives).
+    await uploads.putBlob(a, Readable.from([Buffer.alloc(600)]), 600);
+    assert.equal(uploads.spooled, 600);
+    // v1 takes its extent before writing.
+    await assert.rejects(uploads.writeRange(b, 0, 999, Readable.from([Buffer.alloc(1000)])), {
+      code: 'HOARD_ENO_SPACE',
+    });
+    await assert.rejects(uploads.putBlock(b, 'QUFB', Readable.from([Buffer.alloc(901)]), 901), {
+      code: 'HOARD_ENO_SPACE',
+    });
+    assert.equal(uploads.spooled, 600);
+    assert.deepEqual(
+      (await readdir(b.dir)).filter((f) => f.endsWith('.part')),
+      [],
+    );
+    await uploads.writeRange(b, 0, 899, Readable.from([Buffer.alloc(900)]));
+    assert.equal(uploads.spooled, 1500);
+    await uploads.drop(a);
+    await uploads.drop(b);
+    assert.equal(uploads.spooled, 0);
   });
 
   it('refuses a range body longer or shorter than its Content-Range', async () => {
