@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +19,7 @@ import { withSettings } from '../../../src/server/feature.ts';
 import { startTestServer, type TestServer } from '../../server/helpers.ts';
 import { writeTokensFile } from '../../support/tokens.ts';
 import { waitUntil } from '../../support/wait.ts';
+import { cutUpload } from '../turbo/cut-upload.ts';
 import { serveForToolkit } from './toolkit.ts';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters';
@@ -418,18 +418,12 @@ describe('Actions cache service (HTTP)', () => {
       const id = u.pathname.split('/').pop() as string;
       const spool = join(srv.dataDir, 'tmp', 'actions-cache', id);
       const parts = async () => (await readdir(spool)).filter((f) => f.endsWith('.part')).length;
-      const sock = connect(Number(u.port), '127.0.0.1');
-      const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
-      sock.on('error', () => {});
-      sock.write(
-        `PUT ${u.pathname}${u.search}&comp=block&blockid=${encodeURIComponent(blockId(0))} HTTP/1.1\r\n` +
-          'Host: x\r\nContent-Length: 50000\r\n\r\n',
+      await cutUpload(
+        srv,
+        `${u.pathname}${u.search}&comp=block&blockid=${encodeURIComponent(blockId(0))}`,
+        'unused',
+        parts,
       );
-      sock.write(Buffer.alloc(1000, 7));
-      await waitUntil(async () => (await parts()) > 0, 'the block to reach the spool');
-      sock.destroy();
-      await closed;
-      await waitUntil(async () => (await parts()) === 0, 'the server to give the block up');
       await azureError(
         await put(`${u.href}&comp=blocklist`, blockList([blockId(0)])),
         400,
