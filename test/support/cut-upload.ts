@@ -12,7 +12,9 @@ import { waitUntil } from './wait.ts';
 
 export interface CutUploadOptions {
   /** The keyed-cache tool whose gauge to watch (turbo, nx, gradle, …). */
-  tool: string;
+  tool?: string;
+  /** Instead of a tool's gauge: how many uploads are being received (e.g. files in a spool). */
+  inFlight?: () => Promise<number>;
   /** Bearer token for the PUT and for /metrics. */
   token?: string;
   contentType?: string;
@@ -33,6 +35,13 @@ export async function uploadsInFlight(srv: TestServer, tool: string, token?: str
 }
 
 export async function cutUpload(srv: TestServer, path: string, opts: CutUploadOptions): Promise<void> {
+  const { tool, inFlight } = opts;
+  const receiving =
+    inFlight ??
+    (() => {
+      if (tool === undefined) throw new Error('cutUpload: give a tool or inFlight');
+      return uploadsInFlight(srv, tool, opts.token);
+    });
   const { port } = new URL(srv.url);
   const sock = connect(Number(port), '127.0.0.1');
   const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
@@ -44,14 +53,8 @@ export async function cutUpload(srv: TestServer, path: string, opts: CutUploadOp
       `Content-Length: ${opts.contentLength ?? 50_000}\r\n\r\n`,
   );
   sock.write(Buffer.alloc(opts.sent ?? 1000, 7));
-  await waitUntil(
-    async () => (await uploadsInFlight(srv, opts.tool, opts.token)) > 0,
-    'the upload to be received',
-  );
+  await waitUntil(async () => (await receiving()) > 0, 'the upload to be received');
   sock.destroy();
   await closed;
-  await waitUntil(
-    async () => (await uploadsInFlight(srv, opts.tool, opts.token)) === 0,
-    'the server to give the upload up',
-  );
+  await waitUntil(async () => (await receiving()) === 0, 'the server to give the upload up');
 }
