@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerCat } from './commands/cat.ts';
+import { registerCompletion } from './commands/completion.ts';
 import { registerDiff } from './commands/diff.ts';
 import { registerFsck } from './commands/fsck.ts';
 import { registerGc } from './commands/gc.ts';
@@ -14,6 +15,8 @@ import { registerPull } from './commands/pull.ts';
 import { registerPush } from './commands/push.ts';
 import { registerRm } from './commands/rm.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerStatus } from './commands/status.ts';
+import { configureHelp } from './help.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -40,13 +43,16 @@ export function buildProgram(): Command {
       // Usage errors exit 1 like every other error; help/version exit 0.
       process.exit(err.exitCode === 0 ? 0 : 1);
     });
+  configureHelp(program);
   registerFsck(program);
   registerPush(program);
   registerPull(program);
+  registerStatus(program);
   registerServe(program);
   registerGc(program);
   registerGit(program);
   registerHistoryCommands(program);
+  registerCompletion(program);
   return program;
 }
 

@@ -137,6 +137,7 @@ export async function uploadMissing(
   items: readonly UploadItem[],
   progress: ProgressSink,
   skip: ReadonlySet<Digest> = new Set(),
+  concurrency: number = DEFAULTS.transferConcurrency,
 ): Promise<{ blobs: number; bytes: number; uploaded: Digest[] }> {
   const byDigest = new Map<Digest, UploadItem>();
   for (const it of items) if (!skip.has(it.digest) && !byDigest.has(it.digest)) byDigest.set(it.digest, it);
@@ -162,7 +163,7 @@ export async function uploadMissing(
   progress.start('push', missing.length, total);
   let bytes = 0;
   try {
-    await forEachLimit(missing, DEFAULTS.transferConcurrency, async (digest) => {
+    await forEachLimit(missing, concurrency, async (digest) => {
       const it = byDigest.get(digest)!;
       const counter = new CountingStream((n) => progress.bytes(n));
       const source = createReadStream(join(root, it.path), { highWaterMark: chunkFor(it.size) });
@@ -178,9 +179,10 @@ export async function uploadMissing(
             details: err.details,
           });
         if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH') || isHoardError(err, 'HOARD_ETRUNCATED'))
-          throw new HoardError('HOARD_EUSAGE', `${it.path} changed while being pushed`, {
-            hint: 'nothing was committed; push again',
+          throw new HoardError('HOARD_EFILE_CHANGING', `${it.path} changed while being pushed`, {
+            hint: 'nothing was committed; stop whatever is writing to it and push again, or push with --skip-changing to leave it out',
             cause: err,
+            details: { path: it.path },
           });
         throw toHoardError(err, 'HOARD_EREMOTE', `uploading ${it.path} to ${remote.url}`);
       }

@@ -29,7 +29,7 @@ export function registerLog(program: Command): void {
     .command('log')
     .description('list the versions of a sync ref, newest first (merges shown as such)')
     .argument('<remote>', 'remote URL')
-    .requiredOption('--ref <name>', '(required) the ref whose history to show')
+    .requiredOption('--ref <name>', 'the ref whose history to show')
     .option('-n, --max-count <n>', 'show at most this many versions', positiveInteger)
     .option('--json', 'print the result as one JSON object {ref, head, entries, more}')
     .action(
