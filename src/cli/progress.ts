@@ -113,13 +113,14 @@ export function plainProgress(opts: PlainProgressOptions): ProgressSink {
   let printed = false;
   const line = (p: Phase, final: boolean) => {
     const now = clock.now();
+    const rate = p.rateText(now); // samples the meter before the ETA reads it
     const pct = p.bytes > 0 ? ` (${Math.floor((p.value * 100) / p.bytes)}%)` : '';
     const tail = final
       ? `done in ${formatDuration((now - p.startedAt) / 1000)}`
       : `ETA ${p.etaText()}, ${formatDuration((now - p.startedAt) / 1000)} elapsed`;
     opts.write(
       `hoard: ${p.label} ${p.done}/${p.blobs} files, ${formatBytes(p.value)}/${formatBytes(p.bytes)}${pct}, ` +
-        `${p.rateText(now)}, ${tail}\n`,
+        `${rate}, ${tail}\n`,
     );
   };
   const tick = async (p: Phase, signal: AbortSignal) => {
