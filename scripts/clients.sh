@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real clients the protocol tests drive, from Debian's packages:
 # ccache and gcc (ccache's remote storage), gradle and a JDK (Gradle's HTTP
-# build cache), bazel-bootstrap (Bazel's HTTP cache). Installed once, when
+# build cache), bazel-bootstrap (Bazel's HTTP cache), zsh and fish (the
+# completion scripts). Installed once, when
 # missing; a test whose client is absent skips and says so, so a machine
 # without root still runs the rest. npm clients (turbo, nx) are installed by
 # their tests themselves, pinned.
@@ -13,6 +14,8 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v gradle >/dev/null || need+=(gradle)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v bazel >/dev/null || need+=(bazel-bootstrap)
+command -v zsh >/dev/null || need+=(zsh)   # hoard completion zsh: the script must parse
+command -v fish >/dev/null || need+=(fish) # hoard completion fish: parses and completes
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
