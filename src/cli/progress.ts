@@ -13,8 +13,9 @@
 // of a raw per-update rate jumped 11m35s → 15s → 3s → 2m10s as big and small
 // files alternated. Time comes from an injected Clock, so tests drive it.
 
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import type cliProgressTypes from 'cli-progress';
-import { type Clock, sleepOn, systemClock } from '../core/clock.ts';
+import { type Clock, sleepOn } from '../core/clock.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { noProgress, type ProgressSink } from '../sync/transfer.ts';
@@ -104,9 +105,15 @@ export interface PlainProgressOptions {
   intervalMs?: number;
 }
 
+/** Real time whose pending sleeps never keep the process alive (a ticker must not delay exit). */
+const unrefClock: Clock = {
+  now: () => performance.now(),
+  sleep: (ms, signal) => sleepFor(ms, undefined, { signal, ref: false }),
+};
+
 /** Plain progress lines every interval (see the module header). */
 export function plainProgress(opts: PlainProgressOptions): ProgressSink {
-  const clock = opts.clock ?? systemClock;
+  const clock = opts.clock ?? unrefClock;
   const interval = opts.intervalMs ?? DEFAULTS.progressPlainIntervalMs;
   let phase: Phase | undefined;
   let ticker: AbortController | undefined;
@@ -226,7 +233,7 @@ export function progressMode(env: NodeJS.ProcessEnv = process.env): ProgressMode
 /** The progress sink for a push or pull (see the module header). */
 export async function createProgress(opts: CreateProgressOptions = {}): Promise<ProgressSink> {
   const stream = opts.stream ?? process.stderr;
-  const clock = opts.clock ?? systemClock;
+  const clock = opts.clock ?? unrefClock;
   const env = opts.env ?? process.env;
   const mode = progressMode(env);
   const iv = env.HOARD_PROGRESS_INTERVAL_MS;

@@ -78,7 +78,7 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);
-  const scan = await scanDirectory(root, cache, { warn: opts.warn });
+  const scan = await scanDirectory(root, cache, { warn: opts.warn, progress: opts.progress });
   for (const tmp of scan.staleTemps) await unlink(tmp).catch(() => {});
 
   const cur = await readRef(remote, ref);

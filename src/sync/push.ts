@@ -224,7 +224,17 @@ async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise
    */
   const verifyAll = async (tree: Tree, treeD: Digest, treeBytes: Uint8Array): Promise<void> => {
     if (!opts.verify && !flagged) return;
-    const v = await verifyTree(remote, root, tree, treeD, treeBytes, scan.localByDigest, progress, uploaded);
+    const v = await verifyTree(
+      remote,
+      root,
+      tree,
+      treeD,
+      treeBytes,
+      scan.localByDigest,
+      progress,
+      uploaded,
+      opts.concurrency,
+    );
     for (const d of v.uploaded) uploaded.add(d);
     filesUploaded += v.files;
     bytesUploaded += v.bytes;

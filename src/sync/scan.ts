@@ -137,26 +137,28 @@ export async function scanDirectory(
     progress.start('hash', misses.length, expected);
   }
   const onBytes = progress ? (n: number) => progress.bytes(n) : undefined;
-  await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
-    let hashed: Awaited<ReturnType<typeof hashFile>>;
-    try {
-      hashed = await hashFile(join(root, rel), onBytes, rel);
-    } catch (err) {
-      if (!opts.skipChanging || !isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
-      changing.push(rel);
-      return;
-    } finally {
-      progress?.blobDone();
-    }
-    if (hashed === undefined) return; // deleted while scanning
-    filesHashed++;
-    bytesHashed += hashed.key.size;
-    cache.set(rel, hashed.key, hashed.digest, Date.now());
-    filePaths.add(rel);
-    entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
-  });
-
-  if (progress && misses.length > 0) progress.stop();
+  try {
+    await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
+      let hashed: Awaited<ReturnType<typeof hashFile>>;
+      try {
+        hashed = await hashFile(join(root, rel), onBytes, rel);
+      } catch (err) {
+        if (!opts.skipChanging || !isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
+        changing.push(rel);
+        return;
+      } finally {
+        progress?.blobDone();
+      }
+      if (hashed === undefined) return; // deleted while scanning
+      filesHashed++;
+      bytesHashed += hashed.key.size;
+      cache.set(rel, hashed.key, hashed.digest, Date.now());
+      filePaths.add(rel);
+      entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
+    });
+  } finally {
+    if (progress && misses.length > 0) progress.stop();
+  }
   changing.sort();
 
   // Sort once with precomputed byte keys (the canonical order), so the

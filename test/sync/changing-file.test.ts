@@ -46,7 +46,10 @@ describe('push with a file changing under it', () => {
 
   it('fails with HOARD_EFILE_CHANGING (exit 1) and commits nothing', async () => {
     churner = await churn(join(dir, 'hot.bin'));
-    const p = await hoard(['push', dir, remote, '--ref', ref, '--json']);
+    // Plain progress on: its ticker must not keep the failed process alive.
+    const p = await hoard(['push', dir, remote, '--ref', ref, '--json'], {
+      env: { HOARD_PROGRESS: 'plain' },
+    });
     assert.equal(p.code, 1, p.stderr);
     const err = (p.json as { error: { code: string; path: string; hint: string } }).error;
     assert.equal(err.code, 'HOARD_EFILE_CHANGING');
