@@ -157,10 +157,11 @@ function withoutSkipped(scan: ScanResult, base: Tree, skipped: ReadonlySet<strin
       if (b && b.kind !== 'dir') entries.push(b);
     }
   }
-  // A skipped file new since the last sync, or one whose base entry the scan lacks (deleted meanwhile).
+  // A file the scan could not hash (it kept changing) is absent from it: its last-synced entry, if any.
+  const scanned = new Set(scan.tree.entries.map((e) => e.path));
   for (const p of skipped) {
     const b = old.get(p);
-    if (b && b.kind !== 'dir' && !scan.tree.entries.some((e) => e.path === p)) entries.push(b);
+    if (b && b.kind !== 'dir' && !scanned.has(p)) entries.push(b);
   }
   entries.sort((a, b) => comparePathBytes(a.path, b.path));
   const { digest, bytes } = treeDigest(entries);
@@ -185,10 +186,10 @@ async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise
     progress,
   });
   await cache.save();
-  const skipped = new Set([
-    ...scan.changing,
-    ...[...skip].filter((p) => scan.tree.entries.some((e) => e.path === p)),
-  ]);
+  // Files the scan left out (kept changing while hashed) and those a previous
+  // attempt saw change during upload (skip), if they still exist.
+  const skipped = new Set(scan.changing);
+  if (skip.size > 0) for (const e of scan.tree.entries) if (skip.has(e.path)) skipped.add(e.path);
   if (skipped.size > 0) {
     scan = withoutSkipped(scan, await loadBase(remote, root, state), skipped);
     for (const p of [...skipped].sort(comparePathBytes))

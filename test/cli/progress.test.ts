@@ -5,9 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { formatDuration, plainProgress, RateMeter } from '../../src/cli/progress.ts';
+import { createProgress, formatDuration, plainProgress, RateMeter } from '../../src/cli/progress.ts';
 import { ManualClock } from '../support/manual-clock.ts';
+import { waitUntil } from '../support/wait.ts';
 import { hoard, tempDir, writeFiles } from '../sync/helpers.ts';
 
 /** Lets the ticker's promise chain run after the clock moved. */
@@ -81,6 +83,36 @@ describe('plain progress lines', () => {
       );
     }
     assert.ok(Math.abs(meter.rate! / (41 * 1024 * 1024) - 1) < 0.25, `rate ${meter.rate}`);
+  });
+
+  it('on a terminal: a bar whose rate and ETA are the smoothed ones; nothing with --json', async () => {
+    let out = '';
+    const tty = Object.assign(
+      new Writable({
+        write(chunk, _enc, cb) {
+          out += chunk.toString();
+          cb();
+        },
+      }),
+      { isTTY: true, columns: 200 },
+    ) as unknown as NodeJS.WriteStream;
+    const clock = new ManualClock(0);
+    const env = { HOARD_PROGRESS: 'auto' };
+    const silent = await createProgress({ json: true, stream: tty, clock, env });
+    silent.start('pull', 1, 100);
+    silent.stop();
+    assert.equal(out, '');
+    const p = await createProgress({ stream: tty, clock, env });
+    p.start('pull', 4, 400 * 1024 * 1024);
+    for (let s = 1; s <= 5; s++) {
+      clock.advance(1000);
+      p.bytes(10 * 1024 * 1024);
+    }
+    p.blobDone();
+    // cli-progress redraws on its own timer: wait for the line, never sleep.
+    await waitUntil(() => out.includes('ETA 35s'), 'the bar with the smoothed ETA');
+    assert.match(out, /pull \[.*\] 1\/4 files \| 50\.0 MiB \| 10\.0 MiB\/s \| ETA 35s/);
+    p.stop();
   });
 
   it('durations for people', () => {

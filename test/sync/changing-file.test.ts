@@ -6,10 +6,34 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { appendFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { isHoardError } from '../../src/core/errors.ts';
+import { openRemote, type Remote } from '../../src/remote/remote.ts';
+import { push } from '../../src/sync/push.ts';
 import { hoard, tempDir, writeFiles } from './helpers.ts';
+
+/** The remote, with every blob upload first appending to `file`: it changes between hash and upload, every time. */
+function changingOnUpload(remote: Remote, file: string): { remote: Remote; uploads: () => number } {
+  let uploads = 0;
+  const blobs = new Proxy(remote.blobs, {
+    get(t, prop, recv) {
+      const v = Reflect.get(t, prop, recv);
+      if (prop !== 'write') return typeof v === 'function' ? v.bind(t) : v;
+      return (...args: unknown[]) => {
+        uploads++;
+        appendFileSync(file, 'x');
+        return (v as (...a: unknown[]) => Promise<unknown>).apply(t, args);
+      };
+    },
+  });
+  return {
+    remote: new Proxy(remote, { get: (t, p, r) => (p === 'blobs' ? blobs : Reflect.get(t, p, r)) }),
+    uploads: () => uploads,
+  };
+}
 
 const CHURNER = join(import.meta.dirname, '..', 'support', 'children', 'file-churner.ts');
 
@@ -91,5 +115,40 @@ describe('push with a file changing under it', () => {
     assert.equal(last.code, 0, last.stderr);
     assert.equal(last.json?.skipped, undefined);
     assert.equal(last.json?.filesUploaded, 2);
+  });
+
+  it('a file that changes between hash and upload: retried, then HOARD_EFILE_CHANGING or left out', async () => {
+    const d = join(tmp.dir, 'upload-race');
+    await writeFiles(d, { 'racy.log': 'v1\n', 'calm.txt': 'calm\n' });
+    const r = await openRemote(join(tmp.dir, 'r-upload'), { create: true });
+    try {
+      await push({ dir: d, remote: r, ref });
+      await writeFile(join(d, 'racy.log'), 'v2\n');
+      await writeFile(join(d, 'calm.txt'), 'calm 2\n');
+      const w = changingOnUpload(r, join(d, 'racy.log'));
+      await assert.rejects(push({ dir: d, remote: w.remote, ref }), (err) => {
+        assert.ok(isHoardError(err, 'HOARD_EFILE_CHANGING'));
+        assert.equal(err.details?.path, 'racy.log');
+        return true;
+      });
+      // Each attempt scans again and re-uploads the new bytes: 1 + pushChangingRetries (3) attempts.
+      assert.ok(w.uploads() >= 4, `uploads: ${w.uploads()}`);
+      const warnings: string[] = [];
+      const w2 = changingOnUpload(r, join(d, 'racy.log'));
+      const res = await push({
+        dir: d,
+        remote: w2.remote,
+        ref,
+        skipChanging: true,
+        warn: (m) => warnings.push(m),
+      });
+      assert.deepEqual(res.skipped, ['racy.log']);
+      assert.match(warnings.join('\n'), /racy\.log kept changing/);
+      const cat = await hoard(['cat', join(tmp.dir, 'r-upload'), `${ref}:racy.log`]);
+      assert.equal(cat.stdout, 'v1\n', 'the remote keeps the last synced version');
+      assert.equal((await hoard(['cat', join(tmp.dir, 'r-upload'), `${ref}:calm.txt`])).stdout, 'calm 2\n');
+    } finally {
+      await r.close();
+    }
   });
 });
