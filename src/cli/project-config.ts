@@ -95,6 +95,34 @@ export async function resolveSyncTarget(
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
 ): Promise<SyncTarget> {
+  const t = await resolvePartial(args, env, cwd);
+  if (t.ref === undefined)
+    throw new HoardError('HOARD_EUSAGE', `no ref given${t.looked}`, {
+      hint: `pass --ref <name>, set HOARD_REF, or put ref = "…" in ${PROJECT_FILE}`,
+    });
+  const { looked: _, ...target } = t;
+  return { ...target, ref: t.ref };
+}
+
+/**
+ * The remote (and the ref, when known) for commands that read a remote
+ * without a folder (`ls`, `log`): the same precedence, searched upward from
+ * the working directory.
+ */
+export async function resolveRemoteTarget(
+  args: { remote?: string; ref?: string },
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): Promise<{ remote: string; ref: string | undefined; sources: { remote: Source; ref: Source } }> {
+  const t = await resolvePartial(args, env, cwd);
+  return { remote: t.remote, ref: t.ref, sources: { remote: t.sources.remote, ref: t.sources.ref } };
+}
+
+async function resolvePartial(
+  args: { dir?: string; remote?: string; ref?: string },
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): Promise<Omit<SyncTarget, 'ref'> & { ref: string | undefined; looked: string }> {
   const start = args.dir !== undefined ? resolve(cwd, args.dir) : cwd;
   const config = await findProjectConfig(start);
   const pick = (
@@ -116,10 +144,6 @@ export async function resolveSyncTarget(
     throw new HoardError('HOARD_EUSAGE', `no remote given${looked}`, {
       hint: `pass the remote URL, set HOARD_REMOTE, or put remote = "…" in ${PROJECT_FILE}`,
     });
-  if (ref === undefined)
-    throw new HoardError('HOARD_EUSAGE', `no ref given${looked}`, {
-      hint: `pass --ref <name>, set HOARD_REF, or put ref = "…" in ${PROJECT_FILE}`,
-    });
   let dir: string;
   let dirSource: Source;
   if (args.dir !== undefined) [dir, dirSource] = [resolve(cwd, args.dir), 'argument'];
@@ -131,5 +155,6 @@ export async function resolveSyncTarget(
     ref,
     ...(config ? { config: config.file } : {}),
     sources: { dir: dirSource, remote: remoteSource, ref: refSource },
+    looked,
   };
 }

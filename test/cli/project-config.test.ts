@@ -116,6 +116,22 @@ describe('project config discovery', () => {
     const pl = await hoard(['pull', join(root, 'store'), '--exact', '--json'], { cwd });
     assert.equal(pl.code, 0, pl.stderr);
     assert.equal(await readFile(join(root, 'data', 'f.txt'), 'utf8'), 'f\n');
+    // ls, log and diff read the same project.
+    const log = await hoard(['log', '--json'], { cwd });
+    assert.equal(log.code, 0, log.stderr);
+    assert.equal((log.json as { ref: string }).ref, 'p/toml');
+    const lsp = await hoard(['ls', '--prefix', 'p/toml', '--json'], { cwd });
+    assert.deepEqual(
+      (lsp.json as { refs: { name: string }[] }).refs.map((r) => r.name),
+      ['p/toml'],
+    );
+    await writeFile(join(root, 'data', 'g.txt'), 'g\n');
+    const diff = await hoard(['diff', '--json'], { cwd });
+    assert.equal(diff.code, 0, diff.stderr);
+    assert.deepEqual(
+      (diff.json as { added: { path: string }[] }).added.map((e) => e.path),
+      ['g.txt'],
+    );
     const none = await hoard(['push'], { cwd: tmp.dir, env: { HOARD_REMOTE: '', HOARD_REF: '' } });
     assert.equal(none.code, 1);
     assert.match(none.stderr, /no remote given.*\[HOARD_EUSAGE\]\nhint: /);
