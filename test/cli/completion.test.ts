@@ -115,9 +115,9 @@ describe('shell completion', () => {
 
 describe('--help', () => {
   it('shows exit codes, HOARD_TOKEN and which options are required', async () => {
-    const r = await hoard(['log', '--help']);
+    const r = await hoard(['rm', '--help']);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /--ref <name>\s+\(required\) the ref whose history to show/);
+    assert.match(r.stdout, /--ref <name>\s+\(required\) the ref to delete/);
     assert.match(
       r.stdout,
       /Exit codes:\n {2}0 {2}success\n {2}1 {2}error.*\n {2}2 {2}ref or version not found.*\n {2}3 {2}conflict.*\n {2}4 {2}no space left/,
