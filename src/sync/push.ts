@@ -144,8 +144,9 @@ export async function push(opts: PushOptions): Promise<PushResult> {
 /**
  * The scan with the files in `skipped` taken back to their state at the last
  * sync (`base`): left out of this push as if unchanged, so the remote keeps
- * its version (a file new since the last sync is simply absent). Their
- * digests are not read from this folder (`fromBase`).
+ * its version (a file new since the last sync is simply absent). They are
+ * kept out of `localByDigest`: their bytes are never read from this folder
+ * (the remote has their last-synced blobs from that sync).
  */
 function withoutSkipped(scan: ScanResult, base: Tree, skipped: ReadonlySet<string>): ScanResult {
   const old = new Map(base.entries.map((e) => [e.path, e]));
