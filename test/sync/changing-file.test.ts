@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { isHoardError } from '../../src/core/errors.ts';
 import { openRemote, type Remote } from '../../src/remote/remote.ts';
 import { push } from '../../src/sync/push.ts';
+import { serveChild } from '../support/serve-child.ts';
 import { hoard, tempDir, writeFiles } from './helpers.ts';
 
 /** The remote, with every blob upload first appending to `file`: it changes between hash and upload, every time. */
@@ -117,38 +118,45 @@ describe('push with a file changing under it', () => {
     assert.equal(last.json?.filesUploaded, 2);
   });
 
-  it('a file that changes between hash and upload: retried, then HOARD_EFILE_CHANGING or left out', async () => {
-    const d = join(tmp.dir, 'upload-race');
-    await writeFiles(d, { 'racy.log': 'v1\n', 'calm.txt': 'calm\n' });
-    const r = await openRemote(join(tmp.dir, 'r-upload'), { create: true });
-    try {
-      await push({ dir: d, remote: r, ref });
-      await writeFile(join(d, 'racy.log'), 'v2\n');
-      await writeFile(join(d, 'calm.txt'), 'calm 2\n');
-      const w = changingOnUpload(r, join(d, 'racy.log'));
-      await assert.rejects(push({ dir: d, remote: w.remote, ref }), (err) => {
-        assert.ok(isHoardError(err, 'HOARD_EFILE_CHANGING'));
-        assert.equal(err.details?.path, 'racy.log');
-        return true;
-      });
-      // Each attempt scans again and re-uploads the new bytes: 1 + pushChangingRetries (3) attempts.
-      assert.ok(w.uploads() >= 4, `uploads: ${w.uploads()}`);
-      const warnings: string[] = [];
-      const w2 = changingOnUpload(r, join(d, 'racy.log'));
-      const res = await push({
-        dir: d,
-        remote: w2.remote,
-        ref,
-        skipChanging: true,
-        warn: (m) => warnings.push(m),
-      });
-      assert.deepEqual(res.skipped, ['racy.log']);
-      assert.match(warnings.join('\n'), /racy\.log kept changing/);
-      const cat = await hoard(['cat', join(tmp.dir, 'r-upload'), `${ref}:racy.log`]);
-      assert.equal(cat.stdout, 'v1\n', 'the remote keeps the last synced version');
-      assert.equal((await hoard(['cat', join(tmp.dir, 'r-upload'), `${ref}:calm.txt`])).stdout, 'calm 2\n');
-    } finally {
-      await r.close();
-    }
-  });
+  for (const kind of ['file://', 'a live hoard serve'] as const)
+    it(`a file that changes between hash and upload (${kind}): retried, then HOARD_EFILE_CHANGING or left out`, async () => {
+      const d = join(tmp.dir, `upload-race-${kind === 'file://' ? 'file' : 'serve'}`);
+      await writeFiles(d, { 'racy.log': 'v1\n', 'calm.txt': 'calm\n' });
+      const srv = kind === 'file://' ? undefined : await serveChild(join(tmp.dir, 'srv-data'));
+      const url = srv ? srv.url : join(tmp.dir, 'r-upload');
+      const r = await openRemote(url, { create: true });
+      try {
+        await push({ dir: d, remote: r, ref });
+        await writeFile(join(d, 'racy.log'), 'v2\n');
+        await writeFile(join(d, 'calm.txt'), 'calm 2\n');
+        const w = changingOnUpload(r, join(d, 'racy.log'));
+        await assert.rejects(push({ dir: d, remote: w.remote, ref }), (err) => {
+          assert.ok(isHoardError(err, 'HOARD_EFILE_CHANGING'), String((err as Error).stack));
+          assert.equal(err.details?.path, 'racy.log');
+          return true;
+        });
+        // Each attempt scans again and re-uploads the new bytes: 1 + pushChangingRetries (3) attempts.
+        assert.ok(w.uploads() >= 4, `uploads: ${w.uploads()}`);
+        const warnings: string[] = [];
+        const w2 = changingOnUpload(r, join(d, 'racy.log'));
+        const res = await push({
+          dir: d,
+          remote: w2.remote,
+          ref,
+          skipChanging: true,
+          warn: (m) => warnings.push(m),
+        });
+        assert.deepEqual(res.skipped, ['racy.log']);
+        assert.match(warnings.join('\n'), /racy\.log kept changing/);
+        const cat = await hoard(['cat', url, `${ref}:racy.log`]);
+        assert.equal(cat.stdout, 'v1\n', 'the remote keeps the last synced version');
+        assert.equal((await hoard(['cat', url, `${ref}:calm.txt`])).stdout, 'calm 2\n');
+      } finally {
+        await r.close();
+        if (srv) {
+          srv.child.kill('SIGTERM');
+          await srv.exited;
+        }
+      }
+    });
 });
