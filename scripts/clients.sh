@@ -2,7 +2,8 @@
 # The real clients the protocol tests drive, from Debian's packages:
 # ccache and gcc (ccache's remote storage), gradle and a JDK (Gradle's HTTP
 # build cache), bazel-bootstrap (Bazel's HTTP cache), tar and zstd (what
-# @actions/cache archives with; without zstd it falls back to gzip). Installed once, when
+# @actions/cache archives with; without zstd it falls back to gzip), zsh and
+# fish (the completion scripts). Installed once, when
 # missing; a test whose client is absent skips and says so, so a machine
 # without root still runs the rest. npm clients (turbo, nx, @actions/cache) are installed by
 # their tests themselves, pinned.
@@ -16,6 +17,8 @@ command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v bazel >/dev/null || need+=(bazel-bootstrap)
 command -v tar >/dev/null || need+=(tar)
 command -v zstd >/dev/null || need+=(zstd)
+command -v zsh >/dev/null || need+=(zsh)   # hoard completion zsh: the script must parse
+command -v fish >/dev/null || need+=(fish) # hoard completion fish: parses and completes
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

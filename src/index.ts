@@ -3,11 +3,11 @@
 // one the matching CLI command runs, resolving to the object its `--json`
 // prints; docs/library.md has examples and says what is stable.
 //
-// What is here: push and pull (library/sync.ts); log, diff, listRefs,
+// What is here: push, pull and status (library/sync.ts); log, diff, listRefs,
 // catFile, removeRef (library/history.ts); progress events; remotes of every
 // scheme (openRemote) and a hoard server's HTTP API client (connect); the
 // store interfaces a Remote exposes; digests; the error classes and codes.
-// An operation is one export statement, so later ones (status, cache.save
+// An operation is one export statement, so later ones (cache.save
 // and cache.restore) are one more each. Nothing heavy is imported here:
 // bucket SDKs and the HTTP client load when a remote of their scheme opens.
 
@@ -58,6 +58,10 @@ export {
   pull,
   push,
   type RemoteCallOptions,
+  type StatusOptions,
+  type StatusResult,
+  type SyncSummary,
+  status,
   type VerifyResult,
 } from './library/sync.ts';
 export { type OpenRemoteOptions, openRemote, type Remote } from './remote/remote.ts';

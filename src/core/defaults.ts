@@ -75,6 +75,23 @@ export const DEFAULTS = {
   /** fsync every file written by pull before renaming it into place (durability over speed). */
   syncFsyncFiles: true,
 
+  /**
+   * Times a push starts over (scan again, hash again) when a file changed
+   * between being hashed and being uploaded; after that the file is
+   * HOARD_EFILE_CHANGING, or left out with --skip-changing.
+   */
+  pushChangingRetries: 3,
+  /** Reads of one file a scan tries before calling it "changing" (stat moved during the read). */
+  hashChangingAttempts: 5,
+  /** Milliseconds between plain progress lines when stderr is not a terminal (CI logs). */
+  progressPlainIntervalMs: 5_000,
+  /**
+   * Time constant of the smoothed transfer rate behind progress ETAs (an
+   * exponentially weighted moving average over time): a burst or a stall
+   * shorter than this moves the ETA only a little.
+   */
+  progressRateTauMs: 5_000,
+
   /** Most snapshot records `hoard log`, `--at` and `R~N` walk through one history (a bound on reads, not a history limit). */
   historyMaxWalk: 100_000,
 

@@ -7,8 +7,8 @@
 import type { Digest } from '../core/digest.ts';
 import { noProgress, type ProgressSink } from '../sync/transfer.ts';
 
-/** Which operation a transfer round belongs to. */
-export type ProgressOperation = 'push' | 'pull';
+/** Which phase a round belongs to: hashing the folder's changed files (push and pull), or the transfer. */
+export type ProgressOperation = 'hash' | 'push' | 'pull';
 
 export type ProgressEvent =
   /** A transfer round begins: `blobs` distinct blobs of `bytes` bytes to move. */
@@ -59,7 +59,7 @@ export function progressSink(listener: ProgressListener | undefined): ProgressSi
   };
   return {
     start(label, n, bytes) {
-      operation = label === 'pull' ? 'pull' : 'push';
+      operation = label === 'pull' || label === 'hash' ? label : 'push';
       blobs = n;
       blobsDone = 0;
       bytesDone = 0;

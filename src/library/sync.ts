@@ -5,11 +5,13 @@
 
 import { type PullResult, pull as syncPull } from '../sync/pull.ts';
 import { type PushResult, push as syncPush } from '../sync/push.ts';
+import { type StatusResult, status as syncStatus } from '../sync/status.ts';
 import { type ProgressListener, progressSink } from './progress-events.ts';
 import { type RemoteArg, usingRemote } from './remote-arg.ts';
 
 export type { PullResult } from '../sync/pull.ts';
 export type { PushResult, VerifyResult } from '../sync/push.ts';
+export type { StatusResult, SyncSummary } from '../sync/status.ts';
 
 /** What every library operation on a remote accepts. */
 export interface RemoteCallOptions {
@@ -41,6 +43,13 @@ export interface PushOptions extends SyncCallOptions {
   message?: string;
   /** Ask the remote about every blob of the tree and re-upload what it lacks. */
   verify?: boolean;
+  /**
+   * A file that keeps changing while it is pushed is left out with a warning
+   * (listed in `skipped`) instead of failing with HOARD_EFILE_CHANGING.
+   */
+  skipChanging?: boolean;
+  /** Parallel uploads (default: DEFAULTS.transferConcurrency). */
+  concurrency?: number;
 }
 
 /** Uploads `dir` to `ref`, sending only the blobs the remote lacks (`hoard push`). */
@@ -56,6 +65,8 @@ export function push(opts: PushOptions): Promise<PushResult> {
         force: opts.force,
         message: opts.message,
         verify: opts.verify,
+        skipChanging: opts.skipChanging,
+        concurrency: opts.concurrency,
         signal: opts.signal,
         progress: progressSink(opts.onProgress),
         warn: opts.onWarning ?? defaultWarning,
@@ -66,6 +77,12 @@ export function push(opts: PushOptions): Promise<PushResult> {
 export interface PullOptions extends SyncCallOptions {
   /** On conflicts, the remote versions win instead of failing with SyncConflictError. */
   force?: boolean;
+  /** An older version instead of the ref's current one: a snapshot digest, `<ref>~N`, `~N` or an ISO time. */
+  at?: string;
+  /** Make the folder equal the version: local edits overwritten, files the version lacks deleted. */
+  exact?: boolean;
+  /** Parallel downloads (default: DEFAULTS.transferConcurrency). */
+  concurrency?: number;
 }
 
 /** Brings `dir` to `ref`, downloading only what it lacks (`hoard pull`). */
@@ -76,9 +93,29 @@ export function pull(opts: PullOptions): Promise<PullResult> {
       remote,
       ref: opts.ref,
       force: opts.force,
+      at: opts.at,
+      exact: opts.exact,
+      concurrency: opts.concurrency,
       signal: opts.signal,
       progress: progressSink(opts.onProgress),
       warn: opts.onWarning ?? defaultWarning,
     }),
+  );
+}
+
+export interface StatusOptions extends RemoteCallOptions {
+  dir: string;
+  ref: string;
+  /** Non-fatal problems; default: process.emitWarning. */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * What a push and a pull of `dir` would do, without transferring anything:
+ * one ref read and one stat walk, nothing written (`hoard status`).
+ */
+export function status(opts: StatusOptions): Promise<StatusResult> {
+  return usingRemote(opts.remote, { what: 'status', token: opts.token, signal: opts.signal }, (remote) =>
+    syncStatus({ dir: opts.dir, remote, ref: opts.ref, warn: opts.onWarning ?? defaultWarning }),
   );
 }

@@ -53,6 +53,8 @@ export interface MaterializeInput {
   ref: string;
   cache: StatCache;
   progress: ProgressSink;
+  /** Parallel downloads (default transferConcurrency). */
+  concurrency?: number;
 }
 
 export interface MaterializeResult {
@@ -383,7 +385,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const missing: MissingBlob[] = [];
   progress.start('pull', groups.size, totalBytes);
   try {
-    await forEachLimit([...groups], DEFAULTS.transferConcurrency, ([digest, entries]) =>
+    await forEachLimit([...groups], input.concurrency ?? DEFAULTS.transferConcurrency, ([digest, entries]) =>
       flight.do(digest, async () => {
         const temps: { tmp: string; entry: FileEntry }[] = [];
         let firstMode: number | undefined;

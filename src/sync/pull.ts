@@ -9,13 +9,14 @@
 
 import { mkdir, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Digest } from '../core/digest.ts';
+import { type Digest, isDigest } from '../core/digest.ts';
 import { HoardError, isHoardError, RefNotFoundError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { type Tree, treeDigestOnly } from '../core/tree.ts';
 import { abortableRemote } from '../remote/abortable-remote.ts';
 import type { Remote } from '../remote/remote.ts';
 import { cancellable, conflictError, loadBase, readRef, requireDirectory, withDirLock } from './common.ts';
+import { resolveVersion } from './history.ts';
 import { materialize } from './materialize.ts';
 import { mergeTrees } from './merge.ts';
 import { scanDirectory } from './scan.ts';
@@ -29,6 +30,18 @@ export interface PullOptions {
   ref: string;
   /** On conflicts, the remote version wins instead of failing. */
   force?: boolean;
+  /**
+   * An older version to materialise instead of the ref's current one: a
+   * snapshot digest, `<ref>~N` / `~N`, or an ISO time (see resolveVersion).
+   */
+  at?: string;
+  /**
+   * Make the folder equal the version: local edits are overwritten and local
+   * files the version lacks are deleted (ignored files and `.hoard/` stay).
+   */
+  exact?: boolean;
+  /** Parallel downloads (default transferConcurrency). */
+  concurrency?: number;
   progress?: ProgressSink;
   warn?: (message: string) => void;
   /**
@@ -48,6 +61,8 @@ export interface PullResult {
   filesDeleted: number;
   upToDate: boolean;
   durationMs: number;
+  /** The --at version spec, when one was given (`snapshot` is what it named). */
+  at?: string;
 }
 
 function countFiles(tree: Tree): number {
@@ -70,15 +85,23 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);
-  const scan = await scanDirectory(root, cache, { warn: opts.warn, signal: opts.signal });
+  const scan = await scanDirectory(root, cache, {
+    warn: opts.warn,
+    progress: opts.progress,
+    signal: opts.signal,
+  });
   for (const tmp of scan.staleTemps) await unlink(tmp).catch(() => {});
 
   const cur = await readRef(remote, ref);
-  if (!cur) throw new RefNotFoundError(ref, { hint: `nothing has been pushed to ${ref} on ${remote.url}` });
+  // A snapshot digest names a version even after its ref was deleted.
+  if (!cur && !(opts.at !== undefined && isDigest(opts.at)))
+    throw new RefNotFoundError(ref, { hint: `nothing has been pushed to ${ref} on ${remote.url}` });
+  const at = opts.at === undefined ? undefined : await resolveVersion(remote, ref, opts.at);
+  const wanted: Digest = at ? at.snapshot : cur!.target;
 
   const done = (tree: Tree, treeD: Digest, r: Partial<PullResult>): PullResult => ({
     ref,
-    snapshot: cur.target,
+    snapshot: wanted,
     tree: treeD,
     filesTotal: countFiles(tree),
     filesDownloaded: 0,
@@ -87,10 +110,11 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
     upToDate: true,
     ...r,
     durationMs: Math.round(performance.now() - started),
+    ...(opts.at !== undefined ? { at: opts.at } : {}),
   });
 
   // Fast path: the ref is where we left it and the directory is exactly that snapshot.
-  if (state && cur.target === state.snapshot && scan.digest === state.base && state.base === state.tree) {
+  if (state && wanted === state.snapshot && scan.digest === state.base && state.base === state.tree) {
     await cache.save();
     return done(scan.tree, scan.digest, {});
   }
@@ -104,13 +128,21 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
       cause: err,
     });
   };
-  const theirsDigest =
-    state && cur.target === state.snapshot
+  const theirsDigest = at
+    ? at.record.tree
+    : state && wanted === state.snapshot
       ? state.tree
-      : (await fetchSnapshot(remote, cur.target).catch(lost('its snapshot record', cur.target))).tree;
+      : (await fetchSnapshot(remote, wanted).catch(lost('its snapshot record', wanted))).tree;
   const theirs = await fetchTree(remote, root, theirsDigest).catch(lost('its tree', theirsDigest));
-  const base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
-  const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'theirs' : undefined);
+  // --exact: the version as it is, whatever this folder holds (no merge, no conflicts).
+  const merged = opts.exact
+    ? { entries: theirs.entries, conflicts: [] }
+    : mergeTrees(
+        await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs }),
+        scan.tree,
+        theirs,
+        opts.force ? 'theirs' : undefined,
+      );
   if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'pull');
   // Merge returns theirs' own entry objects where it took them: when it took
   // all of them (no un-pushed local edits, e.g. a fresh pull), the target is
@@ -135,6 +167,7 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
         ref,
         cache,
         progress: opts.progress ?? noProgress,
+        concurrency: opts.concurrency,
       });
     } catch (err) {
       // Lost blobs: whatever this folder pushes next should check them all.
@@ -143,15 +176,20 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
     }
   }
   await cache.save();
-  await saveState(root, {
-    remote: remote.url,
-    ref,
-    snapshot: cur.target,
-    version: cur.version,
-    tree: theirsDigest,
-    base: theirsDigest,
-    syncedAt: new Date().toISOString(),
-  });
+  // After --at the folder is synced with that older version: a later pull
+  // moves it forward to the head, a later push merges its edits onto the
+  // head (never silently reverting the versions after it). A version whose
+  // ref is gone leaves the folder unsynced.
+  if (cur)
+    await saveState(root, {
+      remote: remote.url,
+      ref,
+      snapshot: wanted,
+      version: cur.version,
+      tree: theirsDigest,
+      base: theirsDigest,
+      syncedAt: new Date().toISOString(),
+    });
   return done(target, theirsDigest, {
     filesDownloaded: r.filesDownloaded,
     bytesDownloaded: r.bytesDownloaded,

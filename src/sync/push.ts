@@ -16,7 +16,8 @@ import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { backoffDelay } from '../core/retry.ts';
 import { snapshotDigest } from '../core/snapshot-record.ts';
-import { type Tree, treeDigest } from '../core/tree.ts';
+import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
+import { comparePathBytes } from '../core/tree-path.ts';
 import { abortableRemote } from '../remote/abortable-remote.ts';
 import type { Remote } from '../remote/remote.ts';
 import type { RefValue } from '../store/ref-store.ts';
@@ -30,7 +31,7 @@ import {
   withDirLock,
 } from './common.ts';
 import { mergeTrees } from './merge.ts';
-import { scanDirectory } from './scan.ts';
+import { type ScanResult, scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
 import {
   clearNeedsVerify,
@@ -69,6 +70,15 @@ export interface PushOptions {
    * failing on what it cannot supply).
    */
   verify?: boolean;
+  /**
+   * A file that keeps changing while it is hashed or uploaded (after
+   * pushChangingRetries fresh starts) is left out with a warning, as if
+   * unchanged since the last sync, instead of failing the push with
+   * HOARD_EFILE_CHANGING.
+   */
+  skipChanging?: boolean;
+  /** Parallel uploads (default transferConcurrency). */
+  concurrency?: number;
   progress?: ProgressSink;
   warn?: (message: string) => void;
   /**
@@ -91,6 +101,8 @@ export interface PushResult {
   durationMs: number;
   /** Present when the push verified the whole tree on the remote. */
   verified?: VerifyResult;
+  /** Files left out because they kept changing (--skip-changing); present when any were. */
+  skipped?: string[];
 }
 
 const TOOL = 'hoard/0.1.0';
@@ -118,10 +130,60 @@ export async function push(opts: PushOptions): Promise<PushResult> {
   const root = resolve(opts.dir);
   await requireDirectory(root);
   const remote = abortableRemote(opts.remote, opts.signal);
-  return cancellable('push', opts.signal, () => withDirLock(root, () => pushLocked({ ...opts, remote })));
+  return cancellable('push', opts.signal, () =>
+    withDirLock(root, async () => {
+      // A file that changed between being hashed and being uploaded: start
+      // over (the stat cache makes the new scan re-hash only what changed).
+      // When it keeps changing, it is left out (--skip-changing) or fatal.
+      const skip = new Set<string>();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await pushLocked({ ...opts, remote }, skip);
+        } catch (err) {
+          if (!isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
+          const path = err.details?.path;
+          if (attempt < DEFAULTS.pushChangingRetries) continue;
+          if (!opts.skipChanging || typeof path !== 'string' || skip.has(path)) throw err;
+          skip.add(path);
+        }
+      }
+    }),
+  );
 }
 
-async function pushLocked(opts: PushOptions): Promise<PushResult> {
+/**
+ * The scan with the files in `skipped` taken back to their state at the last
+ * sync (`base`): left out of this push as if unchanged, so the remote keeps
+ * its version (a file new since the last sync is simply absent). They are
+ * kept out of `localByDigest`: their bytes are never read from this folder
+ * (the remote has their last-synced blobs from that sync).
+ */
+function withoutSkipped(scan: ScanResult, base: Tree, skipped: ReadonlySet<string>): ScanResult {
+  const old = new Map(base.entries.map((e) => [e.path, e]));
+  const entries: TreeEntry[] = [];
+  for (const e of scan.tree.entries) {
+    if (!skipped.has(e.path)) entries.push(e);
+    else {
+      const b = old.get(e.path);
+      if (b && b.kind !== 'dir') entries.push(b);
+    }
+  }
+  // A file the scan could not hash (it kept changing) is absent from it: its last-synced entry, if any.
+  const scanned = new Set(scan.tree.entries.map((e) => e.path));
+  for (const p of skipped) {
+    const b = old.get(p);
+    if (b && b.kind !== 'dir' && !scanned.has(p)) entries.push(b);
+  }
+  entries.sort((a, b) => comparePathBytes(a.path, b.path));
+  const { digest, bytes } = treeDigest(entries);
+  const localByDigest = new Map<Digest, string>();
+  for (const e of entries)
+    if ((e.kind === 'file' || e.kind === 'exec') && !skipped.has(e.path) && !localByDigest.has(e.digest))
+      localByDigest.set(e.digest, e.path);
+  return { ...scan, tree: { entries }, digest, bytes, localByDigest };
+}
+
+async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise<PushResult> {
   const started = performance.now();
   const { remote, ref } = opts;
   const root = resolve(opts.dir);
@@ -129,8 +191,22 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);
-  const scan = await scanDirectory(root, cache, { warn: opts.warn, signal: opts.signal });
+  let scan = await scanDirectory(root, cache, {
+    warn: opts.warn,
+    skipChanging: opts.skipChanging,
+    progress,
+    signal: opts.signal,
+  });
   await cache.save();
+  // Files the scan left out (kept changing while hashed) and those a previous
+  // attempt saw change during upload (skip), if they still exist.
+  const skipped = new Set(scan.changing);
+  if (skip.size > 0) for (const e of scan.tree.entries) if (skip.has(e.path)) skipped.add(e.path);
+  if (skipped.size > 0) {
+    scan = withoutSkipped(scan, await loadBase(remote, root, state), skipped);
+    for (const p of [...skipped].sort(comparePathBytes))
+      opts.warn?.(`${p} kept changing while being pushed; left out (the remote keeps its version)`);
+  }
 
   const uploaded = new Set<Digest>();
   let filesUploaded = 0;
@@ -151,6 +227,7 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
       upToDate,
       durationMs: Math.round(performance.now() - started),
       ...(verified ? { verified } : {}),
+      ...(skipped.size > 0 ? { skipped: [...skipped].sort(comparePathBytes) } : {}),
     };
   };
   /**
@@ -160,7 +237,17 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
    */
   const verifyAll = async (tree: Tree, treeD: Digest, treeBytes: Uint8Array): Promise<void> => {
     if (!opts.verify && !flagged) return;
-    const v = await verifyTree(remote, root, tree, treeD, treeBytes, scan.localByDigest, progress, uploaded);
+    const v = await verifyTree(
+      remote,
+      root,
+      tree,
+      treeD,
+      treeBytes,
+      scan.localByDigest,
+      progress,
+      uploaded,
+      opts.concurrency,
+    );
     for (const d of v.uploaded) uploaded.add(d);
     filesUploaded += v.files;
     bytesUploaded += v.bytes;
@@ -266,18 +353,25 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     for (const e of merged.entries) {
       if ((e.kind !== 'file' && e.kind !== 'exec') || known.has(e.digest)) continue;
       const path = scan.localByDigest.get(e.digest);
+      // A skipped file's last-synced version: the remote got it at that sync.
+      if (path === undefined && skipped.has(e.path)) continue;
       if (path === undefined)
         throw new HoardError('HOARD_EINTERNAL', `no local copy of ${e.digest} for ${e.path}`);
       items.push({ digest: e.digest, size: e.size, path });
     }
-    const up = await uploadMissing(remote, root, items, progress, uploaded);
+    const up = await uploadMissing(remote, root, items, progress, uploaded, opts.concurrency);
     for (const d of up.uploaded) uploaded.add(d);
     filesUploaded += up.blobs;
     bytesUploaded += up.bytes;
 
     await writeSmallBlob(remote, mergedDigest, mergedBytes);
     await verifyAll(mergedTree, mergedDigest, mergedBytes);
-    const done = await commit(cur, cur ? [cur.target] : [], mergedTree, mergedDigest, mergedBytes, attempt);
+    // The ref moved since this folder last synced: the new version merges
+    // the remote's head (first parent, the ref's history) with the version
+    // these local edits started from (second parent), and `log` says so.
+    const parents = cur ? [cur.target] : [];
+    if (cur && state && state.snapshot !== cur.target) parents.push(state.snapshot);
+    const done = await commit(cur, parents, mergedTree, mergedDigest, mergedBytes, attempt);
     if (done) return done;
   }
 

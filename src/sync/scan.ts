@@ -10,13 +10,14 @@ import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
-import { HoardError } from '../core/errors.ts';
+import { HoardError, isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
 import { validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
 import { type StatCache, type StatKey, sameStat, statKeyOf } from './stat-cache.ts';
+import type { ProgressSink } from './transfer.ts';
 
 export interface ScanResult {
   tree: Tree;
@@ -28,12 +29,18 @@ export interface ScanResult {
   staleTemps: string[];
   filesHashed: number;
   bytesHashed: number;
+  /** With skipChanging: files left out because they kept changing while being read. */
+  changing: string[];
 }
 
 export interface ScanOptions {
   warn?: (message: string) => void;
   /** Stops the scan between folders and between files hashed (push/pull cancellation). */
   signal?: AbortSignal;
+  /** Leave out files that keep changing while hashed (listed in `changing`) instead of failing. */
+  skipChanging?: boolean;
+  /** The hash phase's progress: one "blob" per file hashed, bytes as read. */
+  progress?: ProgressSink;
 }
 
 export async function scanDirectory(
@@ -125,16 +132,38 @@ export async function scanDirectory(
   }
   let filesHashed = 0;
   let bytesHashed = 0;
-  await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
-    opts.signal?.throwIfAborted();
-    const hashed = await hashFile(join(root, rel));
-    if (hashed === undefined) return; // deleted while scanning
-    filesHashed++;
-    bytesHashed += hashed.key.size;
-    cache.set(rel, hashed.key, hashed.digest, Date.now());
-    filePaths.add(rel);
-    entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
-  });
+  const changing: string[] = [];
+  const progress = opts.progress;
+  if (progress && misses.length > 0) {
+    let expected = 0;
+    for (const m of misses) expected += lstatSync(join(root, m.rel), { throwIfNoEntry: false })?.size ?? 0;
+    progress.start('hash', misses.length, expected);
+  }
+  const onBytes = progress ? (n: number) => progress.bytes(n) : undefined;
+  try {
+    await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
+      opts.signal?.throwIfAborted();
+      let hashed: Awaited<ReturnType<typeof hashFile>>;
+      try {
+        hashed = await hashFile(join(root, rel), onBytes, rel);
+      } catch (err) {
+        if (!opts.skipChanging || !isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
+        changing.push(rel);
+        return;
+      } finally {
+        progress?.blobDone();
+      }
+      if (hashed === undefined) return; // deleted while scanning
+      filesHashed++;
+      bytesHashed += hashed.key.size;
+      cache.set(rel, hashed.key, hashed.digest, Date.now());
+      filePaths.add(rel);
+      entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
+    });
+  } finally {
+    if (progress && misses.length > 0) progress.stop();
+  }
+  changing.sort();
 
   // Sort once with precomputed byte keys (the canonical order), so the
   // tree encoder finds its input already sorted.
@@ -150,16 +179,21 @@ export async function scanDirectory(
     if ((e.kind === 'file' || e.kind === 'exec') && !localByDigest.has(e.digest))
       localByDigest.set(e.digest, e.path);
   }
-  return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed };
+  return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed, changing };
 }
 
 /**
  * Hashes a file through one descriptor, checking its stat before and after:
  * a file that changes while being read is read again (a few times), so the
- * digest always belongs to the stat recorded with it.
+ * digest always belongs to the stat recorded with it. `onBytes` sees every
+ * read (progress; a re-read counts again); `rel` names the file in errors.
  */
-export async function hashFile(abs: string): Promise<{ digest: Digest; key: StatKey } | undefined> {
-  for (let attempt = 0; attempt < 5; attempt++) {
+export async function hashFile(
+  abs: string,
+  onBytes?: (n: number) => void,
+  rel: string = abs,
+): Promise<{ digest: Digest; key: StatKey } | undefined> {
+  for (let attempt = 0; attempt < DEFAULTS.hashChangingAttempts; attempt++) {
     let fh: Awaited<ReturnType<typeof open>>;
     try {
       fh = await open(abs, 'r');
@@ -179,6 +213,7 @@ export async function hashFile(abs: string): Promise<{ digest: Digest; key: Stat
         if (bytesRead === 0) break;
         h.update(buf.subarray(0, bytesRead));
         pos += bytesRead;
+        onBytes?.(bytesRead);
       }
       const after = statKeyOf(await fh.stat({ bigint: true }));
       if (sameStat(before, after) && h.size === after.size) return { digest: h.digest(), key: after };
@@ -186,7 +221,8 @@ export async function hashFile(abs: string): Promise<{ digest: Digest; key: Stat
       await fh.close();
     }
   }
-  throw new HoardError('HOARD_EUSAGE', `${abs} keeps changing while being read`, {
-    hint: 'stop whatever is writing to it and sync again',
+  throw new HoardError('HOARD_EFILE_CHANGING', `${rel} keeps changing while being read`, {
+    hint: 'stop whatever is writing to it and sync again, or push with --skip-changing to leave it out',
+    details: { path: rel },
   });
 }

@@ -4,6 +4,7 @@
 // the Remote interface is used, so every backend behaves the same.
 
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -148,6 +149,7 @@ export async function uploadMissing(
   items: readonly UploadItem[],
   progress: ProgressSink,
   skip: ReadonlySet<Digest> = new Set(),
+  concurrency: number = DEFAULTS.transferConcurrency,
 ): Promise<{ blobs: number; bytes: number; uploaded: Digest[] }> {
   const byDigest = new Map<Digest, UploadItem>();
   for (const it of items) if (!skip.has(it.digest) && !byDigest.has(it.digest)) byDigest.set(it.digest, it);
@@ -173,7 +175,7 @@ export async function uploadMissing(
   progress.start('push', missing.length, total);
   let bytes = 0;
   try {
-    await forEachLimit(missing, DEFAULTS.transferConcurrency, async (digest) => {
+    await forEachLimit(missing, concurrency, async (digest) => {
       const it = byDigest.get(digest)!;
       const counter = new CountingStream((n) => progress.bytes(n));
       const source = createReadStream(join(root, it.path), { highWaterMark: chunkFor(it.size) });
@@ -188,10 +190,18 @@ export async function uploadMissing(
             cause: err,
             details: err.details,
           });
-        if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH') || isHoardError(err, 'HOARD_ETRUNCATED'))
-          throw new HoardError('HOARD_EUSAGE', `${it.path} changed while being pushed`, {
-            hint: 'nothing was committed; push again',
+        // A file that changed since it was hashed: backends report it as a
+        // digest mismatch or truncation, or (longer than declared) as a bad
+        // request or a length error of their own, so its size is asked too.
+        if (
+          isHoardError(err, 'HOARD_EDIGEST_MISMATCH') ||
+          isHoardError(err, 'HOARD_ETRUNCATED') ||
+          (await sizeOf(join(root, it.path))) !== it.size
+        )
+          throw new HoardError('HOARD_EFILE_CHANGING', `${it.path} changed while being pushed`, {
+            hint: 'nothing was committed; stop whatever is writing to it and push again, or push with --skip-changing to leave it out',
             cause: err,
+            details: { path: it.path },
           });
         throw toHoardError(err, 'HOARD_EREMOTE', `uploading ${it.path} to ${remote.url}`);
       }
@@ -202,6 +212,11 @@ export async function uploadMissing(
     progress.stop();
   }
   return { blobs: missing.length, bytes, uploaded: missing };
+}
+
+/** A file's size now, or -1 when it is gone or unreadable. */
+async function sizeOf(abs: string): Promise<number> {
+  return (await stat(abs).catch(() => undefined))?.size ?? -1;
 }
 
 export const EMPTY_TREE: Tree = { entries: [] };

@@ -53,6 +53,8 @@ export async function verifyTree(
   progress: ProgressSink,
   /** Blobs this push already uploaded: present, not asked again. */
   present: ReadonlySet<Digest>,
+  /** Parallel uploads (push --concurrency). */
+  concurrency?: number,
 ): Promise<{ result: VerifyResult; uploaded: Digest[]; files: number; bytes: number }> {
   const paths = new Map<Digest, string[]>();
   const local: UploadItem[] = [];
@@ -81,7 +83,7 @@ export async function verifyTree(
     }
     treeUploaded = true;
   }
-  const up = await uploadMissing(remote, root, local, progress);
+  const up = await uploadMissing(remote, root, local, progress, undefined, concurrency);
   const lost = await askMissing(remote, foreign);
   const stillMissing = [...lost].map((digest) => ({
     digest,

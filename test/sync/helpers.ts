@@ -26,12 +26,15 @@ export interface CliResult {
 }
 
 /** Runs `hoard <args>` in a new process with the pinned Node. */
-export function hoard(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function hoard(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[] } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024 },
+      [...(opts.nodeArgs ?? []), BIN, ...args],
+      { env: { ...process.env, ...opts.env }, cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         let json: Record<string, unknown> | undefined;

@@ -1,10 +1,13 @@
-// `hoard log <remote> --ref R [-n N] [--json]`: the versions of a sync ref,
-// newest first, with message, who pushed it, and what changed.
+// `hoard log [remote] [--ref R] [-n N] [--json]`: the versions of a sync
+// ref, newest first, with message, who pushed it, and what changed. Remote
+// and ref default as for push (HOARD_REMOTE/HOARD_REF, then hoard.toml).
 
 import type { Command } from 'commander';
+import { HoardError } from '../../core/errors.ts';
 import { type LogEntry, log } from '../../library/history.ts';
 import { positiveInteger } from '../options.ts';
 import { action, formatBytes, printJson } from '../output.ts';
+import { resolveRemoteTarget } from '../project-config.ts';
 
 function describeEntry(e: LogEntry): string {
   const c = e.changes;
@@ -27,14 +30,20 @@ export function registerLog(program: Command): void {
   program
     .command('log')
     .description('list the versions of a sync ref, newest first (merges shown as such)')
-    .argument('<remote>', 'remote URL')
-    .requiredOption('--ref <name>', '(required) the ref whose history to show')
+    .argument('[remote]', 'remote URL (default: HOARD_REMOTE, else hoard.toml)')
+    .option('--ref <name>', 'the ref whose history to show (required: here, HOARD_REF or hoard.toml)')
     .option('-n, --max-count <n>', 'show at most this many versions', positiveInteger)
     .option('--json', 'print the result as one JSON object {ref, head, entries, more}')
     .action(
       action(
-        async (remoteUrl: string, opts: { ref: string; maxCount?: number; json?: boolean }) => {
-          const r = await log({ remote: remoteUrl, ref: opts.ref, limit: opts.maxCount });
+        async (remoteArg: string | undefined, opts: { ref?: string; maxCount?: number; json?: boolean }) => {
+          const t = await resolveRemoteTarget({ remote: remoteArg, ref: opts.ref });
+          const ref = t.ref;
+          if (ref === undefined)
+            throw new HoardError('HOARD_EUSAGE', 'log needs a ref', {
+              hint: 'pass --ref <name>, set HOARD_REF, or put ref = "…" in hoard.toml',
+            });
+          const r = await log({ remote: t.remote, ref, limit: opts.maxCount });
           if (opts.json) printJson(r);
           else {
             for (const e of r.entries) process.stdout.write(describeEntry(e));

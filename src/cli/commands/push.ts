@@ -1,42 +1,60 @@
-// `hoard push <dir> <remote> --ref <name> [--json] [--force] [--message TEXT] [--verify]`
+// `hoard push [dir] [remote] [--ref name] [--json] [--force] [--message TEXT]
+// [--verify] [--skip-changing] [--concurrency N]`; what is left out comes
+// from HOARD_REMOTE/HOARD_REF or the nearest hoard.toml (project-config.ts).
 
 import type { Command } from 'commander';
 import { push } from '../../library/sync.ts';
+import { positiveInteger } from '../options.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgressListener } from '../progress.ts';
+import { resolveSyncTarget } from '../project-config.ts';
+import { REMOTE_ARG } from './sync-args.ts';
 
 export function registerPush(program: Command): void {
   program
     .command('push')
     .description('upload a directory to a remote ref, sending only the blobs the remote lacks')
-    .argument('<dir>', 'directory to push')
-    .argument(
-      '<remote>',
-      'remote URL (file:///abs/path, s3://bucket/prefix, gs://bucket/prefix, http(s)://host:port)',
-    )
-    .requiredOption('--ref <name>', 'ref to update, e.g. team/app/main')
+    .argument('[dir]', 'directory to push (default: from hoard.toml, else the current directory)')
+    .argument('[remote]', REMOTE_ARG)
+    .option('--ref <name>', 'ref to update, e.g. team/app/main (required: here, HOARD_REF or hoard.toml)')
     .option('--json', 'print the result as one JSON object')
     .option('--force', 'on conflicts, overwrite the remote versions with the local ones')
-    .option('--message <text>', 'message stored in the snapshot record')
+    .option('--message <text>', 'message stored in the snapshot record (shown by `hoard log`)')
     .option(
       '--verify',
       'ask the remote about every blob of the tree (not only changed ones) and re-upload what it lacks, even when up to date',
     )
+    .option(
+      '--skip-changing',
+      'leave out files that keep changing while being pushed (with a warning; the remote keeps their last version) instead of failing',
+    )
+    .option('--concurrency <n>', 'parallel uploads (default 8)', positiveInteger)
     .action(
       action(
         async (
-          dir: string,
-          remoteUrl: string,
-          opts: { ref: string; json?: boolean; force?: boolean; message?: string; verify?: boolean },
+          dirArg: string | undefined,
+          remoteArg: string | undefined,
+          opts: {
+            ref?: string;
+            json?: boolean;
+            force?: boolean;
+            message?: string;
+            verify?: boolean;
+            skipChanging?: boolean;
+            concurrency?: number;
+          },
         ) => {
+          const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
           const r = await push({
-            dir,
-            remote: remoteUrl,
-            ref: opts.ref,
+            dir: t.dir,
+            remote: t.remote,
+            ref: t.ref,
             force: opts.force,
             message: opts.message,
             verify: opts.verify,
-            onProgress: await createProgressListener(!opts.json),
+            skipChanging: opts.skipChanging,
+            concurrency: opts.concurrency,
+            onProgress: await createProgressListener({ json: opts.json }),
             onWarning: (m) => info(`warning: ${m}`),
           });
           if (!opts.json && r.verified) {
@@ -51,7 +69,8 @@ export function registerPush(program: Command): void {
           else
             process.stdout.write(
               `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${formatBytes(r.bytesUploaded)}), ` +
-                `${r.filesReused} reused (${formatBytes(r.bytesReused)}) in ${r.durationMs} ms\n`,
+                `${r.filesReused} reused (${formatBytes(r.bytesReused)}) in ${r.durationMs} ms` +
+                `${r.skipped ? `; ${r.skipped.length} changing file(s) left out` : ''}\n`,
             );
           return 0;
         },

@@ -10,7 +10,7 @@ export function registerRm(program: Command): void {
     .command('rm')
     .description('delete a ref (compare-and-set: only at the version read or given); blobs stay until gc')
     .argument('<remote>', 'remote URL')
-    .requiredOption('--ref <name>', '(required) the ref to delete')
+    .requiredOption('--ref <name>', 'the ref to delete')
     .option('--expect <version>', 'delete only if the ref is still at this version (`hoard ls` shows it)')
     .option('--json', 'print the result as one JSON object {ref, target, version}')
     .action(
