@@ -61,8 +61,19 @@ describe('library (file://)', () => {
     );
     assert.equal(events[0].type, 'start');
     assert.equal(events.at(-1)?.type, 'end');
-    const moved = events.reduce((n, e) => n + (e.type === 'bytes' ? e.bytes : 0), 0);
+    const moved = events.reduce(
+      (n, e) => n + (e.type === 'bytes' && e.operation === 'push' ? e.bytes : 0),
+      0,
+    );
     assert.equal(moved, r.bytesUploaded);
+    // The hash phase comes first, as its own round: every byte of the new files read once.
+    const hashed = events.filter((e) => e.operation === 'hash');
+    assert.equal(hashed[0]?.type, 'start');
+    assert.equal(hashed.at(-1)?.type, 'end');
+    assert.equal(
+      hashed.reduce((n, e) => n + (e.type === 'bytes' ? e.bytes : 0), 0),
+      300_000 + 5 + 5 + 2,
+    );
 
     // The CLI prints the same object (durationMs aside) for the same kind of call.
     const viaCli = await cli(['push', dir, remote, '--ref', 'lib/a', '--json']);
