@@ -159,6 +159,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     const proto = gitProtocol(request);
     mirrors.metrics.requests.inc({ service: 'upload-pack' });
     let o = await mirrors.open(repo, { refs: false });
+    mirrors.countUploadPack(o.key);
     const body = requestBody(request);
     let head: Awaited<ReturnType<typeof readRequestHead>>;
     try {

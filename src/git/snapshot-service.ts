@@ -40,6 +40,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
+import { headCommit } from './git-queries.ts';
 import { AnchorPacks } from './snapshot-anchor.ts';
 import { snapshotArchive } from './snapshot-archive.ts';
 
@@ -117,6 +118,15 @@ export interface SnapshotInfo {
   ref?: string;
 }
 
+/** A mirror's newest snapshot, as the console shows it. */
+export interface LatestSnapshot {
+  commit: string;
+  digest: Digest;
+  size: number;
+  /** When this server generated (or verified) it: wall-clock ms. */
+  generatedAt: number;
+}
+
 const silent: SnapshotLogger = { debug() {}, info() {}, warn() {} };
 const COMMIT_RE = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
@@ -157,6 +167,8 @@ export class SnapshotService {
   #watched = new Map<string, { path: string; base: string }>();
   #timers = new Map<string, NodeJS.Timeout>();
   #background = new Set<Promise<unknown>>();
+  /** Repo key → the commit of the snapshot last served or generated (the console's "latest"). */
+  #lastCommit = new Map<string, string>();
   #closed = false;
   #unsubscribe: () => void;
 
@@ -237,6 +249,7 @@ export class SnapshotService {
    */
   async snapshot(key: string, dir: string, commit: string, originUrl: string): Promise<SnapshotInfo> {
     const refName = snapshotRefName(key, commit);
+    this.#lastCommit.set(key, commit);
     const found = await this.#trusted(refName);
     if (found) return { key, commit, ...found, generated: false, staleSeconds: null };
     return this.#flight.do(`${key}\0${commit}`, async () => {
@@ -244,6 +257,32 @@ export class SnapshotService {
       if (again) return { key, commit, ...again, generated: false, staleSeconds: null };
       return this.#sem.run(() => this.#generate(key, dir, commit, originUrl, refName));
     });
+  }
+
+  /**
+   * The newest snapshot of the mirror `key` (in `dir`) this server holds a
+   * record of: of its current HEAD commit or of the last one served, whichever
+   * was generated later; undefined when neither has one (nothing is generated
+   * here: the console only looks).
+   */
+  async latest(key: string, dir: string): Promise<LatestSnapshot | undefined> {
+    const commits = new Set<string>();
+    const last = this.#lastCommit.get(key);
+    if (last) commits.add(last);
+    const head = await headCommit(dir).catch(() => undefined);
+    if (head) commits.add(head);
+    let best: LatestSnapshot | undefined;
+    for (const commit of commits) {
+      const refName = snapshotRefName(key, commit);
+      const found = await this.#trusted(refName);
+      if (!found) continue;
+      const at = await stat(this.#recordPath(refName)).then(
+        (st) => st.mtimeMs,
+        () => 0,
+      );
+      if (!best || at > best.generatedAt) best = { commit, ...found, generatedAt: Math.round(at) };
+    }
+    return best;
   }
 
   /** This server's own record of the ref's digest, when its blob is still stored. */
