@@ -41,6 +41,7 @@ export const SERVE_FEATURES: readonly FeatureEntry[] = [
   entry(undefined, async () => (await import('../features/turbo/turbo-feature.ts')).turboFeature),
   entry(undefined, async () => (await import('../features/nx/nx-feature.ts')).nxFeature),
   entry(npmSettings, async () => (await import('../features/npm/npm-feature.ts')).npmFeature),
+  entry(undefined, async () => (await import('../features/console/console-feature.ts')).consoleFeature),
 ];
 
 /** Every settings group of `hoard serve`: the server's own, then each feature's. */

@@ -156,6 +156,8 @@ export class SnapshotService {
   readonly anchors: AnchorPacks;
   /** Completed generations (for tests and metrics). */
   generations = 0;
+  /** Snapshot requests answered (200 or 304), for the console's request and hit rates. */
+  served = 0;
   /** Snapshot refs whose blob was not this server's and did not match a regeneration (never served). */
   foreignRejected = 0;
   /** Ref name → digest this server generated or verified (cache of verifiedDir). */

@@ -46,7 +46,12 @@ export class MemoryBlobStore implements BlobStore, ReservingBlobCache, UsageRepo
   }
 
   usage(): TierUsage {
-    return { bytes: this.#bytes, blobs: this.#blobs.size, maxBytes: this.maxBytes, evictions: this.evictions };
+    return {
+      bytes: this.#bytes,
+      blobs: this.#blobs.size,
+      maxBytes: this.maxBytes,
+      evictions: this.evictions,
+    };
   }
 
   largest(n: number): { digest: Digest; size: number }[] {
