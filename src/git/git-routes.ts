@@ -159,7 +159,6 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     const proto = gitProtocol(request);
     mirrors.metrics.requests.inc({ service: 'upload-pack' });
     let o = await mirrors.open(repo, { refs: false });
-    mirrors.countUploadPack(o.key);
     const body = requestBody(request);
     let head: Awaited<ReturnType<typeof readRequestHead>>;
     try {
@@ -174,6 +173,8 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       });
     }
     if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
+    // A fetch (v0/v1, or v2's `command=fetch`) serves a pack: a clone or fetch served from the mirror.
+    else mirrors.countUploadPack(o.key);
     if (head.wants.length > 0) {
       const missing = await mirrors.ensureObjects(repo, head.wants);
       if (missing.length)

@@ -261,7 +261,7 @@ export class ConsoleData {
     return {
       features,
       memoryBytes: reportsUsage(memory) ? memory.usage().bytes : 0,
-      diskBytes: reportsUsage(disk) ? disk.usage().bytes : null,
+      diskBytes: reportsUsage(disk) ? disk.usage().bytes : (this.#census.peek()?.bytes ?? null),
     };
   }
 
@@ -373,7 +373,7 @@ export class ConsoleData {
               size: snap.size,
               generatedAt: new Date(snap.generatedAt).toISOString(),
               url: `/v1/blobs/sha256/${hex}`,
-              stableUrl: `/git/${m.key}/snapshot.tar.zst`,
+              stableUrl: `/git/${m.path.replace(/\.git$/, '')}.git/snapshot.tar.zst`,
             }
           : null,
       };

@@ -49,14 +49,11 @@ import {
   type Session,
   sameToken,
 } from './console-sessions.ts';
+import { consoleSettings } from './console-settings.ts';
 
 export interface ConsoleOptions {
   /** Time of the sampler (tests advance it). */
   clock?: Clock;
-  /** Between two samples (default 10 s); the charts keep an hour of them. */
-  sampleIntervalMs?: number;
-  /** How long a sign-in lasts (default 12 h). */
-  sessionTtlMs?: number;
 }
 
 const SESSION_MAX = 10_000;
@@ -93,14 +90,15 @@ interface Access {
 export function defineConsoleFeature(opts: ConsoleOptions = {}) {
   return defineFeature({
     name: 'console',
-    create(ctx): Feature {
+    settings: consoleSettings,
+    create(ctx, settings): Feature {
       const git = optional(ctx, gitFeature);
       const snapshots = optional(ctx, snapshotFeature);
-      const intervalMs = opts.sampleIntervalMs ?? 10_000;
+      const intervalMs = settings.sampleIntervalMs;
       const sampler: Sampler = new Sampler({
         clock: opts.clock ?? systemClock,
         intervalMs,
-        capacity: Math.max(1, Math.round(3_600_000 / intervalMs)),
+        capacity: Math.min(3600, Math.max(1, Math.round(3_600_000 / intervalMs))),
         read: () => data.reading(),
         onError: (err) => ctx.log.warn({ err }, 'console: sampling failed'),
       });
@@ -112,7 +110,7 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
         version: VERSION,
         intervalMs,
       });
-      const sessions = new ConsoleSessions({ ttlMs: opts.sessionTtlMs ?? 12 * 3_600_000, max: SESSION_MAX });
+      const sessions = new ConsoleSessions({ ttlMs: settings.sessionTtlMs, max: SESSION_MAX });
       const assets = new Map(
         Object.entries(ASSETS).map(([name, a]) => [
           name,
@@ -349,7 +347,7 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
               return signInForm(reply, request, next, 'That token is not valid here.');
             }
             const { id } = sessions.create(p.name);
-            const ttl = Math.floor((opts.sessionTtlMs ?? 12 * 3_600_000) / 1000);
+            const ttl = Math.floor(settings.sessionTtlMs / 1000);
             reply.header('set-cookie', [
               cookie(SESSION_COOKIE, id, { path: '/', maxAgeSeconds: ttl, secure: secure(request) }),
               cookie(CSRF_COOKIE, '', { path: '/ui/', maxAgeSeconds: 0, secure: secure(request) }),

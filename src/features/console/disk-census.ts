@@ -36,6 +36,11 @@ export class DiskCensus {
     this.#maxAgeMs = opts.maxAgeMs;
   }
 
+  /** The last census taken, however old (never starts a walk). */
+  peek(): Census | undefined {
+    return this.#last;
+  }
+
   /** The last census when fresh enough, else a new one (joined if one is running). */
   get(): Promise<Census> {
     if (this.#last && Date.now() - this.#last.at < this.#maxAgeMs) return Promise.resolve(this.#last);
