@@ -233,7 +233,9 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
         close: () => sampler.close(),
         routes(app) {
           app.addHook('onSend', (_request, reply, payload, done) => {
-            reply.headers(SECURITY_HEADERS);
+            // A route's own, stricter CSP (downloads: sandbox) stays.
+            for (const [k, v] of Object.entries(SECURITY_HEADERS))
+              if (!reply.hasHeader(k)) reply.header(k, v);
             done(null, payload);
           });
           app.addContentTypeParser(
@@ -312,7 +314,7 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
               'content-type': 'application/octet-stream',
               'content-length': String(st.size),
               'content-disposition': contentDisposition(name),
-              'content-security-policy': "default-src 'none'; sandbox",
+              'content-security-policy': "default-src 'none'; sandbox; frame-ancestors 'none'",
             });
             return reply.send(await ctx.blobs.read(digest));
           });
