@@ -11,7 +11,7 @@
 //
 // Every response carries a strict CSP (scripts and styles from this origin
 // only, no inline code, no framing), X-Frame-Options: DENY, nosniff,
-// no-referrer and no-store. File downloads are attachments, sandboxed.
+// a same-origin referrer policy and no-store. File downloads are attachments, sandboxed.
 //
 // The charts' samples (console-sampler.ts) are taken on a timer from the
 // counters the server keeps anyway: nothing is added to a request's path.
@@ -65,7 +65,8 @@ const SECURITY_HEADERS = {
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: with it Chromium sends `Origin: null` on the sign-in POST.
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
@@ -74,6 +75,7 @@ const SECURITY_HEADERS = {
 const ASSETS: Record<string, { type: string; file: string }> = {
   'console.css': { type: 'text/css; charset=utf-8', file: 'console.css' },
   'console.js': { type: 'text/javascript; charset=utf-8', file: 'console.js' },
+  'favicon.svg': { type: 'image/svg+xml', file: 'favicon.svg' },
 };
 
 const VERSION = (
@@ -200,8 +202,11 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
       function crossSite(request: FastifyRequest): boolean {
         const site = request.headers['sec-fetch-site'];
         if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+        // `null` (privacy settings, sandboxed frames) says nothing: the CSRF token decides.
         const origin = request.headers.origin;
-        return origin !== undefined && origin !== `${request.protocol}://${request.host}`;
+        return (
+          origin !== undefined && origin !== 'null' && origin !== `${request.protocol}://${request.host}`
+        );
       }
 
       function formOf(request: FastifyRequest): URLSearchParams {

@@ -65,6 +65,7 @@ export function layout(tab: Tab | 'sign-in' | 'error', title: string, chrome: Ch
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · hoard</title>
+<link rel="icon" href="/ui/assets/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/ui/assets/console.css">
 <script src="/ui/assets/console.js" defer></script>
 </head>

@@ -119,11 +119,9 @@ describe('web console over HTTP', () => {
     assert.ok(s.features.find((f) => f.name === 'blobs')!.requests > 0);
     assert.ok(Array.isArray(s.series.points));
     const refs = (await (await fetch(`${srv.url}/v1/status/refs`, { headers: bearer(T.read) })).json()) as {
-      refs: { name: string; kind: string }[];
+      refs: { name: string; kind: string; target: string }[];
     };
-    assert.deepEqual(refs.refs, [
-      { name: 'team/app/main', kind: 'sync', target: (refs.refs[0] as { target: string }).target },
-    ]);
+    assert.deepEqual(refs.refs, [{ name: 'team/app/main', kind: 'sync', target: refs.refs[0].target }]);
     const ref = (await (
       await fetch(`${srv.url}/v1/status/ref?name=team/app/main&path=src`, { headers: bearer(T.read) })
     ).json()) as { sync: { entries: { name: string }[]; history: { message: string }[] } };

@@ -39,29 +39,29 @@ describe('console sampler', () => {
       },
     });
     sampler.start();
-    await waitUntil(() => reads === 1); // the baseline
+    await waitUntil(() => reads === 1, 'the baseline reading');
     assert.deepEqual(sampler.points(), []);
     requests = 50;
     hits = 30;
     misses = 10;
     clock.advance(10_000);
-    await waitUntil(() => sampler.points().length === 1);
+    await waitUntil(() => sampler.points().length === 1, 'the first point');
     const [p] = sampler.points();
     assert.equal(p.features.blobs.requestsPerSecond, 5);
     assert.equal(p.features.blobs.hitRate, 0.75);
     assert.equal(p.memoryBytes, 500);
     // An idle interval: no reads, so no hit rate.
     clock.advance(10_000);
-    await waitUntil(() => sampler.points().length === 2);
+    await waitUntil(() => sampler.points().length === 2, 'the second point');
     assert.equal(sampler.points()[1].features.blobs.requestsPerSecond, 0);
     assert.equal(sampler.points()[1].features.blobs.hitRate, null);
     // The ring keeps the last `capacity` points, oldest first.
     for (let i = 0; i < 3; i++) {
       requests += 10;
       clock.advance(10_000);
-      await waitUntil(() => reads === 4 + i);
+      await waitUntil(() => reads === 4 + i, 'the next reading');
     }
-    await waitUntil(() => sampler.points().at(-1)?.at === clock.now());
+    await waitUntil(() => sampler.points().at(-1)?.at === clock.now(), 'the last point');
     assert.deepEqual(
       sampler.points().map((x) => x.features.blobs.requestsPerSecond),
       [1, 1, 1],
