@@ -246,7 +246,18 @@ export class MirrorManager {
           fresh: ageMs !== null && ageMs <= this.maxStalenessMs,
           fetching: m.inflight !== null,
           lastUsedAt: m.meta.lastUsedAt ?? null,
-          activity: { ...m.activity },
+          activity: {
+            ...m.activity,
+            // git's words about an operator's upstream help the operator; about a host
+            // any client named (the implicit mapping) they would answer SSRF probes.
+            lastError:
+              m.activity.lastError && !this.upstreams.isMapped(m.id.path)
+                ? {
+                    at: m.activity.lastError.at,
+                    message: 'upstream fetch failed (details in the server log)',
+                  }
+                : m.activity.lastError,
+          },
         };
       })
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -48,7 +48,9 @@ async function ok(res: Response, what: string): Promise<Buffer> {
   return body;
 }
 
-export async function startConsoleFixture(opts: { sampleInterval?: string } = {}): Promise<ConsoleFixture> {
+export async function startConsoleFixture(
+  opts: { sampleInterval?: string; args?: string[] } = {},
+): Promise<ConsoleFixture> {
   const dir = tempDir('hoard-console-');
   const up = join(dir.path, 'up');
   makeUpstream(up, 'app', 4);
@@ -69,6 +71,7 @@ export async function startConsoleFixture(opts: { sampleInterval?: string } = {}
     '168h',
     '--console-sample-interval',
     opts.sampleInterval ?? '250ms',
+    ...(opts.args ?? []),
   ]);
   const url = server.url;
   try {
