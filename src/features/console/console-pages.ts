@@ -3,6 +3,7 @@
 // (escaped); numbers also travel as data-value attributes so tests and
 // scripts can read them from the DOM without parsing "1.2 MiB".
 
+import { formatBytes as bytes } from '../../core/format-bytes.ts';
 import { lineChart } from './console-chart.ts';
 import type { BlobsView, FolderEntry, MirrorReport, Overview, RefPage, RefView } from './console-data.ts';
 import { type Html, href, html } from './html.ts';
@@ -16,15 +17,7 @@ export interface Chrome {
 }
 
 export function formatBytes(n: number | null | undefined): string {
-  if (n === null || n === undefined) return '–';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+  return n === null || n === undefined ? '–' : bytes(n);
 }
 
 export function formatPercent(r: number | null | undefined): string {
