@@ -17,6 +17,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import type { Digest } from '../src/core/digest.ts';
+import { ServerMetrics } from '../src/server/metrics.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -73,6 +75,33 @@ function wrk(url: string): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/**
+ * The tier hit hook, timed alone (ns per call): as it was before the console
+ * (the counter's label-object path) and as it is now (a cached labelled child
+ * plus the most-read tally's record()), for a hot digest and for a stream of
+ * distinct digests (the tally full and decaying). On a shared, loaded machine
+ * this says more than two noisy throughputs can.
+ */
+function hookNs(): Record<string, number> {
+  const digests = Array.from(
+    { length: 1 << 16 },
+    (_, i) => `sha256:${i.toString(16).padStart(64, '0')}` as Digest,
+  );
+  const time = (fn: (i: number) => void, n = 2_000_000) => {
+    for (let i = 0; i < n; i++) fn(i); // warm-up
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) fn(i);
+    return Number(process.hrtime.bigint() - t) / n;
+  };
+  const before = new ServerMetrics();
+  const now = new ServerMetrics().tierHooks();
+  return {
+    before: median([0, 1, 2].map(() => time(() => before.tierHits.inc({ tier: 'memory' })))),
+    nowHot: median([0, 1, 2].map(() => time((i) => now.hit?.('memory', digests[i & 15])))),
+    nowChurn: median([0, 1, 2].map(() => time((i) => now.hit?.('memory', digests[i & 0xffff])))),
+  };
+}
+
 const work = await mkdtemp(join(tmpdir(), 'hoard-console-cost-'));
 try {
   const baseTree = join(work, 'base');
@@ -113,7 +142,11 @@ try {
       `GET ${size}: base ${base.toFixed(0)} req/s, with console ${withConsole.toFixed(0)} req/s, ratio ${(withConsole / base).toFixed(3)}  (runs: base ${byName.base.map(Math.round).join(' ')}; console ${byName.console.map(Math.round).join(' ')})`,
     );
   }
-  console.log(JSON.stringify({ bench: 'console-cost', base: values.base, ...summary }));
+  const ns = hookNs();
+  console.log(
+    `tier hit hook: ${ns.before.toFixed(0)} ns before the console; now ${ns.nowHot.toFixed(0)} ns (hot blob), ${ns.nowChurn.toFixed(0)} ns (distinct blobs, tally full)`,
+  );
+  console.log(JSON.stringify({ bench: 'console-cost', base: values.base, ...summary, hookNs: ns }));
 } finally {
   for (const c of children) c.kill('SIGTERM');
   await sleep(300);

@@ -1,6 +1,10 @@
 // The most-read blobs, approximately: a bounded count per digest fed by the
-// tier hooks (one Map lookup and an increment per read, next to the
-// Prometheus counter the same hook already bumps). Memory stays bounded
+// tier hit hook. Only every `sampleEvery`-th read is counted (with that
+// weight), so a read costs one increment and a comparison, and the Map
+// lookup of the digest is paid by one read in eight — the blob hot path
+// carries no more than the Prometheus counter the hook already bumps. A blob
+// read often is sampled in proportion; one read a few times may not appear,
+// which a "most-read" list can afford. Memory stays bounded
 // however many distinct blobs are read: when the table is full a new digest
 // is not counted, and after `capacity` such refusals every count is halved
 // and the zeros dropped (amortised O(1) per read), so blobs read often keep
@@ -17,29 +21,35 @@ export interface TallyEntry {
 
 export class ReadTally {
   readonly capacity: number;
+  readonly sampleEvery: number;
   #counts = new Map<Digest, number>();
   #refused = 0;
+  #tick = 0;
 
-  constructor(capacity = 1024) {
+  constructor(capacity = 1024, sampleEvery = 8) {
     this.capacity = capacity;
+    this.sampleEvery = sampleEvery;
   }
 
   record(digest: Digest): void {
+    if (++this.#tick < this.sampleEvery) return;
+    this.#tick = 0;
+    const w = this.sampleEvery;
     const n = this.#counts.get(digest);
-    if (n !== undefined) this.#counts.set(digest, n + 1);
-    else if (this.#counts.size < this.capacity) this.#counts.set(digest, 1);
+    if (n !== undefined) this.#counts.set(digest, n + w);
+    else if (this.#counts.size < this.capacity) this.#counts.set(digest, w);
     else if (++this.#refused >= this.capacity) this.#decay();
   }
 
   #decay(): void {
     this.#refused = 0;
     for (const [d, n] of this.#counts) {
-      if (n > 1) this.#counts.set(d, n >> 1);
+      if (n > this.sampleEvery) this.#counts.set(d, Math.floor(n / 2));
       else this.#counts.delete(d);
     }
   }
 
-  /** The `n` most-read digests, most first (ties by digest, so the order is stable). */
+  /** The `n` most-read digests, most first, ties by digest; `reads` estimated (sampled reads × sampleEvery). */
   top(n: number): TallyEntry[] {
     return [...this.#counts]
       .map(([digest, reads]) => ({ digest, reads }))

@@ -103,6 +103,7 @@ export type RefKind = 'sync' | 'cache' | 'snapshot' | 'blob';
 export interface RefPage {
   prefix: string;
   after: string | null;
+  limit: number;
   refs: RefSummary[];
   /** The `after` of the next page; null on the last. */
   next: string | null;
@@ -402,6 +403,7 @@ export class ConsoleData {
     return {
       prefix,
       after: after || null,
+      limit,
       refs,
       next: more ? (page.at(-1)?.name ?? null) : null,
     };

@@ -5,7 +5,15 @@
 
 import { formatBytes as bytes } from '../../core/format-bytes.ts';
 import { lineChart } from './console-chart.ts';
-import type { BlobsView, FolderEntry, MirrorReport, Overview, RefPage, RefView } from './console-data.ts';
+import {
+  type BlobsView,
+  type FolderEntry,
+  type MirrorReport,
+  type Overview,
+  REFS_PAGE_DEFAULT,
+  type RefPage,
+  type RefView,
+} from './console-data.ts';
 import { type Html, href, html } from './html.ts';
 
 export type Tab = 'overview' | 'git' | 'refs' | 'blobs';
@@ -219,7 +227,7 @@ ${
       )}</tbody></table>`
 }
 <p class="pager">${p.after ? html`<a href="${href('/ui/refs', { prefix: p.prefix })}">first page</a>` : ''}
-${p.next ? html` <a rel="next" data-field="next" href="${href('/ui/refs', { prefix: p.prefix, after: p.next })}">next page →</a>` : ''}</p>`;
+${p.next ? html` <a rel="next" data-field="next" href="${href('/ui/refs', { prefix: p.prefix, after: p.next, limit: p.limit === REFS_PAGE_DEFAULT ? undefined : p.limit })}">next page →</a>` : ''}</p>`;
 }
 
 function folderRows(view: RefView, entries: FolderEntry[], version: string): Html {
@@ -315,7 +323,7 @@ ${
 }
 <h2>Most read</h2>
 ${blobTable(b.mostRead, 'most-read')}
-<p class="note">Counted in a bounded table whose counts halve when it fills: a ranking of recent reads, not totals.</p>
+<p class="note">One read in eight is sampled into a bounded table whose counts halve when it fills: a ranking of recent reads, estimated, not totals.</p>
 <h2>Largest on disk</h2>
 ${blobTable(b.largest.disk, 'largest-disk')}
 <h2>Largest in memory</h2>

@@ -317,6 +317,43 @@ describe('web console over HTTP', () => {
     assert.ok(refs);
   });
 
+  it('refs are paginated: limit and next walk every ref once, in order', async () => {
+    for (const n of ['a', 'b', 'c', 'd', 'e']) {
+      const res = await fetch(`${srv.url}/v1/refs/team/page/${n}`, {
+        method: 'PUT',
+        headers: { ...bearer(T.write), 'content-type': 'application/json', 'if-none-match': '*' },
+        body: JSON.stringify({ target: blob }),
+      });
+      assert.equal(res.status, 201);
+      await res.arrayBuffer();
+    }
+    const seen: string[] = [];
+    let after = '';
+    for (let pages = 0; pages < 10; pages++) {
+      const q = new URLSearchParams({ prefix: 'team/page/', limit: '2', ...(after ? { after } : {}) });
+      const page = (await (
+        await fetch(`${srv.url}/v1/status/refs?${q}`, { headers: bearer(T.read) })
+      ).json()) as {
+        refs: { name: string; kind: string }[];
+        next: string | null;
+      };
+      assert.ok(page.refs.length <= 2);
+      for (const r of page.refs) assert.equal(r.kind, 'blob');
+      seen.push(...page.refs.map((r) => r.name));
+      if (!page.next) break;
+      after = page.next;
+    }
+    assert.deepEqual(
+      seen,
+      ['a', 'b', 'c', 'd', 'e'].map((n) => `team/page/${n}`),
+    );
+    // The page links the next one.
+    const html = await (
+      await fetch(`${srv.url}/ui/refs?prefix=team/page/&limit=2`, { headers: bearer(T.read) })
+    ).text();
+    assert.match(html, /href="\/ui\/refs\?prefix=team%2Fpage%2F&amp;after=team%2Fpage%2Fb&amp;limit=2"/);
+  });
+
   it('/ sends browsers to the console, other clients get a 404', async () => {
     const html = await fetch(`${srv.url}/`, { headers: { accept: 'text/html' }, redirect: 'manual' });
     assert.equal(html.status, 302);

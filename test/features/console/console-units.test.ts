@@ -95,7 +95,7 @@ describe('console sampler', () => {
 
 describe('most-read tally and largest blobs', () => {
   it('ranks by reads, stays bounded, and lets a newly hot blob in after a decay', () => {
-    const t = new ReadTally(4);
+    const t = new ReadTally(4, 1);
     for (let i = 0; i < 10; i++) t.record(d(1));
     for (let i = 0; i < 5; i++) t.record(d(2));
     t.record(d(3));
@@ -114,6 +114,21 @@ describe('most-read tally and largest blobs', () => {
     assert.deepEqual(top.map((e) => e.reads).slice(0, 2), [5, 2]);
     for (let i = 0; i < 20; i++) t.record(d(9));
     assert.equal(t.top(1)[0].digest, d(9));
+  });
+
+  it('counts one read in sampleEvery, with that weight', () => {
+    const t = new ReadTally(16, 8);
+    for (let i = 0; i < 7; i++) t.record(d(1));
+    assert.deepEqual(t.top(5), [], 'nothing sampled yet');
+    t.record(d(1));
+    for (let i = 0; i < 160; i++) t.record(d(2));
+    assert.deepEqual(
+      t.top(5).map((e) => [e.digest, e.reads]),
+      [
+        [d(2), 160],
+        [d(1), 8],
+      ],
+    );
   });
 
   it('largestOf keeps the n largest, largest first, ties by digest', () => {
