@@ -74,7 +74,7 @@ export function layout(tab: Tab | 'sign-in' | 'error', title: string, chrome: Ch
 <header>
   <a class="brand" href="/ui/">hoard</a>
   <nav>${nav.map(([t, label, url]) => html`<a href="${url}"${t === tab ? html` aria-current="page"` : ''}>${label}</a>`)}</nav>
-  <span class="version">v${chrome.version}</span>
+  <span class="app-version">v${chrome.version}</span>
   ${
     chrome.signOutCsrf
       ? html`<form method="post" action="/ui/sign-out" class="sign-out"><input type="hidden" name="csrf" value="${chrome.signOutCsrf}"><button type="submit">Sign out</button></form>`
