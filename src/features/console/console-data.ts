@@ -226,6 +226,14 @@ export class ConsoleData {
       if (!c) features.set(name, (c = { requests: 0, hits: 0, misses: 0 }));
       return c;
     };
+    // Every front-end running is listed, with or without traffic (by its URL prefix, as featureOf names routes).
+    for (const f of ctx.features()) {
+      if (f.prefix === '/v1') for (const name of ['blobs', 'refs']) counts(name);
+      else if (f.prefix) {
+        const name = featureOf(f.prefix);
+        if (name) counts(name);
+      }
+    }
     for (const v of (await ctx.metrics.requests.get()).values) {
       const f = featureOf(String(v.labels.route ?? ''));
       if (!f) continue;

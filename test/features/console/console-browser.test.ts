@@ -120,6 +120,21 @@ describe('web console in headless Chromium', { skip }, () => {
     for (const f of s.features)
       for (const k of ['requests', 'hits', 'misses'] as const)
         assert.equal(Number(await field(`${f.name}-${k}`)), f[k], `${f.name} ${k}`);
+    // Every front-end of the composition root is listed, traffic or not.
+    for (const name of [
+      'blobs',
+      'refs',
+      'git',
+      'snapshots',
+      'bazel',
+      'ccache',
+      'gradle',
+      'nx',
+      'npm',
+      'turbo',
+    ])
+      assert.ok(await page.$(`tr[data-feature="${name}"]`), `${name} listed`);
+    assert.equal(Number(await field('bazel-requests')), 0);
     const turbo = s.features.find((f) => f.name === 'turbo');
     assert.deepEqual([turbo?.hits, turbo?.misses], [2, 1], 'two artifact reads, one miss');
     const blobs = s.features.find((f) => f.name === 'blobs')!;
