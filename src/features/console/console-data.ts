@@ -88,6 +88,8 @@ export interface Overview {
   features: FeatureReport[];
   upstreams: {
     git: { mirrors: number; fresh: number; stale: number; failing: number } | null;
+    /** The npm registry cache's upstream: documents served stale (upstream down), tarballs refused. */
+    npm: { staleServes: number; integrityFailures: number } | null;
   };
   series: { intervalSeconds: number; points: Point[] };
 }
@@ -324,6 +326,12 @@ export class ConsoleData {
           .length,
       };
     }
+    const npm = ctx.features().some((f) => f.name === 'npm')
+      ? {
+          staleServes: await metricSum(ctx, 'hoard_npm_stale_serves_total'),
+          integrityFailures: await metricSum(ctx, 'hoard_npm_integrity_failures_total'),
+        }
+      : null;
     const shared = ctx.blobs.shared;
     const startedAt = ctx.metrics.startedAt;
     return {
@@ -338,7 +346,7 @@ export class ConsoleData {
           : null,
       },
       features,
-      upstreams: { git },
+      upstreams: { git, npm },
       series: { intervalSeconds: this.#o.intervalMs / 1000, points },
     };
   }

@@ -113,6 +113,11 @@ export function overviewPage(o: Overview): Html {
       ? html`<div><span class="label">Git mirrors</span> ${num('mirrors', git.mirrors, String(git.mirrors))}: ${num('mirrors-fresh', git.fresh, String(git.fresh))} fresh, ${num('mirrors-stale', git.stale, String(git.stale))} stale${git.failing ? html`, <strong class="bad">${num('mirrors-failing', git.failing, String(git.failing))} failing</strong>` : ''}</div>`
       : ''
   }
+  ${
+    o.upstreams.npm
+      ? html`<div><span class="label">npm upstream</span> ${num('npm-stale-serves', o.upstreams.npm.staleServes, String(o.upstreams.npm.staleServes))} stale serves, ${num('npm-integrity-failures', o.upstreams.npm.integrityFailures, String(o.upstreams.npm.integrityFailures))} integrity failures</div>`
+      : ''
+  }
   <div><span class="label">Shared tier</span> ${t.shared ? html`<code data-field="shared">${t.shared.description}</code> (${num('shared-hits', t.shared.hits, String(t.shared.hits))} hits, ${num('shared-misses', t.shared.misses, String(t.shared.misses))} misses)` : html`<span data-field="shared">none</span>`}</div>
 </section>
 <h2>Tiers</h2>

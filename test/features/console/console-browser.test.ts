@@ -135,6 +135,7 @@ describe('web console in headless Chromium', { skip }, () => {
     ])
       assert.ok(await page.$(`tr[data-feature="${name}"]`), `${name} listed`);
     assert.equal(Number(await field('bazel-requests')), 0);
+    assert.equal(Number(await field('npm-stale-serves')), 0);
     const turbo = s.features.find((f) => f.name === 'turbo');
     assert.deepEqual([turbo?.hits, turbo?.misses], [2, 1], 'two artifact reads, one miss');
     const blobs = s.features.find((f) => f.name === 'blobs')!;
