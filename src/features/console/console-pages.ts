@@ -103,7 +103,13 @@ export function overviewPage(o: Overview): Html {
   </tr>`;
   const points = o.series.points;
   const times = points.map((p) => p.at);
-  const names = o.features.map((f) => f.name);
+  // The charts draw the busiest features of the hour (at most six, one colour each); the table lists all.
+  const traffic = (n: string) => points.reduce((sum, p) => sum + (p.features[n]?.requestsPerSecond ?? 0), 0);
+  const names = o.features
+    .map((f) => f.name)
+    .filter((n) => traffic(n) > 0)
+    .sort((a, b) => traffic(b) - traffic(a) || a.localeCompare(b))
+    .slice(0, 6);
   const git = o.upstreams.git;
   return html`<section class="facts">
   <div><span class="label">Version</span> ${num('version', null, o.version)}</div>
