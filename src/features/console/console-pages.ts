@@ -101,7 +101,7 @@ export function overviewPage(o: Overview): Html {
     <td>${num(`${name}-evictions`, r.evictions, String(r.evictions))}</td>
     <td>${num(`${name}-hits`, r.hits, String(r.hits))} / ${num(`${name}-misses`, r.misses, String(r.misses))}</td>
   </tr>`;
-  const points = o.series.points;
+  const points = thin(o.series.points, 360);
   const times = points.map((p) => p.at);
   // The charts draw the busiest features of the hour (at most six, one colour each); the table lists all.
   const traffic = (n: string) => points.reduce((sum, p) => sum + (p.features[n]?.requestsPerSecond ?? 0), 0);
@@ -176,6 +176,13 @@ ${lineChart({
 })}
 </div>
 <p class="note">Sampled every ${o.series.intervalSeconds} s, kept in memory for an hour. The same data as JSON: <a href="/v1/status">/v1/status</a>.</p>`;
+}
+
+/** At most `max` points for a chart: every k-th one (the JSON keeps them all). */
+function thin<T>(points: T[], max: number): T[] {
+  if (points.length <= max) return points;
+  const k = Math.ceil(points.length / max);
+  return points.filter((_, i) => (points.length - 1 - i) % k === 0);
 }
 
 // ---- git ------------------------------------------------------------------------
