@@ -3,7 +3,8 @@
 # ccache and gcc (ccache's remote storage), gradle and a JDK (Gradle's HTTP
 # build cache), bazel-bootstrap (Bazel's HTTP cache), tar and zstd (what
 # @actions/cache archives with; without zstd it falls back to gzip), zsh and
-# fish (the completion scripts). Installed once, when
+# fish (the completion scripts), chromium (the web console's browser tests).
+# Installed once, when
 # missing; a test whose client is absent skips and says so, so a machine
 # without root still runs the rest. npm clients (turbo, nx, @actions/cache) are installed by
 # their tests themselves, pinned.
@@ -19,6 +20,8 @@ command -v tar >/dev/null || need+=(tar)
 command -v zstd >/dev/null || need+=(zstd)
 command -v zsh >/dev/null || need+=(zsh)   # hoard completion zsh: the script must parse
 command -v fish >/dev/null || need+=(fish) # hoard completion fish: parses and completes
+# The web console's browser tests (puppeteer-core drives it; no browser download).
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

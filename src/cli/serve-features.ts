@@ -7,6 +7,7 @@
 
 import { type Layer, resolveGroup, type SettingsGroup, type SettingsShape } from '../core/settings.ts';
 import { actionsCacheSettings } from '../features/actions-cache/actions-cache-settings.ts';
+import { consoleSettings } from '../features/console/console-settings.ts';
 import { npmSettings } from '../features/npm/npm-settings.ts';
 import { gitSettings } from '../git/git-settings.ts';
 import { snapshotSettings } from '../git/snapshot-settings.ts';
@@ -46,6 +47,7 @@ export const SERVE_FEATURES: readonly FeatureEntry[] = [
     actionsCacheSettings,
     async () => (await import('../features/actions-cache/actions-cache-feature.ts')).actionsCacheFeature,
   ),
+  entry(consoleSettings, async () => (await import('../features/console/console-feature.ts')).consoleFeature),
 ];
 
 /** Every settings group of `hoard serve`: the server's own, then each feature's. */

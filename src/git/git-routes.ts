@@ -173,6 +173,8 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       });
     }
     if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
+    // A fetch (v0/v1, or v2's `command=fetch`) serves a pack: a clone or fetch served from the mirror.
+    else mirrors.countUploadPack(o.key);
     if (head.wants.length > 0) {
       const missing = await mirrors.ensureObjects(repo, head.wants);
       if (missing.length)

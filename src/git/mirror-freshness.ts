@@ -148,6 +148,7 @@ export class MirrorFreshness {
     }
     const stale = staleSeconds(m);
     this.#o.metrics.staleServes.inc();
+    m.activity.staleServes++;
     // One warning per mirror per DEFAULTS.gitStaleWarnIntervalMs; every stale serve is counted.
     const now = clock.now();
     const warnedAt = this.#staleWarnedAt.get(m.id.key) ?? Number.NEGATIVE_INFINITY;

@@ -14,12 +14,18 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { DEFAULTS } from '../core/defaults.ts';
-import type { HoardError } from '../core/errors.ts';
+import { type HoardError, redactSecrets } from '../core/errors.ts';
 import { type Listener, Subscribers } from '../core/subscribers.ts';
 import { type GitLogger, silentLogger } from './git-logger.ts';
 import { type GitMetrics, gitMetrics } from './git-metrics.ts';
 import { resolveRefName } from './git-queries.ts';
-import { type DefaultBranchMovedEvent, type FetchedEvent, Mirror, type MirrorContext } from './mirror.ts';
+import {
+  type DefaultBranchMovedEvent,
+  type FetchedEvent,
+  Mirror,
+  type MirrorActivity,
+  type MirrorContext,
+} from './mirror.ts';
 import { MirrorFreshness } from './mirror-freshness.ts';
 import { MirrorRegistry, type WarmUpStatus } from './mirror-registry.ts';
 import { mirrorDir, parseRepoPath, type RepoId, Upstreams } from './upstreams.ts';
@@ -49,6 +55,25 @@ export interface MirrorManagerOptions {
   clock?: Clock;
   /** Registry for the git metrics: the server's (default: a private one, never prom-client's global). */
   registry?: Registry;
+}
+
+/** One mirror as the console and /v1/status show it. */
+export interface MirrorStatus {
+  key: string;
+  path: string;
+  /** The upstream URL (credentials redacted); null when no upstream maps it any more. */
+  upstream: string | null;
+  dir: string;
+  cloned: boolean;
+  /** Wall-clock ms of the last successful fetch (this process's or persisted); null: never. */
+  lastFetchAt: number | null;
+  /** Ms since the last successful fetch of this process (clock time); null: not fetched since start. */
+  ageMs: number | null;
+  /** Within the freshness bound now. */
+  fresh: boolean;
+  fetching: boolean;
+  lastUsedAt: number | null;
+  activity: Readonly<MirrorActivity>;
 }
 
 export interface OpenResult {
@@ -195,6 +220,53 @@ export class MirrorManager {
   /** Mirrors on disk: `{key, dir}` for every `<mirrors>/…/<name>.git` holding a HEAD. */
   discover(): Promise<{ key: string; dir: string }[]> {
     return this.#registry.discover();
+  }
+
+  /** Every mirror this process knows, by key. */
+  list(): MirrorStatus[] {
+    const now = this.clock.now();
+    return this.#registry
+      .all()
+      .map((m): MirrorStatus => {
+        let upstream: string | null;
+        try {
+          upstream = redactSecrets(this.upstreams.resolve(m.id.path));
+        } catch {
+          upstream = null;
+        }
+        const ageMs = m.freshAt === null ? null : now - m.freshAt;
+        return {
+          key: m.id.key,
+          path: m.id.path,
+          upstream,
+          dir: m.dir,
+          cloned: m.cloned,
+          lastFetchAt: m.lastFetchWall,
+          ageMs,
+          fresh: ageMs !== null && ageMs <= this.maxStalenessMs,
+          fetching: m.inflight !== null,
+          lastUsedAt: m.meta.lastUsedAt ?? null,
+          activity: {
+            ...m.activity,
+            // git's words about an operator's upstream help the operator; about a host
+            // any client named (the implicit mapping) they would answer SSRF probes.
+            lastError:
+              m.activity.lastError && !this.upstreams.isMapped(m.id.path)
+                ? {
+                    at: m.activity.lastError.at,
+                    message: 'upstream fetch failed (details in the server log)',
+                  }
+                : m.activity.lastError,
+          },
+        };
+      })
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Counts an upload-pack served from the mirror of `key` (the console's "clones served"). */
+  countUploadPack(key: string): void {
+    const m = this.#registry.peek(key);
+    if (m) m.activity.uploadPacks++;
   }
 
   // ---- requests -------------------------------------------------------------

@@ -60,6 +60,11 @@ export class MirrorRegistry {
     return m;
   }
 
+  /** Every mirror this process knows (warmed up from disk or used since start). */
+  all(): Mirror[] {
+    return [...this.#mirrors.values()];
+  }
+
   /** The mirror of `key` if this process has seen it. */
   peek(key: string): Mirror | undefined {
     return this.#mirrors.get(key);

@@ -15,7 +15,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import { DEFAULTS } from '../core/defaults.ts';
-import { HoardError } from '../core/errors.ts';
+import { HoardError, redactSecrets } from '../core/errors.ts';
 import { Semaphore } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { Subscribers } from '../core/subscribers.ts';
@@ -84,6 +84,17 @@ export interface MirrorContext {
 }
 
 /** A fetch in flight: waiters may join it when it started late enough for them. */
+/** What one mirror did in this process, for the console (counted where the global metrics are). */
+export interface MirrorActivity {
+  /** Ref advertisements served older than the staleness bound. */
+  staleServes: number;
+  /** upload-pack requests served (clones and fetches by clients). */
+  uploadPacks: number;
+  fetchErrors: number;
+  /** The last failed clone or fetch: when (wall ms) and git's words, redacted and shortened. */
+  lastError: { at: number; message: string } | null;
+}
+
 export interface InflightFetch {
   /** Clock time at which the fetch was started (its refs are at least this new). */
   startedAt: number;
@@ -97,6 +108,7 @@ export class Mirror {
   readonly lock = new Semaphore(1);
   readonly #ctx: MirrorContext;
   readonly #clones = new SingleFlight<string, void>();
+  readonly activity: MirrorActivity = { staleServes: 0, uploadPacks: 0, fetchErrors: 0, lastError: null };
 
   // What is known about the directory on disk; dropped by reset().
   /** Clock time at which the last successful fetch of this process started; null: infinitely stale. */
@@ -281,6 +293,7 @@ export class Mirror {
     } catch (err) {
       end();
       metrics.clones.inc({ result: 'error' });
+      this.#failed(err);
       await rm(tmp, { recursive: true, force: true });
       if (this.cloned) return;
       // The upstream's own words (git's stderr: host names, addresses, paths) go to the
@@ -343,6 +356,7 @@ export class Mirror {
       end();
       const timedOut = Boolean((err as HoardError).details?.timedOut);
       metrics.fetches.inc({ result: timedOut ? 'timeout' : 'error' });
+      this.#failed(err);
       // debug: a request served stale logs its own warning; the warm-up summarises failures.
       log.debug({ repo: this.id.key, err: (err as Error).message }, 'git: upstream fetch failed');
       throw err;
@@ -371,6 +385,12 @@ export class Mirror {
         this.#emitMoved(ref ?? 'HEAD', before ?? null, after);
       }
     }
+  }
+
+  #failed(err: unknown): void {
+    const message = redactSecrets(String((err as Error)?.message ?? err)).slice(0, 500);
+    this.activity.fetchErrors++;
+    this.activity.lastError = { at: Date.now(), message };
   }
 
   #emitMoved(ref: string, from: string | null, to: string): void {

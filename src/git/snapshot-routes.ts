@@ -33,6 +33,7 @@ async function send(
   info: SnapshotInfo,
 ): Promise<unknown> {
   const hex = hexOf(info.digest);
+  service.served++;
   const etag = `"${hex}"`;
   reply.headers({
     'content-location': `/v1/blobs/sha256/${hex}`,

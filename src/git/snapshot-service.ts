@@ -40,6 +40,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
+import { headCommit } from './git-queries.ts';
 import { AnchorPacks } from './snapshot-anchor.ts';
 import { snapshotArchive } from './snapshot-archive.ts';
 
@@ -117,6 +118,15 @@ export interface SnapshotInfo {
   ref?: string;
 }
 
+/** A mirror's newest snapshot, as the console shows it. */
+export interface LatestSnapshot {
+  commit: string;
+  digest: Digest;
+  size: number;
+  /** When this server generated (or verified) it: wall-clock ms. */
+  generatedAt: number;
+}
+
 const silent: SnapshotLogger = { debug() {}, info() {}, warn() {} };
 const COMMIT_RE = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
@@ -146,6 +156,8 @@ export class SnapshotService {
   readonly anchors: AnchorPacks;
   /** Completed generations (for tests and metrics). */
   generations = 0;
+  /** Snapshot requests answered (200 or 304), for the console's request and hit rates. */
+  served = 0;
   /** Snapshot refs whose blob was not this server's and did not match a regeneration (never served). */
   foreignRejected = 0;
   /** Ref name → digest this server generated or verified (cache of verifiedDir). */
@@ -157,6 +169,8 @@ export class SnapshotService {
   #watched = new Map<string, { path: string; base: string }>();
   #timers = new Map<string, NodeJS.Timeout>();
   #background = new Set<Promise<unknown>>();
+  /** Repo key → the commit of the snapshot last served or generated (the console's "latest"). */
+  #lastCommit = new Map<string, string>();
   #closed = false;
   #unsubscribe: () => void;
 
@@ -237,6 +251,7 @@ export class SnapshotService {
    */
   async snapshot(key: string, dir: string, commit: string, originUrl: string): Promise<SnapshotInfo> {
     const refName = snapshotRefName(key, commit);
+    this.#lastCommit.set(key, commit);
     const found = await this.#trusted(refName);
     if (found) return { key, commit, ...found, generated: false, staleSeconds: null };
     return this.#flight.do(`${key}\0${commit}`, async () => {
@@ -244,6 +259,32 @@ export class SnapshotService {
       if (again) return { key, commit, ...again, generated: false, staleSeconds: null };
       return this.#sem.run(() => this.#generate(key, dir, commit, originUrl, refName));
     });
+  }
+
+  /**
+   * The newest snapshot of the mirror `key` (in `dir`) this server holds a
+   * record of: of its current HEAD commit or of the last one served, whichever
+   * was generated later; undefined when neither has one (nothing is generated
+   * here: the console only looks).
+   */
+  async latest(key: string, dir: string): Promise<LatestSnapshot | undefined> {
+    const commits = new Set<string>();
+    const last = this.#lastCommit.get(key);
+    if (last) commits.add(last);
+    const head = await headCommit(dir).catch(() => undefined);
+    if (head) commits.add(head);
+    let best: LatestSnapshot | undefined;
+    for (const commit of commits) {
+      const refName = snapshotRefName(key, commit);
+      const found = await this.#trusted(refName);
+      if (!found) continue;
+      const at = await stat(this.#recordPath(refName)).then(
+        (st) => st.mtimeMs,
+        () => 0,
+      );
+      if (!best || at > best.generatedAt) best = { commit, ...found, generatedAt: Math.round(at) };
+    }
+    return best;
   }
 
   /** This server's own record of the ref's digest, when its blob is still stored. */

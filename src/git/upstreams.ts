@@ -149,6 +149,11 @@ export class Upstreams {
     );
   }
 
+  /** Whether an operator's mapping (not the implicit one) serves `path`. */
+  isMapped(path: string): boolean {
+    return this.mappings.some((m) => path === m.name || path.startsWith(`${m.name}/`));
+  }
+
   /** Why the implicit mapping does not serve `host`, or null when it does. */
   #implicitRefusal(host: string): string | null {
     if (!this.implicit) return 'no mapping (implicit upstreams are off)';

@@ -253,6 +253,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
         state,
         ctx,
         log: app.log.child({ feature: use.def.name }),
+        features: () => [...instances].map(([def, f]) => ({ name: def.name, prefix: f.prefix })),
         use: <F extends Feature>(def: FeatureKey<F>): F => {
           const f = instances.get(def);
           if (!f)

@@ -10,9 +10,10 @@
 import type { Digest } from '../core/digest.ts';
 import type { BlobStore, ByteSource, WriteOptions, WriteResult } from '../store/blob-store.ts';
 import type { BlobFileWriter, LocalBlobFiles } from '../store/local-blob-files.ts';
+import type { TierUsage, UsageReporting } from '../store/tier-usage.ts';
 import type { DiskIndex } from './disk-index.ts';
 
-export class BoundedDiskStore implements BlobStore, LocalBlobFiles {
+export class BoundedDiskStore implements BlobStore, LocalBlobFiles, UsageReporting {
   readonly inner: BlobStore & LocalBlobFiles;
   readonly index: DiskIndex;
   readonly description: string;
@@ -31,6 +32,15 @@ export class BoundedDiskStore implements BlobStore, LocalBlobFiles {
    */
   used(digest: Digest): void {
     this.index.touchIfKnown(digest);
+  }
+
+  usage(): TierUsage {
+    const i = this.index;
+    return { bytes: i.bytes, blobs: i.count, maxBytes: i.opts.maxBytes, evictions: i.evictions };
+  }
+
+  largest(n: number): { digest: Digest; size: number }[] {
+    return this.index.largest(n);
   }
 
   stat(...args: Parameters<BlobStore['stat']>) {

@@ -24,6 +24,7 @@ import { type Digest, digestFromHex, hexOf } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
 import type { FsBlobStore } from '../store/fs-blob-store.ts';
+import { largestOf } from '../store/tier-usage.ts';
 
 /** Entries the eviction scan skips between yields to the event loop (~1 ms of work). */
 const EVICT_SCAN_YIELD_EVERY = 4096;
@@ -88,6 +89,17 @@ export class DiskIndex {
   /** Digests in LRU order (least recently used first). */
   order(): Digest[] {
     return [...this.#entries.keys()];
+  }
+
+  /** The `n` largest blobs on disk, largest first (one pass over the index, for the console). */
+  largest(n: number): { digest: Digest; size: number }[] {
+    const entries = this.#entries;
+    return largestOf(
+      (function* () {
+        for (const [digest, e] of entries) yield { digest, size: e.size };
+      })(),
+      n,
+    );
   }
 
   /** Loads the saved index (fast) and starts the background reconcile scan. */

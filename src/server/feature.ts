@@ -46,6 +46,8 @@ export interface FeatureContext {
   readonly state: ServerState;
   /** The shared route context (auth checks of routes: context.ts's authorizeRequest). */
   readonly ctx: ServerContext;
+  /** The features created so far, in order (all of them once the routes are registered): for reports. */
+  features(): readonly { name: string; prefix?: string }[];
   /** The instance of a feature this one builds on (it must be listed earlier). */
   use<F extends Feature>(def: FeatureKey<F>): F;
 }

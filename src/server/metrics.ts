@@ -2,7 +2,9 @@
 // live in one process, as the tests do). Served at GET /metrics.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Digest } from '../core/digest.ts';
 import { loopHoldReader } from './loop-monitor.ts';
+import { ReadTally } from './read-tally.ts';
 import type { TierHooks, TierName } from './tiered-blob-store.ts';
 
 export class ServerMetrics {
@@ -22,6 +24,10 @@ export class ServerMetrics {
   readonly cacheRequests: Counter<'tool' | 'op' | 'result'>;
   readonly cacheBytes: Counter<'tool' | 'direction'>;
   readonly cacheUploads: Gauge<'tool'>;
+  /** The most-read blobs lately (approximate, bounded; the console's Blobs page). */
+  readonly reads = new ReadTally();
+  /** When this server started (wall clock, ms): uptime. */
+  readonly startedAt = Date.now();
 
   constructor() {
     const registers = [this.registry];
@@ -131,9 +137,10 @@ export class ServerMetrics {
   tierHooks(extra: TierHooks = {}): TierHooks {
     return {
       ...extra,
-      hit: (tier: TierName) => {
+      hit: (tier: TierName, digest: Digest) => {
         this.tierHits.inc({ tier });
-        extra.hit?.(tier);
+        this.reads.record(digest);
+        extra.hit?.(tier, digest);
       },
       miss: (tier: TierName) => {
         this.tierMisses.inc({ tier });

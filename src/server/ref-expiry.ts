@@ -57,6 +57,11 @@ export class RefExpiry {
     this.#dirty = true;
   }
 
+  /** When the cache ref was last used through this server (ms), if known; it expires ttlMs later. */
+  lastUsed(name: string): number | undefined {
+    return this.#used.get(name);
+  }
+
   async open(): Promise<void> {
     await mkdir(join(this.opts.dataDir, 'index'), { recursive: true });
     try {

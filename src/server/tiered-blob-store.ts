@@ -83,7 +83,8 @@ const SMALL_READ_BYTES = 64 * 1024;
 
 /** Observers for metrics (all optional). The disk bound is the disk store's own (bounded-disk-store.ts). */
 export interface TierHooks {
-  hit?(tier: TierName): void;
+  /** A read served by `tier` (the digest feeds the console's most-read list, read-tally.ts). */
+  hit?(tier: TierName, digest: Digest): void;
   miss?(tier: TierName): void;
   /** A reader joined a fill already in flight. */
   coalesced?(): void;
@@ -157,7 +158,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   async open(digest: Digest, opts: { ranged?: boolean } = {}): Promise<BlobHandle<TierName> | undefined> {
     const buf = await this.#memoryHit(digest);
     if (buf) {
-      this.hooks.hit?.('memory');
+      this.hooks.hit?.('memory', digest);
       // Keeps its disk copy warm in a bounded disk's LRU.
       this.disk.used?.(digest);
       return bufferHandle(buf, 'memory');
@@ -165,7 +166,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.hooks.miss?.('memory');
     const disk = await this.#openDisk(digest, opts.ranged ?? false);
     if (disk) {
-      this.hooks.hit?.('disk');
+      this.hooks.hit?.('disk', digest);
       return disk;
     }
     this.hooks.miss?.('disk');
@@ -388,7 +389,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     if (fill) {
       try {
         const size = await fill.ready;
-        this.hooks.hit?.('shared');
+        this.hooks.hit?.('shared', digest);
         return this.#fillHandle(digest, shared, fill, size);
       } catch (err) {
         if (err instanceof BlobNotFoundError) {
@@ -404,7 +405,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
       this.hooks.miss?.('shared');
       return undefined;
     }
-    this.hooks.hit?.('shared');
+    this.hooks.hit?.('shared', digest);
     return this.#fillHandle(digest, shared, undefined, info.size);
   }
 

@@ -18,6 +18,7 @@ import { drain } from '../core/streams.ts';
 import type { ReservingBlobCache } from './blob-cache.ts';
 import type { BlobInfo, BlobStore, ByteRange, ByteSource, WriteOptions, WriteResult } from './blob-store.ts';
 import { resolveRange } from './blob-store.ts';
+import { largestOf, type TierUsage, type UsageReporting } from './tier-usage.ts';
 
 export interface MemoryBlobStoreOptions {
   maxBytes?: number;
@@ -25,7 +26,7 @@ export interface MemoryBlobStoreOptions {
   maxBlobBytes?: number;
 }
 
-export class MemoryBlobStore implements BlobStore, ReservingBlobCache {
+export class MemoryBlobStore implements BlobStore, ReservingBlobCache, UsageReporting {
   readonly description = 'memory';
   readonly maxBytes: number;
   readonly maxBlobBytes: number;
@@ -42,6 +43,25 @@ export class MemoryBlobStore implements BlobStore, ReservingBlobCache {
   /** Bytes of resident blobs. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  usage(): TierUsage {
+    return {
+      bytes: this.#bytes,
+      blobs: this.#blobs.size,
+      maxBytes: this.maxBytes,
+      evictions: this.evictions,
+    };
+  }
+
+  largest(n: number): { digest: Digest; size: number }[] {
+    const blobs = this.#blobs;
+    return largestOf(
+      (function* () {
+        for (const [digest, buf] of blobs) yield { digest, size: buf.byteLength };
+      })(),
+      n,
+    );
   }
 
   /** Bytes reserved by reads that are gathering a blob to keep. */
