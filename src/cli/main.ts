@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerCache } from './commands/cache.ts';
 import { registerCat } from './commands/cat.ts';
 import { registerDiff } from './commands/diff.ts';
 import { registerFsck } from './commands/fsck.ts';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerGc(program);
   registerGit(program);
+  registerCache(program);
   registerHistoryCommands(program);
   return program;
 }
