@@ -1,7 +1,7 @@
 // The identity of a `hoard cache` entry: scope, key and version, and the
 // cache ref they name. The ref is
 //
-//   cache/hoard/<scope>/<encoded key>/<version>
+//   cache/hoard/<scope>/key=<encoded key>/<version>
 //
 // - under `cache/`, so the server's cache-ref expiry (`--cache-ref-ttl`,
 //   last access) applies, and a token may be limited to one scope
@@ -12,11 +12,11 @@
 // - the version comes last: a list by key prefix sees every version of the
 //   matching keys and keeps those of its own version without reading them.
 //
-// Key encoding: `A-Z a-z 0-9 _ - @ +` stay as they are (a `-` first is
-// escaped: segments start with a letter, digit or `_`); every other UTF-8
-// byte, `.` and `=` included, becomes `=XX` (upper-case hex). `.` is always
-// escaped so no segment can end in `.lock`/`.tmp`. Decoding accepts only the
-// canonical form, so one ref names one key.
+// Key encoding: `key=` then the key, where `A-Z a-z 0-9 _ - @ +` stay as
+// they are and every other UTF-8 byte, `.` and `=` included, becomes `=XX`
+// (upper-case hex). `.` is always escaped so no segment can end in
+// `.lock`/`.tmp`. Decoding accepts only the canonical form, so one ref names
+// one key.
 //
 // The version is SHA-256 over the path list exactly as given (as in
 // actions/cache, `node_modules` and `./node_modules` are different versions),
@@ -62,23 +62,24 @@ export function validateKey(key: string, what = 'key'): string {
 }
 
 const LITERAL = /[A-Za-z0-9_@+-]/;
+/** Every key segment starts so (segments must start with a letter, digit or `_`; an escape starts with `=`). */
+const KEY_MARK = 'key=';
 
 /** The ref segment of a key (or the leading part of one, for prefix lists). */
 export function encodeKey(key: string): string {
-  let out = '';
-  let first = true;
+  let out = KEY_MARK;
   for (const ch of key) {
-    if (LITERAL.test(ch) && !(first && (ch === '-' || ch === '@' || ch === '+'))) out += ch;
+    if (LITERAL.test(ch)) out += ch;
     else for (const b of Buffer.from(ch, 'utf8')) out += `=${b.toString(16).toUpperCase().padStart(2, '0')}`;
-    first = false;
   }
   return out;
 }
 
 /** The key a ref segment names, or undefined when it is not a canonical encoding. */
 export function decodeKey(segment: string): string | undefined {
+  if (!segment.startsWith(KEY_MARK)) return undefined;
   const bytes: number[] = [];
-  for (let i = 0; i < segment.length; ) {
+  for (let i = KEY_MARK.length; i < segment.length; ) {
     const c = segment[i];
     if (c === '=') {
       const hex = segment.slice(i + 1, i + 3);

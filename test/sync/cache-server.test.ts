@@ -42,7 +42,7 @@ describe('hoard cache entries expire on a server when unused (--cache-ref-ttl)',
       now += 40 * 60_000; // ttl-idle: 80 min since its save; ttl-hot: 40 min since its restore
       const gone = await expiry.sweep();
       assert.equal(gone.length, 1);
-      assert.match(gone[0], /^cache\/hoard\/default\/ttl-idle\//);
+      assert.match(gone[0], /^cache\/hoard\/default\/key=ttl-idle\//);
       assert.equal((await cmd('restore', 'ttl-idle')).json.hit, 'miss');
       const partial = await cmd('restore', 'nope', '--restore-keys', 'ttl-');
       assert.equal(partial.json.hit, 'partial');
