@@ -6,6 +6,7 @@
 // commands other than `serve` never pay for the server's features.
 
 import { type Layer, resolveGroup, type SettingsGroup, type SettingsShape } from '../core/settings.ts';
+import { actionsCacheSettings } from '../features/actions-cache/actions-cache-settings.ts';
 import { npmSettings } from '../features/npm/npm-settings.ts';
 import { gitSettings } from '../git/git-settings.ts';
 import { snapshotSettings } from '../git/snapshot-settings.ts';
@@ -41,6 +42,10 @@ export const SERVE_FEATURES: readonly FeatureEntry[] = [
   entry(undefined, async () => (await import('../features/turbo/turbo-feature.ts')).turboFeature),
   entry(undefined, async () => (await import('../features/nx/nx-feature.ts')).nxFeature),
   entry(npmSettings, async () => (await import('../features/npm/npm-feature.ts')).npmFeature),
+  entry(
+    actionsCacheSettings,
+    async () => (await import('../features/actions-cache/actions-cache-feature.ts')).actionsCacheFeature,
+  ),
 ];
 
 /** Every settings group of `hoard serve`: the server's own, then each feature's. */

@@ -100,6 +100,19 @@ export class CacheEntries {
   }
 
   /**
+   * The entry, or undefined (as get()), without counting a lookup or touching
+   * its expiry: the candidates a search looks at before it picks one.
+   */
+  peek(name: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+    return this.#lookup(name, signal);
+  }
+
+  /** Counts the outcome of a search (the hit/miss metric; a hit's expiry counts from now). */
+  counted(name: string, entry: CacheEntry | undefined): CacheEntry | undefined {
+    return this.#counted(name, entry);
+  }
+
+  /**
    * The entry with its content opened, or undefined (as get()). One look at
    * the tiers decides the hit and serves it: a HEAD-then-read pair could meet
    * an eviction in between. `ranged`: only part of the content is wanted.

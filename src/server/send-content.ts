@@ -22,6 +22,8 @@ export interface SendOptions {
   contentType?: string;
   /** Protocol headers answered with the content (Turborepo's x-artifact-*). */
   headers?: Readonly<Record<string, string>>;
+  /** The Range header to honour instead of the request's (Azure's `x-ms-range`). */
+  range?: string;
   /** Told how many body bytes are sent (not for HEAD or a refused range): the bytes-out metric. */
   onBody?(bytes: number): void;
 }
@@ -34,7 +36,7 @@ export function sendContent(
   opts: SendOptions = {},
 ): FastifyReply {
   const { size } = handle;
-  const range = request.headers.range;
+  const range = opts.range ?? request.headers.range;
   const r = parseRange(Array.isArray(range) ? range.join(',') : range, size);
   if (r.kind === 'unsatisfiable') {
     handle.close();

@@ -13,16 +13,20 @@ const run = promisify(execFile);
 
 const ROOT = resolve(import.meta.dirname, '../../../tmp/test-clients');
 
-/** The pinned clients (their linux-x64 binary packages install and run here). */
+/**
+ * The pinned clients (their linux-x64 binary packages install and run here).
+ * A library (`bin: undefined`) is imported by a child script instead.
+ */
 export const CLIENTS = {
   turbo: { pkg: 'turbo', version: '2.11.11', bin: 'turbo' },
   nx: { pkg: 'nx', version: '24.0.6', bin: 'nx' },
+  actionsCache: { pkg: '@actions/cache', version: '6.3.0', bin: undefined },
 } as const;
 
 export interface InstalledClient {
   /** The install's node_modules (a workspace links to it). */
   nodeModules: string;
-  /** The client's executable. */
+  /** The client's executable; for a library, its package directory. */
   bin: string;
   version: string;
 }
@@ -36,15 +40,15 @@ const exists = (p: string) =>
 /** Installs (once) and returns the pinned client. Throws with npm's output when npm cannot. */
 export async function installClient(name: keyof typeof CLIENTS): Promise<InstalledClient> {
   const { pkg, version, bin } = CLIENTS[name];
-  const dir = join(ROOT, `${pkg}@${version}`);
+  const dir = join(ROOT, `${pkg.replace('/', '+')}@${version}`);
   const result = {
     nodeModules: join(dir, 'node_modules'),
-    bin: join(dir, 'node_modules', '.bin', bin),
+    bin: bin === undefined ? join(dir, 'node_modules', pkg) : join(dir, 'node_modules', '.bin', bin),
     version,
   };
   if (await exists(result.bin)) return result;
   await mkdir(ROOT, { recursive: true });
-  const staging = await mkdtemp(join(ROOT, `.${pkg}-`));
+  const staging = await mkdtemp(join(ROOT, `.${pkg.replace('/', '+')}-`));
   try {
     await run(
       'npm',
