@@ -234,6 +234,7 @@ async function restoreFolder(
       ref,
       cache,
       progress: opts.progress ?? noProgress,
+      fsync: false, // a cache, like tar: see MaterializeInput.fsync
     });
     await cache.save();
     return {
@@ -286,6 +287,7 @@ async function restoreFile(
     ref,
     cache,
     progress: opts.progress ?? noProgress,
+    fsync: false,
   });
   return {
     filesRestored: r.filesWritten,
