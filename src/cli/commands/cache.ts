@@ -5,12 +5,12 @@
 
 import { type Command, Option } from 'commander';
 import { EXIT } from '../../core/errors.ts';
+import { openRemote } from '../../remote/remote.ts';
 import { cacheDelete, cacheList } from '../../sync/cache-list.ts';
 import { cacheRestore } from '../../sync/cache-restore.ts';
 import { cacheSave } from '../../sync/cache-save.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgress } from '../progress.ts';
-import { openRemote } from '../../remote/remote.ts';
 import { withRemote } from '../with-remote.ts';
 
 interface Common {
