@@ -56,7 +56,7 @@ const DEPS_A: Record<string, string> = {
   webpack: '5.91.0',
 };
 /** State B: A plus one dependency. */
-const EXTRA = 'lodash@4.17.21';
+const EXTRA = 'moment@2.30.1';
 const NPM_FLAGS = ['--no-audit', '--no-fund', '--ignore-scripts', '--legacy-peer-deps'];
 
 async function npm(cwd: string, args: string[]): Promise<void> {
@@ -80,7 +80,7 @@ async function setUp(): Promise<{ a: string; b: string }> {
     console.log('installing state A from the npm registry (once)…');
     await npm(a, ['install']);
   }
-  if (!existsSync(join(b, 'node_modules', 'lodash', 'package.json'))) {
+  if (!existsSync(join(b, 'node_modules', EXTRA.slice(0, EXTRA.lastIndexOf('@')), 'package.json'))) {
     await rm(b, { recursive: true, force: true });
     await cp(a, b, { recursive: true, verbatimSymlinks: true });
     console.log(`installing state B = A + ${EXTRA} (once)…`);
@@ -150,6 +150,22 @@ async function main(): Promise<void> {
     toolkit = await import('../test/features/actions-cache/toolkit.ts');
   if (!toolkit) console.log('toolkit side skipped (no Actions cache service here, or --no-toolkit)');
 
+  /** One toolkit call against the server (v2 with the Azure alias: parallel segmented downloads). */
+  const tk = (op: 'save' | 'restore', cwd: string, key: string) => {
+    if (!toolkit) throw new Error('no toolkit');
+    return toolkit.runToolkit({
+      service: SERVICE,
+      url: remote,
+      token: '',
+      op,
+      cwd,
+      paths: ['node_modules'],
+      key,
+      azureAlias: SERVICE === 'v2',
+      tempDir: join(work, 'runner-tmp'),
+    });
+  };
+
   try {
     // Save A and B with each tool (untimed).
     for (const [key, dir] of [
@@ -162,17 +178,7 @@ async function main(): Promise<void> {
       );
       if (toolkit) {
         const t0 = performance.now();
-        const r = await toolkit.runToolkit({
-          service: SERVICE,
-          url: remote,
-          token: '',
-          op: 'save',
-          cwd: dir,
-          paths: ['node_modules'],
-          key,
-          azureAlias: SERVICE === 'v2',
-          tempDir: join(work, 'runner-tmp'),
-        });
+        const r = await tk('save', dir, key);
         console.log(`toolkit save ${key}: id ${r.result} in ${Math.round(performance.now() - t0)} ms`);
       }
     }
@@ -185,19 +191,8 @@ async function main(): Promise<void> {
       return { ms, bytes: Number(r.bytesDownloaded) };
     };
     const toolkitRestore = async (cwd: string, key: string): Promise<Sample> => {
-      if (!toolkit) throw new Error('no toolkit');
       const t0 = performance.now();
-      const r = await toolkit.runToolkit({
-        service: SERVICE,
-        url: remote,
-        token: '',
-        op: 'restore',
-        cwd,
-        paths: ['node_modules'],
-        key,
-        azureAlias: SERVICE === 'v2',
-        tempDir: join(work, 'runner-tmp'),
-      });
+      const r = await tk('restore', cwd, key);
       const ms = performance.now() - t0;
       if (r.result !== key) throw new Error(`toolkit restore ${key}: ${r.stdout}\n${r.stderr}`);
       const size = /Cache Size: ~?[\d.]+ MB \((\d+) B\)/.exec(r.stdout);

@@ -34,6 +34,15 @@ function scopeOption(): Option {
 
 const PLATFORM_HELP = 'make the OS and CPU part of the version (entries of other platforms never match)';
 
+/** The options of every command that names one entry: where, which scope, which version, output. */
+function entryOptions(cmd: Command): Command {
+  return cmd
+    .addOption(remoteOption())
+    .addOption(scopeOption())
+    .option('--platform', PLATFORM_HELP)
+    .option('--json', 'print the result as one JSON object');
+}
+
 /** `--restore-keys` may be given several times, and each value may hold several lines (as actions/cache's input). */
 function collectLines(value: string, previous: string[] = []): string[] {
   return [
@@ -50,15 +59,10 @@ export function registerCache(program: Command): void {
     .command('cache')
     .description('save and restore folders by key (a CI cache; incremental, deduplicated per file)');
 
-  cache
-    .command('save')
+  entryOptions(cache.command('save'))
     .description('store paths under a key (an existing key is left alone: keys are immutable)')
     .argument('<key>', 'the cache key, e.g. npm-linux-<hash of the lockfile>')
     .argument('<paths...>', 'folders or files (relative to here, absolute, or ~/…)')
-    .addOption(remoteOption())
-    .addOption(scopeOption())
-    .option('--platform', PLATFORM_HELP)
-    .option('--json', 'print the result as one JSON object')
     .action(
       action(
         async (key: string, paths: string[], opts: Common) => {
@@ -90,24 +94,19 @@ export function registerCache(program: Command): void {
       ),
     );
 
-  cache
-    .command('restore')
+  entryOptions(cache.command('restore'))
     .description('restore paths from the entry of a key, else the newest entry matching a restore key')
     .argument('<key>', 'the key to restore (exact match first, then as a prefix)')
     .argument('<paths...>', 'the same paths the entry was saved with (they make its version)')
-    .addOption(remoteOption())
-    .addOption(scopeOption())
     .option(
       '--restore-keys <prefix>',
       'key prefix to try when the key has no entry, newest first (repeat, or one per line)',
       collectLines,
       [],
     )
-    .option('--platform', PLATFORM_HELP)
     .option('--lookup-only', 'only say whether an entry matches; write nothing')
     .option('--fail-on-cache-miss', 'exit 2 when no entry matches')
     .option('--delete', 'also delete files under the paths that the entry does not hold')
-    .option('--json', 'print the result as one JSON object')
     .action(
       action(
         async (
@@ -181,15 +180,10 @@ export function registerCache(program: Command): void {
       ),
     );
 
-  cache
-    .command('delete')
+  entryOptions(cache.command('delete'))
     .description('delete the entries of a key (every version, or the one of the paths given)')
     .argument('<key>', 'the exact key')
     .argument('[paths...]', 'only the entry saved with these paths')
-    .addOption(remoteOption())
-    .addOption(scopeOption())
-    .option('--platform', PLATFORM_HELP)
-    .option('--json', 'print the result as one JSON object')
     .action(
       action(
         async (key: string, paths: string[], opts: Common) => {
