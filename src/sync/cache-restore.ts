@@ -340,7 +340,21 @@ export async function cacheRestore(opts: CacheRestoreOptions): Promise<CacheRest
   };
   if (match.hit === 'miss' || opts.lookupOnly || !match.record || !match.ref) return finish();
 
-  const tree = await readTree(remote, match.record.tree);
+  const ref = match.ref;
+  /** Blobs the remote lost (evicted, quarantined): the entry is broken, not this folder. */
+  const lost = (err: unknown): never => {
+    if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
+    throw new HoardError(
+      'HOARD_EBLOB_NOT_FOUND',
+      `cache entry ${ref} is incomplete on ${remote.url}: ${err.message}`,
+      {
+        hint: `files restored so far are whole; delete the entry (hoard cache delete ${JSON.stringify(match.matchedKey)} --remote ${remote.url}) and save it again`,
+        cause: err,
+        details: { ref },
+      },
+    );
+  };
+  const tree = await readTree(remote, match.record.tree).catch(lost);
   const parts = splitEntryTree(tree, abs.length); // refuses a hostile entry before any write
   for (const p of parts) {
     if (!p) continue;
@@ -353,10 +367,10 @@ export async function cacheRestore(opts: CacheRestoreOptions): Promise<CacheRest
   for (let i = 0; i < abs.length; i++) {
     const part = parts[i];
     if (!part) continue; // not in the entry (the path did not exist when it was saved): left alone
-    const w =
-      part.kind === 'file'
-        ? await restoreFile(abs[i], part.entry, opts, match.ref)
-        : await restoreFolder(abs[i], part.entries, opts, match.ref);
+    const w = await (part.kind === 'file'
+      ? restoreFile(abs[i], part.entry, opts, ref)
+      : restoreFolder(abs[i], part.entries, opts, ref)
+    ).catch(lost);
     result.filesRestored += w.filesRestored;
     result.filesDownloaded += w.filesDownloaded;
     result.bytesDownloaded += w.bytesDownloaded;
