@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The real clients the protocol tests drive, from Debian's packages:
 # ccache and gcc (ccache's remote storage), gradle and a JDK (Gradle's HTTP
-# build cache), bazel-bootstrap (Bazel's HTTP cache). Installed once, when
+# build cache), bazel-bootstrap (Bazel's HTTP cache), tar and zstd (what
+# @actions/cache archives with; without zstd it falls back to gzip). Installed once, when
 # missing; a test whose client is absent skips and says so, so a machine
-# without root still runs the rest. npm clients (turbo, nx) are installed by
+# without root still runs the rest. npm clients (turbo, nx, @actions/cache) are installed by
 # their tests themselves, pinned.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v gradle >/dev/null || need+=(gradle)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v bazel >/dev/null || need+=(bazel-bootstrap)
+command -v tar >/dev/null || need+=(tar)
+command -v zstd >/dev/null || need+=(zstd)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

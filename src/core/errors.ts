@@ -254,9 +254,11 @@ export function toHoardError(
 
 /**
  * Removes credentials from text that may reach a log or a user: userinfo in
- * URLs, AWS-style signatures and keys in query strings, bearer tokens.
+ * URLs, AWS-style signatures and keys in query strings, bearer tokens, the
+ * `sig` of signed URLs (Azure SAS, the Actions cache service's) and the
+ * token in the path of its `/actions-cache/t/<token>/` mount.
  */
-const MAY_HOLD_SECRET = /[@=]|bearer/i;
+const MAY_HOLD_SECRET = /[@=]|bearer|\/t\//i;
 
 export function redactSecrets(text: string): string {
   // Every error message passes here (a cache miss builds one): most hold none
@@ -266,5 +268,6 @@ export function redactSecrets(text: string): string {
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@')
     .replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s]+/gi, '$1***')
     .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, '$1***')
-    .replace(/((?:access_?token|token|secret|password)=)[^&\s]+/gi, '$1***');
+    .replace(/((?:access_?token|token|secret|password|sig)=)[^&\s]+/gi, '$1***')
+    .replace(/(\/actions-cache\/t\/)[^/?\s]+/g, '$1***');
 }

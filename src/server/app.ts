@@ -7,7 +7,14 @@
 
 import type { FastifyError, FastifyInstance } from 'fastify';
 import Fastify, { LogController } from 'fastify';
-import { HoardError, httpStatusOf, isNoSpaceErrno, NoSpaceError, toHoardError } from '../core/errors.ts';
+import {
+  HoardError,
+  httpStatusOf,
+  isNoSpaceErrno,
+  NoSpaceError,
+  redactSecrets,
+  toHoardError,
+} from '../core/errors.ts';
 import { openRemote, type Remote } from '../remote/remote.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
@@ -166,7 +173,11 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       request.log.info(
         {
           method: request.method,
-          url: request.url,
+          // Signed URLs and tokens in paths (the Actions cache service's) are never logged whole.
+          url:
+            request.url.includes('sig=') || request.url.includes('/t/')
+              ? redactSecrets(request.url)
+              : request.url,
           status: reply.statusCode,
           ms: Math.round(ms * 10) / 10,
           bytesIn: inBytes,

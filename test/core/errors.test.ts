@@ -6,6 +6,14 @@ describe('redactSecrets', () => {
   it('hides URL credentials, presigned signatures, bearer tokens and token parameters', () => {
     assert.equal(redactSecrets('GET https://bob:hunter2@host/x failed'), 'GET https://***@host/x failed');
     assert.equal(
+      redactSecrets('/actions-cache/uploads/ab?se=17&sig=Zm9v-_x&comp=block'),
+      '/actions-cache/uploads/ab?se=17&sig=***&comp=block',
+    );
+    assert.equal(
+      redactSecrets('/actions-cache/t/s3cr3t/_apis/artifactcache/caches/1'),
+      '/actions-cache/t/***/_apis/artifactcache/caches/1',
+    );
+    assert.equal(
       redactSecrets('s3 ?X-Amz-Signature=abcdef&X-Amz-Credential=AKIA/x&y=1'),
       's3 ?X-Amz-Signature=***&X-Amz-Credential=***&y=1',
     );

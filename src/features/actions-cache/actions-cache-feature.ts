@@ -23,6 +23,7 @@ export const actionsCacheFeature = defineFeature({
     const uploads = new PendingUploads({
       spoolDir: join(fctx.server.dataDir, 'tmp', 'actions-cache'),
       maxBytes: fctx.server.maxBlobBytes,
+      maxSpoolBytes: settings.maxSpoolBytes,
       maxPerOwner: settings.maxPendingUploads,
       idleMs: settings.uploadIdleMs,
     });
@@ -35,6 +36,12 @@ export const actionsCacheFeature = defineFeature({
         await app.register(async (scoped) => twirpRoutes(scoped, cache, fctx.server.maxJsonBodyBytes));
         await app.register(async (scoped) =>
           artifactCacheRoutes(scoped, cache, fctx.server.maxJsonBodyBytes),
+        );
+        // v1 again with the token in the path (ACTIONS_CACHE_URL=http://host/actions-cache/t/<token>/),
+        // for forge runners that set ACTIONS_RUNTIME_TOKEN to their own job token.
+        await app.register(
+          async (scoped) => artifactCacheRoutes(scoped, cache, fctx.server.maxJsonBodyBytes),
+          { prefix: '/actions-cache/t/:token' },
         );
         await app.register(async (scoped) => blobRoutes(scoped, cache));
       },

@@ -21,6 +21,11 @@ export const actionsCacheSettings = defineSettings('actions-cache', 'GitHub Acti
     positive: true,
     doc: 'a reserved upload that receives nothing for this long is dropped and its spooled blocks deleted',
   }),
+  maxSpoolBytes: setting.size({
+    key: 'max-spool',
+    default: 32 * 1024 ** 3,
+    doc: 'bytes of all uploads in progress together, spooled under `<data>/tmp/actions-cache/` (outside `--max-disk`); beyond it an upload is refused with 507',
+  }),
   maxPendingUploads: setting.integer({
     key: 'max-pending-uploads',
     default: 32,

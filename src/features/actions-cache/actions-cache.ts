@@ -22,7 +22,7 @@
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Digest, Hasher } from '../../core/digest.ts';
-import { HoardError, httpStatusOf } from '../../core/errors.ts';
+import { HoardError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
 import { authorize, type Scope } from '../../server/auth.ts';
 import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
@@ -107,11 +107,6 @@ export class ActionsCache {
     return found.filter((e): e is CacheEntry => e !== undefined);
   }
 
-  /** Whether the exact entry exists (a reservation of it is refused). */
-  async exists(namespace: string, version: string, key: string): Promise<boolean> {
-    return (await this.entries.peek(entryRef(namespace, version, key))) !== undefined;
-  }
-
   /** Reserves an upload of a new entry: "already exists" (409) when it does or one is in progress. */
   async reserve(t: Omit<UploadTarget, 'ref'>, declaredSize?: number): Promise<PendingUpload> {
     const ref = entryRef(t.namespace, t.version, t.key);
@@ -122,10 +117,12 @@ export class ActionsCache {
   /**
    * Publishes a finished upload of `size` bytes as the entry: hashed in one
    * pass over the spool, stored verified against that digest in a second,
-   * then the ref created if absent. The upload is dropped either way; a
-   * failure leaves no entry.
+   * then the ref created if absent. The upload is dropped either way (a
+   * wrong size included); a failure leaves no entry. A finalize while bytes
+   * are still arriving is refused and changes nothing.
    */
   async publish(u: PendingUpload, size: number): Promise<CacheEntry> {
+    this.uploads.assertIdle(u);
     try {
       const archive = this.uploads.finish(u, size);
       const hasher = new Hasher();
@@ -161,14 +158,14 @@ export class ActionsCache {
   authorize(request: FastifyRequest, need: Scope, ref?: string): string {
     return authorize(
       this.#fctx.auth,
-      { remoteAddress: request.socket.remoteAddress, authorization: request.headers.authorization },
+      { remoteAddress: request.socket.remoteAddress, authorization: credentialsOf(request) },
       need,
       need === 'write' ? ref : undefined,
     );
   }
 
   namespaceOf(request: FastifyRequest): string {
-    return namespaceOf(this.#fctx.auth, request);
+    return namespaceOf(this.#fctx.auth, credentialsOf(request));
   }
 
   /** An archive by its digest (what a signed download URL names), opened once for every range sent from it. */
@@ -200,19 +197,20 @@ export class ActionsCache {
   }
 }
 
+/**
+ * The credentials of a request: the token in the path of the v1 mount
+ * `/actions-cache/t/<token>/` (for runners whose ACTIONS_RUNTIME_TOKEN is the
+ * forge's job token, which hoard cannot check, but whose cache URL is
+ * configurable), else the Authorization header.
+ */
+export function credentialsOf(request: FastifyRequest): string | undefined {
+  const token = (request.params as { token?: unknown } | undefined)?.token;
+  return typeof token === 'string' && token !== '' ? `Bearer ${token}` : request.headers.authorization;
+}
+
 export function alreadyExists(key: string): HoardError {
   return new HoardError('HOARD_ESYNC_CONFLICT', `cache entry ${key} already exists`, {
     hint: 'keys are immutable: save under a new key',
     details: { twirp: 'already_exists' },
   });
-}
-
-/**
- * The HTTP status of a hoard error on this service's routes: the bound on
- * pending uploads is a 429 (the toolkit retries a 503, which would not help),
- * and a route may name its protocol's status (Twirp's bad_route is a 404).
- */
-export function statusOf(err: HoardError): number {
-  if (typeof err.details?.status === 'number') return err.details.status;
-  return err.details?.limit === 'pending-uploads' ? 429 : httpStatusOf(err);
 }

@@ -10,15 +10,15 @@
 // Two repositories' keys never meet: the same key and version saved by two
 // namespaces are two entries, and a restore looks in its own namespace only.
 
-import type { FastifyRequest } from 'fastify';
 import { validateRefName } from '../../core/ref-name.ts';
 import { type AuthPolicy, principalOf } from '../../server/auth.ts';
 import { ACTIONS_REF_ROOT } from './cache-keys.ts';
 
 export const SHARED_NAMESPACE = '_';
 
-export function namespaceOf(policy: AuthPolicy, request: FastifyRequest): string {
-  const p = principalOf(policy, request.headers.authorization);
+/** The namespace of the token in `authorization` (an Authorization header value). */
+export function namespaceOf(policy: AuthPolicy, authorization: string | undefined): string {
+  const p = principalOf(policy, authorization);
   for (const prefix of p?.refPrefixes ?? []) {
     const rest = prefix.startsWith(`${ACTIONS_REF_ROOT}/`)
       ? prefix.slice(ACTIONS_REF_ROOT.length + 1).replace(/\/+$/, '')

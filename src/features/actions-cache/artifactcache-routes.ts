@@ -11,13 +11,14 @@
 // message from. Chunks arrive in parallel and in any order; only the
 // reserving token may send them and commit.
 
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HoardError } from '../../core/errors.ts';
 import { acceptJsonBodies } from '../../server/json-bodies.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
-import { type ActionsCache, statusOf } from './actions-cache.ts';
+import type { ActionsCache } from './actions-cache.ts';
 import { checkKey, checkVersion, entryRef, MAX_KEYS } from './cache-keys.ts';
 import type { PendingUpload } from './pending-uploads.ts';
+import { answerErrors } from './service-errors.ts';
 
 const BASE = '/_apis/artifactcache';
 /** Entries listed by `GET caches?key=` (diagnostics only). */
@@ -30,10 +31,7 @@ export async function artifactCacheRoutes(
 ): Promise<void> {
   const noScope = { config: { scope: 'none' as const } };
 
-  app.setErrorHandler((err: FastifyError | HoardError, request, reply) => {
-    const status = err instanceof HoardError ? statusOf(err) : (err.statusCode ?? 500);
-    if (status >= 500) request.log.error({ err }, 'request failed');
-    const message = status >= 500 && !(err instanceof HoardError) ? 'internal error' : err.message;
+  answerErrors(app, (reply, status, message, err) => {
     const typeKey = err instanceof HoardError ? err.code : 'HOARD_EINTERNAL';
     reply.code(status).type('application/json').send({ message, typeKey });
   });

@@ -9,14 +9,15 @@
 // Errors are Azure's: an XML <Error><Code/><Message/></Error> body and the
 // code in x-ms-error-code, so the SDK reports them as it would Azure's.
 
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { digestFromHex } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
 import { readAllBounded } from '../../core/streams.ts';
 import { isRanged } from '../../server/send-content.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
-import { type ActionsCache, statusOf } from './actions-cache.ts';
+import type { ActionsCache } from './actions-cache.ts';
 import { MAX_BLOCKS } from './pending-uploads.ts';
+import { answerErrors } from './service-errors.ts';
 
 /** A block list names at most 50,000 ids of up to 88 base64 characters in ~30 bytes of XML each. */
 const MAX_BLOCK_LIST_BYTES = 8 * 1024 * 1024;
@@ -45,10 +46,7 @@ const AZURE_CODE_OF_STATUS: Record<number, string> = {
 export async function blobRoutes(app: FastifyInstance, cache: ActionsCache): Promise<void> {
   const noScope = { config: { scope: 'none' as const } };
 
-  app.setErrorHandler((err: FastifyError | HoardError, request, reply) => {
-    const status = err instanceof HoardError ? statusOf(err) : (err.statusCode ?? 500);
-    if (status >= 500) request.log.error({ err }, 'request failed');
-    const message = status >= 500 && !(err instanceof HoardError) ? 'internal error' : err.message;
+  answerErrors(app, (reply, status, message, err) => {
     const code =
       (err instanceof HoardError && typeof err.details?.azureCode === 'string' && err.details.azureCode) ||
       AZURE_CODE_OF_STATUS[status] ||

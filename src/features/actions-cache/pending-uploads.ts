@@ -8,8 +8,9 @@
 // reader: the archive becomes an entry only when the cache service publishes
 // it on finalize/commit (actions-cache.ts), after checking its size.
 //
-// Bounds: an upload's bytes (staged blocks or ranges) by the server's
-// --max-blob-size; 50,000 blocks (Azure's own limit), block ids of at most 64
+// Bounds: an upload's bytes by the server's --max-blob-size (v2: the staged
+// blocks and blob together, a replaced one counted once; v1: the end of every
+// range, so a re-sent chunk costs nothing more); 50,000 blocks (Azure's own limit), block ids of at most 64
 // bytes, all of one length (Azure's rules); reservations per token by
 // `maxPerOwner`. An upload idle for `idleMs` (nothing received, no request in
 // flight) is dropped and its spool deleted by a periodic sweep; the spool
@@ -56,13 +57,20 @@ export interface PendingUpload extends UploadTarget {
   committed: { files: string[]; size: number } | undefined;
   /** v1: byte ranges received into `data` (start, end exclusive). */
   readonly ranges: [number, number][];
-  /** Staged bytes (blocks, blob, ranges): bounded by maxBytes. */
+  /** v2 staged bytes (blocks and the Put Blob body): bounded by maxBytes. v1 is bounded by its extent. */
   staged: number;
+  /** v2: the bytes of the current Put Blob body (replaced by the next one). */
+  blobBytes: number;
+  /** v1: the end of the furthest range accepted (the spool file's extent). */
+  extent: number;
 }
 
 export interface PendingUploadsOptions {
   spoolDir: string;
+  /** One upload's bound. */
   maxBytes: number;
+  /** Every upload's spooled bytes together. */
+  maxSpoolBytes: number;
   maxPerOwner: number;
   idleMs: number;
   clock?: Clock;
@@ -74,6 +82,8 @@ export class PendingUploads {
   readonly #byId = new Map<string, PendingUpload>();
   readonly #byCacheId = new Map<number, PendingUpload>();
   readonly #byRef = new Map<string, PendingUpload>();
+  /** Bytes in the spool and on their way to it, all uploads together. */
+  #spooled = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(o: PendingUploadsOptions) {
@@ -92,6 +102,7 @@ export class PendingUploads {
 
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    this.#spooled = 0;
     this.#byId.clear();
     this.#byCacheId.clear();
     this.#byRef.clear();
@@ -100,6 +111,22 @@ export class PendingUploads {
 
   get size(): number {
     return this.#byId.size;
+  }
+
+  /** Bytes spooled (and being spooled) by every upload in progress. */
+  get spooled(): number {
+    return this.#spooled;
+  }
+
+  /** Takes `n` more bytes of the spool, or throws 507 when they do not fit. */
+  #take(n: number): void {
+    if (this.#spooled + n > this.#o.maxSpoolBytes)
+      throw new HoardError(
+        'HOARD_ENO_SPACE',
+        `the Actions cache upload spool is full (${this.#spooled} bytes in uploads in progress)`,
+        { hint: 'wait for uploads to finish or expire, or raise --actions-cache-max-spool' },
+      );
+    this.#spooled += n;
   }
 
   /** The upload reserving `ref`, if one is in progress. */
@@ -144,6 +171,8 @@ export class PendingUploads {
       committed: undefined,
       ranges: [],
       staged: 0,
+      blobBytes: 0,
+      extent: 0,
     };
     // Checked again after the await: a concurrent reservation of the same ref may have won.
     if (this.#byRef.has(t.ref)) {
@@ -187,8 +216,10 @@ export class PendingUploads {
   async putBlob(u: PendingUpload, body: Readable, length: number | undefined): Promise<number> {
     const file = join(u.dir, 'blob');
     const tmp = join(u.dir, `blob-${randomBytes(6).toString('hex')}.part`);
-    const size = await this.#spool(u, body, tmp, length);
+    const size = await this.#spool(u, body, tmp, length, u.blobBytes);
     await rename(tmp, file);
+    u.staged -= u.blobBytes;
+    u.blobBytes = size;
     u.committed = { files: [file], size };
     return size;
   }
@@ -208,8 +239,8 @@ export class PendingUploads {
       throw new HoardError('HOARD_ETOO_LARGE', `at most ${MAX_BLOCKS} blocks per blob`);
     const file = join(u.dir, `block-${raw.toString('hex')}`);
     const tmp = `${file}-${randomBytes(6).toString('hex')}.part`;
-    const size = await this.#spool(u, body, tmp, length);
     const old = u.blocks.get(blockId);
+    const size = await this.#spool(u, body, tmp, length, old?.size ?? 0);
     if (old) u.staged -= old.size;
     await rename(tmp, file);
     u.blocks.set(blockId, { file, size });
@@ -243,6 +274,11 @@ export class PendingUploads {
   /** v1 PATCH: `body` is bytes [start, end] (inclusive, as Content-Range says) of the archive. */
   async writeRange(u: PendingUpload, start: number, end: number, body: Readable): Promise<void> {
     if (end + 1 > this.#o.maxBytes) throw tooLarge(end + 1, this.#o.maxBytes);
+    // The file's extent is taken from the spool before a byte is written (and kept until the drop).
+    if (end + 1 > u.extent) {
+      this.#take(end + 1 - u.extent);
+      u.extent = end + 1;
+    }
     const count = end - start + 1;
     const file = join(u.dir, 'data');
     let n = 0;
@@ -257,24 +293,26 @@ export class PendingUploads {
         yield chunk;
       }
     };
-    u.staged += count;
-    if (u.staged > this.#o.maxBytes) {
-      u.staged -= count;
-      throw tooLarge(u.staged + count, this.#o.maxBytes);
-    }
-    try {
-      // 'r+' writes at `start` but needs the file: create it (never truncating) first.
-      await (await open(file, 'a')).close();
-      await pipeline(body, limit, createWriteStream(file, { flags: 'r+', start })).catch((err) => {
-        throw noSpaceOr(err, 'an Actions cache upload');
-      });
-      if (n !== count)
-        throw new HoardError('HOARD_ETRUNCATED', `expected ${count} bytes (Content-Range), got ${n}`);
-    } catch (err) {
-      u.staged -= count;
-      throw err;
-    }
+    // 'r+' writes at `start` but needs the file: create it (never truncating) first.
+    await (await open(file, 'a')).close();
+    await pipeline(body, limit, createWriteStream(file, { flags: 'r+', start })).catch((err) => {
+      throw noSpaceOr(err, 'an Actions cache upload');
+    });
+    if (n !== count)
+      throw new HoardError('HOARD_ETRUNCATED', `expected ${count} bytes (Content-Range), got ${n}`);
     u.ranges.push([start, end + 1]);
+  }
+
+  /**
+   * Throws 409 while a request is still sending bytes to the upload (a
+   * finalize must wait for them) or another finalize of it is under way.
+   */
+  assertIdle(u: PendingUpload): void {
+    if (u.finishing) throw new HoardError('HOARD_ESYNC_CONFLICT', 'the upload is already being finalized');
+    if (u.busy > 0)
+      throw new HoardError('HOARD_ESYNC_CONFLICT', 'the upload is still receiving data', {
+        hint: 'finalize after every block or chunk has been answered',
+      });
   }
 
   /**
@@ -283,10 +321,7 @@ export class PendingUploads {
    * committed blob; v1: ranges covering [0, size) with nothing beyond).
    */
   finish(u: PendingUpload, size: number): { size: number; open(): Readable } {
-    if (u.busy > 0)
-      throw new HoardError('HOARD_ESYNC_CONFLICT', 'the upload is still receiving data', {
-        hint: 'finalize after every block or chunk has been answered',
-      });
+    this.assertIdle(u);
     let files: string[];
     if (u.committed) {
       if (u.committed.size !== size)
@@ -325,6 +360,7 @@ export class PendingUploads {
   /** Forgets the upload and deletes its spool. */
   async drop(u: PendingUpload): Promise<void> {
     if (this.#byId.get(u.id) === u) {
+      this.#spooled -= u.staged + u.extent;
       this.#byId.delete(u.id);
       this.#byCacheId.delete(u.cacheId);
       if (this.#byRef.get(u.ref) === u) this.#byRef.delete(u.ref);
@@ -342,13 +378,22 @@ export class PendingUploads {
     return idle.length;
   }
 
-  async #spool(u: PendingUpload, body: Readable, tmp: string, length: number | undefined): Promise<number> {
+  /** Streams a body to `tmp`, bounding the upload's staged bytes (less `replacing`, what it replaces). */
+  async #spool(
+    u: PendingUpload,
+    body: Readable,
+    tmp: string,
+    length: number | undefined,
+    replacing: number,
+  ): Promise<number> {
     const max = this.#o.maxBytes;
     let n = 0;
+    const take = (bytes: number) => this.#take(bytes);
     const bound = async function* (this: void, source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
+        take(chunk.byteLength);
         n += chunk.byteLength;
-        if (u.staged + n > max) throw tooLarge(u.staged + n, max);
+        if (u.staged - replacing + n > max) throw tooLarge(u.staged - replacing + n, max);
         yield chunk;
       }
     };
@@ -359,10 +404,13 @@ export class PendingUploads {
       if (length !== undefined && n !== length)
         throw new HoardError('HOARD_ETRUNCATED', `expected ${length} bytes (Content-Length), got ${n}`);
     } catch (err) {
+      this.#spooled -= n;
       await rm(tmp, { force: true });
       throw err;
     }
     u.staged += n;
+    // What it replaces leaves the spool (the caller renames over it or forgets it).
+    this.#spooled -= replacing;
     return n;
   }
 }

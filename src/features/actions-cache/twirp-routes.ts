@@ -13,11 +13,12 @@
 // a miss is `{"ok":false}` (what the toolkit expects), not an error.
 // Only JSON is spoken: a protobuf request is a `bad_route`.
 
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HoardError } from '../../core/errors.ts';
 import { acceptJsonBodies } from '../../server/json-bodies.ts';
-import { type ActionsCache, statusOf } from './actions-cache.ts';
+import type { ActionsCache } from './actions-cache.ts';
 import { checkKey, checkVersion, entryRef, MAX_KEYS } from './cache-keys.ts';
+import { answerErrors } from './service-errors.ts';
 
 export const TWIRP_SERVICE = 'github.actions.results.api.v1.CacheService';
 
@@ -45,22 +46,19 @@ export async function twirpRoutes(
 ): Promise<void> {
   const noScope = { config: { scope: 'none' as const } };
 
-  app.setErrorHandler((err: FastifyError | HoardError, request, reply) => {
-    let status = err instanceof HoardError ? statusOf(err) : (err.statusCode ?? 500);
-    if (status >= 500 && status !== 503 && status !== 507) request.log.error({ err }, 'request failed');
-    let code =
-      (err instanceof HoardError && (err.details?.twirp as string | undefined)) ||
-      TWIRP_CODE_OF_STATUS[status];
-    if (!code) {
-      code = 'internal';
-      status = 500;
-    }
-    const msg = status >= 500 && !(err instanceof HoardError) ? 'internal error' : err.message;
-    reply.code(status).type('application/json').send({ code, msg });
+  answerErrors(app, (reply, status, message, err) => {
+    const named = err instanceof HoardError ? (err.details?.twirp as string | undefined) : undefined;
+    const code = named ?? TWIRP_CODE_OF_STATUS[status] ?? 'internal';
+    reply
+      .code(code === 'internal' ? 500 : status)
+      .type('application/json')
+      .send({ code, msg: message });
   });
 
   app.register(async (json) => {
     acceptJsonBodies(json, maxJsonBodyBytes);
+    // Not parsed (the route answers bad_route): left unread, as any refused body.
+    json.addContentTypeParser('application/protobuf', (_req, _payload, done) => done(null, undefined));
     const route = (method: string, handler: (request: FastifyRequest, body: Body) => Promise<Body>) =>
       json.post(`/twirp/${TWIRP_SERVICE}/${method}`, noScope, async (request) => {
         const type = String(request.headers['content-type'] ?? '');

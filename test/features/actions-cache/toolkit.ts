@@ -1,13 +1,16 @@
 // Drives the real @actions/cache package (pinned in ../turbo/npm-client.ts)
 // against a hoard server: each saveCache / restoreCache runs in a child Node
 // process (toolkit-child.mjs) with the environment a runner would give it.
-// Used by the feature's tests and by benchmarks (bench/ imports runToolkit
-// and installClient('actionsCache') the same way).
+// Used by the feature's tests and by benchmarks: a bench script starts a
+// real `hoard serve` with serveForToolkit() and times runToolkit() against it
+// (pass `azureAlias: true` for the toolkit's parallel segmented download).
 
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { type ServeChild, serveChild } from '../../support/serve-child.ts';
+import { writeTokensFile } from '../../support/tokens.ts';
 import { installClient } from '../turbo/npm-client.ts';
 
 const run = promisify(execFile);
@@ -85,4 +88,27 @@ export async function runToolkit(o: ToolkitRun): Promise<ToolkitResult> {
   if (!line) throw new Error(`the toolkit printed no result:\n${stdout}\n${stderr}`);
   const warnings = stdout.split('\n').filter((l) => /^::(warning|error)/.test(l));
   return { result: JSON.parse(line.slice('@@RESULT '.length)).result, stdout, stderr, warnings };
+}
+
+/**
+ * A real `hoard serve` (child process) under `dir` with one read-write token
+ * for the Actions namespace `namespace`; `extra`: more serve flags. Stop it
+ * with `child.kill()` and await `exited`.
+ */
+export async function serveForToolkit(
+  dir: string,
+  opts: { token?: string; namespace?: string; extra?: readonly string[] } = {},
+): Promise<ServeChild & { token: string }> {
+  const token = opts.token ?? 'toolkit-bench-token';
+  await mkdir(dir, { recursive: true });
+  const tokens = await writeTokensFile(dir, [
+    {
+      name: 'toolkit',
+      token,
+      scopes: ['read', 'write'],
+      refs: [`cache/actions/${opts.namespace ?? 'bench/app'}`, 'cache/'],
+    },
+  ]);
+  const served = await serveChild(join(dir, 'data'), ['--tokens', tokens, ...(opts.extra ?? [])]);
+  return { ...served, token };
 }

@@ -9,10 +9,18 @@ import { join } from 'node:path';
 import type { TestServer } from '../../server/helpers.ts';
 import { waitUntil } from '../../support/wait.ts';
 
-/** `Content-Length` 50000 (under the tests' --max-blob-size), 1000 bytes sent. */
-export async function cutUpload(srv: TestServer, path: string, token: string): Promise<void> {
-  const spool = join(srv.dataDir, 'tmp', 'cache-spool');
-  const spooled = async () => (await readdir(spool).catch(() => [])).length;
+/**
+ * `Content-Length` 50000 (under the tests' --max-blob-size), 1000 bytes sent.
+ * `spooled`: how many files the upload has in its spool (default: the cache
+ * entries' spool).
+ */
+export async function cutUpload(
+  srv: TestServer,
+  path: string,
+  token: string,
+  spooled: () => Promise<number> = async () =>
+    (await readdir(join(srv.dataDir, 'tmp', 'cache-spool')).catch(() => [])).length,
+): Promise<void> {
   const { port } = new URL(srv.url);
   const sock = connect(Number(port), '127.0.0.1');
   const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
