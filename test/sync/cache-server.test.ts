@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startTestServer } from '../server/helpers.ts';
+import { writeTokensFile } from '../support/tokens.ts';
 import { cacheSuite, run } from './cache-suite.ts';
 import { tempDir, writeFiles } from './helpers.ts';
 
@@ -50,6 +51,43 @@ describe('hoard cache entries expire on a server when unused (--cache-ref-ttl)',
     } finally {
       await work.cleanup();
       await srv.close();
+    }
+  });
+});
+
+describe('hoard cache scopes and server tokens', () => {
+  it('a token limited to cache/hoard/<scope>/ saves and restores there only; a read token cannot save', async () => {
+    const work = await tempDir('hoard-cache-auth-');
+    const tokens = await writeTokensFile(work.dir, [
+      { name: 'team-a', token: 'tok-team-a', scopes: ['read', 'write'], refs: ['cache/hoard/team-a/'] },
+      { name: 'reader', token: 'tok-reader', scopes: ['read'] },
+    ]);
+    const srv = await startTestServer({ tokens });
+    try {
+      await writeFiles(work.dir, { 'deps/a.txt': 'a' });
+      const as = (token: string | undefined, ...args: string[]) =>
+        run(work.dir, ['cache', ...args, '--remote', srv.url, '--json'], { HOARD_TOKEN: token ?? '' });
+      const ok = await as('tok-team-a', 'save', 'k', 'deps', '--scope', 'team-a');
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.json.saved, true);
+      // Another scope: refused by the server, nothing created.
+      const other = await as('tok-team-a', 'save', 'k', 'deps', '--scope', 'team-b');
+      assert.equal(other.code, 1);
+      assert.equal((other.json.error as { code: string }).code, 'HOARD_EFORBIDDEN');
+      const ro = await as('tok-reader', 'save', 'k2', 'deps', '--scope', 'team-a');
+      assert.equal(ro.code, 1);
+      assert.equal((ro.json.error as { code: string }).code, 'HOARD_EFORBIDDEN');
+      const none = await as(undefined, 'restore', 'k', 'deps', '--scope', 'team-a');
+      assert.equal(none.code, 1);
+      assert.equal((none.json.error as { code: string }).code, 'HOARD_EUNAUTHORIZED');
+      // A read token restores (and lists) what team-a saved; team-b's scope is empty.
+      const r = await as('tok-reader', 'restore', 'k', 'deps', '--scope', 'team-a');
+      assert.equal(r.json.hit, 'exact');
+      const miss = await as('tok-reader', 'restore', 'k', 'deps', '--scope', 'team-b');
+      assert.equal(miss.json.hit, 'miss');
+    } finally {
+      await srv.close();
+      await work.cleanup();
     }
   });
 });
