@@ -7,8 +7,8 @@
 // catFile, removeRef (library/history.ts); progress events; remotes of every
 // scheme (openRemote) and a hoard server's HTTP API client (connect); the
 // store interfaces a Remote exposes; digests; the error classes and codes.
-// An operation is one export statement, so later ones (cache.save
-// and cache.restore) are one more each. Nothing heavy is imported here:
+// An operation is one export statement; the cache commands are the `cache`
+// namespace (library/cache.ts). Nothing heavy is imported here:
 // bucket SDKs and the HTTP client load when a remote of their scheme opens.
 
 export { type Digest, digestOf, isDigest, sha256 } from './core/digest.ts';
@@ -24,6 +24,8 @@ export {
   RefNotFoundError,
   SyncConflictError,
 } from './core/errors.ts';
+/** `hoard cache save|restore|list|delete`: hoard.cache.save({ remote, key, paths }), … */
+export * as cache from './library/cache.ts';
 export { type ConnectOptions, connect } from './library/client.ts';
 export {
   type CatFileOptions,

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerCache } from './commands/cache.ts';
 import { registerCat } from './commands/cat.ts';
 import { registerCompletion } from './commands/completion.ts';
 import { registerDiff } from './commands/diff.ts';
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerGc(program);
   registerGit(program);
+  registerCache(program);
   registerHistoryCommands(program);
   registerCompletion(program);
   return program;

@@ -55,6 +55,12 @@ export interface MaterializeInput {
   progress: ProgressSink;
   /** Parallel downloads (default transferConcurrency). */
   concurrency?: number;
+  /**
+   * fsync each file and folder written (default: syncFsyncFiles). A cache
+   * restore turns it off, as tar does: a crash leaves at worst a short
+   * file, which the next restore re-hashes (its stat changed) and rewrites.
+   */
+  fsync?: boolean;
 }
 
 export interface MaterializeResult {
@@ -179,6 +185,7 @@ async function removeEmptyFolders(root: string, rel: string): Promise<void> {
 
 export async function materialize(input: MaterializeInput): Promise<MaterializeResult> {
   const { root, remote, cache, progress } = input;
+  const fsync = input.fsync ?? DEFAULTS.syncFsyncFiles;
   const cur = new Map(input.current.entries.map((e) => [e.path, e]));
   const tgt = new Map(input.target.entries.map((e) => [e.path, e]));
   for (const p of tgt.keys()) {
@@ -341,7 +348,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
           createReadStream(join(root, local), { highWaterMark: chunkFor(size) }),
           new VerifyingStream(digest, size),
           new CountingStream((n) => progress.bytes(n)),
-          createWriteStream(tmp, { flags: 'wx', mode, flush: DEFAULTS.syncFsyncFiles }),
+          createWriteStream(tmp, { flags: 'wx', mode, flush: fsync }),
         );
         return;
       } catch {
@@ -355,7 +362,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
         await remote.blobs.read(digest),
         counter,
         new VerifyingStream(digest, size),
-        createWriteStream(tmp, { flags: 'wx', mode, flush: DEFAULTS.syncFsyncFiles }),
+        createWriteStream(tmp, { flags: 'wx', mode, flush: fsync }),
       );
     } catch (err) {
       await unlink(tmp).catch(() => {});
@@ -448,7 +455,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     if (st?.isDirectory()) await rmdir(join(root, q)).catch(() => {});
   }
 
-  if (DEFAULTS.syncFsyncFiles) for (const d of touchedDirs) await fsyncDir(d);
+  if (fsync) for (const d of touchedDirs) await fsyncDir(d);
 
   // Record the puller's own stat values, so the next push re-reads nothing.
   const now = Date.now();

@@ -4,6 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { makeS3Client } from '../../src/remote/s3-remote.ts';
 
 export function s3TestEnv(): { env: NodeJS.ProcessEnv; endpoint: string; bucket: string } {
   const endpoint = process.env.HOARD_TEST_S3_ENDPOINT || process.env.AWS_ENDPOINT_URL_S3;
@@ -36,4 +37,24 @@ export async function deletePrefix(client: S3Client, bucket: string, prefix: str
     );
     token = res.IsTruncated ? res.NextContinuationToken : undefined;
   } while (token);
+}
+
+/**
+ * A fresh, empty s3:// remote under a random prefix of the test bucket (for
+ * the suites run against every backend); CLI subprocesses inherit the
+ * endpoint and region through process.env, so they are set here.
+ */
+export function s3RemoteFixture(tag: string): { url: string; cleanup: () => Promise<void> } {
+  const { env, bucket } = s3TestEnv();
+  process.env.AWS_ENDPOINT_URL_S3 = env.AWS_ENDPOINT_URL_S3;
+  process.env.AWS_REGION = env.AWS_REGION;
+  const prefix = randomPrefix(tag);
+  const client: S3Client = makeS3Client(env);
+  return {
+    url: `s3://${bucket}/${prefix}`,
+    cleanup: async () => {
+      await deletePrefix(client, bucket, `${prefix}/`);
+      client.destroy();
+    },
+  };
 }
