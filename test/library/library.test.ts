@@ -35,6 +35,53 @@ describe('library (file://)', () => {
   });
   after(() => tmp.cleanup());
 
+  it('cache.save / cache.restore / cache.list / cache.delete resolve to what `hoard cache … --json` prints', async () => {
+    const work = join(tmp.dir, 'cache-work');
+    await writeFiles(join(work, 'deps'), { 'a.txt': 'a\n', 'b/c.bin': randomBytes(50_000) });
+    const events: Event[] = [];
+    const saved = await hoard.cache.save({
+      remote,
+      key: 'deps-1',
+      paths: ['deps'],
+      cwd: work,
+      onProgress: (e) => events.push(e),
+    });
+    assert.equal(saved.saved, true);
+    assert.equal(blobEvents(events).length, 2);
+    assertOncePerBlob(events);
+    // Saving the key again is a no-op that says so (keys are immutable), as the CLI says.
+    const viaCli = await cli(['cache', 'save', 'deps-1', 'deps', '--remote', remote, '--json'], {
+      cwd: work,
+    });
+    assert.equal(viaCli.code, 0);
+    const again = await hoard.cache.save({ remote, key: 'deps-1', paths: ['deps'], cwd: work });
+    assert.deepEqual({ ...(viaCli.json as object), durationMs: 0 }, { ...again, durationMs: 0 });
+    assert.equal(again.exists, true);
+
+    const fresh = join(tmp.dir, 'cache-fresh');
+    const restored = await hoard.cache.restore({
+      remote,
+      key: 'deps-2',
+      restoreKeys: ['deps-'],
+      paths: ['deps'],
+      cwd: fresh,
+    });
+    assert.equal(restored.hit, 'partial');
+    assert.equal(restored.matchedKey, 'deps-1');
+    assert.deepEqual(await describeDir(join(fresh, 'deps')), await describeDir(join(work, 'deps')));
+    const listed = await hoard.cache.list({ remote });
+    assert.deepEqual(
+      listed.map((e) => e.key),
+      ['deps-1'],
+    );
+    const deleted = await hoard.cache.delete({ remote, key: 'deps-1' });
+    assert.equal(deleted.deleted.length, 1);
+    assert.equal(
+      (await hoard.cache.restore({ remote, key: 'deps-1', paths: ['deps'], cwd: fresh })).hit,
+      'miss',
+    );
+  });
+
   it('push and pull resolve to what --json prints, with one blob event per blob', async () => {
     const dir = join(tmp.dir, 'a');
     // Two files share their bytes: one blob, one event.
