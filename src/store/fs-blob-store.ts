@@ -14,6 +14,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, Hasher, hexOf, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError, noSpaceOr } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
+import type { BatchingBlobStore } from './blob-batch.ts';
 import {
   type BlobInfo,
   type BlobStore,
@@ -26,10 +27,11 @@ import {
   type WriteResult,
 } from './blob-store.ts';
 import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
+import { FsBlobBatch } from './fs-blob-batch.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
 import { statSyncIfExists } from './sync-metadata.ts';
 
-export class FsBlobStore implements BlobStore, LocalBlobFiles {
+export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore {
   readonly root: string;
   readonly description: string;
   readonly blobsDir: string;
@@ -182,6 +184,11 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles {
     await unlink(tmp).catch(() => {});
     if (created) await fsyncDir(dir);
     return created;
+  }
+
+  /** Small blobs from memory, made durable together by flush() (fs-blob-batch.ts). */
+  batch(): FsBlobBatch {
+    return new FsBlobBatch(this.blobsDir, this.tmpDir, DEFAULTS.syncFsyncInFlight);
   }
 
   /**

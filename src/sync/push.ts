@@ -18,6 +18,7 @@ import { backoffDelay } from '../core/retry.ts';
 import { snapshotDigest } from '../core/snapshot-record.ts';
 import { type Tree, treeDigest } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
+import { type BlobBatch, isBatching } from '../store/blob-batch.ts';
 import type { RefValue } from '../store/ref-store.ts';
 import {
   conflictError,
@@ -28,7 +29,7 @@ import {
   withDirLock,
 } from './common.ts';
 import { mergeTrees } from './merge.ts';
-import { scanDirectory } from './scan.ts';
+import { type ScanResult, scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
 import {
   clearNeedsVerify,
@@ -117,17 +118,58 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
   const started = performance.now();
   const { remote, ref } = opts;
   const root = resolve(opts.dir);
-  const progress = opts.progress ?? noProgress;
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);
-  const scan = await scanDirectory(root, cache, { warn: opts.warn });
-  await cache.save();
+  // A store that batches (file://) gets each small changed file while the
+  // scan holds its bytes: one read serves hashing and storing. Those blobs
+  // are durable before the ref moves (flush() in commit); if the push fails
+  // they are unreferenced blobs, like an interrupted upload's.
+  // Not when verifying: that asks the remote what it lacks, and must see it
+  // as it was. The batch is made on the first changed file, so a no-op push
+  // touches the remote only to read the ref.
+  const flagged = await needsVerify(root, remote.url, ref);
+  const blobs = remote.blobs;
+  const batching = !opts.verify && !flagged && isBatching(blobs);
+  let batch: BlobBatch | undefined;
+  /** Digests the batch took, and whether it created them (false: the store had them). */
+  const staged = new Map<Digest, boolean>();
+  try {
+    const scan = await scanDirectory(root, cache, {
+      warn: opts.warn,
+      onContent: batching
+        ? async (_rel, digest, bytes) => {
+            batch ??= blobs.batch();
+            const { created } = await batch.add(digest, bytes);
+            if (!staged.get(digest)) staged.set(digest, created);
+          }
+        : undefined,
+    });
+    await cache.save();
+    return await pushScanned(opts, started, { state, scan, flagged, batch, staged });
+  } finally {
+    await batch?.abort();
+  }
+}
+
+interface Scanned {
+  state: SyncState | undefined;
+  scan: ScanResult;
+  /** A failed pull asked for verification (sync-state.ts). */
+  flagged: boolean;
+  batch: BlobBatch | undefined;
+  staged: ReadonlyMap<Digest, boolean>;
+}
+
+async function pushScanned(opts: PushOptions, started: number, scanned: Scanned): Promise<PushResult> {
+  const { state, scan, flagged, batch, staged } = scanned;
+  const { remote, ref } = opts;
+  const root = resolve(opts.dir);
+  const progress = opts.progress ?? noProgress;
 
   const uploaded = new Set<Digest>();
   let filesUploaded = 0;
   let bytesUploaded = 0;
-  const flagged = await needsVerify(root, remote.url, ref);
   let verified: VerifyResult | undefined;
   const result = (snapshot: Digest, tree: Tree, treeD: Digest, upToDate: boolean): PushResult => {
     const totals = treeTotals(tree);
@@ -257,6 +299,16 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     const items = [];
     for (const e of merged.entries) {
       if ((e.kind !== 'file' && e.kind !== 'exec') || known.has(e.digest)) continue;
+      const created = staged.get(e.digest);
+      if (created !== undefined) {
+        // Stored by the scan already (see batch above); counted once.
+        if (created && !uploaded.has(e.digest)) {
+          filesUploaded++;
+          bytesUploaded += e.size;
+        }
+        uploaded.add(e.digest);
+        continue;
+      }
       const path = scan.localByDigest.get(e.digest);
       if (path === undefined)
         throw new HoardError('HOARD_EINTERNAL', `no local copy of ${e.digest} for ${e.path}`);
@@ -293,6 +345,8 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     else if (note !== undefined) meta.message = note;
     const snap = snapshotDigest({ tree: treeD, parents, createdAt: new Date().toISOString(), meta });
     await writeSmallBlob(remote, snap.digest, snap.bytes);
+    // Every blob the scan stored is durable before the ref can name it.
+    await batch?.flush();
 
     let next: RefValue;
     try {

@@ -4,8 +4,9 @@
 // the owner's x bit. Empty folders become `dir` entries. Temp files of dead
 // pull processes are collected so pull can remove them.
 
+import { hash } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
-import { lstatSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -32,6 +33,13 @@ export interface ScanResult {
 
 export interface ScanOptions {
   warn?: (message: string) => void;
+  /**
+   * Called with the bytes of each small file the scan read and hashed (a
+   * stat-cache miss up to syncSmallFileBytes), so a push can store them
+   * without reading the file again. `bytes` is a reused buffer: valid only
+   * until the returned promise settles. A rejection fails the scan.
+   */
+  onContent?: (rel: string, digest: Digest, bytes: Buffer) => Promise<void> | void;
 }
 
 export async function scanDirectory(
@@ -93,7 +101,7 @@ export async function scanDirectory(
   const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   /** Paths of the file entries: the stat cache keeps only these. */
   const filePaths = new Set<string>();
-  const misses: { rel: string; kind: 'file' | 'exec' }[] = [];
+  const misses: { rel: string; kind: 'file' | 'exec'; key: StatKey }[] = [];
   for (const rel of files) {
     const abs = join(root, rel);
     let st: BigIntStats;
@@ -113,7 +121,7 @@ export async function scanDirectory(
     const key = statKeyOf(st);
     const digest = cache.lookup(rel, key);
     if (digest === undefined) {
-      misses.push({ rel, kind });
+      misses.push({ rel, kind, key });
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
@@ -122,15 +130,43 @@ export async function scanDirectory(
   }
   let filesHashed = 0;
   let bytesHashed = 0;
-  await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
-    const hashed = await hashFile(join(root, rel));
-    if (hashed === undefined) return; // deleted while scanning
+  const hashed = (rel: string, kind: 'file' | 'exec', key: StatKey, digest: Digest) => {
     filesHashed++;
-    bytesHashed += hashed.key.size;
-    cache.set(rel, hashed.key, hashed.digest, Date.now());
+    bytesHashed += key.size;
+    cache.set(rel, key, digest, Date.now());
     filePaths.add(rel);
-    entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
+    entries.push({ path: rel, kind, size: key.size, digest });
+  };
+  // Small files: read whole into one reused buffer with synchronous calls
+  // (open, read, fstat, close: page-cached, each costs less than one
+  // thread-pool hand-off would), hashed once, handed to onContent. Large
+  // files stream through the thread pool meanwhile.
+  const small = misses.filter((m) => m.key.size <= DEFAULTS.syncSmallFileBytes);
+  const large = misses.filter((m) => m.key.size > DEFAULTS.syncSmallFileBytes);
+  const streamed = forEachLimit(large, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
+    const h = await hashFile(join(root, rel));
+    if (h !== undefined) hashed(rel, kind, h.key, h.digest); // else deleted while scanning
   });
+  const readSmall = async () => {
+    const buf = Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
+    for (const { rel, kind, key } of small) {
+      const abs = join(root, rel);
+      const got = readSmallFile(abs, key, buf);
+      if (got === 'gone') continue;
+      if (got === 'large') {
+        // Grew past the small-file size since its lstat: stream it like the others.
+        const h = await hashFile(abs);
+        if (h !== undefined) hashed(rel, kind, h.key, h.digest);
+        continue;
+      }
+      const bytes = buf.subarray(0, got.key.size);
+      const digest: Digest = `sha256:${hash('sha256', bytes, 'hex')}`;
+      await opts.onContent?.(rel, digest, bytes);
+      hashed(rel, kind, got.key, digest);
+    }
+  };
+  const settled = await Promise.allSettled([streamed, readSmall()]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
 
   // Sort once with precomputed byte keys (the canonical order), so the
   // tree encoder finds its input already sorted.
@@ -147,6 +183,47 @@ export async function scanDirectory(
       localByDigest.set(e.digest, e.path);
   }
   return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed };
+}
+
+/**
+ * Reads a small file whole into `buf` through one descriptor: the walk's
+ * lstat is the "before" stat and an fstat after the read must equal it, so
+ * the bytes belong to the stat recorded with them (a file replaced, grown or
+ * rewritten in between is read again, a few times). 'large' when the file no
+ * longer fits `buf`; 'gone' when it was deleted.
+ */
+function readSmallFile(abs: string, lstatKey: StatKey, buf: Buffer): { key: StatKey } | 'large' | 'gone' {
+  let before = lstatKey;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(abs, 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return 'gone';
+      throw err;
+    }
+    try {
+      let n = 0;
+      for (;;) {
+        const got = readSync(fd, buf, n, buf.byteLength - n, n);
+        if (got === 0) break;
+        n += got;
+        // The common case ends here without a read that returns 0: the size
+        // is known, and a file that changed after the read fails the check below.
+        if (n === before.size || n === buf.byteLength) break;
+      }
+      if (n === buf.byteLength) return 'large';
+      const after = statKeyOf(fstatSync(fd, { bigint: true }));
+      if (sameStat(before, after) && n === after.size) return { key: after };
+      before = after;
+      if (after.size >= buf.byteLength) return 'large';
+    } finally {
+      closeSync(fd);
+    }
+  }
+  throw new HoardError('HOARD_EUSAGE', `${abs} keeps changing while being read`, {
+    hint: 'stop whatever is writing to it and sync again',
+  });
 }
 
 /**
