@@ -20,6 +20,12 @@ export interface OpenRemoteOptions {
    * empty store behind. Buckets and servers are never created either way.
    */
   create?: boolean;
+  /**
+   * The caller is a CLI process whose event loop nothing else waits on:
+   * a file:// remote may read small blobs with synchronous calls
+   * (FsBlobStoreOptions.syncReads). Never for a server.
+   */
+  blockingReads?: boolean;
 }
 
 export type RemoteOpener = (url: URL, opts: OpenRemoteOptions) => Promise<Remote>;

@@ -21,7 +21,8 @@ export function registerPull(program: Command): void {
     .action(
       action(
         async (remoteUrl: string, dir: string, opts: { ref: string; json?: boolean; force?: boolean }) => {
-          const remote = await openRemote(remoteUrl);
+          // A CLI process: nothing else waits on its event loop (see OpenRemoteOptions).
+          const remote = await openRemote(remoteUrl, { blockingReads: true });
           try {
             const r = await pull({
               dir,

@@ -30,7 +30,7 @@ export function registerPush(program: Command): void {
           remoteUrl: string,
           opts: { ref: string; json?: boolean; force?: boolean; message?: string; verify?: boolean },
         ) => {
-          const remote = await openRemote(remoteUrl, { create: true });
+          const remote = await openRemote(remoteUrl, { create: true, blockingReads: true });
           try {
             const r = await push({
               dir,
