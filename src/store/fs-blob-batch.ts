@@ -76,7 +76,7 @@ export class FsBlobBatch implements BlobBatch {
     const hex = hexOf(digest);
     const shard = join(this.#blobsDir, hex.slice(0, 2));
     const final = join(shard, hex);
-    if (statSync(final, { throwIfNoEntry: false }) !== undefined) {
+    if (exists(final)) {
       this.#added.add(digest);
       return { created: false };
     }
@@ -171,6 +171,16 @@ function openTemp(tmp: string, tmpDir: string): number {
     if (!isErrno(err, 'ENOENT')) throw err;
     mkdirSync(tmpDir, { recursive: true });
     return openSync(tmp, 'wx');
+  }
+}
+
+/** Whether a blob file is there; a shard that is not a folder counts as absent (its publish fails, at flush). */
+function exists(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch (err) {
+    if (isErrno(err, 'ENOTDIR')) return false;
+    throw err;
   }
 }
 
