@@ -126,8 +126,8 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
   // are durable before the ref moves (flush() in commit); if the push fails
   // they are unreferenced blobs, like an interrupted upload's.
   // Not when verifying: that asks the remote what it lacks, and must see it
-  // as it was. The batch is made on the first changed file, so a no-op push
-  // touches the remote only to read the ref.
+  // as it was. The batch is made on the first changed content, so a no-op
+  // push touches the remote only to read the ref.
   const flagged = await needsVerify(root, remote.url, ref);
   const blobs = remote.blobs;
   const batching = !opts.verify && !flagged && isBatching(blobs);
@@ -138,7 +138,10 @@ async function pushLocked(opts: PushOptions): Promise<PushResult> {
     const scan = await scanDirectory(root, cache, {
       warn: opts.warn,
       onContent: batching
-        ? async (_rel, digest, bytes) => {
+        ? async (rel, digest, bytes) => {
+            // Unchanged content re-hashed (a racy entry, a touch): the last
+            // sync already had it, and the upload step asks about it anyway.
+            if (cache.lastDigest(rel) === digest) return;
             batch ??= blobs.batch();
             const { created } = await batch.add(digest, bytes);
             if (!staged.get(digest)) staged.set(digest, created);

@@ -126,6 +126,14 @@ export class StatCache {
     return `sha256:${b.toString('hex', off + 33, off + 65)}`;
   }
 
+  /**
+   * The digest last recorded for `path`, trusted or not (racy, stat changed):
+   * only for skipping work that is redone anyway, never as the file's content.
+   */
+  lastDigest(path: string): Digest | undefined {
+    return this.#entry(path)?.digest;
+  }
+
   set(path: string, key: StatKey, digest: Digest, observedAtMs: number): void {
     const racy = isRacy(key, observedAtMs);
     const prev = this.#entry(path);
