@@ -8,7 +8,7 @@ import { hash } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
 import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
@@ -51,6 +51,8 @@ export async function scanDirectory(
   const files: string[] = [];
   const dirs: string[] = [];
   const staleTemps: string[] = [];
+  /** Some name has a character above U+D7FF (where code-unit order and byte order can differ). */
+  let wide = false;
 
   // Phase 1: walk folders (readdir only), applying ignore rules.
   const walk = async (rel: string, rules: IgnoreRules): Promise<number> => {
@@ -67,6 +69,7 @@ export async function scanDirectory(
     let kept = 0;
     for (const d of dirents) {
       const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
+      if (!wide && WIDE.test(d.name)) wide = true;
       if (!d.isDirectory() && isTempName(d.name)) {
         const pid = pidOfTempName(d.name);
         if (pid !== undefined && pid !== process.pid && !isPidAlive(pid))
@@ -102,8 +105,10 @@ export async function scanDirectory(
   /** Paths of the file entries: the stat cache keeps only these. */
   const filePaths = new Set<string>();
   const misses: { rel: string; kind: 'file' | 'exec'; key: StatKey }[] = [];
+  // root is absolute and resolved, rel validated: plain concatenation is the join.
+  const base = root.endsWith(sep) ? root : root + sep;
   for (const rel of files) {
-    const abs = join(root, rel);
+    const abs = base + rel;
     let st: BigIntStats;
     try {
       st = lstatSync(abs, { bigint: true });
@@ -150,7 +155,7 @@ export async function scanDirectory(
   const readSmall = async () => {
     const buf = Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
     for (const { rel, kind, key } of small) {
-      const abs = join(root, rel);
+      const abs = base + rel;
       const got = readSmallFile(abs, key, buf);
       if (got === 'gone') continue;
       if (got === 'large') {
@@ -168,11 +173,12 @@ export async function scanDirectory(
   const settled = await Promise.allSettled([streamed, readSmall()]);
   for (const r of settled) if (r.status === 'rejected') throw r.reason;
 
-  // Sort once with precomputed byte keys (the canonical order), so the
-  // tree encoder finds its input already sorted.
-  const keyed = entries.map((e) => ({ k: Buffer.from(e.path, 'utf8'), e }));
-  keyed.sort((a, b) => Buffer.compare(a.k, b.k));
-  const sorted = keyed.map((x) => x.e);
+  // Sort once in the canonical order (UTF-8 bytes), so the tree encoder
+  // finds its input already sorted. Without encoding every path: for
+  // well-formed strings (validateTreePath) UTF-16 code-unit order is UTF-8
+  // byte order unless characters above U+D7FF meet, so the native string
+  // comparison serves unless some name has one.
+  const sorted = entries.sort(wide ? compareUtf8 : compareCodeUnits);
 
   cache.retain(filePaths);
   const { digest, bytes } = treeDigest(sorted);
@@ -183,6 +189,34 @@ export async function scanDirectory(
       localByDigest.set(e.digest, e.path);
   }
   return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed };
+}
+
+const WIDE = /[\uD800-\uFFFF]/;
+
+function compareCodeUnits(a: TreeEntry, b: TreeEntry): number {
+  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+}
+
+/**
+ * UTF-8 byte order of two well-formed paths without encoding them: code
+ * units compare as code points, except that surrogates (code points above
+ * U+FFFF) must sort after U+E000–U+FFFF; a prefix sorts first.
+ */
+function compareUtf8(ea: TreeEntry, eb: TreeEntry): number {
+  const a = ea.path;
+  const b = eb.path;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /**

@@ -11,9 +11,13 @@
 // Persisted as one binary file in `<dir>/.hoard/` (stat-cache.bin), written
 // atomically (temp + rename). Loading it must cost milliseconds at 50,000
 // entries: a no-op push is little more than this load plus one lstat per
-// file. So the file is read whole and only indexed (path → offset); an
-// entry's fields are decoded when that path is looked up, and entries
-// changed since the load live in a small overlay until the next save.
+// file. So the file is read whole and checked (CRC, bounds), nothing more:
+// entries are saved in the order the last scan asked for them, the next
+// scan asks in the same order, and each lookup finds its entry at a cursor
+// by comparing bytes in place — no string, no map. Only a lookup out of that
+// order (files added, renamed) indexes the file (path → offset) once. An
+// entry's fields are decoded when looked up, and entries changed since the
+// load live in a small overlay until the next save.
 //
 //   "hoard-stat-cache/2\n"  magic (19 bytes)
 //   u32 entry count
@@ -75,17 +79,34 @@ export function isRacy(key: StatKey, observedAtMs: number): boolean {
 
 export class StatCache {
   readonly dir: string;
-  /** The file as loaded; entries at #index offsets (their fixed part). */
+  /** The file as loaded (checked: magic, CRC, structure). */
   #buf: Buffer;
-  #index: Map<string, number>;
+  /** Entries in #buf. */
+  #count: number;
+  /** Where the next entry in file order starts: lookups in the order of the last save need no index. */
+  #cursor: number;
+  /** Entries of #buf read so far through the cursor. */
+  #read = 0;
+  /** path → offset of its fixed part in #buf, for every entry; built only when a lookup leaves file order. */
+  #map: Map<string, number> | undefined;
+  /**
+   * Paths this session looked up or set, in that order, with their entry's
+   * offset in #buf (-1: none). The next save writes entries in this order,
+   * so the next scan (which visits files in the same order) finds each at
+   * the cursor: loading is checking the file, not indexing it.
+   */
+  #seen = new Map<string, number>();
+  /** Entries of #buf that #seen holds. */
+  #seenInFile = 0;
   /** Entries set (or deleted: null) since the load. */
   #overlay = new Map<string, StatCacheEntry | null>();
   #dirty = false;
 
-  private constructor(dir: string, buf: Buffer, index: Map<string, number>) {
+  private constructor(dir: string, buf: Buffer, count: number) {
     this.dir = dir;
     this.#buf = buf;
-    this.#index = index;
+    this.#count = count;
+    this.#cursor = MAGIC.length + 4;
   }
 
   /** Loads the cache of `dir` (empty when missing, damaged or of another format: it is only a cache). */
@@ -95,28 +116,34 @@ export class StatCache {
       buf = await readFile(join(dir, STATE_DIR, FILE));
     } catch (err) {
       if (!isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw err;
-      return new StatCache(dir, Buffer.alloc(0), new Map());
+      return StatCache.#empty(dir);
     }
-    const index = indexOf(buf);
-    return index ? new StatCache(dir, buf, index) : new StatCache(dir, Buffer.alloc(0), new Map());
+    const count = checkFile(buf);
+    return count === undefined ? StatCache.#empty(dir) : new StatCache(dir, buf, count);
+  }
+
+  static #empty(dir: string): StatCache {
+    const buf = Buffer.alloc(MAGIC.length + 8);
+    MAGIC.copy(buf);
+    return new StatCache(dir, buf, 0);
   }
 
   get size(): number {
-    if (this.#overlay.size === 0) return this.#index.size;
-    let n = this.#index.size;
-    for (const [path, e] of this.#overlay) n += (e ? 1 : 0) - (this.#index.has(path) ? 1 : 0);
+    let n = this.#count;
+    for (const [path, e] of this.#overlay) n += (e ? 1 : 0) - (this.#offsetOf(path) >= 0 ? 1 : 0);
     return n;
   }
 
   /** The cached digest when the stat is unchanged and the entry was not racy. */
   lookup(path: string, key: StatKey): Digest | undefined {
     if (this.#overlay.size > 0 && this.#overlay.has(path)) {
+      this.#offsetOf(path);
       const e = this.#overlay.get(path);
       if (!e || e.racy || !sameStat(e, key)) return undefined;
       return e.digest;
     }
-    const off = this.#index.get(path);
-    if (off === undefined) return undefined;
+    const off = this.#offsetOf(path);
+    if (off < 0) return undefined;
     const b = this.#buf;
     // Cheapest differences first; no entry object is built for a hit.
     if (b[off] !== 0 || Number(b.readBigUInt64LE(off + 1)) !== key.size) return undefined;
@@ -150,18 +177,16 @@ export class StatCache {
 
   /** Drops entries for paths not in `keep`. */
   retain(keep: ReadonlySet<string>): void {
-    for (const path of this.#index.keys()) {
-      if (!keep.has(path) && this.#overlay.get(path) !== null) {
+    const drop = (path: string) => {
+      if (!keep.has(path) && this.#entry(path) !== undefined) {
         this.#overlay.set(path, null);
         this.#dirty = true;
       }
-    }
-    for (const [path, e] of this.#overlay) {
-      if (e && !keep.has(path)) {
-        this.#overlay.set(path, null);
-        this.#dirty = true;
-      }
-    }
+    };
+    for (const path of this.#seen.keys()) drop(path);
+    for (const path of [...this.#overlay.keys()]) drop(path);
+    // Entries of the file no scan asked about (their files are gone): only then is the file indexed.
+    if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) drop(path);
   }
 
   /** Writes the cache atomically if anything changed. */
@@ -173,32 +198,76 @@ export class StatCache {
     await writeFileAtomic(join(stateDir, FILE), buf, stateDir);
     // The JSON of format 1 is stale from now on.
     await unlink(join(stateDir, OLD_FILE)).catch(() => {});
-    // What was saved is the new base: the overlay folds into it.
+    // What was saved is the new base, in the order this session used.
     this.#buf = buf;
-    this.#index = indexOf(buf) ?? new Map();
+    this.#count = checkFile(buf) ?? 0;
+    this.#cursor = MAGIC.length + 4;
+    this.#read = 0;
+    this.#map = undefined;
+    this.#seen.clear();
+    this.#seenInFile = 0;
     this.#overlay.clear();
     this.#dirty = false;
+  }
+
+  /**
+   * The offset of `path`'s entry in #buf, or -1 — at the cursor when asked in
+   * file order, else from the index — recorded in #seen (this session used it).
+   */
+  #offsetOf(path: string): number {
+    const known = this.#seen.get(path);
+    if (known !== undefined) return known;
+    let off = -1;
+    const b = this.#buf;
+    if (this.#map === undefined && this.#read < this.#count) {
+      const len = b[this.#cursor] | (b[this.#cursor + 1] << 8);
+      const at = this.#cursor + 2;
+      if (pathIs(b, at, len, path)) {
+        this.#cursor = at + len + FIXED;
+        this.#read++;
+        off = at + len;
+      }
+    }
+    if (off < 0) off = this.#index().get(path) ?? -1;
+    this.#seen.set(path, off);
+    if (off >= 0) this.#seenInFile++;
+    return off;
+  }
+
+  #index(): Map<string, number> {
+    this.#map ??= indexOf(this.#buf, this.#count);
+    return this.#map;
   }
 
   /** The entry of `path` (overlay first), decoded; undefined when none. */
   #entry(path: string): StatCacheEntry | undefined {
     const o = this.#overlay.get(path);
     if (o !== undefined) return o ?? undefined;
-    const off = this.#index.get(path);
-    return off === undefined ? undefined : decodeAt(this.#buf, off);
+    const off = this.#offsetOf(path);
+    return off < 0 ? undefined : decodeAt(this.#buf, off);
   }
 
   #encode(): Buffer {
     const rows: { path: Buffer; fixed: Buffer | StatCacheEntry }[] = [];
-    for (const [path, off] of this.#index) {
-      if (this.#overlay.has(path)) continue;
-      rows.push({ path: Buffer.from(path, 'utf8'), fixed: this.#buf.subarray(off, off + FIXED) });
-    }
-    for (const [path, e] of this.#overlay) {
+    const emitted = new Set<string>();
+    const emit = (path: string) => {
+      if (emitted.has(path)) return;
+      emitted.add(path);
+      const o = this.#overlay.get(path);
+      if (o === null) return;
       const bytes = Buffer.from(path, 'utf8');
-      // Longer than any tree path can be (tree-path.ts); such a file is simply never cached.
-      if (e && bytes.length <= MAX_PATH_BYTES) rows.push({ path: bytes, fixed: e });
-    }
+      // Longer than any tree path can be (tree-path.ts): such a file is simply never cached.
+      if (bytes.length > MAX_PATH_BYTES) return;
+      if (o) rows.push({ path: bytes, fixed: o });
+      else {
+        const off = this.#offsetOf(path);
+        if (off >= 0) rows.push({ path: bytes, fixed: this.#buf.subarray(off, off + FIXED) });
+      }
+    };
+    // This session's order first (the next scan's), then what it did not touch.
+    for (const path of this.#seen.keys()) emit(path);
+    for (const path of this.#overlay.keys()) emit(path);
+    if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) emit(path);
     let size = MAGIC.length + 4 + 4;
     for (const r of rows) size += 2 + r.path.length + FIXED;
     const out = Buffer.allocUnsafe(size);
@@ -224,29 +293,49 @@ export class StatCache {
   }
 }
 
+/** Whether the `len` UTF-8 bytes of `b` at `at` spell `path` (ASCII compared in place, no string made). */
+function pathIs(b: Buffer, at: number, len: number, path: string): boolean {
+  if (len < path.length) return false; // UTF-8 is never shorter than the UTF-16 length
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 0x80) return b.toString('utf8', at, at + len) === path;
+    if (i >= len || b[at + i] !== c) return false;
+  }
+  return len === path.length;
+}
+
 /**
- * Checks and indexes a saved cache: path → offset of its fixed part, or
- * undefined when the file is not a whole, intact cache of this format.
+ * Checks a saved cache whole — magic, CRC, every entry's bounds — and
+ * returns its entry count, or undefined when it is not a whole, intact
+ * cache of this format. No path is decoded.
  */
-function indexOf(buf: Buffer): Map<string, number> | undefined {
+function checkFile(buf: Buffer): number | undefined {
   if (buf.length < MAGIC.length + 8 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const end = buf.length - 4;
   if (crc32(buf.subarray(0, end)) !== buf.readUInt32LE(end)) return undefined;
   const count = buf.readUInt32LE(MAGIC.length);
-  const index = new Map<string, number>();
   let pos = MAGIC.length + 4;
   for (let i = 0; i < count; i++) {
     if (pos + 2 > end) return undefined;
-    const len = buf.readUInt16LE(pos);
-    pos += 2;
-    if (pos + len + FIXED > end) return undefined;
-    const path = buf.toString('utf8', pos, pos + len);
-    pos += len;
-    if (buf[pos] > 1) return undefined;
-    index.set(path, pos);
+    const len = buf[pos] | (buf[pos + 1] << 8);
+    pos += 2 + len;
+    if (pos + FIXED > end || buf[pos] > 1) return undefined;
     pos += FIXED;
   }
-  return pos === end ? index : undefined;
+  return pos === end ? count : undefined;
+}
+
+/** path → offset of its fixed part, for a file checkFile accepted. */
+function indexOf(buf: Buffer, count: number): Map<string, number> {
+  const index = new Map<string, number>();
+  let pos = MAGIC.length + 4;
+  for (let i = 0; i < count; i++) {
+    const len = buf[pos] | (buf[pos + 1] << 8);
+    pos += 2;
+    index.set(buf.toString('utf8', pos, pos + len), pos + len);
+    pos += len + FIXED;
+  }
+  return index;
 }
 
 function decodeAt(buf: Buffer, off: number): StatCacheEntry {
