@@ -366,12 +366,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
       copyBuf ??= Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
       const bytes = readLocalCopy(join(root, local), size, copyBuf);
       if (bytes && sha256(bytes) === digest) {
-        try {
-          await writeFileDurably(tmp, bytes, mode);
-        } catch (err) {
-          if (isNoSpaceErrno(err)) throw localDiskFull(tmp, err);
-          throw err;
-        }
+        await writeTemp(tmp, bytes, mode);
         progress.bytes(size);
         return;
       }
@@ -388,15 +383,19 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     const actual = sha256(bytes);
     if (bytes.byteLength !== size || actual !== digest)
       throw corrupt(digest, new DigestMismatchError(digest, actual));
+    await writeTemp(tmp, bytes, mode);
+    progress.bytes(size);
+    filesDownloaded++;
+    bytesDownloaded += size;
+  };
+  /** writeFileDurably; the local disk being full is said as such (not the remote's failure, not corruption). */
+  const writeTemp = async (tmp: string, bytes: Buffer, mode: number): Promise<void> => {
     try {
       await writeFileDurably(tmp, bytes, mode);
     } catch (err) {
       if (isNoSpaceErrno(err)) throw localDiskFull(tmp, err);
       throw err;
     }
-    progress.bytes(size);
-    filesDownloaded++;
-    bytesDownloaded += size;
   };
   const corrupt = (digest: Digest, cause: unknown) =>
     new HoardError('HOARD_EDIGEST_MISMATCH', `download of ${digest} from ${remote.url} was corrupt`, {
