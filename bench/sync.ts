@@ -1,13 +1,19 @@
 // Benchmark of `hoard push`/`hoard pull` against `rclone sync` (run by hand,
 // not a test):
 //
-//   node bench/sync.ts [--files 10000] [--mb 200] [--work /tmp/dir] [--keep]
+//   node bench/sync.ts [--files 10000] [--mb 200] [--rounds 3] [--json out.json]
+//                      [--work /tmp/dir] [--keep]
 //
 // Generates a directory of N files (random bytes, sizes spread around the
 // mean, in nested folders), then measures with real CLI processes:
-// first push, no-op push, no-op pull, one-file-changed push, fresh pull, and
-// push right after the fresh pull; and the same steps with `rclone sync` to a
-// local path. Prints seconds and file-content bytes moved side by side.
+// first push, no-op push, no-op pull, one-file-changed push, fresh pull,
+// push right after the fresh pull, and a same-size edit with its mtime
+// restored; and the same steps with `rclone sync` to a local path. The
+// contenders alternate (round 1: hoard then rclone, round 2: rclone then
+// hoard, …), each round on fresh targets (and a fresh .hoard/ state), so one
+// noisy moment cannot decide a ratio; the table shows per-step medians and
+// the ratio of the medians, and --json writes every run's figures (seconds,
+// bytes, files, peak RSS of the process) next to the table.
 //
 // Targets are pluggable: add a hoard remote to HOARD_TARGETS and an rclone
 // destination to RCLONE_TARGETS; hoard target i is compared with rclone
@@ -16,9 +22,9 @@
 
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -98,15 +104,26 @@ interface Step {
   seconds: number;
   bytes: number;
   files: number;
+  /** Peak RSS of the process (MiB), when GNU time is there to measure it. */
+  rssMiB?: number;
 }
 
-function run(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string; seconds: number }> {
+/** GNU time reports the child's peak RSS (%M, KiB) on the last line of stderr. */
+const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+function run(
+  cmd: string,
+  args: string[],
+): Promise<{ stdout: string; stderr: string; seconds: number; rssMiB?: number }> {
   const t0 = performance.now();
+  const [c, a] = TIME ? [TIME, ['-f', 'rss-kib %M', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(c, a, { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       const seconds = (performance.now() - t0) / 1000;
+      const m = TIME ? /rss-kib (\d+)\s*$/.exec(stderr) : null;
+      const rssMiB = m ? Math.round(Number(m[1]) / 1024) : undefined;
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
-      else resolve({ stdout, stderr, seconds });
+      else resolve({ stdout, stderr: m ? stderr.slice(0, m.index) : stderr, seconds, rssMiB });
     });
   });
 }
@@ -118,6 +135,7 @@ async function hoard(args: string[]): Promise<Step> {
     seconds: r.seconds,
     bytes: j.bytesUploaded ?? j.bytesDownloaded,
     files: j.filesUploaded ?? j.filesDownloaded,
+    rssMiB: r.rssMiB,
   };
 }
 
@@ -142,7 +160,7 @@ async function rclone(src: string, dst: string): Promise<Step> {
       // not a JSON line
     }
   }
-  return { seconds: r.seconds, bytes: stats.bytes, files: stats.transfers };
+  return { seconds: r.seconds, bytes: stats.bytes, files: stats.transfers, rssMiB: r.rssMiB };
 }
 
 /** Deterministic pseudo-random sizes with the requested total. */
@@ -179,35 +197,42 @@ function machine(): string {
 const fmtBytes = (b: number) =>
   b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b} B`;
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const STEPS = [
+  'first push',
+  'no-op push',
+  'no-op pull',
+  'one-file-changed push',
+  'fresh pull',
+  'push after fresh pull',
+  'same-size edit, mtime restored',
+];
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       files: { type: 'string', default: '10000' },
       mb: { type: 'string', default: '200' },
+      rounds: { type: 'string', default: '3' },
+      json: { type: 'string' },
       work: { type: 'string' },
       keep: { type: 'boolean', default: false },
     },
   });
   const n = Number(values.files);
   const total = Number(values.mb) * 1024 * 1024;
+  const rounds = Number(values.rounds);
   const work = values.work ?? (await mkdtemp(join(tmpdir(), 'hoard-bench-sync-')));
   await mkdir(work, { recursive: true });
   const src = join(work, 'src');
   process.stderr.write(`generating ${n} files / ${values.mb} MiB in ${src}\n`);
   const paths = await generate(src, n, total);
+  const loadBefore = loadavg();
 
-  const rows: { step: string; results: Step[] }[] = [];
-  const names: string[] = [];
-  const steps = [
-    'first push',
-    'no-op push',
-    'no-op pull',
-    'one-file-changed push',
-    'fresh pull',
-    'push after fresh pull',
-    'same-size edit, mtime restored',
-  ];
-  for (const s of steps) rows.push({ step: s, results: [] });
   const changed = paths[Math.floor(paths.length / 2)];
   const changeOneFile = async () => {
     await writeFile(join(src, changed), randomFillSync(Buffer.allocUnsafe(20_000)));
@@ -225,85 +250,110 @@ async function main(): Promise<void> {
     await utimes(abs, when, when);
   };
 
-  for (const t of HOARD_TARGETS) {
-    const fx = await t.make(work);
-    names.push(`hoard → ${t.name}`);
+  /** One full sequence of hoard against target t; returns a Step per STEPS entry. */
+  const hoardRound = async (t: (typeof HOARD_TARGETS)[number], tag: string): Promise<Step[]> => {
+    const fx = await t.make(join(work, tag));
     const ref = 'bench/sync';
-    const fresh = join(work, `hoard-fresh-${names.length}`);
+    const fresh = join(work, `${tag}-hoard-fresh`);
+    // A first push is a first push: no stat cache, no sync state.
+    await rm(join(src, '.hoard'), { recursive: true, force: true });
     const out: Step[] = [];
-    process.stderr.write(`hoard ${t.name}: first push\n`);
+    process.stderr.write(`${tag} hoard ${t.name}\n`);
     out.push(await hoard(['push', src, fx.url, '--ref', ref]));
     out.push(await hoard(['push', src, fx.url, '--ref', ref]));
     out.push(await hoard(['pull', fx.url, src, '--ref', ref]));
     await changeOneFile();
     out.push(await hoard(['push', src, fx.url, '--ref', ref]));
-    process.stderr.write(`hoard ${t.name}: fresh pull\n`);
     out.push(await hoard(['pull', fx.url, fresh, '--ref', ref]));
     out.push(await hoard(['push', fresh, fx.url, '--ref', ref]));
     await sameSizeEdit(paths[1], async () => {
       await hoard(['push', src, fx.url, '--ref', ref]);
     });
     out.push(await hoard(['push', src, fx.url, '--ref', ref]));
-    out.forEach((s, i) => {
-      rows[i].results.push(s);
-    });
-    if (!values.keep) {
-      await fx.cleanup();
-      await rm(fresh, { recursive: true, force: true });
-    }
-  }
+    await fx.cleanup();
+    await rm(fresh, { recursive: true, force: true });
+    return out;
+  };
 
-  for (const t of RCLONE_TARGETS) {
-    const fx = await t.make(work);
-    names.push(`rclone sync → ${t.name}`);
-    const fresh = join(work, `rclone-fresh-${names.length}`);
-    // rclone goes through the same sequence; the one-file change was made
-    // before hoard's step 4, so rclone's first sync copies the changed tree
-    // and its step 4 re-creates the change by modifying the file again.
+  const rcloneRound = async (t: (typeof RCLONE_TARGETS)[number], tag: string): Promise<Step[]> => {
+    const fx = await t.make(join(work, tag));
+    const fresh = join(work, `${tag}-rclone-fresh`);
     const out: Step[] = [];
-    process.stderr.write(`rclone ${t.name}: first sync\n`);
+    process.stderr.write(`${tag} rclone ${t.name}\n`);
     out.push(await rclone(src, fx.url));
     out.push(await rclone(src, fx.url));
     out.push(await rclone(fx.url, src));
-    await writeFile(join(src, changed), randomFillSync(Buffer.allocUnsafe(20_000)));
+    await changeOneFile();
     out.push(await rclone(src, fx.url));
-    process.stderr.write(`rclone ${t.name}: fresh sync\n`);
     out.push(await rclone(fx.url, fresh));
     out.push(await rclone(fresh, fx.url));
     await sameSizeEdit(paths[2], async () => {
       await rclone(src, fx.url);
     });
     out.push(await rclone(src, fx.url));
-    out.forEach((s, i) => {
-      rows[i].results.push(s);
-    });
-    if (!values.keep) {
-      await fx.cleanup();
-      await rm(fresh, { recursive: true, force: true });
+    await fx.cleanup();
+    await rm(fresh, { recursive: true, force: true });
+    return out;
+  };
+
+  // runs[pair][contender][round][step]
+  const pairs = HOARD_TARGETS.map((h, i) => ({
+    h,
+    r: RCLONE_TARGETS[Math.min(i, RCLONE_TARGETS.length - 1)],
+  }));
+  const runs = pairs.map(() => ({ hoard: [] as Step[][], rclone: [] as Step[][] }));
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, { h, r }] of pairs.entries()) {
+      const tag = `round${round + 1}-pair${i + 1}`;
+      if (round % 2 === 0) {
+        runs[i].hoard.push(await hoardRound(h, tag));
+        runs[i].rclone.push(await rcloneRound(r, tag));
+      } else {
+        runs[i].rclone.push(await rcloneRound(r, tag));
+        runs[i].hoard.push(await hoardRound(h, tag));
+      }
     }
   }
 
-  const rcloneCol = HOARD_TARGETS.length; // first rclone column
-  const hoardCols = names.slice(0, HOARD_TARGETS.length);
+  const when = new Date().toISOString();
+  const loadAfter = loadavg();
   const lines = [
-    `Sync benchmark: ${n} files, ${fmtBytes(total)}; ${new Date().toISOString()}; ${machine()}`,
-    '',
-    `| step | ${names.map((x) => `${x}: seconds | ${x}: bytes moved`).join(' | ')} | ${hoardCols
-      .map((x, i) => `${x} time ÷ ${names[rcloneCol + Math.min(i, RCLONE_TARGETS.length - 1)]}`)
-      .join(' | ')} |`,
-    `|---|${names.map(() => '---:|---:').join('|')}|${hoardCols.map(() => '---:').join('|')}|`,
+    `Sync benchmark: ${n} files, ${fmtBytes(total)}; ${when}; ${machine()}; ${rounds} rounds alternating (A B, B A, …), medians; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(1)).join(' ')} after`,
   ];
-  for (const row of rows) {
-    const cells = row.results.map((s) => `${s.seconds.toFixed(2)} | ${fmtBytes(s.bytes)} (${s.files} files)`);
-    const ratios = row.results
-      .slice(0, HOARD_TARGETS.length)
-      .map(
-        (s, i) =>
-          `${(s.seconds / row.results[rcloneCol + Math.min(i, RCLONE_TARGETS.length - 1)].seconds).toFixed(1)}×`,
+  const json = {
+    when,
+    machine: machine(),
+    files: n,
+    bytes: total,
+    rounds,
+    loadAverage: { before: loadBefore, after: loadAfter },
+    pairs: [] as unknown[],
+  };
+  for (const [i, { h, r }] of pairs.entries()) {
+    const hn = `hoard → ${h.name}`;
+    const rn = `rclone sync → ${r.name}`;
+    lines.push(
+      '',
+      `| step | ${hn} (s, median) | bytes moved | peak RSS | ${rn} (s, median) | bytes moved | peak RSS | hoard ÷ rclone | per round |`,
+      '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    );
+    const steps = STEPS.map((step, k) => {
+      const hs = runs[i].hoard.map((x) => x[k]);
+      const rs = runs[i].rclone.map((x) => x[k]);
+      const hm = median(hs.map((x) => x.seconds));
+      const rm_ = median(rs.map((x) => x.seconds));
+      const rss = (xs: Step[]) =>
+        xs[0].rssMiB === undefined ? '' : `${Math.max(...xs.map((x) => x.rssMiB!))} MiB`;
+      const perRound = hs.map((x, j) => `${(x.seconds / rs[j].seconds).toFixed(2)}`).join(' ');
+      lines.push(
+        `| ${step} | ${hm.toFixed(2)} | ${fmtBytes(hs[0].bytes)} (${hs[0].files} files) | ${rss(hs)} | ${rm_.toFixed(2)} | ${fmtBytes(rs[0].bytes)} (${rs[0].files} files) | ${rss(rs)} | ${(hm / rm_).toFixed(2)}× | ${perRound} |`,
       );
-    lines.push(`| ${row.step} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`);
+      return { step, hoard: hs, rclone: rs, hoardMedianS: hm, rcloneMedianS: rm_, ratio: hm / rm_ };
+    });
+    json.pairs.push({ hoard: hn, rclone: rn, steps });
   }
   process.stdout.write(`${lines.join('\n')}\n`);
+  if (values.json) writeFileSync(values.json, `${JSON.stringify(json, null, 2)}\n`);
   if (!values.keep && !values.work) await rm(work, { recursive: true, force: true });
 }
 

@@ -74,6 +74,14 @@ export const DEFAULTS = {
   treeDecodeSliceMs: 10,
   /** fsync every file written by pull before renaming it into place (durability over speed). */
   syncFsyncFiles: true,
+  /**
+   * Files up to this size are read whole into one reused buffer with
+   * synchronous calls, hashed once, and (push to a store that batches, e.g.
+   * file://) stored from that same buffer; larger files are streamed.
+   */
+  syncSmallFileBytes: 1 * MiB,
+  /** Small-file writes of one push or pull whose fsync is still in flight (bounds descriptors, not memory). */
+  syncFsyncInFlight: 64,
 
   /**
    * Times a push starts over (scan again, hash again) when a file changed

@@ -15,7 +15,7 @@ export async function openFileRemote(url: URL, opts: OpenRemoteOptions): Promise
   if (opts.create) {
     return {
       url: url.href,
-      blobs: await FsBlobStore.open(root),
+      blobs: await FsBlobStore.open(root, { syncReads: opts.blockingReads }),
       refs: await FsRefStore.open(root),
       close: async () => {},
     };
@@ -32,7 +32,7 @@ export async function openFileRemote(url: URL, opts: OpenRemoteOptions): Promise
     );
   return {
     url: url.href,
-    blobs: await FsBlobStore.openReadOnly(root),
+    blobs: await FsBlobStore.openReadOnly(root, { syncReads: opts.blockingReads }),
     refs: await FsRefStore.open(root, { create: false }),
     close: async () => {},
   };

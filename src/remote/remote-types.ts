@@ -26,6 +26,12 @@ export interface OpenRemoteOptions {
    * their SDK's credentials).
    */
   token?: string;
+  /**
+   * The caller is a CLI process whose event loop nothing else waits on:
+   * a file:// remote may read small blobs with synchronous calls
+   * (FsBlobStoreOptions.syncReads). Never for a server.
+   */
+  blockingReads?: boolean;
 }
 
 export type RemoteOpener = (url: URL, opts: OpenRemoteOptions) => Promise<Remote>;

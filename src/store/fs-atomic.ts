@@ -15,8 +15,11 @@ const HOST = hostname();
 
 /** A unique temp file name: `<prefix><pid>.<random><suffix>`. */
 export function tempName(prefix = '.hoard-', suffix = '.tmp'): string {
-  return `${prefix}${process.pid}.${randomBytes(6).toString('hex')}${suffix}`;
+  // process.pid is a getpid(2) per read; a Node process never forks, so its pid never changes.
+  PID ??= process.pid;
+  return `${prefix}${PID}.${randomBytes(6).toString('hex')}${suffix}`;
 }
+let PID: number | undefined;
 
 /** The pid encoded in a name made by tempName, or undefined. */
 export function pidOfTempName(name: string, prefix = '.hoard-'): number | undefined {

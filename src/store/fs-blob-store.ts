@@ -5,7 +5,7 @@
 // loser of a race simply drops its temp file, and a published blob is never
 // replaced. A crash leaves at most a temp file, removed by the next open.
 
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -14,6 +14,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex, Hasher, hexOf, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError, noSpaceOr } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
+import type { BatchingBlobStore } from './blob-batch.ts';
 import {
   type BlobInfo,
   type BlobStore,
@@ -26,10 +27,24 @@ import {
   type WriteResult,
 } from './blob-store.ts';
 import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
+import { FsBlobBatch } from './fs-blob-batch.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
 import { statSyncIfExists } from './sync-metadata.ts';
 
-export class FsBlobStore implements BlobStore, LocalBlobFiles {
+export interface FsBlobStoreOptions {
+  /** Existence checks with synchronous calls (sync-metadata.ts): for the server's own local data directory. */
+  syncStat?: boolean;
+  /**
+   * Whole reads of blobs up to syncSmallFileBytes with synchronous calls
+   * (open, fstat, read, close: microseconds when page-cached, against four
+   * thread-pool hand-offs and a stream). Only for a process whose event loop
+   * nothing else waits on (the CLI's push and pull): on a slow or network
+   * disk each read blocks the loop.
+   */
+  syncReads?: boolean;
+}
+
+export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore {
   readonly root: string;
   readonly description: string;
   readonly blobsDir: string;
@@ -37,18 +52,21 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles {
 
   /** Existence checks done synchronously (sync-metadata.ts): the server's own local data directory. */
   readonly #syncStat: boolean;
+  /** Whole reads of small blobs done synchronously: a CLI process, whose event loop nothing else waits on. */
+  readonly #syncReads: boolean;
 
-  private constructor(root: string, syncStat = false) {
+  private constructor(root: string, opts: FsBlobStoreOptions = {}) {
     this.root = root;
-    this.#syncStat = syncStat;
+    this.#syncStat = opts.syncStat ?? false;
+    this.#syncReads = opts.syncReads ?? false;
     this.description = `file://${root}`;
     this.blobsDir = join(root, 'blobs', 'sha256');
     this.tmpDir = join(root, 'tmp');
   }
 
   /** Opens (creating) a store and removes temp files left by dead writers. */
-  static async open(root: string, opts: { syncStat?: boolean } = {}): Promise<FsBlobStore> {
-    const store = new FsBlobStore(root, opts.syncStat);
+  static async open(root: string, opts: FsBlobStoreOptions = {}): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root, opts);
     await mkdir(store.blobsDir, { recursive: true });
     await mkdir(store.tmpDir, { recursive: true });
     await cleanStaleTemps(store.tmpDir, DEFAULTS.staleTempMs);
@@ -56,8 +74,8 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles {
   }
 
   /** Opens without creating or cleaning anything (for fsck on a live data directory). */
-  static async openReadOnly(root: string): Promise<FsBlobStore> {
-    return new FsBlobStore(root);
+  static async openReadOnly(root: string, opts: FsBlobStoreOptions = {}): Promise<FsBlobStore> {
+    return new FsBlobStore(root, opts);
   }
 
   pathOf(digest: Digest): string {
@@ -93,6 +111,11 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles {
   }
 
   async read(digest: Digest, range?: ByteRange): Promise<Readable> {
+    if (this.#syncReads && range === undefined) {
+      const bytes = readWholeIfSmall(this.pathOf(digest), DEFAULTS.syncSmallFileBytes);
+      if (bytes === 'absent') throw new BlobNotFoundError(digest);
+      if (bytes !== 'large') return Readable.from([bytes]);
+    }
     // Open first, then fstat: the descriptor pins the file even if it is
     // evicted or deleted while we stream it.
     let fh: Awaited<ReturnType<typeof open>>;
@@ -182,6 +205,11 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles {
     await unlink(tmp).catch(() => {});
     if (created) await fsyncDir(dir);
     return created;
+  }
+
+  /** Small blobs from memory, made durable together by flush() (fs-blob-batch.ts). */
+  batch(): FsBlobBatch {
+    return new FsBlobBatch(this.blobsDir, this.tmpDir, DEFAULTS.syncFsyncInFlight);
   }
 
   /**
@@ -341,5 +369,31 @@ class TempFileWriter implements BlobFileWriter {
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => {});
+  }
+}
+
+/** A blob file's bytes when it holds at most `max` (one read of its fstat size), 'large' past that, 'absent' when none. */
+function readWholeIfSmall(path: string, max: number): Buffer | 'large' | 'absent' {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
+    throw err;
+  }
+  try {
+    const { size } = fstatSync(fd);
+    if (size > max) return 'large';
+    const buf = Buffer.allocUnsafe(size);
+    let n = 0;
+    while (n < size) {
+      const got = readSync(fd, buf, n, size - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    // Shorter than its stat (truncated under us): what was read; the reader's digest check says the rest.
+    return n === size ? buf : buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -20,6 +20,7 @@ import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
 import { comparePathBytes } from '../core/tree-path.ts';
 import { abortableRemote } from '../remote/abortable-remote.ts';
 import type { Remote } from '../remote/remote.ts';
+import { type BlobBatch, isBatching } from '../store/blob-batch.ts';
 import type { RefValue } from '../store/ref-store.ts';
 import {
   cancellable,
@@ -187,31 +188,75 @@ async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise
   const started = performance.now();
   const { remote, ref } = opts;
   const root = resolve(opts.dir);
-  const progress = opts.progress ?? noProgress;
 
   const cache = await StatCache.load(root);
   const state = await loadState(root, remote.url, ref);
-  let scan = await scanDirectory(root, cache, {
-    warn: opts.warn,
-    skipChanging: opts.skipChanging,
-    progress,
-    signal: opts.signal,
-  });
-  await cache.save();
-  // Files the scan left out (kept changing while hashed) and those a previous
-  // attempt saw change during upload (skip), if they still exist.
-  const skipped = new Set(scan.changing);
-  if (skip.size > 0) for (const e of scan.tree.entries) if (skip.has(e.path)) skipped.add(e.path);
-  if (skipped.size > 0) {
-    scan = withoutSkipped(scan, await loadBase(remote, root, state), skipped);
-    for (const p of [...skipped].sort(comparePathBytes))
-      opts.warn?.(`${p} kept changing while being pushed; left out (the remote keeps its version)`);
+  // A store that batches (file://) gets each small changed file while the
+  // scan holds its bytes: one read serves hashing and storing. Those blobs
+  // are durable before the ref moves (flush() in commit); if the push fails
+  // they are unreferenced blobs, like an interrupted upload's.
+  // Not when verifying: that asks the remote what it lacks, and must see it
+  // as it was. The batch is made on the first changed content, so a no-op
+  // push touches the remote only to read the ref.
+  const flagged = await needsVerify(root, remote.url, ref);
+  const blobs = remote.blobs;
+  const batching = !opts.verify && !flagged && isBatching(blobs);
+  let batch: BlobBatch | undefined;
+  /** Digests the batch took, and whether it created them (false: the store had them). */
+  const staged = new Map<Digest, boolean>();
+  try {
+    let scan = await scanDirectory(root, cache, {
+      warn: opts.warn,
+      skipChanging: opts.skipChanging,
+      progress: opts.progress,
+      signal: opts.signal,
+      onContent: batching
+        ? async (rel, digest, bytes) => {
+            // Unchanged content re-hashed (a racy entry, a touch): the last
+            // sync already had it, and the upload step asks about it anyway.
+            if (cache.lastDigest(rel) === digest) return;
+            batch ??= blobs.batch();
+            const { created } = await batch.add(digest, bytes);
+            if (!staged.get(digest)) staged.set(digest, created);
+          }
+        : undefined,
+    });
+    await cache.save();
+    // Files the scan left out (kept changing while hashed) and those a previous
+    // attempt saw change during upload (skip), if they still exist.
+    const skipped = new Set(scan.changing);
+    if (skip.size > 0) for (const e of scan.tree.entries) if (skip.has(e.path)) skipped.add(e.path);
+    if (skipped.size > 0) {
+      scan = withoutSkipped(scan, await loadBase(remote, root, state), skipped);
+      for (const p of [...skipped].sort(comparePathBytes))
+        opts.warn?.(`${p} kept changing while being pushed; left out (the remote keeps its version)`);
+    }
+    return await pushScanned(opts, started, { state, scan, flagged, batch, staged, skipped });
+  } finally {
+    await batch?.abort();
   }
+}
+
+interface Scanned {
+  state: SyncState | undefined;
+  scan: ScanResult;
+  /** A failed pull asked for verification (sync-state.ts). */
+  flagged: boolean;
+  batch: BlobBatch | undefined;
+  staged: ReadonlyMap<Digest, boolean>;
+  /** Files left out of this push (--skip-changing), at their last-synced version in `scan`. */
+  skipped: ReadonlySet<string>;
+}
+
+async function pushScanned(opts: PushOptions, started: number, scanned: Scanned): Promise<PushResult> {
+  const { state, scan, flagged, batch, staged, skipped } = scanned;
+  const { remote, ref } = opts;
+  const root = resolve(opts.dir);
+  const progress = opts.progress ?? noProgress;
 
   const uploaded = new Set<Digest>();
   let filesUploaded = 0;
   let bytesUploaded = 0;
-  const flagged = await needsVerify(root, remote.url, ref);
   let verified: VerifyResult | undefined;
   const result = (snapshot: Digest, tree: Tree, treeD: Digest, upToDate: boolean): PushResult => {
     const totals = treeTotals(tree);
@@ -352,6 +397,16 @@ async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise
     const items = [];
     for (const e of merged.entries) {
       if ((e.kind !== 'file' && e.kind !== 'exec') || known.has(e.digest)) continue;
+      const created = staged.get(e.digest);
+      if (created !== undefined) {
+        // Stored by the scan already (see batch above); counted once.
+        if (created && !uploaded.has(e.digest)) {
+          filesUploaded++;
+          bytesUploaded += e.size;
+        }
+        uploaded.add(e.digest);
+        continue;
+      }
       const path = scan.localByDigest.get(e.digest);
       // A skipped file's last-synced version: the remote got it at that sync.
       if (path === undefined && skipped.has(e.path)) continue;
@@ -395,6 +450,8 @@ async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise
     else if (note !== undefined) meta.message = note;
     const snap = snapshotDigest({ tree: treeD, parents, createdAt: new Date().toISOString(), meta });
     await writeSmallBlob(remote, snap.digest, snap.bytes);
+    // Every blob the scan stored is durable before the ref can name it.
+    await batch?.flush();
 
     let next: RefValue;
     try {

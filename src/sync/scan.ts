@@ -4,10 +4,11 @@
 // the owner's x bit. Empty folders become `dir` entries. Temp files of dead
 // pull processes are collected so pull can remove them.
 
+import { hash } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
-import { lstatSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
@@ -41,6 +42,13 @@ export interface ScanOptions {
   skipChanging?: boolean;
   /** The hash phase's progress: one "blob" per file hashed, bytes as read. */
   progress?: ProgressSink;
+  /**
+   * Called with the bytes of each small file the scan read and hashed (a
+   * stat-cache miss up to syncSmallFileBytes), so a push can store them
+   * without reading the file again. `bytes` is a reused buffer: valid only
+   * until the returned promise settles. A rejection fails the scan.
+   */
+  onContent?: (rel: string, digest: Digest, bytes: Buffer) => Promise<void> | void;
 }
 
 export async function scanDirectory(
@@ -52,6 +60,8 @@ export async function scanDirectory(
   const files: string[] = [];
   const dirs: string[] = [];
   const staleTemps: string[] = [];
+  /** Some name has a character above U+D7FF (where code-unit order and byte order can differ). */
+  let wide = false;
 
   // Phase 1: walk folders (readdir only), applying ignore rules.
   const walk = async (rel: string, rules: IgnoreRules): Promise<number> => {
@@ -69,6 +79,7 @@ export async function scanDirectory(
     let kept = 0;
     for (const d of dirents) {
       const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
+      if (!wide && WIDE.test(d.name)) wide = true;
       if (!d.isDirectory() && isTempName(d.name)) {
         const pid = pidOfTempName(d.name);
         if (pid !== undefined && pid !== process.pid && !isPidAlive(pid))
@@ -103,9 +114,11 @@ export async function scanDirectory(
   const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   /** Paths of the file entries: the stat cache keeps only these. */
   const filePaths = new Set<string>();
-  const misses: { rel: string; kind: 'file' | 'exec' }[] = [];
+  const misses: { rel: string; kind: 'file' | 'exec'; key: StatKey }[] = [];
+  // root is absolute and resolved, rel validated: plain concatenation is the join.
+  const base = root.endsWith(sep) ? root : root + sep;
   for (const rel of files) {
-    const abs = join(root, rel);
+    const abs = base + rel;
     let st: BigIntStats;
     try {
       st = lstatSync(abs, { bigint: true });
@@ -123,7 +136,7 @@ export async function scanDirectory(
     const key = statKeyOf(st);
     const digest = cache.lookup(rel, key);
     if (digest === undefined) {
-      misses.push({ rel, kind });
+      misses.push({ rel, kind, key });
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
@@ -136,40 +149,75 @@ export async function scanDirectory(
   const progress = opts.progress;
   if (progress && misses.length > 0) {
     let expected = 0;
-    for (const m of misses) expected += lstatSync(join(root, m.rel), { throwIfNoEntry: false })?.size ?? 0;
+    for (const m of misses) expected += m.key.size;
     progress.start('hash', misses.length, expected);
   }
   const onBytes = progress ? (n: number) => progress.bytes(n) : undefined;
+  const hashed = (rel: string, kind: 'file' | 'exec', key: StatKey, digest: Digest) => {
+    filesHashed++;
+    bytesHashed += key.size;
+    cache.set(rel, key, digest, Date.now());
+    filePaths.add(rel);
+    entries.push({ path: rel, kind, size: key.size, digest });
+  };
+  /** Runs one file's hashing: a file that keeps changing is left out with skipChanging, else fatal. */
+  const each = async (rel: string, fn: () => Promise<void>) => {
+    opts.signal?.throwIfAborted();
+    try {
+      await fn();
+    } catch (err) {
+      if (!opts.skipChanging || !isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
+      changing.push(rel);
+    } finally {
+      progress?.blobDone();
+    }
+  };
+  // Small files: read whole into one reused buffer with synchronous calls
+  // (open, read, fstat, close: page-cached, each costs less than one
+  // thread-pool hand-off would), hashed once, handed to onContent. Large
+  // files stream through the thread pool meanwhile.
+  const small = misses.filter((m) => m.key.size <= DEFAULTS.syncSmallFileBytes);
+  const large = misses.filter((m) => m.key.size > DEFAULTS.syncSmallFileBytes);
   try {
-    await forEachLimit(misses, DEFAULTS.hashConcurrency, async ({ rel, kind }) => {
-      opts.signal?.throwIfAborted();
-      let hashed: Awaited<ReturnType<typeof hashFile>>;
-      try {
-        hashed = await hashFile(join(root, rel), onBytes, rel);
-      } catch (err) {
-        if (!opts.skipChanging || !isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
-        changing.push(rel);
-        return;
-      } finally {
-        progress?.blobDone();
-      }
-      if (hashed === undefined) return; // deleted while scanning
-      filesHashed++;
-      bytesHashed += hashed.key.size;
-      cache.set(rel, hashed.key, hashed.digest, Date.now());
-      filePaths.add(rel);
-      entries.push({ path: rel, kind, size: hashed.key.size, digest: hashed.digest });
-    });
+    const streamed = forEachLimit(large, DEFAULTS.hashConcurrency, ({ rel, kind }) =>
+      each(rel, async () => {
+        const h = await hashFile(join(root, rel), onBytes, rel);
+        if (h !== undefined) hashed(rel, kind, h.key, h.digest); // else deleted while scanning
+      }),
+    );
+    const readSmall = async () => {
+      const buf = Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
+      for (const { rel, kind, key } of small)
+        await each(rel, async () => {
+          const abs = base + rel;
+          const got = readSmallFile(abs, rel, key, buf);
+          if (got === 'gone') return;
+          if (got === 'large') {
+            // Grew past the small-file size since its lstat: stream it like the others.
+            const h = await hashFile(abs, onBytes, rel);
+            if (h !== undefined) hashed(rel, kind, h.key, h.digest);
+            return;
+          }
+          const bytes = buf.subarray(0, got.key.size);
+          onBytes?.(bytes.byteLength);
+          const digest: Digest = `sha256:${hash('sha256', bytes, 'hex')}`;
+          await opts.onContent?.(rel, digest, bytes);
+          hashed(rel, kind, got.key, digest);
+        });
+    };
+    const settled = await Promise.allSettled([streamed, readSmall()]);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
   } finally {
     if (progress && misses.length > 0) progress.stop();
   }
   changing.sort();
 
-  // Sort once with precomputed byte keys (the canonical order), so the
-  // tree encoder finds its input already sorted.
-  const keyed = entries.map((e) => ({ k: Buffer.from(e.path, 'utf8'), e }));
-  keyed.sort((a, b) => Buffer.compare(a.k, b.k));
-  const sorted = keyed.map((x) => x.e);
+  // Sort once in the canonical order (UTF-8 bytes), so the tree encoder
+  // finds its input already sorted. Without encoding every path: for
+  // well-formed strings (validateTreePath) UTF-16 code-unit order is UTF-8
+  // byte order unless characters above U+D7FF meet, so the native string
+  // comparison serves unless some name has one.
+  const sorted = entries.sort(wide ? compareUtf8 : compareCodeUnits);
 
   cache.retain(filePaths);
   const { digest, bytes } = treeDigest(sorted);
@@ -180,6 +228,81 @@ export async function scanDirectory(
       localByDigest.set(e.digest, e.path);
   }
   return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed, changing };
+}
+
+const WIDE = /[\uD800-\uFFFF]/;
+
+function compareCodeUnits(a: TreeEntry, b: TreeEntry): number {
+  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+}
+
+/**
+ * UTF-8 byte order of two well-formed paths without encoding them: code
+ * units compare as code points, except that surrogates (code points above
+ * U+FFFF) must sort after U+E000–U+FFFF; a prefix sorts first.
+ */
+function compareUtf8(ea: TreeEntry, eb: TreeEntry): number {
+  const a = ea.path;
+  const b = eb.path;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * Reads a small file whole into `buf` through one descriptor: the walk's
+ * lstat is the "before" stat and an fstat after the read must equal it, so
+ * the bytes belong to the stat recorded with them (a file replaced, grown or
+ * rewritten in between is read again, a few times). 'large' when the file no
+ * longer fits `buf`; 'gone' when it was deleted.
+ */
+function readSmallFile(
+  abs: string,
+  rel: string,
+  lstatKey: StatKey,
+  buf: Buffer,
+): { key: StatKey } | 'large' | 'gone' {
+  let before = lstatKey;
+  for (let attempt = 0; attempt < DEFAULTS.hashChangingAttempts; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(abs, 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return 'gone';
+      throw err;
+    }
+    try {
+      let n = 0;
+      for (;;) {
+        const got = readSync(fd, buf, n, buf.byteLength - n, n);
+        if (got === 0) break;
+        n += got;
+        // The common case ends here without a read that returns 0: the size
+        // is known, and a file that changed after the read fails the check below.
+        if (n === before.size || n === buf.byteLength) break;
+      }
+      if (n === buf.byteLength) return 'large';
+      const after = statKeyOf(fstatSync(fd, { bigint: true }));
+      if (sameStat(before, after) && n === after.size) return { key: after };
+      before = after;
+      if (after.size >= buf.byteLength) return 'large';
+    } finally {
+      closeSync(fd);
+    }
+  }
+  throw new HoardError('HOARD_EFILE_CHANGING', `${rel} keeps changing while being read`, {
+    hint: 'stop whatever is writing to it and sync again, or push with --skip-changing to leave it out',
+    details: { path: rel },
+  });
 }
 
 /**

@@ -8,19 +8,45 @@
 // could change again without its stat changing. Such entries are stored but
 // never trusted (git's "racily clean" rule), so the next scan hashes them.
 //
-// Persisted as one JSON file in `<dir>/.hoard/`, written atomically (temp +
-// rename); 10,000 entries load and save in a few milliseconds.
+// Persisted as one binary file in `<dir>/.hoard/` (stat-cache.bin), written
+// atomically (temp + rename). Loading it must cost milliseconds at 50,000
+// entries: a no-op push is little more than this load plus one lstat per
+// file. So the file is read whole and checked (CRC, bounds), nothing more:
+// entries are saved in the order the last scan asked for them, the next
+// scan asks in the same order, and each lookup finds its entry at a cursor
+// by comparing bytes in place — no string, no map. Only a lookup out of that
+// order (files added, renamed) indexes the file (path → offset) once. An
+// entry's fields are decoded when looked up, and entries changed since the
+// load live in a small overlay until the next save.
+//
+//   "hoard-stat-cache/2\n"  magic (19 bytes)
+//   u32 entry count
+//   per entry: u16 path length, path (UTF-8), u8 racy (0|1),
+//              u64 size, i64 mtime ns, i64 ctime ns, u64 inode, 32-byte SHA-256
+//   u32 CRC-32 of everything before it
+//
+// Everything little-endian. A file that is truncated, fails its CRC, is of
+// another format (the JSON of format 1, stat-cache.json) or does not parse
+// is ignored: the cache starts empty and every file is hashed once, which is
+// slow but never wrong. The CRC matters: a flipped bit in a digest would
+// otherwise name a file by the wrong content.
 
 import type { BigIntStats } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, isDigest } from '../core/digest.ts';
+import { type Digest, hexOf } from '../core/digest.ts';
 import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
 import { STATE_DIR } from './ignore-rules.ts';
 
-const FILE = 'stat-cache.json';
-const FORMAT = 'hoard-stat-cache/1';
+const FILE = 'stat-cache.bin';
+/** Format 1 (JSON): ignored when found, removed by the next save. */
+const OLD_FILE = 'stat-cache.json';
+const MAGIC = Buffer.from('hoard-stat-cache/2\n', 'latin1');
+/** racy u8 + size, mtime, ctime, inode (8 bytes each) + digest. */
+const FIXED = 1 + 8 * 4 + 32;
+const MAX_PATH_BYTES = 0xffff;
 
 export interface StatKey {
   size: number;
@@ -34,9 +60,6 @@ export interface StatCacheEntry extends StatKey {
   /** Observed too close to its last change to be trusted next time. */
   racy: boolean;
 }
-
-/** Encoded entry: [size, mtimeNs, ctimeNs, ino, digest, racy(0|1)]. */
-type Row = [number, string, string, string, string, number];
 
 export function statKeyOf(st: BigIntStats): StatKey {
   return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
@@ -56,76 +79,114 @@ export function isRacy(key: StatKey, observedAtMs: number): boolean {
 
 export class StatCache {
   readonly dir: string;
-  #entries: Map<string, StatCacheEntry>;
+  /** The file as loaded (checked: magic, CRC, structure). */
+  #buf: Buffer;
+  /** Entries in #buf. */
+  #count: number;
+  /** Where the next entry in file order starts: lookups in the order of the last save need no index. */
+  #cursor: number;
+  /** Entries of #buf read so far through the cursor. */
+  #read = 0;
+  /** path → offset of its fixed part in #buf, for every entry; built only when a lookup leaves file order. */
+  #map: Map<string, number> | undefined;
+  /**
+   * Paths this session looked up or set, in that order, with their entry's
+   * offset in #buf (-1: none). The next save writes entries in this order,
+   * so the next scan (which visits files in the same order) finds each at
+   * the cursor: loading is checking the file, not indexing it.
+   */
+  #seen = new Map<string, number>();
+  /** Entries of #buf that #seen holds. */
+  #seenInFile = 0;
+  /** Entries set (or deleted: null) since the load. */
+  #overlay = new Map<string, StatCacheEntry | null>();
   #dirty = false;
 
-  private constructor(dir: string, entries: Map<string, StatCacheEntry>) {
+  private constructor(dir: string, buf: Buffer, count: number) {
     this.dir = dir;
-    this.#entries = entries;
+    this.#buf = buf;
+    this.#count = count;
+    this.#cursor = MAGIC.length + 4;
   }
 
-  /** Loads the cache of `dir` (empty when missing or unreadable: it is only a cache). */
+  /** Loads the cache of `dir` (empty when missing, damaged or of another format: it is only a cache). */
   static async load(dir: string): Promise<StatCache> {
-    const entries = new Map<string, StatCacheEntry>();
+    let buf: Buffer;
     try {
-      const v = JSON.parse(await readFile(join(dir, STATE_DIR, FILE), 'utf8')) as {
-        format?: string;
-        entries?: Record<string, Row>;
-      } | null; // a file saying `null` is damaged too
-      if (v?.format === FORMAT && v.entries && typeof v.entries === 'object') {
-        for (const [path, row] of Object.entries(v.entries)) {
-          if (!Array.isArray(row) || row.length !== 6 || !isDigest(row[4])) continue;
-          try {
-            entries.set(path, {
-              size: row[0],
-              mtimeNs: BigInt(row[1]),
-              ctimeNs: BigInt(row[2]),
-              ino: BigInt(row[3]),
-              digest: row[4],
-              racy: row[5] === 1,
-            });
-          } catch {
-            // a malformed row is just a cache miss
-          }
-        }
-      }
+      buf = await readFile(join(dir, STATE_DIR, FILE));
     } catch (err) {
-      if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
+      if (!isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw err;
+      return StatCache.#empty(dir);
     }
-    return new StatCache(dir, entries);
+    const count = checkFile(buf);
+    return count === undefined ? StatCache.#empty(dir) : new StatCache(dir, buf, count);
+  }
+
+  static #empty(dir: string): StatCache {
+    const buf = Buffer.alloc(MAGIC.length + 8);
+    MAGIC.copy(buf);
+    return new StatCache(dir, buf, 0);
   }
 
   get size(): number {
-    return this.#entries.size;
+    let n = this.#count;
+    for (const [path, e] of this.#overlay) n += (e ? 1 : 0) - (this.#offsetOf(path) >= 0 ? 1 : 0);
+    return n;
   }
 
   /** The cached digest when the stat is unchanged and the entry was not racy. */
   lookup(path: string, key: StatKey): Digest | undefined {
-    const e = this.#entries.get(path);
-    if (!e || e.racy || !sameStat(e, key)) return undefined;
-    return e.digest;
+    if (this.#overlay.size > 0 && this.#overlay.has(path)) {
+      this.#offsetOf(path);
+      const e = this.#overlay.get(path);
+      if (!e || e.racy || !sameStat(e, key)) return undefined;
+      return e.digest;
+    }
+    const off = this.#offsetOf(path);
+    if (off < 0) return undefined;
+    const b = this.#buf;
+    // Cheapest differences first; no entry object is built for a hit.
+    if (b[off] !== 0 || Number(b.readBigUInt64LE(off + 1)) !== key.size) return undefined;
+    if (b.readBigInt64LE(off + 9) !== key.mtimeNs || b.readBigInt64LE(off + 17) !== key.ctimeNs)
+      return undefined;
+    if (b.readBigUInt64LE(off + 25) !== key.ino) return undefined;
+    return `sha256:${b.toString('hex', off + 33, off + 65)}`;
+  }
+
+  /**
+   * The digest last recorded for `path`, trusted or not (racy, stat changed):
+   * only for skipping work that is redone anyway, never as the file's content.
+   */
+  lastDigest(path: string): Digest | undefined {
+    return this.#entry(path)?.digest;
   }
 
   set(path: string, key: StatKey, digest: Digest, observedAtMs: number): void {
     const racy = isRacy(key, observedAtMs);
-    const prev = this.#entries.get(path);
+    const prev = this.#entry(path);
     if (prev && prev.digest === digest && prev.racy === racy && sameStat(prev, key)) return;
-    this.#entries.set(path, { ...key, digest, racy });
+    this.#overlay.set(path, { ...key, digest, racy });
     this.#dirty = true;
   }
 
   delete(path: string): void {
-    if (this.#entries.delete(path)) this.#dirty = true;
+    if (this.#entry(path) === undefined) return;
+    this.#overlay.set(path, null);
+    this.#dirty = true;
   }
 
   /** Drops entries for paths not in `keep`. */
   retain(keep: ReadonlySet<string>): void {
-    for (const path of this.#entries.keys()) {
-      if (!keep.has(path)) {
-        this.#entries.delete(path);
+    const drop = (path: string) => {
+      if (!keep.has(path) && this.#entry(path) !== undefined) {
+        this.#overlay.set(path, null);
         this.#dirty = true;
       }
-    }
+    };
+    for (const path of this.#seen.keys()) drop(path);
+    for (const path of [...this.#overlay.keys()]) drop(path);
+    // Entries of the file no scan asked about (their files are gone): only then is the file indexed.
+    if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) drop(path);
   }
 
   /** Writes the cache atomically if anything changed. */
@@ -133,10 +194,157 @@ export class StatCache {
     if (!this.#dirty) return;
     const stateDir = join(this.dir, STATE_DIR);
     await mkdir(stateDir, { recursive: true });
-    const rows: Record<string, Row> = {};
-    for (const [path, e] of this.#entries)
-      rows[path] = [e.size, String(e.mtimeNs), String(e.ctimeNs), String(e.ino), e.digest, e.racy ? 1 : 0];
-    await writeFileAtomic(join(stateDir, FILE), JSON.stringify({ format: FORMAT, entries: rows }), stateDir);
+    const buf = this.#encode();
+    await writeFileAtomic(join(stateDir, FILE), buf, stateDir);
+    // The JSON of format 1 is stale from now on.
+    await unlink(join(stateDir, OLD_FILE)).catch(() => {});
+    // What was saved is the new base, in the order this session used.
+    this.#buf = buf;
+    this.#count = checkFile(buf) ?? 0;
+    this.#cursor = MAGIC.length + 4;
+    this.#read = 0;
+    this.#map = undefined;
+    this.#seen.clear();
+    this.#seenInFile = 0;
+    this.#overlay.clear();
     this.#dirty = false;
   }
+
+  /**
+   * The offset of `path`'s entry in #buf, or -1 — at the cursor when asked in
+   * file order, else from the index — recorded in #seen (this session used it).
+   */
+  #offsetOf(path: string): number {
+    const known = this.#seen.get(path);
+    if (known !== undefined) return known;
+    let off = -1;
+    const b = this.#buf;
+    if (this.#map === undefined && this.#read < this.#count) {
+      const len = b[this.#cursor] | (b[this.#cursor + 1] << 8);
+      const at = this.#cursor + 2;
+      if (pathIs(b, at, len, path)) {
+        this.#cursor = at + len + FIXED;
+        this.#read++;
+        off = at + len;
+      }
+    }
+    if (off < 0) off = this.#index().get(path) ?? -1;
+    this.#seen.set(path, off);
+    if (off >= 0) this.#seenInFile++;
+    return off;
+  }
+
+  #index(): Map<string, number> {
+    this.#map ??= indexOf(this.#buf, this.#count);
+    return this.#map;
+  }
+
+  /** The entry of `path` (overlay first), decoded; undefined when none. */
+  #entry(path: string): StatCacheEntry | undefined {
+    const o = this.#overlay.get(path);
+    if (o !== undefined) return o ?? undefined;
+    const off = this.#offsetOf(path);
+    return off < 0 ? undefined : decodeAt(this.#buf, off);
+  }
+
+  #encode(): Buffer {
+    const rows: { path: Buffer; fixed: Buffer | StatCacheEntry }[] = [];
+    const emitted = new Set<string>();
+    const emit = (path: string) => {
+      if (emitted.has(path)) return;
+      emitted.add(path);
+      const o = this.#overlay.get(path);
+      if (o === null) return;
+      const bytes = Buffer.from(path, 'utf8');
+      // Longer than any tree path can be (tree-path.ts): such a file is simply never cached.
+      if (bytes.length > MAX_PATH_BYTES) return;
+      if (o) rows.push({ path: bytes, fixed: o });
+      else {
+        const off = this.#offsetOf(path);
+        if (off >= 0) rows.push({ path: bytes, fixed: this.#buf.subarray(off, off + FIXED) });
+      }
+    };
+    // This session's order first (the next scan's), then what it did not touch.
+    for (const path of this.#seen.keys()) emit(path);
+    for (const path of this.#overlay.keys()) emit(path);
+    if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) emit(path);
+    let size = MAGIC.length + 4 + 4;
+    for (const r of rows) size += 2 + r.path.length + FIXED;
+    const out = Buffer.allocUnsafe(size);
+    let pos = MAGIC.copy(out, 0);
+    pos = out.writeUInt32LE(rows.length, pos);
+    for (const r of rows) {
+      pos = out.writeUInt16LE(r.path.length, pos);
+      pos += r.path.copy(out, pos);
+      if (Buffer.isBuffer(r.fixed)) pos += r.fixed.copy(out, pos);
+      else {
+        const e = r.fixed;
+        out[pos] = e.racy ? 1 : 0;
+        out.writeBigUInt64LE(BigInt(e.size), pos + 1);
+        out.writeBigInt64LE(e.mtimeNs, pos + 9);
+        out.writeBigInt64LE(e.ctimeNs, pos + 17);
+        out.writeBigUInt64LE(e.ino, pos + 25);
+        out.write(hexOf(e.digest), pos + 33, 32, 'hex');
+        pos += FIXED;
+      }
+    }
+    pos = out.writeUInt32LE(crc32(out.subarray(0, pos)), pos);
+    return out.subarray(0, pos);
+  }
+}
+
+/** Whether the `len` UTF-8 bytes of `b` at `at` spell `path` (ASCII compared in place, no string made). */
+function pathIs(b: Buffer, at: number, len: number, path: string): boolean {
+  if (len < path.length) return false; // UTF-8 is never shorter than the UTF-16 length
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 0x80) return b.toString('utf8', at, at + len) === path;
+    if (i >= len || b[at + i] !== c) return false;
+  }
+  return len === path.length;
+}
+
+/**
+ * Checks a saved cache whole — magic, CRC, every entry's bounds — and
+ * returns its entry count, or undefined when it is not a whole, intact
+ * cache of this format. No path is decoded.
+ */
+function checkFile(buf: Buffer): number | undefined {
+  if (buf.length < MAGIC.length + 8 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const end = buf.length - 4;
+  if (crc32(buf.subarray(0, end)) !== buf.readUInt32LE(end)) return undefined;
+  const count = buf.readUInt32LE(MAGIC.length);
+  let pos = MAGIC.length + 4;
+  for (let i = 0; i < count; i++) {
+    if (pos + 2 > end) return undefined;
+    const len = buf[pos] | (buf[pos + 1] << 8);
+    pos += 2 + len;
+    if (pos + FIXED > end || buf[pos] > 1) return undefined;
+    pos += FIXED;
+  }
+  return pos === end ? count : undefined;
+}
+
+/** path → offset of its fixed part, for a file checkFile accepted. */
+function indexOf(buf: Buffer, count: number): Map<string, number> {
+  const index = new Map<string, number>();
+  let pos = MAGIC.length + 4;
+  for (let i = 0; i < count; i++) {
+    const len = buf[pos] | (buf[pos + 1] << 8);
+    pos += 2;
+    index.set(buf.toString('utf8', pos, pos + len), pos + len);
+    pos += len + FIXED;
+  }
+  return index;
+}
+
+function decodeAt(buf: Buffer, off: number): StatCacheEntry {
+  return {
+    racy: buf[off] === 1,
+    size: Number(buf.readBigUInt64LE(off + 1)),
+    mtimeNs: buf.readBigInt64LE(off + 9),
+    ctimeNs: buf.readBigInt64LE(off + 17),
+    ino: buf.readBigUInt64LE(off + 25),
+    digest: `sha256:${buf.toString('hex', off + 33, off + 65)}`,
+  };
 }

@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { push } from '../../library/sync.ts';
+import { openCliRemote } from '../cli-remote.ts';
 import { positiveInteger } from '../options.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgressListener } from '../progress.ts';
@@ -45,9 +46,11 @@ export function registerPush(program: Command): void {
           },
         ) => {
           const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
+          // A CLI process: nothing else waits on its event loop (see OpenRemoteOptions).
+          await using remote = await openCliRemote(t.remote, { create: true });
           const r = await push({
             dir: t.dir,
-            remote: t.remote,
+            remote,
             ref: t.ref,
             force: opts.force,
             message: opts.message,
