@@ -395,14 +395,17 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     const known = new Set<Digest>();
     for (const e of theirs.entries) if (e.kind === 'file' || e.kind === 'exec') known.add(e.digest);
     const items = [];
+    /** Blobs the scan stored (see batch above) that this push created: reported as uploaded. */
+    const storedByScan: { digest: Digest; size: number; path: string }[] = [];
     for (const e of merged.entries) {
       if ((e.kind !== 'file' && e.kind !== 'exec') || known.has(e.digest)) continue;
       const created = staged.get(e.digest);
       if (created !== undefined) {
-        // Stored by the scan already (see batch above); counted once.
+        // Stored by the scan already; counted once.
         if (created && !uploaded.has(e.digest)) {
           filesUploaded++;
           bytesUploaded += e.size;
+          storedByScan.push({ digest: e.digest, size: e.size, path: e.path });
         }
         uploaded.add(e.digest);
         continue;
@@ -413,6 +416,16 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
       if (path === undefined)
         throw new HoardError('HOARD_EINTERNAL', `no local copy of ${e.digest} for ${e.path}`);
       items.push({ digest: e.digest, size: e.size, path });
+    }
+    if (storedByScan.length > 0) {
+      // Their bytes went to the store during the scan: a round of its own, so progress
+      // (and the library's events: one per blob) shows them as the uploads they are.
+      progress.start('push', storedByScan.length, storedByScan.reduce((n, b) => n + b.size, 0));
+      for (const b of storedByScan) {
+        progress.bytes(b.size);
+        progress.blobDone(b);
+      }
+      progress.stop();
     }
     const up = await uploadMissing(remote, root, items, progress, uploaded, opts.concurrency);
     for (const d of up.uploaded) uploaded.add(d);

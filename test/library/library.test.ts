@@ -37,7 +37,7 @@ describe('library (file://)', () => {
 
   it('cache.save / cache.restore / cache.list / cache.delete resolve to what `hoard cache … --json` prints', async () => {
     const work = join(tmp.dir, 'cache-work');
-    await writeFiles(join(work, 'deps'), { 'a.txt': 'a\n', 'b/c.bin': randomBytes(50_000) });
+    await writeFiles(join(work, 'deps'), { 'a.txt': 'cache entry a\n', 'b/c.bin': randomBytes(50_000) });
     const events: Event[] = [];
     const saved = await hoard.cache.save({
       remote,
