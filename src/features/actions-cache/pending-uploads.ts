@@ -91,10 +91,13 @@ export class PendingUploads {
     this.#clock = o.clock ?? systemClock;
   }
 
-  /** Empties the spool (a previous process's leftovers) and starts the idle sweep. */
+  /**
+   * Removes the spool (a previous process's leftovers) and starts the idle
+   * sweep. The spool folder is made by the first upload, not here: a server
+   * that never receives one leaves nothing in its data directory's tmp/.
+   */
   async start(): Promise<void> {
     await rm(this.#o.spoolDir, { recursive: true, force: true });
-    await mkdir(this.#o.spoolDir, { recursive: true });
     const every = Math.max(1000, Math.min(60_000, Math.floor(this.#o.idleMs / 4)));
     this.#timer = setInterval(() => void this.sweep(), every);
     this.#timer.unref();
