@@ -65,6 +65,8 @@ export interface HoardServer {
   close(): Promise<void>;
   /** SIGTERM: /readyz turns 503 at once; after drainDelayMs, close(). */
   drain(): Promise<void>;
+  /** Writes the buffered log lines out now (after a line scripts wait for, like "serving"). */
+  flushLog(): void;
 }
 
 export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): Promise<HoardServer> {
@@ -115,14 +117,23 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     await ctx.refExpiry.open();
   }
 
+  const logDest = deps.logger === false ? undefined : logDestination();
   const app = Fastify({
     logger:
-      deps.logger === false
+      logDest === undefined
         ? false
         : {
             level: config.logLevel,
             redact: ['req.headers.authorization'],
-            stream: logDestination(),
+            stream: logDest,
+            hooks: {
+              // A warning or an error goes out now, not with the next batch: it may be
+              // the last thing an operator sees before a crash or a kill.
+              logMethod(args, method, level) {
+                method.apply(this, args);
+                if (level >= WARN_LEVEL) logDest.flush();
+              },
+            },
           },
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -318,6 +329,9 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       await close();
     },
     close,
+    flushLog() {
+      logDest?.flush();
+    },
   };
 
   function close(): Promise<void> {
@@ -417,14 +431,17 @@ function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {
 /** Buffered log output: at most this many bytes or this long before a write. */
 const LOG_BUFFER_BYTES = 8192;
 const LOG_FLUSH_MS = 500;
+/** pino's level number of `warn`: lines at it and above are written at once. */
+const WARN_LEVEL = 40;
 
 /**
  * The server's log lines go to stdout through one buffered writer, not one
  * write(2) per line: at info every request is a line, and on a small cache
  * hit a synchronous write per request is a measurable share of its cost.
- * The cost of the buffer is a window: a line reaches stdout within
+ * The cost of the buffer is a window: an info line reaches stdout within
  * LOG_FLUSH_MS (or LOG_BUFFER_BYTES), and a SIGKILL loses at most that much;
- * pino flushes what is buffered on a normal exit and on a crash's 'exit'.
+ * warnings and errors are flushed at once, and pino flushes what is
+ * buffered on a normal exit and on a crash's 'exit'.
  */
 function logDestination() {
   return pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });

@@ -420,7 +420,11 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     if (storedByScan.length > 0) {
       // Their bytes went to the store during the scan: a round of its own, so progress
       // (and the library's events: one per blob) shows them as the uploads they are.
-      progress.start('push', storedByScan.length, storedByScan.reduce((n, b) => n + b.size, 0));
+      progress.start(
+        'push',
+        storedByScan.length,
+        storedByScan.reduce((n, b) => n + b.size, 0),
+      );
       for (const b of storedByScan) {
         progress.bytes(b.size);
         progress.blobDone(b);

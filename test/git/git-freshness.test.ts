@@ -177,22 +177,40 @@ describe('git freshness', () => {
       assert.equal(res.status, 200);
       assert.match(res.headers.get('x-hoard-stale') ?? '', /^\d+$/);
       await res.arrayBuffer();
-      const warn = s.logs.find((l) => l.level === 40 && String(l.msg).includes('stale'));
-      assert.ok(warn, 'a warning is logged');
+      // The server's log reaches us through its stdout, after the answer: wait for the line.
+      await waitUntil(
+        () => s.logs.some((l) => l.level === 40 && String(l.msg).includes('stale')),
+        'a stale-serve warning in the log',
+      );
       const metrics = await (await fetch(`${s.url}/metrics`)).text();
       assert.match(metrics, /hoard_git_stale_serves_total [1-9]/);
       await s.stop();
 
-      // Hanging: the fetch is abandoned after --git-fetch-timeout.
+      // Hanging: the fetch is abandoned after --git-fetch-timeout, and only then is the
+      // mirror served stale. Ordered by the server's own clock (its log line's time), not by
+      // when this test learns of the server: the warm-up's fetch starts at start-up.
       http.hang = true;
+      const asked0 = http.infoRefs.get('/app.git') ?? 0;
       s = await serve(data, ['--git-upstream', `h=${http.url}`, '--git-fetch-timeout', '1s']);
       const t0 = Date.now();
       const r2 = await fetch(`${s.url}/git/h/app.git/info/refs?service=git-upload-pack`);
       assert.equal(r2.status, 200);
       assert.match(r2.headers.get('x-hoard-stale') ?? '', /^\d+$/);
       await r2.arrayBuffer();
-      const ms = Date.now() - t0;
-      assert.ok(ms >= 900 && ms < 5000, `waited ${ms} ms`);
+      const answeredAt = Date.now();
+      assert.ok(answeredAt - t0 < 5000, `waited ${answeredAt - t0} ms`);
+      assert.ok((http.infoRefs.get('/app.git') ?? 0) > asked0, 'the upstream was asked');
+      const gaveUp = () => s.logs.find((l) => l.msg === 'git: upstream fetch failed');
+      await waitUntil(() => gaveUp() !== undefined, 'the abandoned fetch in the log');
+      assert.ok(
+        Number(gaveUp()?.time) <= answeredAt,
+        'the stale answer came after the hanging fetch was given up',
+      );
+      // …and it was given up for the timeout, not at once: the warm-up's fetch starts
+      // before the server logs its connection limits (a margin for a loaded machine).
+      const started = Number(s.logs.find((l) => l.msg === 'connection limits')?.time);
+      const hung = Number(gaveUp()?.time) - started;
+      assert.ok(hung >= 500, `the fetch was given up ${hung} ms after start-up (timeout 1 s)`);
       await git(['clone', '--quiet', `${s.url}/git/h/app.git`, join(tmp.path, 'c2')]);
       assert.equal(head(join(tmp.path, 'c2')), expected);
       await s.stop();

@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { DEFAULTS } from '../../src/core/defaults.ts';
 import { MirrorManager } from '../../src/git/mirror-manager.ts';
 import { parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
+import { waitUntil } from '../support/wait.ts';
 import { commitUpstream, makeUpstream, type ServerProcess, startServer, tempDir } from './helpers/harness.ts';
 import { type HttpUpstream, startHttpUpstream } from './helpers/http-upstream.ts';
 
@@ -60,7 +61,11 @@ describe('unknown-commit snapshot requests against a live server', () => {
       `${total} upstream fetches for 40 unknown commits (budget ${DEFAULTS.gitUnknownObjectFetchesPerWindow})`,
     );
     assert.equal(http.maxInFlight, 1, 'never two upstream requests at once');
-    assert.ok(server.logs.some((l) => String(l.msg).includes('budget for unknown objects used up')));
+    // The server's log reaches us through its stdout, after the answers: wait for the line.
+    await waitUntil(
+      () => server.logs.some((l) => String(l.msg).includes('budget for unknown objects used up')),
+      'the budget warning in the log',
+    );
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(metrics, /hoard_git_unknown_object_fetches_limited_total [1-9]/);
   });

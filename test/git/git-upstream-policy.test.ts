@@ -16,6 +16,7 @@ import { apiFeature } from '../../src/server/api-feature.ts';
 import { buildServer, type HoardServer } from '../../src/server/app.ts';
 import { resolveConfig } from '../../src/server/config.ts';
 import { withSettings } from '../../src/server/feature.ts';
+import { waitUntil } from '../support/wait.ts';
 import { makeUpstream, type ServerProcess, startServer, tempDir } from './helpers/harness.ts';
 import { startHttpUpstream } from './helpers/http-upstream.ts';
 
@@ -199,11 +200,14 @@ describe('git upstream policy: upstream errors stay in the log', () => {
     assert.equal(snap.status, 502);
     const snapBody = await snap.text();
     assert.ok(!snapBody.includes(port) && !/fatal/i.test(snapBody), snapBody);
-    const logged = server.logs.filter((l) => l.msg === 'git: mirror clone failed');
-    assert.ok(
-      logged.some((l) => String(l.err).includes(port)),
-      "the upstream's error text is in the log",
+    // The server's log reaches us through its stdout, after the answers: wait for the lines.
+    await waitUntil(
+      () => server.logs.some((l) => l.msg === 'git: mirror clone failed' && String(l.err).includes(port)),
+      "the upstream's error text in the log",
     );
-    assert.ok(server.logs.some((l) => l.msg === 'git request failed' && l.reqId === id));
+    await waitUntil(
+      () => server.logs.some((l) => l.msg === 'git request failed' && l.reqId === id),
+      'the failed request in the log, with its request id',
+    );
   });
 });

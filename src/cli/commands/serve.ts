@@ -39,6 +39,7 @@ export function registerServe(program: Command): void {
           process.once('SIGINT', () => stop('SIGINT'));
         });
         server.app.log.info({ url, data: config.dataDir, remote: config.remote ?? null }, 'hoard serving');
+        server.flushLog(); // scripts and tests wait for this line
         // Always said, whatever the log level: scripts and tests read the address from here.
         info(
           `hoard: serving ${url} (data ${config.dataDir}${config.remote ? `, remote ${config.remote}` : ''})`,
