@@ -5,7 +5,12 @@
 // same payloads, in one run, with ratios; then the peak RSS of a hoard server
 // while a 1 GiB blob is uploaded and downloaded.
 //
-//   node bench/server.ts [--duration 5] [--skip-turbo] [--skip-rss]
+//   node bench/server.ts [--duration 5] [--rounds 3] [--json FILE] [--skip-turbo] [--skip-rss]
+//
+// Every measure runs once per round on every server, the order reversed each
+// round (A B C D, D C B A, …), so a noisy moment on this shared machine hits
+// all of them; each cell is the median over rounds (per-round figures are in
+// the JSON, written to --json FILE as well as printed).
 //
 // Needs `wrk` and `nginx` (Debian packages). turborepo-remote-cache is looked
 // up in $HOARD_BENCH_DEPS (default /tmp/hoard-bench-deps, install it there
@@ -32,6 +37,8 @@ const opt = (name: string, def: string) => {
   return i >= 0 ? args[i + 1] : def;
 };
 const DURATION = Number(opt('--duration', '5'));
+const ROUNDS = Number(opt('--rounds', '3'));
+const JSON_OUT = opt('--json', '');
 const DEPS = process.env.HOARD_BENCH_DEPS ?? '/tmp/hoard-bench-deps';
 const MiB = 1024 * 1024;
 
@@ -373,16 +380,25 @@ async function main(): Promise<void> {
       if (turbo) targets.push(turbo);
       else process.stderr.write(`turborepo-remote-cache not found under ${DEPS}: skipped\n`);
     }
-    for (const t of targets) {
-      process.stderr.write(`${t.name}…\n`);
-      const r: Record<string, WrkResult> = {};
-      r['GET 4KiB'] = await wrk(t.get(sha(small)), 64, t.headers);
-      r['GET 8MiB'] = await wrk(t.get(sha(large)), 8, t.headers);
-      r['PUT 4KiB'] = await putLoad(t.put, 4096, 4000, 32, t.headers);
-      r['PUT 1MiB'] = await putLoad(t.put, MiB, 300, 8, t.headers);
-      results[t.name] = r;
+    const rounds: Record<string, Record<string, WrkResult[]>> = {};
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of round % 2 ? [...targets].reverse() : targets) {
+        process.stderr.write(`round ${round + 1}/${ROUNDS}: ${t.name}…\n`);
+        const r = (rounds[t.name] ??= {});
+        const add = (col: string, x: WrkResult) => (r[col] ??= []).push(x);
+        add('GET 4KiB', await wrk(t.get(sha(small)), 64, t.headers));
+        add('GET 8MiB', await wrk(t.get(sha(large)), 8, t.headers));
+        add('PUT 4KiB', await putLoad(t.put, 4096, 4000, 32, t.headers));
+        add('PUT 1MiB', await putLoad(t.put, MiB, 300, 8, t.headers));
+      }
     }
     for (const t of targets) await t.stop();
+    // Each cell: the round whose req/s is the median (its MiB/s with it).
+    for (const [name, byCol] of Object.entries(rounds)) {
+      results[name] = {};
+      for (const [col, xs] of Object.entries(byCol))
+        results[name][col] = [...xs].sort((a, b) => a.rps - b.rps)[(xs.length - 1) >> 1];
+    }
 
     const cols = ['GET 4KiB', 'GET 8MiB', 'PUT 4KiB', 'PUT 1MiB'];
     const lines = [
@@ -416,9 +432,18 @@ async function main(): Promise<void> {
     }
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}`;
     process.stdout.write(
-      `\n${new Date().toISOString()} — ${machine}; wrk ${DURATION}s per GET run (2 threads, 64/8 connections)\n\n${lines.join('\n')}\n\n`,
+      `\n${new Date().toISOString()} — ${machine}; ${ROUNDS} rounds alternating, medians; wrk ${DURATION}s per GET run (2 threads, 64/8 connections)\n\n${lines.join('\n')}\n\n`,
     );
-    process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), machine, results, rss })}\n`);
+    const json = JSON.stringify({
+      date: new Date().toISOString(),
+      machine,
+      rounds: ROUNDS,
+      results,
+      perRound: rounds,
+      rss,
+    });
+    process.stdout.write(`${json}\n`);
+    if (JSON_OUT) await writeFile(JSON_OUT, `${json}\n`);
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await rm(tmp, { recursive: true, force: true });
