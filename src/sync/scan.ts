@@ -49,6 +49,8 @@ export interface ScanOptions {
    * until the returned promise settles. A rejection fails the scan.
    */
   onContent?: (rel: string, digest: Digest, bytes: Buffer) => Promise<void> | void;
+  /** The wall clock a hashed file's stat is observed at (the racy window is measured on it); tests. */
+  now?: () => number;
 }
 
 export async function scanDirectory(
@@ -57,6 +59,7 @@ export async function scanDirectory(
   opts: ScanOptions = {},
 ): Promise<ScanResult> {
   const warn = opts.warn ?? (() => {});
+  const now = opts.now ?? Date.now;
   const files: string[] = [];
   const dirs: string[] = [];
   const staleTemps: string[] = [];
@@ -156,7 +159,7 @@ export async function scanDirectory(
   const hashed = (rel: string, kind: 'file' | 'exec', key: StatKey, digest: Digest) => {
     filesHashed++;
     bytesHashed += key.size;
-    cache.set(rel, key, digest, Date.now());
+    cache.set(rel, key, digest, now());
     filePaths.add(rel);
     entries.push({ path: rel, kind, size: key.size, digest });
   };

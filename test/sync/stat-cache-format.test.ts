@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../../src/core/defaults.ts';
 import { sha256 } from '../../src/core/digest.ts';
 import { scanDirectory } from '../../src/sync/scan.ts';
@@ -16,6 +15,8 @@ import { StatCache } from '../../src/sync/stat-cache.ts';
 import { tempDir, writeFiles } from './helpers.ts';
 
 const OLD = new Date(Date.now() - 60_000);
+/** Scans observed as if after the racy window of files touched just now (a clock, not a sleep). */
+const AFTER_RACY_WINDOW = { now: () => Date.now() + DEFAULTS.syncRacyWindowMs + 1000 };
 
 /** A folder of `n` files aged out of the racy window, scanned once and its cache saved. */
 async function scannedFolder(dir: string, n: number): Promise<string> {
@@ -24,9 +25,10 @@ async function scannedFolder(dir: string, n: number): Promise<string> {
   files['ünï cödé/ok.txt'] = 'non-ASCII path';
   await writeFiles(dir, files);
   for (const p of Object.keys(files)) await utimes(join(dir, p), OLD, OLD);
-  await sleep(DEFAULTS.syncRacyWindowMs + 50); // ctime (set by utimes) must age out of the racy window
   const cache = await StatCache.load(dir);
-  const s = await scanDirectory(dir, cache);
+  // Observed as if after the racy window: utimes set the ctime to now, so a scan right away
+  // would leave every entry racy (untrusted). A clock, not a sleep.
+  const s = await scanDirectory(dir, cache, AFTER_RACY_WINDOW);
   assert.equal(s.filesHashed, n + 1);
   await cache.save();
   return s.digest;
@@ -96,7 +98,7 @@ describe('stat cache file', () => {
         await writeFile(cacheFile(dir), harm(await readFile(cacheFile(dir))));
         const cache = await StatCache.load(dir);
         assert.equal(cache.size, 0);
-        const s = await scanDirectory(dir, cache);
+        const s = await scanDirectory(dir, cache, AFTER_RACY_WINDOW);
         assert.equal(s.filesHashed, 21);
         assert.equal(s.digest, digest);
         await cache.save();
