@@ -262,6 +262,14 @@ describe('Actions cache service (HTTP)', () => {
       assert.equal(await (await fetch(mine.body.signed_download_url as string)).text(), 'mine');
     });
 
+    it('auth: an unknown Twirp route is the same bad_route for every caller (nothing behind it to guard)', async () => {
+      for (const token of [undefined, TOKENS.read, TOKENS.write, TOKENS.elsewhere, TOKENS.other]) {
+        const r = await twirp('DeleteCacheEntry', {}, token);
+        assert.equal(r.status, 404, String(token));
+        assert.equal(r.body.code, 'bad_route', String(token));
+      }
+    });
+
     it('bad input: JSON, routes, methods, content types, keys, versions, sizes', async () => {
       const malformed = await twirp('CreateCacheEntry', '{"key":', TOKENS.write);
       assert.equal(malformed.status, 400);

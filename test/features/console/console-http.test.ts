@@ -354,6 +354,26 @@ describe('web console over HTTP', () => {
     assert.match(html, /href="\/ui\/refs\?prefix=team%2Fpage%2F&amp;after=team%2Fpage%2Fb&amp;limit=2"/);
   });
 
+  it('auth: the redirects and the static assets are public (they hold no data), the same for every caller', async () => {
+    const css = await (await fetch(`${srv.url}/ui/assets/console.css`, { headers: bearer(T.read) })).text();
+    for (const token of [undefined, T.read, T.write, T.other]) {
+      const headers = token ? bearer(token) : {};
+      const ui = await fetch(`${srv.url}/ui`, { headers, redirect: 'manual' });
+      assert.equal(ui.status, 301, String(token));
+      assert.equal(ui.headers.get('location'), '/ui/');
+      await ui.arrayBuffer();
+      const root = await fetch(`${srv.url}/`, {
+        headers: { ...headers, accept: 'text/html' },
+        redirect: 'manual',
+      });
+      assert.equal(root.status, 302, String(token));
+      await root.arrayBuffer();
+      const asset = await fetch(`${srv.url}/ui/assets/console.css`, { headers });
+      assert.equal(asset.status, 200, String(token));
+      assert.equal(await asset.text(), css);
+    }
+  });
+
   it('/ sends browsers to the console, other clients get a 404', async () => {
     const html = await fetch(`${srv.url}/`, { headers: { accept: 'text/html' }, redirect: 'manual' });
     assert.equal(html.status, 302);
