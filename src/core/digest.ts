@@ -2,7 +2,7 @@
 // streaming pieces that compute and verify them while bytes flow, so no body
 // is ever buffered just to be hashed.
 
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, type Hash, hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DigestMismatchError, HoardError } from './errors.ts';
 
@@ -35,7 +35,8 @@ export function hexOf(digest: Digest): string {
 }
 
 export function sha256(data: Uint8Array | string): Digest {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  // One-shot crypto.hash: no Hash object per call (the scan hashes every small file with it).
+  return `sha256:${hash('sha256', data, 'hex')}`;
 }
 
 /** Incremental hasher that also counts bytes. */

@@ -4,13 +4,12 @@
 // the owner's x bit. Empty folders become `dir` entries. Temp files of dead
 // pull processes are collected so pull can remove them.
 
-import { hash } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
 import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, Hasher } from '../core/digest.ts';
+import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
@@ -203,7 +202,7 @@ export async function scanDirectory(
           }
           const bytes = buf.subarray(0, got.key.size);
           onBytes?.(bytes.byteLength);
-          const digest: Digest = `sha256:${hash('sha256', bytes, 'hex')}`;
+          const digest = sha256(bytes);
           await opts.onContent?.(rel, digest, bytes);
           hashed(rel, kind, got.key, digest);
         });
