@@ -11,6 +11,7 @@ import { consoleSettings } from '../features/console/console-settings.ts';
 import { npmSettings } from '../features/npm/npm-settings.ts';
 import { gitSettings } from '../git/git-settings.ts';
 import { snapshotSettings } from '../git/snapshot-settings.ts';
+import type { EntryReferences } from '../server/entry-references.ts';
 import type { Feature, FeatureDefinition, FeatureUse } from '../server/feature.ts';
 import { serverSettings } from '../server/server-settings.ts';
 
@@ -18,6 +19,8 @@ interface FeatureEntry {
   readonly settings: SettingsGroup | undefined;
   /** Loads the feature and binds it to its settings' values from the layers. */
   use(layers: readonly Layer[]): Promise<FeatureUse>;
+  /** Loads the feature's definition (for what it declares statically, e.g. entryReferences). */
+  definition(): Promise<FeatureDefinition>;
 }
 
 function entry<S extends SettingsShape, F extends Feature>(
@@ -26,6 +29,7 @@ function entry<S extends SettingsShape, F extends Feature>(
 ): FeatureEntry {
   return {
     settings,
+    definition: load as () => Promise<FeatureDefinition>,
     async use(layers) {
       const { withSettings } = await import('../server/feature.ts');
       return withSettings(await load(), settings ? resolveGroup(settings, layers) : {});
@@ -55,3 +59,9 @@ export const SERVE_SETTINGS: readonly SettingsGroup[] = [
   serverSettings,
   ...SERVE_FEATURES.flatMap((f) => (f.settings ? [f.settings] : [])),
 ];
+
+/** Every entry format the features declare references for (gc follows them; server/entry-references.ts). */
+export async function serveEntryReferences(): Promise<EntryReferences[]> {
+  const defs = await Promise.all(SERVE_FEATURES.map((f) => f.definition()));
+  return defs.flatMap((d) => d.entryReferences ?? []);
+}

@@ -83,11 +83,12 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   // The disk bound: an LRU index of the disk tier (a cache with a shared
   // remote, the authoritative store without one; see disk-index.ts).
   let index: DiskIndex | undefined;
+  const entryReferences = (deps.features ?? []).flatMap((u) => u.def.entryReferences ?? []);
   if (config.maxDiskBytes > 0) {
     index = new DiskIndex(disk, {
       maxBytes: config.maxDiskBytes,
       mode: shared ? 'cache' : 'authoritative',
-      liveSet: (onDisk) => liveSet(disk, refs, { keep: onDisk }),
+      liveSet: (onDisk) => liveSet(disk, refs, { keep: onDisk, entryReferences }),
       graceMs: config.gcGraceMs,
       onEvict: () => metrics.evictions.inc({ tier: 'disk' }),
     });

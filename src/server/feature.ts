@@ -17,6 +17,7 @@ import type { RefStore } from '../store/ref-store.ts';
 import type { AuthPolicy } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import type { ServerContext, ServerState } from './context.ts';
+import type { EntryReferences } from './entry-references.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { TieredBlobStore } from './tiered-blob-store.ts';
 
@@ -56,12 +57,15 @@ export interface FeatureDefinition<S extends SettingsShape = SettingsShape, F ex
   readonly name: string;
   /** Its settings group (a config-file section, flags, env, docs), if it has any. */
   readonly settings?: SettingsGroup<S>;
+  /** Cache entry formats whose content names more blobs gc must keep (entry-references.ts). */
+  readonly entryReferences?: readonly EntryReferences[];
   create(ctx: FeatureContext, settings: ValuesOf<S>): Promise<F> | F;
 }
 
 /** Any feature definition, as a key of `use()` and of FeatureUse (its settings type erased). */
 export interface FeatureKey<F extends Feature = Feature> {
   readonly name: string;
+  readonly entryReferences?: readonly EntryReferences[];
   create(ctx: FeatureContext, settings: never): Promise<F> | F;
 }
 

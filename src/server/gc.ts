@@ -2,7 +2,9 @@
 // a server without a shared remote, or any `--data DIR`).
 //
 // Live = every ref's target blob; if that blob is a snapshot record, its tree;
-// if a cache entry record (core/entry-record.ts), its content blob;
+// if a cache entry record (core/entry-record.ts), its content blob and, for
+// formats a feature declares (entry-references.ts), the blobs that content
+// names (a Bazel ActionResult's outputs);
 // if a tree (directly or through a snapshot), every file blob it lists.
 // Parents of a snapshot are not followed: superseded snapshots and their trees
 // are garbage once no ref points at them (issue 6), so the disk keeps the
@@ -33,6 +35,7 @@ import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
 import type { LocalBlobFiles } from '../store/local-blob-files.ts';
 import type { RefStore } from '../store/ref-store.ts';
+import type { EntryReferences, ReadBounded } from './entry-references.ts';
 
 const SNAPSHOT_PREFIX = Buffer.from('{"hoard":"snapshot/1"');
 const TREE_PREFIX = Buffer.from('{"hoard":"tree/1"}');
@@ -52,6 +55,8 @@ export interface LiveSetOptions {
   keep?: (digest: Digest) => boolean;
   /** Largest tree read (default: sync's own limit, DEFAULTS.syncMaxTreeBytes). */
   maxTreeBytes?: number;
+  /** Entry formats whose content names more live blobs (the features' entryReferences). */
+  entryReferences?: readonly EntryReferences[];
 }
 
 /**
@@ -76,6 +81,17 @@ export async function liveSet(
   const live = new DigestSet();
   const mark = (d: Digest) => {
     if (keep(d)) live.add(d);
+  };
+  const followers = new Map((opts.entryReferences ?? []).map((f) => [f.format, f]));
+  const readBounded: ReadBounded = async (digest, maxBytes) => {
+    try {
+      const path = disk.fileOf(digest);
+      if ((await stat(path)).size > maxBytes) return undefined;
+      return await readFile(path);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
   };
   const visitedTrees = new DigestSet();
   const markTree = async (digest: Digest) => {
@@ -108,9 +124,20 @@ export async function liveSet(
       head.prefix.subarray(0, ENTRY_PREFIX.length).equals(ENTRY_PREFIX) &&
       head.size <= MAX_ENTRY_BYTES
     ) {
-      // A cache entry record: its content blob is live with it.
+      // A cache entry record: its content blob is live with it, and what a
+      // feature says that content names (a Bazel ActionResult's outputs).
       const rec = await readFile(disk.fileOf(ref.target)).then(decodeEntryOrNone, () => undefined);
-      if (rec) mark(rec.blob);
+      if (!rec) continue;
+      mark(rec.blob);
+      const follower = rec.meta.format === undefined ? undefined : followers.get(rec.meta.format);
+      if (!follower) continue;
+      const content = await readBounded(rec.blob, follower.maxContentBytes);
+      if (!content) continue;
+      try {
+        for (const d of await follower.references(content, readBounded)) mark(d);
+      } catch {
+        // Content that does not decode names nothing: the entry is a miss for its feature anyway.
+      }
     }
   }
   return live;
@@ -173,6 +200,8 @@ export interface GcOptions {
   /** Only collect until the store is at most this big (0 = collect all garbage). */
   targetBytes?: number;
   now?: number;
+  /** Entry formats whose content names more live blobs (see LiveSetOptions). */
+  entryReferences?: readonly EntryReferences[];
 }
 
 /**
@@ -182,7 +211,7 @@ export interface GcOptions {
 export async function collectGarbage(root: string, opts: GcOptions = {}): Promise<GcReport> {
   const disk = await FsBlobStore.open(root);
   const refs = await FsRefStore.open(root);
-  const live = await liveSet(disk, refs);
+  const live = await liveSet(disk, refs, { entryReferences: opts.entryReferences });
   const grace = opts.graceMs ?? DEFAULTS.gcGraceMs;
   const now = opts.now ?? Date.now();
   const report: GcReport = {

@@ -37,7 +37,9 @@ export function registerGc(program: Command): void {
             throw new HoardError('HOARD_EUSAGE', (err as Error).message);
           }
           const { collectGarbage } = await import('../../server/gc.ts');
+          const { serveEntryReferences } = await import('../serve-features.ts');
           const report = await collectGarbage(resolve(opts.data), {
+            entryReferences: await serveEntryReferences(),
             graceMs,
             targetBytes,
             dryRun: opts.dryRun,

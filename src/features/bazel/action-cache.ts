@@ -42,7 +42,7 @@ export const MAX_TREE_BYTES = 32 * 1024 * 1024;
 const MISSING_BATCH = 1000;
 
 /** Entry metadata: `format` tells an ActionResult from an opaque value (see put). */
-const FORMAT_ACTION_RESULT = 'action-result';
+export const FORMAT_ACTION_RESULT = 'action-result';
 const FORMAT_OPAQUE = 'opaque';
 
 export interface ActionCacheHit {

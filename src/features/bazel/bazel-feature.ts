@@ -7,10 +7,13 @@ import { CacheEntries } from '../../server/cache-entries.ts';
 import { defineFeature } from '../../server/feature.ts';
 import type { TieredBlobStore } from '../../server/tiered-blob-store.ts';
 import { ActionCache, type ActionCacheBlobs } from './action-cache.ts';
+import { actionResultReferences } from './action-result-references.ts';
 import { bazelRoutes } from './bazel-routes.ts';
 
 export const bazelFeature = defineFeature({
   name: 'bazel',
+  // gc keeps what an action result names (its outputs live in the CAS without refs).
+  entryReferences: [actionResultReferences],
   create: (ctx) => {
     const entries = new CacheEntries(ctx, 'bazel');
     const actions = new ActionCache(entries, localFirst(ctx.blobs));
