@@ -168,6 +168,10 @@ export const DEFAULTS = {
   logLevel: 'info',
   /** Unreferenced blobs used or written more recently than this are never garbage-collected (a push uploads blobs before it moves its ref). */
   gcGraceMs: 60 * 60_000,
+  /** Invalid tokens one client address may present per window before it is locked out (server/auth-failures.ts). */
+  authFailureLimit: 60,
+  /** The failed-token window, and how long a lockout lasts. */
+  authFailureWindowMs: 60_000,
   /** How often the disk tier's LRU index is saved (it is also saved at shutdown). */
   indexSaveIntervalMs: 30_000,
   /** A write that cannot fit under --max-disk while other writes are in progress waits this long for them before going ahead (cache) or failing with 507 (authoritative). */

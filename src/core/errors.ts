@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'HOARD_EBAD_REQUEST'
   | 'HOARD_EUNAUTHORIZED'
   | 'HOARD_EFORBIDDEN'
+  | 'HOARD_EAUTH_LOCKED'
   | 'HOARD_ENO_SPACE'
   | 'HOARD_ELOCK_TIMEOUT'
   | 'HOARD_ESYNC_CONFLICT'
@@ -56,6 +57,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   HOARD_EBAD_REQUEST: 400,
   HOARD_EUNAUTHORIZED: 401,
   HOARD_EFORBIDDEN: 403,
+  /** Too many invalid tokens from one address (server/auth-failures.ts); not retried automatically. */
+  HOARD_EAUTH_LOCKED: 429,
   HOARD_ENO_SPACE: 507,
   HOARD_ELOCK_TIMEOUT: 503,
   HOARD_ESYNC_CONFLICT: 409,

@@ -8,6 +8,8 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import Fastify, { LogController } from 'fastify';
 import pino from 'pino';
+import type { Clock } from '../core/clock.ts';
+import { DEFAULTS } from '../core/defaults.ts';
 import {
   HoardError,
   httpStatusOf,
@@ -23,6 +25,7 @@ import { MemoryBlobStore } from '../store/memory-blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { apiFeature } from './api-feature.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
+import { AuthFailureLimiter } from './auth-failures.ts';
 import { BoundedDiskStore } from './bounded-disk-store.ts';
 import { parseListen, type ServerConfig } from './config.ts';
 import { applyConnectionLimits, guardBodyIdle, httpServerOptions } from './connection-limits.ts';
@@ -50,6 +53,8 @@ export interface ServerDeps {
   logger?: boolean;
   /** Extra tier hooks (tests); the disk bound is the bounded disk store's own. */
   hooks?: TierHooks;
+  /** The failed-token lockout's clock (tests advance it instead of waiting a minute). */
+  clock?: Clock;
 }
 
 export interface HoardServer {
@@ -145,6 +150,16 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     // Ref names contain slashes and are matched by wildcard; blob URLs are fixed-shape.
     routerOptions: { maxParamLength: 1024 },
   });
+  // The failed-token lockout (auth-failures.ts), created here where the logger exists.
+  auth.failures = new AuthFailureLimiter({
+    limit: config.authFailureLimit,
+    windowMs: DEFAULTS.authFailureWindowMs,
+    clock: deps.clock,
+    onLockout: (client) => {
+      metrics.authLockouts.inc();
+      app.log.warn({ client }, 'auth: client locked out after too many invalid tokens');
+    },
+  });
   const scrub = config.scrubBytesPerSecond > 0 ? startScrub(blobs, config, metrics, app) : undefined;
 
   const maxConnections = applyConnectionLimits(app.server, config);
@@ -226,6 +241,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     const message = status >= 500 && e.code === 'HOARD_EINTERNAL' ? 'internal error' : e.message;
     // Clients that hold credentials (git, Gradle, URL userinfo) send them only when challenged.
     if (status === 401) reply.header('www-authenticate', 'Basic realm="hoard", Bearer realm="hoard"');
+    const retryAfter = e.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     reply
       .code(status)
       .type('application/json')

@@ -24,6 +24,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { HoardError } from '../core/errors.ts';
+import type { AuthFailureLimiter } from './auth-failures.ts';
 
 export type Scope = 'read' | 'write';
 
@@ -45,6 +46,8 @@ export interface AuthPolicy {
   /** undefined: no tokens file, loopback-only mode. */
   tokens: TokenEntry[] | undefined;
   publicRead: boolean;
+  /** Locks out addresses that present too many invalid tokens (auth-failures.ts). */
+  failures?: AuthFailureLimiter;
 }
 
 export async function loadTokens(path: string): Promise<TokenEntry[]> {
@@ -157,6 +160,29 @@ export function principalOf(policy: AuthPolicy, authorization: string | undefine
 }
 
 /**
+ * principalOf for a request from `address`, under the failed-token lockout:
+ * a locked-out address gets HOARD_EAUTH_LOCKED whatever it sends, and an
+ * invalid token counts against it. Every check of a client's credentials
+ * goes through here (routes, the console's sign-in form).
+ */
+export function principalOfChecked(
+  policy: AuthPolicy,
+  address: string | undefined,
+  authorization: string | undefined,
+): Principal | undefined {
+  if (!policy.tokens || !authorization) return undefined;
+  const locked = policy.failures?.lockedFor(address) ?? 0;
+  if (locked > 0)
+    throw new HoardError('HOARD_EAUTH_LOCKED', 'too many invalid tokens from this address', {
+      hint: `try again in ${Math.ceil(locked / 1000)} s; check the token your clients send`,
+      details: { retryAfterSeconds: Math.ceil(locked / 1000) },
+    });
+  const p = principalOf(policy, authorization);
+  if (!p && tokenOf(authorization) !== undefined) policy.failures?.failed(address);
+  return p;
+}
+
+/**
  * Decides a request. `refName` is given for ref writes (prefix check).
  * Throws 401/403 HoardErrors; returns the principal's name for logs.
  */
@@ -175,7 +201,7 @@ export function authorize(
       hint: 'start it with --tokens FILE to let other machines in',
     });
   }
-  const p = principalOf(policy, req.authorization);
+  const p = principalOfChecked(policy, req.remoteAddress, req.authorization);
   if (!p) {
     if (need === 'read' && policy.publicRead) return 'anonymous';
     if (req.authorization)

@@ -100,6 +100,8 @@ export function guardBodyIdle(
 ): void {
   if (idleMs <= 0 || req.complete || !expectsBody(req)) return;
   const socket = req.socket;
+  // In-process requests (fastify's inject, used by embedders and tests) have no real socket to time.
+  if (typeof socket.setTimeout !== 'function') return;
   // Node emits 'timeout' on the request only while it is incomplete: the
   // client stopped sending mid-body. Destroying the socket aborts the request
   // (an upload fails as truncated and stores nothing).

@@ -21,6 +21,7 @@ export class ServerMetrics {
   readonly corrupt: Counter<'source'>;
   readonly scrubBytes: Counter;
   readonly connectionsCut: Counter<'reason'>;
+  readonly authLockouts: Counter;
   readonly cacheRequests: Counter<'tool' | 'op' | 'result'>;
   readonly cacheBytes: Counter<'tool' | 'direction'>;
   readonly cacheUploads: Gauge<'tool'>;
@@ -123,6 +124,11 @@ export class ServerMetrics {
       name: 'hoard_cache_uploads_in_flight',
       help: 'Keyed cache entry bodies being received now, by tool (a cut or refused upload leaves it)',
       labelNames: ['tool'],
+      registers,
+    });
+    this.authLockouts = new Counter({
+      name: 'hoard_auth_lockouts_total',
+      help: 'Client addresses locked out for presenting too many invalid tokens (--auth-failure-limit)',
       registers,
     });
     this.connectionsCut = new Counter({

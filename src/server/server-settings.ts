@@ -67,6 +67,10 @@ export const serverSettings = defineSettings(undefined, 'Server', {
     doc: 'tokens file (TOML or JSON, see [Auth](#auth)); without it only loopback clients are served',
   }),
   publicRead: setting.boolean({ default: false, doc: 'with `--tokens`: reads need no token' }),
+  authFailureLimit: setting.integer({
+    default: DEFAULTS.authFailureLimit,
+    doc: 'invalid tokens one client address (an IPv6 /64) may present per minute; past it, every request of that address carrying credentials gets 429 `HOARD_EAUTH_LOCKED` for a minute (loopback is exempt); `0` = no lockout',
+  }),
   logLevel: setting.choice({
     default: DEFAULTS.logLevel,
     choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],

@@ -20,10 +20,10 @@ import { readFileSync } from 'node:fs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { digestFromHex } from '../../core/digest.ts';
-import { HoardError, httpStatusOf, toHoardError } from '../../core/errors.ts';
+import { HoardError, httpStatusOf, isHoardError, toHoardError } from '../../core/errors.ts';
 import { gitFeature } from '../../git/git-feature.ts';
 import { snapshotFeature } from '../../git/snapshot-feature.ts';
-import { authorize, principalOf } from '../../server/auth.ts';
+import { authorize, type Principal, principalOfChecked } from '../../server/auth.ts';
 import type { RouteAuthConfig } from '../../server/context.ts';
 import { defineFeature, type Feature, type FeatureContext, type FeatureKey } from '../../server/feature.ts';
 import { ConsoleData, REFS_PAGE_DEFAULT } from './console-data.ts';
@@ -175,7 +175,13 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
           .send(layout('error', `Error ${status}`, c, errorPage(status, e.code, message)));
       }
 
-      function signInForm(reply: FastifyReply, request: FastifyRequest, next: string, error?: string) {
+      function signInForm(
+        reply: FastifyReply,
+        request: FastifyRequest,
+        next: string,
+        error?: string,
+        status = error ? 401 : 200,
+      ) {
         const csrf = randomToken();
         reply.header(
           'set-cookie',
@@ -186,7 +192,7 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
           }),
         );
         return reply
-          .code(error ? 401 : 200)
+          .code(status)
           .type('text/html; charset=utf-8')
           .send(
             layout(
@@ -348,7 +354,23 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
                 'this server accepts local clients only (no tokens file)',
               );
             const token = form.get('token') ?? '';
-            const p = token.length <= 4096 ? principalOf(ctx.auth, `Bearer ${token}`) : undefined;
+            const client = request.socket.remoteAddress;
+            // The failed-token lockout applies here as on every route (server/auth-failures.ts).
+            let p: Principal | undefined;
+            try {
+              p = principalOfChecked(ctx.auth, client, `Bearer ${token.length <= 4096 ? token : '-'}`);
+            } catch (err) {
+              if (!isHoardError(err, 'HOARD_EAUTH_LOCKED')) throw err;
+              const after = err.details?.retryAfterSeconds;
+              reply.header('retry-after', String(after));
+              return signInForm(
+                reply,
+                request,
+                next,
+                `Too many invalid tokens from this address: try again in ${after} s.`,
+                429,
+              );
+            }
             if (!p || !(p.scopes.has('read') || p.scopes.has('write'))) {
               request.log.info({ client: request.socket.remoteAddress }, 'console: sign-in refused');
               return signInForm(reply, request, next, 'That token is not valid here.');
