@@ -93,7 +93,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     index = new DiskIndex(disk, {
       maxBytes: config.maxDiskBytes,
       mode: shared ? 'cache' : 'authoritative',
-      liveSet: (onDisk) => liveSet(disk, refs, { keep: onDisk, entryReferences }),
+      liveSet: (onDisk) =>
+        liveSet(disk, refs, { keep: onDisk, entryReferences, keepVersions: config.gcKeepVersions }),
       graceMs: config.gcGraceMs,
       onEvict: () => metrics.evictions.inc({ tier: 'disk' }),
     });

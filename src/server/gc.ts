@@ -6,9 +6,10 @@
 // formats a feature declares (entry-references.ts), the blobs that content
 // names (a Bazel ActionResult's outputs);
 // if a tree (directly or through a snapshot), every file blob it lists.
-// Parents of a snapshot are not followed: superseded snapshots and their trees
-// are garbage once no ref points at them (issue 6), so the disk keeps the
-// current version of each ref, not its history.
+// Parents of a snapshot are followed only as far as `keepVersions` says
+// (default 1: superseded snapshots and their trees are garbage once no ref
+// points at them, issue 6), so the disk keeps the current version of each
+// ref and, if asked, the last few before it.
 //
 // Blobs used or written within `graceMs` are never collected: a push uploads
 // its blobs before it moves the ref, and those blobs are unreferenced until
@@ -41,6 +42,8 @@ const SNAPSHOT_PREFIX = Buffer.from('{"hoard":"snapshot/1"');
 const TREE_PREFIX = Buffer.from('{"hoard":"tree/1"}');
 /** Bytes read from a ref's target to tell a snapshot record or a tree from an opaque blob. */
 const SNIFF_BYTES = Math.max(SNAPSHOT_PREFIX.length, TREE_PREFIX.length, ENTRY_PREFIX.length);
+/** Snapshots followed per history level when keeping several versions (merges widen levels). */
+const MAX_PARENTS_PER_LEVEL = 1024;
 /** Read size while streaming a tree (one such buffer is all a tree costs in memory). */
 const TREE_READ_CHUNK = 256 * 1024;
 
@@ -57,6 +60,12 @@ export interface LiveSetOptions {
   maxTreeBytes?: number;
   /** Entry formats whose content names more live blobs (the features' entryReferences). */
   entryReferences?: readonly EntryReferences[];
+  /**
+   * Versions kept per ref whose target is a snapshot record: 1 (the default)
+   * keeps the current version only; N also keeps the snapshots up to N-1
+   * parent steps back, with their trees and files (history `--at` can restore).
+   */
+  keepVersions?: number;
 }
 
 /**
@@ -94,6 +103,38 @@ export async function liveSet(
     }
   };
   const visitedTrees = new DigestSet();
+  const keepVersions = Math.max(1, opts.keepVersions ?? 1);
+  /** Versions still to keep below each snapshot walked (keepVersions > 1 only): shared history is walked once. */
+  const walked = new Map<Digest, number>();
+  const readSnapshot = async (digest: Digest) => {
+    const bytes = await readBounded(digest, MAX_SNAPSHOT_BYTES);
+    if (!bytes) return undefined;
+    try {
+      return decodeSnapshot(bytes);
+    } catch {
+      return undefined; // not a snapshot record after all
+    }
+  };
+  /** A snapshot, its tree and files, and its ancestors up to keepVersions versions (parents of every kind). */
+  const markVersions = async (head: Digest) => {
+    let level: Digest[] = [head];
+    for (let left = keepVersions; left > 0 && level.length > 0; left--) {
+      const next: Digest[] = [];
+      for (const digest of level) {
+        if (keepVersions > 1) {
+          if ((walked.get(digest) ?? 0) >= left) continue;
+          walked.set(digest, left);
+        }
+        mark(digest);
+        const rec = await readSnapshot(digest);
+        if (!rec) continue; // gone (collected before) or not a record: the history stops here
+        await markTree(rec.tree);
+        // Merges could widen a level without end: a bounded number of parents per level.
+        if (left > 1) for (const p of rec.parents) if (next.length < MAX_PARENTS_PER_LEVEL) next.push(p);
+      }
+      level = next;
+    }
+  };
   const markTree = async (digest: Digest) => {
     mark(digest);
     if (!visitedTrees.add(digest)) return;
@@ -105,20 +146,7 @@ export async function liveSet(
     if (!head) continue;
     if (head.prefix.subarray(0, SNAPSHOT_PREFIX.length).equals(SNAPSHOT_PREFIX)) {
       if (head.size > MAX_SNAPSHOT_BYTES) continue;
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(disk.fileOf(ref.target));
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) continue; // deleted since the sniff
-        throw err;
-      }
-      let tree: Digest;
-      try {
-        tree = decodeSnapshot(bytes).tree;
-      } catch {
-        continue; // not a snapshot record after all
-      }
-      await markTree(tree);
+      await markVersions(ref.target);
     } else if (head.prefix.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) await markTree(ref.target);
     else if (
       head.prefix.subarray(0, ENTRY_PREFIX.length).equals(ENTRY_PREFIX) &&
@@ -202,6 +230,8 @@ export interface GcOptions {
   now?: number;
   /** Entry formats whose content names more live blobs (see LiveSetOptions). */
   entryReferences?: readonly EntryReferences[];
+  /** Versions kept per snapshot ref (see LiveSetOptions). */
+  keepVersions?: number;
 }
 
 /**
@@ -211,7 +241,10 @@ export interface GcOptions {
 export async function collectGarbage(root: string, opts: GcOptions = {}): Promise<GcReport> {
   const disk = await FsBlobStore.open(root);
   const refs = await FsRefStore.open(root);
-  const live = await liveSet(disk, refs, { entryReferences: opts.entryReferences });
+  const live = await liveSet(disk, refs, {
+    entryReferences: opts.entryReferences,
+    keepVersions: opts.keepVersions,
+  });
   const grace = opts.graceMs ?? DEFAULTS.gcGraceMs;
   const now = opts.now ?? Date.now();
   const report: GcReport = {

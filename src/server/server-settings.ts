@@ -52,6 +52,13 @@ export const serverSettings = defineSettings(undefined, 'Server', {
     default: DEFAULTS.gcGraceMs,
     doc: 'unreferenced blobs used or written more recently are never collected',
   }),
+  gcKeepVersions: setting.integer({
+    key: 'gc-keep-versions',
+    default: 1,
+    min: 1,
+    max: 10_000,
+    doc: 'versions of each synced ref (snapshot) that garbage collection and the disk bound keep: `1` keeps the current version only; `N` also keeps the N-1 before it (their trees and files), so `hoard log`, `pull --at` and `diff` reach that far back after a gc',
+  }),
   cacheRefPrefixes: setting.list({
     default: DEFAULTS.cacheRefPrefixes.split(','),
     doc: 'ref-name prefixes of cache refs (comma-separated; an array in a file)',
