@@ -45,6 +45,8 @@ export interface Dist {
 
 export interface DocumentResult {
   doc: PackageDocument;
+  /** The digest of the stored bytes `doc` was read from: a new one whenever the stored document changes. */
+  digest: Digest;
   /** Seconds past freshness when served stale (the upstream failed), else undefined. */
   staleSeconds?: number;
 }
@@ -98,7 +100,7 @@ export class NpmDocuments {
       this.#now() - Number(cached.entry.meta.fetchedAt ?? 0) < this.#o.maxStalenessMs
     ) {
       this.#o.metrics.requests.inc({ kind: 'document', result: 'hit' });
-      return { doc: cached.doc };
+      return { doc: cached.doc, digest: cached.entry.digest };
     }
     return this.#flights.do(`${form}:${name}`, () => this.#revalidate(name, form, ref));
   }
@@ -124,10 +126,14 @@ export class NpmDocuments {
         if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return undefined;
         throw err;
       }
-      this.#parsed.set(entry.digest, doc);
-      if (this.#parsed.size > PARSED_CACHE) this.#parsed.delete(this.#parsed.keys().next().value as Digest);
+      this.#remember(entry.digest, doc);
     }
     return { entry, doc };
+  }
+
+  #remember(digest: Digest, doc: PackageDocument): void {
+    this.#parsed.set(digest, doc);
+    if (this.#parsed.size > PARSED_CACHE) this.#parsed.delete(this.#parsed.keys().next().value as Digest);
   }
 
   async #revalidate(name: string, form: DocForm, ref: string): Promise<DocumentResult> {
@@ -153,9 +159,9 @@ export class NpmDocuments {
       });
       if (res.status === 304 && cached) {
         discard(res);
-        await this.#store(ref, Buffer.from(JSON.stringify(cached.doc)), cached.entry.meta);
+        const entry = await this.#store(ref, Buffer.from(JSON.stringify(cached.doc)), cached.entry.meta);
         metrics.requests.inc({ kind: 'document', result: 'revalidated' });
-        return { doc: cached.doc };
+        return { doc: cached.doc, digest: entry.digest };
       }
       if (res.status === 404 || res.status === 410) {
         discard(res);
@@ -191,6 +197,7 @@ export class NpmDocuments {
         );
         return {
           doc: cached.doc,
+          digest: cached.entry.digest,
           staleSeconds: Math.max(0, Math.round((age - this.#o.maxStalenessMs) / 1000)),
         };
       }
@@ -212,9 +219,10 @@ export class NpmDocuments {
     }
     const pinned = await this.#pin(name, doc);
     const bytes = pinned ? Buffer.from(JSON.stringify(doc)) : body;
-    await this.#store(ref, bytes, validators);
+    const entry = await this.#store(ref, bytes, validators);
+    this.#remember(entry.digest, doc);
     metrics.requests.inc({ kind: 'document', result: 'miss' });
-    return { doc };
+    return { doc, digest: entry.digest };
   }
 
   /** Keeps the original `dist` of every version whose integrity changed upstream; true if any did. */
@@ -247,11 +255,12 @@ export class NpmDocuments {
     return changed;
   }
 
-  async #store(ref: string, bytes: Buffer, meta: Readonly<Record<string, string>>): Promise<void> {
-    await this.#o.entries.put(ref, Readable.from([bytes]), {
+  async #store(ref: string, bytes: Buffer, meta: Readonly<Record<string, string>>): Promise<CacheEntry> {
+    const { entry } = await this.#o.entries.put(ref, Readable.from([bytes]), {
       size: bytes.byteLength,
       meta: { ...meta, fetchedAt: String(this.#now()) },
       mode: 'overwrite',
     });
+    return entry;
   }
 }

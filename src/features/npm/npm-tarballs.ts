@@ -17,12 +17,14 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { type Digest, Hasher } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
 import { discard, httpRequest } from '../../http/http-client.ts';
-import type { CacheEntries } from '../../server/cache-entries.ts';
+import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
 import { Fill } from '../../server/fill.ts';
+import type { SendOptions } from '../../server/send-content.ts';
+import type { BlobHandle } from '../../store/blob-handle.ts';
 import { writeFullyAt } from '../../store/fs-atomic.ts';
 import type { BlobFileWriter } from '../../store/local-blob-files.ts';
 import type { Dist } from './npm-documents.ts';
@@ -70,11 +72,10 @@ export interface NpmTarballsOptions {
   maxBytes: number;
 }
 
-export interface TarballStream {
-  size: number;
-  body: Readable;
-  hit: boolean;
-}
+/** A tarball to send: stored (opened, one look at the tiers) or still arriving through its fill. */
+export type TarballStream =
+  | { hit: true; opened: { entry: CacheEntry; handle: BlobHandle } }
+  | { hit: false; size: number; body: Readable };
 
 export class NpmTarballs {
   readonly #o: NpmTarballsOptions;
@@ -90,10 +91,10 @@ export class NpmTarballs {
   async open(name: string, expected: Expected, upstreamUrl: URL): Promise<TarballStream> {
     const { entries, metrics } = this.#o;
     const ref = entries.refName('tarball', `${expected.alg}-${expected.hex}`);
-    const entry = await entries.get(ref);
-    if (entry) {
+    const opened = await entries.open(ref);
+    if (opened) {
       metrics.requests.inc({ kind: 'tarball', result: 'hit' });
-      return { size: entry.size, body: await entries.read(entry), hit: true };
+      return { hit: true, opened };
     }
     const key = ref;
     let pending = this.#fills.get(key);
@@ -109,15 +110,25 @@ export class NpmTarballs {
     const fill = await pending;
     if (fill.state === 'done') {
       // Published meanwhile: read it from the store (the fill's file may be closed).
-      const stored = await entries.get(ref);
+      const stored = await entries.open(ref);
       if (stored) {
         metrics.requests.inc({ kind: 'tarball', result: 'hit' });
-        return { size: stored.size, body: await entries.read(stored), hit: true };
+        return { hit: true, opened: stored };
       }
     }
     if (fill.state === 'failed') throw fill.error;
     metrics.requests.inc({ kind: 'tarball', result: 'miss' });
-    return { size: fill.size, body: fill.reader(0, fill.size), hit: false };
+    return { hit: false, size: fill.size, body: fill.reader(0, fill.size) };
+  }
+
+  /** Sends a stored tarball (CacheEntries.send: length, Range, ETag, the bytes-out metric). */
+  send(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    opened: { entry: CacheEntry; handle: BlobHandle },
+    opts: SendOptions,
+  ): FastifyReply {
+    return this.#o.entries.send(request, reply, opened, opts);
   }
 
   async #start(name: string, expected: Expected, url: URL, ref: string): Promise<Fill> {
