@@ -45,6 +45,8 @@ export const npmFeature = defineFeature({
     const bodies = new DocumentBodies(DOCUMENT_BODIES_BYTES);
     return {
       prefix: '/npm',
+      // Documents answered but not yet stored land before the stores close.
+      close: () => documents.flushed(),
       documents,
       bodies,
       tarballs,
