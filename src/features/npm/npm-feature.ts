@@ -45,8 +45,11 @@ export const npmFeature = defineFeature({
     const bodies = new DocumentBodies(DOCUMENT_BODIES_BYTES);
     return {
       prefix: '/npm',
-      // Documents answered but not yet stored land before the stores close.
-      close: () => documents.flushed(),
+      // Documents and tarballs answered but not yet stored land before the stores close.
+      close: async () => {
+        await documents.flushed();
+        await tarballs.flushed();
+      },
       documents,
       bodies,
       tarballs,

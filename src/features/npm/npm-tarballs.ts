@@ -11,6 +11,13 @@
 // byte of each response is held back until then, so a tarball that does not
 // match is never delivered complete and is never stored: every waiter's
 // response is cut, the metric counts it, and the next request tries afresh.
+//
+// A verified tarball is stored behind the answer: copying the spool file
+// into the blob store and writing its entry record and ref (three durable
+// writes) would otherwise hold every waiter's last byte. A request that
+// comes after the verification and before the store lands waits for it (the
+// fill is forgotten only then, so no second upstream request); a store that
+// fails is logged and costs a later fill.
 
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -79,7 +86,9 @@ export type TarballStream =
 
 export class NpmTarballs {
   readonly #o: NpmTarballsOptions;
-  readonly #fills = new Map<string, Promise<Fill>>();
+  readonly #fills = new Map<string, Promise<{ fill: Fill; stored: Promise<void> }>>();
+  /** Stores running behind their answers. */
+  readonly #storing = new Set<Promise<void>>();
   /** Upstream tarball requests started (for tests). */
   fillsStarted = 0;
 
@@ -88,7 +97,7 @@ export class NpmTarballs {
   }
 
   /** The tarball: from the store, or through the (one) fill of its integrity. */
-  async open(name: string, expected: Expected, upstreamUrl: URL): Promise<TarballStream> {
+  async open(name: string, expected: Expected, upstreamUrl: URL, again = false): Promise<TarballStream> {
     const { entries, metrics } = this.#o;
     const ref = entries.refName('tarball', `${expected.alg}-${expected.hex}`);
     const opened = await entries.open(ref);
@@ -101,20 +110,26 @@ export class NpmTarballs {
     if (!pending) {
       pending = this.#start(name, expected, upstreamUrl, ref);
       this.#fills.set(key, pending);
-      // Forgotten once settled (published or failed): the next request after a failure retries.
+      // Forgotten once failed, or once its store landed: the next request after a failure retries.
       const forget = () => {
         if (this.#fills.get(key) === pending) this.#fills.delete(key);
       };
-      pending.then((f) => f.settled.then(forget), forget);
+      pending.then(
+        (f) => f.fill.settled.then(() => (f.fill.state === 'done' ? f.stored : undefined)).then(forget),
+        forget,
+      );
     }
-    const fill = await pending;
+    const { fill, stored } = await pending;
     if (fill.state === 'done') {
-      // Published meanwhile: read it from the store (the fill's file may be closed).
-      const stored = await entries.open(ref);
-      if (stored) {
+      // Verified meanwhile: served from the store once it lands (a few milliseconds).
+      await stored;
+      const opened = await entries.open(ref);
+      if (opened) {
         metrics.requests.inc({ kind: 'tarball', result: 'hit' });
-        return { hit: true, opened: stored };
+        return { hit: true, opened };
       }
+      if (again) throw new HoardError('HOARD_EUNAVAILABLE', `the tarball of ${name} could not be stored`);
+      return this.open(name, expected, upstreamUrl, true); // its store failed: a fill of its own
     }
     if (fill.state === 'failed') throw fill.error;
     metrics.requests.inc({ kind: 'tarball', result: 'miss' });
@@ -131,7 +146,17 @@ export class NpmTarballs {
     return this.#o.entries.send(request, reply, opened, opts);
   }
 
-  async #start(name: string, expected: Expected, url: URL, ref: string): Promise<Fill> {
+  /** Settles once every store begun so far has landed (or failed): for shutdown and tests. */
+  async flushed(): Promise<void> {
+    while (this.#storing.size > 0) await Promise.all(this.#storing);
+  }
+
+  async #start(
+    name: string,
+    expected: Expected,
+    url: URL,
+    ref: string,
+  ): Promise<{ fill: Fill; stored: Promise<void> }> {
     const { upstreams, metrics, log, maxBytes } = this.#o;
     this.fillsStarted++;
     const res = await httpRequest('GET', url, {
@@ -163,6 +188,10 @@ export class NpmTarballs {
     }
     await mkdir(this.#o.spoolDir, { recursive: true });
     const body = res.body;
+    let landed!: () => void;
+    const stored = new Promise<void>((r) => {
+      landed = r;
+    });
     const label = `sha256:${expected.hex.padEnd(64, '0').slice(0, 64)}` as Digest; // a label for Fill's messages
     const fill = new Fill(
       label,
@@ -175,13 +204,24 @@ export class NpmTarballs {
             {
               expected,
               onBytes: (n) => metrics.upstreamBytes.inc({ kind: 'tarball' }, n),
-              onVerified: async (tmp, digest) => {
-                await this.#o.entries.put(ref, createReadStream(tmp), {
-                  digest,
-                  size: n,
-                  mode: 'create',
-                  meta: { integrity: expected.text, pkg: name },
-                });
+              onVerified: (tmp, digest) => {
+                const store = this.#o.entries
+                  .put(ref, createReadStream(tmp), {
+                    digest,
+                    size: n,
+                    mode: 'create',
+                    meta: { integrity: expected.text, pkg: name },
+                  })
+                  .then(
+                    () => {},
+                    (err: Error) => log.warn({ pkg: name, err: err.message }, 'npm tarball not stored'),
+                  )
+                  .finally(async () => {
+                    await unlink(tmp).catch(() => {});
+                    landed();
+                  });
+                this.#storing.add(store);
+                store.then(() => this.#storing.delete(store));
               },
               onMismatch: (actual) => {
                 metrics.integrityFailures.inc();
@@ -203,15 +243,15 @@ export class NpmTarballs {
         if (!body.destroyed) body.destroy();
       }
     });
-    return fill;
+    return { fill, stored };
   }
 }
 
 interface WriterHooks {
   expected: Expected;
   onBytes(n: number): void;
-  /** Stores the verified temp file (SHA-256 `digest`) before followers see the end. */
-  onVerified(tmp: string, digest: Digest): Promise<void>;
+  /** Takes the verified temp file (SHA-256 `digest`) over: stores it, then unlinks it. */
+  onVerified(tmp: string, digest: Digest): void;
   onMismatch(actualHex: string): void;
 }
 
@@ -262,24 +302,20 @@ class IntegrityWriter implements BlobFileWriter {
   }
 
   async commit(): Promise<{ created: boolean }> {
-    try {
-      const actual = this.#sri.digest('hex');
-      if (actual !== this.#hooks.expected.hex) {
-        this.#hooks.onMismatch(actual);
-        throw new HoardError(
-          'HOARD_EREMOTE',
-          `npm upstream sent a tarball that does not match its integrity ${this.#hooks.expected.text}`,
-          {
-            hint: 'the upstream registry or something between it and hoard altered the tarball; it was not stored',
-          },
-        );
-      }
-      await this.#hooks.onVerified(this.#tmp, this.#sha256.digest());
-      return { created: true };
-    } finally {
-      // Followers keep reading through the open descriptor.
-      await unlink(this.#tmp).catch(() => {});
+    const actual = this.#sri.digest('hex');
+    if (actual !== this.#hooks.expected.hex) {
+      // Fill aborts the writer (the temp file goes): nothing is stored.
+      this.#hooks.onMismatch(actual);
+      throw new HoardError(
+        'HOARD_EREMOTE',
+        `npm upstream sent a tarball that does not match its integrity ${this.#hooks.expected.text}`,
+        {
+          hint: 'the upstream registry or something between it and hoard altered the tarball; it was not stored',
+        },
+      );
     }
+    this.#hooks.onVerified(this.#tmp, this.#sha256.digest());
+    return { created: true };
   }
 
   async abort(): Promise<void> {

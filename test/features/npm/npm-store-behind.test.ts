@@ -1,16 +1,23 @@
-// Package documents are answered before they are stored: with the store held
-// back, a fetched document is returned, served again from memory (no second
-// upstream request) and pinned against, and lands once the store runs;
-// stores of one document run one after another, so an older one never lands
-// over a newer one.
+// Documents and tarballs are answered before they are stored. With the
+// store held back: a fetched document is returned, served again from memory
+// (no second upstream request) and pinned against, and lands once the store
+// runs, stores of one document one after another (an older never lands over
+// a newer); a verified tarball reaches its client whole, a request after it
+// waits for the store instead of asking the upstream again, and a tarball
+// that fails its integrity is never handed to the store.
 
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { NpmDocuments } from '../../../src/features/npm/npm-documents.ts';
 import { npmMetrics } from '../../../src/features/npm/npm-metrics.ts';
+import { expectedOf, NpmTarballs } from '../../../src/features/npm/npm-tarballs.ts';
 import { NpmUpstreams } from '../../../src/features/npm/npm-upstreams.ts';
 import { CacheEntries, type PutOptions, type PutResult } from '../../../src/server/cache-entries.ts';
 import { defineFeature, type FeatureContext, withSettings } from '../../../src/server/feature.ts';
@@ -32,7 +39,7 @@ class HeldEntries extends CacheEntries {
   }
 }
 
-describe('npm documents: answered before stored', () => {
+describe('npm documents and tarballs: answered before stored', () => {
   let srv: TestServer;
   let ctx!: FeatureContext;
   let upstream: http.Server;
@@ -40,10 +47,17 @@ describe('npm documents: answered before stored', () => {
   let requests = 0;
   /** What the upstream answers: version → integrity. */
   let versions: Record<string, string> = {};
+  let tarballRequests = 0;
+  const tarball = randomBytes(100 * 1024);
   const sri = (text: string) => `sha512-${Buffer.from(text).toString('base64')}`;
 
   before(async () => {
-    upstream = http.createServer((_req, res) => {
+    upstream = http.createServer((req, res) => {
+      if (req.url?.endsWith('.tgz')) {
+        tarballRequests++;
+        res.writeHead(200, { 'content-length': tarball.byteLength }).end(tarball);
+        return;
+      }
       requests++;
       res.setHeader('content-type', 'application/json');
       res.end(
@@ -140,5 +154,64 @@ describe('npm documents: answered before stored', () => {
     entries.held[1].go();
     await docs.flushed();
     assert.ok(await entries.get(docs.refName('fx', 'full')));
+  });
+
+  it('a verified tarball reaches its client before it is stored; a request meanwhile waits for the store, not the upstream', async () => {
+    const spool = await mkdtemp(join(tmpdir(), 'hoard-npm-spool-'));
+    try {
+      const entries = new HeldEntries(ctx, 'npm-held-tgz');
+      const tarballs = new NpmTarballs({
+        entries,
+        upstreams: new NpmUpstreams(`${url}/`, {}, {}),
+        metrics: npmMetrics(ctx.metrics.registry),
+        log: ctx.log,
+        spoolDir: spool,
+        maxBytes: 1 << 30,
+      });
+      const expected = expectedOf({
+        integrity: `sha512-${createHash('sha512').update(tarball).digest('base64')}`,
+      });
+      assert.ok(expected);
+      const at = new URL(`${url}/fx/-/fx-1.0.0.tgz`);
+      tarballRequests = 0;
+      const first = await tarballs.open('fx', expected, at);
+      assert.equal(first.hit, false);
+      assert.ok(!first.hit);
+      const chunks: Buffer[] = [];
+      for await (const c of first.body) chunks.push(c as Buffer);
+      assert.deepEqual(Buffer.concat(chunks), tarball, 'whole, while the store is held');
+      await waitUntil(() => entries.held.length === 1, 'the store to start');
+      const ref = entries.refName('tarball', `sha512-${expected.hex}`);
+      assert.equal(await entries.get(ref), undefined, 'not stored yet');
+      let settled = false;
+      const second = tarballs.open('fx', expected, at).finally(() => {
+        settled = true;
+      });
+      await new Promise((r) => setImmediate(r));
+      assert.equal(settled, false, 'waits for the store');
+      entries.held[0].go();
+      const got = await second;
+      assert.equal(got.hit, true, 'from the store');
+      if (got.hit) got.opened.handle.close();
+      assert.equal(tarballRequests, 1, 'the upstream was asked once');
+      await tarballs.flushed();
+      assert.deepEqual(await readdir(spool), [], 'the spool file is gone once stored');
+
+      // Bytes that do not match: the client's response is cut, nothing reaches the store.
+      const wrong = expectedOf({
+        integrity: `sha512-${createHash('sha512').update('other').digest('base64')}`,
+      });
+      assert.ok(wrong);
+      const bad = await tarballs.open('fx', wrong, at);
+      assert.ok(!bad.hit);
+      await assert.rejects(async () => {
+        for await (const _ of bad.body);
+      });
+      await tarballs.flushed();
+      assert.equal(entries.held.length, 1, 'never handed to the store');
+      assert.deepEqual(await readdir(spool), []);
+    } finally {
+      await rm(spool, { recursive: true, force: true });
+    }
   });
 });
