@@ -15,10 +15,18 @@
 // `cache/npm/doc/<form>/s/<scope>/<name>`: the document as the upstream sent
 // it (pinned), with its validators as entry meta. Clients get it with every
 // `dist.tarball` rewritten to point at this server.
+//
+// A fetched document is answered before it is stored: the store (blob,
+// entry record, ref: three durable writes) runs behind the answer, and
+// until it lands the document is served from memory as the stored one
+// (`#pending`), so no request in between asks the upstream again and the
+// integrity pins see it. Stores of one document run one after another, so
+// an older one can never land over a newer. A store that fails is logged and
+// costs only a later upstream request: nothing points at partial bytes.
 
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Digest } from '../../core/digest.ts';
+import { type Digest, sha256 } from '../../core/digest.ts';
 import { HoardError, isHoardError, isRetryable } from '../../core/errors.ts';
 import { SingleFlight } from '../../core/single-flight.ts';
 import { readAllBounded } from '../../core/streams.ts';
@@ -45,6 +53,8 @@ export interface Dist {
 
 export interface DocumentResult {
   doc: PackageDocument;
+  /** The digest of the stored bytes `doc` was read from: a new one whenever the stored document changes. */
+  digest: Digest;
   /** Seconds past freshness when served stale (the upstream failed), else undefined. */
   staleSeconds?: number;
 }
@@ -71,6 +81,8 @@ export class NpmDocuments {
   readonly #now: () => number;
   readonly #flights = new SingleFlight<string, DocumentResult>();
   readonly #parsed = new Map<Digest, PackageDocument>();
+  /** Documents answered whose store has not landed yet, by ref: served as stored meanwhile. */
+  readonly #pending = new Map<string, { entry: CacheEntry; doc: PackageDocument; stored: Promise<void> }>();
 
   constructor(o: NpmDocumentsOptions) {
     this.#o = o;
@@ -98,7 +110,7 @@ export class NpmDocuments {
       this.#now() - Number(cached.entry.meta.fetchedAt ?? 0) < this.#o.maxStalenessMs
     ) {
       this.#o.metrics.requests.inc({ kind: 'document', result: 'hit' });
-      return { doc: cached.doc };
+      return { doc: cached.doc, digest: cached.entry.digest };
     }
     return this.#flights.do(`${form}:${name}`, () => this.#revalidate(name, form, ref));
   }
@@ -112,7 +124,14 @@ export class NpmDocuments {
     return undefined;
   }
 
+  /** Settles once every store begun so far has landed (or failed): for shutdown and tests. */
+  async flushed(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending.values()].map((p) => p.stored));
+  }
+
   async #cached(ref: string): Promise<{ entry: CacheEntry; doc: PackageDocument } | undefined> {
+    const pending = this.#pending.get(ref);
+    if (pending) return pending;
     const entry = await this.#o.entries.get(ref);
     if (!entry) return undefined;
     let doc = this.#parsed.get(entry.digest);
@@ -124,10 +143,14 @@ export class NpmDocuments {
         if (isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) return undefined;
         throw err;
       }
-      this.#parsed.set(entry.digest, doc);
-      if (this.#parsed.size > PARSED_CACHE) this.#parsed.delete(this.#parsed.keys().next().value as Digest);
+      this.#remember(entry.digest, doc);
     }
     return { entry, doc };
+  }
+
+  #remember(digest: Digest, doc: PackageDocument): void {
+    this.#parsed.set(digest, doc);
+    if (this.#parsed.size > PARSED_CACHE) this.#parsed.delete(this.#parsed.keys().next().value as Digest);
   }
 
   async #revalidate(name: string, form: DocForm, ref: string): Promise<DocumentResult> {
@@ -153,9 +176,14 @@ export class NpmDocuments {
       });
       if (res.status === 304 && cached) {
         discard(res);
-        await this.#store(ref, Buffer.from(JSON.stringify(cached.doc)), cached.entry.meta);
+        const entry = this.#store(
+          ref,
+          cached.doc,
+          Buffer.from(JSON.stringify(cached.doc)),
+          cached.entry.meta,
+        );
         metrics.requests.inc({ kind: 'document', result: 'revalidated' });
-        return { doc: cached.doc };
+        return { doc: cached.doc, digest: entry.digest };
       }
       if (res.status === 404 || res.status === 410) {
         discard(res);
@@ -191,6 +219,7 @@ export class NpmDocuments {
         );
         return {
           doc: cached.doc,
+          digest: cached.entry.digest,
           staleSeconds: Math.max(0, Math.round((age - this.#o.maxStalenessMs) / 1000)),
         };
       }
@@ -212,9 +241,9 @@ export class NpmDocuments {
     }
     const pinned = await this.#pin(name, doc);
     const bytes = pinned ? Buffer.from(JSON.stringify(doc)) : body;
-    await this.#store(ref, bytes, validators);
+    const entry = this.#store(ref, doc, bytes, validators);
     metrics.requests.inc({ kind: 'document', result: 'miss' });
-    return { doc };
+    return { doc, digest: entry.digest };
   }
 
   /** Keeps the original `dist` of every version whose integrity changed upstream; true if any did. */
@@ -247,11 +276,38 @@ export class NpmDocuments {
     return changed;
   }
 
-  async #store(ref: string, bytes: Buffer, meta: Readonly<Record<string, string>>): Promise<void> {
-    await this.#o.entries.put(ref, Readable.from([bytes]), {
+  /** Stores the document behind the answer (see the header); returns the entry it will be. */
+  #store(
+    ref: string,
+    doc: PackageDocument,
+    bytes: Buffer,
+    meta: Readonly<Record<string, string>>,
+  ): CacheEntry {
+    const entry: CacheEntry = {
+      name: ref,
+      digest: sha256(bytes),
       size: bytes.byteLength,
-      meta: { ...meta, fetchedAt: String(this.#now()) },
-      mode: 'overwrite',
+      meta: Object.freeze({ ...meta, fetchedAt: String(this.#now()) }),
+    };
+    const before = this.#pending.get(ref)?.stored ?? Promise.resolve();
+    const stored = before
+      .then(() =>
+        this.#o.entries.put(ref, Readable.from([bytes]), {
+          size: bytes.byteLength,
+          meta: { ...entry.meta },
+          mode: 'overwrite',
+        }),
+      )
+      .then(
+        () => {},
+        (err: Error) => this.#o.log.warn({ ref, err: err.message }, 'npm document not stored'),
+      );
+    const pending = { entry, doc, stored };
+    this.#pending.set(ref, pending);
+    this.#remember(entry.digest, doc);
+    stored.then(() => {
+      if (this.#pending.get(ref) === pending) this.#pending.delete(ref);
     });
+    return entry;
   }
 }

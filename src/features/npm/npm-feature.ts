@@ -8,12 +8,16 @@ import { join } from 'node:path';
 import { authorize } from '../../server/auth.ts';
 import { CacheEntries } from '../../server/cache-entries.ts';
 import { defineFeature } from '../../server/feature.ts';
+import { DocumentBodies } from './npm-document-bodies.ts';
 import { NpmDocuments } from './npm-documents.ts';
 import { npmMetrics } from './npm-metrics.ts';
 import { npmRoutes } from './npm-routes.ts';
 import { npmSettings } from './npm-settings.ts';
 import { NpmTarballs } from './npm-tarballs.ts';
 import { NpmUpstreams } from './npm-upstreams.ts';
+
+/** Memory for served document bodies (npm-document-bodies.ts): thousands of typical documents, a few huge ones. */
+const DOCUMENT_BODIES_BYTES = 64 * 1024 * 1024;
 
 export const npmFeature = defineFeature({
   name: 'npm',
@@ -38,13 +42,21 @@ export const npmFeature = defineFeature({
       spoolDir: join(fctx.server.dataDir, 'tmp', 'npm-spool'),
       maxBytes: fctx.server.maxBlobBytes,
     });
+    const bodies = new DocumentBodies(DOCUMENT_BODIES_BYTES);
     return {
       prefix: '/npm',
+      // Documents and tarballs answered but not yet stored land before the stores close.
+      close: async () => {
+        await documents.flushed();
+        await tarballs.flushed();
+      },
       documents,
+      bodies,
       tarballs,
       routes: (app) =>
         npmRoutes(app, {
           documents,
+          bodies,
           tarballs,
           upstreams,
           allowWriteThrough: settings.allowWriteThrough,

@@ -13,10 +13,19 @@
 // `Authorization: Bearer`); forwarded writes a write-scoped one.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hexOf } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
 import { httpRequest } from '../../http/http-client.ts';
+import { blobEtag, noneMatch } from '../../server/http-range.ts';
 import { rawBodies } from '../upload-body.ts';
-import { ABBREVIATED, type DocForm, type NpmDocuments, type PackageDocument } from './npm-documents.ts';
+import type { DocumentBodies, DocumentBody } from './npm-document-bodies.ts';
+import {
+  ABBREVIATED,
+  type Dist,
+  type DocForm,
+  type NpmDocuments,
+  type PackageDocument,
+} from './npm-documents.ts';
 import { expectedOf, type NpmTarballs } from './npm-tarballs.ts';
 import { documentUrl, type NpmUpstreams } from './npm-upstreams.ts';
 
@@ -27,6 +36,8 @@ const FILE = /^[A-Za-z0-9._+~-]{1,300}\.tgz$/;
 
 export interface NpmRouteOptions {
   documents: NpmDocuments;
+  /** The served bytes of documents, kept per stored document, base and form. */
+  bodies: DocumentBodies;
   tarballs: NpmTarballs;
   upstreams: NpmUpstreams;
   allowWriteThrough: boolean;
@@ -138,11 +149,16 @@ export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promi
           const form: DocForm = wantsAbbreviated(request) ? 'abbreviated' : 'full';
           const r = await o.documents.get(target.name, form);
           if (r.staleSeconds !== undefined) stale(reply, r.staleSeconds);
-          const body = JSON.stringify(rewrite(r.doc, target.name, base(request, o)));
-          return reply
-            .type(form === 'abbreviated' ? ABBREVIATED : 'application/json')
-            .header('content-length', Buffer.byteLength(body))
-            .send(request.method === 'HEAD' ? undefined : body);
+          const b = base(request, o);
+          const body = o.bodies.get(r.digest, `${form}\n${target.name}`, b, () =>
+            JSON.stringify(rewrite(r.doc, target.name, b)),
+          );
+          return sendDocument(
+            request,
+            reply,
+            body,
+            form === 'abbreviated' ? ABBREVIATED : 'application/json',
+          );
         }
         case 'version': {
           const r = await o.documents.get(target.name, 'full');
@@ -197,10 +213,23 @@ async function tarball(
     throw new HoardError('HOARD_EREMOTE', `the document of ${name} names an invalid tarball URL`);
   }
   const t = await o.tarballs.open(name, expected, url);
-  reply
-    .type('application/octet-stream')
-    .header('content-length', t.size)
-    .header('x-hoard-cache', t.hit ? 'hit' : 'miss');
+  if (t.hit) {
+    // A stored tarball is sent as any stored content is (Range, the memory tier's bytes
+    // without a stream), with its digest as a strong ETag; a client that has it gets a 304.
+    const { entry, handle } = t.opened;
+    if (noneMatch(headerString(request.headers['if-none-match']), blobEtag(hexOf(entry.digest)))) {
+      handle.close();
+      return reply
+        .code(304)
+        .header('etag', blobEtag(hexOf(entry.digest)))
+        .send();
+    }
+    return o.tarballs.send(request, reply, t.opened, {
+      etag: entry.digest,
+      headers: { 'x-hoard-cache': 'hit' },
+    });
+  }
+  reply.type('application/octet-stream').header('content-length', t.size).header('x-hoard-cache', 'miss');
   if (request.method === 'HEAD') {
     t.body.destroy();
     return reply.send();
@@ -208,12 +237,68 @@ async function tarball(
   return reply.send(t.body);
 }
 
-function distOf(doc: PackageDocument, name: string, file: string) {
-  for (const [version, v] of Object.entries(doc.versions ?? {})) {
-    const t = v?.dist?.tarball;
-    if (typeof t === 'string' && fileOf(name, version, t) === file) return v.dist;
+/** Each parsed document's tarballs by file name (documents are immutable once parsed; big ones name thousands of versions). */
+const tarballFiles = new WeakMap<PackageDocument, Map<string, Dist>>();
+
+function distOf(doc: PackageDocument, name: string, file: string): Dist | undefined {
+  let files = tarballFiles.get(doc);
+  if (!files) {
+    files = new Map();
+    for (const [version, v] of Object.entries(doc.versions ?? {})) {
+      const t = v?.dist?.tarball;
+      if (typeof t !== 'string') continue;
+      const f = fileOf(name, version, t);
+      if (!files.has(f)) files.set(f, v.dist as Dist);
+    }
+    tarballFiles.set(doc, files);
   }
-  return undefined;
+  return files.get(file);
+}
+
+/**
+ * Sends a document body: a 304 when the client holds it (If-None-Match), the
+ * gzip copy when the client takes gzip and the body is big enough to gain,
+ * else the bytes as they are. `Vary`: the form follows Accept, the coding
+ * Accept-Encoding.
+ */
+async function sendDocument(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: DocumentBody,
+  type: string,
+): Promise<FastifyReply> {
+  reply.type(type).header('etag', body.etag).header('vary', 'accept, accept-encoding');
+  if (noneMatch(headerString(request.headers['if-none-match']), body.etag.slice(2)))
+    return reply.code(304).send();
+  let bytes = body.bytes;
+  if (acceptsGzip(headerString(request.headers['accept-encoding']))) {
+    const zipped = await body.gzip()?.catch(() => undefined);
+    if (zipped) {
+      bytes = zipped;
+      reply.header('content-encoding', 'gzip');
+    }
+  }
+  reply.header('content-length', bytes.byteLength);
+  return reply.send(request.method === 'HEAD' ? undefined : bytes);
+}
+
+/** Whether Accept-Encoding admits gzip: `gzip` or `x-gzip` with a q above 0, else `*` with one. */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let named: boolean | undefined;
+  let any: boolean | undefined;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.split(';').map((s) => s.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    const admits = q === undefined || Number(q.slice(2)) > 0;
+    if (coding === 'gzip' || coding === 'x-gzip') named = named === true || admits;
+    else if (coding === '*') any = admits;
+  }
+  return named ?? any ?? false;
+}
+
+function headerString(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h.join(',') : h;
 }
 
 /**

@@ -11,18 +11,27 @@
 // byte of each response is held back until then, so a tarball that does not
 // match is never delivered complete and is never stored: every waiter's
 // response is cut, the metric counts it, and the next request tries afresh.
+//
+// A verified tarball is stored behind the answer: copying the spool file
+// into the blob store and writing its entry record and ref (three durable
+// writes) would otherwise hold every waiter's last byte. A request that
+// comes after the verification and before the store lands waits for it (the
+// fill is forgotten only then, so no second upstream request); a store that
+// fails is logged and costs a later fill.
 
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { type Digest, Hasher } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
 import { discard, httpRequest } from '../../http/http-client.ts';
-import type { CacheEntries } from '../../server/cache-entries.ts';
+import type { CacheEntries, CacheEntry } from '../../server/cache-entries.ts';
 import { Fill } from '../../server/fill.ts';
+import type { SendOptions } from '../../server/send-content.ts';
+import type { BlobHandle } from '../../store/blob-handle.ts';
 import { writeFullyAt } from '../../store/fs-atomic.ts';
 import type { BlobFileWriter } from '../../store/local-blob-files.ts';
 import type { Dist } from './npm-documents.ts';
@@ -70,15 +79,16 @@ export interface NpmTarballsOptions {
   maxBytes: number;
 }
 
-export interface TarballStream {
-  size: number;
-  body: Readable;
-  hit: boolean;
-}
+/** A tarball to send: stored (opened, one look at the tiers) or still arriving through its fill. */
+export type TarballStream =
+  | { hit: true; opened: { entry: CacheEntry; handle: BlobHandle } }
+  | { hit: false; size: number; body: Readable };
 
 export class NpmTarballs {
   readonly #o: NpmTarballsOptions;
-  readonly #fills = new Map<string, Promise<Fill>>();
+  readonly #fills = new Map<string, Promise<{ fill: Fill; stored: Promise<void> }>>();
+  /** Stores running behind their answers. */
+  readonly #storing = new Set<Promise<void>>();
   /** Upstream tarball requests started (for tests). */
   fillsStarted = 0;
 
@@ -87,40 +97,66 @@ export class NpmTarballs {
   }
 
   /** The tarball: from the store, or through the (one) fill of its integrity. */
-  async open(name: string, expected: Expected, upstreamUrl: URL): Promise<TarballStream> {
+  async open(name: string, expected: Expected, upstreamUrl: URL, again = false): Promise<TarballStream> {
     const { entries, metrics } = this.#o;
     const ref = entries.refName('tarball', `${expected.alg}-${expected.hex}`);
-    const entry = await entries.get(ref);
-    if (entry) {
+    const opened = await entries.open(ref);
+    if (opened) {
       metrics.requests.inc({ kind: 'tarball', result: 'hit' });
-      return { size: entry.size, body: await entries.read(entry), hit: true };
+      return { hit: true, opened };
     }
     const key = ref;
     let pending = this.#fills.get(key);
     if (!pending) {
       pending = this.#start(name, expected, upstreamUrl, ref);
       this.#fills.set(key, pending);
-      // Forgotten once settled (published or failed): the next request after a failure retries.
+      // Forgotten once failed, or once its store landed: the next request after a failure retries.
       const forget = () => {
         if (this.#fills.get(key) === pending) this.#fills.delete(key);
       };
-      pending.then((f) => f.settled.then(forget), forget);
+      pending.then(
+        (f) => f.fill.settled.then(() => (f.fill.state === 'done' ? f.stored : undefined)).then(forget),
+        forget,
+      );
     }
-    const fill = await pending;
+    const { fill, stored } = await pending;
     if (fill.state === 'done') {
-      // Published meanwhile: read it from the store (the fill's file may be closed).
-      const stored = await entries.get(ref);
-      if (stored) {
+      // Verified meanwhile: served from the store once it lands (a few milliseconds).
+      await stored;
+      const opened = await entries.open(ref);
+      if (opened) {
         metrics.requests.inc({ kind: 'tarball', result: 'hit' });
-        return { size: stored.size, body: await entries.read(stored), hit: true };
+        return { hit: true, opened };
       }
+      if (again) throw new HoardError('HOARD_EUNAVAILABLE', `the tarball of ${name} could not be stored`);
+      return this.open(name, expected, upstreamUrl, true); // its store failed: a fill of its own
     }
     if (fill.state === 'failed') throw fill.error;
     metrics.requests.inc({ kind: 'tarball', result: 'miss' });
-    return { size: fill.size, body: fill.reader(0, fill.size), hit: false };
+    return { hit: false, size: fill.size, body: fill.reader(0, fill.size) };
   }
 
-  async #start(name: string, expected: Expected, url: URL, ref: string): Promise<Fill> {
+  /** Sends a stored tarball (CacheEntries.send: length, Range, ETag, the bytes-out metric). */
+  send(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    opened: { entry: CacheEntry; handle: BlobHandle },
+    opts: SendOptions,
+  ): FastifyReply {
+    return this.#o.entries.send(request, reply, opened, opts);
+  }
+
+  /** Settles once every store begun so far has landed (or failed): for shutdown and tests. */
+  async flushed(): Promise<void> {
+    while (this.#storing.size > 0) await Promise.all(this.#storing);
+  }
+
+  async #start(
+    name: string,
+    expected: Expected,
+    url: URL,
+    ref: string,
+  ): Promise<{ fill: Fill; stored: Promise<void> }> {
     const { upstreams, metrics, log, maxBytes } = this.#o;
     this.fillsStarted++;
     const res = await httpRequest('GET', url, {
@@ -152,6 +188,10 @@ export class NpmTarballs {
     }
     await mkdir(this.#o.spoolDir, { recursive: true });
     const body = res.body;
+    let landed!: () => void;
+    const stored = new Promise<void>((r) => {
+      landed = r;
+    });
     const label = `sha256:${expected.hex.padEnd(64, '0').slice(0, 64)}` as Digest; // a label for Fill's messages
     const fill = new Fill(
       label,
@@ -164,13 +204,24 @@ export class NpmTarballs {
             {
               expected,
               onBytes: (n) => metrics.upstreamBytes.inc({ kind: 'tarball' }, n),
-              onVerified: async (tmp, digest) => {
-                await this.#o.entries.put(ref, createReadStream(tmp), {
-                  digest,
-                  size: n,
-                  mode: 'create',
-                  meta: { integrity: expected.text, pkg: name },
-                });
+              onVerified: (tmp, digest) => {
+                const store = this.#o.entries
+                  .put(ref, createReadStream(tmp), {
+                    digest,
+                    size: n,
+                    mode: 'create',
+                    meta: { integrity: expected.text, pkg: name },
+                  })
+                  .then(
+                    () => {},
+                    (err: Error) => log.warn({ pkg: name, err: err.message }, 'npm tarball not stored'),
+                  )
+                  .finally(async () => {
+                    await unlink(tmp).catch(() => {});
+                    landed();
+                  });
+                this.#storing.add(store);
+                store.then(() => this.#storing.delete(store));
               },
               onMismatch: (actual) => {
                 metrics.integrityFailures.inc();
@@ -192,15 +243,15 @@ export class NpmTarballs {
         if (!body.destroyed) body.destroy();
       }
     });
-    return fill;
+    return { fill, stored };
   }
 }
 
 interface WriterHooks {
   expected: Expected;
   onBytes(n: number): void;
-  /** Stores the verified temp file (SHA-256 `digest`) before followers see the end. */
-  onVerified(tmp: string, digest: Digest): Promise<void>;
+  /** Takes the verified temp file (SHA-256 `digest`) over: stores it, then unlinks it. */
+  onVerified(tmp: string, digest: Digest): void;
   onMismatch(actualHex: string): void;
 }
 
@@ -251,24 +302,20 @@ class IntegrityWriter implements BlobFileWriter {
   }
 
   async commit(): Promise<{ created: boolean }> {
-    try {
-      const actual = this.#sri.digest('hex');
-      if (actual !== this.#hooks.expected.hex) {
-        this.#hooks.onMismatch(actual);
-        throw new HoardError(
-          'HOARD_EREMOTE',
-          `npm upstream sent a tarball that does not match its integrity ${this.#hooks.expected.text}`,
-          {
-            hint: 'the upstream registry or something between it and hoard altered the tarball; it was not stored',
-          },
-        );
-      }
-      await this.#hooks.onVerified(this.#tmp, this.#sha256.digest());
-      return { created: true };
-    } finally {
-      // Followers keep reading through the open descriptor.
-      await unlink(this.#tmp).catch(() => {});
+    const actual = this.#sri.digest('hex');
+    if (actual !== this.#hooks.expected.hex) {
+      // Fill aborts the writer (the temp file goes): nothing is stored.
+      this.#hooks.onMismatch(actual);
+      throw new HoardError(
+        'HOARD_EREMOTE',
+        `npm upstream sent a tarball that does not match its integrity ${this.#hooks.expected.text}`,
+        {
+          hint: 'the upstream registry or something between it and hoard altered the tarball; it was not stored',
+        },
+      );
     }
+    this.#hooks.onVerified(this.#tmp, this.#sha256.digest());
+    return { created: true };
   }
 
   async abort(): Promise<void> {

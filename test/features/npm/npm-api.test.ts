@@ -10,9 +10,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { npmFeature } from '../../../src/features/npm/npm-feature.ts';
 import { apiFeature } from '../../../src/server/api-feature.ts';
 import { withSettings } from '../../../src/server/feature.ts';
@@ -41,6 +43,23 @@ describe('npm registry cache (HTTP) against verdaccio', () => {
     fetch(`${srv.url}${path}`, {
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
     });
+  /** A request with exactly these headers (fetch would add Accept-Encoding and decode): status, headers, raw body. */
+  const raw = (path: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const req = http.get(
+        `${srv.url}${path}`,
+        { headers: { authorization: `Bearer ${READ}`, ...headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+    });
   const metric = async (name: string) => {
     const text = await (await get('/metrics')).text();
     const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
@@ -52,10 +71,16 @@ describe('npm registry cache (HTTP) against verdaccio', () => {
     dir = await mkdtemp(join(tmpdir(), 'hoard-npm-api-'));
     verdaccio = await startVerdaccio(clients.verdaccio, join(dir, 'verdaccio'));
     const pkg = (name: string) => ({
-      'package.json': { name, version: '1.0.0', main: 'index.js' },
+      // fx-etag's document is big enough to be worth compressing.
+      'package.json': {
+        name,
+        version: '1.0.0',
+        main: 'index.js',
+        ...(name === 'fx-etag' ? { description: 'a document to compress '.repeat(80) } : {}),
+      },
       'index.js': `module.exports = ${JSON.stringify(name)};\n`,
     });
-    for (const name of ['fx-tamper', 'fx-pin', '@fx/scoped'])
+    for (const name of ['fx-tamper', 'fx-pin', '@fx/scoped', 'fx-etag'])
       await publish(verdaccio, join(dir, 'pub', name), pkg(name));
     proxy = await countingProxy(verdaccio.url);
     const tokens = await writeTokensFile(dir, [
@@ -156,11 +181,102 @@ describe('npm registry cache (HTTP) against verdaccio', () => {
     }
   });
 
+  it('documents carry an ETag and answer a matching If-None-Match with 304; a new upstream document gets new bytes and a new tag', async () => {
+    const first = await raw('/npm/fx-etag', {});
+    assert.equal(first.status, 200);
+    const etag = first.headers.etag ?? '';
+    assert.match(etag, /^W\/"[0-9a-f]{40}"$/);
+    assert.match(String(first.headers.vary), /accept-encoding/);
+    const same = await raw('/npm/fx-etag', { 'if-none-match': etag });
+    assert.equal(same.status, 304);
+    assert.equal(same.body.byteLength, 0);
+    assert.equal(same.headers.etag, etag);
+    assert.equal((await raw('/npm/fx-etag', { 'if-none-match': '"something-else"' })).status, 200);
+    // The abbreviated form is other bytes: its own tag.
+    const abbrev = await raw('/npm/fx-etag', { accept: ABBREV });
+    assert.notEqual(abbrev.headers.etag, etag);
+    assert.equal((await raw('/npm/fx-etag', { accept: ABBREV, 'if-none-match': etag })).status, 200);
+    // A version published upstream: the document (revalidated: freshness 0 here) changes, so do its bytes.
+    await publish(verdaccio, join(dir, 'pub', 'fx-etag-2'), {
+      'package.json': { name: 'fx-etag', version: '1.0.1', main: 'index.js' },
+      'index.js': 'module.exports = 2;\n',
+    });
+    const next = await raw('/npm/fx-etag', { 'if-none-match': etag });
+    assert.equal(next.status, 200, 'the old tag no longer matches');
+    assert.notEqual(next.headers.etag, etag);
+    const doc = JSON.parse(next.body.toString('utf8')) as { versions: Record<string, unknown> };
+    assert.deepEqual(Object.keys(doc.versions).sort(), ['1.0.0', '1.0.1']);
+  });
+
+  it('document links follow the base each request reached (no public URL set): bodies are kept per base', async () => {
+    const a = await raw('/npm/fx-etag', {});
+    const b = await raw('/npm/fx-etag', { host: 'mirror.example:8080' });
+    const tarball = (r: { body: Buffer }) =>
+      (JSON.parse(r.body.toString('utf8')) as { versions: Record<string, { dist: { tarball: string } }> })
+        .versions['1.0.0'].dist.tarball;
+    assert.equal(tarball(a), `${srv.url}/npm/fx-etag/-/fx-etag-1.0.0.tgz`);
+    assert.equal(tarball(b), 'http://mirror.example:8080/npm/fx-etag/-/fx-etag-1.0.0.tgz');
+    assert.equal(tarball(await raw('/npm/fx-etag', {})), tarball(a), 'and the first base again');
+    assert.notEqual(a.headers.etag, b.headers.etag);
+  });
+
+  it('sends documents gzip-coded to clients that take gzip (the same JSON), as they are to others', async () => {
+    const plain = await raw('/npm/fx-etag', { 'accept-encoding': 'identity' });
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.ok(plain.body.byteLength >= 1024, 'a full document big enough to compress');
+    const zipped = await raw('/npm/fx-etag', { 'accept-encoding': 'gzip, deflate' });
+    assert.equal(zipped.headers['content-encoding'], 'gzip');
+    assert.equal(Number(zipped.headers['content-length']), zipped.body.byteLength);
+    assert.ok(zipped.body.byteLength < plain.body.byteLength);
+    assert.deepEqual(gunzipSync(zipped.body), plain.body);
+    assert.equal(zipped.headers.etag, plain.headers.etag);
+    const refused = await raw('/npm/fx-etag', { 'accept-encoding': 'gzip;q=0, *' });
+    assert.equal(refused.headers['content-encoding'], undefined);
+    const head = await new Promise<http.IncomingMessage>((resolve, reject) =>
+      http
+        .request(
+          `${srv.url}/npm/fx-etag`,
+          {
+            method: 'HEAD',
+            headers: { authorization: `Bearer ${READ}`, 'accept-encoding': 'gzip' },
+          },
+          resolve,
+        )
+        .on('error', reject)
+        .end(),
+    );
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.headers['content-encoding'], 'gzip');
+    assert.equal(Number(head.headers['content-length']), zipped.body.byteLength);
+  });
+
+  it('stored tarballs carry their SHA-256 as a strong ETag: a matching If-None-Match is a 304, a Range is honoured', async () => {
+    const path = '/npm/fx-etag/-/fx-etag-1.0.0.tgz';
+    await raw(path, {}); // fills it
+    const hit = await raw(path, {});
+    assert.equal(hit.headers['x-hoard-cache'], 'hit');
+    const sha = createHash('sha256').update(hit.body).digest('hex');
+    assert.equal(hit.headers.etag, `"${sha}"`);
+    const again = await raw(path, { 'if-none-match': `"${sha}"` });
+    assert.equal(again.status, 304);
+    assert.equal(again.body.byteLength, 0);
+    const part = await raw(path, { range: 'bytes=0-9' });
+    assert.equal(part.status, 206);
+    assert.deepEqual(part.body, hit.body.subarray(0, 10));
+  });
+
   it('auth: no token 401, a bad token 401, read, write and other-scope tokens read', async () => {
     assert.equal((await get('/npm/fx-pin', '')).status, 401);
     assert.equal((await get('/npm/fx-pin', 'not-a-token')).status, 401);
     for (const t of [READ, WRITE, OTHER]) assert.equal((await get('/npm/fx-pin', t)).status, 200);
     assert.equal((await get('/npm/fx-pin/-/fx-pin-1.0.0.tgz', '')).status, 401);
+    // A tag is no pass: a conditional request without a token is refused before any 304.
+    const tagged = await get('/npm/fx-pin');
+    const etag = tagged.headers.get('etag') ?? '';
+    assert.equal((await get('/npm/fx-pin', '', { 'if-none-match': etag })).status, 401);
+    assert.equal((await get('/npm/fx-pin', 'not-a-token', { 'if-none-match': etag })).status, 401);
+    for (const t of [READ, WRITE, OTHER])
+      assert.equal((await get('/npm/fx-pin', t, { 'if-none-match': etag })).status, 304);
   });
 
   it('writes answer 405 (no forwarding by default); audit 501; other /-/ endpoints 404; ping answers', async () => {
