@@ -37,6 +37,9 @@ import { documentUrl, type NpmUpstreams } from './npm-upstreams.ts';
 
 export type DocForm = 'full' | 'abbreviated';
 
+/** Documents held in memory while their stores run behind the answers (see #store). */
+export const MAX_PENDING_STORE_BYTES = 64 * 1024 * 1024;
+
 /** The parts of a package document hoard reads (the rest passes through untouched). */
 export interface PackageDocument {
   name?: string;
@@ -74,6 +77,8 @@ export interface NpmDocumentsOptions {
   maxStalenessMs: number;
   fetchTimeoutMs: number;
   now?: () => number;
+  /** Documents held in memory while their stores run behind (default MAX_PENDING_STORE_BYTES). */
+  maxPendingStoreBytes?: number;
 }
 
 export class NpmDocuments {
@@ -81,6 +86,8 @@ export class NpmDocuments {
   readonly #now: () => number;
   readonly #flights = new SingleFlight<string, DocumentResult>();
   readonly #parsed = new Map<Digest, PackageDocument>();
+  /** Bytes of the documents whose store has not landed yet (chained stores of one ref included). */
+  #pendingBytes = 0;
   /** Documents answered whose store has not landed yet, by ref: served as stored meanwhile. */
   readonly #pending = new Map<string, { entry: CacheEntry; doc: PackageDocument; stored: Promise<void> }>();
 
@@ -176,7 +183,7 @@ export class NpmDocuments {
       });
       if (res.status === 304 && cached) {
         discard(res);
-        const entry = this.#store(
+        const entry = await this.#store(
           ref,
           cached.doc,
           Buffer.from(JSON.stringify(cached.doc)),
@@ -241,7 +248,7 @@ export class NpmDocuments {
     }
     const pinned = await this.#pin(name, doc);
     const bytes = pinned ? Buffer.from(JSON.stringify(doc)) : body;
-    const entry = this.#store(ref, doc, bytes, validators);
+    const entry = await this.#store(ref, doc, bytes, validators);
     metrics.requests.inc({ kind: 'document', result: 'miss' });
     return { doc, digest: entry.digest };
   }
@@ -276,13 +283,19 @@ export class NpmDocuments {
     return changed;
   }
 
-  /** Stores the document behind the answer (see the header); returns the entry it will be. */
-  #store(
+  /**
+   * Stores the document behind the answer (see the header); returns the entry
+   * it will be. Documents waiting for their store are held in memory: past
+   * MAX_PENDING_STORE_BYTES of them (a disk slower than the upstream), the
+   * answer waits for its own store, so a slow disk slows clients down instead
+   * of growing the heap without bound.
+   */
+  async #store(
     ref: string,
     doc: PackageDocument,
     bytes: Buffer,
     meta: Readonly<Record<string, string>>,
-  ): CacheEntry {
+  ): Promise<CacheEntry> {
     const entry: CacheEntry = {
       name: ref,
       digest: sha256(bytes),
@@ -304,10 +317,13 @@ export class NpmDocuments {
       );
     const pending = { entry, doc, stored };
     this.#pending.set(ref, pending);
+    this.#pendingBytes += bytes.byteLength;
     this.#remember(entry.digest, doc);
     stored.then(() => {
+      this.#pendingBytes -= bytes.byteLength;
       if (this.#pending.get(ref) === pending) this.#pending.delete(ref);
     });
+    if (this.#pendingBytes > (this.#o.maxPendingStoreBytes ?? MAX_PENDING_STORE_BYTES)) await stored;
     return entry;
   }
 }

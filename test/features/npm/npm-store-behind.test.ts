@@ -89,8 +89,9 @@ describe('npm documents and tarballs: answered before stored', () => {
     await new Promise((r) => upstream.close(r));
   });
 
-  const documents = (entries: CacheEntries) =>
+  const documents = (entries: CacheEntries, maxPendingStoreBytes?: number) =>
     new NpmDocuments({
+      maxPendingStoreBytes,
       entries,
       upstreams: new NpmUpstreams(`${url}/`, {}, {}),
       metrics: npmMetrics(ctx.metrics.registry),
@@ -213,5 +214,23 @@ describe('npm documents and tarballs: answered before stored', () => {
     } finally {
       await rm(spool, { recursive: true, force: true });
     }
+  });
+  it('past the bound of documents waiting for their stores, an answer waits for its own store', async () => {
+    const entries = new HeldEntries(ctx, 'npm-held-bound');
+    const docs = documents(entries, 1);
+    versions = { '2.0.0': sri('bytes of 2.0.0') };
+    let answered = false;
+    const got = docs.get('fx', 'full').then((r) => {
+      answered = true;
+      return r;
+    });
+    await waitUntil(() => entries.held.length === 1, 'the store to start');
+    // Let the event loop run: the answer must still be waiting for the held store.
+    await new Promise((r) => setImmediate(r));
+    assert.equal(answered, false, 'held until its store lands');
+    entries.held[0].go();
+    const r = await got;
+    assert.deepEqual(Object.keys(r.doc.versions ?? {}), ['2.0.0']);
+    assert.ok(await entries.get(docs.refName('fx', 'full')), 'stored before the answer');
   });
 });
