@@ -13,7 +13,11 @@
 // (single-flight per blob): a range cannot be checked on its own, and
 // streaming it unverified would serve bytes no digest vouches for; the cost
 // is one sequential read of the blob, once per process, before the first
-// range of it. A corrupt copy found that way is a plain miss.
+// range of it. A corrupt copy found that way is a plain miss. The server
+// reads those small blobs with synchronous calls (syncSmallReads: its data
+// directory is a local disk, and a page-cached 4 KiB read costs microseconds
+// against four thread-pool round trips), falling back to the thread pool for
+// a while whenever one such read is slow.
 //
 // Memory: a disk read streams chunk by chunk (a slow client pins about two
 // chunks, DEFAULTS.serveChunkBytes). A whole read of a blob that fits the
@@ -67,7 +71,9 @@ import {
 } from '../store/blob-store.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import type { LocalBlobFiles } from '../store/local-blob-files.ts';
-import { diskStream, fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
+import { readSmallBlobSync } from '../store/sync-metadata.ts';
+import { diskStream } from './disk-stream.ts';
+import { fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
 
 export type TierName = 'memory' | 'disk' | 'shared';
@@ -80,6 +86,14 @@ export type DiskCheck = 'sound' | 'absent' | 'corrupt';
 
 /** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
 const SMALL_READ_BYTES = 64 * 1024;
+/**
+ * A synchronous small read (syncSmallReads) slower than this did not come
+ * from the page cache: the event loop waited on the disk. Reads then go
+ * through the thread pool for SYNC_READ_PAUSE_MS (plus the time that read
+ * took), so a cold or congested disk blocks the loop at most once per pause.
+ */
+const SLOW_SYNC_READ_MS = 2;
+const SYNC_READ_PAUSE_MS = 1000;
 
 /** Observers for metrics (all optional). The disk bound is the disk store's own (bounded-disk-store.ts). */
 export interface TierHooks {
@@ -107,6 +121,13 @@ export interface TieredOptions<D extends DiskTier = DiskTier, M extends MemoryTi
   fillFollowWindowBytes?: number;
   /** How many verified disk files are remembered (DEFAULTS.trustedDiskFiles). */
   trustedFiles?: number;
+  /**
+   * Read small disk blobs (≤ 64 KiB) with synchronous calls: open, fstat,
+   * read, close take microseconds from the page cache, against four
+   * thread-pool hand-offs. For a disk tier on a local disk (the server's
+   * data directory); a read that turns out slow pauses it (SLOW_SYNC_READ_MS).
+   */
+  syncSmallReads?: boolean;
 }
 
 export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier>
@@ -124,6 +145,9 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   #trusted: TrustedFiles;
   #fillOnRange: boolean;
   #followWindow: number;
+  readonly #syncSmallReads: boolean;
+  /** performance.now() before which small reads use the thread pool (a sync read was slow). */
+  #syncReadsPausedUntil = 0;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
   /** Corrupt disk copies found (and quarantined) since start. */
@@ -137,6 +161,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.#fillOnRange = opts.fillOnRangeRead ?? DEFAULTS.fillOnRangeRead;
     this.#followWindow = opts.fillFollowWindowBytes ?? DEFAULTS.fillFollowWindowBytes;
     this.#trusted = new TrustedFiles(opts.trustedFiles ?? DEFAULTS.trustedDiskFiles);
+    this.#syncSmallReads = opts.syncSmallReads ?? false;
     this.description = `tiers(memory, ${this.disk.description}${this.shared ? `, ${this.shared.description}` : ''})`;
   }
 
@@ -188,6 +213,16 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   }
 
   async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle<TierName> | undefined> {
+    if (this.#syncSmallReads && performance.now() >= this.#syncReadsPausedUntil) {
+      const t0 = performance.now();
+      const got = readSmallBlobSync(this.disk.fileOf(digest), SMALL_READ_BYTES);
+      const ms = performance.now() - t0;
+      // Not from the page cache: the loop waited on the disk, so let the thread pool wait for a while.
+      if (ms > SLOW_SYNC_READ_MS) this.#syncReadsPausedUntil = t0 + ms + SYNC_READ_PAUSE_MS;
+      if (got === 'absent') return undefined;
+      if (got !== 'large') return this.#smallDisk(digest, got.bytes, got.stats, ranged, attempt);
+      // Large: streamed from a descriptor opened below (its own fstat decides trust).
+    }
     let fh: FileHandle;
     try {
       fh = await open(this.disk.fileOf(digest), 'r');
@@ -203,30 +238,18 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
       throw err;
     }
     const size = st.size;
-    const identity = fileIdentity(st);
-    this.disk.used?.(digest);
-    const trusted = this.#trusted.has(digest, identity);
     if (size <= SMALL_READ_BYTES) {
-      // Small: read it whole and check it before answering, so a corrupt copy is a plain miss.
       let buf: Buffer;
       try {
         buf = Buffer.allocUnsafe(size);
-        if ((await readFully(fh, buf, size, 0)) !== size) buf = Buffer.alloc(0);
+        buf = buf.subarray(0, await readFully(fh, buf, size, 0));
       } finally {
         await fh.close();
       }
-      if (buf.byteLength !== size)
-        return attempt < 2 ? this.#openDisk(digest, ranged, attempt + 1) : undefined;
-      if (!trusted) {
-        if (sha256(buf) !== digest) {
-          await this.#quarantine(digest, st.ino, 'read');
-          return undefined;
-        }
-        this.#trusted.add(digest, identity);
-      }
-      if (this.memory.reserve(size)) this.memory.put(digest, buf, { reserved: true });
-      return bufferHandle(buf, 'disk');
+      return this.#smallDisk(digest, buf, st, ranged, attempt);
     }
+    this.disk.used?.(digest);
+    const trusted = this.#trusted.has(digest, fileIdentity(st));
     if (!trusted && ranged) {
       // A range cannot be verified on its own: hash the whole file once first.
       await fh.close();
@@ -235,6 +258,33 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
       return this.#openDisk(digest, ranged, attempt + 1);
     }
     return this.#diskHandle(digest, fh, st, trusted);
+  }
+
+  /**
+   * A small disk blob read whole (`buf`, from the file `st` describes): checked
+   * before answering unless this process trusts that file, so a corrupt copy
+   * is a plain miss. A read shorter than the stat (truncated under us) retries.
+   */
+  async #smallDisk(
+    digest: Digest,
+    buf: Buffer,
+    st: Stats,
+    ranged: boolean,
+    attempt: number,
+  ): Promise<BlobHandle<TierName> | undefined> {
+    const size = st.size;
+    if (buf.byteLength !== size) return attempt < 2 ? this.#openDisk(digest, ranged, attempt + 1) : undefined;
+    this.disk.used?.(digest);
+    const identity = fileIdentity(st);
+    if (!this.#trusted.has(digest, identity)) {
+      if (sha256(buf) !== digest) {
+        await this.#quarantine(digest, st.ino, 'read');
+        return undefined;
+      }
+      this.#trusted.add(digest, identity);
+    }
+    if (this.memory.reserve(size)) this.memory.put(digest, buf, { reserved: true });
+    return bufferHandle(buf, 'disk');
   }
 
   #diskHandle(digest: Digest, fh: FileHandle, st: Stats, trusted: boolean): BlobHandle<TierName> {
