@@ -204,6 +204,8 @@ class DiskStream extends Readable {
       this.resume();
     } finally {
       finished = true;
+      // The response went away mid-body: the rest can never be sent, so this stream is over too.
+      if (gone && !this.destroyed) this.destroy();
       res.off('close', stop);
       res.off('error', stop);
       this.off('close', stop);

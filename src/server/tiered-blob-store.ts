@@ -128,6 +128,10 @@ export interface TieredOptions<D extends DiskTier = DiskTier, M extends MemoryTi
    * data directory); a read that turns out slow pauses it (SLOW_SYNC_READ_MS).
    */
   syncSmallReads?: boolean;
+  /** A synchronous small read slower than this pauses them (SLOW_SYNC_READ_MS; tests). */
+  slowSyncReadMs?: number;
+  /** The clock of that measure and pause (performance.now; tests). */
+  now?: () => number;
 }
 
 export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier>
@@ -146,10 +150,14 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   #fillOnRange: boolean;
   #followWindow: number;
   readonly #syncSmallReads: boolean;
+  readonly #slowSyncReadMs: number;
+  readonly #now: () => number;
   /** performance.now() before which small reads use the thread pool (a sync read was slow). */
   #syncReadsPausedUntil = 0;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
+  /** Times a slow synchronous small read paused them, since start (tests). */
+  syncReadPauses = 0;
   /** Corrupt disk copies found (and quarantined) since start. */
   corruptFound = 0;
 
@@ -162,12 +170,19 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.#followWindow = opts.fillFollowWindowBytes ?? DEFAULTS.fillFollowWindowBytes;
     this.#trusted = new TrustedFiles(opts.trustedFiles ?? DEFAULTS.trustedDiskFiles);
     this.#syncSmallReads = opts.syncSmallReads ?? false;
+    this.#slowSyncReadMs = opts.slowSyncReadMs ?? SLOW_SYNC_READ_MS;
+    this.#now = opts.now ?? (() => performance.now());
     this.description = `tiers(memory, ${this.disk.description}${this.shared ? `, ${this.shared.description}` : ''})`;
   }
 
   /** The authoritative store: the shared tier when there is one, else the disk. */
   get authority(): BlobStore {
     return this.shared ?? this.disk;
+  }
+
+  /** Whether small disk reads go through the thread pool for now (a synchronous one was slow). */
+  get syncReadsPaused(): boolean {
+    return this.#now() < this.#syncReadsPausedUntil;
   }
 
   get fillsInFlight(): number {
@@ -213,12 +228,15 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   }
 
   async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle<TierName> | undefined> {
-    if (this.#syncSmallReads && performance.now() >= this.#syncReadsPausedUntil) {
-      const t0 = performance.now();
+    if (this.#syncSmallReads && !this.syncReadsPaused) {
+      const t0 = this.#now();
       const got = readSmallBlobSync(this.disk.fileOf(digest), SMALL_READ_BYTES);
-      const ms = performance.now() - t0;
+      const ms = this.#now() - t0;
       // Not from the page cache: the loop waited on the disk, so let the thread pool wait for a while.
-      if (ms > SLOW_SYNC_READ_MS) this.#syncReadsPausedUntil = t0 + ms + SYNC_READ_PAUSE_MS;
+      if (ms > this.#slowSyncReadMs) {
+        this.#syncReadsPausedUntil = t0 + ms + SYNC_READ_PAUSE_MS;
+        this.syncReadPauses++;
+      }
       if (got === 'absent') return undefined;
       if (got !== 'large') return this.#smallDisk(digest, got.bytes, got.stats, ranged, attempt);
       // Large: streamed from a descriptor opened below (its own fstat decides trust).
