@@ -87,12 +87,16 @@ export type DiskCheck = 'sound' | 'absent' | 'corrupt';
 /** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
 const SMALL_READ_BYTES = 64 * 1024;
 /**
- * A synchronous small read (syncSmallReads) slower than this did not come
- * from the page cache: the event loop waited on the disk. Reads then go
- * through the thread pool for SYNC_READ_PAUSE_MS (plus the time that read
- * took), so a cold or congested disk blocks the loop at most once per pause.
+ * A synchronous small read (syncSmallReads) slower than this probably did
+ * not come from the page cache: the event loop waited on the disk. One slow
+ * read proves little (on a busy machine the process is simply descheduled
+ * now and then, mid-read or not), so reads go through the thread pool for
+ * SYNC_READ_PAUSE_MS only once SLOW_SYNC_READS_TO_PAUSE of the last 16 were
+ * slow: a cold or congested disk then blocks the loop for a few reads, and
+ * after that for at most one read per pause while it stays slow.
  */
 const SLOW_SYNC_READ_MS = 2;
+const SLOW_SYNC_READS_TO_PAUSE = 3;
 const SYNC_READ_PAUSE_MS = 1000;
 
 /** Observers for metrics (all optional). The disk bound is the disk store's own (bounded-disk-store.ts). */
@@ -154,6 +158,8 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   readonly #now: () => number;
   /** performance.now() before which small reads use the thread pool (a sync read was slow). */
   #syncReadsPausedUntil = 0;
+  /** Which of the last 16 synchronous small reads were slow, one bit each (newest lowest). */
+  #slowReads = 0;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
   /** Times a slow synchronous small read paused them, since start (tests). */
@@ -232,8 +238,10 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
       const t0 = this.#now();
       const got = readSmallBlobSync(this.disk.fileOf(digest), SMALL_READ_BYTES);
       const ms = this.#now() - t0;
-      // Not from the page cache: the loop waited on the disk, so let the thread pool wait for a while.
-      if (ms > this.#slowSyncReadMs) {
+      // The last 16 reads, one bit each (1: slow).
+      this.#slowReads = ((this.#slowReads << 1) | (ms > this.#slowSyncReadMs ? 1 : 0)) & 0xffff;
+      if (ms > this.#slowSyncReadMs && bitCount(this.#slowReads) >= SLOW_SYNC_READS_TO_PAUSE) {
+        // Not from the page cache: the loop waits on the disk, so let the thread pool wait for a while.
         this.#syncReadsPausedUntil = t0 + ms + SYNC_READ_PAUSE_MS;
         this.syncReadPauses++;
       }
@@ -620,6 +628,12 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   async close(): Promise<void> {
     await Promise.all([...this.#fills.values()].map((f) => f.settled));
   }
+}
+
+function bitCount(n: number): number {
+  let c = 0;
+  for (let x = n; x; x &= x - 1) c++;
+  return c;
 }
 
 function passDown(shared: BlobStore, digest: Digest, start: number, end: number): Readable {

@@ -167,7 +167,7 @@ describe('tiered store: verified disk reads', () => {
     });
   }
 
-  it('a slow synchronous small read hands small reads to the thread pool for a while', async () => {
+  it('slow synchronous small reads (3 of the last 16) hand small reads to the thread pool for a while', async () => {
     let clock = 0;
     let step = 0;
     // Every synchronous read "takes" `step` ms of this clock.
@@ -179,14 +179,24 @@ describe('tiered store: verified disk reads', () => {
       await t.writer.write(digest, [data]);
       const large = randomBytes(200_000);
       await t.writer.write(sha256(large), [large]);
-      step = 1; // fast
-      assert.deepEqual((await t.blobs.open(digest))!.bytes!(0, 4096), data);
+      const readAt = async (ms: number) => {
+        step = ms;
+        assert.deepEqual((await t.blobs.open(digest))!.bytes!(0, 4096), data);
+        step = 0;
+      };
+      await readAt(1); // fast
+      // A slow read now and then (the process descheduled mid-read) pauses nothing.
+      for (let i = 0; i < 2; i++) {
+        await readAt(5);
+        for (let j = 0; j < 20; j++) await readAt(1);
+      }
       assert.equal(t.blobs.syncReadsPaused, false);
-      step = 0;
-      clock = 10_000;
-      step = 5; // slow: 5 ms between the two clock reads around the read
-      assert.deepEqual((await t.blobs.open(digest))!.bytes!(0, 4096), data);
-      step = 0;
+      assert.equal(t.blobs.syncReadPauses, 0);
+      // A disk that stays slow: the third slow read of the last 16 pauses them.
+      await readAt(5);
+      await readAt(5);
+      assert.equal(t.blobs.syncReadPauses, 0);
+      await readAt(5);
       assert.equal(t.blobs.syncReadPauses, 1);
       assert.equal(t.blobs.syncReadsPaused, true);
       // Paused: served through the thread pool (no clock reads around a read), same bytes, same checks.
@@ -196,13 +206,16 @@ describe('tiered store: verified disk reads', () => {
       assert.deepEqual(await readAll(h!.stream(0, h!.size)), large);
       assert.equal(clock, pausedAt);
       assert.equal(t.blobs.syncReadPauses, 1);
-      // A second later, synchronous reads again.
+      // A second later, synchronous reads again; still slow: paused again after one read.
       clock += 1100;
       assert.equal(t.blobs.syncReadsPaused, false);
-      step = 1;
-      assert.deepEqual((await t.blobs.open(digest))!.bytes!(0, 4096), data);
+      await readAt(5);
+      assert.equal(t.blobs.syncReadPauses, 2);
+      // Fast again after the next pause: it stays synchronous.
+      clock += 1100;
+      for (let i = 0; i < 20; i++) await readAt(1);
       assert.equal(t.blobs.syncReadsPaused, false);
-      assert.equal(t.blobs.syncReadPauses, 1);
+      assert.equal(t.blobs.syncReadPauses, 2);
     } finally {
       await t.cleanup();
     }
