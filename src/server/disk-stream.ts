@@ -18,13 +18,16 @@
 // gets that: a Transform or PassThrough may call back while it still holds
 // the chunk, and would then see it overwritten. Buffers of finished streams
 // go back to a small shared free list, so a busy server allocates none.
+// Chunks are read with synchronous calls while the guard allows (the
+// server's local disk, sync-read-guard.ts), else through the thread pool.
 
 import type { FileHandle } from 'node:fs/promises';
 import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { DigestMismatchError, HoardError } from '../core/errors.ts';
-import { readFully } from './disk-verify.ts';
+import { readFully, readFullySync } from './disk-verify.ts';
+import type { SyncReadGuard } from './sync-read-guard.ts';
 
 export interface DiskStreamOptions {
   fh: FileHandle;
@@ -43,6 +46,8 @@ export interface DiskStreamOptions {
   };
   /** Read into this buffer (a memory-tier copy being gathered; its subarrays are what is sent). */
   into?: Buffer;
+  /** Read chunks with synchronous calls while this guard allows (a local, page-cached disk). */
+  sync?: SyncReadGuard;
   /** Runs once when the stream is done: `complete` tells whether every byte was read (and verified). */
   done(complete: boolean): void;
 }
@@ -55,6 +60,8 @@ export function diskStream(o: DiskStreamOptions): Readable {
 const freeBuffers = new Map<number, Buffer[]>();
 let freeBytes = 0;
 const FREE_BUFFERS_MAX = 4 * 1024 * 1024;
+/** A pump gives the event loop to other work at least every this many chunks. */
+const YIELD_EVERY_CHUNKS = 8;
 
 function takeBuffer(size: number): Buffer {
   const buf = freeBuffers.get(size)?.pop();
@@ -110,7 +117,13 @@ class DiskStream extends Readable {
     }
     const n = Math.min(o.chunkBytes, o.end - pos);
     const chunk = o.into ? o.into.subarray(pos, pos + n) : buf ? buf.subarray(0, n) : Buffer.allocUnsafe(n);
-    const got = await readFully(o.fh, chunk, n, pos);
+    // The descriptor is closed only after 'close' (done): a stream not destroyed still owns it.
+    if (this.destroyed) throw new HoardError('HOARD_EINTERNAL', 'read from a destroyed disk stream');
+    const sync = o.sync;
+    const got =
+      sync && !sync.paused
+        ? sync.run(() => readFullySync(o.fh.fd, chunk, n, pos))
+        : await readFully(o.fh, chunk, n, pos);
     if (got < n)
       throw new HoardError(
         'HOARD_ETRUNCATED',
@@ -176,6 +189,9 @@ class DiskStream extends Readable {
     };
     try {
       for (let i = 0; ; i++) {
+        // Synchronous reads into writes the socket takes at once never wait on I/O:
+        // let the other connections have the loop every few chunks.
+        if (i % YIELD_EVERY_CHUNKS === YIELD_EVERY_CHUNKS - 1) await new Promise((r) => setImmediate(r));
         const slot = slots[i & 1];
         if (slot.writing) {
           // Wait until the socket is done with this buffer (or the response is gone).

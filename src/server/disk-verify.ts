@@ -7,7 +7,7 @@
 // Silent bit rot changes none of those, which is what the scrub is for.
 // Serving a file while verifying it: disk-stream.ts.
 
-import type { Stats } from 'node:fs';
+import { readSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
@@ -70,6 +70,17 @@ export async function readFully(
     const { bytesRead } = await fh.read(buf, off, length - off, position + off);
     if (bytesRead === 0) break;
     off += bytesRead;
+  }
+  return off;
+}
+
+/** readFully with synchronous calls, on a descriptor number. */
+export function readFullySync(fd: number, buf: Buffer, length: number, position: number): number {
+  let off = 0;
+  while (off < length) {
+    const got = readSync(fd, buf, off, length - off, position + off);
+    if (got === 0) break;
+    off += got;
   }
   return off;
 }

@@ -14,10 +14,10 @@
 // streaming it unverified would serve bytes no digest vouches for; the cost
 // is one sequential read of the blob, once per process, before the first
 // range of it. A corrupt copy found that way is a plain miss. The server
-// reads those small blobs with synchronous calls (syncSmallReads: its data
-// directory is a local disk, and a page-cached 4 KiB read costs microseconds
-// against four thread-pool round trips), falling back to the thread pool for
-// a while whenever one such read is slow.
+// reads its disk with synchronous calls (syncReads: its data directory is a
+// local disk, and a page-cached 4 KiB read costs microseconds against four
+// thread-pool round trips), falling back to the thread pool while the disk
+// is slow (sync-read-guard.ts).
 //
 // Memory: a disk read streams chunk by chunk (a slow client pins about two
 // chunks, DEFAULTS.serveChunkBytes). A whole read of a blob that fits the
@@ -75,6 +75,7 @@ import { readSmallBlobSync } from '../store/sync-metadata.ts';
 import { diskStream } from './disk-stream.ts';
 import { fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
+import { SyncReadGuard } from './sync-read-guard.ts';
 
 export type TierName = 'memory' | 'disk' | 'shared';
 
@@ -86,18 +87,6 @@ export type DiskCheck = 'sound' | 'absent' | 'corrupt';
 
 /** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
 const SMALL_READ_BYTES = 64 * 1024;
-/**
- * A synchronous small read (syncSmallReads) slower than this probably did
- * not come from the page cache: the event loop waited on the disk. One slow
- * read proves little (on a busy machine the process is simply descheduled
- * now and then, mid-read or not), so reads go through the thread pool for
- * SYNC_READ_PAUSE_MS only once SLOW_SYNC_READS_TO_PAUSE of the last 16 were
- * slow: a cold or congested disk then blocks the loop for a few reads, and
- * after that for at most one read per pause while it stays slow.
- */
-const SLOW_SYNC_READ_MS = 2;
-const SLOW_SYNC_READS_TO_PAUSE = 3;
-const SYNC_READ_PAUSE_MS = 1000;
 
 /** Observers for metrics (all optional). The disk bound is the disk store's own (bounded-disk-store.ts). */
 export interface TierHooks {
@@ -126,16 +115,15 @@ export interface TieredOptions<D extends DiskTier = DiskTier, M extends MemoryTi
   /** How many verified disk files are remembered (DEFAULTS.trustedDiskFiles). */
   trustedFiles?: number;
   /**
-   * Read small disk blobs (≤ 64 KiB) with synchronous calls: open, fstat,
-   * read, close take microseconds from the page cache, against four
-   * thread-pool hand-offs. For a disk tier on a local disk (the server's
-   * data directory); a read that turns out slow pauses it (SLOW_SYNC_READ_MS).
+   * Read the disk with synchronous calls: small blobs (≤ 64 KiB) whole, and
+   * the chunks of larger ones: microseconds from the page cache, against
+   * two thread-pool hand-offs per call. For a disk tier on a local disk (the
+   * server's data directory); while the disk is slow, reads go through the
+   * thread pool (sync-read-guard.ts).
    */
-  syncSmallReads?: boolean;
-  /** A synchronous small read slower than this pauses them (SLOW_SYNC_READ_MS; tests). */
-  slowSyncReadMs?: number;
-  /** The clock of that measure and pause (performance.now; tests). */
-  now?: () => number;
+  syncReads?: boolean;
+  /** The guard's threshold and clock (tests). */
+  syncReadGuard?: { slowMs?: number; now?: () => number };
 }
 
 export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier>
@@ -153,17 +141,10 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   #trusted: TrustedFiles;
   #fillOnRange: boolean;
   #followWindow: number;
-  readonly #syncSmallReads: boolean;
-  readonly #slowSyncReadMs: number;
-  readonly #now: () => number;
-  /** performance.now() before which small reads use the thread pool (a sync read was slow). */
-  #syncReadsPausedUntil = 0;
-  /** Which of the last 16 synchronous small reads were slow, one bit each (newest lowest). */
-  #slowReads = 0;
+  /** Set when the disk is read with synchronous calls (syncReads). */
+  readonly #sync: SyncReadGuard | undefined;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
-  /** Times a slow synchronous small read paused them, since start (tests). */
-  syncReadPauses = 0;
   /** Corrupt disk copies found (and quarantined) since start. */
   corruptFound = 0;
 
@@ -175,9 +156,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.#fillOnRange = opts.fillOnRangeRead ?? DEFAULTS.fillOnRangeRead;
     this.#followWindow = opts.fillFollowWindowBytes ?? DEFAULTS.fillFollowWindowBytes;
     this.#trusted = new TrustedFiles(opts.trustedFiles ?? DEFAULTS.trustedDiskFiles);
-    this.#syncSmallReads = opts.syncSmallReads ?? false;
-    this.#slowSyncReadMs = opts.slowSyncReadMs ?? SLOW_SYNC_READ_MS;
-    this.#now = opts.now ?? (() => performance.now());
+    this.#sync = opts.syncReads ? new SyncReadGuard(opts.syncReadGuard) : undefined;
     this.description = `tiers(memory, ${this.disk.description}${this.shared ? `, ${this.shared.description}` : ''})`;
   }
 
@@ -186,9 +165,14 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     return this.shared ?? this.disk;
   }
 
-  /** Whether small disk reads go through the thread pool for now (a synchronous one was slow). */
+  /** Whether disk reads go through the thread pool for now (synchronous ones were slow). */
   get syncReadsPaused(): boolean {
-    return this.#now() < this.#syncReadsPausedUntil;
+    return this.#sync?.paused ?? false;
+  }
+
+  /** Times slow synchronous reads paused them, since start (tests). */
+  get syncReadPauses(): number {
+    return this.#sync?.pauses ?? 0;
   }
 
   get fillsInFlight(): number {
@@ -234,17 +218,10 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   }
 
   async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle<TierName> | undefined> {
-    if (this.#syncSmallReads && !this.syncReadsPaused) {
-      const t0 = this.#now();
-      const got = readSmallBlobSync(this.disk.fileOf(digest), SMALL_READ_BYTES);
-      const ms = this.#now() - t0;
-      // The last 16 reads, one bit each (1: slow).
-      this.#slowReads = ((this.#slowReads << 1) | (ms > this.#slowSyncReadMs ? 1 : 0)) & 0xffff;
-      if (ms > this.#slowSyncReadMs && bitCount(this.#slowReads) >= SLOW_SYNC_READS_TO_PAUSE) {
-        // Not from the page cache: the loop waits on the disk, so let the thread pool wait for a while.
-        this.#syncReadsPausedUntil = t0 + ms + SYNC_READ_PAUSE_MS;
-        this.syncReadPauses++;
-      }
+    const sync = this.#sync;
+    if (sync && !sync.paused) {
+      const path = this.disk.fileOf(digest);
+      const got = sync.run(() => readSmallBlobSync(path, SMALL_READ_BYTES));
       if (got === 'absent') return undefined;
       if (got !== 'large') return this.#smallDisk(digest, got.bytes, got.stats, ranged, attempt);
       // Large: streamed from a descriptor opened below (its own fstat decides trust).
@@ -339,6 +316,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
           start,
           end,
           chunkBytes: DEFAULTS.serveChunkBytes,
+          sync: this.#sync,
           into,
           verify: trusted
             ? undefined
@@ -628,12 +606,6 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   async close(): Promise<void> {
     await Promise.all([...this.#fills.values()].map((f) => f.settled));
   }
-}
-
-function bitCount(n: number): number {
-  let c = 0;
-  for (let x = n; x; x &= x - 1) c++;
-  return c;
 }
 
 function passDown(shared: BlobStore, digest: Digest, start: number, end: number): Readable {

@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { sha256 } from '../../src/core/digest.ts';
 import { diskStream, freeServeBuffers } from '../../src/server/disk-stream.ts';
+import { SyncReadGuard } from '../../src/server/sync-read-guard.ts';
 import { waitUntil } from '../support/wait.ts';
 
 const KiB = 1024;
@@ -55,9 +56,10 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A server answering GET /<name> with diskStream, by pipe or by pipeline (?pipeline), ?verify to hash. */
+/** A server answering GET /<name> with diskStream, by pipe or by pipeline (?pipeline), ?verify to hash, ?sync for synchronous reads. */
 async function serve(): Promise<{ server: Server; url: string; s: Served }> {
   const s: Served = { readBytes: 0, done: [], responses: [] };
+  const guard = new SyncReadGuard();
   const server = createServer(async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const name = u.pathname.slice(1);
@@ -67,6 +69,11 @@ async function serve(): Promise<{ server: Server; url: string; s: Served }> {
     // Counts what the stream reads from the file: how far it ran ahead of the client.
     const counting = new Proxy(fh, {
       get(target, prop) {
+        if (prop === 'fd') {
+          // Synchronous reads use the descriptor number: counted here, a chunk at a time.
+          s.readBytes += CHUNK;
+          return target.fd;
+        }
         if (prop === 'read')
           return async (...args: Parameters<typeof fh.read>) => {
             const r = await target.read(...(args as unknown as [Buffer, number, number, number]));
@@ -82,6 +89,7 @@ async function serve(): Promise<{ server: Server; url: string; s: Served }> {
       start: 0,
       end: data.length,
       chunkBytes: CHUNK,
+      sync: u.searchParams.has('sync') ? guard : undefined,
       verify: u.searchParams.has('verify')
         ? { digest: sha256(data), verified() {}, mismatch: async () => {} }
         : undefined,
@@ -127,6 +135,7 @@ describe('diskStream into an HTTP response (reused buffers)', () => {
             const q = new URLSearchParams();
             if (i % 2) q.set('pipeline', '');
             if (i % 3 === 0) q.set('verify', '');
+            if (i % 4 < 2) q.set('sync', '');
             return bodyDigest(await request(`${url}/${n}?${q}`));
           }),
         );
@@ -147,25 +156,26 @@ describe('diskStream into an HTTP response (reused buffers)', () => {
     }
   });
 
-  it('does not run ahead of a client that stopped reading, and finishes when it reads again', async () => {
-    const { server, url, s } = await serve();
-    try {
-      const data = files.get('big') as Buffer;
-      const res = await request(`${url}/big`);
-      res.pause();
-      // The server is blocked once the socket holds an unsent chunk of ours.
-      await waitUntil(() => (s.responses[0]?.writableLength ?? 0) > 0, 'the response to back up');
-      const ahead = s.readBytes;
-      // Kernel socket buffers on loopback hold a few MiB; the pump itself holds two chunks.
-      assert.ok(ahead < 24 * MiB, `read ${ahead} bytes of ${data.length} for a client that reads nothing`);
-      const g = await bodyDigest(res);
-      assert.equal(g.hex, hexOf(data));
-      await waitUntil(() => s.done.length === 1, 'the stream closed');
-      assert.deepEqual(s.done, [true]);
-    } finally {
-      server.close();
-    }
-  });
+  for (const sync of [false, true])
+    it(`does not run ahead of a client that stopped reading, and finishes when it reads again${sync ? ' (synchronous reads)' : ''}`, async () => {
+      const { server, url, s } = await serve();
+      try {
+        const data = files.get('big') as Buffer;
+        const res = await request(`${url}/big${sync ? '?sync' : ''}`);
+        res.pause();
+        // The server is blocked once the socket holds an unsent chunk of ours.
+        await waitUntil(() => (s.responses[0]?.writableLength ?? 0) > 0, 'the response to back up');
+        const ahead = s.readBytes;
+        // Kernel socket buffers on loopback hold a few MiB; the pump itself holds two chunks.
+        assert.ok(ahead < 24 * MiB, `read ${ahead} bytes of ${data.length} for a client that reads nothing`);
+        const g = await bodyDigest(res);
+        assert.equal(g.hex, hexOf(data));
+        await waitUntil(() => s.done.length === 1, 'the stream closed');
+        assert.deepEqual(s.done, [true]);
+      } finally {
+        server.close();
+      }
+    });
 
   it('a client that goes away mid-body closes the stream (incomplete); the next response is intact', async () => {
     const { server, url, s } = await serve();

@@ -2,7 +2,7 @@
 // memory copy (within a reservation) and trusts the file; a read cut short,
 // or a stream dropped before its first read, gives its reservation and
 // descriptor back; a file is trusted only while it stays the same file.
-// Small blobs read with synchronous calls (the server's syncSmallReads) keep
+// Small blobs read with synchronous calls (the server's syncReads) keep
 // the same rules, and a slow synchronous read hands reads to the thread
 // pool for a while.
 
@@ -133,7 +133,7 @@ describe('tiered store: verified disk reads', () => {
   for (const sync of [true, false]) {
     it(`small blobs read ${sync ? 'synchronously' : 'through the thread pool'}: verified once, re-checked when the file changes, a corrupt or deleted file is a miss`, async () => {
       // No memory tier (--max-memory 0): every read is a disk read.
-      const t = await setup(0, { syncSmallReads: sync });
+      const t = await setup(0, { syncReads: sync });
       try {
         const data = randomBytes(4096);
         const digest = sha256(data);
@@ -172,7 +172,7 @@ describe('tiered store: verified disk reads', () => {
     let step = 0;
     // Every synchronous read "takes" `step` ms of this clock.
     const now = () => (clock += step);
-    const t = await setup(0, { syncSmallReads: true, slowSyncReadMs: 2, now });
+    const t = await setup(0, { syncReads: true, syncReadGuard: { slowMs: 2, now } });
     try {
       const data = randomBytes(4096);
       const digest = sha256(data);
