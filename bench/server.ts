@@ -6,6 +6,10 @@
 // while a 1 GiB blob is uploaded and downloaded.
 //
 //   node bench/server.ts [--duration 5] [--rounds 3] [--json FILE] [--skip-turbo] [--skip-rss]
+//                        [--log-level LEVEL]
+//
+// hoard runs at its default log level (info: one log line per request, as
+// an operator runs it) unless --log-level says otherwise.
 //
 // Every measure runs once per round on every server, the order reversed each
 // round (A B C D, D C B A, …), so a noisy moment on this shared machine hits
@@ -23,7 +27,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +43,7 @@ const opt = (name: string, def: string) => {
 const DURATION = Number(opt('--duration', '5'));
 const ROUNDS = Number(opt('--rounds', '3'));
 const JSON_OUT = opt('--json', '');
+const LOG_LEVEL = opt('--log-level', '');
 const DEPS = process.env.HOARD_BENCH_DEPS ?? '/tmp/hoard-bench-deps';
 const MiB = 1024 * 1024;
 
@@ -175,8 +180,7 @@ async function startHoard(dir: string, name: string, extra: string[]): Promise<T
     `127.0.0.1:${port}`,
     '--data',
     dir,
-    '--log-level',
-    'warn',
+    ...(LOG_LEVEL ? ['--log-level', LOG_LEVEL] : []),
     ...extra,
   ]);
   const base = `http://127.0.0.1:${port}`;
@@ -363,6 +367,10 @@ async function rssRun(
 
 async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'hoard-bench-'));
+  // The machine is shared: the load around the run says how much to trust it.
+  const loadBefore = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   const small = randomBytes(4 * 1024);
   const large = randomBytes(8 * MiB);
   const results: Record<string, Record<string, WrkResult>> = {};
@@ -430,14 +438,19 @@ async function main(): Promise<void> {
           `RSS at start ${(rss.baseRss / MiB).toFixed(0)} MiB, peak ${(rss.peakRss / MiB).toFixed(0)} MiB`,
       );
     }
+    const loadAfter = loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ');
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}`;
     process.stdout.write(
-      `\n${new Date().toISOString()} — ${machine}; ${ROUNDS} rounds alternating, medians; wrk ${DURATION}s per GET run (2 threads, 64/8 connections)\n\n${lines.join('\n')}\n\n`,
+      `\n${new Date().toISOString()} — ${machine}; hoard log level ${LOG_LEVEL || 'default (info)'}; ${ROUNDS} rounds alternating, medians; wrk ${DURATION}s per GET run (2 threads, 64/8 connections); load average ${loadBefore} before, ${loadAfter} after\n\n${lines.join('\n')}\n\n`,
     );
     const json = JSON.stringify({
       date: new Date().toISOString(),
       machine,
       rounds: ROUNDS,
+      logLevel: LOG_LEVEL || 'default',
+      load: { before: loadBefore, after: loadAfter },
       results,
       perRound: rounds,
       rss,

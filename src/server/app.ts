@@ -108,6 +108,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     disk: index ? new BoundedDiskStore(disk, index) : disk,
     shared: shared?.blobs,
     hooks: metrics.tierHooks(deps.hooks),
+    // The same local disk: read with synchronous calls, not thread-pool hand-offs (while it is fast).
+    syncReads: true,
   });
   const auth: AuthPolicy = {
     tokens: config.tokensFile ? await loadTokens(config.tokensFile) : undefined,

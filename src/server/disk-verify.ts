@@ -5,20 +5,12 @@
 // same device, inode, size, mtime and ctime (TrustedFiles). Any change to
 // the file, including a re-upload that replaced it, means hashing it again.
 // Silent bit rot changes none of those, which is what the scrub is for.
-//
-// diskStream() serves bytes from an open descriptor with positional reads,
-// one chunk at a time as the client takes them (backpressure: a slow client
-// pins about two chunks, never the blob). When it must verify, it hashes
-// while it streams and holds the last chunk back until the digest matches,
-// so a client that receives the whole Content-Length received verified
-// bytes; on a mismatch the stream is destroyed instead, which cuts the HTTP
-// response off mid-body.
+// Serving a file while verifying it: disk-stream.ts.
 
-import type { Stats } from 'node:fs';
+import { readSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { type Digest, Hasher } from '../core/digest.ts';
-import { DigestMismatchError, HoardError } from '../core/errors.ts';
+import { HoardError } from '../core/errors.ts';
 
 /** What must stay equal for a verified file to stay trusted. */
 export function fileIdentity(st: Stats): string {
@@ -82,6 +74,17 @@ export async function readFully(
   return off;
 }
 
+/** readFully with synchronous calls, on a descriptor number. */
+export function readFullySync(fd: number, buf: Buffer, length: number, position: number): number {
+  let off = 0;
+  while (off < length) {
+    const got = readSync(fd, buf, off, length - off, position + off);
+    if (got === 0) break;
+    off += got;
+  }
+  return off;
+}
+
 /**
  * Hashes the first `size` bytes of an open file with one reused buffer.
  * `beforeChunk` runs before each read (the scrub's rate limit); a file
@@ -104,68 +107,4 @@ export async function hashFile(
     pos += got;
   }
   return hasher.digest();
-}
-
-export interface DiskStreamOptions {
-  fh: FileHandle;
-  start: number;
-  end: number;
-  chunkBytes: number;
-  /**
-   * Hash while streaming (requires start 0 and end = size) and check the
-   * digest before the last chunk goes out. `mismatch` runs (quarantine,
-   * metrics) before the stream fails; `verified` runs before the last chunk.
-   */
-  verify?: {
-    digest: Digest;
-    verified(): void;
-    mismatch(actual: Digest): Promise<void>;
-  };
-  /** Read into this buffer (a memory-tier copy being gathered; its subarrays are what is sent). */
-  into?: Buffer;
-  /** Runs once when the stream is done: `complete` tells whether every byte was read (and verified). */
-  done(complete: boolean): void;
-}
-
-export function diskStream(o: DiskStreamOptions): Readable {
-  let complete = false;
-  async function* chunks(): AsyncGenerator<Buffer> {
-    const hasher = o.verify ? new Hasher() : undefined;
-    let pos = o.start;
-    while (pos < o.end) {
-      const n = Math.min(o.chunkBytes, o.end - pos);
-      const buf = o.into ? o.into.subarray(pos, pos + n) : Buffer.allocUnsafe(n);
-      const got = await readFully(o.fh, buf, n, pos);
-      if (got < n)
-        throw new HoardError(
-          'HOARD_ETRUNCATED',
-          `disk file of ${o.verify?.digest ?? 'a blob'} ended at ${pos + got} of ${o.end} bytes`,
-        );
-      pos += n;
-      if (hasher && o.verify) {
-        hasher.update(buf);
-        if (pos === o.end) {
-          // The last chunk: it goes out only if the whole blob verifies.
-          const actual = hasher.digest();
-          if (actual !== o.verify.digest) {
-            await o.verify.mismatch(actual);
-            throw new DigestMismatchError(o.verify.digest, actual, {
-              hint: 'the server found its disk copy corrupt and quarantined it; retry the read',
-            });
-          }
-          o.verify.verified();
-        }
-      }
-      if (pos === o.end) complete = true;
-      yield buf;
-    }
-    complete = true;
-  }
-  const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: o.chunkBytes });
-  // On 'close', not in the generator's finally: a stream destroyed before its
-  // first read never starts the generator, and its descriptor and memory
-  // reservation must still be released. (FileHandle.close waits for a read
-  // still in flight.)
-  stream.once('close', () => o.done(complete));
-  return stream;
 }

@@ -13,7 +13,11 @@
 // (single-flight per blob): a range cannot be checked on its own, and
 // streaming it unverified would serve bytes no digest vouches for; the cost
 // is one sequential read of the blob, once per process, before the first
-// range of it. A corrupt copy found that way is a plain miss.
+// range of it. A corrupt copy found that way is a plain miss. The server
+// reads its disk with synchronous calls (syncReads: its data directory is a
+// local disk, and a page-cached 4 KiB read costs microseconds against four
+// thread-pool round trips), falling back to the thread pool while the disk
+// is slow (sync-read-guard.ts).
 //
 // Memory: a disk read streams chunk by chunk (a slow client pins about two
 // chunks, DEFAULTS.serveChunkBytes). A whole read of a blob that fits the
@@ -67,8 +71,11 @@ import {
 } from '../store/blob-store.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import type { LocalBlobFiles } from '../store/local-blob-files.ts';
-import { diskStream, fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
+import { readSmallBlobSync } from '../store/sync-metadata.ts';
+import { diskStream } from './disk-stream.ts';
+import { fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
+import { SyncReadGuard } from './sync-read-guard.ts';
 
 export type TierName = 'memory' | 'disk' | 'shared';
 
@@ -107,6 +114,16 @@ export interface TieredOptions<D extends DiskTier = DiskTier, M extends MemoryTi
   fillFollowWindowBytes?: number;
   /** How many verified disk files are remembered (DEFAULTS.trustedDiskFiles). */
   trustedFiles?: number;
+  /**
+   * Read the disk with synchronous calls: small blobs (≤ 64 KiB) whole, and
+   * the chunks of larger ones: microseconds from the page cache, against
+   * two thread-pool hand-offs per call. For a disk tier on a local disk (the
+   * server's data directory); while the disk is slow, reads go through the
+   * thread pool (sync-read-guard.ts).
+   */
+  syncReads?: boolean;
+  /** The guard's threshold and clock (tests). */
+  syncReadGuard?: { slowMs?: number; now?: () => number };
 }
 
 export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier>
@@ -124,6 +141,8 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   #trusted: TrustedFiles;
   #fillOnRange: boolean;
   #followWindow: number;
+  /** Set when the disk is read with synchronous calls (syncReads). */
+  readonly #sync: SyncReadGuard | undefined;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
   /** Corrupt disk copies found (and quarantined) since start. */
@@ -137,12 +156,23 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.#fillOnRange = opts.fillOnRangeRead ?? DEFAULTS.fillOnRangeRead;
     this.#followWindow = opts.fillFollowWindowBytes ?? DEFAULTS.fillFollowWindowBytes;
     this.#trusted = new TrustedFiles(opts.trustedFiles ?? DEFAULTS.trustedDiskFiles);
+    this.#sync = opts.syncReads ? new SyncReadGuard(opts.syncReadGuard) : undefined;
     this.description = `tiers(memory, ${this.disk.description}${this.shared ? `, ${this.shared.description}` : ''})`;
   }
 
   /** The authoritative store: the shared tier when there is one, else the disk. */
   get authority(): BlobStore {
     return this.shared ?? this.disk;
+  }
+
+  /** Whether disk reads go through the thread pool for now (synchronous ones were slow). */
+  get syncReadsPaused(): boolean {
+    return this.#sync?.paused ?? false;
+  }
+
+  /** Times slow synchronous reads paused them, since start (tests). */
+  get syncReadPauses(): number {
+    return this.#sync?.pauses ?? 0;
   }
 
   get fillsInFlight(): number {
@@ -188,6 +218,14 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   }
 
   async #openDisk(digest: Digest, ranged: boolean, attempt = 0): Promise<BlobHandle<TierName> | undefined> {
+    const sync = this.#sync;
+    if (sync && !sync.paused) {
+      const path = this.disk.fileOf(digest);
+      const got = sync.run(() => readSmallBlobSync(path, SMALL_READ_BYTES));
+      if (got === 'absent') return undefined;
+      if (got !== 'large') return this.#smallDisk(digest, got.bytes, got.stats, ranged, attempt);
+      // Large: streamed from a descriptor opened below (its own fstat decides trust).
+    }
     let fh: FileHandle;
     try {
       fh = await open(this.disk.fileOf(digest), 'r');
@@ -203,30 +241,18 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
       throw err;
     }
     const size = st.size;
-    const identity = fileIdentity(st);
-    this.disk.used?.(digest);
-    const trusted = this.#trusted.has(digest, identity);
     if (size <= SMALL_READ_BYTES) {
-      // Small: read it whole and check it before answering, so a corrupt copy is a plain miss.
       let buf: Buffer;
       try {
         buf = Buffer.allocUnsafe(size);
-        if ((await readFully(fh, buf, size, 0)) !== size) buf = Buffer.alloc(0);
+        buf = buf.subarray(0, await readFully(fh, buf, size, 0));
       } finally {
         await fh.close();
       }
-      if (buf.byteLength !== size)
-        return attempt < 2 ? this.#openDisk(digest, ranged, attempt + 1) : undefined;
-      if (!trusted) {
-        if (sha256(buf) !== digest) {
-          await this.#quarantine(digest, st.ino, 'read');
-          return undefined;
-        }
-        this.#trusted.add(digest, identity);
-      }
-      if (this.memory.reserve(size)) this.memory.put(digest, buf, { reserved: true });
-      return bufferHandle(buf, 'disk');
+      return this.#smallDisk(digest, buf, st, ranged, attempt);
     }
+    this.disk.used?.(digest);
+    const trusted = this.#trusted.has(digest, fileIdentity(st));
     if (!trusted && ranged) {
       // A range cannot be verified on its own: hash the whole file once first.
       await fh.close();
@@ -235,6 +261,33 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
       return this.#openDisk(digest, ranged, attempt + 1);
     }
     return this.#diskHandle(digest, fh, st, trusted);
+  }
+
+  /**
+   * A small disk blob read whole (`buf`, from the file `st` describes): checked
+   * before answering unless this process trusts that file, so a corrupt copy
+   * is a plain miss. A read shorter than the stat (truncated under us) retries.
+   */
+  async #smallDisk(
+    digest: Digest,
+    buf: Buffer,
+    st: Stats,
+    ranged: boolean,
+    attempt: number,
+  ): Promise<BlobHandle<TierName> | undefined> {
+    const size = st.size;
+    if (buf.byteLength !== size) return attempt < 2 ? this.#openDisk(digest, ranged, attempt + 1) : undefined;
+    this.disk.used?.(digest);
+    const identity = fileIdentity(st);
+    if (!this.#trusted.has(digest, identity)) {
+      if (sha256(buf) !== digest) {
+        await this.#quarantine(digest, st.ino, 'read');
+        return undefined;
+      }
+      this.#trusted.add(digest, identity);
+    }
+    if (this.memory.reserve(size)) this.memory.put(digest, buf, { reserved: true });
+    return bufferHandle(buf, 'disk');
   }
 
   #diskHandle(digest: Digest, fh: FileHandle, st: Stats, trusted: boolean): BlobHandle<TierName> {
@@ -263,6 +316,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
           start,
           end,
           chunkBytes: DEFAULTS.serveChunkBytes,
+          sync: this.#sync,
           into,
           verify: trusted
             ? undefined

@@ -5,7 +5,7 @@
 // loser of a race simply drops its temp file, and a published blob is never
 // replaced. A crash leaves at most a temp file, removed by the next open.
 
-import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -29,7 +29,7 @@ import {
 import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
 import { FsBlobBatch } from './fs-blob-batch.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
-import { statSyncIfExists } from './sync-metadata.ts';
+import { readSmallBlobSync, statSyncIfExists } from './sync-metadata.ts';
 
 export interface FsBlobStoreOptions {
   /** Existence checks with synchronous calls (sync-metadata.ts): for the server's own local data directory. */
@@ -112,9 +112,10 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
 
   async read(digest: Digest, range?: ByteRange): Promise<Readable> {
     if (this.#syncReads && range === undefined) {
-      const bytes = readWholeIfSmall(this.pathOf(digest), DEFAULTS.syncSmallFileBytes);
-      if (bytes === 'absent') throw new BlobNotFoundError(digest);
-      if (bytes !== 'large') return Readable.from([bytes]);
+      const got = readSmallBlobSync(this.pathOf(digest), DEFAULTS.syncSmallFileBytes);
+      if (got === 'absent') throw new BlobNotFoundError(digest);
+      // Shorter than its stat (truncated under us): what was read; the reader's digest check says the rest.
+      if (got !== 'large') return Readable.from([got.bytes]);
     }
     // Open first, then fstat: the descriptor pins the file even if it is
     // evicted or deleted while we stream it.
@@ -369,31 +370,5 @@ class TempFileWriter implements BlobFileWriter {
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => {});
-  }
-}
-
-/** A blob file's bytes when it holds at most `max` (one read of its fstat size), 'large' past that, 'absent' when none. */
-function readWholeIfSmall(path: string, max: number): Buffer | 'large' | 'absent' {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
-    throw err;
-  }
-  try {
-    const { size } = fstatSync(fd);
-    if (size > max) return 'large';
-    const buf = Buffer.allocUnsafe(size);
-    let n = 0;
-    while (n < size) {
-      const got = readSync(fd, buf, n, size - n, n);
-      if (got === 0) break;
-      n += got;
-    }
-    // Shorter than its stat (truncated under us): what was read; the reader's digest check says the rest.
-    return n === size ? buf : buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -9,7 +9,7 @@
 // directory (a local disk by its documentation), never for a file:// remote
 // that may be a network mount (there the async calls overlap).
 
-import { closeSync, openSync, readSync, type Stats, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, type Stats, statSync } from 'node:fs';
 import { HoardError } from '../core/errors.ts';
 import { isErrno } from './fs-atomic.ts';
 
@@ -64,5 +64,40 @@ export function statSyncIfExists(path: string): Stats | undefined {
   } catch (err) {
     if (isErrno(err, 'ENOTDIR')) return undefined;
     throw err;
+  }
+}
+
+/**
+ * A blob file's bytes when it holds at most `max` bytes (one read of its
+ * fstat size), with the stats of the descriptor read (the file's identity
+ * for a trust check); 'large' past `max`, 'absent' when there is no file.
+ * Shorter than its stats when the file was truncated under the read: the
+ * caller's digest check (or its size check) says what that means.
+ */
+export function readSmallBlobSync(
+  path: string,
+  max: number,
+): { bytes: Buffer; stats: Stats } | 'large' | 'absent' {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
+    throw err;
+  }
+  try {
+    const stats = fstatSync(fd);
+    const { size } = stats;
+    if (size > max) return 'large';
+    const buf = Buffer.allocUnsafe(size);
+    let n = 0;
+    while (n < size) {
+      const got = readSync(fd, buf, n, size - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    return { bytes: n === size ? buf : buf.subarray(0, n), stats };
+  } finally {
+    closeSync(fd);
   }
 }

@@ -2,11 +2,14 @@
 // memory copy (within a reservation) and trusts the file; a read cut short,
 // or a stream dropped before its first read, gives its reservation and
 // descriptor back; a file is trusted only while it stays the same file.
+// Small blobs read with synchronous calls (the server's syncReads) keep
+// the same rules, and a slow synchronous read hands reads to the thread
+// pool for a while.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,11 +21,18 @@ import { MemoryBlobStore } from '../../src/store/memory-blob-store.ts';
 
 const MiB = 1024 * 1024;
 
-async function setup(memoryBytes = 16 * MiB) {
+async function setup(
+  memoryBytes = 16 * MiB,
+  more: Omit<ConstructorParameters<typeof TieredBlobStore>[0], 'memory' | 'disk'> = {},
+) {
   const dir = await mkdtemp(join(tmpdir(), 'hoard-tiered-'));
   // The disk store of another "process": files this store did not write itself.
   const writer = await FsBlobStore.open(dir);
-  const blobs = new TieredBlobStore({ memory: new MemoryBlobStore({ maxBytes: memoryBytes }), disk: writer });
+  const blobs = new TieredBlobStore({
+    memory: new MemoryBlobStore({ maxBytes: memoryBytes }),
+    disk: writer,
+    ...more,
+  });
   return { dir, writer, blobs, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
@@ -115,6 +125,97 @@ describe('tiered store: verified disk reads', () => {
       const part = await readAll(await t.blobs.read(digest, { offset: 100_000, length: 1000 }));
       assert.deepEqual(part, data.subarray(100_000, 101_000));
       assert.equal(await t.blobs.isTrusted(digest), true);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  for (const sync of [true, false]) {
+    it(`small blobs read ${sync ? 'synchronously' : 'through the thread pool'}: verified once, re-checked when the file changes, a corrupt or deleted file is a miss`, async () => {
+      // No memory tier (--max-memory 0): every read is a disk read.
+      const t = await setup(0, { syncReads: sync });
+      try {
+        const data = randomBytes(4096);
+        const digest = sha256(data);
+        await t.writer.write(digest, [data]);
+        const path = t.writer.pathOf(digest);
+        for (let i = 0; i < 3; i++) {
+          const h = await t.blobs.open(digest);
+          assert.equal(h?.tier, 'disk');
+          assert.deepEqual(h!.bytes!(0, h!.size), data);
+          assert.equal(await t.blobs.isTrusted(digest), true);
+        }
+        // Same size, other bytes, written in place (a new mtime): checked again, quarantined, a miss.
+        const bad = Buffer.from(data);
+        bad[100] ^= 1;
+        await writeFile(path, bad);
+        await utimes(path, new Date(), new Date(Date.now() + 5000));
+        assert.equal(await t.blobs.open(digest), undefined);
+        assert.equal(t.blobs.corruptFound, 1);
+        assert.equal(await t.writer.has(digest), false, 'moved to quarantine');
+        assert.equal(await t.blobs.isTrusted(digest), false);
+        // Put back, then deleted under the server: a miss, never stale bytes.
+        await t.writer.write(digest, [data]);
+        assert.deepEqual((await t.blobs.open(digest))!.bytes!(0, 4096), data);
+        await unlink(path);
+        assert.equal(await t.blobs.open(digest), undefined);
+        assert.equal(t.blobs.corruptFound, 1);
+        assert.equal(t.blobs.syncReadPauses, 0);
+      } finally {
+        await t.cleanup();
+      }
+    });
+  }
+
+  it('slow synchronous small reads (3 of the last 16) hand small reads to the thread pool for a while', async () => {
+    let clock = 0;
+    let step = 0;
+    // Every synchronous read "takes" `step` ms of this clock.
+    const now = () => (clock += step);
+    const t = await setup(0, { syncReads: true, syncReadGuard: { slowMs: 2, now } });
+    try {
+      const data = randomBytes(4096);
+      const digest = sha256(data);
+      await t.writer.write(digest, [data]);
+      const large = randomBytes(200_000);
+      await t.writer.write(sha256(large), [large]);
+      const readAt = async (ms: number) => {
+        step = ms;
+        assert.deepEqual((await t.blobs.open(digest))!.bytes!(0, 4096), data);
+        step = 0;
+      };
+      await readAt(1); // fast
+      // A slow read now and then (the process descheduled mid-read) pauses nothing.
+      for (let i = 0; i < 2; i++) {
+        await readAt(5);
+        for (let j = 0; j < 20; j++) await readAt(1);
+      }
+      assert.equal(t.blobs.syncReadsPaused, false);
+      assert.equal(t.blobs.syncReadPauses, 0);
+      // A disk that stays slow: the third slow read of the last 16 pauses them.
+      await readAt(5);
+      await readAt(5);
+      assert.equal(t.blobs.syncReadPauses, 0);
+      await readAt(5);
+      assert.equal(t.blobs.syncReadPauses, 1);
+      assert.equal(t.blobs.syncReadsPaused, true);
+      // Paused: served through the thread pool (no clock reads around a read), same bytes, same checks.
+      const pausedAt = clock;
+      for (let i = 0; i < 3; i++) assert.deepEqual((await t.blobs.open(digest))!.bytes!(0, 4096), data);
+      const h = await t.blobs.open(sha256(large));
+      assert.deepEqual(await readAll(h!.stream(0, h!.size)), large);
+      assert.equal(clock, pausedAt);
+      assert.equal(t.blobs.syncReadPauses, 1);
+      // A second later, synchronous reads again; still slow: paused again after one read.
+      clock += 1100;
+      assert.equal(t.blobs.syncReadsPaused, false);
+      await readAt(5);
+      assert.equal(t.blobs.syncReadPauses, 2);
+      // Fast again after the next pause: it stays synchronous.
+      clock += 1100;
+      for (let i = 0; i < 20; i++) await readAt(1);
+      assert.equal(t.blobs.syncReadsPaused, false);
+      assert.equal(t.blobs.syncReadPauses, 2);
     } finally {
       await t.cleanup();
     }
