@@ -1,14 +1,16 @@
 // /v1/blobs: GET/HEAD (ranges, conditional requests), PUT (streamed,
-// verified, bounded), POST /v1/blobs/missing, and two extensions used by the
+// verified, bounded), POST /v1/blobs/missing, POST /v1/blobs/batch (many
+// small blobs in one framed response), and two extensions used by the
 // http(s):// remote's conformance (DELETE and a paginated list).
 
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { BATCH_CONTENT_TYPE, BATCH_MAGIC, BatchStatus, recordHead } from '../../core/blob-batch-frame.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
 import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
-import type { ServingBlobStore } from '../../store/blob-handle.ts';
+import type { BlobHandle, ServingBlobStore } from '../../store/blob-handle.ts';
 import { closeAfterAnswer } from '../close-after-answer.ts';
 import type { ServerContext } from '../context.ts';
 import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
@@ -139,6 +141,28 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       return { missing: await blobs.missing(digests) };
     });
 
+    json.post('/batch', { config: { scope: 'read' } }, async (request, reply) => {
+      const body = request.body as { digests?: unknown } | undefined;
+      if (!body || typeof body !== 'object' || !Array.isArray(body.digests) || body.digests.length === 0)
+        throw new HoardError('HOARD_EBAD_REQUEST', 'expected {"digests":["sha256:…",…]} (at least one)');
+      if (body.digests.length > DEFAULTS.blobBatchMaxDigests)
+        throw new HoardError(
+          'HOARD_EBAD_REQUEST',
+          `at most ${DEFAULTS.blobBatchMaxDigests} digests per batch, got ${body.digests.length}`,
+          { hint: 'split the read into batches' },
+        );
+      const digests = body.digests.map((d) => parseDigest(d));
+      if (new Set(digests).size !== digests.length)
+        throw new HoardError('HOARD_EBAD_REQUEST', 'a digest is asked for twice in one batch');
+      reply.header('content-type', BATCH_CONTENT_TYPE);
+      reply.header('cache-control', 'no-store');
+      // Pulled by the socket: a slow client stops the generator (backpressure),
+      // a gone one ends it (the open handle is released by its stream).
+      return reply.send(
+        Readable.from(batchBody(blobs, digests, DEFAULTS.blobBatchMaxBytes), { objectMode: false }),
+      );
+    });
+
     json.get<{ Querystring: { after?: string; limit?: string } }>(
       '/',
       { config: { scope: 'read' } },
@@ -160,6 +184,62 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       },
     );
   });
+}
+
+/** Blobs opened ahead of the one being sent: overlaps the tiers' lookups with sending. */
+const BATCH_OPEN_AHEAD = 8;
+
+/**
+ * The framed body of a batched read (src/core/blob-batch-frame.ts): one
+ * record per digest in request order, present ones while the byte budget
+ * lasts. A tier failing mid-body throws, which destroys the response: the
+ * client sees a cut-short stream, never a wrong record.
+ */
+async function* batchBody(
+  blobs: ServingBlobStore,
+  digests: readonly Digest[],
+  budget: number,
+): AsyncGenerator<Buffer> {
+  yield BATCH_MAGIC;
+  const opening: Promise<BlobHandle | undefined>[] = [];
+  let next = 0;
+  const fillWindow = () => {
+    while (next < digests.length && opening.length < BATCH_OPEN_AHEAD) {
+      const p = blobs.open(digests[next++]);
+      p.catch(() => {}); // awaited in order below; an early return must not leave it unhandled
+      opening.push(p);
+    }
+  };
+  let left = budget;
+  let i = 0;
+  try {
+    for (; i < digests.length; i++) {
+      fillWindow();
+      const handle = await opening.shift()!;
+      const digest = digests[i];
+      if (!handle) {
+        yield recordHead(digest, BatchStatus.missing, 0);
+        continue;
+      }
+      if (handle.size > left) {
+        handle.close();
+        yield recordHead(digest, BatchStatus.notSent, 0);
+        continue;
+      }
+      left -= handle.size;
+      yield recordHead(digest, BatchStatus.present, handle.size);
+      if (handle.size === 0) handle.close();
+      else if (handle.bytes) yield handle.bytes(0, handle.size);
+      else yield* handle.stream(0, handle.size) as AsyncIterable<Buffer>;
+    }
+  } finally {
+    // Stopped early (client gone, a tier failed): release what was opened ahead.
+    for (const p of opening)
+      p.then(
+        (h) => h?.close(),
+        () => {},
+      );
+  }
 }
 
 function headerString(v: string | string[] | undefined): string | undefined {
