@@ -159,7 +159,9 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       // Pulled by the socket: a slow client stops the generator (backpressure),
       // a gone one ends it (the open handle is released by its stream).
       return reply.send(
-        Readable.from(batchBody(blobs, digests, DEFAULTS.blobBatchMaxBytes), { objectMode: false }),
+        Readable.from(batchBody(blobs, digests, Math.min(ctx.config.blobBatchMaxBytes, 0xffff_ffff)), {
+          objectMode: false,
+        }),
       );
     });
 
