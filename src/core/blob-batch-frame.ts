@@ -64,7 +64,7 @@ function protocolError(message: string): HoardError {
  * it have been handed over, nothing after.
  */
 export async function readBatchFrames(
-  body: AsyncIterable<Buffer>,
+  body: AsyncIterable<Buffer> | Iterable<Buffer>,
   wants: readonly BlobWant[],
   each: (record: BatchRecord) => void | Promise<void>,
 ): Promise<void> {
