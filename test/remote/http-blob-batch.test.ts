@@ -186,13 +186,17 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
     );
   });
 
+  /** The head of a well-formed answer: status, type, magic. */
+  const begin = (res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
+    res.write(BATCH_MAGIC);
+  };
   const hostile: [string, string, (w: BlobWant[], res: ServerResponse) => void][] = [
     [
       'cut short in the middle of a body',
       'HOARD_ETRUNCATED',
       ([a, b], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.write(recordHead(a.digest, BatchStatus.present, a.size));
         res.write(blobs.get(a.digest));
         res.write(recordHead(b.digest, BatchStatus.present, b.size));
@@ -203,8 +207,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'cut short between records (fewer records than asked)',
       'HOARD_ETRUNCATED',
       ([a], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.write(recordHead(a.digest, BatchStatus.present, a.size));
         res.end(blobs.get(a.digest));
       },
@@ -213,8 +216,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'the connection reset mid-body',
       'HOARD_ETRUNCATED',
       ([a, b], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.write(recordHead(a.digest, BatchStatus.present, a.size));
         res.write(blobs.get(a.digest));
         res.write(recordHead(b.digest, BatchStatus.present, b.size), () => res.socket?.destroy());
@@ -224,8 +226,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'wrong bytes for a digest',
       'HOARD_EDIGEST_MISMATCH',
       ([a, b], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.write(recordHead(a.digest, BatchStatus.present, a.size));
         res.write(blobs.get(a.digest));
         res.write(recordHead(b.digest, BatchStatus.present, b.size));
@@ -237,8 +238,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'HOARD_EREMOTE',
       ([a], res) => {
         const other = blob(a.size);
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.write(recordHead(other.digest, BatchStatus.present, a.size));
         res.end(other.data);
       },
@@ -247,8 +247,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'the records out of order',
       'HOARD_EREMOTE',
       ([a, b], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.write(recordHead(b.digest, BatchStatus.present, b.size));
         res.write(blobs.get(b.digest));
         res.write(recordHead(a.digest, BatchStatus.present, a.size));
@@ -259,8 +258,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'an oversized length (4 GiB - 1), never allocated',
       'HOARD_EREMOTE',
       ([a], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.end(recordHead(a.digest, BatchStatus.present, 0xffff_ffff));
       },
     ],
@@ -268,8 +266,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'a length one byte longer than the blob',
       'HOARD_EREMOTE',
       ([a], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.write(recordHead(a.digest, BatchStatus.present, a.size + 1));
         res.end(Buffer.concat([blobs.get(a.digest)!, Buffer.from('x')]));
       },
@@ -278,8 +275,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'a "missing" record carrying bytes',
       'HOARD_EREMOTE',
       ([a], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         res.end(recordHead(a.digest, BatchStatus.missing, 5));
       },
     ],
@@ -287,8 +283,7 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
       'an unknown status',
       'HOARD_EREMOTE',
       ([a], res) => {
-        res.writeHead(200, { 'content-type': BATCH_CONTENT_TYPE });
-        res.write(BATCH_MAGIC);
+        begin(res);
         const head = recordHead(a.digest, BatchStatus.present, 0);
         head[32] = 7;
         res.end(head);

@@ -127,7 +127,7 @@ describe('POST /v1/blobs/batch', () => {
       assert.match(res.headers.get('content-type') ?? '', /json/, what);
       const err = (await res.json()) as { error: { code: string; message: string } };
       assert.match(err.error.code, /^HOARD_E/, what);
-      if (what === 'too many') assert.match(err.error.message, /at most 1000 digests/);
+      if (what === 'too many') assert.match(err.error.message, /at most 1000 digests per request/);
     }
   });
 

@@ -128,30 +128,14 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
     acceptJsonBodies(json, opts.ctx.config.maxJsonBodyBytes);
 
     json.post('/missing', { config: { scope: 'read' } }, async (request) => {
-      const body = request.body as { digests?: unknown } | undefined;
-      if (!body || typeof body !== 'object' || !Array.isArray(body.digests))
-        throw new HoardError('HOARD_EBAD_REQUEST', 'expected {"digests":["sha256:…",…]}');
-      if (body.digests.length > DEFAULTS.missingMaxBatch)
-        throw new HoardError(
-          'HOARD_EBAD_REQUEST',
-          `at most ${DEFAULTS.missingMaxBatch} digests per request, got ${body.digests.length}`,
-          { hint: 'split the question into batches' },
-        );
-      const digests = body.digests.map((d) => parseDigest(d));
+      const digests = digestList(request.body, DEFAULTS.missingMaxBatch, 'split the question into batches');
       return { missing: await blobs.missing(digests) };
     });
 
     json.post('/batch', { config: { scope: 'read' } }, async (request, reply) => {
-      const body = request.body as { digests?: unknown } | undefined;
-      if (!body || typeof body !== 'object' || !Array.isArray(body.digests) || body.digests.length === 0)
-        throw new HoardError('HOARD_EBAD_REQUEST', 'expected {"digests":["sha256:…",…]} (at least one)');
-      if (body.digests.length > DEFAULTS.blobBatchMaxDigests)
-        throw new HoardError(
-          'HOARD_EBAD_REQUEST',
-          `at most ${DEFAULTS.blobBatchMaxDigests} digests per batch, got ${body.digests.length}`,
-          { hint: 'split the read into batches' },
-        );
-      const digests = body.digests.map((d) => parseDigest(d));
+      const digests = digestList(request.body, DEFAULTS.blobBatchMaxDigests, 'split the read into batches');
+      if (digests.length === 0)
+        throw new HoardError('HOARD_EBAD_REQUEST', 'a batch asks for at least one digest');
       if (new Set(digests).size !== digests.length)
         throw new HoardError('HOARD_EBAD_REQUEST', 'a digest is asked for twice in one batch');
       reply.header('content-type', BATCH_CONTENT_TYPE);
@@ -242,6 +226,18 @@ async function* batchBody(
         () => {},
       );
   }
+}
+
+/** The `{"digests":[…]}` of a JSON body, at most `max` of them, each a valid digest. */
+function digestList(body: unknown, max: number, hint: string): Digest[] {
+  const list = (body as { digests?: unknown } | undefined)?.digests;
+  if (!body || typeof body !== 'object' || !Array.isArray(list))
+    throw new HoardError('HOARD_EBAD_REQUEST', 'expected {"digests":["sha256:…",…]}');
+  if (list.length > max)
+    throw new HoardError('HOARD_EBAD_REQUEST', `at most ${max} digests per request, got ${list.length}`, {
+      hint,
+    });
+  return list.map((d) => parseDigest(d));
 }
 
 function headerString(v: string | string[] | undefined): string | undefined {
