@@ -529,9 +529,15 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
         } catch {}
     }
   };
-  const publish = (temps: Temp[]) => {
+  /**
+   * Renames temps into place. `recheck`: the parents are checked again
+   * first, because time passed since the temp was written (an fsync); right
+   * after the synchronous write nothing of ours ran in between, and the
+   * check just made stands.
+   */
+  const publish = (temps: Temp[], recheck: boolean) => {
     for (const t of temps) {
-      ensureParents(root, t.entry.path);
+      if (recheck) ensureParents(root, t.entry.path);
       renameSync(t.tmp, join(root, t.entry.path));
       t.published = true;
       written.push({ entry: t.entry, doneAt: Date.now() });
@@ -562,7 +568,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
           throw err;
         }
       }
-      if (!fsync) publish(temps);
+      if (!fsync) publish(temps, temps.length > 1);
       else {
         // At most syncFsyncInFlight blobs' fsyncs pending: the next record waits for room.
         while (fsyncing.size >= DEFAULTS.syncFsyncInFlight) await Promise.race(fsyncing);
@@ -576,7 +582,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
               t.fd = -1;
               closeSync(fd);
             }
-            publish(mine);
+            publish(mine, true);
           } finally {
             cleanup(mine);
           }
