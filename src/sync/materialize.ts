@@ -4,8 +4,9 @@
 // new. Symlinks are created the same way (symlink at a temp name, rename) and
 // never followed: before anything is written, every parent folder of every
 // path is checked with lstat to be a real folder (or absent), and again at
-// the moment of writing. Blobs that several files share are fetched once;
-// blobs already in the directory are copied locally instead of downloaded.
+// the moment of writing (for batched small files: at most RECENT_FOLDER_MS
+// before). Blobs that several files share are fetched once; blobs already
+// in the directory are copied locally instead of downloaded.
 // Small blobs come in batches (BlobStore.readMany: a few hundred per
 // request from a hoard server) and are written with synchronous calls as
 // they arrive: for a folder of many small files the per-file costs (a
@@ -126,12 +127,17 @@ function lstatOrUndefined(abs: string): Stats | undefined {
  * absolute parent folder. Synchronous: an lstat (and rarely a mkdir) of
  * local metadata is microseconds, a thread-pool hand-off per call is not.
  */
-function ensureParents(root: string, rel: string): string {
+function ensureParents(root: string, rel: string, recent?: RecentFolders): string {
   let abs = root;
+  const now = recent ? performance.now() : 0;
   for (const seg of parentsOf(rel).map((p) => p.slice(p.lastIndexOf('/') + 1))) {
     abs = join(abs, seg);
+    if (recent && now - (recent.get(abs) ?? Number.NEGATIVE_INFINITY) <= RECENT_FOLDER_MS) continue;
     const st = lstatOrUndefined(abs);
-    if (st?.isDirectory()) continue;
+    if (st?.isDirectory()) {
+      recent?.set(abs, now);
+      continue;
+    }
     if (st) unsafe(rel, `${abs} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}`);
     try {
       mkdirSync(abs);
@@ -139,9 +145,22 @@ function ensureParents(root: string, rel: string): string {
       if (!isErrno(err, 'EEXIST')) throw err;
       if (!lstatSync(abs).isDirectory()) unsafe(rel, `${abs} is not a folder`);
     }
+    recent?.set(abs, now);
   }
   return rel.includes('/') ? abs : root;
 }
+
+/**
+ * Folders ensureParents found real (absolute path → when, performance.now()).
+ * The batched writes pass it: a node_modules puts ~7 files in each of
+ * thousands of folders 4–6 deep, and an lstat of every ancestor for every
+ * file was the largest cost of a cold restore. A folder checked at most
+ * RECENT_FOLDER_MS ago is taken as checked: the check is "just before
+ * writing" within that bound instead of within microseconds (both leave a
+ * window; only an exclusive, no-follow open per segment would close it).
+ */
+type RecentFolders = Map<string, number>;
+const RECENT_FOLDER_MS = 20;
 
 /** Checks at the moment of deleting that no parent of `rel` is a symlink. */
 async function parentsAreFolders(root: string, rel: string): Promise<boolean> {
@@ -544,13 +563,14 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     }
   };
   const fsyncing = new Set<Promise<void>>();
+  const recentFolders: RecentFolders = new Map();
   const writeBatched = async (digest: Digest, bytes: Buffer): Promise<void> => {
     const entries = groups.get(digest)!;
     const temps: Temp[] = [];
     let handedOver = false;
     try {
       for (const entry of entries) {
-        const parent = ensureParents(root, entry.path);
+        const parent = ensureParents(root, entry.path, recentFolders);
         const t: Temp = { tmp: join(parent, tempName()), entry, fd: -1, published: false };
         try {
           t.fd = openSync(t.tmp, 'wx', entry.kind === 'exec' ? 0o777 : 0o666);
