@@ -296,14 +296,26 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Pre-flight: nothing is written unless every write can land safely.
   const checkedParents = new Set<string>();
+  /** Parents found absent: nothing under them exists to be in the way (a restore into an empty folder). */
+  const absentParents = new Set<string>();
   for (const e of [...writes, ...chmods]) {
+    let underAbsent = false;
     for (const q of parentsOf(e.path)) {
-      if (checkedParents.has(q)) continue;
+      if (checkedParents.has(q)) {
+        if (absentParents.has(q)) underAbsent = true;
+        continue;
+      }
       checkedParents.add(q);
-      const st = lstatOrUndefined(join(root, q));
-      if (!st || st.isDirectory() || removals.has(q)) continue;
+      const st = underAbsent ? undefined : lstatOrUndefined(join(root, q));
+      if (!st) {
+        absentParents.add(q);
+        underAbsent = true;
+        continue;
+      }
+      if (st.isDirectory() || removals.has(q)) continue;
       unsafe(e.path, `${q} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'} in the local directory`);
     }
+    if (underAbsent) continue;
     const st = lstatOrUndefined(join(root, e.path));
     if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path) && !replacedFolders.has(e.path))
       unsafe(e.path, 'a local folder is in the way');
@@ -533,6 +545,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     else individual.push([digest, entries]);
   }
   type Temp = { tmp: string; entry: FileEntry; fd: number; published: boolean };
+  const recentFolders: RecentFolders = new Map();
   /** Closes what is open and removes what was not renamed into place. */
   const cleanup = (temps: Temp[]) => {
     for (const t of temps) {
@@ -556,14 +569,13 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
    */
   const publish = (temps: Temp[], recheck: boolean) => {
     for (const t of temps) {
-      if (recheck) ensureParents(root, t.entry.path);
+      if (recheck) ensureParents(root, t.entry.path, recentFolders);
       renameSync(t.tmp, join(root, t.entry.path));
       t.published = true;
       written.push({ entry: t.entry, doneAt: Date.now() });
     }
   };
   const fsyncing = new Set<Promise<void>>();
-  const recentFolders: RecentFolders = new Map();
   const writeBatched = async (digest: Digest, bytes: Buffer): Promise<void> => {
     const entries = groups.get(digest)!;
     const temps: Temp[] = [];
