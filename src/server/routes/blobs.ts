@@ -197,29 +197,46 @@ async function* batchBody(
     }
   };
   let left = budget;
-  let i = 0;
+  /** The handle being answered until its stream is taken (or it is closed). */
+  let current: BlobHandle | undefined;
   try {
-    for (; i < digests.length; i++) {
+    for (let i = 0; i < digests.length; i++) {
       fillWindow();
-      const handle = await opening.shift()!;
+      current = await opening.shift()!;
       const digest = digests[i];
-      if (!handle) {
+      if (!current) {
         yield recordHead(digest, BatchStatus.missing, 0);
         continue;
       }
-      if (handle.size > left) {
-        handle.close();
-        yield recordHead(digest, BatchStatus.notSent, 0);
+      const size = current.size;
+      if (size > left || size === 0 || current.bytes) {
+        // Answered from what is at hand: the handle is done with before the yield.
+        const bytes = size <= left && size > 0 ? current.bytes!(0, size) : undefined;
+        current.close();
+        current = undefined;
+        if (size > left) {
+          yield recordHead(digest, BatchStatus.notSent, 0);
+          continue;
+        }
+        left -= size;
+        yield recordHead(digest, BatchStatus.present, size);
+        if (bytes) yield bytes;
         continue;
       }
-      left -= handle.size;
-      yield recordHead(digest, BatchStatus.present, handle.size);
-      if (handle.size === 0) handle.close();
-      else if (handle.bytes) yield handle.bytes(0, handle.size);
-      else yield* handle.stream(0, handle.size) as AsyncIterable<Buffer>;
+      left -= size;
+      // Taken before the first yield: from here the stream owns (and closes) the file.
+      const stream = current.stream(0, size);
+      current = undefined;
+      try {
+        yield recordHead(digest, BatchStatus.present, size);
+        yield* stream as AsyncIterable<Buffer>;
+      } finally {
+        if (!stream.destroyed && !stream.readableEnded) stream.destroy();
+      }
     }
   } finally {
-    // Stopped early (client gone, a tier failed): release what was opened ahead.
+    // Stopped early (client gone, a tier failed): release what was opened, ahead or at hand.
+    current?.close();
     for (const p of opening)
       p.then(
         (h) => h?.close(),
