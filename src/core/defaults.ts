@@ -36,6 +36,18 @@ export const DEFAULTS = {
   hashConcurrency: 4,
   /** Digests per "which blobs are missing" question. */
   missingBatchSize: 1000,
+  /**
+   * Batched reads (POST /v1/blobs/batch): a pull or cache restore fetches
+   * files up to `blobBatchFileBytes` this way, in requests of at most
+   * `blobBatchDigests` blobs and `blobBatchBytes` bytes, `blobBatchConcurrency`
+   * requests in flight. One request per few hundred small files instead of
+   * one each: the per-request cost (a round trip, a tier lookup, a response
+   * head) is what dominates a folder of many small files.
+   */
+  blobBatchFileBytes: 256 * KiB,
+  blobBatchDigests: 256,
+  blobBatchBytes: 4 * MiB,
+  blobBatchConcurrency: 4,
   /** Retries of one remote operation on transient failures (5xx, 429, timeouts, resets). */
   remoteRetries: 5,
   /** First backoff delay; doubles each retry, with full jitter. */
@@ -136,6 +148,14 @@ export const DEFAULTS = {
   maxBlobBytes: 8 * GiB,
   /** Most digests accepted by one POST /v1/blobs/missing. */
   missingMaxBatch: 10_000,
+  /** Most digests accepted by one POST /v1/blobs/batch. */
+  blobBatchMaxDigests: 1000,
+  /**
+   * Most blob bytes one POST /v1/blobs/batch response carries; blobs past it
+   * are answered "not sent" (the client fetches them alone). Fits the
+   * frame's 32-bit lengths.
+   */
+  blobBatchMaxBytes: 64 * MiB,
   /** Disk tier bound; 0 means unbounded. */
   maxDiskBytes: 0,
   /** How long SIGTERM waits for in-flight requests before exiting. */

@@ -11,8 +11,17 @@
 // "cancelled" meaning "the ref did not move" (checked before it starts).
 
 import { addAbortSignal, Readable } from 'node:stream';
+import type { BlobWant } from '../core/blob-batch-frame.ts';
 import type { Digest } from '../core/digest.ts';
-import type { BlobStore, ByteRange, ByteSource, ListOptions, WriteOptions } from '../store/blob-store.ts';
+import type {
+  BlobStore,
+  ByteRange,
+  ByteSource,
+  ListOptions,
+  ReadManyOptions,
+  ReadManyRecord,
+  WriteOptions,
+} from '../store/blob-store.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import type { Remote } from './remote-types.ts';
 
@@ -56,6 +65,17 @@ function abortableBlobs(inner: BlobStore, signal: AbortSignal): BlobStore {
       signal.throwIfAborted();
       return inner.missing(digests, both(signal, own));
     },
+    // Only where the backend has it: readMany() falls back to `read` (abortable above) otherwise.
+    readMany: inner.readMany
+      ? (
+          wants: readonly BlobWant[],
+          each: (record: ReadManyRecord) => void | Promise<void>,
+          opts: ReadManyOptions = {},
+        ) => {
+          signal.throwIfAborted();
+          return inner.readMany!(wants, each, { ...opts, signal: both(signal, opts.signal) });
+        }
+      : undefined,
     close: inner.close ? () => inner.close!() : undefined,
   };
 }

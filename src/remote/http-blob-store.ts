@@ -1,9 +1,11 @@
 // BlobStore over a hoard server's HTTP API v1 (docs/api.md). Whole-blob
 // reads are verified against the digest while they stream (a corrupted or
 // cut-short response fails at its end); uploads stream with Content-Length
-// when the size is known; "which are missing" is one POST per batch.
+// when the size is known; "which are missing" is one POST per batch; many
+// small blobs come in framed batches (readMany, src/remote/http-blob-batch.ts).
 
 import { Readable } from 'node:stream';
+import type { BlobWant } from '../core/blob-batch-frame.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError, isHoardError } from '../core/errors.ts';
@@ -14,10 +16,13 @@ import type {
   ByteRange,
   ByteSource,
   ListOptions,
+  ReadManyOptions,
+  ReadManyRecord,
   WriteOptions,
   WriteResult,
 } from '../store/blob-store.ts';
 import { resolveRange } from '../store/blob-store.ts';
+import { HttpBlobBatchReader } from './http-blob-batch.ts';
 import { discard, type HoardHttpClient, type HttpResponse, header, readJson } from './http-client.ts';
 
 /**
@@ -30,9 +35,11 @@ const RETRY_BUFFER_BYTES = 1024 * 1024;
 export class HttpBlobStore implements BlobStore {
   readonly description: string;
   readonly #http: HoardHttpClient;
+  readonly #batches: HttpBlobBatchReader;
 
   constructor(http: HoardHttpClient) {
     this.#http = http;
+    this.#batches = new HttpBlobBatchReader(http, this);
     this.description = http.base.origin + http.base.pathname.replace(/\/$/, '');
   }
 
@@ -150,6 +157,14 @@ export class HttpBlobStore implements BlobStore {
       if (!page.next) return;
       after = page.next;
     }
+  }
+
+  readMany(
+    wants: readonly BlobWant[],
+    each: (record: ReadManyRecord) => void | Promise<void>,
+    opts?: ReadManyOptions,
+  ): Promise<void> {
+    return this.#batches.readMany(wants, each, opts);
   }
 
   async missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {

@@ -116,6 +116,11 @@ export const serverSettings = defineSettings(undefined, 'Server', {
     default: DEFAULTS.maxJsonBodyBytes,
     doc: 'largest JSON request body (refs, `POST /v1/blobs/missing`)',
   }),
+  blobBatchMaxBytes: setting.size({
+    key: 'max-batch-bytes',
+    default: DEFAULTS.blobBatchMaxBytes,
+    doc: 'most blob bytes one `POST /v1/blobs/batch` response carries (blobs past it are answered "not sent"; at most 4 GiB - 1)',
+  }),
   drainTimeoutMs: setting.duration({
     key: 'drain-timeout',
     default: DEFAULTS.drainTimeoutMs,

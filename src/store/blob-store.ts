@@ -11,6 +11,7 @@
 //   readable.
 
 import type { Readable } from 'node:stream';
+import type { BatchRecord, BlobWant } from '../core/blob-batch-frame.ts';
 import type { Digest } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import { mapLimit } from '../core/pool.ts';
@@ -44,6 +45,16 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
+export interface ReadManyOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * What a record handed over by `readMany` is: verified bytes, or `missing`.
+ * (`not-sent` is the wire's business: readMany fetches those itself.)
+ */
+export type ReadManyRecord = Exclude<BatchRecord, { status: 'not-sent' }>;
+
 export type ByteSource = Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 export interface BlobStore {
@@ -69,6 +80,21 @@ export interface BlobStore {
   list(opts?: ListOptions): AsyncIterable<BlobInfo>;
   /** The subset of `digests` this store lacks, in input order, without duplicates. */
   missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]>;
+  /**
+   * Optional capability: many small blobs in few requests (the hoard
+   * server's POST /v1/blobs/batch). Calls `each` once per wanted digest, in
+   * any order, with bytes already verified against the digest and the
+   * wanted size (or `missing`); each call is awaited before more is read.
+   * Throws on the first corrupt or malformed answer. Callers go through
+   * `readMany()` (src/store/read-many.ts), which falls back to `read` for
+   * stores without it. Wants are distinct digests of bounded size: the
+   * bytes are held whole.
+   */
+  readMany?(
+    wants: readonly BlobWant[],
+    each: (record: ReadManyRecord) => void | Promise<void>,
+    opts?: ReadManyOptions,
+  ): Promise<void>;
   close?(): Promise<void>;
 }
 

@@ -4,8 +4,13 @@
 // new. Symlinks are created the same way (symlink at a temp name, rename) and
 // never followed: before anything is written, every parent folder of every
 // path is checked with lstat to be a real folder (or absent), and again at
-// the moment of writing. Blobs that several files share are fetched once;
-// blobs already in the directory are copied locally instead of downloaded.
+// the moment of writing (for batched small files: at most RECENT_FOLDER_MS
+// before). Blobs that several files share are fetched once; blobs already
+// in the directory are copied locally instead of downloaded.
+// Small blobs come in batches (BlobStore.readMany: a few hundred per
+// request from a hoard server) and are written with synchronous calls as
+// they arrive: for a folder of many small files the per-file costs (a
+// request, thread-pool hand-offs for open/write/close/rename) are the time.
 // A folder the target replaces by a file or symlink is emptied and removed
 // first, and only when everything in it is tracked content this pull deletes
 // (merge already made un-pushed local changes there a conflict).
@@ -17,10 +22,12 @@ import {
   createWriteStream,
   fsync,
   lstatSync,
+  mkdirSync,
   openSync,
   readSync,
   renameSync,
   type Stats,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import {
@@ -36,25 +43,19 @@ import {
   unlink,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import type { BlobWant } from '../core/blob-batch-frame.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, sha256, VerifyingStream } from '../core/digest.ts';
-import {
-  DigestMismatchError,
-  HoardError,
-  isHoardError,
-  isNoSpaceErrno,
-  NoSpaceError,
-  toHoardError,
-} from '../core/errors.ts';
+import { HoardError, isHoardError, isNoSpaceErrno, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import type { Remote } from '../remote/remote.ts';
 import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
+import { readMany, readWholeVerified } from '../store/read-many.ts';
 import { type MissingBlob, missingBlobsError } from './common.ts';
 import { isTempName, STATE_DIR } from './ignore-rules.ts';
 import { entryKey } from './merge.ts';
@@ -123,24 +124,43 @@ function lstatOrUndefined(abs: string): Stats | undefined {
 /**
  * Makes sure every parent folder of `rel` is a real folder inside `root`,
  * creating missing ones; refuses symlinks and files in the way. Returns the
- * absolute parent folder.
+ * absolute parent folder. Synchronous: an lstat (and rarely a mkdir) of
+ * local metadata is microseconds, a thread-pool hand-off per call is not.
  */
-async function ensureParents(root: string, rel: string): Promise<string> {
+function ensureParents(root: string, rel: string, recent?: RecentFolders): string {
   let abs = root;
+  const now = recent ? performance.now() : 0;
   for (const seg of parentsOf(rel).map((p) => p.slice(p.lastIndexOf('/') + 1))) {
     abs = join(abs, seg);
+    if (recent && now - (recent.get(abs) ?? Number.NEGATIVE_INFINITY) <= RECENT_FOLDER_MS) continue;
     const st = lstatOrUndefined(abs);
-    if (st?.isDirectory()) continue;
+    if (st?.isDirectory()) {
+      recent?.set(abs, now);
+      continue;
+    }
     if (st) unsafe(rel, `${abs} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}`);
     try {
-      await mkdir(abs);
+      mkdirSync(abs);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
-      if (!(await lstat(abs)).isDirectory()) unsafe(rel, `${abs} is not a folder`);
+      if (!lstatSync(abs).isDirectory()) unsafe(rel, `${abs} is not a folder`);
     }
+    recent?.set(abs, now);
   }
   return rel.includes('/') ? abs : root;
 }
+
+/**
+ * Folders ensureParents found real (absolute path → when, performance.now()).
+ * The batched writes pass it: a node_modules puts ~7 files in each of
+ * thousands of folders 4–6 deep, and an lstat of every ancestor for every
+ * file was the largest cost of a cold restore. A folder checked at most
+ * RECENT_FOLDER_MS ago is taken as checked: the check is "just before
+ * writing" within that bound instead of within microseconds (both leave a
+ * window; only an exclusive, no-follow open per segment would close it).
+ */
+type RecentFolders = Map<string, number>;
+const RECENT_FOLDER_MS = 20;
 
 /** Checks at the moment of deleting that no parent of `rel` is a symlink. */
 async function parentsAreFolders(root: string, rel: string): Promise<boolean> {
@@ -276,14 +296,26 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Pre-flight: nothing is written unless every write can land safely.
   const checkedParents = new Set<string>();
+  /** Parents found absent: nothing under them exists to be in the way (a restore into an empty folder). */
+  const absentParents = new Set<string>();
   for (const e of [...writes, ...chmods]) {
+    let underAbsent = false;
     for (const q of parentsOf(e.path)) {
-      if (checkedParents.has(q)) continue;
+      if (checkedParents.has(q)) {
+        if (absentParents.has(q)) underAbsent = true;
+        continue;
+      }
       checkedParents.add(q);
-      const st = lstatOrUndefined(join(root, q));
-      if (!st || st.isDirectory() || removals.has(q)) continue;
+      const st = underAbsent ? undefined : lstatOrUndefined(join(root, q));
+      if (!st) {
+        absentParents.add(q);
+        underAbsent = true;
+        continue;
+      }
+      if (st.isDirectory() || removals.has(q)) continue;
       unsafe(e.path, `${q} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'} in the local directory`);
     }
+    if (underAbsent) continue;
     const st = lstatOrUndefined(join(root, e.path));
     if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path) && !replacedFolders.has(e.path))
       unsafe(e.path, 'a local folder is in the way');
@@ -329,12 +361,12 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const touchedDirs = new Set<string>();
   for (const e of writes) {
     if (e.kind === 'dir') {
-      await ensureParents(root, e.path);
+      ensureParents(root, e.path);
       await mkdir(join(root, e.path)).catch((err) => {
         if (!isErrno(err, 'EEXIST')) throw err;
       });
     } else if (e.kind === 'symlink') {
-      const parent = await ensureParents(root, e.path);
+      const parent = ensureParents(root, e.path);
       const tmp = join(parent, tempName());
       await symlink(e.target, tmp);
       try {
@@ -383,15 +415,10 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     }
     let bytes: Buffer;
     try {
-      bytes = await readWhole(await remote.blobs.read(digest), size);
+      bytes = await readWholeVerified(remote.blobs, { digest, size });
     } catch (err) {
-      if (isHoardError(err, 'HOARD_ETOO_LARGE')) throw corrupt(digest, err);
-      if (isHoardError(err)) throw err;
-      throw toHoardError(err, 'HOARD_EREMOTE', `downloading ${digest} from ${remote.url}`);
+      throw downloadError(digest, err);
     }
-    const actual = sha256(bytes);
-    if (bytes.byteLength !== size || actual !== digest)
-      throw corrupt(digest, new DigestMismatchError(digest, actual));
     await writeTemp(tmp, bytes, mode);
     progress.bytes(size);
     filesDownloaded++;
@@ -400,7 +427,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   /** writeFileDurably; the local disk being full is said as such (not the remote's failure, not corruption). */
   const writeTemp = async (tmp: string, bytes: Buffer, mode: number): Promise<void> => {
     try {
-      await writeFileDurably(tmp, bytes, mode);
+      await writeFileDurably(tmp, bytes, mode, fsync);
     } catch (err) {
       if (isNoSpaceErrno(err)) throw localDiskFull(tmp, err);
       throw err;
@@ -411,6 +438,12 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
       hint: 'the bytes were discarded; run `hoard fsck` on the remote and pull again',
       cause,
     });
+  /** A failed download said as what it is: not found passes through (the caller lists those), corruption, the remote's failure. */
+  const downloadError = (digest: Digest, err: unknown) => {
+    if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH')) return corrupt(digest, err);
+    if (isHoardError(err)) return err;
+    return toHoardError(err, 'HOARD_EREMOTE', `downloading ${digest} from ${remote.url}`);
+  };
   const localDiskFull = (tmp: string, cause: unknown) =>
     new NoSpaceError(`no space left on the local disk writing ${dirname(tmp)}`, {
       hint: 'free space on that disk (or raise its quota) and pull again',
@@ -458,52 +491,198 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   // Blobs the remote does not have: every other file is still written, then
   // one error names them all with the paths that need them.
   const missing: MissingBlob[] = [];
+  const missingOf = (digest: Digest, entries: FileEntry[]) =>
+    missing.push({ digest, paths: entries.map((e) => e.path).sort(comparePathBytes) });
+
+  /** One blob by the usual path: fetched (or copied locally) once, then copied to its other paths. */
+  const writeGroup = async (digest: Digest, entries: FileEntry[]): Promise<void> => {
+    const temps: { tmp: string; entry: FileEntry }[] = [];
+    let firstMode: number | undefined;
+    try {
+      for (const entry of entries) {
+        const parent = ensureParents(root, entry.path);
+        const tmp = join(parent, tempName());
+        const exec = entry.kind === 'exec';
+        if (temps.length === 0) {
+          try {
+            await fill(digest, entry.size, tmp, exec);
+          } catch (err) {
+            if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
+            missingOf(digest, entries);
+            return;
+          }
+        } else {
+          await copyFile(temps[0].tmp, tmp, constants.COPYFILE_EXCL);
+          firstMode ??= (await stat(temps[0].tmp)).mode;
+          await chmod(tmp, execMode(firstMode, exec));
+        }
+        temps.push({ tmp, entry });
+        touchedDirs.add(parent);
+      }
+      for (const { tmp, entry } of temps) {
+        ensureParents(root, entry.path);
+        renameSync(tmp, join(root, entry.path));
+        written.push({ entry, doneAt: Date.now() });
+      }
+      temps.length = 0;
+    } finally {
+      for (const { tmp } of temps) await unlink(tmp).catch(() => {});
+    }
+    progress.blobDone({ digest, size: entries[0].size, path: entries[0].path });
+  };
+
+  // Small blobs with no local copy to take them from travel in batches.
+  // Each arrives whole and verified; its files are written right there
+  // with synchronous calls (temp, write, close, rename); with fsync on,
+  // the fsyncs run in the thread pool (a bounded number at once) and the
+  // renames follow them, so a crash never publishes a torn file.
+  const batched: BlobWant[] = [];
+  const individual: [Digest, FileEntry[]][] = [];
+  for (const [digest, entries] of groups) {
+    const size = entries[0].size;
+    const local = input.localByDigest.get(digest);
+    if (size <= DEFAULTS.blobBatchFileBytes && local === undefined) batched.push({ digest, size });
+    else individual.push([digest, entries]);
+  }
+  type Temp = { tmp: string; entry: FileEntry; fd: number; published: boolean };
+  const recentFolders: RecentFolders = new Map();
+  /** Closes what is open and removes what was not renamed into place. */
+  const cleanup = (temps: Temp[]) => {
+    for (const t of temps) {
+      if (t.fd >= 0) {
+        try {
+          closeSync(t.fd);
+        } catch {}
+        t.fd = -1;
+      }
+      if (!t.published)
+        try {
+          unlinkSync(t.tmp);
+        } catch {}
+    }
+  };
+  /**
+   * Renames temps into place. `recheck`: the parents are checked again
+   * first, because time passed since the temp was written (an fsync); right
+   * after the synchronous write nothing of ours ran in between, and the
+   * check just made stands.
+   */
+  const publish = (temps: Temp[], recheck: boolean) => {
+    for (const t of temps) {
+      if (recheck) ensureParents(root, t.entry.path, recentFolders);
+      renameSync(t.tmp, join(root, t.entry.path));
+      t.published = true;
+      written.push({ entry: t.entry, doneAt: Date.now() });
+    }
+  };
+  const fsyncing = new Set<Promise<void>>();
+  const writeBatched = async (digest: Digest, bytes: Buffer): Promise<void> => {
+    const entries = groups.get(digest)!;
+    const temps: Temp[] = [];
+    let handedOver = false;
+    try {
+      for (const entry of entries) {
+        const parent = ensureParents(root, entry.path, recentFolders);
+        const t: Temp = { tmp: join(parent, tempName()), entry, fd: -1, published: false };
+        try {
+          t.fd = openSync(t.tmp, 'wx', entry.kind === 'exec' ? 0o777 : 0o666);
+          temps.push(t);
+          touchedDirs.add(parent);
+          for (let off = 0; off < bytes.byteLength; ) off += writeSync(t.fd, bytes, off);
+          if (!fsync) {
+            const fd = t.fd;
+            t.fd = -1;
+            // close can report a deferred write error (NFS): thrown like the write's.
+            closeSync(fd);
+          }
+        } catch (err) {
+          if (isNoSpaceErrno(err)) throw localDiskFull(t.tmp, err);
+          throw err;
+        }
+      }
+      if (!fsync) publish(temps, temps.length > 1);
+      else {
+        // At most syncFsyncInFlight blobs' fsyncs pending: the next record waits for room.
+        while (fsyncing.size >= DEFAULTS.syncFsyncInFlight) await Promise.race(fsyncing);
+        const mine = temps.splice(0);
+        handedOver = true;
+        const job = (async () => {
+          try {
+            for (const t of mine) {
+              await fsyncFd(t.fd);
+              const fd = t.fd;
+              t.fd = -1;
+              closeSync(fd);
+            }
+            publish(mine, true);
+          } finally {
+            cleanup(mine);
+          }
+        })();
+        const tracked: Promise<void> = job.finally(() => fsyncing.delete(tracked));
+        tracked.catch(() => {}); // seen by the race above or the settle below
+        fsyncing.add(tracked);
+      }
+    } finally {
+      if (!handedOver) cleanup(temps);
+    }
+    progress.bytes(bytes.byteLength);
+    progress.blobDone({ digest, size: bytes.byteLength, path: entries[0].path });
+    filesDownloaded++;
+    bytesDownloaded += bytes.byteLength;
+  };
+  /** A batch failing: corruption names the blob; anything not ours is the remote's failure. */
+  const batchError = (err: unknown) => {
+    if (isHoardError(err, 'HOARD_EDIGEST_MISMATCH'))
+      return corrupt((err.details?.expected as Digest | undefined) ?? ('a blob' as Digest), err);
+    if (isHoardError(err)) return err;
+    return toHoardError(err, 'HOARD_EREMOTE', `downloading from ${remote.url}`);
+  };
+
+  // Both paths run at once; the first failure stops the other (no new
+  // blob starts), and materialize returns only once nothing is in flight.
+  const stop = new AbortController();
+  const stopOnFailure = (p: Promise<void>) =>
+    p.catch((err) => {
+      stop.abort(err);
+      throw err;
+    });
   progress.start('pull', groups.size, totalBytes);
   try {
-    await forEachLimit([...groups], input.concurrency ?? DEFAULTS.transferConcurrency, ([digest, entries]) =>
-      flight.do(digest, async () => {
-        const temps: { tmp: string; entry: FileEntry }[] = [];
-        let firstMode: number | undefined;
-        try {
-          for (const entry of entries) {
-            const parent = await ensureParents(root, entry.path);
-            const tmp = join(parent, tempName());
-            const exec = entry.kind === 'exec';
-            if (temps.length === 0) {
-              try {
-                await fill(digest, entry.size, tmp, exec);
-              } catch (err) {
-                if (!isHoardError(err, 'HOARD_EBLOB_NOT_FOUND')) throw err;
-                missing.push({ digest, paths: entries.map((e) => e.path).sort(comparePathBytes) });
-                return;
-              }
-            } else {
-              await copyFile(temps[0].tmp, tmp, constants.COPYFILE_EXCL);
-              firstMode ??= (await stat(temps[0].tmp)).mode;
-              await chmod(tmp, execMode(firstMode, exec));
-            }
-            temps.push({ tmp, entry });
-            touchedDirs.add(parent);
-          }
-          for (const { tmp, entry } of temps) {
-            await ensureParents(root, entry.path);
-            renameSync(tmp, join(root, entry.path));
-            written.push({ entry, doneAt: Date.now() });
-          }
-          temps.length = 0;
-        } finally {
-          for (const { tmp } of temps) await unlink(tmp).catch(() => {});
-        }
-        progress.blobDone({ digest, size: entries[0].size, path: entries[0].path });
-      }),
-    );
+    const results = await Promise.allSettled([
+      stopOnFailure(
+        readMany(
+          remote.blobs,
+          batched,
+          (rec) => {
+            stop.signal.throwIfAborted();
+            if (rec.status === 'missing') missingOf(rec.digest, groups.get(rec.digest)!);
+            else return writeBatched(rec.digest, rec.bytes);
+          },
+          { concurrency: input.concurrency ?? DEFAULTS.transferConcurrency, signal: stop.signal },
+        ).catch((err) => {
+          throw batchError(err);
+        }),
+      ),
+      stopOnFailure(
+        forEachLimit(individual, input.concurrency ?? DEFAULTS.transferConcurrency, ([digest, entries]) => {
+          stop.signal.throwIfAborted();
+          return flight.do(digest, () => writeGroup(digest, entries));
+        }),
+      ),
+    ]);
+    const settled = await Promise.allSettled(fsyncing);
+    // The first failure is the abort's reason (the other path then failed by the abort).
+    if (stop.signal.aborted) throw stop.signal.reason;
+    const failure = [...results, ...settled].find((r) => r.status === 'rejected');
+    if (failure) throw (failure as PromiseRejectedResult).reason;
   } finally {
     progress.stop();
   }
   if (missing.length > 0) throw missingBlobsError(input.ref, remote.url, missing, 'pull');
 
   for (const e of chmods) {
-    await ensureParents(root, e.path);
+    ensureParents(root, e.path);
     const abs = join(root, e.path);
     const st = await lstat(abs);
     if (st.isFile()) await chmod(abs, execMode(st.mode, e.kind === 'exec'));
@@ -538,25 +717,6 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 }
 
 /**
- * A small blob's bytes: a store that read it whole (FsBlobStore with
- * syncReads) hands over one Buffer, taken as it is, without a copy; anything
- * else is gathered (at most `size` + 1 bytes are accepted: more is corrupt).
- */
-async function readWhole(source: Readable, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    n += chunk.byteLength;
-    if (n > size) {
-      source.destroy();
-      throw new HoardError('HOARD_ETOO_LARGE', `blob larger than its ${size} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 && Buffer.isBuffer(chunks[0]) ? chunks[0] : Buffer.concat(chunks, n);
-}
-
-/**
  * A small local file's bytes when it still has `size` bytes (read into
  * `buf`, valid until its next use), or undefined when it changed size or is
  * gone; the caller checks the digest.
@@ -585,17 +745,17 @@ function readLocalCopy(abs: string, size: number, buf: Buffer): Buffer | undefin
 }
 
 /**
- * Writes a new temp file (exclusive create) from memory; with
- * syncFsyncFiles, fsynced before it is closed, so the rename that follows
- * never publishes a torn file. The fsync runs in the thread pool; the write
- * itself is synchronous, so `bytes` may be reused once this returns a promise.
+ * Writes a new temp file (exclusive create) from memory; with `fsync`,
+ * fsynced before it is closed, so the rename that follows never publishes a
+ * torn file. The fsync runs in the thread pool; the write itself is
+ * synchronous, so `bytes` may be reused once this returns a promise.
  */
-async function writeFileDurably(tmp: string, bytes: Uint8Array, mode: number): Promise<void> {
+async function writeFileDurably(tmp: string, bytes: Uint8Array, mode: number, fsync: boolean): Promise<void> {
   const fd = openSync(tmp, 'wx', mode);
   try {
     try {
       for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
-      if (DEFAULTS.syncFsyncFiles) await fsyncFd(fd);
+      if (fsync) await fsyncFd(fd);
     } finally {
       // close can report a deferred write error (NFS): thrown like the write's.
       closeSync(fd);

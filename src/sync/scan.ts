@@ -5,8 +5,8 @@
 // pull processes are collected so pull can remove them.
 
 import type { BigIntStats, Dirent } from 'node:fs';
-import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, sha256 } from '../core/digest.ts';
@@ -65,12 +65,16 @@ export async function scanDirectory(
   /** Some name has a character above U+D7FF (where code-unit order and byte order can differ). */
   let wide = false;
 
-  // Phase 1: walk folders (readdir only), applying ignore rules.
+  // Phase 1: walk folders (readdir only), applying ignore rules. The
+  // readdir is synchronous, like the lstats below: a folder listing is
+  // kernel-cached metadata, and a thread-pool round trip per folder (a
+  // node_modules has thousands) costs more than the call, most of all on a
+  // loaded machine where each hand-off waits for a time slice.
   const walk = async (rel: string, rules: IgnoreRules): Promise<number> => {
     opts.signal?.throwIfAborted();
     let dirents: Dirent[];
     try {
-      dirents = await readdir(join(root, rel), { withFileTypes: true });
+      dirents = readdirSync(join(root, rel), { withFileTypes: true });
     } catch (err) {
       if (rel !== '' && isErrno(err, 'ENOENT', 'ENOTDIR')) return 0; // removed while scanning
       if (rel === '' && isErrno(err, 'ENOENT'))

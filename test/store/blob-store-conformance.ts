@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { type Digest, sha256 } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import type { BlobStore } from '../../src/store/blob-store.ts';
+import { readMany } from '../../src/store/read-many.ts';
 import { readAll } from '../support/streams.ts';
 
 export interface BlobStoreFixture {
@@ -263,6 +264,35 @@ export function blobStoreConformance(
         }
         assert.deepEqual(paged, whole);
         for (const b of ours) assert.ok(paged.includes(b.digest));
+      }),
+    );
+
+    it(
+      'reads many blobs at once (its own readMany or the read fallback): each once, verified, missing said',
+      withStore(async (store) => {
+        const ours = [blob(0), blob(1), blob(70_000), ...Array.from({ length: 20 }, (_, i) => blob(100 + i))];
+        for (const b of ours) await store.write(b.digest, Readable.from([b.data]), { size: b.data.length });
+        const absent = blob(33);
+        const wants = [...ours, absent].map((b) => ({ digest: b.digest, size: b.data.length }));
+        const seen = new Map<Digest, Buffer | 'missing'>();
+        await readMany(
+          store,
+          wants,
+          async (r) => {
+            assert.ok(!seen.has(r.digest), 'each digest once');
+            seen.set(r.digest, r.status === 'present' ? Buffer.from(r.bytes) : 'missing');
+            await new Promise((resolve) => setImmediate(resolve)); // a consumer that takes its time
+          },
+          { concurrency: 4 },
+        );
+        assert.equal(seen.size, wants.length);
+        for (const b of ours) assert.deepEqual(seen.get(b.digest), b.data);
+        assert.equal(seen.get(absent.digest), 'missing');
+        // A wanted size that does not match the blob is corruption, never a short or long read.
+        await assert.rejects(
+          readMany(store, [{ digest: ours[2].digest, size: 1000 }], () => {}, { concurrency: 1 }),
+          (e) => isHoardError(e, 'HOARD_EDIGEST_MISMATCH') || isHoardError(e, 'HOARD_EREMOTE'),
+        );
       }),
     );
   });

@@ -97,7 +97,11 @@ export async function listAll(root: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Wraps a remote, counting every call to its blob and ref stores (by "blobs.read", "refs.get", …). */
+/**
+ * Wraps a remote, counting every call to its blob and ref stores (by
+ * "blobs.read", "refs.get", …). `reads` lists every blob read, one by one
+ * (`read`) or batched (each digest a `readMany` asked for).
+ */
 export function countingRemote<R extends { blobs: object; refs: object }>(
   remote: R,
 ): { remote: R; calls: Map<string, number>; reads: string[] } {
@@ -112,6 +116,7 @@ export function countingRemote<R extends { blobs: object; refs: object }>(
           const key = `${prefix}.${String(prop)}`;
           calls.set(key, (calls.get(key) ?? 0) + 1);
           if (key === 'blobs.read') reads.push(String(args[0]));
+          if (key === 'blobs.readMany') for (const w of args[0] as { digest: string }[]) reads.push(w.digest);
           return v.apply(t, args);
         };
       },

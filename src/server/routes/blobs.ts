@@ -1,14 +1,16 @@
 // /v1/blobs: GET/HEAD (ranges, conditional requests), PUT (streamed,
-// verified, bounded), POST /v1/blobs/missing, and two extensions used by the
+// verified, bounded), POST /v1/blobs/missing, POST /v1/blobs/batch (many
+// small blobs in one framed response), and two extensions used by the
 // http(s):// remote's conformance (DELETE and a paginated list).
 
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { BATCH_CONTENT_TYPE, BATCH_MAGIC, BatchStatus, recordHead } from '../../core/blob-batch-frame.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
 import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
-import type { ServingBlobStore } from '../../store/blob-handle.ts';
+import type { BlobHandle, ServingBlobStore } from '../../store/blob-handle.ts';
 import { closeAfterAnswer } from '../close-after-answer.ts';
 import type { ServerContext } from '../context.ts';
 import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
@@ -126,17 +128,25 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
     acceptJsonBodies(json, opts.ctx.config.maxJsonBodyBytes);
 
     json.post('/missing', { config: { scope: 'read' } }, async (request) => {
-      const body = request.body as { digests?: unknown } | undefined;
-      if (!body || typeof body !== 'object' || !Array.isArray(body.digests))
-        throw new HoardError('HOARD_EBAD_REQUEST', 'expected {"digests":["sha256:…",…]}');
-      if (body.digests.length > DEFAULTS.missingMaxBatch)
-        throw new HoardError(
-          'HOARD_EBAD_REQUEST',
-          `at most ${DEFAULTS.missingMaxBatch} digests per request, got ${body.digests.length}`,
-          { hint: 'split the question into batches' },
-        );
-      const digests = body.digests.map((d) => parseDigest(d));
+      const digests = digestList(request.body, DEFAULTS.missingMaxBatch, 'split the question into batches');
       return { missing: await blobs.missing(digests) };
+    });
+
+    json.post('/batch', { config: { scope: 'read' } }, async (request, reply) => {
+      const digests = digestList(request.body, DEFAULTS.blobBatchMaxDigests, 'split the read into batches');
+      if (digests.length === 0)
+        throw new HoardError('HOARD_EBAD_REQUEST', 'a batch asks for at least one digest');
+      if (new Set(digests).size !== digests.length)
+        throw new HoardError('HOARD_EBAD_REQUEST', 'a digest is asked for twice in one batch');
+      reply.header('content-type', BATCH_CONTENT_TYPE);
+      reply.header('cache-control', 'no-store');
+      // Pulled by the socket: a slow client stops the generator (backpressure),
+      // a gone one ends it (the open handle is released by its stream).
+      return reply.send(
+        Readable.from(batchBody(blobs, digests, Math.min(ctx.config.blobBatchMaxBytes, 0xffff_ffff)), {
+          objectMode: false,
+        }),
+      );
     });
 
     json.get<{ Querystring: { after?: string; limit?: string } }>(
@@ -160,6 +170,91 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       },
     );
   });
+}
+
+/** Blobs opened ahead of the one being sent: overlaps the tiers' lookups with sending. */
+const BATCH_OPEN_AHEAD = 8;
+
+/**
+ * The framed body of a batched read (src/core/blob-batch-frame.ts): one
+ * record per digest in request order, present ones while the byte budget
+ * lasts. A tier failing mid-body throws, which destroys the response: the
+ * client sees a cut-short stream, never a wrong record.
+ */
+async function* batchBody(
+  blobs: ServingBlobStore,
+  digests: readonly Digest[],
+  budget: number,
+): AsyncGenerator<Buffer> {
+  yield BATCH_MAGIC;
+  const opening: Promise<BlobHandle | undefined>[] = [];
+  let next = 0;
+  const fillWindow = () => {
+    while (next < digests.length && opening.length < BATCH_OPEN_AHEAD) {
+      const p = blobs.open(digests[next++]);
+      p.catch(() => {}); // awaited in order below; an early return must not leave it unhandled
+      opening.push(p);
+    }
+  };
+  let left = budget;
+  /** The handle being answered until its stream is taken (or it is closed). */
+  let current: BlobHandle | undefined;
+  try {
+    for (let i = 0; i < digests.length; i++) {
+      fillWindow();
+      current = await opening.shift()!;
+      const digest = digests[i];
+      if (!current) {
+        yield recordHead(digest, BatchStatus.missing, 0);
+        continue;
+      }
+      const size = current.size;
+      if (size > left || size === 0 || current.bytes) {
+        // Answered from what is at hand: the handle is done with before the yield.
+        const bytes = size <= left && size > 0 ? current.bytes!(0, size) : undefined;
+        current.close();
+        current = undefined;
+        if (size > left) {
+          yield recordHead(digest, BatchStatus.notSent, 0);
+          continue;
+        }
+        left -= size;
+        yield recordHead(digest, BatchStatus.present, size);
+        if (bytes) yield bytes;
+        continue;
+      }
+      left -= size;
+      // Taken before the first yield: from here the stream owns (and closes) the file.
+      const stream = current.stream(0, size);
+      current = undefined;
+      try {
+        yield recordHead(digest, BatchStatus.present, size);
+        yield* stream as AsyncIterable<Buffer>;
+      } finally {
+        if (!stream.destroyed && !stream.readableEnded) stream.destroy();
+      }
+    }
+  } finally {
+    // Stopped early (client gone, a tier failed): release what was opened, ahead or at hand.
+    current?.close();
+    for (const p of opening)
+      p.then(
+        (h) => h?.close(),
+        () => {},
+      );
+  }
+}
+
+/** The `{"digests":[…]}` of a JSON body, at most `max` of them, each a valid digest. */
+function digestList(body: unknown, max: number, hint: string): Digest[] {
+  const list = (body as { digests?: unknown } | undefined)?.digests;
+  if (!body || typeof body !== 'object' || !Array.isArray(list))
+    throw new HoardError('HOARD_EBAD_REQUEST', 'expected {"digests":["sha256:…",…]}');
+  if (list.length > max)
+    throw new HoardError('HOARD_EBAD_REQUEST', `at most ${max} digests per request, got ${list.length}`, {
+      hint,
+    });
+  return list.map((d) => parseDigest(d));
 }
 
 function headerString(v: string | string[] | undefined): string | undefined {

@@ -1,0 +1,150 @@
+// The framing of a batched blob read (POST /v1/blobs/batch, docs/api.md):
+// an 8-byte magic, then exactly one record per requested digest, in request
+// order. A record is a fixed 37-byte head — the raw 32-byte SHA-256, a
+// status byte, a big-endian uint32 length — followed by `length` bytes when
+// the status is "present". Fixed-size heads keep the reader a small state
+// machine with no delimiter scanning, and binary digests cannot be confused
+// with content.
+//
+// The reader here trusts nothing: every record must name the next digest
+// asked for, a present record's length must equal the size the caller
+// expects (so a hostile length never allocates), its bytes must hash to its
+// digest before they are handed over, and the stream must end exactly after
+// the last record (a short stream is HOARD_ETRUNCATED, extra bytes are an
+// error). Bytes reach the caller only whole and verified.
+
+import { type Digest, digestFromHex, hexOf, sha256 } from './digest.ts';
+import { DigestMismatchError, HoardError } from './errors.ts';
+
+export const BATCH_MAGIC = Buffer.from('HOARDBB1', 'latin1');
+export const BATCH_CONTENT_TYPE = 'application/vnd.hoard.blob-batch.v1';
+export const RECORD_HEAD_BYTES = 37;
+
+export const BatchStatus = {
+  /** `length` bytes of the blob follow. */
+  present: 0,
+  /** No tier has the blob; length 0. */
+  missing: 1,
+  /** Not sent: it would pass the response's byte budget; length 0. Fetch it alone (or in another batch). */
+  notSent: 2,
+} as const;
+export type BatchStatus = (typeof BatchStatus)[keyof typeof BatchStatus];
+
+/** The head of one record. */
+export function recordHead(digest: Digest, status: BatchStatus, length: number): Buffer {
+  const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
+  head.write(hexOf(digest), 0, 32, 'hex');
+  head[32] = status;
+  head.writeUInt32BE(length, 33);
+  return head;
+}
+
+/** What the caller expects of one record: the digest asked for and the size its tree gives. */
+export interface BlobWant {
+  digest: Digest;
+  size: number;
+}
+
+/** A record as handed over: verified bytes, or why there are none. */
+export type BatchRecord =
+  | { digest: Digest; status: 'present'; bytes: Buffer }
+  | { digest: Digest; status: 'missing' }
+  | { digest: Digest; status: 'not-sent' };
+
+function protocolError(message: string): HoardError {
+  return new HoardError('HOARD_EREMOTE', `batched blob read: ${message}`, {
+    hint: 'the server sent a malformed batch response; nothing from it past the last good record was used',
+  });
+}
+
+/**
+ * Reads a batch response for `wants` (in request order), calling `each` for
+ * every record, awaited before the next is read (so a slow consumer slows
+ * the stream: backpressure). Throws on the first violation; records before
+ * it have been handed over, nothing after.
+ */
+export async function readBatchFrames(
+  body: AsyncIterable<Buffer> | Iterable<Buffer>,
+  wants: readonly BlobWant[],
+  each: (record: BatchRecord) => void | Promise<void>,
+): Promise<void> {
+  let magicSeen = 0;
+  const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
+  let headFill = 0;
+  let index = 0;
+  /** The record whose bytes are being gathered. */
+  let want: BlobWant | undefined;
+  let parts: Buffer[] = [];
+  let got = 0;
+
+  const finishBody = async (bytes: Buffer) => {
+    const w = want!;
+    want = undefined;
+    parts = [];
+    got = 0;
+    const actual = sha256(bytes);
+    if (actual !== w.digest) throw new DigestMismatchError(w.digest, actual);
+    index++;
+    await each({ digest: w.digest, status: 'present', bytes });
+  };
+
+  for await (const chunk of body) {
+    let off = 0;
+    while (off < chunk.length) {
+      if (magicSeen < BATCH_MAGIC.length) {
+        const n = Math.min(BATCH_MAGIC.length - magicSeen, chunk.length - off);
+        if (!chunk.subarray(off, off + n).equals(BATCH_MAGIC.subarray(magicSeen, magicSeen + n)))
+          throw protocolError('the response does not start with the batch magic');
+        magicSeen += n;
+        off += n;
+        continue;
+      }
+      if (want) {
+        const n = Math.min(want.size - got, chunk.length - off);
+        const piece = chunk.subarray(off, off + n);
+        off += n;
+        got += n;
+        if (got === want.size) {
+          // One chunk holding the whole body: handed over without a copy.
+          await finishBody(parts.length === 0 ? piece : Buffer.concat([...parts, piece], got));
+        } else parts.push(piece);
+        continue;
+      }
+      if (index === wants.length) throw protocolError(`bytes after the last of ${wants.length} records`);
+      const n = Math.min(RECORD_HEAD_BYTES - headFill, chunk.length - off);
+      chunk.copy(head, headFill, off, off + n);
+      headFill += n;
+      off += n;
+      if (headFill < RECORD_HEAD_BYTES) continue;
+      headFill = 0;
+      const expected = wants[index];
+      const digest = digestFromHex(head.toString('hex', 0, 32));
+      if (digest !== expected.digest)
+        throw protocolError(
+          `record ${index + 1} is for ${digest}, but ${expected.digest} was asked for at that place`,
+        );
+      const status = head[32];
+      const length = head.readUInt32BE(33);
+      if (status === BatchStatus.present) {
+        if (length !== expected.size)
+          throw protocolError(
+            `record for ${digest} declares ${length} bytes, but that blob has ${expected.size}`,
+          );
+        want = expected;
+        if (length === 0) await finishBody(Buffer.alloc(0));
+      } else if (status === BatchStatus.missing || status === BatchStatus.notSent) {
+        if (length !== 0)
+          throw protocolError(`record for ${digest} has no content but declares ${length} bytes`);
+        index++;
+        await each(
+          status === BatchStatus.missing ? { digest, status: 'missing' } : { digest, status: 'not-sent' },
+        );
+      } else throw protocolError(`record for ${digest} has an unknown status ${status}`);
+    }
+  }
+  if (magicSeen < BATCH_MAGIC.length || want || headFill > 0 || index < wants.length)
+    throw new HoardError(
+      'HOARD_ETRUNCATED',
+      `batched blob read cut short after ${index} of ${wants.length} records`,
+    );
+}
