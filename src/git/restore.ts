@@ -194,7 +194,8 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       onProgress: (n) => opts.onProgress?.(n, size),
     });
     // Extraction-time mtimes, as `git clone` leaves them (and one syscall less per file).
-    await extractTarZst(download.stream, staging, {
+    // Reused range buffers: the extractor is done with each before it asks for the next.
+    await extractTarZst(download.ranges(), staging, {
       mtimes: false,
       policy: snapshotEntryPolicy,
       maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),

@@ -24,9 +24,9 @@ export function registerGitRestore(git: Command): void {
       action(
         async (url: string, dir: string, opts: { ref?: string; json?: boolean; concurrency?: number }) => {
           const { gitRestore } = await import('../../git/restore.ts');
-          const { default: cliProgress } = await import('cli-progress');
           const tty = process.stderr.isTTY && !opts.json;
-          const bar = tty
+          const cliProgress = tty ? (await import('cli-progress')).default : undefined;
+          const bar = cliProgress
             ? new cliProgress.SingleBar(
                 { format: 'restore [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr },
                 cliProgress.Presets.shades_classic,
