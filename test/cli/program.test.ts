@@ -38,7 +38,8 @@ process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(seen) +
 
   it('registers every command for help, unknown words and completion', async () => {
     const all = await names([]);
-    for (const n of ['push', 'pull', 'serve', 'git', 'cache', 'ls', 'completion']) assert.ok(all.includes(n), n);
+    for (const n of ['push', 'pull', 'serve', 'git', 'cache', 'ls', 'completion'])
+      assert.ok(all.includes(n), n);
     for (const words of [['--help'], ['help', 'push'], ['pus'], ['completion', 'bash'], ['--version', 'x']])
       assert.deepEqual(await names(words), all, words.join(' '));
   });
@@ -49,7 +50,9 @@ process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(seen) +
     assert.match(r.stdout, /restore a working clone/);
     const line = r.stderr.split('\n').find((l) => l.startsWith('LOADED '));
     assert.ok(line, r.stderr);
-    const loaded = (JSON.parse(line.slice('LOADED '.length)) as string[]).filter((u) => !u.startsWith('node:'));
+    const loaded = (JSON.parse(line.slice('LOADED '.length)) as string[]).filter(
+      (u) => !u.startsWith('node:'),
+    );
     assert.ok(loaded.some((u) => u.endsWith('/src/cli/commands/git-restore.ts')));
     for (const u of loaded) {
       assert.doesNotMatch(u, /\/src\/(server|sync|features)\/|\/node_modules\/fastify\//, u);
@@ -63,6 +66,7 @@ process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(seen) +
     assert.match(typo.stderr, /Did you mean push\?/);
     const help = await hoard(['--help']);
     assert.equal(help.code, 0);
-    for (const n of ['push', 'serve', 'git', 'completion']) assert.match(help.stdout, new RegExp(`\\n  ${n} `));
+    for (const n of ['push', 'serve', 'git', 'completion'])
+      assert.match(help.stdout, new RegExp(`\\n  ${n} `));
   });
 });
