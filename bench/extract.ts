@@ -2,7 +2,9 @@
 // every safety check on) against `zstd -dc | tar -x` on the same .tar.zst,
 // alternating (tar, hoard, tar, hoard…), medians and the ratio. hoard runs in
 // a fresh Node process per round (like a restore), timed inside that process
-// around extractTarZst alone, and its peak RSS is that process's. Get an
+// around extractTarZst alone (its peak RSS is printed too, but includes
+// Node's type stripper, loaded for this TypeScript file: see
+// bench/rss-at-exit.js for a restore's RSS). Get an
 // archive from any hoard server: curl -o a.tar.zst <server>/git/<repo>/snapshot.tar.zst
 //
 //   node bench/extract.ts ARCHIVE.tar.zst [--runs 5] [--json out.json]
