@@ -250,7 +250,7 @@ function restore(url: string): number {
       rss,
       NODE,
       '--import',
-      join(ROOT, 'bench', 'rss-at-exit.ts'),
+      join(ROOT, 'bench', 'rss-at-exit.js'),
       join(ROOT, 'bin', 'hoard.js'),
       'git',
       'restore',

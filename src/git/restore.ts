@@ -14,7 +14,7 @@
 //    named) and `.git/config` (origin = the URL given, nothing else) itself,
 //    then `git reset -q` (the archive has no index).
 // 4. `git fetch` of that one ref through the proxy (and the tags its history
-//    reaches) and check out the ref (default: the upstream's HEAD branch), so
+//    reaches; it runs while step 3 builds and verifies the index) and check out the ref (default: the upstream's HEAD branch), so
 //    the result is current even when the snapshot was older. A failed fetch leaves the snapshot's commit checked out and
 //    reports `fetchedAfterRestore: false`.
 // 5. Verify that the checkout is exactly the commit (HEAD, index = HEAD's
@@ -194,7 +194,8 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       onProgress: (n) => opts.onProgress?.(n, size),
     });
     // Extraction-time mtimes, as `git clone` leaves them (and one syscall less per file).
-    await extractTarZst(download.stream, staging, {
+    // Reused range buffers: the extractor is done with each before it asks for the next.
+    await extractTarZst(download.ranges(), staging, {
       mtimes: false,
       policy: snapshotEntryPolicy,
       maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),
@@ -205,15 +206,31 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
     // 3. HEAD and config of our own, then the index.
     await writeGitMetadata(staging, snapshotCommit, base);
     const git = restoreGit(staging, opts.token);
-    await git(['reset', '-q']);
-    await verifyCheckout(git, staging, snapshotCommit);
+    // 4's fetch needs only objects and refs, and the index and its
+    // verification touch neither: the fetch runs meanwhile (they were most of
+    // a restore's git time, issue 16). Only the checkout waits for both.
+    const fetching = opts.noFetch
+      ? undefined
+      : fetchRef(git, snapshotCommit, resolvedRef).then(
+          () => undefined,
+          (err: unknown) => ({ err }),
+        );
+    try {
+      await git(['reset', '-q']);
+      await verifyCheckout(git, staging, snapshotCommit);
+    } catch (err) {
+      await fetching; // settled before the staging directory is removed
+      throw err;
+    }
 
     // 4. Catch up through the proxy.
     let fetched = false;
     let commit = snapshotCommit;
-    if (!opts.noFetch) {
+    if (fetching) {
       try {
-        commit = await fetchAndCheckout(git, snapshotCommit, opts.ref, resolvedRef);
+        const failed = await fetching;
+        if (failed) throw failed.err;
+        commit = await checkoutRef(git, opts.ref, resolvedRef);
         fetched = true;
       } catch (err) {
         const info = opts.onWarning ?? ((m: string) => process.stderr.write(`${m}\n`));
@@ -293,13 +310,8 @@ async function verifyCheckout(git: Git, dir: string, commit: string): Promise<vo
   }
 }
 
-/** Fetches through the proxy and checks out the ref; returns the commit checked out. */
-async function fetchAndCheckout(
-  git: Git,
-  snapshotCommit: string,
-  ref: string | undefined,
-  resolvedRef: string | undefined,
-): Promise<string> {
+/** Fetches the restored ref through the proxy (see below), negotiating from the snapshot's commit. */
+async function fetchRef(git: Git, snapshotCommit: string, resolvedRef: string | undefined): Promise<void> {
   // A ref at the snapshot's commit, so the fetch negotiates from it (detached HEAD alone is not offered).
   const temp = 'refs/hoard-restore/snapshot';
   await git(['update-ref', temp, snapshotCommit]);
@@ -323,6 +335,14 @@ async function fetchAndCheckout(
   } finally {
     await git(['update-ref', '-d', temp]);
   }
+}
+
+/** Checks out the ref after fetchRef; returns the commit checked out. */
+async function checkoutRef(
+  git: Git,
+  ref: string | undefined,
+  resolvedRef: string | undefined,
+): Promise<string> {
   const exists = (name: string) =>
     git(['rev-parse', '--verify', '-q', name], [1, 128]).then((r) => r.code === 0);
   let branch: string | undefined;

@@ -10,12 +10,25 @@
 // the cause (ECONNREFUSED, ENOTFOUND, a timeout…) and a hint.
 
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher, Agent as UndiciAgent } from 'undici';
 import { DEFAULTS } from '../core/defaults.ts';
 import { errorFromWire, HoardError, isRetryable } from '../core/errors.ts';
 import { withRetry } from '../core/retry.ts';
 import { readAllBounded } from '../core/streams.ts';
+
+// undici's Agent and its request API only, not its index: the index loads
+// all of undici (fetch, WebSocket, caches, mocks…), ≈ 14 MiB more RSS and
+// start-up time in every CLI process (a restore's peak RSS, issue 16).
+// test/http/http-client.test.ts exercises these paths, so a release of
+// undici that moves them fails there.
+const requireUndici = createRequire(import.meta.url);
+const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
+const dispatchRequest = requireUndici('undici/lib/api/api-request.js') as (
+  this: Dispatcher,
+  opts: Dispatcher.RequestOptions,
+) => Promise<Dispatcher.ResponseData>;
 
 /** One pool for the process: connections are reused across every request to an origin. */
 const agent = new Agent({
@@ -102,12 +115,13 @@ async function once(
   if (Buffer.isBuffer(body)) headers['content-length'] = String(body.byteLength);
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(url, {
+    res = await dispatchRequest.call(agent, {
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
       method: method as Dispatcher.HttpMethod,
       headers,
       body,
       signal: opts.signal,
-      dispatcher: agent,
     });
   } catch (err) {
     throw networkError(err, what, url);

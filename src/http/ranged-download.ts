@@ -18,6 +18,7 @@ import { Readable } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher } from '../core/digest.ts';
 import { DigestMismatchError, errorFromWire, HoardError, isHoardError, isRetryable } from '../core/errors.ts';
+import { gcNudge } from '../core/gc-nudge.ts';
 import { withRetry } from '../core/retry.ts';
 import { discard, header, httpRequest } from './http-client.ts';
 
@@ -41,7 +42,16 @@ export interface RangedDownloadOptions {
 }
 
 export interface RangedDownload {
+  /** The body in order, each range a new Buffer. */
   stream: Readable;
+  /**
+   * The body in order, each range read into one of `concurrency` buffers
+   * that are reused: a buffer is valid only until the loop asks for the next
+   * one (a consumer that keeps bytes must copy them). No range buffer becomes
+   * garbage, so a long download's memory stays at concurrency × rangeBytes
+   * (a restore's peak RSS, issue 16). Consume either this or `stream`, once.
+   */
+  ranges(): AsyncIterable<Buffer>;
   /** Resolves when the stream ended and verified, with the digest; rejects on failure. */
   done: Promise<{ digest: Digest; size: number; requests: number; retries: number }>;
 }
@@ -75,11 +85,11 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
 
   const url = new URL(opts.url);
 
-  async function fetchRangeOnce(start: number, end: number): Promise<Buffer> {
+  async function fetchRangeOnce(start: number, end: number, into: Buffer | undefined): Promise<Buffer> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const rangeSignal = AbortSignal.any([signal, timeout]);
     try {
-      return await fetchRangeOnceWithin(start, end, rangeSignal);
+      return await fetchRangeOnceWithin(start, end, rangeSignal, into);
     } catch (err) {
       // This range's own time ran out (not the whole download's): transient, asked for again.
       if (timeout.aborted && !signal.aborted)
@@ -94,7 +104,12 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
     }
   }
 
-  async function fetchRangeOnceWithin(start: number, end: number, rangeSignal: AbortSignal): Promise<Buffer> {
+  async function fetchRangeOnceWithin(
+    start: number,
+    end: number,
+    rangeSignal: AbortSignal,
+    into: Buffer | undefined,
+  ): Promise<Buffer> {
     const headers: Record<string, string> = { ...opts.headers, range: `bytes=${start}-${end - 1}` };
     if (opts.etag) {
       headers['if-range'] = opts.etag;
@@ -123,7 +138,7 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
         if (cr !== `bytes ${start}-${end - 1}/${opts.size}`)
           throw changed(opts.url, `Content-Range ${cr}, expected bytes ${start}-${end - 1}/${opts.size}`);
       }
-      const buf = Buffer.allocUnsafe(end - start);
+      const buf = into ?? Buffer.allocUnsafe(end - start);
       let n = 0;
       consumed = true;
       try {
@@ -131,6 +146,7 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
           if (n + chunk.byteLength > buf.byteLength) throw changed(opts.url, 'range longer than requested');
           buf.set(chunk, n);
           n += chunk.byteLength;
+          gcNudge(chunk.byteLength); // the socket's chunk, copied, is garbage now
         }
       } catch (err) {
         if (err instanceof ChangedError || signal.aborted) throw err;
@@ -153,7 +169,7 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
   const isRetryableRange = (err: unknown): boolean =>
     !(err instanceof ChangedError) && (!isHoardError(err) || isRetryable(err));
 
-  async function fetchRange(i: number): Promise<Buffer> {
+  async function fetchRange(i: number, into: Buffer | undefined): Promise<Buffer> {
     const start = i * rangeBytes;
     const end = Math.min(opts.size, start + rangeBytes);
     let attempts = 0;
@@ -162,7 +178,7 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
         `range ${start}-${end - 1} of ${opts.url}`,
         () => {
           attempts++;
-          return fetchRangeOnce(start, end);
+          return fetchRangeOnce(start, end, into);
         },
         {
           retries,
@@ -184,12 +200,20 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
     }
   }
 
-  async function* generate(): AsyncGenerator<Buffer> {
+  /** With `pool`, range i is read into pool slot i % concurrency, reused once range i was consumed. */
+  async function* generate(pool: Buffer[] | undefined): AsyncGenerator<Buffer> {
     const hasher = new Hasher();
     const inflight = new Map<number, Promise<Buffer>>();
     const start = (i: number) => {
       if (i >= count) return;
-      const p = fetchRange(i);
+      let into: Buffer | undefined;
+      if (pool) {
+        const len = Math.min(opts.size, (i + 1) * rangeBytes) - i * rangeBytes;
+        const slot = i % concurrency;
+        pool[slot] ??= Buffer.allocUnsafe(len);
+        into = pool[slot].subarray(0, len);
+      }
+      const p = fetchRange(i, into);
       p.catch(() => {}); // observed when awaited in order
       inflight.set(i, p);
     };
@@ -200,10 +224,13 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
         if (!p) throw new Error(`range ${i} was never started`);
         const buf = await p;
         inflight.delete(i);
-        start(i + concurrency);
+        // Fresh buffers: the next range can start at once. Pooled: only after
+        // the consumer is done with this one (it asked for the next).
+        if (!pool) start(i + concurrency);
         hasher.update(buf);
         opts.onProgress?.(hasher.size);
         yield buf;
+        if (pool) start(i + concurrency);
       }
       if (hasher.size !== opts.size)
         throw new HoardError(
@@ -222,6 +249,14 @@ export function rangedDownload(opts: RangedDownloadOptions): RangedDownload {
     }
   }
 
-  const stream = Readable.from(generate(), { objectMode: false, highWaterMark: 1 });
-  return { stream, done };
+  // Created on first use: only the form consumed starts the download.
+  let stream: Readable | undefined;
+  return {
+    get stream() {
+      stream ??= Readable.from(generate(undefined), { objectMode: false, highWaterMark: 1 });
+      return stream;
+    },
+    ranges: () => generate([]),
+    done,
+  };
 }

@@ -46,6 +46,7 @@ import {
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, HoardError } from '../core/errors.ts';
+import { gcNudge } from '../core/gc-nudge.ts';
 import { Semaphore } from '../core/pool.ts';
 import { statusOf, withRetry } from '../core/retry.ts';
 import { drain } from '../core/streams.ts';
@@ -68,7 +69,7 @@ import {
   partsOf,
   verifyHash,
 } from './bucket-layout.ts';
-import { errName, gcNudge, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
+import { errName, isNotFound, isPreconditionFailed, type S3Location, s3Error } from './s3-common.ts';
 
 export interface S3BlobStoreOptions extends BucketStoreOptions {
   multipartPartBytes?: number;

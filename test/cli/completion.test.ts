@@ -20,10 +20,12 @@ function commands(cmd: Command, path: string[] = []): { path: string[]; cmd: Com
 
 const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 
+const program = await buildProgram();
+
 describe('shell completion', () => {
   const scripts: Record<string, string> = {};
   let tmp: { dir: string; cleanup: () => Promise<void> };
-  const all = commands(buildProgram());
+  const all = commands(program);
   before(async () => {
     tmp = await tempDir('hoard-completion-');
     for (const shell of ['bash', 'zsh', 'fish']) {

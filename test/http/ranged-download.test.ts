@@ -95,6 +95,56 @@ describe('parallel ranged download', () => {
     assert.ok(maxActive <= 4, `never more than the concurrency (max ${maxActive})`);
   });
 
+  it('ranges(): the same bytes through a pool of concurrency buffers, each refilled only after it was consumed', async () => {
+    const body = randomBytes(1_000_003);
+    reset({ body, etag: '"p"' });
+    const d = rangedDownload({
+      url: `${base}/p`,
+      size: body.byteLength,
+      expected: digestOf(body),
+      etag: '"p"',
+      concurrency: 3,
+      rangeBytes: 64 * 1024,
+    });
+    const parts: Buffer[] = [];
+    const arrays = new Set<ArrayBufferLike>();
+    let pos = 0;
+    for await (const buf of d.ranges()) {
+      // Compared now, copied for later: a buffer is valid until the next iteration only.
+      assert.ok(buf.equals(body.subarray(pos, pos + buf.byteLength)), `range at ${pos}`);
+      pos += buf.byteLength;
+      parts.push(Buffer.from(buf));
+      arrays.add(buf.buffer);
+      // A slow consumer: the ranges in flight must not write into this buffer meanwhile.
+      await new Promise((r) => setTimeout(r, 2));
+      assert.ok(buf.equals(body.subarray(pos - buf.byteLength, pos)), `range at ${pos} unchanged while held`);
+    }
+    assert.ok(Buffer.concat(parts).equals(body));
+    assert.equal((await d.done).digest, digestOf(body));
+    assert.ok(arrays.size <= 3, `${arrays.size} buffers for ${parts.length} ranges`);
+    assert.ok(maxActive <= 3, `never more than the concurrency (max ${maxActive})`);
+  });
+
+  it('ranges(): a digest mismatch fails before the iteration ends', async () => {
+    const body = randomBytes(200_000);
+    reset({ body, etag: '"q"' });
+    const d = rangedDownload({
+      url: `${base}/q`,
+      size: body.byteLength,
+      expected: digestOf(Buffer.from('other')),
+      rangeBytes: 30_000,
+    });
+    let seen = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const buf of d.ranges()) seen += buf.byteLength;
+      })(),
+      (e) => isHoardError(e, 'HOARD_EDIGEST_MISMATCH'),
+    );
+    assert.equal(seen, body.byteLength);
+    await assert.rejects(d.done, (e) => isHoardError(e, 'HOARD_EDIGEST_MISMATCH'));
+  });
+
   it('handles an empty body and a body smaller than one range', async () => {
     reset({ body: Buffer.alloc(0), etag: '"e"' });
     const empty = rangedDownload({ url: `${base}/e`, size: 0, expected: digestOf(Buffer.alloc(0)) });
