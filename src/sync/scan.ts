@@ -12,7 +12,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
-import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
+import { type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
 import { validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
@@ -222,14 +222,29 @@ export async function scanDirectory(
   const sorted = entries.sort(wide ? compareUtf8 : compareCodeUnits);
 
   cache.retain(filePaths);
-  const { digest, bytes } = treeDigest(sorted);
+  const { digest, bytes } = treeDigestOfWalk(sorted);
   const tree: Tree = { entries: sorted };
-  const localByDigest = new Map<Digest, string>();
-  for (const e of tree.entries) {
-    if ((e.kind === 'file' || e.kind === 'exec') && !localByDigest.has(e.digest))
-      localByDigest.set(e.digest, e.path);
-  }
-  return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed, changing };
+  return withLocalPaths({ tree, digest, bytes, staleTemps, filesHashed, bytesHashed, changing });
+}
+
+/**
+ * The result with `localByDigest` made on first use: a no-op push and a push
+ * whose blobs the scan already stored never ask it, and at 50,000 files the
+ * map is one more copy of every digest held until the process ends.
+ */
+export function withLocalPaths(r: Omit<ScanResult, 'localByDigest'>): ScanResult {
+  let map: Map<Digest, string> | undefined;
+  return Object.defineProperty(r as ScanResult, 'localByDigest', {
+    enumerable: true,
+    get: () => {
+      if (map === undefined) {
+        map = new Map();
+        for (const e of r.tree.entries)
+          if ((e.kind === 'file' || e.kind === 'exec') && !map.has(e.digest)) map.set(e.digest, e.path);
+      }
+      return map;
+    },
+  });
 }
 
 const WIDE = /[\uD800-\uFFFF]/;
