@@ -116,7 +116,7 @@ export async function scanDirectory(
   const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   /** Paths of the file entries: the stat cache keeps only these. */
   const filePaths = new Set<string>();
-  const misses: { rel: string; kind: 'file' | 'exec'; key: StatKey }[] = [];
+  const misses: Miss[] = [];
   // root is absolute and resolved, rel validated: plain concatenation is the join.
   const base = root.endsWith(sep) ? root : root + sep;
   for (const rel of files) {
@@ -149,7 +149,8 @@ export async function scanDirectory(
   let bytesHashed = 0;
   const changing: string[] = [];
   const progress = opts.progress;
-  if (progress && misses.length > 0) {
+  const hashing = misses.length > 0;
+  if (progress && hashing) {
     let expected = 0;
     for (const m of misses) expected += m.key.size;
     progress.start('hash', misses.length, expected);
@@ -178,8 +179,9 @@ export async function scanDirectory(
   // (open, read, fstat, close: page-cached, each costs less than one
   // thread-pool hand-off would), hashed once, handed to onContent. Large
   // files stream through the thread pool meanwhile.
-  const small = misses.filter((m) => m.key.size <= DEFAULTS.syncSmallFileBytes);
+  const small: (Miss | undefined)[] = misses.filter((m) => m.key.size <= DEFAULTS.syncSmallFileBytes);
   const large = misses.filter((m) => m.key.size > DEFAULTS.syncSmallFileBytes);
+  misses.length = 0;
   try {
     const streamed = forEachLimit(large, DEFAULTS.hashConcurrency, ({ rel, kind }) =>
       each(rel, async () => {
@@ -189,7 +191,11 @@ export async function scanDirectory(
     );
     const readSmall = async () => {
       const buf = Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
-      for (const { rel, kind, key } of small)
+      for (let i = 0; i < small.length; i++) {
+        const { rel, kind, key } = small[i]!;
+        // Let each miss go once handled: the stat cache holds the new entry,
+        // so at 50,000 files the two are not both held whole.
+        small[i] = undefined;
         await each(rel, async () => {
           const abs = base + rel;
           const got = readSmallFile(abs, rel, key, buf);
@@ -206,11 +212,12 @@ export async function scanDirectory(
           await opts.onContent?.(rel, digest, bytes);
           hashed(rel, kind, got.key, digest);
         });
+      }
     };
     const settled = await Promise.allSettled([streamed, readSmall()]);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
   } finally {
-    if (progress && misses.length > 0) progress.stop();
+    if (progress && hashing) progress.stop();
   }
   changing.sort();
 
@@ -245,6 +252,13 @@ export function withLocalPaths(r: Omit<ScanResult, 'localByDigest'>): ScanResult
       return map;
     },
   });
+}
+
+/** A file whose stat the cache does not vouch for: hashed. */
+interface Miss {
+  rel: string;
+  kind: 'file' | 'exec';
+  key: StatKey;
 }
 
 const WIDE = /[\uD800-\uFFFF]/;

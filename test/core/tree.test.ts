@@ -108,7 +108,18 @@ describe('tree', () => {
   });
 
   it('writes each line exactly as JSON.stringify of the fixed-key object, whatever the name holds', () => {
-    const names = ['plain', 'q"uote', 'back\\slash', 'tab\there', 'nl\nx', '\u001fctl', 'é', '日本', '😀', 'a\u2028b'];
+    const names = [
+      'plain',
+      'q"uote',
+      'back\\slash',
+      'tab\there',
+      'nl\nx',
+      '\u001fctl',
+      'é',
+      '日本',
+      '😀',
+      'a\u2028b',
+    ];
     for (const path of names) {
       const f = { path, kind: 'file' as const, size: 12345, digest: d };
       assert.equal(encodeEntry(f), JSON.stringify({ path, kind: 'file', size: 12345, digest: d }));
@@ -141,9 +152,15 @@ describe('tree', () => {
 
   it("a walk's entries that collide after Unicode normalisation are refused", () => {
     // KELVIN SIGN is NFC-normalised to K: a non-ASCII name can collide with an ASCII one.
-    for (const pair of [['K', '\u212A'], ['e\u0301', 'é']]) {
+    for (const pair of [
+      ['K', '\u212A'],
+      ['e\u0301', 'é'],
+    ]) {
       const sorted = normalizeOrder(pair.map((p) => file(p)));
-      assert.throws(() => treeDigestOfWalk(sorted), (e) => isHoardError(e, 'HOARD_EPATH_INVALID'));
+      assert.throws(
+        () => treeDigestOfWalk(sorted),
+        (e) => isHoardError(e, 'HOARD_EPATH_INVALID'),
+      );
     }
   });
 
