@@ -36,12 +36,24 @@ export function comparePathBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 /**
  * Throws if two paths would name the same file after Unicode normalisation
  * (macOS file systems normalise names; two entries that collapse into one
  * would silently overwrite each other on pull).
  */
-export function checkNormalizationCollisions(paths: Iterable<string>): void {
+export function checkNormalizationCollisions(paths: readonly string[]): void {
+  // Two different paths can only collide if one of them changes under NFC
+  // (distinct NFC strings stay distinct); ASCII never does. The usual tree
+  // has no such path, and is checked without a map of every path.
+  let changes = false;
+  for (const p of paths)
+    if (!ASCII.test(p) && p.normalize('NFC') !== p) {
+      changes = true;
+      break;
+    }
+  if (!changes) return;
   const seen = new Map<string, string>();
   for (const p of paths) {
     const key = p.normalize('NFC');

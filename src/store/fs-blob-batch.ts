@@ -62,6 +62,8 @@ export class FsBlobBatch implements BlobBatch {
   readonly #added = new Set<Digest>();
   /** Writes whose fsync/link has not finished; they never reject (failures go to #error). */
   readonly #pending = new Set<Promise<void>>();
+  /** add() calls waiting for a write to finish (one is woken per finished write). */
+  readonly #slotWaiters: (() => void)[] = [];
   #error: unknown;
 
   constructor(blobsDir: string, tmpDir: string, inFlight: number) {
@@ -80,7 +82,11 @@ export class FsBlobBatch implements BlobBatch {
       this.#added.add(digest);
       return { created: false };
     }
-    while (this.#pending.size >= this.#inFlight) await Promise.race(this.#pending);
+    // Wait for a free slot in a queue, not with Promise.race over the pending
+    // writes: each race adds a reaction to every pending promise, kept until
+    // it settles, so a 50,000-file push made millions of them (promoted to
+    // the old generation, most of its heap).
+    while (this.#pending.size >= this.#inFlight) await new Promise<void>((r) => this.#slotWaiters.push(r));
     this.#throwIfFailed();
     if (this.#added.has(digest)) return { created: false }; // added while we waited
     this.#added.add(digest);
@@ -104,7 +110,10 @@ export class FsBlobBatch implements BlobBatch {
       .catch((err: unknown) => {
         this.#error ??= err;
       })
-      .finally(() => this.#pending.delete(p));
+      .finally(() => {
+        this.#pending.delete(p);
+        this.#slotWaiters.shift()?.();
+      });
     this.#pending.add(p);
     return { created: true };
   }

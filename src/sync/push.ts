@@ -181,7 +181,8 @@ function withoutSkipped(scan: ScanResult, base: Tree, skipped: ReadonlySet<strin
   for (const e of entries)
     if ((e.kind === 'file' || e.kind === 'exec') && !skipped.has(e.path) && !localByDigest.has(e.digest))
       localByDigest.set(e.digest, e.path);
-  return { ...scan, tree: { entries }, digest, bytes, localByDigest };
+  const { staleTemps, filesHashed, bytesHashed, changing } = scan;
+  return { tree: { entries }, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed, changing };
 }
 
 async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise<PushResult> {
@@ -366,9 +367,15 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
       theirs = await fetchTree(remote, root, theirsDigest);
       base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
     }
-    const merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined);
+    // No ref (a first push, or the ref was removed): nothing to merge with,
+    // the tree is the scan's, already encoded — not merged and encoded again.
+    const merged = cur
+      ? mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined)
+      : { entries: scan.tree.entries, conflicts: [] };
     if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'push');
-    const { digest: mergedDigest, bytes: mergedBytes } = treeDigest(merged.entries);
+    const { digest: mergedDigest, bytes: mergedBytes } = cur
+      ? treeDigest(merged.entries)
+      : { digest: scan.digest, bytes: scan.bytes };
     const mergedTree: Tree = { entries: merged.entries };
 
     if (cur && theirsDigest === mergedDigest) {

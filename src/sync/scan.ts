@@ -12,7 +12,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
-import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
+import { type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
 import { validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
@@ -120,7 +120,7 @@ export async function scanDirectory(
   const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   /** Paths of the file entries: the stat cache keeps only these. */
   const filePaths = new Set<string>();
-  const misses: { rel: string; kind: 'file' | 'exec'; key: StatKey }[] = [];
+  const misses: Miss[] = [];
   // root is absolute and resolved, rel validated: plain concatenation is the join.
   const base = root.endsWith(sep) ? root : root + sep;
   for (const rel of files) {
@@ -153,7 +153,8 @@ export async function scanDirectory(
   let bytesHashed = 0;
   const changing: string[] = [];
   const progress = opts.progress;
-  if (progress && misses.length > 0) {
+  const hashing = misses.length > 0;
+  if (progress && hashing) {
     let expected = 0;
     for (const m of misses) expected += m.key.size;
     progress.start('hash', misses.length, expected);
@@ -182,8 +183,9 @@ export async function scanDirectory(
   // (open, read, fstat, close: page-cached, each costs less than one
   // thread-pool hand-off would), hashed once, handed to onContent. Large
   // files stream through the thread pool meanwhile.
-  const small = misses.filter((m) => m.key.size <= DEFAULTS.syncSmallFileBytes);
+  const small: (Miss | undefined)[] = misses.filter((m) => m.key.size <= DEFAULTS.syncSmallFileBytes);
   const large = misses.filter((m) => m.key.size > DEFAULTS.syncSmallFileBytes);
+  misses.length = 0;
   try {
     const streamed = forEachLimit(large, DEFAULTS.hashConcurrency, ({ rel, kind }) =>
       each(rel, async () => {
@@ -193,7 +195,11 @@ export async function scanDirectory(
     );
     const readSmall = async () => {
       const buf = Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
-      for (const { rel, kind, key } of small)
+      for (let i = 0; i < small.length; i++) {
+        const { rel, kind, key } = small[i]!;
+        // Let each miss go once handled: the stat cache holds the new entry,
+        // so at 50,000 files the two are not both held whole.
+        small[i] = undefined;
         await each(rel, async () => {
           const abs = base + rel;
           const got = readSmallFile(abs, rel, key, buf);
@@ -210,11 +216,12 @@ export async function scanDirectory(
           await opts.onContent?.(rel, digest, bytes);
           hashed(rel, kind, got.key, digest);
         });
+      }
     };
     const settled = await Promise.allSettled([streamed, readSmall()]);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
   } finally {
-    if (progress && misses.length > 0) progress.stop();
+    if (progress && hashing) progress.stop();
   }
   changing.sort();
 
@@ -226,14 +233,36 @@ export async function scanDirectory(
   const sorted = entries.sort(wide ? compareUtf8 : compareCodeUnits);
 
   cache.retain(filePaths);
-  const { digest, bytes } = treeDigest(sorted);
+  const { digest, bytes } = treeDigestOfWalk(sorted);
   const tree: Tree = { entries: sorted };
-  const localByDigest = new Map<Digest, string>();
-  for (const e of tree.entries) {
-    if ((e.kind === 'file' || e.kind === 'exec') && !localByDigest.has(e.digest))
-      localByDigest.set(e.digest, e.path);
-  }
-  return { tree, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed, changing };
+  return withLocalPaths({ tree, digest, bytes, staleTemps, filesHashed, bytesHashed, changing });
+}
+
+/**
+ * The result with `localByDigest` made on first use: a no-op push and a push
+ * whose blobs the scan already stored never ask it, and at 50,000 files the
+ * map is one more copy of every digest held until the process ends.
+ */
+export function withLocalPaths(r: Omit<ScanResult, 'localByDigest'>): ScanResult {
+  let map: Map<Digest, string> | undefined;
+  return Object.defineProperty(r as ScanResult, 'localByDigest', {
+    enumerable: true,
+    get: () => {
+      if (map === undefined) {
+        map = new Map();
+        for (const e of r.tree.entries)
+          if ((e.kind === 'file' || e.kind === 'exec') && !map.has(e.digest)) map.set(e.digest, e.path);
+      }
+      return map;
+    },
+  });
+}
+
+/** A file whose stat the cache does not vouch for: hashed. */
+interface Miss {
+  rel: string;
+  kind: 'file' | 'exec';
+  key: StatKey;
 }
 
 const WIDE = /[\uD800-\uFFFF]/;

@@ -3,7 +3,14 @@ import { describe, it } from 'node:test';
 import { sha256 } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import { decodeSnapshot, encodeSnapshot, snapshotDigest } from '../../src/core/snapshot-record.ts';
-import { decodeTree, encodeTree, type TreeEntry, treeDigest } from '../../src/core/tree.ts';
+import {
+  decodeTree,
+  encodeEntry,
+  encodeTree,
+  type TreeEntry,
+  treeDigest,
+  treeDigestOfWalk,
+} from '../../src/core/tree.ts';
 import { validateTreePath } from '../../src/core/tree-path.ts';
 import { invalidTreeTexts } from './invalid-trees.ts';
 
@@ -100,10 +107,72 @@ describe('tree', () => {
     }
   });
 
+  it('writes each line exactly as JSON.stringify of the fixed-key object, whatever the name holds', () => {
+    const names = [
+      'plain',
+      'q"uote',
+      'back\\slash',
+      'tab\there',
+      'nl\nx',
+      '\u001fctl',
+      'é',
+      '日本',
+      '😀',
+      'a\u2028b',
+    ];
+    for (const path of names) {
+      const f = { path, kind: 'file' as const, size: 12345, digest: d };
+      assert.equal(encodeEntry(f), JSON.stringify({ path, kind: 'file', size: 12345, digest: d }));
+      const x = { path, kind: 'exec' as const, size: 0, digest: d };
+      assert.equal(encodeEntry(x), JSON.stringify({ path, kind: 'exec', size: 0, digest: d }));
+      const l = { path, kind: 'symlink' as const, target: `../${path}` };
+      assert.equal(encodeEntry(l), JSON.stringify({ path, kind: 'symlink', target: `../${path}` }));
+      assert.equal(encodeEntry({ path, kind: 'dir' }), JSON.stringify({ path, kind: 'dir' }));
+    }
+  });
+
+  it("a walk's sorted entries encode to the same bytes as the validating encoder", () => {
+    const entries: TreeEntry[] = [
+      file('B'),
+      { path: 'a/link', kind: 'symlink', target: '../b "q"' },
+      { path: 'a/run.sh', kind: 'exec', size: 7, digest: d },
+      file('b"c', 0),
+      { path: 'empty', kind: 'dir' },
+      file('é'),
+      file('\uFF21'),
+      file('😀'),
+    ];
+    const sorted = normalizeOrder(entries);
+    const walk = treeDigestOfWalk(sorted);
+    const checked = treeDigest(entries);
+    assert.deepEqual(walk.bytes, checked.bytes);
+    assert.equal(walk.digest, checked.digest);
+    assert.deepEqual(treeDigestOfWalk([]).bytes, treeDigest([]).bytes);
+  });
+
+  it("a walk's entries that collide after Unicode normalisation are refused", () => {
+    // KELVIN SIGN is NFC-normalised to K: a non-ASCII name can collide with an ASCII one.
+    for (const pair of [
+      ['K', '\u212A'],
+      ['e\u0301', 'é'],
+    ]) {
+      const sorted = normalizeOrder(pair.map((p) => file(p)));
+      assert.throws(
+        () => treeDigestOfWalk(sorted),
+        (e) => isHoardError(e, 'HOARD_EPATH_INVALID'),
+      );
+    }
+  });
+
   it('empty tree is valid', () => {
     assert.deepEqual(decodeTree(encodeTree([])).entries, []);
   });
 });
+
+/** Sorted by UTF-8 bytes, as a walk sorts them. */
+function normalizeOrder(entries: TreeEntry[]): TreeEntry[] {
+  return [...entries].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+}
 
 describe('snapshot record', () => {
   it('encodes canonically and round-trips', () => {

@@ -111,6 +111,49 @@ describe('stat cache file', () => {
     });
   }
 
+  it('entries set since the load (the overlay) answer like saved ones: replaced, deleted, set again, racy, saved', async (t) => {
+    const { dir, cleanup } = await tempDir();
+    t.after(cleanup);
+    const cache = await StatCache.load(dir);
+    const key = (n: number) => ({
+      size: n,
+      mtimeNs: 1_000_000_000n * BigInt(n),
+      ctimeNs: 7n + BigInt(n),
+      ino: 99n,
+    });
+    const old = Date.now() + 60_000; // observed long after those stat times: trusted
+    for (let i = 0; i < 500; i++) cache.set(`p${i}`, key(i), sha256(`c${i}`), old); // grows the record buffer
+    cache.set('p1', key(1001), sha256('replaced'), old);
+    cache.delete('p2');
+    cache.set('p3', key(3), sha256('c3'), old);
+    cache.delete('p3');
+    cache.set('p3', key(33), sha256('again'), old);
+    // Observed within the racy window of its ctime: kept, never trusted.
+    cache.set(
+      'racy',
+      { size: 1, mtimeNs: 0n, ctimeNs: BigInt(Date.now()) * 1_000_000n, ino: 1n },
+      sha256('r'),
+      Date.now(),
+    );
+    const check = (c: StatCache) => {
+      assert.equal(c.lookup('p0', key(0)), sha256('c0'));
+      assert.equal(c.lookup('p499', key(499)), sha256('c499'));
+      assert.equal(c.lookup('p1', key(1)), undefined);
+      assert.equal(c.lookup('p1', key(1001)), sha256('replaced'));
+      assert.equal(c.lookup('p2', key(2)), undefined);
+      assert.equal(c.lookup('p3', key(3)), undefined);
+      assert.equal(c.lookup('p3', key(33)), sha256('again'));
+      assert.equal(c.lookup('p4', { ...key(4), ino: 98n }), undefined); // another inode: not this file
+      assert.equal(c.lookup('racy', { size: 1, mtimeNs: 0n, ctimeNs: 0n, ino: 1n }), undefined);
+      assert.equal(c.lastDigest('racy'), sha256('r'));
+      assert.equal(c.size, 500);
+    };
+    check(cache);
+    await cache.save();
+    check(cache);
+    check(await StatCache.load(dir));
+  });
+
   it('the JSON file of format 1 is ignored, and removed by the next save', async () => {
     const { dir, cleanup } = await tempDir();
     try {

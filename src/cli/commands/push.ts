@@ -9,6 +9,7 @@ import { positiveInteger } from '../options.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgressListener } from '../progress.ts';
 import { resolveSyncTarget } from '../project-config.ts';
+import { keepYoungGenerationSmall } from '../young-generation.ts';
 import { REMOTE_ARG } from './sync-args.ts';
 
 export function registerPush(program: Command): void {
@@ -45,6 +46,7 @@ export function registerPush(program: Command): void {
             concurrency?: number;
           },
         ) => {
+          keepYoungGenerationSmall();
           const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
           // A CLI process: nothing else waits on its event loop (see OpenRemoteOptions).
           await using remote = await openCliRemote(t.remote, { create: true });

@@ -1,0 +1,38 @@
+// keepYoungGenerationSmall (src/cli/young-generation.ts): in a process that
+// keeps much of what it allocates (a scan of many files), V8's young
+// generation stays at its initial size instead of growing to its maximum.
+// Checked in a child process: the flag is process-wide.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** new_space size (MiB) after allocating and keeping ~300,000 small objects, with or without the call. */
+async function newSpaceMiB(keepSmall: boolean): Promise<number> {
+  const src = `
+    import { getHeapSpaceStatistics } from 'node:v8';
+    import { keepYoungGenerationSmall } from ${JSON.stringify(new URL('../../src/cli/young-generation.ts', import.meta.url).href)};
+    if (${keepSmall}) keepYoungGenerationSmall();
+    const kept = [];
+    let max = 0;
+    for (let i = 0; i < 300000; i++) {
+      kept.push({ path: 'd/s/file-' + i, size: i, digest: 'sha256:' + i.toString(16).padStart(64, '0') });
+      if (i % 1000 === 0) max = Math.max(max, getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size);
+    }
+    console.log(max / 2 ** 20, kept.length);
+  `;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', src]);
+  return Number(stdout.split(' ')[0]);
+}
+
+describe('keepYoungGenerationSmall', () => {
+  it('keeps the young generation at a few MiB where it would otherwise grow', async () => {
+    const small = await newSpaceMiB(true);
+    const grown = await newSpaceMiB(false);
+    assert.ok(small <= 4, `young generation ${small} MiB with the flag`);
+    assert.ok(grown > small, `young generation ${grown} MiB without it, ${small} MiB with it`);
+  });
+});
