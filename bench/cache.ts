@@ -22,7 +22,7 @@
 // The toolkit side needs the Actions cache service (src/features/actions-cache/);
 // without it (or with --no-toolkit) only hoard runs.
 
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -184,6 +184,8 @@ async function main(): Promise<void> {
       }
     }
 
+    execFileSync('sync'); // the saves' writes settle before the first timed restore (see removeSettled)
+
     const hoardRestore = async (cwd: string, key: string): Promise<Sample> => {
       const t0 = performance.now();
       const r = await hoard(cwd, ['cache', 'restore', key, 'node_modules', '--remote', remote, '--json']);
@@ -200,6 +202,17 @@ async function main(): Promise<void> {
       return { ms, bytes: size ? Number(size[1]) : Number.NaN };
     };
 
+    /**
+     * Removes a restored folder and waits for the file system to write the
+     * deletion out (`sync`), so no timed restore starts while the previous
+     * round's 45k-file delete is still being committed (this disk is ext4
+     * mounted with `discard`; a `tar -x` right after such a delete measured
+     * 11.4 s of sys time, 3–4 s otherwise).
+     */
+    const removeSettled = async (dir: string) => {
+      await rm(dir, { recursive: true, force: true });
+      execFileSync('sync');
+    };
     const results: Record<string, Sample[]> = {
       'hoard cold': [],
       'toolkit cold': [],
@@ -217,14 +230,14 @@ async function main(): Promise<void> {
         await mkdir(cold);
         const c = await restore(cold, 'bench-B');
         results[`${name} cold`].push(c);
-        await rm(cold, { recursive: true, force: true });
+        await removeSettled(cold);
 
         const warm = join(work, `warm-${++n}`);
         await mkdir(warm);
         await restore(warm, 'bench-A'); // untimed: the folder as the previous run left it
         const w = await restore(warm, 'bench-B');
         results[`${name} warm`].push(w);
-        await rm(warm, { recursive: true, force: true });
+        await removeSettled(warm);
         console.log(
           `round ${round + 1} ${name}: cold ${Math.round(c.ms)} ms (${mib(c.bytes)}), warm ${Math.round(w.ms)} ms (${mib(w.bytes)})`,
         );
