@@ -184,7 +184,7 @@ async function main(): Promise<void> {
       }
     }
 
-    execFileSync('sync'); // the saves' writes settle before the first timed restore (see removeSettled)
+    execFileSync('sync'); // the saves' writes are out before the first timed restore
 
     const hoardRestore = async (cwd: string, key: string): Promise<Sample> => {
       const t0 = performance.now();
@@ -203,16 +203,15 @@ async function main(): Promise<void> {
     };
 
     /**
-     * Removes a restored folder and waits for the file system to write the
-     * deletion out (`sync`), so no timed restore starts while the previous
-     * round's 45k-file delete is still being committed (this disk is ext4
-     * mounted with `discard`; a `tar -x` right after such a delete measured
-     * 11.4 s of sys time, 3–4 s otherwise).
+     * Restored folders are kept until the end of the run, not deleted between
+     * rounds: on an ext4 without a journal (this machine's: the kernel calls
+     * `recently_deleted()` only then), the inode allocator will not reuse an
+     * inode freed within the last few minutes and re-reads inode table blocks
+     * to skip each one, for every new file; a restore right after a 45k-file
+     * delete spent up to 25 s of kernel time in
+     * `ext4_create` (`perf record -g`) — for whichever tool came next. The
+     * work folder (all of them) goes at the end.
      */
-    const removeSettled = async (dir: string) => {
-      await rm(dir, { recursive: true, force: true });
-      execFileSync('sync');
-    };
     const results: Record<string, Sample[]> = {
       'hoard cold': [],
       'toolkit cold': [],
@@ -230,14 +229,12 @@ async function main(): Promise<void> {
         await mkdir(cold);
         const c = await restore(cold, 'bench-B');
         results[`${name} cold`].push(c);
-        await removeSettled(cold);
 
         const warm = join(work, `warm-${++n}`);
         await mkdir(warm);
         await restore(warm, 'bench-A'); // untimed: the folder as the previous run left it
         const w = await restore(warm, 'bench-B');
         results[`${name} warm`].push(w);
-        await removeSettled(warm);
         console.log(
           `round ${round + 1} ${name}: cold ${Math.round(c.ms)} ms (${mib(c.bytes)}), warm ${Math.round(w.ms)} ms (${mib(w.bytes)})`,
         );
