@@ -354,7 +354,7 @@ describe('web console over HTTP', () => {
     assert.match(html, /href="\/ui\/refs\?prefix=team%2Fpage%2F&amp;after=team%2Fpage%2Fb&amp;limit=2"/);
   });
 
-  it('auth: the redirects and the static assets are public (they hold no data), the same for every caller', async () => {
+  it('auth: the redirects, the static assets and the sign-in form are public (they hold no data), the same for every caller', async () => {
     const css = await (await fetch(`${srv.url}/ui/assets/console.css`, { headers: bearer(T.read) })).text();
     for (const token of [undefined, T.read, T.write, T.other]) {
       const headers = token ? bearer(token) : {};
@@ -371,6 +371,10 @@ describe('web console over HTTP', () => {
       const asset = await fetch(`${srv.url}/ui/assets/console.css`, { headers });
       assert.equal(asset.status, 200, String(token));
       assert.equal(await asset.text(), css);
+      // The sign-in form is public too: every caller gets the form, none a page of data.
+      const form = await fetch(`${srv.url}/ui/sign-in`, { headers });
+      assert.equal(form.status, 200, String(token));
+      assert.match(await form.text(), /type="password"/);
     }
   });
 
