@@ -250,6 +250,17 @@ async function main(): Promise<void> {
     await utimes(abs, when, when);
   };
 
+  // Targets and fresh-pull folders are deleted only after the last round, never
+  // between rounds: on an ext4 without a journal (this machine's root) the inode
+  // allocator skips every inode freed in the last few minutes, re-reading
+  // inode-table blocks for each new file, so deleting 50,000 files before the
+  // next contender's round made that round's file creation pay seconds of
+  // kernel time (see docs/benchmarks.md, "The deletion artifact").
+  const later: (() => Promise<void>)[] = [];
+  const cleanupLater = (cleanup: () => Promise<void>, fresh: string) => {
+    later.push(cleanup, () => rm(fresh, { recursive: true, force: true }));
+  };
+
   /** One full sequence of hoard against target t; returns a Step per STEPS entry. */
   const hoardRound = async (t: (typeof HOARD_TARGETS)[number], tag: string): Promise<Step[]> => {
     const fx = await t.make(join(work, tag));
@@ -270,8 +281,7 @@ async function main(): Promise<void> {
       await hoard(['push', src, fx.url, '--ref', ref]);
     });
     out.push(await hoard(['push', src, fx.url, '--ref', ref]));
-    await fx.cleanup();
-    await rm(fresh, { recursive: true, force: true });
+    cleanupLater(fx.cleanup, fresh);
     return out;
   };
 
@@ -291,8 +301,7 @@ async function main(): Promise<void> {
       await rclone(src, fx.url);
     });
     out.push(await rclone(src, fx.url));
-    await fx.cleanup();
-    await rm(fresh, { recursive: true, force: true });
+    cleanupLater(fx.cleanup, fresh);
     return out;
   };
 
@@ -317,6 +326,7 @@ async function main(): Promise<void> {
 
   const when = new Date().toISOString();
   const loadAfter = loadavg();
+  for (const cleanup of later) await cleanup();
   const lines = [
     `Sync benchmark: ${n} files, ${fmtBytes(total)}; ${when}; ${machine()}; ${rounds} rounds alternating (A B, B A, …), medians; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(1)).join(' ')} after`,
   ];
