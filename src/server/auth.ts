@@ -2,7 +2,8 @@
 // only (anything else gets 403). With one (`--tokens FILE`), every request
 // is judged by its `Authorization: Bearer <token>` (or HTTP Basic with the
 // token as the password, as git, Gradle and URL userinfo send): a token has scopes
-// (`read`, `write`) and optionally the ref-name prefixes it may write. Reads
+// (`read`, `write`) and optionally the ref-name prefixes it may use (write,
+// and read: see mayReadRef). Reads
 // without a token are allowed only with `--public-read`; writes without one
 // get 401. Tokens are compared as SHA-256 hashes with timingSafeEqual and are
 // never logged or echoed.
@@ -12,7 +13,7 @@
 //   name = "ci"                  # shown in logs instead of the token
 //   token = "s3cr3t"             # or sha256 = "<hex of sha256(token)>"
 //   scopes = ["read", "write"]
-//   refs = ["cache/", "team/app/"]   # optional: ref prefixes it may write
+//   refs = ["cache/", "team/app/"]   # optional: ref prefixes it may read and write
 //
 // Ref prefixes match whole path segments, never a plain string prefix:
 // `team-a` allows the ref `team-a` and everything under `team-a/`, but not
@@ -32,7 +33,7 @@ export interface TokenEntry {
   name: string;
   hash: Buffer;
   scopes: Set<Scope>;
-  /** Ref prefixes this token may write; undefined = all. */
+  /** Ref prefixes this token may read and write; undefined = all. */
   refPrefixes: string[] | undefined;
 }
 
@@ -183,7 +184,33 @@ export function principalOfChecked(
 }
 
 /**
- * Decides a request. `refName` is given for ref writes (prefix check).
+ * Whether `p` may read the ref `name`. A token's `refs` bound its reads of
+ * refs as well as its writes: a ref names (and its listing reveals) the
+ * digest of content another team owns, and a digest is all a reader needs
+ * to fetch that content, so a prefix-bound token must not see refs outside
+ * its prefixes. Blobs stay readable by digest with the read scope (content
+ * addressing: knowing a digest is the capability). Server-owned namespaces
+ * (snapshots and mirrors of what every reader may clone through /git/) are
+ * readable by every reader. No principal (loopback without a tokens file,
+ * anonymous --public-read) or a token without `refs`: every ref.
+ */
+export function mayReadRef(p: Pick<Principal, 'refPrefixes'> | undefined, name: string): boolean {
+  if (!p?.refPrefixes || isServerOwnedRef(name)) return true;
+  return p.refPrefixes.some((pre) => refPrefixAllows(pre, name));
+}
+
+/** The 403 for a read of ref `name` outside `who`'s prefixes (`allowed`). */
+export function refReadForbidden(who: string, allowed: string[] | undefined, name: string): HoardError {
+  return new HoardError('HOARD_EFORBIDDEN', `token ${who} may not read ref ${name}`, {
+    hint: "a token's refs prefixes bound what it reads as well as what it writes",
+    details: { allowed },
+  });
+}
+
+/**
+ * Decides a request. `refName` is the ref a read or write touches: a write
+ * needs a prefix covering it (and an explicit one for server-owned
+ * namespaces), a read needs mayReadRef.
  * Throws 401/403 HoardErrors; returns the principal's name for logs.
  */
 export function authorize(
@@ -194,7 +221,8 @@ export function authorize(
 ): string {
   if (!policy.tokens) {
     if (isLoopback(req.remoteAddress)) {
-      if (refName !== undefined && isServerOwnedRef(refName)) throw serverOwned(refName, 'loopback client');
+      if (need === 'write' && refName !== undefined && isServerOwnedRef(refName))
+        throw serverOwned(refName, 'loopback client');
       return 'loopback';
     }
     throw new HoardError('HOARD_EFORBIDDEN', 'this server accepts local clients only', {
@@ -214,13 +242,17 @@ export function authorize(
   }
   if (!p.scopes.has(need) && !(need === 'read' && (p.scopes.has('write') || policy.publicRead)))
     throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} lacks the ${need} scope`);
+  if (refName === undefined) return p.name;
+  if (need === 'read') {
+    if (!mayReadRef(p, refName)) throw refReadForbidden(p.name, p.refPrefixes, refName);
+    return p.name;
+  }
   if (
-    refName !== undefined &&
     isServerOwnedRef(refName) &&
     !p.refPrefixes?.some((pre) => isServerOwnedRef(pre) && refPrefixAllows(pre, refName))
   )
     throw serverOwned(refName, `token ${p.name}`);
-  if (refName !== undefined && p.refPrefixes && !p.refPrefixes.some((pre) => refPrefixAllows(pre, refName)))
+  if (p.refPrefixes && !p.refPrefixes.some((pre) => refPrefixAllows(pre, refName)))
     throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} may not write ref ${refName}`, {
       details: { allowed: p.refPrefixes },
     });

@@ -359,15 +359,16 @@ export class CacheEntries {
 
   /**
    * Throws 401/403 unless the request may `need` (the tokens file's scopes;
-   * a write also needs a ref prefix covering `name`). Bearer tokens and HTTP
-   * Basic with the token as the password are accepted.
+   * with `name`, a ref prefix of a prefix-bound token must cover it, for reads
+   * as for writes). Bearer tokens and HTTP Basic with the token as the
+   * password are accepted.
    */
   authorize(request: FastifyRequest, need: 'read' | 'write', name?: string): void {
     authorize(
       this.#ctx.auth,
       { remoteAddress: request.socket.remoteAddress, authorization: request.headers.authorization },
       need,
-      need === 'write' ? name : undefined,
+      name,
     );
   }
 }

@@ -3,7 +3,15 @@
 
 import type { FastifyRequest } from 'fastify';
 import type { RefStore } from '../store/ref-store.ts';
-import { type AuthPolicy, authorize, type Scope } from './auth.ts';
+import {
+  type AuthPolicy,
+  authorize,
+  mayReadRef,
+  type Principal,
+  principalOf,
+  refReadForbidden,
+  type Scope,
+} from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { RefExpiry } from './ref-expiry.ts';
@@ -44,4 +52,19 @@ export function authorizeRequest(
     need,
     refName,
   );
+}
+
+/**
+ * The token behind a request whose route-level check already ran. It is
+ * looked up without the lockout's bookkeeping: that check counted the
+ * request's token once, and a second count would halve the limit.
+ */
+export function requestPrincipal(ctx: ServerContext, req: FastifyRequest): Principal | undefined {
+  return principalOf(ctx.auth, req.headers.authorization);
+}
+
+/** Refuses (403) a read of ref `name` the request's token may not see; after the route's read check. */
+export function checkRefRead(ctx: ServerContext, req: FastifyRequest, name: string): void {
+  const p = requestPrincipal(ctx, req);
+  if (p && !mayReadRef(p, name)) throw refReadForbidden(p.name, p.refPrefixes, name);
 }

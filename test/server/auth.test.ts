@@ -101,6 +101,47 @@ describe('auth', () => {
     assert.equal((await putRef(srv, 'deploy/a/b', 'deploy-secret')).status, 201);
   });
 
+  it('a token limited to ref prefixes reads and lists only refs under them (and server-owned ones)', async () => {
+    await putBlob(srv, 'write-secret');
+    assert.equal((await putRef(srv, 'secret-team/app', 'write-secret')).status, 201);
+    assert.equal((await putRef(srv, 'deploy/readable', 'deploy-secret')).status, 201);
+    const snap = `git-snapshots/local/read/${'d'.repeat(40)}`;
+    assert.equal((await putRef(srv, snap, 'peer-secret')).status, 201);
+    const get = (name: string, t: string) => fetch(`${srv.url}/v1/refs/${name}`, { headers: auth(t) });
+
+    const outside = await get('secret-team/app', 'deploy-secret');
+    assert.equal(outside.status, 403);
+    assert.equal(await code(outside), 'HOARD_EFORBIDDEN');
+    // A ref that does not exist outside the prefixes is refused the same way (no existence oracle).
+    assert.equal((await get('secret-team/absent', 'deploy-secret')).status, 403);
+    assert.equal((await get('deploy/readable', 'deploy-secret')).status, 200);
+    assert.equal((await get(snap, 'deploy-secret')).status, 200, 'server-owned refs are readable');
+    // Unbound tokens read everything, as before.
+    assert.equal((await get('secret-team/app', 'read-secret')).status, 200);
+    assert.equal((await get('secret-team/app', 'all-refs-secret')).status, 200);
+
+    const list = async (t: string, prefix = '') => {
+      const res = await fetch(`${srv.url}/v1/refs?prefix=${encodeURIComponent(prefix)}`, {
+        headers: auth(t),
+      });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { refs: { name: string }[] }).refs.map((r) => r.name);
+    };
+    const bound = await list('deploy-secret');
+    assert.ok(bound.includes('deploy/readable') && bound.includes(snap), bound.join());
+    assert.ok(
+      bound.every((n) => n.startsWith('deploy/') || n.startsWith('git-snapshots/')),
+      `listed outside the prefixes: ${bound.join()}`,
+    );
+    assert.deepEqual(await list('deploy-secret', 'secret-team/'), []);
+    assert.ok((await list('read-secret')).includes('secret-team/app'));
+    // Paging over a filtered listing still reaches the token's refs.
+    const paged = await fetch(`${srv.url}/v1/refs?prefix=&limit=1`, { headers: auth('deploy-secret') });
+    const page = (await paged.json()) as { refs: { name: string }[]; next: string | null };
+    assert.equal(page.refs.length, 1);
+    assert.ok(page.refs[0].name.startsWith('deploy/') || page.refs[0].name.startsWith('git-snapshots/'));
+  });
+
   it('ref prefix rules, unit', () => {
     assert.equal(refPrefixAllows('team-a', 'team-a'), true);
     assert.equal(refPrefixAllows('team-a', 'team-a/x/y'), true);

@@ -400,7 +400,13 @@ export class ConsoleData {
 
   // ---- refs -------------------------------------------------------------------
 
-  async refs(prefix: string, after: string, limit: number): Promise<RefPage> {
+  /** A page of refs under `prefix`; `visible` drops the ones the asker may not see (before paging). */
+  async refs(
+    prefix: string,
+    after: string,
+    limit: number,
+    visible: (name: string) => boolean = () => true,
+  ): Promise<RefPage> {
     validateRefPrefix(prefix);
     if (after !== '') validateRefName(after);
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > REFS_PAGE_MAX)
@@ -409,6 +415,7 @@ export class ConsoleData {
     let more = false;
     for await (const r of this.#o.ctx.refs.list(prefix)) {
       if (after !== '' && r.name <= after) continue;
+      if (!visible(r.name)) continue;
       if (page.length === limit) {
         more = true;
         break;

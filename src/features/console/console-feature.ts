@@ -23,7 +23,14 @@ import { digestFromHex } from '../../core/digest.ts';
 import { HoardError, httpStatusOf, isHoardError, toHoardError } from '../../core/errors.ts';
 import { gitFeature } from '../../git/git-feature.ts';
 import { snapshotFeature } from '../../git/snapshot-feature.ts';
-import { authorize, type Principal, principalOfChecked } from '../../server/auth.ts';
+import {
+  authorize,
+  mayReadRef,
+  type Principal,
+  principalOf,
+  principalOfChecked,
+  refReadForbidden,
+} from '../../server/auth.ts';
 import type { RouteAuthConfig } from '../../server/context.ts';
 import { defineFeature, type Feature, type FeatureContext, type FeatureKey } from '../../server/feature.ts';
 import { ConsoleData, REFS_PAGE_DEFAULT } from './console-data.ts';
@@ -86,6 +93,8 @@ const VERSION = (
 interface Access {
   who: string;
   session?: Session;
+  /** Bounds the refs shown (a prefix-bound token sees only its own, auth.ts mayReadRef). */
+  reader?: Principal | Session;
 }
 
 /** The console as a feature; options for tests (a clock, a short interval). */
@@ -123,14 +132,27 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
 
       function access(request: FastifyRequest): Access {
         const session = sessions.lookup(parseCookies(request.headers.cookie).get(SESSION_COOKIE));
-        if (session) return { who: session.principal, session };
+        if (session) return { who: session.principal, session, reader: session };
         const who = authorize(
           ctx.auth,
           { remoteAddress: request.socket.remoteAddress, authorization: request.headers.authorization },
           'read',
         );
-        return { who };
+        // Checked above (and counted by the lockout there): this lookup only finds its prefixes.
+        return { who, reader: principalOf(ctx.auth, request.headers.authorization) };
       }
+
+      /** The page of refs `a` may see. */
+      const refsFor = (request: FastifyRequest, a: Access) =>
+        data.refs(q(request, 'prefix'), q(request, 'after'), limitOf(request), (name) =>
+          mayReadRef(a.reader, name),
+        );
+      /** One ref, if `a` may see it (403 otherwise, before anything is read). */
+      const refFor = (request: FastifyRequest, a: Access) => {
+        const name = q(request, 'name');
+        if (!mayReadRef(a.reader, name)) throw refReadForbidden(a.who, a.reader?.refPrefixes, name);
+        return data.ref(name, q(request, 'version'), q(request, 'path'));
+      };
 
       const secure = (request: FastifyRequest) => request.protocol === 'https';
       const chrome = (a: Access): Chrome => ({ version: VERSION, signOutCsrf: a.session?.csrf });
@@ -286,20 +308,22 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
           app.get(
             '/ui/refs',
             open,
-            page(async (request) => ({
+            page(async (request, a) => ({
               tab: 'refs',
               title: 'Refs',
-              body: refsPage(await data.refs(q(request, 'prefix'), q(request, 'after'), limitOf(request))),
+              body: refsPage(await refsFor(request, a)),
             })),
           );
           app.get(
             '/ui/ref',
             open,
-            page(async (request) => {
-              const name = q(request, 'name');
-              const version = q(request, 'version');
-              const view = await data.ref(name, version, q(request, 'path'));
-              return { tab: 'refs', title: `Ref ${name}`, body: refPage(view, version) };
+            page(async (request, a) => {
+              const view = await refFor(request, a);
+              return {
+                tab: 'refs',
+                title: `Ref ${q(request, 'name')}`,
+                body: refPage(view, q(request, 'version')),
+              };
             }),
           );
           app.get(
@@ -375,7 +399,7 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
               request.log.info({ client: request.socket.remoteAddress }, 'console: sign-in refused');
               return signInForm(reply, request, next, 'That token is not valid here.');
             }
-            const { id } = sessions.create(p.name);
+            const { id } = sessions.create(p.name, p.refPrefixes);
             const ttl = Math.floor(settings.sessionTtlMs / 1000);
             reply.header('set-cookie', [
               cookie(SESSION_COOKIE, id, { path: '/', maxAgeSeconds: ttl, secure: secure(request) }),
@@ -403,10 +427,9 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
 
           // The same data as JSON, for scripts (and the pages, which render exactly these objects).
           const json =
-            (fn: (request: FastifyRequest) => Promise<unknown>) => async (request: FastifyRequest) => {
-              access(request);
-              return fn(request);
-            };
+            (fn: (request: FastifyRequest, a: Access) => Promise<unknown>) =>
+            async (request: FastifyRequest) =>
+              fn(request, access(request));
           app.get(
             '/v1/status',
             open,
@@ -417,16 +440,8 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
             open,
             json(async () => (await data.git()) ?? { mirrors: [] }),
           );
-          app.get(
-            '/v1/status/refs',
-            open,
-            json((request) => data.refs(q(request, 'prefix'), q(request, 'after'), limitOf(request))),
-          );
-          app.get(
-            '/v1/status/ref',
-            open,
-            json((request) => data.ref(q(request, 'name'), q(request, 'version'), q(request, 'path'))),
-          );
+          app.get('/v1/status/refs', open, json(refsFor));
+          app.get('/v1/status/ref', open, json(refFor));
           app.get(
             '/v1/status/blobs',
             open,

@@ -19,6 +19,8 @@ export const CSRF_COOKIE = 'hoard_csrf';
 
 export interface Session {
   principal: string;
+  /** The signed-in token's ref prefixes (auth.ts mayReadRef: the refs it may see); undefined = all. */
+  refPrefixes: string[] | undefined;
   expiresAt: number;
   /** The sign-out form's CSRF token. */
   csrf: string;
@@ -48,14 +50,14 @@ export class ConsoleSessions {
   }
 
   /** A new session; returns the id for the cookie (shown nowhere else). */
-  create(principal: string): { id: string; session: Session } {
+  create(principal: string, refPrefixes?: string[]): { id: string; session: Session } {
     while (this.#sessions.size >= this.#o.max) {
       const oldest = this.#sessions.keys().next().value;
       if (oldest === undefined) break;
       this.#sessions.delete(oldest);
     }
     const id = randomToken();
-    const session = { principal, expiresAt: this.#now() + this.#o.ttlMs, csrf: randomToken() };
+    const session = { principal, refPrefixes, expiresAt: this.#now() + this.#o.ttlMs, csrf: randomToken() };
     this.#sessions.set(keyOf(id), session);
     return { id, session };
   }

@@ -56,7 +56,7 @@ export async function gradleRoutes(app: FastifyInstance, entries: CacheEntries):
       );
     }
     const name = entries.refName(key);
-    // A 401 carries the server's Basic challenge; reads need no ref prefix, writes one covering `name`.
+    // A 401 carries the server's Basic challenge; a prefix-bound token needs a prefix covering `name`.
     entries.authorize(request, need, name);
     return name;
   };

@@ -11,7 +11,8 @@ import { parseDigest } from '../../core/digest.ts';
 import { HoardError, RefNotFoundError } from '../../core/errors.ts';
 import { validateRefName, validateRefPrefix } from '../../core/ref-name.ts';
 import type { ServingBlobStore } from '../../store/blob-handle.ts';
-import { authorizeRequest, type ServerContext } from '../context.ts';
+import { mayReadRef } from '../auth.ts';
+import { authorizeRequest, checkRefRead, requestPrincipal, type ServerContext } from '../context.ts';
 import { etagList } from '../http-range.ts';
 import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
 
@@ -45,8 +46,11 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
       const limit = pageLimit(request.query.limit, DEFAULTS.refListMaxPage, DEFAULTS.refListMaxPage);
       const out: { name: string; target: string; etag: string }[] = [];
       let more = false;
+      // A prefix-bound token lists only the refs it may read (auth.ts, mayReadRef).
+      const reader = requestPrincipal(ctx, request);
       for await (const r of refs.list(prefix)) {
         if (after && r.name <= after) continue;
+        if (!mayReadRef(reader, r.name)) continue;
         if (out.length === limit) {
           more = true;
           break;
@@ -59,6 +63,7 @@ export async function refRoutes(app: FastifyInstance, opts: { ctx: ServerContext
 
   app.get<{ Params: NameParams }>('/*', { config: { scope: 'read' } }, async (request, reply) => {
     const name = validateRefName(request.params['*']);
+    checkRefRead(ctx, request, name);
     const v = await refs.get(name);
     if (!v) throw new RefNotFoundError(name);
     const etag = refEtag(v.version);

@@ -42,12 +42,12 @@ describe('bazel cache auth matrix', () => {
     });
   });
 
-  it('a token scoped to another namespace reads but may not write', async () => {
+  it('a token scoped to another namespace may not write, nor read action results (CAS blobs are by digest)', async () => {
     assert.deepEqual(await statuses(bearer(TOKENS.other)), {
       putCas: 403,
       putAc: 403,
       getCas: 404,
-      getAc: 404,
+      getAc: 403,
     });
   });
 

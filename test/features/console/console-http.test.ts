@@ -100,10 +100,41 @@ describe('web console over HTTP', () => {
       await bad.arrayBuffer();
       for (const t of [T.read, T.write, T.other]) {
         const res = await fetch(srv.url + path, { headers: bearer(t) });
-        assert.equal(res.status, 200, `${path} with ${t}: ${await res.clone().text()}`);
+        // A token bound to team/other/ may not see the ref team/app/main (auth.ts mayReadRef).
+        const want = t === T.other && path.includes('ref?name=team/app/main') ? 403 : 200;
+        assert.equal(res.status, want, `${path} with ${t}: ${await res.clone().text()}`);
         await res.arrayBuffer();
       }
     }
+  });
+
+  it('a token bound to other ref prefixes sees none of these refs: listing, JSON and pages, header or session', async () => {
+    const list = (await (await fetch(`${srv.url}/v1/status/refs`, { headers: bearer(T.other) })).json()) as {
+      refs: { name: string }[];
+    };
+    assert.deepEqual(list.refs, []);
+    const page = await (await fetch(`${srv.url}/ui/refs`, { headers: bearer(T.other) })).text();
+    assert.ok(!page.includes('team/app/main'), 'the refs page lists a ref outside the token');
+    const readerPage = await (await fetch(`${srv.url}/ui/refs`, { headers: bearer(T.read) })).text();
+    assert.ok(readerPage.includes('team/app/main'), 'the unbound reader sees it');
+    // Signed in through the form: the session keeps the token's prefixes.
+    const form = await fetch(`${srv.url}/ui/sign-in`);
+    const csrf = cookieValue(setCookies(form).get('hoard_csrf')!);
+    await form.arrayBuffer();
+    const signIn = await fetch(`${srv.url}/ui/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `hoard_csrf=${csrf}` },
+      body: new URLSearchParams({ token: T.other, csrf, next: '/ui/refs' }),
+    });
+    assert.equal(signIn.status, 303, await signIn.clone().text());
+    await signIn.arrayBuffer();
+    const cookie = `hoard_session=${cookieValue(setCookies(signIn).get('hoard_session')!)}`;
+    const viaSession = await (await fetch(`${srv.url}/ui/refs`, { headers: { cookie } })).text();
+    assert.ok(viaSession.includes('Refs') && !viaSession.includes('team/app/main'));
+    const one = await fetch(`${srv.url}/ui/ref?name=team/app/main`, { headers: { cookie } });
+    assert.equal(one.status, 403);
+    await one.arrayBuffer();
   });
 
   it('JSON: /v1/status has the tiers, the features and the series; refs and a sync ref decode', async () => {

@@ -71,11 +71,12 @@ describe('gradle build cache: auth matrix', () => {
     assert.equal(await status(putEntry(srv.url, newKey(), body, basic('ci', 'gradle-secret'))), 201);
   });
 
-  test("write token scoped to another tool's namespace (cache/turbo/): PUT 403, GET still allowed", async () => {
+  test("write token scoped to another tool's namespace (cache/turbo/): PUT 403, GET 403 (reads are bound too)", async () => {
     const k = newKey();
     assert.equal(await status(putEntry(srv.url, k, body, basic('ci', 'turbo-secret'))), 403);
     assert.equal(await status(getEntry(srv.url, k, basic('ci', 'gradle-secret'))), 404);
-    assert.equal(await status(getEntry(srv.url, key, basic('ci', 'turbo-secret'))), 200);
+    assert.equal(await status(getEntry(srv.url, key, basic('ci', 'gradle-secret'))), 200);
+    assert.equal(await status(getEntry(srv.url, key, basic('ci', 'turbo-secret'))), 403);
   });
 
   test('auth comes before the key check: a bad key without credentials is 401', async () => {
