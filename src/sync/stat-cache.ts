@@ -260,36 +260,56 @@ export class StatCache {
     return off < 0 ? undefined : decodeAt(this.#buf, off);
   }
 
+  /**
+   * The file's bytes: this session's order first (the next scan's), then
+   * what it did not touch. Entries taken from the loaded file are copied as
+   * they are (length, path, fixed part), consecutive ones in one copy, so a
+   * save after a scan that changed one file at 50,000 is a few copies, not
+   * a path encoded and a row made per entry.
+   */
   #encode(): Buffer {
-    const rows: { path: Buffer; fixed: Buffer }[] = [];
-    const emitted = new Set<string>();
+    /** Per entry: [source buffer, start, end] of its whole record, or a path and an overlay offset. */
+    const rows: (number | string | Buffer)[] = [];
+    let size = MAGIC.length + 4 + 4;
+    let count = 0;
     const emit = (path: string) => {
-      if (emitted.has(path)) return;
-      emitted.add(path);
       const at = this.#overlay.get(path);
       if (at !== undefined && at < 0) return;
-      const bytes = Buffer.from(path, 'utf8');
+      const len = Buffer.byteLength(path, 'utf8');
       // Longer than any tree path can be (tree-path.ts): such a file is simply never cached.
-      if (bytes.length > MAX_PATH_BYTES) return;
-      if (at !== undefined) rows.push({ path: bytes, fixed: this.#overlayBuf.subarray(at, at + FIXED) });
-      else {
+      if (len > MAX_PATH_BYTES) return;
+      if (at !== undefined) {
+        rows.push(path, at, len);
+      } else {
         const off = this.#offsetOf(path);
-        if (off >= 0) rows.push({ path: bytes, fixed: this.#buf.subarray(off, off + FIXED) });
+        if (off < 0) return;
+        const start = off - len - 2;
+        const last = rows.length - 3;
+        // Right after the previous record copied from the file: one copy for both.
+        if (last >= 0 && rows[last] === this.#buf && rows[last + 2] === start) rows[last + 2] = off + FIXED;
+        else rows.push(this.#buf, start, off + FIXED);
       }
+      size += 2 + len + FIXED;
+      count++;
     };
-    // This session's order first (the next scan's), then what it did not touch.
     for (const path of this.#seen.keys()) emit(path);
-    for (const path of this.#overlay.keys()) emit(path);
-    if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) emit(path);
-    let size = MAGIC.length + 4 + 4;
-    for (const r of rows) size += 2 + r.path.length + FIXED;
+    for (const path of this.#overlay.keys()) if (!this.#seen.has(path)) emit(path);
+    if (this.#seenInFile < this.#count)
+      for (const path of this.#index().keys())
+        if (!this.#seen.has(path) && !this.#overlay.has(path)) emit(path);
     const out = Buffer.allocUnsafe(size);
     let pos = MAGIC.copy(out, 0);
-    pos = out.writeUInt32LE(rows.length, pos);
-    for (const r of rows) {
-      pos = out.writeUInt16LE(r.path.length, pos);
-      pos += r.path.copy(out, pos);
-      pos += r.fixed.copy(out, pos);
+    pos = out.writeUInt32LE(count, pos);
+    for (let i = 0; i < rows.length; i += 3) {
+      const src = rows[i];
+      if (typeof src === 'string') {
+        pos = out.writeUInt16LE(rows[i + 2] as number, pos);
+        pos += out.write(src, pos, 'utf8');
+        const at = rows[i + 1] as number;
+        pos += this.#overlayBuf.copy(out, pos, at, at + FIXED);
+      } else {
+        pos += (src as Buffer).copy(out, pos, rows[i + 1] as number, rows[i + 2] as number);
+      }
     }
     pos = out.writeUInt32LE(crc32(out.subarray(0, pos)), pos);
     return out.subarray(0, pos);

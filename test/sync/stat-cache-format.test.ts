@@ -76,6 +76,43 @@ describe('stat cache file', () => {
     }
   });
 
+  it('a save copies what this session did not change: looked up in order, out of order, untouched, replaced', async (t) => {
+    const { dir, cleanup } = await tempDir();
+    t.after(cleanup);
+    const key = (n: number) => ({
+      size: n,
+      mtimeNs: 1_000_000_000n * BigInt(n),
+      ctimeNs: 3n + BigInt(n),
+      ino: 7n,
+    });
+    const old = Date.now() + 60_000; // observed long after those stat times: trusted
+    // Paths of several lengths, some non-ASCII (their UTF-8 length is not their string length).
+    const path = (i: number) => (i % 7 === 0 ? `dïr/ünï-${i}` : `d/${'x'.repeat(i % 5)}${i}`);
+    const first = await StatCache.load(dir);
+    for (let i = 0; i < 300; i++) first.set(path(i), key(i), sha256(`c${i}`), old);
+    await first.save();
+    const cache = await StatCache.load(dir);
+    // In file order for a while, then a jump back (the index), then in order again; 200-299 untouched.
+    for (let i = 0; i < 100; i++) assert.equal(cache.lookup(path(i), key(i)), sha256(`c${i}`));
+    assert.equal(cache.lookup(path(50), key(50)), sha256('c50'));
+    for (let i = 150; i < 200; i++) assert.equal(cache.lookup(path(i), key(i)), sha256(`c${i}`));
+    cache.set(path(120), key(1120), sha256('replaced'), old);
+    cache.delete(path(130));
+    cache.set('zz-new', key(5), sha256('new'), old);
+    await cache.save();
+    for (const c of [cache, await StatCache.load(dir)]) {
+      assert.equal(c.size, 300);
+      for (let i = 0; i < 300; i++) {
+        if (i === 130) assert.equal(c.lastDigest(path(i)), undefined);
+        else if (i === 120) {
+          assert.equal(c.lookup(path(i), key(i)), undefined);
+          assert.equal(c.lookup(path(i), key(1120)), sha256('replaced'));
+        } else assert.equal(c.lookup(path(i), key(i)), sha256(`c${i}`), path(i));
+      }
+      assert.equal(c.lookup('zz-new', key(5)), sha256('new'));
+    }
+  });
+
   const damage: [string, (b: Buffer) => Buffer][] = [
     [
       'with one bit of a digest flipped',
