@@ -169,8 +169,21 @@ describe('tree', () => {
   it('encodes a tree of many chunks byte for byte as its lines joined, multi-byte names across chunk ends', () => {
     const entries: TreeEntry[] = [];
     for (let i = 0; i < 3000; i++) {
-      const name = i % 3 === 0 ? `dïr-€-${i}/fïlé 😀 ${i}` : `d${i % 10}/f"q\t${i}`;
-      entries.push(i % 11 === 0 ? { path: name, kind: 'symlink', target: `../t ${i} ✓` } : file(name, i));
+      // Plain ASCII names (written by the encoder's byte path), names it must escape, non-ASCII names.
+      const name =
+        i % 3 === 0
+          ? `dïr-€-${i}/fïlé 😀 ${i}`
+          : i % 3 === 1
+            ? `d${i % 10}/plain ~#{}-${i}.bin`
+            : `d${i % 10}/f"q\t${i}`;
+      const size = i === 4 ? Number.MAX_SAFE_INTEGER : i % 100 === 1 ? 0 : i * 977;
+      entries.push(
+        i % 11 === 0
+          ? { path: name, kind: 'symlink', target: `../t ${i} ✓` }
+          : i % 13 === 0
+            ? { path: name, kind: 'exec', size, digest: sha256(`x${i}`) }
+            : file(name, size),
+      );
     }
     const sorted = [...entries].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
     const expected = Buffer.from(
