@@ -13,7 +13,7 @@ import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
-import { validateTreePath } from '../core/tree-path.ts';
+import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
 import { type StatCache, type StatKey, sameStat, statKeyOf } from './stat-cache.ts';
@@ -70,7 +70,7 @@ export async function scanDirectory(
   // kernel-cached metadata, and a thread-pool round trip per folder (a
   // node_modules has thousands) costs more than the call, most of all on a
   // loaded machine where each hand-off waits for a time slice.
-  const walk = async (rel: string, rules: IgnoreRules): Promise<number> => {
+  const walk = async (rel: string, relBytes: number, rules: IgnoreRules): Promise<number> => {
     opts.signal?.throwIfAborted();
     let dirents: Dirent[];
     try {
@@ -93,14 +93,26 @@ export async function scanDirectory(
         continue;
       }
       if (here.ignores(childRel, d.isDirectory())) continue;
-      try {
-        validateTreePath(childRel);
-      } catch (err) {
-        warn(`skipping ${JSON.stringify(childRel)}: ${(err as Error).message}`);
-        continue;
+      // A name from readdir has no '/' or NUL and is never '.' or '..'; a
+      // plain ASCII one (no backslash) under a valid folder makes a valid
+      // path unless too long or, at the top, drive-letter-like. Only other
+      // names pay the full check (which splits the whole path).
+      let childBytes = relBytes + (rel === '' ? 0 : 1) + d.name.length;
+      if (
+        !PLAIN_NAME.test(d.name) ||
+        childBytes > MAX_PATH_BYTES ||
+        (rel === '' && DRIVE_LETTER.test(d.name))
+      ) {
+        try {
+          validateTreePath(childRel);
+        } catch (err) {
+          warn(`skipping ${JSON.stringify(childRel)}: ${(err as Error).message}`);
+          continue;
+        }
+        childBytes = Buffer.byteLength(childRel);
       }
       if (d.isDirectory()) {
-        const n = await walk(childRel, here);
+        const n = await walk(childRel, childBytes, here);
         if (n === 0) dirs.push(childRel);
         kept++;
       } else if (d.isFile() || d.isSymbolicLink()) {
@@ -112,7 +124,7 @@ export async function scanDirectory(
     }
     return kept;
   };
-  await walk('', IgnoreRules.empty());
+  await walk('', 0, IgnoreRules.empty());
 
   // Phase 2: lstat every entry (synchronously: metadata is cached by the
   // kernel and a thread-pool round trip per file costs more than the call),
@@ -266,6 +278,10 @@ interface Miss {
 }
 
 const WIDE = /[\uD800-\uFFFF]/;
+/** Printable ASCII without a backslash: a name that needs no check beyond its path's length. */
+const PLAIN_NAME = /^[\x20-\x5b\x5d-\x7e]+$/;
+/** What validateTreePath refuses at the start of a path. */
+const DRIVE_LETTER = /^[A-Za-z]:/;
 
 function compareCodeUnits(a: TreeEntry, b: TreeEntry): number {
   return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
