@@ -173,15 +173,8 @@ export class StatCache {
 
   /** The cached digest when the stat is unchanged and the entry was not racy. */
   lookup(path: string, key: StatKey): Digest | undefined {
-    if (this.#overlay.size > 0) {
-      const at = this.#overlay.get(path);
-      if (at !== undefined) {
-        this.#offsetOf(path);
-        return at < 0 ? undefined : trustedDigestAt(this.#overlayBuf, at, key);
-      }
-    }
-    const off = this.#offsetOf(path);
-    return off < 0 ? undefined : trustedDigestAt(this.#buf, off, key);
+    const [b, off] = this.#record(path);
+    return off < 0 ? undefined : trustedDigestAt(b, off, key);
   }
 
   /**
@@ -189,15 +182,20 @@ export class StatCache {
    * only stats whose inode is a safe integer.
    */
   lookupStats(path: string, st: LooseStat): Digest | undefined {
+    const [b, off] = this.#record(path);
+    return off < 0 ? undefined : trustedDigestAtLoose(b, off, st);
+  }
+
+  /** Where `path`'s record is (the overlay first), offset -1 when none; recorded as used (#seen). */
+  #record(path: string): [Buffer, number] {
     if (this.#overlay.size > 0) {
       const at = this.#overlay.get(path);
       if (at !== undefined) {
         this.#offsetOf(path);
-        return at < 0 ? undefined : trustedDigestAtLoose(this.#overlayBuf, at, st);
+        return [this.#overlayBuf, at];
       }
     }
-    const off = this.#offsetOf(path);
-    return off < 0 ? undefined : trustedDigestAtLoose(this.#buf, off, st);
+    return [this.#buf, this.#offsetOf(path)];
   }
 
   /**
