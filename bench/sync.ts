@@ -13,7 +13,9 @@
 // hoard, …), each round on fresh targets (and a fresh .hoard/ state), so one
 // noisy moment cannot decide a ratio; the table shows per-step medians and
 // the ratio of the medians, and --json writes every run's figures (seconds,
-// bytes, files, peak RSS of the process) next to the table.
+// bytes, files, peak RSS and CPU seconds of the process) next to the table.
+// CPU seconds (user + system) get their own ratio: on a shared machine a
+// short step's wall clock is mostly the load of others, its CPU far less.
 //
 // Targets are pluggable: add a hoard remote to HOARD_TARGETS and an rclone
 // destination to RCLONE_TARGETS; hoard target i is compared with rclone
@@ -106,24 +108,30 @@ interface Step {
   files: number;
   /** Peak RSS of the process (MiB), when GNU time is there to measure it. */
   rssMiB?: number;
+  /**
+   * CPU seconds of the process (user + system, GNU time): on a shared machine
+   * the wall clock of a short step is mostly other people's load, CPU much less.
+   */
+  cpuS?: number;
 }
 
-/** GNU time reports the child's peak RSS (%M, KiB) on the last line of stderr. */
+/** GNU time reports the child's peak RSS (%M, KiB) and CPU seconds (%U, %S) on the last line of stderr. */
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 
 function run(
   cmd: string,
   args: string[],
-): Promise<{ stdout: string; stderr: string; seconds: number; rssMiB?: number }> {
+): Promise<{ stdout: string; stderr: string; seconds: number; rssMiB?: number; cpuS?: number }> {
   const t0 = performance.now();
-  const [c, a] = TIME ? [TIME, ['-f', 'rss-kib %M', cmd, ...args]] : [cmd, args];
+  const [c, a] = TIME ? [TIME, ['-f', 'rss-kib %M cpu %U %S', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
     execFile(c, a, { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       const seconds = (performance.now() - t0) / 1000;
-      const m = TIME ? /rss-kib (\d+)\s*$/.exec(stderr) : null;
+      const m = TIME ? /rss-kib (\d+) cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr) : null;
       const rssMiB = m ? Math.round(Number(m[1]) / 1024) : undefined;
+      const cpuS = m ? Number(m[2]) + Number(m[3]) : undefined;
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
-      else resolve({ stdout, stderr: m ? stderr.slice(0, m.index) : stderr, seconds, rssMiB });
+      else resolve({ stdout, stderr: m ? stderr.slice(0, m.index) : stderr, seconds, rssMiB, cpuS });
     });
   });
 }
@@ -136,6 +144,7 @@ async function hoard(args: string[]): Promise<Step> {
     bytes: j.bytesUploaded ?? j.bytesDownloaded,
     files: j.filesUploaded ?? j.filesDownloaded,
     rssMiB: r.rssMiB,
+    cpuS: r.cpuS,
   };
 }
 
@@ -160,7 +169,7 @@ async function rclone(src: string, dst: string): Promise<Step> {
       // not a JSON line
     }
   }
-  return { seconds: r.seconds, bytes: stats.bytes, files: stats.transfers, rssMiB: r.rssMiB };
+  return { seconds: r.seconds, bytes: stats.bytes, files: stats.transfers, rssMiB: r.rssMiB, cpuS: r.cpuS };
 }
 
 /** Deterministic pseudo-random sizes with the requested total. */
@@ -344,8 +353,8 @@ async function main(): Promise<void> {
     const rn = `rclone sync → ${r.name}`;
     lines.push(
       '',
-      `| step | ${hn} (s, median) | bytes moved | peak RSS | ${rn} (s, median) | bytes moved | peak RSS | hoard ÷ rclone | per round |`,
-      '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+      `| step | ${hn} (s, median) | bytes moved | peak RSS | ${rn} (s, median) | bytes moved | peak RSS | hoard ÷ rclone | per round | CPU s, hoard / rclone (median) | CPU ratio |`,
+      '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|',
     );
     const steps = STEPS.map((step, k) => {
       const hs = runs[i].hoard.map((x) => x[k]);
@@ -355,10 +364,22 @@ async function main(): Promise<void> {
       const rss = (xs: Step[]) =>
         xs[0].rssMiB === undefined ? '' : `${Math.max(...xs.map((x) => x.rssMiB!))} MiB`;
       const perRound = hs.map((x, j) => `${(x.seconds / rs[j].seconds).toFixed(2)}`).join(' ');
+      const cpu = hs[0].cpuS !== undefined && rs[0].cpuS !== undefined;
+      const hc = cpu ? median(hs.map((x) => x.cpuS!)) : Number.NaN;
+      const rc = cpu ? median(rs.map((x) => x.cpuS!)) : Number.NaN;
+      const cpuCols = cpu ? `${hc.toFixed(2)} / ${rc.toFixed(2)} | ${(hc / rc).toFixed(2)}×` : ' | ';
       lines.push(
-        `| ${step} | ${hm.toFixed(2)} | ${fmtBytes(hs[0].bytes)} (${hs[0].files} files) | ${rss(hs)} | ${rm_.toFixed(2)} | ${fmtBytes(rs[0].bytes)} (${rs[0].files} files) | ${rss(rs)} | ${(hm / rm_).toFixed(2)}× | ${perRound} |`,
+        `| ${step} | ${hm.toFixed(2)} | ${fmtBytes(hs[0].bytes)} (${hs[0].files} files) | ${rss(hs)} | ${rm_.toFixed(2)} | ${fmtBytes(rs[0].bytes)} (${rs[0].files} files) | ${rss(rs)} | ${(hm / rm_).toFixed(2)}× | ${perRound} | ${cpuCols} |`,
       );
-      return { step, hoard: hs, rclone: rs, hoardMedianS: hm, rcloneMedianS: rm_, ratio: hm / rm_ };
+      return {
+        step,
+        hoard: hs,
+        rclone: rs,
+        hoardMedianS: hm,
+        rcloneMedianS: rm_,
+        ratio: hm / rm_,
+        ...(cpu ? { hoardMedianCpuS: hc, rcloneMedianCpuS: rc, cpuRatio: hc / rc } : {}),
+      };
     });
     json.pairs.push({ hoard: hn, rclone: rn, steps });
   }

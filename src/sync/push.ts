@@ -16,7 +16,7 @@ import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { backoffDelay } from '../core/retry.ts';
 import { snapshotDigest } from '../core/snapshot-record.ts';
-import { type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
+import { fileDigestsOfTreeBytes, type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
 import { comparePathBytes } from '../core/tree-path.ts';
 import { abortableRemote } from '../remote/abortable-remote.ts';
 import type { Remote } from '../remote/remote.ts';
@@ -36,20 +36,14 @@ import { type ScanResult, scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
 import {
   clearNeedsVerify,
+  loadLocalTreeBytes,
   loadState,
   needsVerify,
   type SyncState,
   saveState,
   storeLocalTree,
 } from './sync-state.ts';
-import {
-  EMPTY_TREE,
-  fetchSnapshot,
-  fetchTree,
-  noProgress,
-  type ProgressSink,
-  uploadMissing,
-} from './transfer.ts';
+import { fetchSnapshot, fetchTree, noProgress, type ProgressSink, uploadMissing } from './transfer.ts';
 import { type VerifyResult, verifyTree } from './verify.ts';
 
 export type { VerifyResult } from './verify.ts';
@@ -183,6 +177,24 @@ function withoutSkipped(scan: ScanResult, base: Tree, skipped: ReadonlySet<strin
       localByDigest.set(e.digest, e.path);
   const { staleTemps, filesHashed, bytesHashed, changing } = scan;
   return { tree: { entries }, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed, changing };
+}
+
+/** The blob digests a tree references. */
+function digestsOf(tree: Tree): Set<Digest> {
+  const out = new Set<Digest>();
+  for (const e of tree.entries) if (e.kind === 'file' || e.kind === 'exec') out.add(e.digest);
+  return out;
+}
+
+/**
+ * The blob digests of the tree `digest` names: from its bytes kept in this
+ * folder (checked against the digest, read without decoding), else the tree
+ * fetched and decoded as usual.
+ */
+async function knownDigests(remote: Remote, root: string, digest: Digest): Promise<Set<Digest>> {
+  const bytes = await loadLocalTreeBytes(root, digest);
+  if (bytes !== undefined) return fileDigestsOfTreeBytes(bytes);
+  return digestsOf(await fetchTree(remote, root, digest));
 }
 
 async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise<PushResult> {
@@ -358,24 +370,40 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     }
 
     // A ref that no longer exists is a fresh start: nothing on the remote to merge with.
-    let theirs: Tree = EMPTY_TREE;
     let theirsDigest: Digest | undefined;
-    let base: Tree = EMPTY_TREE;
-    if (cur) {
+    /** Blob digests the remote's current tree references (uploaded already). */
+    let known: ReadonlySet<Digest> = new Set();
+    let merged: { entries: TreeEntry[]; conflicts: string[] };
+    let mergedDigest: Digest;
+    let mergedBytes: Buffer;
+    if (cur && state && cur.target === state.snapshot && state.base === state.tree) {
+      // The ref is where this folder last synced and that sync left the
+      // folder equal to it: base and theirs are one tree, so the three-way
+      // merge takes ours for every path (no conflict is possible) and the
+      // result is the scan's tree, already encoded. Only the digests the
+      // remote's tree references are needed (what not to upload), read from
+      // its kept bytes without decoding 50,000 entries into objects.
+      theirsDigest = state.tree;
+      known = await knownDigests(remote, root, theirsDigest);
+      merged = { entries: scan.tree.entries, conflicts: [] };
+      mergedDigest = scan.digest;
+      mergedBytes = scan.bytes;
+    } else if (cur) {
       theirsDigest =
         state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
-      theirs = await fetchTree(remote, root, theirsDigest);
-      base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
+      const theirs = await fetchTree(remote, root, theirsDigest);
+      const base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
+      merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined);
+      known = digestsOf(theirs);
+      ({ digest: mergedDigest, bytes: mergedBytes } = treeDigest(merged.entries));
+    } else {
+      // No ref (a first push, or the ref was removed): nothing to merge with,
+      // the tree is the scan's, already encoded — not merged and encoded again.
+      merged = { entries: scan.tree.entries, conflicts: [] };
+      mergedDigest = scan.digest;
+      mergedBytes = scan.bytes;
     }
-    // No ref (a first push, or the ref was removed): nothing to merge with,
-    // the tree is the scan's, already encoded — not merged and encoded again.
-    const merged = cur
-      ? mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined)
-      : { entries: scan.tree.entries, conflicts: [] };
     if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'push');
-    const { digest: mergedDigest, bytes: mergedBytes } = cur
-      ? treeDigest(merged.entries)
-      : { digest: scan.digest, bytes: scan.bytes };
     const mergedTree: Tree = { entries: merged.entries };
 
     if (cur && theirsDigest === mergedDigest) {
@@ -399,8 +427,6 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     }
 
     // Upload what only we have: blobs of the merged tree the remote snapshot does not reference.
-    const known = new Set<Digest>();
-    for (const e of theirs.entries) if (e.kind === 'file' || e.kind === 'exec') known.add(e.digest);
     const items = [];
     /** Blobs the scan stored (see batch above) that this push created: reported as uploaded. */
     const storedByScan: { digest: Digest; size: number; path: string }[] = [];
@@ -492,7 +518,8 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
       if (isHoardError(err)) throw err;
       throw toHoardError(err, 'HOARD_EREMOTE', `updating ref ${ref} on ${remote.url}`);
     }
-    await storeLocalTree(root, treeD, treeBytes);
+    // record() keeps the scan's tree: the same file when ours is the new tree.
+    if (treeD !== scan.digest) await storeLocalTree(root, treeD, treeBytes);
     await record({ snapshot: snap.digest, version: next.version, tree: treeD, base: scan.digest });
     return result(snap.digest, tree, treeD, false);
   }

@@ -4,7 +4,7 @@
 // the owner's x bit. Empty folders become `dir` entries. Temp files of dead
 // pull processes are collected so pull can remove them.
 
-import type { BigIntStats, Dirent } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, sep } from 'node:path';
@@ -13,10 +13,17 @@ import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import { type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
-import { validateTreePath } from '../core/tree-path.ts';
+import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
-import { type StatCache, type StatKey, sameStat, statKeyOf } from './stat-cache.ts';
+import {
+  type LooseStat,
+  type StatCache,
+  type StatKey,
+  sameLooseStat,
+  sameStat,
+  statKeyOf,
+} from './stat-cache.ts';
 import type { ProgressSink } from './transfer.ts';
 
 export interface ScanResult {
@@ -70,7 +77,7 @@ export async function scanDirectory(
   // kernel-cached metadata, and a thread-pool round trip per folder (a
   // node_modules has thousands) costs more than the call, most of all on a
   // loaded machine where each hand-off waits for a time slice.
-  const walk = async (rel: string, rules: IgnoreRules): Promise<number> => {
+  const walk = async (rel: string, relBytes: number, rules: IgnoreRules): Promise<number> => {
     opts.signal?.throwIfAborted();
     let dirents: Dirent[];
     try {
@@ -93,14 +100,26 @@ export async function scanDirectory(
         continue;
       }
       if (here.ignores(childRel, d.isDirectory())) continue;
-      try {
-        validateTreePath(childRel);
-      } catch (err) {
-        warn(`skipping ${JSON.stringify(childRel)}: ${(err as Error).message}`);
-        continue;
+      // A name from readdir has no '/' or NUL and is never '.' or '..'; a
+      // plain ASCII one (no backslash) under a valid folder makes a valid
+      // path unless too long or, at the top, drive-letter-like. Only other
+      // names pay the full check (which splits the whole path).
+      let childBytes = relBytes + (rel === '' ? 0 : 1) + d.name.length;
+      if (
+        !PLAIN_NAME.test(d.name) ||
+        childBytes > MAX_PATH_BYTES ||
+        (rel === '' && DRIVE_LETTER.test(d.name))
+      ) {
+        try {
+          validateTreePath(childRel);
+        } catch (err) {
+          warn(`skipping ${JSON.stringify(childRel)}: ${(err as Error).message}`);
+          continue;
+        }
+        childBytes = Buffer.byteLength(childRel);
       }
       if (d.isDirectory()) {
-        const n = await walk(childRel, here);
+        const n = await walk(childRel, childBytes, here);
         if (n === 0) dirs.push(childRel);
         kept++;
       } else if (d.isFile() || d.isSymbolicLink()) {
@@ -112,7 +131,7 @@ export async function scanDirectory(
     }
     return kept;
   };
-  await walk('', IgnoreRules.empty());
+  await walk('', 0, IgnoreRules.empty());
 
   // Phase 2: lstat every entry (synchronously: metadata is cached by the
   // kernel and a thread-pool round trip per file costs more than the call),
@@ -125,9 +144,11 @@ export async function scanDirectory(
   const base = root.endsWith(sep) ? root : root + sep;
   for (const rel of files) {
     const abs = base + rel;
-    let st: BigIntStats;
+    // Number-valued stats: no BigInt per field (see stat-cache.ts on why
+    // comparing them is as safe); the exact stat is recorded when hashed.
+    let st: Stats;
     try {
-      st = lstatSync(abs, { bigint: true });
+      st = lstatSync(abs);
     } catch (err) {
       if (isErrno(err, 'ENOENT')) continue; // deleted while scanning
       throw err;
@@ -138,16 +159,17 @@ export async function scanDirectory(
       continue;
     }
     if (!st.isFile()) continue;
-    const kind = (st.mode & 0o100n) !== 0n ? 'exec' : 'file';
-    const key = statKeyOf(st);
-    const digest = cache.lookup(rel, key);
+    const kind = (st.mode & 0o100) !== 0 ? 'exec' : 'file';
+    const seen: LooseStat = { size: st.size, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+    // An inode number beyond 2^53 does not survive a double: that file is looked up exactly.
+    const digest = Number.isSafeInteger(st.ino) ? cache.lookupStats(rel, seen) : lookupExact(cache, rel, abs);
     if (digest === undefined) {
-      misses.push({ rel, kind, key });
+      misses.push({ rel, kind, seen });
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
     filePaths.add(rel);
-    entries.push({ path: rel, kind, size: key.size, digest });
+    entries.push({ path: rel, kind, size: st.size, digest });
   }
   let filesHashed = 0;
   let bytesHashed = 0;
@@ -156,7 +178,7 @@ export async function scanDirectory(
   const hashing = misses.length > 0;
   if (progress && hashing) {
     let expected = 0;
-    for (const m of misses) expected += m.key.size;
+    for (const m of misses) expected += m.seen.size;
     progress.start('hash', misses.length, expected);
   }
   const onBytes = progress ? (n: number) => progress.bytes(n) : undefined;
@@ -183,8 +205,8 @@ export async function scanDirectory(
   // (open, read, fstat, close: page-cached, each costs less than one
   // thread-pool hand-off would), hashed once, handed to onContent. Large
   // files stream through the thread pool meanwhile.
-  const small: (Miss | undefined)[] = misses.filter((m) => m.key.size <= DEFAULTS.syncSmallFileBytes);
-  const large = misses.filter((m) => m.key.size > DEFAULTS.syncSmallFileBytes);
+  const small: (Miss | undefined)[] = misses.filter((m) => m.seen.size <= DEFAULTS.syncSmallFileBytes);
+  const large = misses.filter((m) => m.seen.size > DEFAULTS.syncSmallFileBytes);
   misses.length = 0;
   try {
     const streamed = forEachLimit(large, DEFAULTS.hashConcurrency, ({ rel, kind }) =>
@@ -196,13 +218,13 @@ export async function scanDirectory(
     const readSmall = async () => {
       const buf = Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
       for (let i = 0; i < small.length; i++) {
-        const { rel, kind, key } = small[i]!;
+        const { rel, kind, seen } = small[i]!;
         // Let each miss go once handled: the stat cache holds the new entry,
         // so at 50,000 files the two are not both held whole.
         small[i] = undefined;
         await each(rel, async () => {
           const abs = base + rel;
-          const got = readSmallFile(abs, rel, key, buf);
+          const got = readSmallFile(abs, rel, seen, buf);
           if (got === 'gone') return;
           if (got === 'large') {
             // Grew past the small-file size since its lstat: stream it like the others.
@@ -262,10 +284,21 @@ export function withLocalPaths(r: Omit<ScanResult, 'localByDigest'>): ScanResult
 interface Miss {
   rel: string;
   kind: 'file' | 'exec';
-  key: StatKey;
+  /** Its lstat in the walk. */
+  seen: LooseStat;
+}
+
+/** The cache's digest for a file looked up with its exact (BigInt) stat; undefined when gone. */
+function lookupExact(cache: StatCache, rel: string, abs: string): Digest | undefined {
+  const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  return st?.isFile() ? cache.lookup(rel, statKeyOf(st)) : undefined;
 }
 
 const WIDE = /[\uD800-\uFFFF]/;
+/** Printable ASCII without a backslash: a name that needs no check beyond its path's length. */
+const PLAIN_NAME = /^[\x20-\x5b\x5d-\x7e]+$/;
+/** What validateTreePath refuses at the start of a path. */
+const DRIVE_LETTER = /^[A-Za-z]:/;
 
 function compareCodeUnits(a: TreeEntry, b: TreeEntry): number {
   return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
@@ -303,10 +336,12 @@ function compareUtf8(ea: TreeEntry, eb: TreeEntry): number {
 function readSmallFile(
   abs: string,
   rel: string,
-  lstatKey: StatKey,
+  seen: LooseStat,
   buf: Buffer,
 ): { key: StatKey } | 'large' | 'gone' {
-  let before = lstatKey;
+  /** The exact stat a previous attempt ended with (the first compares with the walk's lstat). */
+  let before: StatKey | undefined;
+  let size = seen.size;
   for (let attempt = 0; attempt < DEFAULTS.hashChangingAttempts; attempt++) {
     let fd: number;
     try {
@@ -323,12 +358,14 @@ function readSmallFile(
         n += got;
         // The common case ends here without a read that returns 0: the size
         // is known, and a file that changed after the read fails the check below.
-        if (n === before.size || n === buf.byteLength) break;
+        if (n === size || n === buf.byteLength) break;
       }
       if (n === buf.byteLength) return 'large';
       const after = statKeyOf(fstatSync(fd, { bigint: true }));
-      if (sameStat(before, after) && n === after.size) return { key: after };
+      const same = before === undefined ? sameLooseStat(seen, after) : sameStat(before, after);
+      if (same && n === after.size) return { key: after };
       before = after;
+      size = after.size;
       if (after.size >= buf.byteLength) return 'large';
     } finally {
       closeSync(fd);

@@ -28,6 +28,16 @@
 //              u64 size, i64 mtime ns, i64 ctime ns, u64 inode, 32-byte SHA-256
 //   u32 CRC-32 of everything before it
 //
+// A scan compares number-valued lstat results (fs.Stats, no BigInt: at
+// 50,000 files the BigIntStats of each lstat were most of a no-op push's
+// garbage) with lookupStats: size and inode exactly, mtime and ctime to
+// within a microsecond (a double holds today's times in ms to ~0.2 µs).
+// That is as safe as comparing nanoseconds: a trusted entry's ctime is at
+// least the racy window (100 ms) older than when it was observed, so any
+// change after that moves the ctime by more than the window, and the
+// kernel stamps times from a clock that ticks in milliseconds anyway.
+// Entries are always stored with exact nanoseconds (from BigIntStats).
+//
 // Everything little-endian. A file that is truncated, fails its CRC, is of
 // another format (the JSON of format 1, stat-cache.json) or does not parse
 // is ignored: the cache starts empty and every file is hashed once, which is
@@ -62,6 +72,27 @@ export interface StatCacheEntry extends StatKey {
   digest: Digest;
   /** Observed too close to its last change to be trusted next time. */
   racy: boolean;
+}
+
+/** The fields of a number-valued lstat (fs.Stats) that lookupStats compares. */
+export interface LooseStat {
+  size: number;
+  ino: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** How far apart two times (ms) may be and still be the same stamp read through a double. */
+const SAME_TIME_MS = 0.001;
+
+/** Whether a number-valued stat is the exact stat `key` (times to within SAME_TIME_MS). */
+export function sameLooseStat(st: LooseStat, key: StatKey): boolean {
+  return (
+    st.size === key.size &&
+    st.ino === Number(key.ino) &&
+    Math.abs(st.mtimeMs - Number(key.mtimeNs) / 1e6) < SAME_TIME_MS &&
+    Math.abs(st.ctimeMs - Number(key.ctimeNs) / 1e6) < SAME_TIME_MS
+  );
 }
 
 export function statKeyOf(st: BigIntStats): StatKey {
@@ -142,15 +173,29 @@ export class StatCache {
 
   /** The cached digest when the stat is unchanged and the entry was not racy. */
   lookup(path: string, key: StatKey): Digest | undefined {
+    const [b, off] = this.#record(path);
+    return off < 0 ? undefined : trustedDigestAt(b, off, key);
+  }
+
+  /**
+   * lookup() for a number-valued lstat (see the header): the caller passes
+   * only stats whose inode is a safe integer.
+   */
+  lookupStats(path: string, st: LooseStat): Digest | undefined {
+    const [b, off] = this.#record(path);
+    return off < 0 ? undefined : trustedDigestAtLoose(b, off, st);
+  }
+
+  /** Where `path`'s record is (the overlay first), offset -1 when none; recorded as used (#seen). */
+  #record(path: string): [Buffer, number] {
     if (this.#overlay.size > 0) {
       const at = this.#overlay.get(path);
       if (at !== undefined) {
         this.#offsetOf(path);
-        return at < 0 ? undefined : trustedDigestAt(this.#overlayBuf, at, key);
+        return [this.#overlayBuf, at];
       }
     }
-    const off = this.#offsetOf(path);
-    return off < 0 ? undefined : trustedDigestAt(this.#buf, off, key);
+    return [this.#buf, this.#offsetOf(path)];
   }
 
   /**
@@ -200,9 +245,16 @@ export class StatCache {
     if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) drop(path);
   }
 
-  /** Writes the cache atomically if anything changed. */
+  /**
+   * Writes the cache atomically if anything changed, or if this session
+   * looked entries up out of the file's order (it had to index the file):
+   * rewritten in this session's order, the next scan reads it at the
+   * cursor again. A pull saves its entries in the order it wrote the
+   * files; without this, every later no-op push in that folder would
+   * index the whole file.
+   */
   async save(): Promise<void> {
-    if (!this.#dirty) return;
+    if (!this.#dirty && this.#map === undefined) return;
     const stateDir = join(this.dir, STATE_DIR);
     await mkdir(stateDir, { recursive: true });
     const buf = this.#encode();
@@ -260,36 +312,56 @@ export class StatCache {
     return off < 0 ? undefined : decodeAt(this.#buf, off);
   }
 
+  /**
+   * The file's bytes: this session's order first (the next scan's), then
+   * what it did not touch. Entries taken from the loaded file are copied as
+   * they are (length, path, fixed part), consecutive ones in one copy, so a
+   * save after a scan that changed one file at 50,000 is a few copies, not
+   * a path encoded and a row made per entry.
+   */
   #encode(): Buffer {
-    const rows: { path: Buffer; fixed: Buffer }[] = [];
-    const emitted = new Set<string>();
+    /** Per entry: [source buffer, start, end] of its whole record, or a path and an overlay offset. */
+    const rows: (number | string | Buffer)[] = [];
+    let size = MAGIC.length + 4 + 4;
+    let count = 0;
     const emit = (path: string) => {
-      if (emitted.has(path)) return;
-      emitted.add(path);
       const at = this.#overlay.get(path);
       if (at !== undefined && at < 0) return;
-      const bytes = Buffer.from(path, 'utf8');
+      const len = Buffer.byteLength(path, 'utf8');
       // Longer than any tree path can be (tree-path.ts): such a file is simply never cached.
-      if (bytes.length > MAX_PATH_BYTES) return;
-      if (at !== undefined) rows.push({ path: bytes, fixed: this.#overlayBuf.subarray(at, at + FIXED) });
-      else {
+      if (len > MAX_PATH_BYTES) return;
+      if (at !== undefined) {
+        rows.push(path, at, len);
+      } else {
         const off = this.#offsetOf(path);
-        if (off >= 0) rows.push({ path: bytes, fixed: this.#buf.subarray(off, off + FIXED) });
+        if (off < 0) return;
+        const start = off - len - 2;
+        const last = rows.length - 3;
+        // Right after the previous record copied from the file: one copy for both.
+        if (last >= 0 && rows[last] === this.#buf && rows[last + 2] === start) rows[last + 2] = off + FIXED;
+        else rows.push(this.#buf, start, off + FIXED);
       }
+      size += 2 + len + FIXED;
+      count++;
     };
-    // This session's order first (the next scan's), then what it did not touch.
     for (const path of this.#seen.keys()) emit(path);
-    for (const path of this.#overlay.keys()) emit(path);
-    if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) emit(path);
-    let size = MAGIC.length + 4 + 4;
-    for (const r of rows) size += 2 + r.path.length + FIXED;
+    for (const path of this.#overlay.keys()) if (!this.#seen.has(path)) emit(path);
+    if (this.#seenInFile < this.#count)
+      for (const path of this.#index().keys())
+        if (!this.#seen.has(path) && !this.#overlay.has(path)) emit(path);
     const out = Buffer.allocUnsafe(size);
     let pos = MAGIC.copy(out, 0);
-    pos = out.writeUInt32LE(rows.length, pos);
-    for (const r of rows) {
-      pos = out.writeUInt16LE(r.path.length, pos);
-      pos += r.path.copy(out, pos);
-      pos += r.fixed.copy(out, pos);
+    pos = out.writeUInt32LE(count, pos);
+    for (let i = 0; i < rows.length; i += 3) {
+      const src = rows[i];
+      if (typeof src === 'string') {
+        pos = out.writeUInt16LE(rows[i + 2] as number, pos);
+        pos += out.write(src, pos, 'utf8');
+        const at = rows[i + 1] as number;
+        pos += this.#overlayBuf.copy(out, pos, at, at + FIXED);
+      } else {
+        pos += (src as Buffer).copy(out, pos, rows[i + 1] as number, rows[i + 2] as number);
+      }
     }
     pos = out.writeUInt32LE(crc32(out.subarray(0, pos)), pos);
     return out.subarray(0, pos);
@@ -349,6 +421,24 @@ function trustedDigestAt(b: Buffer, off: number, key: StatKey): Digest | undefin
     return undefined;
   if (b.readBigUInt64LE(off + 25) !== key.ino) return undefined;
   return `sha256:${b.toString('hex', off + 33, off + 65)}`;
+}
+
+/** trustedDigestAt for a number-valued stat: size and inode exact, times to within SAME_TIME_MS. */
+function trustedDigestAtLoose(b: Buffer, off: number, st: LooseStat): Digest | undefined {
+  if (b[off] !== 0 || u64At(b, off + 1) !== st.size || u64At(b, off + 25) !== st.ino) return undefined;
+  if (Math.abs(i64At(b, off + 9) / 1e6 - st.mtimeMs) >= SAME_TIME_MS) return undefined;
+  if (Math.abs(i64At(b, off + 17) / 1e6 - st.ctimeMs) >= SAME_TIME_MS) return undefined;
+  return `sha256:${b.toString('hex', off + 33, off + 65)}`;
+}
+
+/** A u64 as a number (exact below 2^53), without a BigInt. */
+function u64At(b: Buffer, off: number): number {
+  return b.readUInt32LE(off) + b.readUInt32LE(off + 4) * 0x1_0000_0000;
+}
+
+/** An i64 as a number (nanoseconds: within 128 ns of the value today), without a BigInt. */
+function i64At(b: Buffer, off: number): number {
+  return b.readUInt32LE(off) + b.readInt32LE(off + 4) * 0x1_0000_0000;
 }
 
 /** Writes an entry's fixed part (racy, size, mtime, ctime, inode, digest) at `off`. */

@@ -38,6 +38,8 @@ export interface SyncState {
 }
 
 const FORMAT = 'hoard-sync-state/1';
+/** Largest kept tree loadLocalTreeBytes reads whole (a tree of ~500,000 small files). */
+const MAX_WHOLE_TREE_BYTES = 64 * 1024 * 1024;
 
 function stateDir(dir: string): string {
   return join(dir, STATE_DIR, 'sync');
@@ -126,6 +128,29 @@ export async function loadLocalTree(dir: string, digest: Digest): Promise<Tree |
     if (isErrno(err, 'ENOENT')) return undefined;
     if (err instanceof Error && 'code' in err && String(err.code).startsWith('HOARD_')) return undefined;
     throw err;
+  }
+}
+
+/**
+ * The bytes of a tree kept locally, checked against its digest (not
+ * decoded); undefined when absent or damaged. For callers that only read
+ * what a tree they already trust references (push's fileDigestsOfTreeBytes).
+ */
+export async function loadLocalTreeBytes(dir: string, digest: Digest): Promise<Buffer | undefined> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(join(treesDir(dir), hexOf(digest)), 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) return undefined;
+    throw err;
+  }
+  try {
+    // A tree too large to hold whole is left to the streaming loadLocalTree.
+    if ((await fh.stat()).size > MAX_WHOLE_TREE_BYTES) return undefined;
+    const bytes = await fh.readFile();
+    return sha256(bytes) === digest ? bytes : undefined;
+  } finally {
+    await fh.close();
   }
 }
 

@@ -7,9 +7,11 @@ import {
   decodeTree,
   encodeEntry,
   encodeTree,
+  fileDigestsOfTreeBytes,
   type TreeEntry,
   treeDigest,
   treeDigestOfWalk,
+  treeDigestOnly,
 } from '../../src/core/tree.ts';
 import { validateTreePath } from '../../src/core/tree-path.ts';
 import { invalidTreeTexts } from './invalid-trees.ts';
@@ -162,6 +164,52 @@ describe('tree', () => {
         (e) => isHoardError(e, 'HOARD_EPATH_INVALID'),
       );
     }
+  });
+
+  it('encodes a tree of many chunks byte for byte as its lines joined, multi-byte names across chunk ends', () => {
+    const entries: TreeEntry[] = [];
+    for (let i = 0; i < 3000; i++) {
+      // Plain ASCII names (written by the encoder's byte path), names it must escape, non-ASCII names.
+      const name =
+        i % 3 === 0
+          ? `dïr-€-${i}/fïlé 😀 ${i}`
+          : i % 3 === 1
+            ? `d${i % 10}/plain ~#{}-${i}.bin`
+            : `d${i % 10}/f"q\t${i}`;
+      const size = i === 4 ? Number.MAX_SAFE_INTEGER : i % 100 === 1 ? 0 : i * 977;
+      entries.push(
+        i % 11 === 0
+          ? { path: name, kind: 'symlink', target: `../t ${i} ✓` }
+          : i % 13 === 0
+            ? { path: name, kind: 'exec', size, digest: sha256(`x${i}`) }
+            : file(name, size),
+      );
+    }
+    const sorted = [...entries].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+    const expected = Buffer.from(
+      `${['{"hoard":"tree/1"}', ...sorted.map((e) => JSON.stringify(e.kind === 'symlink' ? { path: e.path, kind: e.kind, target: e.target } : e))].join('\n')}\n`,
+    );
+    assert.ok(expected.length > 4 * 64 * 1024); // several of the encoder's chunks
+    assert.deepEqual(encodeTree(entries), expected);
+    assert.deepEqual(treeDigestOfWalk(sorted).bytes, expected);
+    assert.equal(treeDigestOnly(entries), sha256(expected));
+  });
+
+  it("reads a valid tree's blob digests from its bytes, whatever its names and targets spell", () => {
+    const other = sha256('other');
+    const fake = sha256('not a blob of this tree');
+    const entries: TreeEntry[] = [
+      file('a'),
+      { path: 'b', kind: 'exec', size: 2, digest: other },
+      // Names and targets that spell the key: escaped in canonical form, never read as one.
+      file(`x,"digest":"${fake}"`),
+      { path: 'link', kind: 'symlink', target: `,"digest":"${fake}"}` },
+      { path: `dir,"digest":"${fake}"`, kind: 'dir' },
+    ];
+    const bytes = encodeTree(entries);
+    assert.ok(bytes.includes(fake));
+    assert.deepEqual(fileDigestsOfTreeBytes(bytes), new Set([d, other]));
+    assert.deepEqual(fileDigestsOfTreeBytes(encodeTree([])), new Set());
   });
 
   it('empty tree is valid', () => {

@@ -55,6 +55,40 @@ describe('stat cache', () => {
   });
 });
 
+describe('scan: names a tree cannot hold', () => {
+  it('skips them with a warning, at the top and deeper, and keeps every valid neighbour', async (t) => {
+    const { dir, cleanup } = await tempDir();
+    t.after(cleanup);
+    await writeFiles(dir, {
+      'ok.txt': 'a',
+      'back\\slash.txt': 'b',
+      'C:drive.txt': 'c',
+      'sub/C:not-at-top.txt': 'd',
+      'sub/ctrl\u0001name.txt': 'e',
+      'sub/deeper/back\\slash': 'f',
+      'sub/ünï ~#{}.txt': 'g',
+      'x:/y.txt': 'h',
+    });
+    const warnings: string[] = [];
+    const s = await scanDirectory(dir, await StatCache.load(dir), { warn: (m) => warnings.push(m) });
+    assert.deepEqual(
+      s.tree.entries.map((e) => e.path),
+      ['ok.txt', 'sub/C:not-at-top.txt', 'sub/ctrl\u0001name.txt', 'sub/deeper', 'sub/ünï ~#{}.txt'],
+    );
+    assert.equal(warnings.length, 4, warnings.join('\n'));
+    for (const [name, why] of [
+      ['back\\slash.txt', 'backslash'],
+      ['C:drive.txt', 'drive-letter'],
+      ['sub/deeper/back\\slash', 'backslash'],
+      ['x:', 'drive-letter'],
+    ])
+      assert.ok(
+        warnings.some((w) => w.startsWith(`skipping ${JSON.stringify(name)}`) && w.includes(why)),
+        `${name}: ${why}`,
+      );
+  });
+});
+
 describe('damaged local state', () => {
   it('reads a state or cache file holding JSON null as absent', async () => {
     const { dir, cleanup } = await tempDir();

@@ -76,6 +76,96 @@ describe('stat cache file', () => {
     }
   });
 
+  it('a save copies what this session did not change: looked up in order, out of order, untouched, replaced', async (t) => {
+    const { dir, cleanup } = await tempDir();
+    t.after(cleanup);
+    const key = (n: number) => ({
+      size: n,
+      mtimeNs: 1_000_000_000n * BigInt(n),
+      ctimeNs: 3n + BigInt(n),
+      ino: 7n,
+    });
+    const old = Date.now() + 60_000; // observed long after those stat times: trusted
+    // Paths of several lengths, some non-ASCII (their UTF-8 length is not their string length).
+    const path = (i: number) => (i % 7 === 0 ? `dïr/ünï-${i}` : `d/${'x'.repeat(i % 5)}${i}`);
+    const first = await StatCache.load(dir);
+    for (let i = 0; i < 300; i++) first.set(path(i), key(i), sha256(`c${i}`), old);
+    await first.save();
+    const cache = await StatCache.load(dir);
+    // In file order for a while, then a jump back (the index), then in order again; 200-299 untouched.
+    for (let i = 0; i < 100; i++) assert.equal(cache.lookup(path(i), key(i)), sha256(`c${i}`));
+    assert.equal(cache.lookup(path(50), key(50)), sha256('c50'));
+    for (let i = 150; i < 200; i++) assert.equal(cache.lookup(path(i), key(i)), sha256(`c${i}`));
+    cache.set(path(120), key(1120), sha256('replaced'), old);
+    cache.delete(path(130));
+    cache.set('zz-new', key(5), sha256('new'), old);
+    await cache.save();
+    for (const c of [cache, await StatCache.load(dir)]) {
+      assert.equal(c.size, 300);
+      for (let i = 0; i < 300; i++) {
+        if (i === 130) assert.equal(c.lastDigest(path(i)), undefined);
+        else if (i === 120) {
+          assert.equal(c.lookup(path(i), key(i)), undefined);
+          assert.equal(c.lookup(path(i), key(1120)), sha256('replaced'));
+        } else assert.equal(c.lookup(path(i), key(i)), sha256(`c${i}`), path(i));
+      }
+      assert.equal(c.lookup('zz-new', key(5)), sha256('new'));
+    }
+  });
+
+  it('a session that looked entries up out of order rewrites the file in its order, even with nothing changed', async (t) => {
+    const { dir, cleanup } = await tempDir();
+    t.after(cleanup);
+    const key = (n: number) => ({ size: n, mtimeNs: 1_000_000_000n * BigInt(n), ctimeNs: 3n, ino: 7n });
+    const old = Date.now() + 60_000;
+    const first = await StatCache.load(dir);
+    for (let i = 0; i < 20; i++) first.set(`p${i}`, key(i), sha256(`c${i}`), old);
+    await first.save();
+    const before = await readFile(cacheFile(dir));
+    // In file order: nothing to rewrite.
+    const inOrder = await StatCache.load(dir);
+    for (let i = 0; i < 20; i++) assert.equal(inOrder.lookup(`p${i}`, key(i)), sha256(`c${i}`));
+    await inOrder.save();
+    assert.deepEqual(await readFile(cacheFile(dir)), before);
+    // Backwards (a folder pulled in another order than its scans walk): rewritten in that order.
+    const backwards = await StatCache.load(dir);
+    for (let i = 19; i >= 0; i--) assert.equal(backwards.lookup(`p${i}`, key(i)), sha256(`c${i}`));
+    await backwards.save();
+    const after = await readFile(cacheFile(dir));
+    assert.equal(after.length, before.length);
+    const firstPath = (b: Buffer) => b.toString('utf8', 19 + 4 + 2, 19 + 4 + 2 + b.readUInt16LE(19 + 4));
+    assert.equal(firstPath(before), 'p0');
+    assert.equal(firstPath(after), 'p19');
+    const again = await StatCache.load(dir);
+    for (let i = 19; i >= 0; i--) assert.equal(again.lookup(`p${i}`, key(i)), sha256(`c${i}`));
+  });
+
+  it('number-valued stats find an entry recorded with nanoseconds; a change of two microseconds misses', async (t) => {
+    const { dir, cleanup } = await tempDir();
+    t.after(cleanup);
+    await writeFiles(dir, { f: 'content' });
+    const exact = await stat(join(dir, 'f'), { bigint: true });
+    const cache = await StatCache.load(dir);
+    const key = { size: Number(exact.size), mtimeNs: exact.mtimeNs, ctimeNs: exact.ctimeNs, ino: exact.ino };
+    cache.set('f', key, sha256('content'), Date.now() + 60_000);
+    const loose = await stat(join(dir, 'f'));
+    const seen = { size: loose.size, ino: loose.ino, mtimeMs: loose.mtimeMs, ctimeMs: loose.ctimeMs };
+    await cache.save();
+    for (const c of [cache, await StatCache.load(dir)]) {
+      assert.equal(c.lookupStats('f', seen), sha256('content'));
+      assert.equal(c.lookupStats('f', { ...seen, mtimeMs: seen.mtimeMs + 0.0003 }), sha256('content'));
+      assert.equal(c.lookupStats('f', { ...seen, mtimeMs: seen.mtimeMs + 0.002 }), undefined);
+      assert.equal(c.lookupStats('f', { ...seen, ctimeMs: seen.ctimeMs - 0.002 }), undefined);
+      assert.equal(c.lookupStats('f', { ...seen, size: seen.size + 1 }), undefined);
+      assert.equal(c.lookupStats('f', { ...seen, ino: seen.ino + 1 }), undefined);
+      assert.equal(c.lookupStats('g', seen), undefined);
+    }
+    // A racy entry is never trusted, whatever the stat.
+    const racy = await StatCache.load(dir);
+    racy.set('f', key, sha256('content'), Number(exact.ctimeNs / 1_000_000n));
+    assert.equal(racy.lookupStats('f', seen), undefined);
+  });
+
   const damage: [string, (b: Buffer) => Buffer][] = [
     [
       'with one bit of a digest flipped',

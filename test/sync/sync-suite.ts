@@ -11,7 +11,18 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readFile, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -177,6 +188,60 @@ export function syncSuite(name: string, makeRemote: () => Promise<RemoteFixture>
         const pl = await pull({ dir: d, remote: c2.remote, ref: r });
         assert.equal(pl.upToDate, true);
         assert.deepEqual(Object.fromEntries(c2.calls), { 'refs.get': 1 });
+      }
+    });
+
+    it('a push onto an unmoved ref uploads only new content, from the kept tree or, without it, the fetched one', async () => {
+      const a = await dir('a');
+      const tag = n;
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 60; i++) files[`k/f${i}.txt`] = `kept ${i} ${tag}`;
+      await writeFiles(a, files);
+      const r = ref();
+      await push({ dir: a, remote, ref: r });
+      const trees = join(a, '.hoard', 'trees');
+      // 'intact': the kept tree answers which blobs the remote has; 'absent' and
+      // 'damaged': the push reads the ref's tree from the remote instead.
+      let round = 0;
+      for (const kept of ['intact', 'absent', 'damaged'] as const) {
+        round++;
+        const state = await push({ dir: a, remote, ref: r });
+        assert.equal(state.upToDate, true);
+        const keptNow = join(trees, state.tree.slice('sha256:'.length));
+        if (kept === 'absent') await rm(keptNow);
+        if (kept === 'damaged') await writeFile(keptNow, 'not the tree');
+        // A rename keeps its blob (the remote has it), a copy of kept content, and one new file.
+        await rename(join(a, `k/f${round}.txt`), join(a, `moved-${round}.txt`));
+        await writeFile(join(a, `copy-${round}.txt`), `kept 30 ${tag}`);
+        await writeFile(join(a, `new-${round}.txt`), `new ${round} ${tag}`);
+        const c = countingRemote(remote);
+        // The digests asked about: only content the remote's tree lacks (the new file's), never the rest.
+        const asked: string[] = [];
+        const blobs = c.remote.blobs;
+        const missing = blobs.missing.bind(blobs);
+        const asking = new Proxy(c.remote, {
+          get: (t, p, rcv) =>
+            p === 'blobs'
+              ? new Proxy(blobs, {
+                  get: (bt, bp, brcv) =>
+                    bp === 'missing'
+                      ? (ds: Parameters<typeof missing>[0]) => {
+                          asked.push(...ds);
+                          return missing(ds);
+                        }
+                      : Reflect.get(bt, bp, brcv),
+                })
+              : Reflect.get(t, p, rcv),
+        });
+        const ps = await push({ dir: a, remote: asking, ref: r });
+        assert.ok(asked.length <= 1, `${kept}: asked about ${asked.length} blobs`);
+        assert.equal(ps.upToDate, false, kept);
+        assert.equal(ps.filesUploaded, 1, kept);
+        assert.equal(ps.bytesUploaded, Buffer.byteLength(`new ${round} ${tag}`), kept);
+        assert.equal(c.reads.includes(state.tree), kept !== 'intact', kept);
+        const b = await dir('b');
+        await pull({ dir: b, remote, ref: r });
+        assert.deepEqual(await describeDir(b), await describeDir(a), kept);
       }
     });
 
