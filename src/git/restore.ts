@@ -30,7 +30,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { extractTarZst } from '../archive/safe-extract.ts';
+import { type EntryInfo, extractTarZst, unsafe } from '../archive/safe-extract.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
@@ -38,6 +38,7 @@ import { discard, type HttpResponse, header, httpRequest } from '../http/http-cl
 import { rangedDownload } from '../http/ranged-download.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { configEnv, runGit } from './git-process.ts';
+import { GitIndexRecorder } from './restore-index.ts';
 import { snapshotGitConfig } from './snapshot-archive.ts';
 import { snapshotEntryPolicy } from './snapshot-entry-policy.ts';
 
@@ -72,6 +73,12 @@ export interface GitRestoreResult {
   bytes: number;
   durationMs: number;
   fetchedAfterRestore: boolean;
+  /**
+   * When each step ended, in ms since the restore started (a profile of the
+   * restore: `head`, `gitDir` (the extraction left `.git`; the fetch starts),
+   * `extracted`, `indexed`, `verified`, `fetched`, `checkedOut`, `done`).
+   */
+  steps: Record<string, number>;
 }
 
 /**
@@ -92,11 +99,11 @@ const SAFE_CONFIG: [string, string][] = [
 type Git = (args: string[], okCodes?: number[]) => Promise<{ stdout: string; code: number }>;
 
 /** The git runner of a restore in `dir` (see SAFE_CONFIG; the token as env config, not argv). */
-function restoreGit(dir: string, token: string | undefined): Git {
+function restoreGit(dir: string, token: string | undefined, signal: AbortSignal): Git {
   const pairs = [...SAFE_CONFIG];
   if (token) pairs.push(['http.extraHeader', `Authorization: Bearer ${token}`]);
   const env = { ...configEnv(pairs), GIT_DIR: join(dir, '.git'), GIT_WORK_TREE: dir };
-  return (args, okCodes) => runGit(args, { cwd: dir, env, okCodes });
+  return (args, okCodes) => runGit(args, { cwd: dir, env, okCodes, signal });
 }
 
 /** The uncompressed-size bound of an archive of `size` bytes. */
@@ -133,6 +140,10 @@ async function emptyOrMissing(dir: string): Promise<boolean> {
 
 export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreResult> {
   const t0 = performance.now();
+  const steps: Record<string, number> = {};
+  const mark = (step: string) => {
+    steps[step] = Math.round(performance.now() - t0);
+  };
   const base = opts.url.replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+\/(.+\/)?git\/.+/.test(base))
     throw new HoardError('HOARD_EUSAGE', `not a hoard git URL: ${base}`, {
@@ -162,6 +173,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
     throw restoreError(err, stable);
   }
   discard(head);
+  mark('head');
   const etag = header(head, 'etag') ?? '';
   const location = header(head, 'content-location');
   const snapshotCommit = header(head, 'x-hoard-commit') ?? '';
@@ -180,6 +192,30 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
   const staging = join(dirname(dir), `.${basename(dir)}.hoard-restore-${randomBytes(4).toString('hex')}`);
   await mkdir(staging);
   let renamed = false;
+  // Kills the early fetch's git (a process group) when the restore fails.
+  const abort = new AbortController();
+  const git = restoreGit(staging, opts.token, abort.signal);
+  // The fetch (4) needs only `.git`: it starts as soon as the extraction is
+  // past it (below) and runs while the work tree is written, indexed and
+  // verified; only the checkout waits for it.
+  let metadata: Promise<void> | undefined;
+  let fetching: Promise<{ err: unknown } | undefined> | undefined;
+  const startGit = () => {
+    if (metadata) return;
+    mark('gitDir');
+    metadata = writeGitMetadata(staging, snapshotCommit, base);
+    metadata.catch(() => {}); // awaited (and thrown) after the extraction
+    if (!opts.noFetch)
+      fetching = metadata
+        .then(() => fetchRef(git, snapshotCommit, resolvedRef))
+        .then(
+          () => {
+            mark('fetched');
+            return undefined;
+          },
+          (err: unknown) => ({ err }),
+        );
+  };
   try {
     opts.onStart?.(size);
     const download = rangedDownload({
@@ -193,32 +229,35 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       rangeTimeoutMs: opts.rangeTimeoutMs,
       onProgress: (n) => opts.onProgress?.(n, size),
     });
-    // Extraction-time mtimes, as `git clone` leaves them (and one syscall less per file).
-    // Reused range buffers: the extractor is done with each before it asks for the next.
-    await extractTarZst(download.ranges(), staging, {
-      mtimes: false,
-      policy: snapshotEntryPolicy,
-      maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),
-      maxEntries: opts.maxEntries ?? DEFAULTS.restoreMaxEntries,
-    });
-    await download.done;
-
-    // 3. HEAD and config of our own, then the index.
-    await writeGitMetadata(staging, snapshotCommit, base);
-    const git = restoreGit(staging, opts.token);
-    // 4's fetch needs only objects and refs, and the index and its
-    // verification touch neither: the fetch runs meanwhile (they were most of
-    // a restore's git time, issue 16). Only the checkout waits for both.
-    const fetching = opts.noFetch
-      ? undefined
-      : fetchRef(git, snapshotCommit, resolvedRef).then(
-          () => undefined,
-          (err: unknown) => ({ err }),
-        );
+    const index = new GitIndexRecorder();
     try {
-      await git(['reset', '-q']);
-      await verifyCheckout(git, staging, snapshotCommit);
+      // Reused range buffers: the extractor is done with each before it asks for the next.
+      await extractTarZst(download.ranges(), staging, {
+        // The archive's mtimes (the commit time) for files: the index written
+        // after them is newer, so git never re-hashes them as racily clean
+        // (restore-index.ts). A clone leaves checkout times; tar, these.
+        mtimes: true,
+        recorder: index,
+        policy: gitFirstPolicy(startGit),
+        maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),
+        maxEntries: opts.maxEntries ?? DEFAULTS.restoreMaxEntries,
+      });
+      await download.done;
+      mark('extracted');
+
+      // 3. HEAD and config of our own (written when the extraction left .git,
+      // or now), then the index: derived from the extraction when it can be,
+      // else built by `git reset` (which re-hashes every file).
+      startGit();
+      await metadata;
+      const derived = index.encode(snapshotCommit);
+      if (derived) await writeFile(join(staging, '.git', 'index'), derived, { flag: 'wx' });
+      else await git(['reset', '-q']);
+      mark('indexed');
+      await verifyCheckout(git, staging, snapshotCommit, !derived);
+      mark('verified');
     } catch (err) {
+      abort.abort();
       await fetching; // settled before the staging directory is removed
       throw err;
     }
@@ -231,6 +270,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
         const failed = await fetching;
         if (failed) throw failed.err;
         commit = await checkoutRef(git, opts.ref, resolvedRef);
+        mark('checkedOut');
         fetched = true;
       } catch (err) {
         const info = opts.onWarning ?? ((m: string) => process.stderr.write(`${m}\n`));
@@ -244,9 +284,10 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
     // a second walk is needed only when step 4 may have moved the work tree
     // (a checkout of another commit, or a failure part-way through it).
     const unchanged = opts.noFetch || (fetched && commit === snapshotCommit);
-    if (!unchanged) await verifyCheckout(git, staging, commit);
+    if (!unchanged) await verifyCheckout(git, staging, commit, true);
     await rename(staging, dir);
     renamed = true;
+    mark('done');
     return {
       commit,
       snapshotCommit,
@@ -254,10 +295,35 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       bytes: size,
       durationMs: Math.round(performance.now() - t0),
       fetchedAfterRestore: fetched,
+      steps,
     };
   } finally {
     if (!renamed) await rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * The snapshot policy, plus the moment `.git` is complete: snapshot entries
+ * are sorted by path bytes, so the first entry outside `.git` that sorts
+ * after every `.git/…` path means all of `.git` was written (the extractor
+ * finishes an entry before it shows the next). `ready` runs then (once). An
+ * archive that writes into `.git` after that point (not sorted: not one
+ * hoard made) is refused rather than racing the git processes started; the
+ * skipped HEAD and config may come anywhere.
+ */
+function gitFirstPolicy(ready: () => void): (e: EntryInfo) => 'extract' | 'skip' {
+  let past = false;
+  return (e) => {
+    const decision = snapshotEntryPolicy(e);
+    const inGit = e.name === '.git' || e.name.startsWith('.git/');
+    if (inGit && past && decision === 'extract')
+      throw unsafe(e.name, '.git entries must come before the work tree (a snapshot is sorted by path)');
+    if (!inGit && !past && e.name > '.git/') {
+      past = true;
+      ready();
+    }
+    return decision;
+  };
 }
 
 /** Writes `.git/HEAD` and `.git/config` (the archive's were skipped) into the extracted `.git`. */
@@ -281,27 +347,36 @@ async function writeGitMetadata(dir: string, commit: string, originUrl: string):
  * equal to its tree, no modified, untracked or ignored file, and nothing
  * inside submodule directories (which a clone leaves empty).
  */
-async function verifyCheckout(git: Git, dir: string, commit: string): Promise<void> {
+async function verifyCheckout(git: Git, dir: string, commit: string, gitlinks: boolean): Promise<void> {
   const bad = (why: string) =>
     new HoardError('HOARD_EARCHIVE_UNSAFE', `the restored work tree is not commit ${commit}: ${why}`, {
       hint: 'the snapshot does not match its commit; nothing was restored',
       details: { commit },
     });
-  const head = (await git(['rev-parse', '--verify', '-q', 'HEAD^{commit}'], [1, 128])).stdout.trim();
-  if (head !== commit) throw bad(`HEAD is ${head || 'not a commit'}`);
-  if ((await git(['diff-index', '--cached', '--quiet', 'HEAD', '--'], [1])).code !== 0)
-    throw bad('the index differs from the commit');
-  const status = (
-    await git([
+  // Two git processes at once: HEAD, and one status for the rest. Its porcelain
+  // lists staged changes (index against HEAD, what `diff-index --cached`
+  // checked), unstaged ones, untracked and ignored files: all must be absent.
+  const [rev, st] = await Promise.allSettled([
+    git(['rev-parse', '--verify', '-q', 'HEAD^{commit}'], [1, 128]),
+    git([
       'status',
       '--porcelain=v1',
       '-z',
       '--untracked-files=all',
       '--ignored=matching',
       '--ignore-submodules=none',
-    ])
-  ).stdout;
+    ]),
+  ]);
+  if (rev.status === 'rejected') throw rev.reason;
+  const head = rev.value.stdout.trim();
+  if (head !== commit) throw bad(`HEAD is ${head || 'not a commit'}`);
+  if (st.status === 'rejected') throw st.reason;
+  const status = st.value.stdout;
   if (status !== '') throw bad(`git status: ${status.split('\0').slice(0, 5).join(', ')}`);
+  // An index restore derived itself holds no gitlinks (it is used only when
+  // the archive has no empty directory), and status just found it equal to
+  // HEAD: HEAD has none either.
+  if (!gitlinks) return;
   for (const rec of (await git(['ls-files', '-s', '-z'])).stdout.split('\0')) {
     if (!rec.startsWith('160000 ')) continue;
     const path = rec.slice(rec.indexOf('\t') + 1);

@@ -15,7 +15,10 @@ export function registerGitRestore(git: Command): void {
     .argument('<url>', 'the repository through hoard: <server-url>/git/<repo>')
     .argument('<dir>', 'directory to create (must not exist or be empty)')
     .option('--ref <ref>', 'branch or tag (default: the upstream HEAD branch)')
-    .option('--json', 'print a JSON summary {commit, snapshot, bytes, durationMs, fetchedAfterRestore}')
+    .option(
+      '--json',
+      'print a JSON summary {commit, snapshot, bytes, durationMs, fetchedAfterRestore, steps}',
+    )
     .option(
       '--concurrency <n>',
       `parallel range downloads (default ${DEFAULTS.restoreConcurrency})`,
@@ -61,6 +64,7 @@ export function registerGitRestore(git: Command): void {
               bytes: result.bytes,
               durationMs: result.durationMs,
               fetchedAfterRestore: result.fetchedAfterRestore,
+              steps: result.steps,
             });
           else
             info(
