@@ -28,7 +28,8 @@
 // bearer token reaches git as environment configuration, never in argv.
 
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstatSync, mkdirSync, rmSync, type Stats, writeFileSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type EntryInfo, extractTarZst, unsafe } from '../archive/safe-extract.ts';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -91,6 +92,8 @@ const SAFE_CONFIG: [string, string][] = [
   ['core.hooksPath', '/dev/null'],
   ['core.fsmonitor', 'false'],
   ['submodule.recurse', 'false'],
+  // No `git maintenance run --auto` after the fetch: a fresh clone needs none.
+  ['maintenance.auto', 'false'],
   ['protocol.allow', 'never'],
   ['protocol.http.allow', 'always'],
   ['protocol.https.allow', 'always'],
@@ -198,23 +201,30 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
   // The fetch (4) needs only `.git`: it starts as soon as the extraction is
   // past it (below) and runs while the work tree is written, indexed and
   // verified; only the checkout waits for it.
-  let metadata: Promise<void> | undefined;
+  let gitStarted = false;
+  let metadataError: unknown;
   let fetching: Promise<{ err: unknown } | undefined> | undefined;
+  // Synchronous up to the fetch's spawn: this runs inside the extraction,
+  // which gives the event loop a turn only between input slices, so a chain
+  // of awaited steps here started the fetch seconds late (issue 16).
   const startGit = () => {
-    if (metadata) return;
+    if (gitStarted) return;
+    gitStarted = true;
     mark('gitDir');
-    metadata = writeGitMetadata(staging, snapshotCommit, base);
-    metadata.catch(() => {}); // awaited (and thrown) after the extraction
+    try {
+      writeGitMetadata(staging, snapshotCommit, base);
+    } catch (err) {
+      metadataError = err; // thrown after the extraction: its own refusals come first
+      return;
+    }
     if (!opts.noFetch)
-      fetching = metadata
-        .then(() => fetchRef(git, snapshotCommit, resolvedRef))
-        .then(
-          () => {
-            mark('fetched');
-            return undefined;
-          },
-          (err: unknown) => ({ err }),
-        );
+      fetching = fetchRef(git, staging, snapshotCommit, resolvedRef).then(
+        () => {
+          mark('fetched');
+          return undefined;
+        },
+        (err: unknown) => ({ err }),
+      );
   };
   try {
     opts.onStart?.(size);
@@ -249,7 +259,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       // or now), then the index: derived from the extraction when it can be,
       // else built by `git reset` (which re-hashes every file).
       startGit();
-      await metadata;
+      if (metadataError) throw metadataError;
       const derived = index.encode(snapshotCommit);
       if (derived) await writeFile(join(staging, '.git', 'index'), derived, { flag: 'wx' });
       else await git(['reset', '-q']);
@@ -327,19 +337,22 @@ function gitFirstPolicy(ready: () => void): (e: EntryInfo) => 'extract' | 'skip'
 }
 
 /** Writes `.git/HEAD` and `.git/config` (the archive's were skipped) into the extracted `.git`. */
-async function writeGitMetadata(dir: string, commit: string, originUrl: string): Promise<void> {
+function writeGitMetadata(dir: string, commit: string, originUrl: string): void {
   const gitDir = join(dir, '.git');
   // The policy admits `.git` only as a directory; an archive without one must not let git
   // discover an enclosing repository (GIT_DIR is explicit too).
-  const st = await lstat(gitDir).catch(() => null);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(gitDir);
+  } catch {}
   if (!st?.isDirectory())
     throw new HoardError('HOARD_EARCHIVE_UNSAFE', 'the snapshot has no .git directory', {
       hint: 'the archive is not a hoard snapshot',
     });
   for (const d of ['objects/pack', 'objects/info', 'refs/heads', 'refs/tags'])
-    await mkdir(join(gitDir, d), { recursive: true });
-  await writeFile(join(gitDir, 'HEAD'), `${commit}\n`, { flag: 'wx' });
-  await writeFile(join(gitDir, 'config'), snapshotGitConfig(originUrl), { flag: 'wx' });
+    mkdirSync(join(gitDir, d), { recursive: true });
+  writeFileSync(join(gitDir, 'HEAD'), `${commit}\n`, { flag: 'wx' });
+  writeFileSync(join(gitDir, 'config'), snapshotGitConfig(originUrl), { flag: 'wx' });
 }
 
 /**
@@ -386,10 +399,19 @@ async function verifyCheckout(git: Git, dir: string, commit: string, gitlinks: b
 }
 
 /** Fetches the restored ref through the proxy (see below), negotiating from the snapshot's commit. */
-async function fetchRef(git: Git, snapshotCommit: string, resolvedRef: string | undefined): Promise<void> {
-  // A ref at the snapshot's commit, so the fetch negotiates from it (detached HEAD alone is not offered).
-  const temp = 'refs/hoard-restore/snapshot';
-  await git(['update-ref', temp, snapshotCommit]);
+async function fetchRef(
+  git: Git,
+  dir: string,
+  snapshotCommit: string,
+  resolvedRef: string | undefined,
+): Promise<void> {
+  // A ref at the snapshot's commit, so the fetch negotiates from it (detached
+  // HEAD alone is not offered): a loose ref file written here rather than by
+  // `git update-ref`, so that the fetch is spawned before this call returns
+  // (see startGit). The commit id was checked to be hex.
+  const temp = join(dir, '.git', 'refs', 'hoard-restore');
+  mkdirSync(temp);
+  writeFileSync(join(temp, 'snapshot'), `${snapshotCommit}\n`, { flag: 'wx' });
   try {
     // Only the ref restored (the server named it: X-Hoard-Ref), not every branch
     // and tag: the snapshot's pack holds the history of its commit alone, so a
@@ -408,7 +430,7 @@ async function fetchRef(git: Git, snapshotCommit: string, resolvedRef: string | 
       await git(['fetch', '-q', 'origin', `+${full}:${dst}`]);
     } else await git(['fetch', '-q', '--tags', 'origin']);
   } finally {
-    await git(['update-ref', '-d', temp]);
+    rmSync(temp, { recursive: true, force: true });
   }
 }
 
@@ -424,9 +446,20 @@ async function checkoutRef(
   if (ref === undefined) {
     // The server said which branch its HEAD is (X-Hoard-Ref); else ask the remote.
     const head = resolvedRef?.startsWith('refs/heads/') ? resolvedRef.slice('refs/heads/'.length) : undefined;
-    if (head && (await exists(`refs/remotes/origin/${head}`)))
-      await git(['symbolic-ref', 'refs/remotes/origin/HEAD', `refs/remotes/origin/${head}`]);
-    else await git(['remote', 'set-head', 'origin', '--auto']);
+    const tracking = `refs/remotes/origin/${head}`;
+    const tip = head
+      ? (await git(['rev-parse', '--verify', '-q', `${tracking}^{commit}`], [1, 128])).stdout.trim()
+      : '';
+    if (head && tip) {
+      // The common case in two steps, not five: origin/HEAD and the checkout touch different files.
+      for (const r of await Promise.allSettled([
+        git(['symbolic-ref', 'refs/remotes/origin/HEAD', tracking]),
+        git(['checkout', '-q', '-B', head, '--track', `origin/${head}`]),
+      ]))
+        if (r.status === 'rejected') throw r.reason;
+      return tip;
+    }
+    await git(['remote', 'set-head', 'origin', '--auto']);
     const sym = (await git(['symbolic-ref', 'refs/remotes/origin/HEAD'])).stdout.trim();
     branch = sym.replace(/^refs\/remotes\/origin\//, '');
   } else {
