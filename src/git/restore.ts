@@ -264,7 +264,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       if (derived) await writeFile(join(staging, '.git', 'index'), derived, { flag: 'wx' });
       else await git(['reset', '-q']);
       mark('indexed');
-      await verifyCheckout(git, staging, snapshotCommit, !derived);
+      await verifyCheckout(git, staging, snapshotCommit, derived !== null);
       mark('verified');
     } catch (err) {
       abort.abort();
@@ -294,7 +294,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
     // a second walk is needed only when step 4 may have moved the work tree
     // (a checkout of another commit, or a failure part-way through it).
     const unchanged = opts.noFetch || (fetched && commit === snapshotCommit);
-    if (!unchanged) await verifyCheckout(git, staging, commit, true);
+    if (!unchanged) await verifyCheckout(git, staging, commit, false);
     await rename(staging, dir);
     renamed = true;
     mark('done');
@@ -359,37 +359,48 @@ function writeGitMetadata(dir: string, commit: string, originUrl: string): void 
  * Fails unless the work tree in `dir` is exactly `commit`: HEAD, the index
  * equal to its tree, no modified, untracked or ignored file, and nothing
  * inside submodule directories (which a clone leaves empty).
+ *
+ * `derived`: the index is restore's own, derived from the extraction
+ * (restore-index.ts), which holds an entry for every file and link the
+ * archive wrote outside `.git` (an empty directory or a hard link makes
+ * restore use `git reset` instead), with the ids of the bytes written. The
+ * work tree is then exactly the index, and comparing the index with the
+ * commit's tree is the whole check: no walk of the work tree.
  */
-async function verifyCheckout(git: Git, dir: string, commit: string, gitlinks: boolean): Promise<void> {
+async function verifyCheckout(git: Git, dir: string, commit: string, derived: boolean): Promise<void> {
   const bad = (why: string) =>
     new HoardError('HOARD_EARCHIVE_UNSAFE', `the restored work tree is not commit ${commit}: ${why}`, {
       hint: 'the snapshot does not match its commit; nothing was restored',
       details: { commit },
     });
-  // Two git processes at once: HEAD, and one status for the rest. Its porcelain
-  // lists staged changes (index against HEAD, what `diff-index --cached`
-  // checked), unstaged ones, untracked and ignored files: all must be absent.
+  // Two git processes at once: HEAD, and one comparison. `git status` (with
+  // untracked and ignored files) lists staged changes (the index against
+  // HEAD), unstaged ones and files the index lacks: all must be absent.
   const [rev, st] = await Promise.allSettled([
     git(['rev-parse', '--verify', '-q', 'HEAD^{commit}'], [1, 128]),
-    git([
-      'status',
-      '--porcelain=v1',
-      '-z',
-      '--untracked-files=all',
-      '--ignored=matching',
-      '--ignore-submodules=none',
-    ]),
+    derived
+      ? git(['diff-index', '--cached', '--name-only', '-z', 'HEAD', '--'])
+      : git([
+          'status',
+          '--porcelain=v1',
+          '-z',
+          '--untracked-files=all',
+          '--ignored=matching',
+          '--ignore-submodules=none',
+        ]),
   ]);
   if (rev.status === 'rejected') throw rev.reason;
   const head = rev.value.stdout.trim();
   if (head !== commit) throw bad(`HEAD is ${head || 'not a commit'}`);
   if (st.status === 'rejected') throw st.reason;
   const status = st.value.stdout;
-  if (status !== '') throw bad(`git status: ${status.split('\0').slice(0, 5).join(', ')}`);
-  // An index restore derived itself holds no gitlinks (it is used only when
-  // the archive has no empty directory), and status just found it equal to
-  // HEAD: HEAD has none either.
-  if (!gitlinks) return;
+  if (status !== '')
+    throw bad(
+      `${derived ? 'the index differs from the commit' : 'git status'}: ${status.split('\0').slice(0, 5).join(', ')}`,
+    );
+  // A derived index holds no gitlinks (see above), and it equals HEAD's tree:
+  // HEAD has none either.
+  if (derived) return;
   for (const rec of (await git(['ls-files', '-s', '-z'])).stdout.split('\0')) {
     if (!rec.startsWith('160000 ')) continue;
     const path = rec.slice(rec.indexOf('\t') + 1);
