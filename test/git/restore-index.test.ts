@@ -10,42 +10,23 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import zlib from 'node:zlib';
-import tar from 'tar-stream';
 import { isHoardError } from '../../src/core/errors.ts';
 import { gitRestore } from '../../src/git/restore.ts';
 import { GitIndexRecorder } from '../../src/git/restore-index.ts';
 import { type Entry, git, makeTar, makeUpstream, zst } from '../archive/helpers.ts';
 import { type SnapshotTestServer, startSnapshotServer } from '../archive/snapshot-server.ts';
+import {
+  type HostileSnapshotServer,
+  readTar,
+  startHostileSnapshotServer,
+} from './helpers/hostile-snapshot-server.ts';
 
 const REAL_GIT = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
-
-async function readTar(buf: Buffer): Promise<Entry[]> {
-  const out: Entry[] = [];
-  const ex = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        out.push({ ...header, body: Buffer.concat(chunks) });
-        next();
-      });
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-  });
-  ex.end(buf);
-  await done;
-  return out;
-}
 
 describe('hoard git restore: the index derived from the extraction', () => {
   let root: string;
@@ -53,7 +34,7 @@ describe('hoard git restore: the index derived from the extraction', () => {
   let url: string;
   let commit: string;
   let real: Entry[];
-  let evil: Server;
+  let evil: HostileSnapshotServer;
   let evilBase: string;
   /** What the hostile server serves as the snapshot. */
   let archive: Buffer = Buffer.alloc(0);
@@ -74,48 +55,16 @@ describe('hoard git restore: the index derived from the extraction', () => {
     commit = res.headers.get('x-hoard-commit')!;
     real = await readTar(zlib.zstdDecompressSync(Buffer.from(await res.arrayBuffer())));
 
-    const srvUrl = new URL(srv.url);
-    evil = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const digest = createHash('sha256').update(archive).digest('hex');
-      if (req.url?.includes('/snapshot.tar.zst')) {
-        res.writeHead(200, {
-          etag: `"${digest}"`,
-          'content-location': `/v1/blobs/sha256/${digest}`,
-          'x-hoard-commit': commit,
-          'x-hoard-ref': 'refs/heads/main',
-          'content-length': archive.byteLength,
-        });
-        res.end(req.method === 'HEAD' ? undefined : archive);
-        return;
-      }
-      if (req.url?.startsWith('/v1/blobs/')) {
-        const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-        const s = Number(m?.[1] ?? 0);
-        const e = Math.min(archive.byteLength - 1, Number(m?.[2] ?? archive.byteLength - 1));
-        res.writeHead(206, {
-          etag: `"${digest}"`,
-          'content-range': `bytes ${s}-${e}/${archive.byteLength}`,
-          'content-length': e - s + 1,
-        });
-        res.end(archive.subarray(s, e + 1));
-        return;
-      }
-      const up = request(
-        { host: srvUrl.hostname, port: srvUrl.port, method: req.method, path: req.url, headers: req.headers },
-        (ures) => {
-          res.writeHead(ures.statusCode ?? 502, ures.headers);
-          ures.pipe(res);
-        },
-      );
-      up.on('error', () => res.destroy());
-      req.pipe(up);
+    evil = await startHostileSnapshotServer({
+      realUrl: srv.url,
+      archive: () => archive,
+      commit: () => commit,
+      ref: () => 'refs/heads/main',
     });
-    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
-    evilBase = `http://127.0.0.1:${(evil.address() as AddressInfo).port}/git/up/app.git`;
+    evilBase = `${evil.url}/git/up/app.git`;
   });
   after(async () => {
-    evil?.closeAllConnections();
-    await new Promise((r) => evil?.close(r));
+    await evil?.close();
     await srv?.close();
     await rm(root, { recursive: true, force: true });
   });
