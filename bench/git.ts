@@ -233,6 +233,8 @@ interface RestoreJson {
   bytes: number;
   durationMs: number;
   fetchedAfterRestore: boolean;
+  /** When each step of the restore ended (ms since it started, src/git/restore.ts). */
+  steps?: Record<string, number>;
 }
 let lastRestore: RestoreJson | undefined;
 let lastRssKiB = 0;
@@ -341,12 +343,14 @@ const restores: number[] = [];
 const restoreInner: number[] = [];
 const restoreRss: number[] = [];
 const restoreNodeRss: number[] = [];
+const restoreSteps: Record<string, number>[] = [];
 cloneCheckout(`${upstream}/bench.git`); // page cache: the checkout's files
 for (let i = 0; i < RUNS; i++) {
   directCo.push(cloneCheckout(`${upstream}/bench.git`));
   warmCo.push(cloneCheckout(hoardRepoUrl));
   restores.push(restore(hoardRepoUrl));
   restoreInner.push(lastRestore!.durationMs);
+  restoreSteps.push(lastRestore!.steps ?? {});
   restoreRss.push(Math.round(lastRssKiB / 1024));
   restoreNodeRss.push(Math.round(lastNodeRssKiB / 1024));
   if (lastRestore!.commit !== upstreamHead)
@@ -415,6 +419,8 @@ const result = {
       cloneDirectMedian: Math.round(median(directCo)),
       restore: restores.map(Math.round),
       restoreInProcess: restoreInner,
+      // Where each restore's time went (its --json steps, ms since the restore started).
+      restoreSteps,
       cloneThroughHoard: warmCo.map(Math.round),
       cloneDirect: directCo.map(Math.round),
     },

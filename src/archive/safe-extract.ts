@@ -71,6 +71,25 @@ export interface ExtractOptions {
    * 'extract', 'skip' (not written; its body is dropped), or throw to refuse.
    */
   policy?: (entry: EntryInfo) => 'extract' | 'skip';
+  /**
+   * Sees what is written, as it is written (restore derives the git index
+   * from it instead of re-reading every file): each regular file's body
+   * pieces, then its descriptor before it is closed; symlinks, hard links
+   * and directories after they are made. Pieces are views of reused buffers,
+   * valid only during the call.
+   */
+  recorder?: ExtractRecorder;
+}
+
+/** Observer of an extraction (see ExtractOptions.recorder); names are validated relative paths. */
+export interface ExtractRecorder {
+  fileStart(name: string, size: number): void;
+  fileData(piece: Buffer): void;
+  /** The body is complete (and its mtime set); `fd` is still open. */
+  fileEnd(fd: number): void;
+  symlink(name: string, target: string, path: string): void;
+  hardlink(name: string, linkname: string): void;
+  directory(name: string): void;
 }
 
 /** What a policy sees of an entry. */
@@ -345,7 +364,10 @@ class Extractor {
       if (this.#left > 0) {
         const take = Math.min(this.#left, len - pos);
         const piece = chunk.subarray(pos, pos + take);
-        if (this.#fd >= 0) writeAll(this.#fd, piece);
+        if (this.#fd >= 0) {
+          writeAll(this.#fd, piece);
+          this.#opts.recorder?.fileData(piece);
+        }
         // A copy: the chunk may be a reused buffer, overwritten after this call.
         else if (this.#meta) this.#meta.push(Buffer.from(piece));
         this.#left -= take;
@@ -407,6 +429,7 @@ class Extractor {
       this.#fd = -1;
       try {
         if (this.#keepMtimes) futimesSync(fd, h.mtime, h.mtime);
+        this.#opts.recorder?.fileEnd(fd);
       } finally {
         closeSync(fd);
       }
@@ -516,6 +539,7 @@ class Extractor {
         if (existing === undefined) mkdirSync(target, { mode: mode | 0o700 });
         kinds.set(name, 'directory');
         if (mtime !== undefined) this.dirTimes.push({ path: target, mtime });
+        this.#opts.recorder?.directory(name);
         this.result.directories++;
         this.#body(h.size);
         return;
@@ -527,6 +551,7 @@ class Extractor {
         // an fd opened for writing stays writable even for a read-only mode.
         this.#fd = openSync(target, CREATE_FLAGS, mode);
         this.#file = h;
+        this.#opts.recorder?.fileStart(name, h.size);
         this.#body(h.size);
         return;
       }
@@ -542,6 +567,7 @@ class Extractor {
             lutimesSync(target, mtime, mtime);
           } catch {}
         }
+        this.#opts.recorder?.symlink(name, linkname, target);
         this.result.symlinks++;
         this.#body(h.size);
         return;
@@ -555,6 +581,7 @@ class Extractor {
           );
         linkSync(join(root, linkname), target);
         kinds.set(name, 'file');
+        this.#opts.recorder?.hardlink(name, linkname);
         this.result.hardlinks++;
         this.#body(h.size);
         return;

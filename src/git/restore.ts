@@ -28,9 +28,10 @@
 // bearer token reaches git as environment configuration, never in argv.
 
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstatSync, mkdirSync, rmSync, type Stats, writeFileSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { extractTarZst } from '../archive/safe-extract.ts';
+import { type EntryInfo, extractTarZst, unsafe } from '../archive/safe-extract.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, digestFromHex } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
@@ -38,6 +39,7 @@ import { discard, type HttpResponse, header, httpRequest } from '../http/http-cl
 import { rangedDownload } from '../http/ranged-download.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { configEnv, runGit } from './git-process.ts';
+import { GitIndexRecorder } from './restore-index.ts';
 import { snapshotGitConfig } from './snapshot-archive.ts';
 import { snapshotEntryPolicy } from './snapshot-entry-policy.ts';
 
@@ -72,6 +74,12 @@ export interface GitRestoreResult {
   bytes: number;
   durationMs: number;
   fetchedAfterRestore: boolean;
+  /**
+   * When each step ended, in ms since the restore started (a profile of the
+   * restore: `head`, `gitDir` (the extraction left `.git`; the fetch starts),
+   * `extracted`, `indexed`, `verified`, `fetched`, `checkedOut`, `done`).
+   */
+  steps: Record<string, number>;
 }
 
 /**
@@ -84,6 +92,8 @@ const SAFE_CONFIG: [string, string][] = [
   ['core.hooksPath', '/dev/null'],
   ['core.fsmonitor', 'false'],
   ['submodule.recurse', 'false'],
+  // No `git maintenance run --auto` after the fetch: a fresh clone needs none.
+  ['maintenance.auto', 'false'],
   ['protocol.allow', 'never'],
   ['protocol.http.allow', 'always'],
   ['protocol.https.allow', 'always'],
@@ -92,11 +102,11 @@ const SAFE_CONFIG: [string, string][] = [
 type Git = (args: string[], okCodes?: number[]) => Promise<{ stdout: string; code: number }>;
 
 /** The git runner of a restore in `dir` (see SAFE_CONFIG; the token as env config, not argv). */
-function restoreGit(dir: string, token: string | undefined): Git {
+function restoreGit(dir: string, token: string | undefined, signal: AbortSignal): Git {
   const pairs = [...SAFE_CONFIG];
   if (token) pairs.push(['http.extraHeader', `Authorization: Bearer ${token}`]);
   const env = { ...configEnv(pairs), GIT_DIR: join(dir, '.git'), GIT_WORK_TREE: dir };
-  return (args, okCodes) => runGit(args, { cwd: dir, env, okCodes });
+  return (args, okCodes) => runGit(args, { cwd: dir, env, okCodes, signal });
 }
 
 /** The uncompressed-size bound of an archive of `size` bytes. */
@@ -133,6 +143,10 @@ async function emptyOrMissing(dir: string): Promise<boolean> {
 
 export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreResult> {
   const t0 = performance.now();
+  const steps: Record<string, number> = {};
+  const mark = (step: string) => {
+    steps[step] = Math.round(performance.now() - t0);
+  };
   const base = opts.url.replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+\/(.+\/)?git\/.+/.test(base))
     throw new HoardError('HOARD_EUSAGE', `not a hoard git URL: ${base}`, {
@@ -162,6 +176,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
     throw restoreError(err, stable);
   }
   discard(head);
+  mark('head');
   const etag = header(head, 'etag') ?? '';
   const location = header(head, 'content-location');
   const snapshotCommit = header(head, 'x-hoard-commit') ?? '';
@@ -180,6 +195,37 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
   const staging = join(dirname(dir), `.${basename(dir)}.hoard-restore-${randomBytes(4).toString('hex')}`);
   await mkdir(staging);
   let renamed = false;
+  // Kills the early fetch's git (a process group) when the restore fails.
+  const abort = new AbortController();
+  const git = restoreGit(staging, opts.token, abort.signal);
+  // The fetch (4) needs only `.git`: it starts as soon as the extraction is
+  // past it (below) and runs while the work tree is written, indexed and
+  // verified; only the checkout waits for it.
+  let gitStarted = false;
+  let metadataError: unknown;
+  let fetching: Promise<{ err: unknown } | undefined> | undefined;
+  // Synchronous up to the fetch's spawn: this runs inside the extraction,
+  // which gives the event loop a turn only between input slices, so a chain
+  // of awaited steps here started the fetch seconds late (issue 16).
+  const startGit = () => {
+    if (gitStarted) return;
+    gitStarted = true;
+    mark('gitDir');
+    try {
+      writeGitMetadata(staging, snapshotCommit, base);
+    } catch (err) {
+      metadataError = err; // thrown after the extraction: its own refusals come first
+      return;
+    }
+    if (!opts.noFetch)
+      fetching = fetchRef(git, staging, snapshotCommit, resolvedRef).then(
+        () => {
+          mark('fetched');
+          return undefined;
+        },
+        (err: unknown) => ({ err }),
+      );
+  };
   try {
     opts.onStart?.(size);
     const download = rangedDownload({
@@ -193,32 +239,35 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       rangeTimeoutMs: opts.rangeTimeoutMs,
       onProgress: (n) => opts.onProgress?.(n, size),
     });
-    // Extraction-time mtimes, as `git clone` leaves them (and one syscall less per file).
-    // Reused range buffers: the extractor is done with each before it asks for the next.
-    await extractTarZst(download.ranges(), staging, {
-      mtimes: false,
-      policy: snapshotEntryPolicy,
-      maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),
-      maxEntries: opts.maxEntries ?? DEFAULTS.restoreMaxEntries,
-    });
-    await download.done;
-
-    // 3. HEAD and config of our own, then the index.
-    await writeGitMetadata(staging, snapshotCommit, base);
-    const git = restoreGit(staging, opts.token);
-    // 4's fetch needs only objects and refs, and the index and its
-    // verification touch neither: the fetch runs meanwhile (they were most of
-    // a restore's git time, issue 16). Only the checkout waits for both.
-    const fetching = opts.noFetch
-      ? undefined
-      : fetchRef(git, snapshotCommit, resolvedRef).then(
-          () => undefined,
-          (err: unknown) => ({ err }),
-        );
+    const index = new GitIndexRecorder();
     try {
-      await git(['reset', '-q']);
-      await verifyCheckout(git, staging, snapshotCommit);
+      // Reused range buffers: the extractor is done with each before it asks for the next.
+      await extractTarZst(download.ranges(), staging, {
+        // The archive's mtimes (the commit time) for files: the index written
+        // after them is newer, so git never re-hashes them as racily clean
+        // (restore-index.ts). A clone leaves checkout times; tar, these.
+        mtimes: true,
+        recorder: index,
+        policy: gitFirstPolicy(startGit),
+        maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),
+        maxEntries: opts.maxEntries ?? DEFAULTS.restoreMaxEntries,
+      });
+      await download.done;
+      mark('extracted');
+
+      // 3. HEAD and config of our own (written when the extraction left .git,
+      // or now), then the index: derived from the extraction when it can be,
+      // else built by `git reset` (which re-hashes every file).
+      startGit();
+      if (metadataError) throw metadataError;
+      const derived = index.encode(snapshotCommit);
+      if (derived) await writeFile(join(staging, '.git', 'index'), derived, { flag: 'wx' });
+      else await git(['reset', '-q']);
+      mark('indexed');
+      await verifyCheckout(git, staging, snapshotCommit, derived !== null);
+      mark('verified');
     } catch (err) {
+      abort.abort();
       await fetching; // settled before the staging directory is removed
       throw err;
     }
@@ -231,6 +280,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
         const failed = await fetching;
         if (failed) throw failed.err;
         commit = await checkoutRef(git, opts.ref, resolvedRef);
+        mark('checkedOut');
         fetched = true;
       } catch (err) {
         const info = opts.onWarning ?? ((m: string) => process.stderr.write(`${m}\n`));
@@ -244,9 +294,10 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
     // a second walk is needed only when step 4 may have moved the work tree
     // (a checkout of another commit, or a failure part-way through it).
     const unchanged = opts.noFetch || (fetched && commit === snapshotCommit);
-    if (!unchanged) await verifyCheckout(git, staging, commit);
+    if (!unchanged) await verifyCheckout(git, staging, commit, false);
     await rename(staging, dir);
     renamed = true;
+    mark('done');
     return {
       commit,
       snapshotCommit,
@@ -254,54 +305,102 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
       bytes: size,
       durationMs: Math.round(performance.now() - t0),
       fetchedAfterRestore: fetched,
+      steps,
     };
   } finally {
     if (!renamed) await rm(staging, { recursive: true, force: true });
   }
 }
 
+/**
+ * The snapshot policy, plus the moment `.git` is complete: snapshot entries
+ * are sorted by path bytes, so the first entry outside `.git` that sorts
+ * after every `.git/…` path means all of `.git` was written (the extractor
+ * finishes an entry before it shows the next). `ready` runs then (once). An
+ * archive that writes into `.git` after that point (not sorted: not one
+ * hoard made) is refused rather than racing the git processes started; the
+ * skipped HEAD and config may come anywhere.
+ */
+function gitFirstPolicy(ready: () => void): (e: EntryInfo) => 'extract' | 'skip' {
+  let past = false;
+  return (e) => {
+    const decision = snapshotEntryPolicy(e);
+    const inGit = e.name === '.git' || e.name.startsWith('.git/');
+    if (inGit && past && decision === 'extract')
+      throw unsafe(e.name, '.git entries must come before the work tree (a snapshot is sorted by path)');
+    if (!inGit && !past && e.name > '.git/') {
+      past = true;
+      ready();
+    }
+    return decision;
+  };
+}
+
 /** Writes `.git/HEAD` and `.git/config` (the archive's were skipped) into the extracted `.git`. */
-async function writeGitMetadata(dir: string, commit: string, originUrl: string): Promise<void> {
+function writeGitMetadata(dir: string, commit: string, originUrl: string): void {
   const gitDir = join(dir, '.git');
   // The policy admits `.git` only as a directory; an archive without one must not let git
   // discover an enclosing repository (GIT_DIR is explicit too).
-  const st = await lstat(gitDir).catch(() => null);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(gitDir);
+  } catch {}
   if (!st?.isDirectory())
     throw new HoardError('HOARD_EARCHIVE_UNSAFE', 'the snapshot has no .git directory', {
       hint: 'the archive is not a hoard snapshot',
     });
   for (const d of ['objects/pack', 'objects/info', 'refs/heads', 'refs/tags'])
-    await mkdir(join(gitDir, d), { recursive: true });
-  await writeFile(join(gitDir, 'HEAD'), `${commit}\n`, { flag: 'wx' });
-  await writeFile(join(gitDir, 'config'), snapshotGitConfig(originUrl), { flag: 'wx' });
+    mkdirSync(join(gitDir, d), { recursive: true });
+  writeFileSync(join(gitDir, 'HEAD'), `${commit}\n`, { flag: 'wx' });
+  writeFileSync(join(gitDir, 'config'), snapshotGitConfig(originUrl), { flag: 'wx' });
 }
 
 /**
  * Fails unless the work tree in `dir` is exactly `commit`: HEAD, the index
  * equal to its tree, no modified, untracked or ignored file, and nothing
  * inside submodule directories (which a clone leaves empty).
+ *
+ * `derived`: the index is restore's own, derived from the extraction
+ * (restore-index.ts), which holds an entry for every file and link the
+ * archive wrote outside `.git` (an empty directory or a hard link makes
+ * restore use `git reset` instead), with the ids of the bytes written. The
+ * work tree is then exactly the index, and comparing the index with the
+ * commit's tree is the whole check: no walk of the work tree.
  */
-async function verifyCheckout(git: Git, dir: string, commit: string): Promise<void> {
+async function verifyCheckout(git: Git, dir: string, commit: string, derived: boolean): Promise<void> {
   const bad = (why: string) =>
     new HoardError('HOARD_EARCHIVE_UNSAFE', `the restored work tree is not commit ${commit}: ${why}`, {
       hint: 'the snapshot does not match its commit; nothing was restored',
       details: { commit },
     });
-  const head = (await git(['rev-parse', '--verify', '-q', 'HEAD^{commit}'], [1, 128])).stdout.trim();
+  // Two git processes at once: HEAD, and one comparison. `git status` (with
+  // untracked and ignored files) lists staged changes (the index against
+  // HEAD), unstaged ones and files the index lacks: all must be absent.
+  const [rev, st] = await Promise.allSettled([
+    git(['rev-parse', '--verify', '-q', 'HEAD^{commit}'], [1, 128]),
+    derived
+      ? git(['diff-index', '--cached', '--name-only', '-z', 'HEAD', '--'])
+      : git([
+          'status',
+          '--porcelain=v1',
+          '-z',
+          '--untracked-files=all',
+          '--ignored=matching',
+          '--ignore-submodules=none',
+        ]),
+  ]);
+  if (rev.status === 'rejected') throw rev.reason;
+  const head = rev.value.stdout.trim();
   if (head !== commit) throw bad(`HEAD is ${head || 'not a commit'}`);
-  if ((await git(['diff-index', '--cached', '--quiet', 'HEAD', '--'], [1])).code !== 0)
-    throw bad('the index differs from the commit');
-  const status = (
-    await git([
-      'status',
-      '--porcelain=v1',
-      '-z',
-      '--untracked-files=all',
-      '--ignored=matching',
-      '--ignore-submodules=none',
-    ])
-  ).stdout;
-  if (status !== '') throw bad(`git status: ${status.split('\0').slice(0, 5).join(', ')}`);
+  if (st.status === 'rejected') throw st.reason;
+  const status = st.value.stdout;
+  if (status !== '')
+    throw bad(
+      `${derived ? 'the index differs from the commit' : 'git status'}: ${status.split('\0').slice(0, 5).join(', ')}`,
+    );
+  // A derived index holds no gitlinks (see above), and it equals HEAD's tree:
+  // HEAD has none either.
+  if (derived) return;
   for (const rec of (await git(['ls-files', '-s', '-z'])).stdout.split('\0')) {
     if (!rec.startsWith('160000 ')) continue;
     const path = rec.slice(rec.indexOf('\t') + 1);
@@ -311,10 +410,19 @@ async function verifyCheckout(git: Git, dir: string, commit: string): Promise<vo
 }
 
 /** Fetches the restored ref through the proxy (see below), negotiating from the snapshot's commit. */
-async function fetchRef(git: Git, snapshotCommit: string, resolvedRef: string | undefined): Promise<void> {
-  // A ref at the snapshot's commit, so the fetch negotiates from it (detached HEAD alone is not offered).
-  const temp = 'refs/hoard-restore/snapshot';
-  await git(['update-ref', temp, snapshotCommit]);
+async function fetchRef(
+  git: Git,
+  dir: string,
+  snapshotCommit: string,
+  resolvedRef: string | undefined,
+): Promise<void> {
+  // A ref at the snapshot's commit, so the fetch negotiates from it (detached
+  // HEAD alone is not offered): a loose ref file written here rather than by
+  // `git update-ref`, so that the fetch is spawned before this call returns
+  // (see startGit). The commit id was checked to be hex.
+  const temp = join(dir, '.git', 'refs', 'hoard-restore');
+  mkdirSync(temp);
+  writeFileSync(join(temp, 'snapshot'), `${snapshotCommit}\n`, { flag: 'wx' });
   try {
     // Only the ref restored (the server named it: X-Hoard-Ref), not every branch
     // and tag: the snapshot's pack holds the history of its commit alone, so a
@@ -333,7 +441,7 @@ async function fetchRef(git: Git, snapshotCommit: string, resolvedRef: string | 
       await git(['fetch', '-q', 'origin', `+${full}:${dst}`]);
     } else await git(['fetch', '-q', '--tags', 'origin']);
   } finally {
-    await git(['update-ref', '-d', temp]);
+    rmSync(temp, { recursive: true, force: true });
   }
 }
 
@@ -349,9 +457,20 @@ async function checkoutRef(
   if (ref === undefined) {
     // The server said which branch its HEAD is (X-Hoard-Ref); else ask the remote.
     const head = resolvedRef?.startsWith('refs/heads/') ? resolvedRef.slice('refs/heads/'.length) : undefined;
-    if (head && (await exists(`refs/remotes/origin/${head}`)))
-      await git(['symbolic-ref', 'refs/remotes/origin/HEAD', `refs/remotes/origin/${head}`]);
-    else await git(['remote', 'set-head', 'origin', '--auto']);
+    const tracking = `refs/remotes/origin/${head}`;
+    const tip = head
+      ? (await git(['rev-parse', '--verify', '-q', `${tracking}^{commit}`], [1, 128])).stdout.trim()
+      : '';
+    if (head && tip) {
+      // The common case in two steps, not five: origin/HEAD and the checkout touch different files.
+      for (const r of await Promise.allSettled([
+        git(['symbolic-ref', 'refs/remotes/origin/HEAD', tracking]),
+        git(['checkout', '-q', '-B', head, '--track', `origin/${head}`]),
+      ]))
+        if (r.status === 'rejected') throw r.reason;
+      return tip;
+    }
+    await git(['remote', 'set-head', 'origin', '--auto']);
     const sym = (await git(['symbolic-ref', 'refs/remotes/origin/HEAD'])).stdout.trim();
     branch = sym.replace(/^refs\/remotes\/origin\//, '');
   } else {

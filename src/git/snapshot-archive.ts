@@ -186,20 +186,27 @@ export async function planSnapshot(opts: SnapshotArchiveOptions): Promise<Snapsh
     const packDir = join(workDir, 'pack');
     await mkdir(packDir);
     const anchor = opts.anchors ? await anchorOf(repoDir, commit, opts.anchors.packs.step, signal) : null;
-    const files: string[] = [];
-    if (anchor && opts.anchors) {
+    // The anchor's pack (built once per `step` commits: the long part of a
+    // repository's first snapshot) and the rest's are separate pack-objects
+    // processes with no shared input or output, so they run at once: the
+    // rest is packed on the other core while the anchor is (same bytes).
+    const anchorFiles = async (): Promise<string[]> => {
+      if (!anchor || !opts.anchors) return [];
       const anchorDir = join(workDir, 'anchor');
       await mkdir(anchorDir);
-      for (const n of await opts.anchors.packs.linkInto(opts.anchors.key, repoDir, anchor, anchorDir, signal))
-        files.push(join(anchorDir, n));
+      const names = await opts.anchors.packs.linkInto(opts.anchors.key, repoDir, anchor, anchorDir, signal);
+      return names.map((n) => join(anchorDir, n));
+    };
+    const restFiles = async (): Promise<string[]> => {
+      const input = anchor ? `${commit}\n^${anchor}\n` : `${commit}\n`;
+      return (await deterministicPack(repoDir, input, packDir, signal)).map((n) => join(packDir, n));
+    };
+    const packs = await Promise.allSettled([anchorFiles(), restFiles()]);
+    const files: string[] = [];
+    for (const p of packs) {
+      if (p.status === 'rejected') throw p.reason;
+      files.push(...p.value);
     }
-    for (const n of await deterministicPack(
-      repoDir,
-      anchor ? `${commit}\n^${anchor}\n` : `${commit}\n`,
-      packDir,
-      signal,
-    ))
-      files.push(join(packDir, n));
     for (const file of files) {
       const name = basename(file);
       entries.push({

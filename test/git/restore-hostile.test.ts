@@ -14,10 +14,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +24,11 @@ import tar from 'tar-stream';
 import { DEFAULTS } from '../../src/core/defaults.ts';
 import { type Entry, GIT_ENV, git, makeTar, makeUpstream, zst } from '../archive/helpers.ts';
 import { type SnapshotTestServer, startSnapshotServer } from '../archive/snapshot-server.ts';
+import {
+  type HostileSnapshotServer,
+  readTar,
+  startHostileSnapshotServer,
+} from './helpers/hostile-snapshot-server.ts';
 
 const execFileP = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -49,29 +51,6 @@ async function hoard(args: string[], env: NodeJS.ProcessEnv = GIT_ENV): Promise<
   }
 }
 
-/** Every entry of a tar (header and body), in order. */
-async function readTar(buf: Buffer): Promise<Entry[]> {
-  const out: Entry[] = [];
-  const ex = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => {
-        chunks.push(c as Buffer);
-      });
-      stream.on('end', () => {
-        out.push({ ...header, body: Buffer.concat(chunks) });
-        next();
-      });
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-  });
-  ex.end(buf);
-  await done;
-  return out;
-}
-
 /** Files and folders under `dir`, recursively (relative paths). */
 async function listTree(dir: string, rel = ''): Promise<string[]> {
   const out: string[] = [];
@@ -87,7 +66,7 @@ describe('hoard git restore of crafted archives', () => {
   let root: string;
   let markers: string;
   let srv: SnapshotTestServer;
-  let evil: Server;
+  let evil: HostileSnapshotServer;
   let evilBase: string;
   let realHead: Headers;
   let commit: string;
@@ -140,48 +119,16 @@ describe('hoard git restore of crafted archives', () => {
 
     // The hostile server: its own archive for the snapshot URLs, the real
     // server's answers for the git protocol (so the restore's fetch is real).
-    const srvUrl = new URL(srv.url);
-    evil = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const digest = createHash('sha256').update(archive).digest('hex');
-      if (req.url?.includes('/snapshot.tar.zst')) {
-        res.writeHead(200, {
-          etag: `"${digest}"`,
-          'content-location': `/v1/blobs/sha256/${digest}`,
-          'x-hoard-commit': commit,
-          'x-hoard-ref': realHead.get('x-hoard-ref') ?? 'refs/heads/main',
-          'content-length': archive.byteLength,
-        });
-        res.end(req.method === 'HEAD' ? undefined : archive);
-        return;
-      }
-      if (req.url?.startsWith('/v1/blobs/')) {
-        const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-        const s = Number(m?.[1] ?? 0);
-        const e = Math.min(archive.byteLength - 1, Number(m?.[2] ?? archive.byteLength - 1));
-        res.writeHead(206, {
-          etag: `"${digest}"`,
-          'content-range': `bytes ${s}-${e}/${archive.byteLength}`,
-          'content-length': e - s + 1,
-        });
-        res.end(archive.subarray(s, e + 1));
-        return;
-      }
-      const up = request(
-        { host: srvUrl.hostname, port: srvUrl.port, method: req.method, path: req.url, headers: req.headers },
-        (ures) => {
-          res.writeHead(ures.statusCode ?? 502, ures.headers);
-          ures.pipe(res);
-        },
-      );
-      up.on('error', () => res.destroy());
-      req.pipe(up);
+    evil = await startHostileSnapshotServer({
+      realUrl: srv.url,
+      archive: () => archive,
+      commit: () => commit,
+      ref: () => realHead.get('x-hoard-ref') ?? 'refs/heads/main',
     });
-    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
-    evilBase = `http://127.0.0.1:${(evil.address() as AddressInfo).port}/git/up/app.git`;
+    evilBase = `${evil.url}/git/up/app.git`;
   });
   after(async () => {
-    evil?.closeAllConnections();
-    await new Promise((r) => evil?.close(r));
+    await evil?.close();
     await srv?.close();
     await rm(root, { recursive: true, force: true });
   });

@@ -65,7 +65,15 @@ describe('hoard git restore', () => {
       'durationMs',
       'fetchedAfterRestore',
       'snapshot',
+      'steps',
     ]);
+    // The profile: every step, in order, within the whole.
+    const order = ['head', 'gitDir', 'extracted', 'indexed', 'verified', 'checkedOut', 'done'];
+    for (const [i, step] of order.entries()) {
+      assert.ok(Number.isInteger(out.steps[step]), `step ${step}: ${JSON.stringify(out.steps)}`);
+      if (i > 0) assert.ok(out.steps[step] >= out.steps[order[i - 1]], JSON.stringify(out.steps));
+    }
+    assert.ok(out.steps.fetched <= out.steps.checkedOut && out.steps.done <= out.durationMs);
     const upstreamHead = await git(bare, 'rev-parse', 'main');
     assert.equal(out.commit, upstreamHead);
     assert.match(out.snapshot, /^sha256:[0-9a-f]{64}$/);
