@@ -65,6 +65,10 @@ export class FolderGuard {
   readonly #checkedAt = new Map<string, number>();
   /** Folders this guard's own mkdir created (absolute paths). */
   readonly #created = new Set<string>();
+  /** The folder (relative, absolute) of the last path ensured, and when the oldest check of its chain was made. */
+  #lastFolder = '';
+  #lastAbs = '';
+  #lastOldest = Number.NEGATIVE_INFINITY;
 
   constructor(root: string) {
     this.#root = root;
@@ -79,14 +83,28 @@ export class FolderGuard {
    * local metadata is microseconds, a thread-pool hand-off per call is not.
    */
   ensureParents(rel: string, recent = false): string {
-    let abs = this.#root;
     const now = performance.now();
+    const folderEnd = rel.lastIndexOf('/');
+    // The folder of the previous file, whose whole chain was checked no
+    // earlier than #lastOldest: files arrive folder by folder.
+    if (
+      recent &&
+      folderEnd === this.#lastFolder.length &&
+      rel.startsWith(this.#lastFolder) &&
+      now - this.#lastOldest <= RECENT_FOLDER_MS
+    )
+      return this.#lastAbs;
+    let abs = this.#root;
+    let oldest = now;
     let start = 0;
     for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) {
       abs = `${abs}/${rel.slice(start, i)}`;
       start = i + 1;
-      if (recent && now - (this.#checkedAt.get(abs) ?? Number.NEGATIVE_INFINITY) <= RECENT_FOLDER_MS)
+      const at = recent ? this.#checkedAt.get(abs) : undefined;
+      if (at !== undefined && now - at <= RECENT_FOLDER_MS) {
+        if (at < oldest) oldest = at;
         continue;
+      }
       const st = lstatOrUndefined(abs);
       if (st?.isDirectory()) {
         this.#checkedAt.set(abs, now);
@@ -101,6 +119,11 @@ export class FolderGuard {
         if (!lstatSync(abs).isDirectory()) unsafe(rel, `${abs} is not a folder`);
       }
       this.#checkedAt.set(abs, now);
+    }
+    if (folderEnd !== -1) {
+      this.#lastFolder = rel.slice(0, folderEnd);
+      this.#lastAbs = abs;
+      this.#lastOldest = oldest;
     }
     return abs;
   }

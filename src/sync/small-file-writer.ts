@@ -109,7 +109,7 @@ export class SmallFileWriter {
     try {
       for (const entry of entries) {
         const parent = folders.ensureParents(entry.path, true);
-        if (this.#inPlace && folders.created(parent) && this.#writeInPlace(entry, bytes)) continue;
+        if (this.#inPlace && folders.created(parent) && this.#writeInPlace(entry, parent, bytes)) continue;
         const t: Temp = { tmp: join(parent, tempName()), entry, fd: -1, published: false };
         try {
           t.fd = openSync(t.tmp, 'wx', fileMode(entry));
@@ -167,8 +167,9 @@ export class SmallFileWriter {
    * is taken (the caller writes it by temp and rename). A failed write
    * removes what it created.
    */
-  #writeInPlace(entry: FileEntry, bytes: Buffer): boolean {
-    const abs = join(this.#o.root, entry.path);
+  #writeInPlace(entry: FileEntry, parent: string, bytes: Buffer): boolean {
+    // parent is the root joined with the path's folder (a created folder is never the root itself).
+    const abs = parent + entry.path.slice(entry.path.lastIndexOf('/'));
     let fd: number;
     try {
       fd = openSync(abs, IN_PLACE_FLAGS, fileMode(entry));
