@@ -137,12 +137,10 @@ export class SmallFileWriter {
         handedOver = true;
         const job = (async () => {
           try {
-            for (const t of mine) {
-              await fsyncFd(t.fd);
-              const fd = t.fd;
-              t.fd = -1;
-              closeSync(fd);
-            }
+            for (const t of mine) await fsyncFd(t.fd);
+            // Still open: each file's stat is taken from its descriptor once
+            // renamed (a rename changes the ctime), and closed after that —
+            // the fsync has already reported any write error.
             this.#publish(mine, true);
           } finally {
             cleanup(mine);
@@ -199,14 +197,25 @@ export class SmallFileWriter {
     return true;
   }
 
-  /** Renames temps into place; `recheck`: their folders are checked again first (time passed since). */
+  /**
+   * Renames temps into place; `recheck`: their folders are checked again
+   * first (time passed since). A temp still open (fsynced) has its stat
+   * taken from the descriptor after the rename, then is closed.
+   */
   #publish(temps: Temp[], recheck: boolean): void {
     const { root, folders, written } = this.#o;
     for (const t of temps) {
       if (recheck) folders.ensureParents(t.entry.path, true);
       renameSync(t.tmp, join(root, t.entry.path));
       t.published = true;
-      written.push({ entry: t.entry, doneAt: Date.now() });
+      let key: StatKey | undefined;
+      if (t.fd >= 0) {
+        key = statKeyOf(fstatSync(t.fd, { bigint: true }));
+        const fd = t.fd;
+        t.fd = -1;
+        closeSync(fd);
+      }
+      written.push({ entry: t.entry, doneAt: Date.now(), key });
     }
   }
 }

@@ -92,7 +92,7 @@ describe('SmallFileWriter', () => {
     }
   });
 
-  it('uses temp + rename in a folder that existed, and always with fsync on', async () => {
+  it('uses temp + rename in a folder that existed, and always with fsync on (stat taken after the rename)', async () => {
     const work = await tempDir();
     try {
       const bytes = Buffer.from('x');
@@ -107,6 +107,11 @@ describe('SmallFileWriter', () => {
       for (const r of await durable.writer.settle()) assert.equal(r.status, 'fulfilled');
       assert.equal(durable.writer.filesInPlace, 0);
       assert.equal(await readFile(join(work.dir, 'old/made/b'), 'utf8'), 'x');
+      // Fsynced temps are stat-ed through their descriptor after the rename (which changes the ctime).
+      assert.deepEqual(
+        durable.written[0].key,
+        statKeyOf(lstatSync(join(work.dir, 'old/made/b'), { bigint: true })),
+      );
       assert.deepEqual(temps(join(work.dir, 'old/made')), []);
     } finally {
       await work.cleanup();
