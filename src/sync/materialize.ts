@@ -99,6 +99,23 @@ export interface MaterializeResult {
   filesWritten: number;
 }
 
+/** Whether `path` has `name` as one of its segments. */
+function hasSegment(path: string, name: string): boolean {
+  for (let i = path.indexOf(name); i !== -1; i = path.indexOf(name, i + 1))
+    if (
+      (i === 0 || path[i - 1] === '/') &&
+      (i + name.length === path.length || path[i + name.length] === '/')
+    )
+      return true;
+  return false;
+}
+
+/** Whether two paths are in the same folder (both at the top, or the same text up to their last slash). */
+function sameFolder(a: string, b: string): boolean {
+  const slash = a.lastIndexOf('/');
+  return slash === b.lastIndexOf('/') && (slash === -1 || a.startsWith(b.slice(0, slash + 1)));
+}
+
 function execMode(mode: number, exec: boolean): number {
   const perm = mode & 0o777;
   return exec ? perm | ((perm & 0o444) >> 2) : perm & ~0o111;
@@ -111,8 +128,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const tgt = new Map(input.target.entries.map((e) => [e.path, e]));
   for (const p of tgt.keys()) {
     validateTreePath(p);
-    const segs = p.split('/');
-    if (segs.includes(STATE_DIR) || isTempName(segs.at(-1)!))
+    if (hasSegment(p, STATE_DIR) || isTempName(p.slice(p.lastIndexOf('/') + 1)))
       throw new HoardError(
         'HOARD_EPATH_INVALID',
         `invalid path ${JSON.stringify(p)}: reserved for hoard's local state`,
@@ -125,7 +141,13 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Everything under a target path's parents must be a folder.
   const targetFolders = new Set<string>();
-  for (const p of tgt.keys()) for (const q of parentsOf(p)) targetFolders.add(q);
+  let prev = '';
+  for (const p of tgt.keys()) {
+    // A run of paths in one folder adds its folders once.
+    if (sameFolder(p, prev)) continue;
+    prev = p;
+    for (const q of parentsOf(p)) targetFolders.add(q);
+  }
   for (const [p, e] of tgt) if (e.kind === 'dir') targetFolders.add(p);
 
   const isDirKind = (e: TreeEntry | undefined) => e?.kind === 'dir';
@@ -159,7 +181,11 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const checkedParents = new Set<string>();
   const absentParents = new Set<string>();
   const changes = [...writes, ...chmods];
+  prev = '';
   for (const e of changes) {
+    // The same folder as the entry before: the same parents, already checked.
+    if (sameFolder(e.path, prev)) continue;
+    prev = e.path;
     let underAbsent = false;
     for (const q of parentsOf(e.path)) {
       if (checkedParents.has(q)) {
