@@ -97,15 +97,20 @@ export class FolderGuard {
     let abs = this.#root;
     let oldest = now;
     let start = 0;
+    let inCreated = false;
     for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) {
       abs = `${abs}/${rel.slice(start, i)}`;
       start = i + 1;
       const at = recent ? this.#checkedAt.get(abs) : undefined;
+      const parentCreated = inCreated;
+      inCreated = this.#created.has(abs);
       if (at !== undefined && now - at <= RECENT_FOLDER_MS) {
         if (at < oldest) oldest = at;
         continue;
       }
-      const st = lstatOrUndefined(abs);
+      // In a folder we created, a name we have not made is almost surely
+      // absent: mkdir first (EEXIST then means "look", as below).
+      const st = parentCreated && !inCreated ? undefined : lstatOrUndefined(abs);
       if (st?.isDirectory()) {
         this.#checkedAt.set(abs, now);
         continue;
@@ -114,6 +119,7 @@ export class FolderGuard {
       try {
         mkdirSync(abs);
         this.#created.add(abs);
+        inCreated = true;
       } catch (err) {
         if (!isErrno(err, 'EEXIST')) throw err;
         if (!lstatSync(abs).isDirectory()) unsafe(rel, `${abs} is not a folder`);

@@ -92,6 +92,33 @@ describe('SmallFileWriter', () => {
     }
   });
 
+  it('FolderGuard: in a folder it made, a name someone else took since is looked at, never trusted', async () => {
+    const work = await tempDir();
+    try {
+      const outside = join(work.dir, 'outside');
+      await mkdir(outside);
+      const root = join(work.dir, 'root');
+      await mkdir(root);
+      const folders = new FolderGuard(root);
+      assert.ok(folders.created(folders.ensureParents('made/x')));
+      // Planted after our mkdir: a symlink and a real folder under names we are about to create.
+      await symlink(outside, join(root, 'made/link'));
+      await mkdir(join(root, 'made/theirs'));
+      assert.throws(() => folders.ensureParents('made/link/y'), { code: 'HOARD_EPATH_INVALID' });
+      assert.throws(() => folders.ensureParents('made/link/y', true), { code: 'HOARD_EPATH_INVALID' });
+      assert.deepEqual(readdirSync(outside), []);
+      const theirs = folders.ensureParents('made/theirs/z', true);
+      assert.equal(
+        folders.created(theirs),
+        false,
+        'a folder someone else made is not ours to write in place',
+      );
+      assert.ok(folders.created(folders.ensureParents('made/ours/deeper/z', true)));
+    } finally {
+      await work.cleanup();
+    }
+  });
+
   it('uses temp + rename in a folder that existed, and always with fsync on (stat taken after the rename)', async () => {
     const work = await tempDir();
     try {
