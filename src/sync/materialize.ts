@@ -63,6 +63,7 @@ import {
 import { entryKey } from './merge.ts';
 import { SmallFileWriter, type WrittenFile } from './small-file-writer.ts';
 import { type StatCache, statKeyOf } from './stat-cache.ts';
+import { ThreadedFileWriter } from './threaded-writer.ts';
 import { CountingStream, chunkFor, type ProgressSink } from './transfer.ts';
 
 const fsyncFd = promisify(fsync);
@@ -90,7 +91,15 @@ export interface MaterializeInput {
    * created under their final names (small-file-writer.ts).
    */
   fsync?: boolean;
+  /**
+   * Without fsync: write batched small files in a worker thread (default:
+   * when there are at least WRITER_THREAD_MIN_BLOBS of them).
+   */
+  writerThread?: boolean;
 }
+
+/** Below this many batched blobs, a worker thread's start-up costs more than it saves. */
+export const WRITER_THREAD_MIN_BLOBS = 1000;
 
 export interface MaterializeResult {
   filesDownloaded: number;
@@ -469,9 +478,15 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     written,
     diskFull: localDiskFull,
   });
+  // A big restore without fsync hands its small files to a worker thread
+  // (threaded-writer.ts): their system calls then overlap the downloads.
+  const threaded =
+    !fsync && (input.writerThread ?? batched.length >= WRITER_THREAD_MIN_BLOBS)
+      ? new ThreadedFileWriter({ root, written, diskFull: localDiskFull })
+      : undefined;
   const writeBatched = async (digest: Digest, bytes: Buffer): Promise<void> => {
     const entries = groups.get(digest)!;
-    await writer.write(entries, bytes);
+    await (threaded ?? writer).write(entries, bytes);
     if (fsync) for (const e of entries) touchedDirs.add(dirname(join(root, e.path)));
     progress.bytes(bytes.byteLength);
     progress.blobDone({ digest, size: bytes.byteLength, path: entries[0].path });
@@ -507,9 +522,12 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
             else return writeBatched(rec.digest, rec.bytes);
           },
           { concurrency: input.concurrency ?? DEFAULTS.transferConcurrency, signal: stop.signal },
-        ).catch((err) => {
-          throw batchError(err);
-        }),
+        ).then(
+          () => threaded?.finish(),
+          (err) => {
+            throw batchError(err);
+          },
+        ),
       ),
       stopOnFailure(
         forEachLimit(individual, input.concurrency ?? DEFAULTS.transferConcurrency, ([digest, entries]) => {
@@ -524,6 +542,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     const failure = [...results, ...settled].find((r) => r.status === 'rejected');
     if (failure) throw (failure as PromiseRejectedResult).reason;
   } finally {
+    await threaded?.close();
     progress.stop();
   }
   if (missing.length > 0) throw missingBlobsError(input.ref, remote.url, missing, 'pull');

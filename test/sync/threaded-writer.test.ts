@@ -1,0 +1,141 @@
+// materialize() with its small files written by a worker thread (a big
+// cache restore): the same files, the same stat cache, and the worker's
+// failures are the restore's — a folder swapped for a symlink stops it with
+// nothing written outside, a full disk is HOARD_ENO_SPACE with nothing
+// partial left.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, renameSync, symlinkSync } from 'node:fs';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { DEFAULTS } from '../../src/core/defaults.ts';
+import { sha256 } from '../../src/core/digest.ts';
+import { type FileEntry, normalizeTree } from '../../src/core/tree.ts';
+import { openRemote, type Remote } from '../../src/remote/remote.ts';
+import { materialize } from '../../src/sync/materialize.ts';
+import { scanDirectory } from '../../src/sync/scan.ts';
+import { StatCache } from '../../src/sync/stat-cache.ts';
+import { noProgress, type ProgressSink } from '../../src/sync/transfer.ts';
+import { fillUp, mountTmpfs, type Tmpfs } from '../support/tmpfs.ts';
+import { tempDir } from './helpers.ts';
+
+async function put(remote: Remote, bytes: Buffer): Promise<FileEntry> {
+  const digest = sha256(bytes);
+  await remote.blobs.write(digest, Readable.from([bytes]));
+  return { path: '', kind: 'file', size: bytes.length, digest };
+}
+
+function restore(remote: Remote, root: string, entries: FileEntry[], progress: ProgressSink = noProgress) {
+  return StatCache.load(root).then((cache) =>
+    materialize({
+      root,
+      current: normalizeTree([]),
+      target: normalizeTree(entries),
+      localByDigest: new Map(),
+      remote,
+      ref: 'test/threaded',
+      cache,
+      progress,
+      fsync: false,
+      writerThread: true,
+    }).then((r) => ({ r, cache })),
+  );
+}
+
+describe('materialize with a writer thread', () => {
+  it('writes every file (shared blobs, exec bits, many folders) and a stat cache the next scan trusts', async () => {
+    const work = await tempDir();
+    const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href, { create: true });
+    const defaults = DEFAULTS as { syncRacyWindowMs: number };
+    const racy = defaults.syncRacyWindowMs;
+    defaults.syncRacyWindowMs = 0; // files milliseconds old are trusted (see small-file-writer.test.ts)
+    try {
+      const root = join(work.dir, 'root');
+      await mkdir(root);
+      const shared = await put(remote, Buffer.from('same in many places\n'));
+      const entries: FileEntry[] = [];
+      for (let i = 0; i < 700; i++) {
+        const blob = i % 10 === 0 ? shared : await put(remote, randomBytes(1 + (i % 50) * 300));
+        entries.push({
+          ...blob,
+          path: `p${i % 37}/lib/sub${i % 3}/f${i}.js`,
+          kind: i % 9 === 0 ? 'exec' : 'file',
+        });
+      }
+      const { r, cache } = await restore(remote, root, entries);
+      assert.equal(r.filesWritten, 700);
+      await cache.save();
+      const scan = await scanDirectory(root, await StatCache.load(root));
+      assert.equal(scan.filesHashed, 0);
+      assert.deepEqual(scan.tree.entries, normalizeTree(entries).entries);
+    } finally {
+      defaults.syncRacyWindowMs = racy;
+      await remote.close();
+      await work.cleanup();
+    }
+  });
+
+  it('a folder swapped for a symlink before the writes stops the restore; nothing lands outside', async () => {
+    const work = await tempDir();
+    const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href, { create: true });
+    try {
+      const root = join(work.dir, 'root');
+      const outside = join(work.dir, 'outside');
+      await mkdir(join(root, 'sub'), { recursive: true });
+      await mkdir(outside);
+      const entries: FileEntry[] = [];
+      for (let i = 0; i < 20; i++)
+        entries.push({ ...(await put(remote, Buffer.from(`f${i}`))), path: `sub/deep/f${i}` });
+      await assert.rejects(
+        restore(remote, root, entries, {
+          ...noProgress,
+          // After the pre-flight, before any file: the swap is synchronous.
+          start() {
+            renameSync(join(root, 'sub'), join(root, 'sub-moved'));
+            symlinkSync(outside, join(root, 'sub'));
+          },
+        }),
+        { code: 'HOARD_EPATH_INVALID' },
+      );
+      assert.deepEqual(await readdir(outside), []);
+    } finally {
+      await remote.close();
+      await work.cleanup();
+    }
+  });
+
+  describe('on a full disk', () => {
+    let fs!: Tmpfs;
+    before(async () => {
+      fs = await mountTmpfs('2m');
+    });
+    after(() => fs?.unmount());
+
+    it('HOARD_ENO_SPACE, and no partial file under a final name', async () => {
+      const work = await tempDir();
+      const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href, { create: true });
+      try {
+        const root = join(fs.dir, 'root');
+        await mkdir(root);
+        const entries: FileEntry[] = [];
+        for (let i = 0; i < 8; i++)
+          entries.push({ ...(await put(remote, randomBytes(200 * 1024))), path: `made/f${i}.bin` });
+        await fillUp(join(fs.dir, 'filler'));
+        await assert.rejects(restore(remote, root, entries), { code: 'HOARD_ENO_SPACE' });
+        // Whatever landed is whole.
+        for (const name of readdirSync(join(root, 'made'))) {
+          const e = entries.find((x) => x.path === `made/${name}`);
+          assert.ok(e, `unexpected ${name}`);
+          assert.equal(sha256(await readFile(join(root, 'made', name))), e.digest);
+        }
+      } finally {
+        await remote.close();
+        await work.cleanup();
+      }
+    });
+  });
+});
