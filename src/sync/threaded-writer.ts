@@ -46,6 +46,8 @@ export class ThreadedFileWriter {
   /** The batch being filled: verified bytes copied in as they come (the caller may reuse its buffer). */
   #buf: Uint8Array | undefined;
   #used = 0;
+  /** Batch buffers the worker gave back, for reuse. */
+  readonly #free: ArrayBuffer[] = [];
   #items: WriteBatch['items'] = [];
   #files = 0;
   #nextId = 0;
@@ -71,7 +73,10 @@ export class ThreadedFileWriter {
   async write(entries: readonly FileEntry[], bytes: Buffer): Promise<void> {
     if (this.#failure) throw this.#failure;
     if (this.#buf && this.#used + bytes.byteLength > this.#buf.byteLength) await this.#send();
-    this.#buf ??= new Uint8Array(Math.max(BATCH_BYTES, bytes.byteLength));
+    this.#buf ??=
+      bytes.byteLength <= BATCH_BYTES
+        ? new Uint8Array(this.#free.pop() ?? new ArrayBuffer(BATCH_BYTES))
+        : new Uint8Array(bytes.byteLength);
     this.#buf.set(bytes, this.#used);
     this.#items.push({ offset: this.#used, length: bytes.byteLength, entries: [...entries] });
     this.#used += bytes.byteLength;
@@ -119,7 +124,10 @@ export class ThreadedFileWriter {
   #answer(reply: WriteReply): void {
     this.#inFlight.delete(reply.id);
     if ('error' in reply) this.#fail(this.#fromWire(reply.error));
-    else for (const w of reply.written) this.#o.written.push(w);
+    else {
+      for (const w of reply.written) this.#o.written.push(w);
+      if (reply.buffer.byteLength === BATCH_BYTES) this.#free.push(reply.buffer);
+    }
     this.#wake();
   }
 
