@@ -33,6 +33,8 @@ export interface ThreadedWriterOptions {
   written: WrittenFile[];
   /** The error for a full local disk while writing `path`. */
   diskFull: (path: string, cause: unknown) => Error;
+  /** Batch size and batches in flight (tests make them small). */
+  limits?: { bytes: number; files: number; inFlight: number };
 }
 
 const WORKER_URL = new URL(
@@ -56,9 +58,11 @@ export class ThreadedFileWriter {
   /** Waiting for a batch to come back (room for another); all woken on each answer, each re-checks. */
   #waiting: (() => void)[] = [];
   readonly #exited: Promise<void>;
+  readonly #limits: { bytes: number; files: number; inFlight: number };
 
   constructor(opts: ThreadedWriterOptions) {
     this.#o = opts;
+    this.#limits = opts.limits ?? { bytes: BATCH_BYTES, files: BATCH_FILES, inFlight: BATCHES_IN_FLIGHT };
     this.#worker = new Worker(WORKER_URL, { workerData: { root: opts.root } });
     this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
     this.#worker.on('message', (reply: WriteReply) => this.#answer(reply));
@@ -72,16 +76,19 @@ export class ThreadedFileWriter {
   /** Queues verified `bytes` for every entry; resolves once there is room for more. */
   async write(entries: readonly FileEntry[], bytes: Buffer): Promise<void> {
     if (this.#failure) throw this.#failure;
-    if (this.#buf && this.#used + bytes.byteLength > this.#buf.byteLength) await this.#send();
+    // Several downloads write at once: while this one waited to send, another
+    // may have started (and filled) a new batch, so the room is checked again.
+    while (this.#buf && this.#used + bytes.byteLength > this.#buf.byteLength) await this.#send();
+    if (this.#failure) throw this.#failure;
     this.#buf ??=
-      bytes.byteLength <= BATCH_BYTES
-        ? new Uint8Array(this.#free.pop() ?? new ArrayBuffer(BATCH_BYTES))
+      bytes.byteLength <= this.#limits.bytes
+        ? new Uint8Array(this.#free.pop() ?? new ArrayBuffer(this.#limits.bytes))
         : new Uint8Array(bytes.byteLength);
     this.#buf.set(bytes, this.#used);
     this.#items.push({ offset: this.#used, length: bytes.byteLength, entries: [...entries] });
     this.#used += bytes.byteLength;
     this.#files += entries.length;
-    if (this.#used >= BATCH_BYTES || this.#files >= BATCH_FILES) await this.#send();
+    if (this.#used >= this.#limits.bytes || this.#files >= this.#limits.files) await this.#send();
   }
 
   /** Sends what is queued and waits until the worker has landed everything; throws its first failure. */
@@ -107,7 +114,7 @@ export class ThreadedFileWriter {
     this.#items = [];
     this.#used = 0;
     this.#files = 0;
-    while (!this.#failure && this.#inFlight.size >= BATCHES_IN_FLIGHT) await this.#waitRoom();
+    while (!this.#failure && this.#inFlight.size >= this.#limits.inFlight) await this.#waitRoom();
     if (this.#failure) throw this.#failure;
     if (!buf || items.length === 0) return;
     // Transferred, never shared: the worker owns these bytes from here.
@@ -126,7 +133,7 @@ export class ThreadedFileWriter {
     if ('error' in reply) this.#fail(this.#fromWire(reply.error));
     else {
       for (const w of reply.written) this.#o.written.push(w);
-      if (reply.buffer.byteLength === BATCH_BYTES) this.#free.push(reply.buffer);
+      if (reply.buffer.byteLength === this.#limits.bytes) this.#free.push(reply.buffer);
     }
     this.#wake();
   }

@@ -18,7 +18,9 @@ import { type FileEntry, normalizeTree } from '../../src/core/tree.ts';
 import { openRemote, type Remote } from '../../src/remote/remote.ts';
 import { materialize } from '../../src/sync/materialize.ts';
 import { scanDirectory } from '../../src/sync/scan.ts';
+import type { WrittenFile } from '../../src/sync/small-file-writer.ts';
 import { StatCache } from '../../src/sync/stat-cache.ts';
+import { ThreadedFileWriter } from '../../src/sync/threaded-writer.ts';
 import { noProgress, type ProgressSink } from '../../src/sync/transfer.ts';
 import { fillUp, mountTmpfs, type Tmpfs } from '../support/tmpfs.ts';
 import { tempDir } from './helpers.ts';
@@ -75,6 +77,43 @@ describe('materialize with a writer thread', () => {
     } finally {
       defaults.syncRacyWindowMs = racy;
       await remote.close();
+      await work.cleanup();
+    }
+  });
+
+  it('several downloads writing at once across batch boundaries: every file whole', async () => {
+    const work = await tempDir();
+    try {
+      const written: WrittenFile[] = [];
+      const writer = new ThreadedFileWriter({
+        root: work.dir,
+        written,
+        diskFull: (path) => new Error(`full at ${path}`),
+        // Small batches, one in flight: writers keep waiting for room while others start new batches.
+        limits: { bytes: 128 * 1024, files: 1000, inFlight: 1 },
+      });
+      const expected = new Map<string, Buffer>();
+      try {
+        // Four writers, as four batched downloads are: sizes chosen so batches
+        // fill mid-file and writers wait for room while others start new ones.
+        await Promise.all(
+          [0, 1, 2, 3].map(async (w) => {
+            for (let i = 0; i < 60; i++) {
+              const bytes = randomBytes(20_000 + ((i * 7919 + w * 104_729) % 100_000));
+              const path = `w${w}/d${i % 5}/f${i}`;
+              expected.set(path, bytes);
+              await writer.write([{ path, kind: 'file', size: bytes.length, digest: sha256(bytes) }], bytes);
+            }
+          }),
+        );
+        await writer.finish();
+      } finally {
+        await writer.close();
+      }
+      assert.equal(written.length, expected.size);
+      for (const [path, bytes] of expected)
+        assert.ok((await readFile(join(work.dir, path))).equals(bytes), path);
+    } finally {
       await work.cleanup();
     }
   });
