@@ -480,10 +480,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   });
   // A big restore without fsync hands its small files to a worker thread
   // (threaded-writer.ts): their system calls then overlap the downloads.
-  const threaded =
-    !fsync && (input.writerThread ?? batched.length >= WRITER_THREAD_MIN_BLOBS)
-      ? new ThreadedFileWriter({ root, written, diskFull: localDiskFull })
-      : undefined;
+  // (Started inside the try below, so it is always stopped.)
+  let threaded: ThreadedFileWriter | undefined;
+  const useThread = !fsync && (input.writerThread ?? batched.length >= WRITER_THREAD_MIN_BLOBS);
   const writeBatched = async (digest: Digest, bytes: Buffer): Promise<void> => {
     const entries = groups.get(digest)!;
     await (threaded ?? writer).write(entries, bytes);
@@ -511,6 +510,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     });
   progress.start('pull', groups.size, totalBytes);
   try {
+    if (useThread) threaded = new ThreadedFileWriter({ root, written, diskFull: localDiskFull });
     const results = await Promise.allSettled([
       stopOnFailure(
         readMany(
