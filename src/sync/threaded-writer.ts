@@ -58,12 +58,14 @@ export class ThreadedFileWriter {
   /** Waiting for a batch to come back (room for another); all woken on each answer, each re-checks. */
   #waiting: (() => void)[] = [];
   readonly #exited: Promise<void>;
+  /** Shared with the worker: 1 = drop what is queued (see close). */
+  readonly #stop = new Int32Array(new SharedArrayBuffer(4));
   readonly #limits: { bytes: number; files: number; inFlight: number };
 
   constructor(opts: ThreadedWriterOptions) {
     this.#o = opts;
     this.#limits = opts.limits ?? { bytes: BATCH_BYTES, files: BATCH_FILES, inFlight: BATCHES_IN_FLIGHT };
-    this.#worker = new Worker(WORKER_URL, { workerData: { root: opts.root } });
+    this.#worker = new Worker(WORKER_URL, { workerData: { root: opts.root, stop: this.#stop.buffer } });
     this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
     this.#worker.on('message', (reply: WriteReply) => this.#answer(reply));
     this.#worker.on('error', (err) => this.#fail(err));
@@ -98,11 +100,15 @@ export class ThreadedFileWriter {
     if (this.#failure) throw this.#failure;
   }
 
-  /** Stops the worker (after finish, or on the way out of a failed restore). */
+  /**
+   * Stops the worker: after finish(), or on the way out of a failed restore
+   * (then the batches still queued are dropped between two files — never by
+   * terminating the thread, which could stop it between a file's create and
+   * its write, leaving a short file nobody removes).
+   */
   async close(): Promise<void> {
+    if (this.#inFlight.size > 0) Atomics.store(this.#stop, 0, 1);
     this.#worker.postMessage({ close: true });
-    // A worker busy with a batch after a failure elsewhere is stopped outright.
-    if (this.#inFlight.size > 0 || this.#failure) await this.#worker.terminate();
     await this.#exited;
   }
 

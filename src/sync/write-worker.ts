@@ -7,7 +7,10 @@
 // main thread before it was sent.
 //
 // Messages in: { id, buffer: ArrayBuffer, items: [{ offset, length, entries }] }
-// (the buffer transferred, never shared), then { close: true }.
+// (the buffer transferred, never shared), then { close: true }. A shared
+// stop flag (set when the restore failed elsewhere) ends the work between
+// two files: never in the middle of one, so each file it created is whole
+// or removed (SmallFileWriter's rule), as in a restore without a thread.
 // Messages out: { id, written: [...], buffer } once a batch's files are
 // landed (the buffer transferred back, for reuse), or
 // { id, error } with the first failure (the main thread stops then).
@@ -55,7 +58,9 @@ function toWire(err: unknown): WireError {
 
 if (parentPort) {
   const port = parentPort;
-  const { root } = workerData as { root: string };
+  const { root, stop } = workerData as { root: string; stop: SharedArrayBuffer };
+  /** Set by the main thread when the restore failed elsewhere: finish the file at hand, start no other. */
+  const stopped = new Int32Array(stop);
   const written: WrittenFile[] = [];
   const writer = new SmallFileWriter({
     root,
@@ -77,8 +82,10 @@ if (parentPort) {
     }
     if (failed) return;
     try {
-      for (const item of msg.items)
+      for (const item of msg.items) {
+        if (Atomics.load(stopped, 0) !== 0) break;
         await writer.write(item.entries, Buffer.from(msg.buffer, item.offset, item.length));
+      }
       // The buffer goes back for the next batch: reused, not left for a GC
       // this thread rarely runs (it allocates almost nothing of its own).
       port.postMessage({ id: msg.id, written: written.splice(0), buffer: msg.buffer } satisfies WriteReply, [

@@ -6,8 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, renameSync, symlinkSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { existsSync, readdirSync, renameSync, symlinkSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -114,6 +114,48 @@ describe('materialize with a writer thread', () => {
       for (const [path, bytes] of expected)
         assert.ok((await readFile(join(work.dir, path))).equals(bytes), path);
     } finally {
+      await work.cleanup();
+    }
+  });
+
+  it('a corrupt blob fails the restore while the thread writes: every file left is whole, no temp left', async () => {
+    const work = await tempDir();
+    const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href, { create: true });
+    try {
+      const root = join(work.dir, 'root');
+      await mkdir(root);
+      const entries: FileEntry[] = [];
+      for (let i = 0; i < 1500; i++)
+        entries.push({
+          ...(await put(remote, randomBytes(2000 + (i % 13) * 1000))),
+          path: `d${i % 50}/f${i}`,
+        });
+      // One blob late in the order is corrupt in the remote (same size, other bytes).
+      const bad = entries[1400];
+      const hex = bad.digest.slice('sha256:'.length);
+      await writeFile(
+        join(work.dir, 'remote', 'blobs', 'sha256', hex.slice(0, 2), hex),
+        randomBytes(bad.size),
+      );
+      await assert.rejects(restore(remote, root, entries), { code: 'HOARD_EDIGEST_MISMATCH' });
+      let whole = 0;
+      for (const e of entries) {
+        const bytes = await readFile(join(root, e.path)).catch(() => undefined);
+        if (!bytes) continue;
+        assert.equal(sha256(bytes), e.digest, `${e.path} is whole or absent`);
+        whole++;
+      }
+      assert.ok(whole < entries.length);
+      for (let d = 0; d < 50; d++) {
+        const names = existsSync(join(root, `d${d}`)) ? readdirSync(join(root, `d${d}`)) : [];
+        assert.deepEqual(
+          names.filter((n) => n.startsWith('.hoard-')),
+          [],
+          `no temp file in d${d}`,
+        );
+      }
+    } finally {
+      await remote.close();
       await work.cleanup();
     }
   });
