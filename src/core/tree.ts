@@ -96,7 +96,13 @@ function checkStructure(sorted: readonly TreeEntry[]): void {
   // A path can only have children if no entry claims it as a file, symlink
   // or empty directory: "a" and "a/b" together cannot both be written.
   const leaves = new Set(sorted.map((e) => e.path));
+  // Entries of one folder are mostly neighbours: its ancestors are checked once per run of them.
+  let lastFolder = '';
   for (const e of sorted) {
+    const folderEnd = e.path.lastIndexOf('/');
+    if (folderEnd === -1) continue;
+    if (folderEnd === lastFolder.length && e.path.startsWith(lastFolder)) continue;
+    lastFolder = e.path.slice(0, folderEnd);
     let i = e.path.indexOf('/');
     while (i !== -1) {
       const parent = e.path.slice(0, i);
@@ -294,7 +300,8 @@ export class TreeDecoder {
   readonly entries: TreeEntry[] = [];
   #tail: Buffer | undefined;
   #line = 1;
-  #prevPath: Buffer | undefined;
+  #prevPath: string | undefined;
+  #prevAscii = false;
   #scratch = Buffer.allocUnsafe(16 * 1024);
 
   push(chunk: Uint8Array): void {
@@ -332,6 +339,29 @@ export class TreeDecoder {
       if (raw.toString('latin1') !== HEADER) invalidTree('missing tree header');
       return;
     }
+    const e = fastFileLine(raw) ?? this.#parseLine(raw, n);
+    // Canonical order by path bytes. Two ASCII paths compare the same as
+    // strings (no bytes to make); anything else compares as UTF-8 bytes.
+    const ascii = ASCII_ONLY.test(e.path);
+    if (this.#prevPath !== undefined) {
+      const c =
+        ascii && this.#prevAscii
+          ? this.#prevPath === e.path
+            ? 0
+            : this.#prevPath < e.path
+              ? -1
+              : 1
+          : comparePathBytes(this.#prevPath, e.path);
+      if (c === 0) invalidTree(`duplicate path ${JSON.stringify(e.path)}`);
+      if (c > 0) invalidTree('not in canonical form');
+    }
+    this.#prevPath = e.path;
+    this.#prevAscii = ascii;
+    this.entries.push(e);
+  }
+
+  /** Any line: parsed as JSON, validated, and compared byte for byte with its canonical encoding. */
+  #parseLine(raw: Buffer, n: number): TreeEntry {
     let v: unknown;
     try {
       v = JSON.parse(raw.toString('utf8'));
@@ -347,14 +377,7 @@ export class TreeDecoder {
     if (this.#scratch.byteLength < len) this.#scratch = Buffer.allocUnsafe(len);
     this.#scratch.write(enc, 0, 'utf8');
     if (!this.#scratch.subarray(0, len).equals(raw)) invalidTree('not in canonical form');
-    const path = Buffer.from(e.path, 'utf8');
-    if (this.#prevPath !== undefined) {
-      const c = Buffer.compare(this.#prevPath, path);
-      if (c === 0) invalidTree(`duplicate path ${JSON.stringify(e.path)}`);
-      if (c > 0) invalidTree('not in canonical form');
-    }
-    this.#prevPath = path;
-    this.entries.push(e);
+    return e;
   }
 }
 
@@ -381,6 +404,64 @@ export function fileDigestsOfTreeBytes(bytes: Uint8Array): Set<Digest> {
     at = b.indexOf(DIGEST_KEY, start + DIGEST_CHARS);
   }
   return out;
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+const FILE_HEAD = Buffer.from('{"path":"', 'latin1');
+const KIND_FILE = Buffer.from('","kind":"file","size":', 'latin1');
+const KIND_EXEC = Buffer.from('","kind":"exec","size":', 'latin1');
+const DIGEST_HEAD = Buffer.from(',"digest":"sha256:', 'latin1');
+/** Bytes of a canonical file line besides the path and the size digits. */
+const FILE_FIXED = FILE_HEAD.length + KIND_FILE.length + DIGEST_HEAD.length + 64 + 2;
+
+/**
+ * The common line — a file or exec entry whose path is printable ASCII
+ * without `"` or `\` — read in place from its canonical template, without
+ * JSON.parse, an object walk and a re-encoding: undefined for anything
+ * else, which then takes the general path (and is refused there if it is
+ * not canonical). Accepting here means the line is byte for byte what
+ * encodeEntry writes for the entry returned: the template's fixed parts
+ * are compared exactly, the path needs no escaping in JSON and is ASCII (so
+ * its string is its bytes), the size is a safe integer written without
+ * leading zeros, and the digest is 64 lowercase hex digits; the path itself
+ * passes validateTreePath, as on the general path.
+ */
+function fastFileLine(raw: Buffer): FileEntry | undefined {
+  const len = raw.byteLength;
+  if (len < FILE_FIXED + 2 || raw[0] !== 0x7b || raw[len - 1] !== 0x7d || raw[len - 2] !== 0x22)
+    return undefined;
+  if (raw.compare(FILE_HEAD, 0, FILE_HEAD.length, 0, FILE_HEAD.length) !== 0) return undefined;
+  // The path: up to the first '"'; every byte printable ASCII other than '\\'.
+  let i = FILE_HEAD.length;
+  for (; i < len; i++) {
+    const b = raw[i];
+    if (b === 0x22) break;
+    if (b < 0x20 || b > 0x7e || b === 0x5c) return undefined;
+  }
+  const pathEnd = i;
+  if (pathEnd === FILE_HEAD.length || pathEnd + KIND_FILE.length > len) return undefined;
+  let kind: 'file' | 'exec';
+  if (raw.compare(KIND_FILE, 0, KIND_FILE.length, pathEnd, pathEnd + KIND_FILE.length) === 0) kind = 'file';
+  else if (raw.compare(KIND_EXEC, 0, KIND_EXEC.length, pathEnd, pathEnd + KIND_EXEC.length) === 0)
+    kind = 'exec';
+  else return undefined;
+  // The size: decimal digits, no leading zero (except "0" itself), a safe integer.
+  const sizeStart = pathEnd + KIND_FILE.length;
+  let j = sizeStart;
+  let size = 0;
+  for (; j < len && raw[j] >= 0x30 && raw[j] <= 0x39; j++) size = size * 10 + (raw[j] - 0x30);
+  const digits = j - sizeStart;
+  if (digits === 0 || digits > 16 || (digits > 1 && raw[sizeStart] === 0x30) || !Number.isSafeInteger(size))
+    return undefined;
+  // The digest: exactly the rest of the line.
+  if (len - j !== DIGEST_HEAD.length + 64 + 2) return undefined;
+  if (raw.compare(DIGEST_HEAD, 0, DIGEST_HEAD.length, j, j + DIGEST_HEAD.length) !== 0) return undefined;
+  const hexStart = j + DIGEST_HEAD.length;
+  for (let k = hexStart; k < hexStart + 64; k++) {
+    const b = raw[k];
+    if (!((b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66))) return undefined;
+  }
+  const path = raw.toString('latin1', FILE_HEAD.length, pathEnd);
+  validateTreePath(path);
+  return { path, kind, size, digest: `sha256:${raw.toString('latin1', hexStart, hexStart + 64)}` as Digest };
 }
 
 /** Decodes untrusted tree bytes; only canonical encodings are accepted (see TreeDecoder). */

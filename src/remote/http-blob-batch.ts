@@ -123,14 +123,24 @@ export class HttpBlobBatchReader {
         `batched blob read: unexpected answer (HTTP ${res.status}, ${type ?? 'no content type'})`,
       );
     }
+    /** What the consumer threw: its own failure, passed on as it is (not the socket's). */
+    let consumerFailure: { err: unknown } | undefined;
     try {
-      await readBatchFrames(res.body, batch, (rec) => {
-        if (rec.status === 'not-sent') later.push(batch.find((w) => w.digest === rec.digest)!);
-        else return each(rec);
+      await readBatchFrames(res.body, batch, async (rec) => {
+        if (rec.status === 'not-sent') {
+          later.push(batch.find((w) => w.digest === rec.digest)!);
+          return;
+        }
+        try {
+          await each(rec);
+        } catch (err) {
+          consumerFailure = { err };
+          throw err;
+        }
       });
     } catch (err) {
       if (!res.body.destroyed) res.body.destroy();
-      if (isHoardError(err)) throw err;
+      if (isHoardError(err) || (consumerFailure && consumerFailure.err === err)) throw err;
       // The socket failed mid-body: the records read so far were whole and verified.
       throw new HoardError('HOARD_ETRUNCATED', 'batched blob read: the response was cut short', {
         cause: err,

@@ -1,16 +1,21 @@
-// Writing a tree into a directory (the second half of pull). Every file is
-// written to a temp file in its own folder, verified against its digest,
-// then renamed into place, so a crash at any instant leaves each file old or
-// new. Symlinks are created the same way (symlink at a temp name, rename) and
-// never followed: before anything is written, every parent folder of every
-// path is checked with lstat to be a real folder (or absent), and again at
-// the moment of writing (for batched small files: at most RECENT_FOLDER_MS
-// before). Blobs that several files share are fetched once; blobs already
-// in the directory are copied locally instead of downloaded.
+// Writing a tree into a directory (the second half of pull and of a cache
+// restore). Every file is written to a temp file in its own folder, verified
+// against its digest, then renamed into place, so a crash at any instant
+// leaves each file old or new. Symlinks are created the same way (symlink at
+// a temp name, rename) and never followed: before anything is written, every
+// parent folder of every path is checked with lstat to be a real folder (or
+// absent), and again at the moment of writing (local-folders.ts; for batched
+// small files: at most RECENT_FOLDER_MS before). Blobs that several files
+// share are fetched once; blobs already in the directory are copied locally
+// instead of downloaded.
 // Small blobs come in batches (BlobStore.readMany: a few hundred per
 // request from a hoard server) and are written with synchronous calls as
-// they arrive: for a folder of many small files the per-file costs (a
-// request, thread-pool hand-offs for open/write/close/rename) are the time.
+// they arrive (small-file-writer.ts): for a folder of many small files the
+// per-file costs (a request, thread-pool hand-offs for open/write/close/
+// rename) are the time. Without fsync (a cache restore, as tar), files in
+// folders this materialize created are created under their final names
+// instead (see small-file-writer.ts for why that keeps every guarantee a
+// restore gives).
 // A folder the target replaces by a file or symlink is emptied and removed
 // first, and only when everything in it is tracked content this pull deletes
 // (merge already made un-pushed local changes there a conflict).
@@ -22,26 +27,13 @@ import {
   createWriteStream,
   fsync,
   lstatSync,
-  mkdirSync,
   openSync,
   readSync,
   renameSync,
   type Stats,
-  unlinkSync,
   writeSync,
 } from 'node:fs';
-import {
-  chmod,
-  copyFile,
-  lstat,
-  mkdir,
-  readdir,
-  rename,
-  rmdir,
-  stat,
-  symlink,
-  unlink,
-} from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, rename, rmdir, stat, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -58,8 +50,20 @@ import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
 import { readMany, readWholeVerified } from '../store/read-many.ts';
 import { type MissingBlob, missingBlobsError } from './common.ts';
 import { isTempName, STATE_DIR } from './ignore-rules.ts';
+import {
+  deepestFirst,
+  FolderGuard,
+  lstatOrUndefined,
+  parentsAreFolders,
+  parentsOf,
+  removeEmptyFolders,
+  unsafe,
+  untrackedInside,
+} from './local-folders.ts';
 import { entryKey } from './merge.ts';
+import { SmallFileWriter, type WrittenFile } from './small-file-writer.ts';
 import { type StatCache, statKeyOf } from './stat-cache.ts';
+import { ThreadedFileWriter } from './threaded-writer.ts';
 import { CountingStream, chunkFor, type ProgressSink } from './transfer.ts';
 
 const fsyncFd = promisify(fsync);
@@ -82,10 +86,20 @@ export interface MaterializeInput {
   /**
    * fsync each file and folder written (default: syncFsyncFiles). A cache
    * restore turns it off, as tar does: a crash leaves at worst a short
-   * file, which the next restore re-hashes (its stat changed) and rewrites.
+   * file, which the next restore re-hashes (no stat-cache entry vouches for
+   * it) and rewrites. Off also means files in folders this call creates are
+   * created under their final names (small-file-writer.ts).
    */
   fsync?: boolean;
+  /**
+   * Without fsync: write batched small files in a worker thread (default:
+   * when there are at least WRITER_THREAD_MIN_BLOBS of them).
+   */
+  writerThread?: boolean;
 }
+
+/** Below this many batched blobs, a worker thread's start-up costs more than it saves. */
+export const WRITER_THREAD_MIN_BLOBS = 1000;
 
 export interface MaterializeResult {
   filesDownloaded: number;
@@ -94,136 +108,26 @@ export interface MaterializeResult {
   filesWritten: number;
 }
 
-function unsafe(path: string, why: string): never {
-  throw new HoardError('HOARD_EPATH_INVALID', `refusing to write ${JSON.stringify(path)}: ${why}`, {
-    hint: 'nothing was written; move the conflicting local file or folder away and pull again',
-    details: { path },
-  });
+/** Whether `path` has `name` as one of its segments. */
+function hasSegment(path: string, name: string): boolean {
+  for (let i = path.indexOf(name); i !== -1; i = path.indexOf(name, i + 1))
+    if (
+      (i === 0 || path[i - 1] === '/') &&
+      (i + name.length === path.length || path[i + name.length] === '/')
+    )
+      return true;
+  return false;
 }
 
-function parentsOf(path: string): string[] {
-  const out: string[] = [];
-  let i = path.indexOf('/');
-  while (i !== -1) {
-    out.push(path.slice(0, i));
-    i = path.indexOf('/', i + 1);
-  }
-  return out;
-}
-
-/** lstat without throwing for absent paths (synchronous: cheap for local metadata, no error objects). */
-function lstatOrUndefined(abs: string): Stats | undefined {
-  try {
-    return lstatSync(abs, { throwIfNoEntry: false });
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
-    throw err;
-  }
-}
-
-/**
- * Makes sure every parent folder of `rel` is a real folder inside `root`,
- * creating missing ones; refuses symlinks and files in the way. Returns the
- * absolute parent folder. Synchronous: an lstat (and rarely a mkdir) of
- * local metadata is microseconds, a thread-pool hand-off per call is not.
- */
-function ensureParents(root: string, rel: string, recent?: RecentFolders): string {
-  let abs = root;
-  const now = recent ? performance.now() : 0;
-  for (const seg of parentsOf(rel).map((p) => p.slice(p.lastIndexOf('/') + 1))) {
-    abs = join(abs, seg);
-    if (recent && now - (recent.get(abs) ?? Number.NEGATIVE_INFINITY) <= RECENT_FOLDER_MS) continue;
-    const st = lstatOrUndefined(abs);
-    if (st?.isDirectory()) {
-      recent?.set(abs, now);
-      continue;
-    }
-    if (st) unsafe(rel, `${abs} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}`);
-    try {
-      mkdirSync(abs);
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-      if (!lstatSync(abs).isDirectory()) unsafe(rel, `${abs} is not a folder`);
-    }
-    recent?.set(abs, now);
-  }
-  return rel.includes('/') ? abs : root;
-}
-
-/**
- * Folders ensureParents found real (absolute path → when, performance.now()).
- * The batched writes pass it: a node_modules puts ~7 files in each of
- * thousands of folders 4–6 deep, and an lstat of every ancestor for every
- * file was the largest cost of a cold restore. A folder checked at most
- * RECENT_FOLDER_MS ago is taken as checked: the check is "just before
- * writing" within that bound instead of within microseconds (both leave a
- * window; only an exclusive, no-follow open per segment would close it).
- */
-type RecentFolders = Map<string, number>;
-const RECENT_FOLDER_MS = 20;
-
-/** Checks at the moment of deleting that no parent of `rel` is a symlink. */
-async function parentsAreFolders(root: string, rel: string): Promise<boolean> {
-  for (const p of parentsOf(rel)) {
-    const st = lstatOrUndefined(join(root, p));
-    if (!st) return false;
-    if (!st.isDirectory()) unsafe(rel, `${p} is not a folder`);
-  }
-  return true;
-}
-
-/** Paths ordered deepest first (children before their folders); depth counted once per path. */
-function deepestFirst(paths: string[]): string[] {
-  const depth = new Map<string, number>();
-  for (const p of paths) {
-    let n = 0;
-    for (let i = p.indexOf('/'); i !== -1; i = p.indexOf('/', i + 1)) n++;
-    depth.set(p, n);
-  }
-  return paths.sort((a, b) => depth.get(b)! - depth.get(a)!);
+/** Whether two paths are in the same folder (both at the top, or the same text up to their last slash). */
+function sameFolder(a: string, b: string): boolean {
+  const slash = a.lastIndexOf('/');
+  return slash === b.lastIndexOf('/') && (slash === -1 || a.startsWith(b.slice(0, slash + 1)));
 }
 
 function execMode(mode: number, exec: boolean): number {
   const perm = mode & 0o777;
   return exec ? perm | ((perm & 0o444) >> 2) : perm & ~0o111;
-}
-
-/**
- * The first path inside the local folder `rel` (depth first, never following
- * symlinks) that is not a folder and not `tracked`, or undefined.
- */
-async function untrackedInside(
-  root: string,
-  rel: string,
-  tracked: (path: string) => boolean,
-): Promise<string | undefined> {
-  for (const d of await readdir(join(root, rel), { withFileTypes: true })) {
-    const p = `${rel}/${d.name}`;
-    if (d.isDirectory()) {
-      const inner = await untrackedInside(root, p, tracked);
-      if (inner !== undefined) return inner;
-    } else if (!tracked(p)) return p;
-  }
-  return undefined;
-}
-
-/** Removes the folder `rel` whose tracked contents are already gone; refuses anything else left in it. */
-async function removeEmptyFolders(root: string, rel: string): Promise<void> {
-  const abs = join(root, rel);
-  const st = lstatOrUndefined(abs);
-  if (!st) return;
-  if (!st.isDirectory()) unsafe(rel, `${rel} changed while pulling`);
-  for (const d of await readdir(abs, { withFileTypes: true })) {
-    const p = `${rel}/${d.name}`;
-    if (!d.isDirectory()) unsafe(p, 'it appeared in a folder the remote replaced, while pulling');
-    await removeEmptyFolders(root, p);
-  }
-  try {
-    await rmdir(abs);
-  } catch (err) {
-    if (isErrno(err, 'ENOTEMPTY', 'EEXIST')) unsafe(rel, 'its folder gained content while pulling');
-    if (!isErrno(err, 'ENOENT')) throw err;
-  }
 }
 
 export async function materialize(input: MaterializeInput): Promise<MaterializeResult> {
@@ -233,8 +137,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const tgt = new Map(input.target.entries.map((e) => [e.path, e]));
   for (const p of tgt.keys()) {
     validateTreePath(p);
-    const segs = p.split('/');
-    if (segs.includes(STATE_DIR) || isTempName(segs.at(-1)!))
+    if (hasSegment(p, STATE_DIR) || isTempName(p.slice(p.lastIndexOf('/') + 1)))
       throw new HoardError(
         'HOARD_EPATH_INVALID',
         `invalid path ${JSON.stringify(p)}: reserved for hoard's local state`,
@@ -247,7 +150,13 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Everything under a target path's parents must be a folder.
   const targetFolders = new Set<string>();
-  for (const p of tgt.keys()) for (const q of parentsOf(p)) targetFolders.add(q);
+  let prev = '';
+  for (const p of tgt.keys()) {
+    // A run of paths in one folder adds its folders once.
+    if (sameFolder(p, prev)) continue;
+    prev = p;
+    for (const q of parentsOf(p)) targetFolders.add(q);
+  }
   for (const [p, e] of tgt) if (e.kind === 'dir') targetFolders.add(p);
 
   const isDirKind = (e: TreeEntry | undefined) => e?.kind === 'dir';
@@ -274,31 +183,18 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     writes.push(t);
   }
 
-  // A folder the target replaces by a file or symlink: every entry in it
-  // must be a tracked one this pull removes (merge has already made a local
-  // un-pushed change there a conflict); anything hoard does not sync
-  // (ignored files, a nested .hoard/) would be lost, so it stops the pull.
-  const replacedFolders = new Set<string>();
-  for (const e of writes) {
-    if (e.kind === 'dir' || removals.has(e.path)) continue;
-    const st = lstatOrUndefined(join(root, e.path));
-    if (!st?.isDirectory()) continue;
-    const stray = await untrackedInside(root, e.path, (q) => removals.has(q) && cur.get(q)?.kind !== 'dir');
-    if (stray !== undefined)
-      unsafe(
-        e.path,
-        `the local folder it replaces holds ${JSON.stringify(stray)}, which is not synced here (ignored or hoard state) and would be lost`,
-      );
-    replacedFolders.add(e.path);
-  }
-  const inReplaced = (p: string) =>
-    replacedFolders.size > 0 && parentsOf(p).some((q) => replacedFolders.has(q));
-
   // Pre-flight: nothing is written unless every write can land safely.
+  // First every parent folder of every path, each once: a real folder, or
+  // absent (then nothing under it exists to be in the way: a restore into an
+  // empty folder looks at each of its folders once, not at each file).
   const checkedParents = new Set<string>();
-  /** Parents found absent: nothing under them exists to be in the way (a restore into an empty folder). */
   const absentParents = new Set<string>();
-  for (const e of [...writes, ...chmods]) {
+  const changes = [...writes, ...chmods];
+  prev = '';
+  for (const e of changes) {
+    // The same folder as the entry before: the same parents, already checked.
+    if (sameFolder(e.path, prev)) continue;
+    prev = e.path;
     let underAbsent = false;
     for (const q of parentsOf(e.path)) {
       if (checkedParents.has(q)) {
@@ -315,18 +211,47 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
       if (st.isDirectory() || removals.has(q)) continue;
       unsafe(e.path, `${q} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'} in the local directory`);
     }
-    if (underAbsent) continue;
+  }
+  /** What is at each changed path now (lstat), for the paths whose folder exists. */
+  const present = new Map<string, Stats>();
+  for (const e of changes) {
+    const slash = e.path.lastIndexOf('/');
+    if (slash !== -1 && absentParents.has(e.path.slice(0, slash))) continue;
     const st = lstatOrUndefined(join(root, e.path));
+    if (st) present.set(e.path, st);
+  }
+
+  // A folder the target replaces by a file or symlink: every entry in it
+  // must be a tracked one this pull removes (merge has already made a local
+  // un-pushed change there a conflict); anything hoard does not sync
+  // (ignored files, a nested .hoard/) would be lost, so it stops the pull.
+  const replacedFolders = new Set<string>();
+  for (const e of writes) {
+    if (e.kind === 'dir' || removals.has(e.path) || !present.get(e.path)?.isDirectory()) continue;
+    const stray = await untrackedInside(root, e.path, (q) => removals.has(q) && cur.get(q)?.kind !== 'dir');
+    if (stray !== undefined)
+      unsafe(
+        e.path,
+        `the local folder it replaces holds ${JSON.stringify(stray)}, which is not synced here (ignored or hoard state) and would be lost`,
+      );
+    replacedFolders.add(e.path);
+  }
+  const inReplaced = (p: string) =>
+    replacedFolders.size > 0 && parentsOf(p).some((q) => replacedFolders.has(q));
+
+  for (const e of changes) {
+    const st = present.get(e.path);
     if (st?.isDirectory() && e.kind !== 'dir' && !removals.has(e.path) && !replacedFolders.has(e.path))
       unsafe(e.path, 'a local folder is in the way');
     if (st && !st.isDirectory() && e.kind === 'dir' && !removals.has(e.path))
       unsafe(e.path, 'a local file is in the way');
   }
+  present.clear();
 
   let filesDeleted = 0;
   const deleted = new Set<string>();
   const remove = async (p: string) => {
-    if (!(await parentsAreFolders(root, p))) return;
+    if (!parentsAreFolders(root, p)) return;
     const abs = join(root, p);
     const st = lstatOrUndefined(abs);
     if (!st) return;
@@ -352,21 +277,22 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   // What is left of a replaced folder is folders only (the pre-flight
   // checked); anything that appeared since stops the pull before it is lost.
   for (const p of deepestFirst([...replacedFolders])) {
-    if (!(await parentsAreFolders(root, p))) continue;
+    if (!parentsAreFolders(root, p)) continue;
     await removeEmptyFolders(root, p);
     cache.delete(p);
   }
 
   // Folders and symlinks.
+  const folders = new FolderGuard(root);
   const touchedDirs = new Set<string>();
   for (const e of writes) {
     if (e.kind === 'dir') {
-      ensureParents(root, e.path);
+      folders.ensureParents(e.path);
       await mkdir(join(root, e.path)).catch((err) => {
         if (!isErrno(err, 'EEXIST')) throw err;
       });
     } else if (e.kind === 'symlink') {
-      const parent = ensureParents(root, e.path);
+      const parent = folders.ensureParents(e.path);
       const tmp = join(parent, tempName());
       await symlink(e.target, tmp);
       try {
@@ -392,7 +318,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   const totalBytes = [...groups.values()].reduce((n, g) => n + g[0].size, 0);
   const flight = new SingleFlight<Digest, void>();
   /** Files written or chmod-ed, with the time just after (their ctime cannot be later unless someone else changed them). */
-  const written: { entry: FileEntry; doneAt: number }[] = [];
+  const written: WrittenFile[] = [];
 
   /** One read buffer for small local copies: each is read, hashed and written without an await in between. */
   let copyBuf: Buffer | undefined;
@@ -500,7 +426,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     let firstMode: number | undefined;
     try {
       for (const entry of entries) {
-        const parent = ensureParents(root, entry.path);
+        const parent = folders.ensureParents(entry.path);
         const tmp = join(parent, tempName());
         const exec = entry.kind === 'exec';
         if (temps.length === 0) {
@@ -520,7 +446,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
         touchedDirs.add(parent);
       }
       for (const { tmp, entry } of temps) {
-        ensureParents(root, entry.path);
+        folders.ensureParents(entry.path);
         renameSync(tmp, join(root, entry.path));
         written.push({ entry, doneAt: Date.now() });
       }
@@ -544,88 +470,23 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     if (size <= DEFAULTS.blobBatchFileBytes && local === undefined) batched.push({ digest, size });
     else individual.push([digest, entries]);
   }
-  type Temp = { tmp: string; entry: FileEntry; fd: number; published: boolean };
-  const recentFolders: RecentFolders = new Map();
-  /** Closes what is open and removes what was not renamed into place. */
-  const cleanup = (temps: Temp[]) => {
-    for (const t of temps) {
-      if (t.fd >= 0) {
-        try {
-          closeSync(t.fd);
-        } catch {}
-        t.fd = -1;
-      }
-      if (!t.published)
-        try {
-          unlinkSync(t.tmp);
-        } catch {}
-    }
-  };
-  /**
-   * Renames temps into place. `recheck`: the parents are checked again
-   * first, because time passed since the temp was written (an fsync); right
-   * after the synchronous write nothing of ours ran in between, and the
-   * check just made stands.
-   */
-  const publish = (temps: Temp[], recheck: boolean) => {
-    for (const t of temps) {
-      if (recheck) ensureParents(root, t.entry.path, recentFolders);
-      renameSync(t.tmp, join(root, t.entry.path));
-      t.published = true;
-      written.push({ entry: t.entry, doneAt: Date.now() });
-    }
-  };
-  const fsyncing = new Set<Promise<void>>();
+  const writer = new SmallFileWriter({
+    root,
+    folders,
+    fsync,
+    inPlace: !fsync,
+    written,
+    diskFull: localDiskFull,
+  });
+  // A big restore without fsync hands its small files to a worker thread
+  // (threaded-writer.ts): their system calls then overlap the downloads.
+  // (Started inside the try below, so it is always stopped.)
+  let threaded: ThreadedFileWriter | undefined;
+  const useThread = !fsync && (input.writerThread ?? batched.length >= WRITER_THREAD_MIN_BLOBS);
   const writeBatched = async (digest: Digest, bytes: Buffer): Promise<void> => {
     const entries = groups.get(digest)!;
-    const temps: Temp[] = [];
-    let handedOver = false;
-    try {
-      for (const entry of entries) {
-        const parent = ensureParents(root, entry.path, recentFolders);
-        const t: Temp = { tmp: join(parent, tempName()), entry, fd: -1, published: false };
-        try {
-          t.fd = openSync(t.tmp, 'wx', entry.kind === 'exec' ? 0o777 : 0o666);
-          temps.push(t);
-          touchedDirs.add(parent);
-          for (let off = 0; off < bytes.byteLength; ) off += writeSync(t.fd, bytes, off);
-          if (!fsync) {
-            const fd = t.fd;
-            t.fd = -1;
-            // close can report a deferred write error (NFS): thrown like the write's.
-            closeSync(fd);
-          }
-        } catch (err) {
-          if (isNoSpaceErrno(err)) throw localDiskFull(t.tmp, err);
-          throw err;
-        }
-      }
-      if (!fsync) publish(temps, temps.length > 1);
-      else {
-        // At most syncFsyncInFlight blobs' fsyncs pending: the next record waits for room.
-        while (fsyncing.size >= DEFAULTS.syncFsyncInFlight) await Promise.race(fsyncing);
-        const mine = temps.splice(0);
-        handedOver = true;
-        const job = (async () => {
-          try {
-            for (const t of mine) {
-              await fsyncFd(t.fd);
-              const fd = t.fd;
-              t.fd = -1;
-              closeSync(fd);
-            }
-            publish(mine, true);
-          } finally {
-            cleanup(mine);
-          }
-        })();
-        const tracked: Promise<void> = job.finally(() => fsyncing.delete(tracked));
-        tracked.catch(() => {}); // seen by the race above or the settle below
-        fsyncing.add(tracked);
-      }
-    } finally {
-      if (!handedOver) cleanup(temps);
-    }
+    await (threaded ?? writer).write(entries, bytes);
+    if (fsync) for (const e of entries) touchedDirs.add(dirname(join(root, e.path)));
     progress.bytes(bytes.byteLength);
     progress.blobDone({ digest, size: bytes.byteLength, path: entries[0].path });
     filesDownloaded++;
@@ -649,6 +510,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     });
   progress.start('pull', groups.size, totalBytes);
   try {
+    if (useThread) threaded = new ThreadedFileWriter({ root, written, diskFull: localDiskFull });
     const results = await Promise.allSettled([
       stopOnFailure(
         readMany(
@@ -660,9 +522,12 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
             else return writeBatched(rec.digest, rec.bytes);
           },
           { concurrency: input.concurrency ?? DEFAULTS.transferConcurrency, signal: stop.signal },
-        ).catch((err) => {
-          throw batchError(err);
-        }),
+        ).then(
+          () => threaded?.finish(),
+          (err) => {
+            throw batchError(err);
+          },
+        ),
       ),
       stopOnFailure(
         forEachLimit(individual, input.concurrency ?? DEFAULTS.transferConcurrency, ([digest, entries]) => {
@@ -671,18 +536,19 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
         }),
       ),
     ]);
-    const settled = await Promise.allSettled(fsyncing);
+    const settled = await writer.settle();
     // The first failure is the abort's reason (the other path then failed by the abort).
     if (stop.signal.aborted) throw stop.signal.reason;
     const failure = [...results, ...settled].find((r) => r.status === 'rejected');
     if (failure) throw (failure as PromiseRejectedResult).reason;
   } finally {
+    await threaded?.close();
     progress.stop();
   }
   if (missing.length > 0) throw missingBlobsError(input.ref, remote.url, missing, 'pull');
 
   for (const e of chmods) {
-    ensureParents(root, e.path);
+    folders.ensureParents(e.path);
     const abs = join(root, e.path);
     const st = await lstat(abs);
     if (st.isFile()) await chmod(abs, execMode(st.mode, e.kind === 'exec'));
@@ -697,7 +563,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     for (const q of parentsOf(p))
       if (!targetFolders.has(q) && !replacedFolders.has(q) && !inReplaced(q)) emptied.add(q);
   for (const q of deepestFirst([...emptied])) {
-    if (!(await parentsAreFolders(root, q))) continue;
+    if (!parentsAreFolders(root, q)) continue;
     const st = lstatOrUndefined(join(root, q));
     if (st?.isDirectory()) await rmdir(join(root, q)).catch(() => {});
   }
@@ -706,7 +572,12 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
 
   // Record the puller's own stat values, so the next push re-reads nothing.
   const now = Date.now();
-  for (const { entry, doneAt } of written) {
+  for (const { entry, doneAt, key } of written) {
+    // Written in place: its own fstat right after the write.
+    if (key) {
+      cache.set(entry.path, key, entry.digest, now);
+      continue;
+    }
     const st = lstatSync(join(root, entry.path), { bigint: true, throwIfNoEntry: false });
     // Changed by someone else since we wrote it: leave it uncached, the next scan hashes it.
     if (!st?.isFile() || st.ctimeNs > BigInt(doneAt + 1) * 1_000_000n) continue;

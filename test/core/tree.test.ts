@@ -98,6 +98,34 @@ describe('tree', () => {
     );
   });
 
+  it('decodes exactly what it encodes, lines read in place and lines parsed alike', () => {
+    const entries: TreeEntry[] = [
+      file('A'),
+      file('a-b/c', 0),
+      file('a.d/"quoted"'),
+      file('a.d/tab\there'),
+      file('a.d/del\u007f'),
+      { path: 'a/x.sh', kind: 'exec', size: Number.MAX_SAFE_INTEGER, digest: d },
+      { path: 'a/y', kind: 'symlink', target: '../a-b/c' },
+      { path: 'a/z', kind: 'dir' },
+      file('caf\u00e9/menu'),
+      file('caf\u00e9/z', 1234567890),
+      file('zz/\u{1f600}'),
+      file('zz/~plain', 10),
+    ];
+    const bytes = encodeTree(entries);
+    const decoded = decodeTree(bytes).entries;
+    assert.deepEqual(encodeTree(decoded), bytes);
+    assert.deepEqual(
+      [...decoded].map((e) => e.path),
+      [...entries].map((e) => e.path).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+    );
+    assert.equal(
+      (decoded.find((e) => e.path === 'a/x.sh') as { size: number }).size,
+      Number.MAX_SAFE_INTEGER,
+    );
+  });
+
   it('decoding untrusted bytes validates everything and insists on canonical form', () => {
     const cases = invalidTreeTexts(encodeTree([file('a'), file('b')]).toString(), d);
     for (const bytes of cases) {

@@ -130,6 +130,20 @@ describe('HttpBlobStore.readMany against a hostile server', () => {
     assert.deepEqual(got.at(-1), { digest: absent.digest, status: 'missing' });
   });
 
+  it("the consumer's own failure comes out as itself, not as a response cut short", async () => {
+    answer = honest;
+    const mine = Object.assign(new RangeError('the consumer broke'), { marker: 1 });
+    let calls = 0;
+    await assert.rejects(
+      store.readMany([put(10), put(20)], () => {
+        calls++;
+        throw mine;
+      }),
+      (err) => err === mine,
+    );
+    assert.equal(calls, 1);
+  });
+
   it('batches stay within the digest and byte limits; several go at once', async () => {
     answer = honest;
     asked.length = 0;

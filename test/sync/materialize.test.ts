@@ -56,4 +56,43 @@ describe('materialize', () => {
       await work.cleanup();
     }
   });
+
+  it("refuses a target path with hoard's state folder or a temp name anywhere in it, and only those", async () => {
+    const work = await tempDir();
+    const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href, { create: true });
+    try {
+      const content = Buffer.from('x');
+      const digest = sha256(content);
+      await remote.blobs.write(digest, Readable.from([content]));
+      let n = 0;
+      const run = async (path: string) => {
+        const root = join(work.dir, `root-${n++}`);
+        await mkdir(root);
+        return materialize({
+          root,
+          current: normalizeTree([]),
+          target: normalizeTree([{ path, kind: 'file', size: 1, digest }]),
+          localByDigest: new Map(),
+          remote,
+          ref: 'test/materialize',
+          cache: await StatCache.load(work.dir),
+          progress: noProgress,
+        });
+      };
+      for (const bad of [
+        '.hoard',
+        '.hoard/x',
+        'a/.hoard',
+        'a/.hoard/x',
+        'a/b/.hoard/c/d',
+        'a/.hoard-1-2.tmp',
+      ])
+        await assert.rejects(run(bad), { code: 'HOARD_EPATH_INVALID' }, bad);
+      for (const fine of ['a.hoard', '.hoardx/y', 'a/x.hoard/b', 'a/.hoard-1-2.tmp.txt', 'x.hoard'])
+        assert.equal((await run(fine)).filesWritten, 1, fine);
+    } finally {
+      await remote.close();
+      await work.cleanup();
+    }
+  });
 });

@@ -1,0 +1,237 @@
+// Writing small files from verified bytes in memory: the batched half of
+// materialize(). Each blob arrives whole and verified (readMany); its files
+// are written right there with synchronous calls — page-cached writes of a
+// few KiB cost microseconds, a thread-pool hand-off per call and a stream
+// per file cost more than the write.
+//
+// Two ways a file lands:
+//
+// - **Temp name, then rename** (the rule everywhere else): the bytes go to a
+//   new temp file in the file's own folder, which is renamed over the final
+//   name. With fsync on, the fsyncs run in the thread pool (a bounded number
+//   at once) and the renames follow them, so a crash never publishes a torn
+//   file: each file is old or new.
+//
+// - **In place** (`inPlace`, only with fsync off — a cache restore): in a
+//   folder this materialize created itself (FolderGuard.created) the file is
+//   created under its final name with O_CREAT|O_EXCL|O_NOFOLLOW and written
+//   there: two directory operations fewer per file (the temp's create and
+//   the rename), a third of a cold restore's kernel time. Why that is safe:
+//     - nothing is overwritten: the folder was empty when our mkdir made it,
+//       and O_EXCL fails if anything (a file, a planted symlink) has the name
+//       since; then the file goes the temp-and-rename way like any other;
+//     - the bytes are the verified ones (readMany hands over nothing else),
+//       so no unverified byte ever lands under a final name;
+//     - a failed write (disk full) removes the file it created;
+//     - a crash mid-write can leave a short file under its final name,
+//       which "old or new" allows only because "old" was "absent" and the
+//       caller's contract says so (MaterializeInput.fsync: no fsync, as tar).
+//       Nothing vouches for such a file: its stat is recorded in the stat
+//       cache only in memory, and the cache is saved after the whole
+//       materialize, so the next scan hashes it (no entry) and the next
+//       restore rewrites it (the entry wins). Pull (fsync on) never writes
+//       in place: its next run would see a torn file as a local edit.
+//   The stat recorded is the file's own fstat after its write (no second
+//   lookup by path at the end).
+
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsync as fsyncCb,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DEFAULTS } from '../core/defaults.ts';
+import { isNoSpaceErrno } from '../core/errors.ts';
+import type { FileEntry } from '../core/tree.ts';
+import { isErrno, tempName } from '../store/fs-atomic.ts';
+import type { FolderGuard } from './local-folders.ts';
+import { type StatKey, statKeyOf } from './stat-cache.ts';
+
+const fsyncFd = promisify(fsyncCb);
+
+const IN_PLACE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** A file materialize wrote (or changed the mode of), for the stat cache. */
+export interface WrittenFile {
+  entry: FileEntry;
+  /** Date.now() just after: its ctime cannot be later unless someone else changed it. */
+  doneAt: number;
+  /** Its stat right after the write (fstat), when taken then; else looked up by path at the end. */
+  key?: StatKey;
+}
+
+export interface SmallFileWriterOptions {
+  root: string;
+  folders: FolderGuard;
+  fsync: boolean;
+  /** Create files in folders this materialize made under their final names (only without fsync). */
+  inPlace: boolean;
+  /** Every file landed is pushed here. */
+  written: WrittenFile[];
+  /** The error for a full local disk while writing `path`. */
+  diskFull: (path: string, cause: unknown) => Error;
+}
+
+type Temp = { tmp: string; entry: FileEntry; fd: number; published: boolean };
+
+export function fileMode(entry: FileEntry): number {
+  return entry.kind === 'exec' ? 0o777 : 0o666;
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
+}
+
+export class SmallFileWriter {
+  readonly #o: SmallFileWriterOptions;
+  readonly #inPlace: boolean;
+  /** Files fsyncing in the thread pool (fsync on), each renamed once its fsync is done. */
+  readonly #fsyncing = new Set<Promise<void>>();
+  /** Files created in place. */
+  filesInPlace = 0;
+
+  constructor(opts: SmallFileWriterOptions) {
+    this.#o = opts;
+    this.#inPlace = opts.inPlace && !opts.fsync;
+  }
+
+  /** Writes `bytes` (verified) to every entry; resolves once there is room for the next blob. */
+  async write(entries: readonly FileEntry[], bytes: Buffer): Promise<void> {
+    const { folders } = this.#o;
+    const temps: Temp[] = [];
+    let handedOver = false;
+    try {
+      for (const entry of entries) {
+        const parent = folders.ensureParents(entry.path, true);
+        if (this.#inPlace && folders.created(parent) && this.#writeInPlace(entry, parent, bytes)) continue;
+        const t: Temp = { tmp: join(parent, tempName()), entry, fd: -1, published: false };
+        try {
+          t.fd = openSync(t.tmp, 'wx', fileMode(entry));
+          temps.push(t);
+          writeAll(t.fd, bytes);
+          if (!this.#o.fsync) {
+            const fd = t.fd;
+            t.fd = -1;
+            // close can report a deferred write error (NFS): thrown like the write's.
+            closeSync(fd);
+          }
+        } catch (err) {
+          if (isNoSpaceErrno(err)) throw this.#o.diskFull(t.tmp, err);
+          throw err;
+        }
+      }
+      if (temps.length === 0) return;
+      // Right after the synchronous writes nothing of ours ran in between and
+      // the folder check just made stands; with several files, time passed.
+      if (!this.#o.fsync) this.#publish(temps, temps.length > 1);
+      else {
+        // At most syncFsyncInFlight blobs' fsyncs pending: the next record waits for room.
+        while (this.#fsyncing.size >= DEFAULTS.syncFsyncInFlight) await Promise.race(this.#fsyncing);
+        const mine = temps.splice(0);
+        handedOver = true;
+        const job = (async () => {
+          try {
+            for (const t of mine) await fsyncFd(t.fd);
+            // Still open: each file's stat is taken from its descriptor once
+            // renamed (a rename changes the ctime), and closed after that —
+            // the fsync has already reported any write error.
+            this.#publish(mine, true);
+          } finally {
+            cleanup(mine);
+          }
+        })();
+        const tracked: Promise<void> = job.finally(() => this.#fsyncing.delete(tracked));
+        tracked.catch(() => {}); // seen by the race above or by settle()
+        this.#fsyncing.add(tracked);
+      }
+    } finally {
+      if (!handedOver) cleanup(temps);
+    }
+  }
+
+  /** Waits for every pending fsync and rename; the results of those that ran. */
+  settle(): Promise<PromiseSettledResult<void>[]> {
+    return Promise.allSettled(this.#fsyncing);
+  }
+
+  /**
+   * Creates `entry` under its final name and writes it; false when the name
+   * is taken (the caller writes it by temp and rename). A failed write
+   * removes what it created.
+   */
+  #writeInPlace(entry: FileEntry, parent: string, bytes: Buffer): boolean {
+    // parent is the root joined with the path's folder (a created folder is never the root itself).
+    const abs = parent + entry.path.slice(entry.path.lastIndexOf('/'));
+    let fd: number;
+    try {
+      fd = openSync(abs, IN_PLACE_FLAGS, fileMode(entry));
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) return false;
+      if (isNoSpaceErrno(err)) throw this.#o.diskFull(abs, err);
+      throw err;
+    }
+    let key: StatKey;
+    try {
+      try {
+        writeAll(fd, bytes);
+        key = statKeyOf(fstatSync(fd, { bigint: true }));
+      } finally {
+        // close can report a deferred write error (NFS): thrown like the write's.
+        closeSync(fd);
+      }
+    } catch (err) {
+      try {
+        unlinkSync(abs);
+      } catch {}
+      if (isNoSpaceErrno(err)) throw this.#o.diskFull(abs, err);
+      throw err;
+    }
+    this.#o.written.push({ entry, doneAt: Date.now(), key });
+    this.filesInPlace++;
+    return true;
+  }
+
+  /**
+   * Renames temps into place; `recheck`: their folders are checked again
+   * first (time passed since). A temp still open (fsynced) has its stat
+   * taken from the descriptor after the rename, then is closed.
+   */
+  #publish(temps: Temp[], recheck: boolean): void {
+    const { root, folders, written } = this.#o;
+    for (const t of temps) {
+      if (recheck) folders.ensureParents(t.entry.path, true);
+      renameSync(t.tmp, join(root, t.entry.path));
+      t.published = true;
+      let key: StatKey | undefined;
+      if (t.fd >= 0) {
+        key = statKeyOf(fstatSync(t.fd, { bigint: true }));
+        const fd = t.fd;
+        t.fd = -1;
+        closeSync(fd);
+      }
+      written.push({ entry: t.entry, doneAt: Date.now(), key });
+    }
+  }
+}
+
+/** Closes what is open and removes what was not renamed into place. */
+function cleanup(temps: Temp[]): void {
+  for (const t of temps) {
+    if (t.fd >= 0) {
+      try {
+        closeSync(t.fd);
+      } catch {}
+      t.fd = -1;
+    }
+    if (!t.published)
+      try {
+        unlinkSync(t.tmp);
+      } catch {}
+  }
+}
