@@ -404,6 +404,8 @@ export function fileDigestsOfTreeBytes(bytes: Uint8Array): Set<Digest> {
     at = b.indexOf(DIGEST_KEY, start + DIGEST_CHARS);
   }
   return out;
+}
+
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 const FILE_HEAD = Buffer.from('{"path":"', 'latin1');
 const KIND_FILE = Buffer.from('","kind":"file","size":', 'latin1');
