@@ -158,6 +158,12 @@ export const DEFAULTS = {
    * frame's 32-bit lengths.
    */
   blobBatchMaxBytes: 64 * MiB,
+  /**
+   * Largest blob one record of POST /v1/blobs/batch-upload may carry: the
+   * server gathers a record in memory to verify it before storing it, so
+   * this bounds that memory per request (bigger blobs go by PUT).
+   */
+  blobUploadRecordMaxBytes: 1 * MiB,
   /** Disk tier bound; 0 means unbounded. */
   maxDiskBytes: 0,
   /** How long SIGTERM waits for in-flight requests before exiting. */
