@@ -45,7 +45,8 @@ export interface StoredBlob {
  * every blob). After a failure, flush() still settles what was added.
  */
 export interface ServingWriteBatch {
-  add(digest: Digest, bytes: Buffer): Promise<void>;
+  /** The blob's entry in flush()'s answer (its `created` final once flush() resolved). */
+  add(digest: Digest, bytes: Buffer): Promise<StoredBlob>;
   flush(): Promise<StoredBlob[]>;
   /** Waits for what is in flight and drops the rest; never throws. */
   abort(): Promise<void>;

@@ -136,7 +136,9 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
           totalBytes: ctx.config.blobBatchMaxBytes,
           records: DEFAULTS.blobBatchMaxDigests,
         },
-        (digest, bytes) => batch.add(digest, bytes),
+        async (digest, bytes) => {
+          await batch.add(digest, bytes);
+        },
       );
       if (n === 0) throw new HoardError('HOARD_EBAD_REQUEST', 'a batched upload carries at least one blob');
     } catch (err) {
