@@ -24,7 +24,7 @@ import type {
   WriteResult,
 } from '../store/blob-store.ts';
 import { resolveRange } from '../store/blob-store.ts';
-import { defaultBatchLimits, HttpBlobBatchReader } from './http-blob-batch.ts';
+import { HttpBlobBatchReader } from './http-blob-batch.ts';
 import { HttpBlobUploadBatch, type UploadSupport } from './http-blob-upload.ts';
 import { discard, type HoardHttpClient, type HttpResponse, header, readJson } from './http-client.ts';
 
@@ -145,7 +145,12 @@ export class HttpBlobStore implements BlobStore, UploadBatchingBlobStore {
 
   /** Small blobs known to be missing, sent in framed batches (http-blob-upload.ts). */
   uploadBatch(opts: { signal?: AbortSignal } = {}): HttpBlobUploadBatch {
-    return new HttpBlobUploadBatch(this.#http, this, this.#uploads, defaultBatchLimits(), opts.signal);
+    const limits = {
+      digests: DEFAULTS.blobUploadDigests,
+      bytes: DEFAULTS.blobUploadBytes,
+      concurrency: DEFAULTS.blobBatchConcurrency,
+    };
+    return new HttpBlobUploadBatch(this.#http, this, this.#uploads, limits, opts.signal);
   }
 
   async delete(digest: Digest): Promise<boolean> {
