@@ -6,7 +6,13 @@
 // while a 1 GiB blob is uploaded and downloaded.
 //
 //   node bench/server.ts [--duration 5] [--rounds 3] [--json FILE] [--skip-turbo] [--skip-rss]
-//                        [--log-level LEVEL]
+//                        [--log-level LEVEL] [--base DIR] [--cols 'GET 4KiB,PUT 4KiB']
+//                        [--skip-nginx] [--skip-memory]
+//
+// --base DIR adds an older hoard (an unpacked tree with bin/hoard.js, e.g.
+// `git archive <commit> | tar -x -C DIR` and node_modules linked in) as one
+// more contender, its disk tier: before and after in one alternated run.
+// --cols runs only the columns named (while iterating).
 //
 // hoard runs at its default log level (info: one log line per request, as
 // an operator runs it) unless --log-level says otherwise.
@@ -44,6 +50,10 @@ const DURATION = Number(opt('--duration', '5'));
 const ROUNDS = Number(opt('--rounds', '3'));
 const JSON_OUT = opt('--json', '');
 const LOG_LEVEL = opt('--log-level', '');
+const BASE = opt('--base', '');
+const COLS = opt('--cols', 'GET 4KiB,GET 8MiB,PUT 4KiB,PUT 1MiB')
+  .split(',')
+  .map((c) => c.trim());
 const DEPS = process.env.HOARD_BENCH_DEPS ?? '/tmp/hoard-bench-deps';
 const MiB = 1024 * 1024;
 
@@ -171,10 +181,15 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function startHoard(dir: string, name: string, extra: string[]): Promise<Target & { pid: number }> {
+async function startHoard(
+  dir: string,
+  name: string,
+  extra: string[],
+  bin = BIN,
+): Promise<Target & { pid: number }> {
   const port = await freePort();
   const c = start(process.execPath, [
-    BIN,
+    bin,
     'serve',
     '--listen',
     `127.0.0.1:${port}`,
@@ -379,10 +394,22 @@ async function main(): Promise<void> {
     const hoardDisk = await startHoard(join(tmp, 'hoard-disk'), 'hoard (disk tier)', ['--max-memory', '0']);
     targets.push(hoardDisk);
     for (const f of [small, large]) await putLoadOne(hoardDisk, f);
-    const hoardMem = await startHoard(join(tmp, 'hoard-mem'), 'hoard (memory tier)', []);
-    targets.push(hoardMem);
-    for (const f of [small, large]) await putLoadOne(hoardMem, f);
-    targets.push(await startNginx(join(tmp, 'nginx'), [small, large]));
+    if (BASE) {
+      const base = await startHoard(
+        join(tmp, 'hoard-base'),
+        'hoard base (disk tier)',
+        ['--max-memory', '0'],
+        join(BASE, 'bin', 'hoard.js'),
+      );
+      targets.push(base);
+      for (const f of [small, large]) await putLoadOne(base, f);
+    }
+    if (!flag('--skip-memory')) {
+      const hoardMem = await startHoard(join(tmp, 'hoard-mem'), 'hoard (memory tier)', []);
+      targets.push(hoardMem);
+      for (const f of [small, large]) await putLoadOne(hoardMem, f);
+    }
+    if (!flag('--skip-nginx')) targets.push(await startNginx(join(tmp, 'nginx'), [small, large]));
     if (!flag('--skip-turbo')) {
       const turbo = await startTurbo(join(tmp, 'turbo'), [small, large]);
       if (turbo) targets.push(turbo);
@@ -394,10 +421,10 @@ async function main(): Promise<void> {
         process.stderr.write(`round ${round + 1}/${ROUNDS}: ${t.name}…\n`);
         const r = (rounds[t.name] ??= {});
         const add = (col: string, x: WrkResult) => (r[col] ??= []).push(x);
-        add('GET 4KiB', await wrk(t.get(sha(small)), 64, t.headers));
-        add('GET 8MiB', await wrk(t.get(sha(large)), 8, t.headers));
-        add('PUT 4KiB', await putLoad(t.put, 4096, 4000, 32, t.headers));
-        add('PUT 1MiB', await putLoad(t.put, MiB, 300, 8, t.headers));
+        if (COLS.includes('GET 4KiB')) add('GET 4KiB', await wrk(t.get(sha(small)), 64, t.headers));
+        if (COLS.includes('GET 8MiB')) add('GET 8MiB', await wrk(t.get(sha(large)), 8, t.headers));
+        if (COLS.includes('PUT 4KiB')) add('PUT 4KiB', await putLoad(t.put, 4096, 4000, 32, t.headers));
+        if (COLS.includes('PUT 1MiB')) add('PUT 1MiB', await putLoad(t.put, MiB, 300, 8, t.headers));
       }
     }
     for (const t of targets) await t.stop();
@@ -408,7 +435,7 @@ async function main(): Promise<void> {
         results[name][col] = [...xs].sort((a, b) => a.rps - b.rps)[(xs.length - 1) >> 1];
     }
 
-    const cols = ['GET 4KiB', 'GET 8MiB', 'PUT 4KiB', 'PUT 1MiB'];
+    const cols = ['GET 4KiB', 'GET 8MiB', 'PUT 4KiB', 'PUT 1MiB'].filter((c) => COLS.includes(c));
     const lines = [
       `| server | ${cols.map((c) => `${c} req/s (MiB/s)`).join(' | ')} |`,
       `|---|${cols.map(() => '---').join('|')}|`,

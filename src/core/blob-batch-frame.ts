@@ -148,3 +148,130 @@ export async function readBatchFrames(
       `batched blob read cut short after ${index} of ${wants.length} records`,
     );
 }
+
+// ---- uploads (POST /v1/blobs/batch-upload) ----------------------------------
+//
+// The same record heads, the other way: an 8-byte magic of its own (a read
+// response replayed as an upload is refused at its first byte), then one
+// "present" record per blob (head + bytes) until the body ends. The reader
+// below is the server's: it trusts nothing either — a record's length is
+// checked against the per-record and per-request bounds before a byte of it
+// is gathered (so a hostile length never allocates more than the bound), its
+// bytes must hash to its digest before they are handed over, and a body that
+// ends inside a record is HOARD_ETRUNCATED. Bytes reach the caller only whole
+// and verified, so a cut or lying stream publishes nothing unverified.
+
+export const UPLOAD_MAGIC = Buffer.from('HOARDBU1', 'latin1');
+export const UPLOAD_CONTENT_TYPE = 'application/vnd.hoard.blob-upload.v1';
+
+export interface UploadLimits {
+  /** Largest record. */
+  recordBytes: number;
+  /** Most blob bytes in one request. */
+  totalBytes: number;
+  /** Most records in one request. */
+  records: number;
+}
+
+/** The framed body of an upload (the client's side): magic, then head + bytes per blob. */
+export function uploadFrames(blobs: readonly { digest: Digest; bytes: Uint8Array }[]): Buffer[] {
+  const out: Buffer[] = [UPLOAD_MAGIC];
+  for (const b of blobs) {
+    out.push(recordHead(b.digest, BatchStatus.present, b.bytes.byteLength));
+    out.push(Buffer.from(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength));
+  }
+  return out;
+}
+
+function badUpload(message: string): HoardError {
+  return new HoardError('HOARD_EBAD_REQUEST', `batched blob upload: ${message}`);
+}
+
+/**
+ * Reads an upload body, calling `each` with every record's verified bytes
+ * (a fresh buffer the callee may keep), awaited before the next record is
+ * read. Throws on the first violation; records before it have been handed
+ * over, nothing after. Returns how many records there were.
+ */
+export async function readUploadFrames(
+  body: AsyncIterable<Uint8Array>,
+  limits: UploadLimits,
+  each: (digest: Digest, bytes: Buffer) => void | Promise<void>,
+): Promise<number> {
+  let magicSeen = 0;
+  const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
+  let headFill = 0;
+  let records = 0;
+  let total = 0;
+  /** The record being gathered: its digest and a buffer of exactly its length. */
+  let digest: Digest | undefined;
+  let bytes: Buffer | undefined;
+  let got = 0;
+
+  const finish = async () => {
+    const d = digest!;
+    const b = bytes!;
+    digest = undefined;
+    bytes = undefined;
+    got = 0;
+    const actual = sha256(b);
+    if (actual !== d) throw new DigestMismatchError(d, actual);
+    await each(d, b);
+  };
+
+  for await (const c of body) {
+    const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    let off = 0;
+    while (off < chunk.length) {
+      if (magicSeen < UPLOAD_MAGIC.length) {
+        const n = Math.min(UPLOAD_MAGIC.length - magicSeen, chunk.length - off);
+        if (!chunk.subarray(off, off + n).equals(UPLOAD_MAGIC.subarray(magicSeen, magicSeen + n)))
+          throw badUpload(`the body does not start with the upload magic (${UPLOAD_CONTENT_TYPE})`);
+        magicSeen += n;
+        off += n;
+        continue;
+      }
+      if (bytes) {
+        const n = Math.min(bytes.length - got, chunk.length - off);
+        chunk.copy(bytes, got, off, off + n);
+        off += n;
+        got += n;
+        if (got === bytes.length) await finish();
+        continue;
+      }
+      const n = Math.min(RECORD_HEAD_BYTES - headFill, chunk.length - off);
+      chunk.copy(head, headFill, off, off + n);
+      headFill += n;
+      off += n;
+      if (headFill < RECORD_HEAD_BYTES) continue;
+      headFill = 0;
+      const d = digestFromHex(head.toString('hex', 0, 32));
+      if (head[32] !== BatchStatus.present)
+        throw badUpload(`record for ${d} has status ${head[32]}; uploads carry only present records (0)`);
+      const length = head.readUInt32BE(33);
+      if (++records > limits.records)
+        throw badUpload(`more than ${limits.records} blobs in one request; split the upload`);
+      if (length > limits.recordBytes)
+        throw new HoardError(
+          'HOARD_ETOO_LARGE',
+          `batched blob upload: ${d} declares ${length} bytes, over the ${limits.recordBytes} a batched blob may have`,
+          { hint: 'upload larger blobs with PUT /v1/blobs/sha256/<hex>' },
+        );
+      total += length;
+      if (total > limits.totalBytes)
+        throw new HoardError(
+          'HOARD_ETOO_LARGE',
+          `batched blob upload: more than ${limits.totalBytes} bytes in one request`,
+          { hint: 'split the upload, or raise --max-batch-bytes on the server' },
+        );
+      digest = d;
+      bytes = Buffer.allocUnsafe(length);
+      if (length === 0) await finish();
+    }
+  }
+  if (magicSeen < UPLOAD_MAGIC.length || bytes || headFill > 0)
+    throw new HoardError('HOARD_ETRUNCATED', `batched blob upload cut short after ${records} records`, {
+      hint: 'nothing past the last whole, verified record was stored',
+    });
+  return records;
+}

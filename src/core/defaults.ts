@@ -48,6 +48,16 @@ export const DEFAULTS = {
   blobBatchDigests: 256,
   blobBatchBytes: 4 * MiB,
   blobBatchConcurrency: 4,
+  /**
+   * Batched uploads (POST /v1/blobs/batch-upload): requests of at most this
+   * many blobs and bytes (within the server's 1,000 records and 64 MiB),
+   * `blobBatchConcurrency` in flight. Bigger than the reads' batches because
+   * the server settles durability once per request (one fsync per shard
+   * folder it touched): 1,000 blobs share ~250 folder fsyncs where 256 blobs
+   * need ~160.
+   */
+  blobUploadDigests: 1000,
+  blobUploadBytes: 8 * MiB,
   /** Retries of one remote operation on transient failures (5xx, 429, timeouts, resets). */
   remoteRetries: 5,
   /** First backoff delay; doubles each retry, with full jitter. */
@@ -158,6 +168,12 @@ export const DEFAULTS = {
    * frame's 32-bit lengths.
    */
   blobBatchMaxBytes: 64 * MiB,
+  /**
+   * Largest blob one record of POST /v1/blobs/batch-upload may carry: the
+   * server gathers a record in memory to verify it before storing it, so
+   * this bounds that memory per request (bigger blobs go by PUT).
+   */
+  blobUploadRecordMaxBytes: 1 * MiB,
   /** Disk tier bound; 0 means unbounded. */
   maxDiskBytes: 0,
   /** How long SIGTERM waits for in-flight requests before exiting. */

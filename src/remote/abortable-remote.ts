@@ -13,6 +13,7 @@
 import { addAbortSignal, Readable } from 'node:stream';
 import type { BlobWant } from '../core/blob-batch-frame.ts';
 import type { Digest } from '../core/digest.ts';
+import { isUploadBatching, type UploadBatchingBlobStore } from '../store/blob-batch.ts';
 import type {
   BlobStore,
   ByteRange,
@@ -30,7 +31,7 @@ function both(signal: AbortSignal, own: AbortSignal | undefined): AbortSignal {
   return own ? AbortSignal.any([signal, own]) : signal;
 }
 
-function abortableBlobs(inner: BlobStore, signal: AbortSignal): BlobStore {
+function abortableBlobs(inner: BlobStore, signal: AbortSignal): BlobStore & Partial<UploadBatchingBlobStore> {
   return {
     description: inner.description,
     stat(digest: Digest, own?: AbortSignal) {
@@ -74,6 +75,13 @@ function abortableBlobs(inner: BlobStore, signal: AbortSignal): BlobStore {
         ) => {
           signal.throwIfAborted();
           return inner.readMany!(wants, each, { ...opts, signal: both(signal, opts.signal) });
+        }
+      : undefined,
+    // Only where the backend has it (uploadMissing writes blob by blob otherwise).
+    uploadBatch: isUploadBatching(inner)
+      ? (opts: { signal?: AbortSignal } = {}) => {
+          signal.throwIfAborted();
+          return inner.uploadBatch({ signal: both(signal, opts.signal) });
         }
       : undefined,
     close: inner.close ? () => inner.close!() : undefined,

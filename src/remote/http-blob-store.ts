@@ -2,7 +2,8 @@
 // reads are verified against the digest while they stream (a corrupted or
 // cut-short response fails at its end); uploads stream with Content-Length
 // when the size is known; "which are missing" is one POST per batch; many
-// small blobs come in framed batches (readMany, src/remote/http-blob-batch.ts).
+// small blobs come in framed batches (readMany, src/remote/http-blob-batch.ts)
+// and go in framed batches (uploadBatch, src/remote/http-blob-upload.ts).
 
 import { Readable } from 'node:stream';
 import type { BlobWant } from '../core/blob-batch-frame.ts';
@@ -10,6 +11,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError, isHoardError } from '../core/errors.ts';
 import { readAllBounded } from '../core/streams.ts';
+import type { UploadBatchingBlobStore } from '../store/blob-batch.ts';
 import type {
   BlobInfo,
   BlobStore,
@@ -23,6 +25,7 @@ import type {
 } from '../store/blob-store.ts';
 import { resolveRange } from '../store/blob-store.ts';
 import { HttpBlobBatchReader } from './http-blob-batch.ts';
+import { HttpBlobUploadBatch, type UploadSupport } from './http-blob-upload.ts';
 import { discard, type HoardHttpClient, type HttpResponse, header, readJson } from './http-client.ts';
 
 /**
@@ -32,10 +35,12 @@ import { discard, type HoardHttpClient, type HttpResponse, header, readJson } fr
  */
 const RETRY_BUFFER_BYTES = 1024 * 1024;
 
-export class HttpBlobStore implements BlobStore {
+export class HttpBlobStore implements BlobStore, UploadBatchingBlobStore {
   readonly description: string;
   readonly #http: HoardHttpClient;
   readonly #batches: HttpBlobBatchReader;
+  /** Whether the server lacks POST /v1/blobs/batch-upload (learnt from its 404). */
+  readonly #uploads: UploadSupport = { unsupported: false };
 
   constructor(http: HoardHttpClient) {
     this.#http = http;
@@ -136,6 +141,16 @@ export class HttpBlobStore implements BlobStore {
     }
     const value = (await readJson(res)) as { size?: number; created?: boolean } | undefined;
     return { created: res.status === 201, size: value?.size ?? opts.size ?? verify.hasher.size };
+  }
+
+  /** Small blobs known to be missing, sent in framed batches (http-blob-upload.ts). */
+  uploadBatch(opts: { signal?: AbortSignal } = {}): HttpBlobUploadBatch {
+    const limits = {
+      digests: DEFAULTS.blobUploadDigests,
+      bytes: DEFAULTS.blobUploadBytes,
+      concurrency: DEFAULTS.blobBatchConcurrency,
+    };
+    return new HttpBlobUploadBatch(this.#http, this, this.#uploads, limits, opts.signal);
   }
 
   async delete(digest: Digest): Promise<boolean> {

@@ -8,12 +8,14 @@
 // it warm. Eviction is the index's: it deletes from the inner store directly.
 
 import type { Digest } from '../core/digest.ts';
+import { HoardError } from '../core/errors.ts';
+import { type BatchingBlobStore, type BlobBatch, isBatching } from '../store/blob-batch.ts';
 import type { BlobStore, ByteSource, WriteOptions, WriteResult } from '../store/blob-store.ts';
 import type { BlobFileWriter, LocalBlobFiles } from '../store/local-blob-files.ts';
 import type { TierUsage, UsageReporting } from '../store/tier-usage.ts';
 import type { DiskIndex } from './disk-index.ts';
 
-export class BoundedDiskStore implements BlobStore, LocalBlobFiles, UsageReporting {
+export class BoundedDiskStore implements BlobStore, LocalBlobFiles, UsageReporting, BatchingBlobStore {
   readonly inner: BlobStore & LocalBlobFiles;
   readonly index: DiskIndex;
   readonly description: string;
@@ -66,6 +68,49 @@ export class BoundedDiskStore implements BlobStore, LocalBlobFiles, UsageReporti
       // At once after add: the index counts the blob twice until the reservation ends.
       this.index.unreserve(reserved);
     }
+  }
+
+  /**
+   * The inner store's batch with the disk bound kept: room is reserved for
+   * every blob before its bytes are written, and the blobs the batch created
+   * are counted once flush() made them durable (the reservations end then).
+   */
+  batch(): BlobBatch {
+    const inner = this.inner;
+    if (!isBatching(inner))
+      throw new HoardError('HOARD_EINTERNAL', `${this.description} does not batch writes`);
+    const batch = inner.batch();
+    const index = this.index;
+    let reserved = 0;
+    let created: { digest: Digest; size: number }[] = [];
+    const release = () => {
+      index.unreserve(reserved);
+      reserved = 0;
+    };
+    return {
+      async add(digest, bytes) {
+        await index.reserve(bytes.byteLength);
+        reserved += bytes.byteLength;
+        const res = await batch.add(digest, bytes);
+        if (res.created) created.push({ digest, size: bytes.byteLength });
+        return res;
+      },
+      async flush() {
+        try {
+          await batch.flush();
+          for (const c of created) index.add(c.digest, c.size);
+        } finally {
+          created = [];
+          release();
+        }
+      },
+      async abort() {
+        await batch.abort();
+        // Some may be linked already; the start-up reconcile counts what is on disk.
+        created = [];
+        release();
+      },
+    };
   }
 
   async createWriter(digest: Digest, size: number): Promise<BlobFileWriter> {

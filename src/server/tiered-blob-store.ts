@@ -57,8 +57,15 @@ import { type Digest, sha256, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError } from '../core/errors.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import { drain } from '../core/streams.ts';
+import { isBatching } from '../store/blob-batch.ts';
 import type { ReservingBlobCache } from '../store/blob-cache.ts';
-import { type BlobHandle, bufferHandle, type ServingBlobStore } from '../store/blob-handle.ts';
+import {
+  type BlobHandle,
+  bufferHandle,
+  type ServingBlobStore,
+  type ServingWriteBatch,
+  type StoredBlob,
+} from '../store/blob-handle.ts';
 import {
   type BlobInfo,
   type BlobStore,
@@ -71,7 +78,7 @@ import {
 } from '../store/blob-store.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import type { LocalBlobFiles } from '../store/local-blob-files.ts';
-import { readSmallBlobSync } from '../store/sync-metadata.ts';
+import { readSmallBlobSync, statSyncIfExists } from '../store/sync-metadata.ts';
 import { diskStream } from './disk-stream.ts';
 import { fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
@@ -87,6 +94,17 @@ export type DiskCheck = 'sound' | 'absent' | 'corrupt';
 
 /** Disk blobs up to this size are read in one call and sent as a buffer, not streamed. */
 const SMALL_READ_BYTES = 64 * 1024;
+
+/** Writes of a declared size up to this are gathered in memory and group-committed (#groupWrite). */
+const GROUP_WRITE_BYTES = 64 * 1024;
+
+interface WriteGroup {
+  batch: ServingWriteBatch;
+  adds: Promise<unknown>[];
+  done: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
 
 /** Observers for metrics (all optional). The disk bound is the disk store's own (bounded-disk-store.ts). */
 export interface TierHooks {
@@ -135,6 +153,11 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   readonly shared: BlobStore | undefined;
   readonly hooks: TierHooks;
   #fills = new Map<Digest, Fill>();
+  /** The group of small writes being gathered, and whether one is being flushed (#groupWrite). */
+  #group: WriteGroup | undefined;
+  #committing = false;
+  /** Blobs a write batch linked whose names are not durable yet, to its flush (writeBatch). */
+  readonly #settling = new Map<Digest, Promise<void>>();
   #stats = new SingleFlight<Digest, BlobInfo | undefined>();
   /** One verification pass of a disk file at a time per blob (ranged reads, writes). */
   #checks = new SingleFlight<Digest, DiskCheck>();
@@ -145,6 +168,8 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   readonly #sync: SyncReadGuard | undefined;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
+  /** Groups of small writes flushed (#groupWrite), since start (tests). */
+  groupCommits = 0;
   /** Corrupt disk copies found (and quarantined) since start. */
   corruptFound = 0;
 
@@ -512,6 +537,8 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
 
   /** Whether the authoritative tier has the blob (what refs and PUT decide on). */
   async hasAuthoritative(digest: Digest): Promise<boolean> {
+    const settling = this.#settling.get(digest);
+    if (settling) await settling;
     if (!this.shared) return this.disk.has(digest);
     return this.shared.has(digest);
   }
@@ -538,6 +565,13 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
    * the authoritative tier did not have the blob.
    */
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {
+    if (opts.size !== undefined && opts.size <= GROUP_WRITE_BYTES) {
+      const bytes = await gatherExactly(digest, source, opts.size, opts.signal);
+      return this.#groupWrite(digest, bytes);
+    }
+    // A batch published it and has not made its name durable yet: "already there" only once it has.
+    const settling = this.#settling.get(digest);
+    if (settling) await settling;
     // The disk copy (authoritative without a shared tier) counts only once it verifies;
     // a corrupt one is quarantined here and replaced by the uploaded bytes below.
     const check = await this.#checks.do(digest, () => this.checkDisk(digest, 'write'));
@@ -587,6 +621,174 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     return res;
   }
 
+  /**
+   * Group commit of small single writes (a PUT of a few KiB): every write
+   * that arrives while a group is being made durable joins the next group,
+   * one writeBatch() shared by all of them, so concurrent PUTs share its
+   * durability pass (one fsync per touched shard folder per group, the file
+   * fsyncs overlapping in the thread pool) instead of each paying a dozen
+   * thread-pool round trips and its own folder fsync. A write is answered
+   * only once its group's flush resolved: durable, and in the shared tier
+   * when there is one. A group that fails fails every write in it (a disk
+   * error: each client is told, nothing is reported stored).
+   */
+  async #groupWrite(digest: Digest, bytes: Buffer): Promise<WriteResult> {
+    let g = this.#group;
+    if (!g) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const done = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      done.catch(() => {}); // awaited by every write of the group; none may be left to see it
+      g = { batch: this.writeBatch(), adds: [], done, resolve, reject };
+      this.#group = g;
+    }
+    const add = g.batch.add(digest, bytes);
+    g.adds.push(add.catch(() => {}));
+    if (!this.#committing) void this.#commitGroups();
+    const result = await add;
+    await g.done;
+    return { created: result.created, size: result.size };
+  }
+
+  /** Flushes groups one after another while writes keep arriving. */
+  async #commitGroups(): Promise<void> {
+    this.#committing = true;
+    try {
+      for (let g = this.#group; g; g = this.#group) {
+        this.#group = undefined;
+        this.groupCommits++;
+        await Promise.all(g.adds);
+        try {
+          await g.batch.flush();
+          g.resolve();
+        } catch (err) {
+          g.reject(err);
+        }
+      }
+    } finally {
+      this.#committing = false;
+    }
+  }
+
+  /**
+   * Many small blobs uploaded together (POST /v1/blobs/batch-upload), their
+   * durability settled once per batch instead of once per blob: the disk
+   * tier's BlobBatch (fs-blob-batch.ts: temp file, fsync in the thread pool
+   * with bounded parallelism, link; one fsync per touched shard folder at
+   * flush), and, with a shared tier, each blob written up to it (bounded
+   * parallelism) before flush() resolves — the bucket stays authoritative.
+   *
+   * The crash windows are the file batch's: a linked name is durable only
+   * after flush(). Until then another request must not take it for stored,
+   * so a PUT, another batch, or `missing` that meets such a blob waits for
+   * this batch's flush (#settling) before answering "already there".
+   */
+  writeBatch(): ServingWriteBatch {
+    const shared = this.shared;
+    const disk = isBatching(this.disk) ? this.disk.batch() : undefined;
+    const results: StoredBlob[] = [];
+    /** Blobs this batch linked on disk: trusted, and out of #settling, once flushed. */
+    const linked: Digest[] = [];
+    const inFlight = new Set<Promise<void>>();
+    const slotWaiters: (() => void)[] = [];
+    let error: unknown;
+    let done = false;
+    let settle!: () => void;
+    const settled = new Promise<void>((r) => {
+      settle = r;
+    });
+    const throwIfFailed = () => {
+      if (error !== undefined) throw error;
+    };
+    const finish = async (flushDisk: boolean): Promise<void> => {
+      if (done) return;
+      done = true;
+      try {
+        while (inFlight.size > 0) await Promise.all(inFlight);
+        if (disk) {
+          if (flushDisk) await disk.flush();
+          else await disk.abort();
+        }
+        if (flushDisk)
+          for (const d of linked) {
+            const st = statSyncIfExists(this.disk.fileOf(d));
+            if (st) this.#trusted.add(d, fileIdentity(st));
+          }
+      } finally {
+        for (const d of linked) if (this.#settling.get(d) === settled) this.#settling.delete(d);
+        settle();
+      }
+    };
+    const track = (p: Promise<void>) => {
+      const t: Promise<void> = p
+        .catch((err: unknown) => {
+          error ??= err;
+        })
+        .finally(() => {
+          inFlight.delete(t);
+          slotWaiters.shift()?.();
+        });
+      inFlight.add(t);
+    };
+    return {
+      add: async (digest, bytes) => {
+        throwIfFailed();
+        if (done) throw new HoardError('HOARD_EINTERNAL', 'write batch already flushed');
+        // Another batch published it but has not made its name durable yet.
+        const other = this.#settling.get(digest);
+        if (other && other !== settled) await other;
+        const result: StoredBlob = { digest, size: bytes.byteLength, created: false };
+        results.push(result);
+        // A disk copy counts only once it verifies (a corrupt one is quarantined here and replaced below).
+        const check: DiskCheck = statSyncIfExists(this.disk.fileOf(digest))
+          ? await this.#checks.do(digest, () => this.checkDisk(digest, 'write'))
+          : 'absent';
+        if (check !== 'sound') {
+          if (this.memory.bytesOf(digest)) await this.memory.delete(digest);
+          if (disk) {
+            const { created } = await disk.add(digest, bytes);
+            if (created) {
+              linked.push(digest);
+              this.#settling.set(digest, settled);
+            }
+            result.created = created;
+          } else {
+            const { created } = await this.#writeDisk(digest, Readable.from([bytes]), {
+              size: bytes.byteLength,
+            });
+            result.created = created;
+          }
+        }
+        if (!shared) return result;
+        result.created = false;
+        while (inFlight.size >= DEFAULTS.transferConcurrency)
+          await new Promise<void>((r) => slotWaiters.push(r));
+        throwIfFailed();
+        track(
+          shared.write(digest, Readable.from([bytes]), { size: bytes.byteLength }).then((up) => {
+            result.created = up.created;
+          }),
+        );
+        return result;
+      },
+      flush: async () => {
+        try {
+          await finish(true);
+        } catch (err) {
+          error ??= err;
+        }
+        throwIfFailed();
+        return results;
+      },
+      abort: async () => {
+        await finish(false).catch(() => {});
+      },
+    };
+  }
+
   async delete(digest: Digest): Promise<boolean> {
     this.#trusted.forget(digest);
     const m = await this.memory.delete(digest);
@@ -599,8 +801,18 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     return this.authority.list(opts);
   }
 
-  missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {
-    return this.authority.missing(digests, signal);
+  async missing(digests: readonly Digest[], signal?: AbortSignal): Promise<Digest[]> {
+    const missing = await this.authority.missing(digests, signal);
+    if (this.#settling.size === 0) return missing;
+    // Present but not durable yet (a batch in flight): answered once it is.
+    const absent = new Set(missing);
+    const waits = new Set<Promise<void>>();
+    for (const d of digests) {
+      const w = this.#settling.get(d);
+      if (w && !absent.has(d)) waits.add(w);
+    }
+    await Promise.all(waits);
+    return missing;
   }
 
   async close(): Promise<void> {
@@ -625,6 +837,35 @@ function passDown(shared: BlobStore, digest: Digest, start: number, end: number)
         );
     })(),
   );
+}
+
+/**
+ * A small body read whole (at most `size` bytes held) and checked: exactly
+ * `size` bytes (else HOARD_ETRUNCATED, as VerifyingStream says it) hashing
+ * to `digest` (else a digest mismatch). Nothing is stored before this passed.
+ */
+async function gatherExactly(
+  digest: Digest,
+  source: ByteSource,
+  size: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  for await (const c of source as AsyncIterable<Uint8Array>) {
+    signal?.throwIfAborted();
+    if (got + c.byteLength > size) {
+      if (source instanceof Readable) source.destroy();
+      throw new HoardError('HOARD_ETRUNCATED', `expected ${size} bytes, got more for ${digest}`);
+    }
+    buf.set(c, got);
+    got += c.byteLength;
+  }
+  if (got !== size)
+    throw new HoardError('HOARD_ETRUNCATED', `expected ${size} bytes, got ${got} for ${digest}`);
+  const actual = sha256(buf);
+  if (actual !== digest) throw new DigestMismatchError(digest, actual);
+  return buf;
 }
 
 async function verifyDrain(

@@ -33,3 +33,18 @@ export interface BatchingBlobStore {
 export function isBatching(store: object): store is BatchingBlobStore {
   return typeof (store as Partial<BatchingBlobStore>).batch === 'function';
 }
+
+/**
+ * A capability of stores behind a network hop (a hoard server): many small
+ * blobs the caller already knows the store lacks (it asked `missing`), sent
+ * together — one request per few hundred blobs instead of one each, their
+ * durability settled once per request on the other side. Unlike batch(),
+ * add() does not ask whether the store has a blob: the caller did.
+ */
+export interface UploadBatchingBlobStore {
+  uploadBatch(opts?: { signal?: AbortSignal }): BlobBatch;
+}
+
+export function isUploadBatching(store: object): store is UploadBatchingBlobStore {
+  return typeof (store as Partial<UploadBatchingBlobStore>).uploadBatch === 'function';
+}

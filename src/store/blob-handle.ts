@@ -26,6 +26,30 @@ export interface ServingBlobStore extends BlobStore {
   open(digest: Digest, opts?: { ranged?: boolean }): Promise<BlobHandle | undefined>;
   /** Whether the authoritative tier has the blob (what refs and PUT decide on). */
   hasAuthoritative(digest: Digest): Promise<boolean>;
+  /** Many small verified blobs stored together, durable once flush() resolves (POST /v1/blobs/batch-upload). */
+  writeBatch(): ServingWriteBatch;
+}
+
+/** What a batched upload stored: per blob, in the order added. */
+export interface StoredBlob {
+  digest: Digest;
+  size: number;
+  /** False when the authoritative tier already had it. */
+  created: boolean;
+}
+
+/**
+ * A batched write through the tiers. add() takes bytes the caller verified
+ * against `digest`; nothing counts as stored until flush() resolved, which
+ * settles durability once for the whole batch (the authoritative tier has
+ * every blob). After a failure, flush() still settles what was added.
+ */
+export interface ServingWriteBatch {
+  /** The blob's entry in flush()'s answer (its `created` final once flush() resolved). */
+  add(digest: Digest, bytes: Buffer): Promise<StoredBlob>;
+  flush(): Promise<StoredBlob[]>;
+  /** Waits for what is in flight and drops the rest; never throws. */
+  abort(): Promise<void>;
 }
 
 /** A handle on bytes in memory: `bytes` lets a route send them without a stream. */

@@ -54,8 +54,12 @@ export class FsBlobBatch implements BlobBatch {
   readonly #blobsDir: string;
   readonly #tmpDir: string;
   readonly #inFlight: number;
-  /** Shard folders known to exist (made or seen by this batch): one mkdir each, not one per blob. */
-  readonly #shards = new Set<string>();
+  /**
+   * Shard folders known to exist: one mkdir each, not one per blob. Shared by
+   * the store's batches (a server makes one batch per upload request or
+   * group of PUTs: without it, every batch paid a mkdir per shard again).
+   */
+  readonly #shards: Set<string>;
   /** Shard folders that gained a name since the last flush. */
   readonly #linked = new Set<string>();
   /** Digests added to this batch: a file duplicated in the tree is written once. */
@@ -66,7 +70,8 @@ export class FsBlobBatch implements BlobBatch {
   readonly #slotWaiters: (() => void)[] = [];
   #error: unknown;
 
-  constructor(blobsDir: string, tmpDir: string, inFlight: number) {
+  constructor(blobsDir: string, tmpDir: string, inFlight: number, shards: Set<string> = new Set()) {
+    this.#shards = shards;
     this.#blobsDir = blobsDir;
     this.#tmpDir = tmpDir;
     this.#inFlight = Math.max(1, inFlight);
@@ -135,7 +140,14 @@ export class FsBlobBatch implements BlobBatch {
         this.#shards.add(shard);
       }
       try {
-        linkSync(tmp, final);
+        try {
+          linkSync(tmp, final);
+        } catch (err) {
+          // A shard folder known to the store but gone since (removed by hand): made again.
+          if (!isErrno(err, 'ENOENT')) throw err;
+          mkdirSync(shard, { recursive: true });
+          linkSync(tmp, final);
+        }
         this.#linked.add(shard);
       } catch (err) {
         if (isErrno(err, 'EEXIST')) {

@@ -54,6 +54,8 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
   readonly #syncStat: boolean;
   /** Whole reads of small blobs done synchronously: a CLI process, whose event loop nothing else waits on. */
   readonly #syncReads: boolean;
+  /** Shard folders this store's batches know exist (fs-blob-batch.ts). */
+  readonly #shards = new Set<string>();
 
   private constructor(root: string, opts: FsBlobStoreOptions = {}) {
     this.root = root;
@@ -210,7 +212,7 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
 
   /** Small blobs from memory, made durable together by flush() (fs-blob-batch.ts). */
   batch(): FsBlobBatch {
-    return new FsBlobBatch(this.blobsDir, this.tmpDir, DEFAULTS.syncFsyncInFlight);
+    return new FsBlobBatch(this.blobsDir, this.tmpDir, DEFAULTS.syncFsyncInFlight, this.#shards);
   }
 
   /**

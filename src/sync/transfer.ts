@@ -4,7 +4,7 @@
 // the Remote interface is used, so every backend behaves the same.
 
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -15,6 +15,7 @@ import { decodeSnapshot, MAX_SNAPSHOT_BYTES, type SnapshotRecord } from '../core
 import { readAllBounded } from '../core/streams.ts';
 import { type Tree, TreeDecoder } from '../core/tree.ts';
 import type { Remote } from '../remote/remote.ts';
+import { isUploadBatching } from '../store/blob-batch.ts';
 import { keptTreeWriter, loadLocalTree } from './sync-state.ts';
 
 /** A blob a push uploaded or a pull wrote: `path` is one of the files holding these bytes. */
@@ -174,8 +175,51 @@ export async function uploadMissing(
   const total = missing.reduce((n, d) => n + byDigest.get(d)!.size, 0);
   progress.start('push', missing.length, total);
   let bytes = 0;
+  // Small files to a store that takes them in batches (a hoard server): one
+  // request per few hundred files, made durable together on the other side.
+  const batching = isUploadBatching(remote.blobs) ? remote.blobs : undefined;
+  const small = batching ? missing.filter((d) => byDigest.get(d)!.size <= DEFAULTS.blobBatchFileBytes) : [];
+  const streamed =
+    small.length > 0 ? missing.filter((d) => byDigest.get(d)!.size > DEFAULTS.blobBatchFileBytes) : missing;
   try {
-    await forEachLimit(missing, concurrency, async (digest) => {
+    if (batching && small.length > 0) {
+      const batch = batching.uploadBatch();
+      try {
+        // Reads overlap (thread pool); add() is safe to call concurrently.
+        await forEachLimit(small, concurrency, async (digest) => {
+          const it = byDigest.get(digest)!;
+          const abs = join(root, it.path);
+          // Read whole and hashed again: the bytes sent must be the ones the tree names.
+          let data: Buffer | undefined;
+          try {
+            data = await readFile(abs);
+          } catch {
+            data = undefined;
+          }
+          if (!data || data.byteLength !== it.size || sha256(data) !== digest)
+            throw new HoardError('HOARD_EFILE_CHANGING', `${it.path} changed while being pushed`, {
+              hint: 'nothing was committed; stop whatever is writing to it and push again, or push with --skip-changing to leave it out',
+              details: { path: it.path },
+            });
+          await batch.add(digest, data);
+          bytes += it.size;
+          progress.bytes(it.size);
+          progress.blobDone({ digest, size: it.size, path: it.path });
+        });
+        await batch.flush();
+      } catch (err) {
+        await batch.abort();
+        if (isHoardError(err, 'HOARD_ENO_SPACE'))
+          throw new NoSpaceError(`uploading to ${remote.url}: ${err.message}`, {
+            hint: err.hint,
+            cause: err,
+            details: err.details,
+          });
+        if (isHoardError(err)) throw err;
+        throw toHoardError(err, 'HOARD_EREMOTE', `uploading to ${remote.url}`);
+      }
+    }
+    await forEachLimit(streamed, concurrency, async (digest) => {
       const it = byDigest.get(digest)!;
       const counter = new CountingStream((n) => progress.bytes(n));
       const source = createReadStream(join(root, it.path), { highWaterMark: chunkFor(it.size) });

@@ -27,6 +27,31 @@ blobStoreConformance('filesystem, synchronous small reads', async () => {
 });
 
 describe('FsBlobStore batch', () => {
+  it('later batches of the store skip the mkdir of known shards, and make a shard removed since again', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root);
+      const a = Buffer.from('first');
+      const da = sha256(a);
+      const first = store.batch();
+      await first.add(da, a);
+      await first.flush();
+      // The shard is removed behind the store's back (its blob with it).
+      await rm(join(store.blobsDir, hexOf(da).slice(0, 2)), { recursive: true });
+      // Another blob in the same shard.
+      let b: Buffer;
+      let n = 0;
+      do b = Buffer.from(`second ${n++}`);
+      while (hexOf(sha256(b)).slice(0, 2) !== hexOf(da).slice(0, 2));
+      const second = store.batch();
+      assert.deepEqual(await second.add(sha256(b), b), { created: true });
+      await second.flush();
+      assert.deepEqual(await readAll(await store.read(sha256(b))), b);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('stores blobs from memory, once each, readable and fsck-clean after flush', async () => {
     const { root, cleanup } = await tempRoot();
     try {

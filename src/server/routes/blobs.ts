@@ -1,12 +1,19 @@
 // /v1/blobs: GET/HEAD (ranges, conditional requests), PUT (streamed,
 // verified, bounded), POST /v1/blobs/missing, POST /v1/blobs/batch (many
-// small blobs in one framed response), and two extensions used by the
+// small blobs in one framed response), POST /v1/blobs/batch-upload (many
+// small blobs in one framed request, durable together), and two extensions used by the
 // http(s):// remote's conformance (DELETE and a paginated list).
 
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { BATCH_CONTENT_TYPE, BATCH_MAGIC, BatchStatus, recordHead } from '../../core/blob-batch-frame.ts';
+import {
+  BATCH_CONTENT_TYPE,
+  BATCH_MAGIC,
+  BatchStatus,
+  readUploadFrames,
+  recordHead,
+} from '../../core/blob-batch-frame.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/digest.ts';
 import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
@@ -110,6 +117,45 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
         });
       throw err;
     }
+  });
+
+  // Many small blobs in one request (src/core/blob-batch-frame.ts's upload
+  // framing): each record verified before the tiers see it, durability
+  // settled once for the batch, the answer sent only once every blob is
+  // stored. A failure mid-body still settles what was stored before it (so
+  // nothing is left published but not durable), then answers the error.
+  app.post('/batch-upload', { config: { scope: 'write' } }, async (request, reply) => {
+    const body = (request.body as IncomingMessage | undefined) ?? request.raw;
+    const chunks = body instanceof Readable ? body.iterator({ destroyOnReturn: false }) : body;
+    const batch = blobs.writeBatch();
+    try {
+      const n = await readUploadFrames(
+        chunks as AsyncIterable<Uint8Array>,
+        {
+          recordBytes: DEFAULTS.blobUploadRecordMaxBytes,
+          totalBytes: ctx.config.blobBatchMaxBytes,
+          records: DEFAULTS.blobBatchMaxDigests,
+        },
+        async (digest, bytes) => {
+          await batch.add(digest, bytes);
+        },
+      );
+      if (n === 0) throw new HoardError('HOARD_EBAD_REQUEST', 'a batched upload carries at least one blob');
+    } catch (err) {
+      await batch.flush().catch(() => batch.abort());
+      if (!request.raw.complete) closeAfterAnswer(request.raw, reply.raw);
+      if (isNoSpaceErrno(err)) throw noSpaceOr(err, 'batched blob upload');
+      if (!(err instanceof HoardError) && (request.raw.errored || request.raw.destroyed))
+        throw new HoardError(
+          'HOARD_ETRUNCATED',
+          'request body cut short; nothing past the last whole blob was stored',
+          {
+            cause: err,
+          },
+        );
+      throw err;
+    }
+    return reply.code(200).send({ blobs: await batch.flush() });
   });
 
   app.delete<{ Params: HexParams }>(
