@@ -19,8 +19,10 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
 import { header, httpRequest } from '../http/http-client.ts';
 import { gitFailure, spawnGit } from './git-process.ts';
+import type { ColdFill } from './mirror-cold-fill.ts';
 import type { MirrorManager } from './mirror-manager.ts';
-import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
+import type { UpstreamRefs } from './mirror-upstream-v2.ts';
+import { FLUSH_PKT, parseV2Request, pktLine, readRequestHead, sidebandPkts } from './pkt-line.ts';
 import { parseRepoPath, Upstreams } from './upstreams.ts';
 
 /** An extra route under `/git/<repo>/…` (e.g. snapshots), matched on the path after `/git/`. */
@@ -138,11 +140,21 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     const proto = gitProtocol(request);
     const v2 = isV2(proto);
     mirrors.metrics.requests.inc({ service: 'info-refs' });
+    // A v2 client before the mirror exists: the capabilities a mirror advertises (an empty
+    // repository configured like one), once the upstream's refs are known (a missing or
+    // unreachable upstream fails here, as it did when this request waited for the clone).
+    const fill = v2 ? await mirrors.coldFill(repo) : null;
+    const cold =
+      fill !== null &&
+      (await fill.refs.then(
+        () => true,
+        () => false,
+      ));
     // v2 advertises capabilities here and refs in ls-refs; v0 advertises refs here.
-    const o = await mirrors.open(repo, { refs: !v2 });
+    const o = cold ? null : await mirrors.open(repo, { refs: !v2 });
     const ac = abortOnDisconnect(reply);
     const g = spawnGit(['upload-pack', '--stateless-rpc', '--advertise-refs', '.'], {
-      cwd: o.dir,
+      cwd: o ? o.dir : await mirrors.templateDir(),
       env: { GIT_PROTOCOL: proto },
       signal: ac.signal,
     });
@@ -151,18 +163,23 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     if (!v2) out.write(Buffer.concat([pktLine('# service=git-upload-pack\n'), FLUSH_PKT]));
     pipeChild(g, out, request, repo, 'upload-pack --advertise-refs');
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-advertisement');
-    if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
+    if (o && o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
     return reply.send(out);
   }
 
   async function uploadPack(request: FastifyRequest, reply: FastifyReply, repo: string) {
     const proto = gitProtocol(request);
     mirrors.metrics.requests.inc({ service: 'upload-pack' });
-    let o = await mirrors.open(repo, { refs: false });
+    const t0 = mirrors.clock.now();
+    // Before the mirror exists, a v2 request may be answered from the fill creating it.
+    const fill = isV2(proto) ? await mirrors.coldFill(repo) : null;
+    let o = fill ? null : await mirrors.open(repo, { refs: false });
     const body = requestBody(request);
     let head: Awaited<ReturnType<typeof readRequestHead>>;
     try {
       head = await readRequestHead(body, DEFAULTS.gitRequestHeadMaxBytes);
+      if (fill && head.complete && !head.malformed)
+        head = { ...head, bytes: await readRest(body, head.bytes, DEFAULTS.gitRequestHeadMaxBytes) };
     } catch (err) {
       throw bodyFailure(err);
     }
@@ -172,9 +189,16 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
         hint: 'POST …/git-upload-pack takes a git protocol request (pkt-lines), as git sends it',
       });
     }
+    if (fill) {
+      // (A boolean: a FastifyReply is a thenable, awaiting it waits for the response.)
+      if (await serveFromFill(request, reply, repo, fill, head.bytes, t0)) return reply;
+    }
     if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
-    // A fetch (v0/v1, or v2's `command=fetch`) serves a pack: a clone or fetch served from the mirror.
-    else mirrors.countUploadPack(o.key);
+    else {
+      o ??= await mirrors.open(repo, { refs: false });
+      // A fetch (v0/v1, or v2's `command=fetch`) serves a pack: a clone or fetch served from the mirror.
+      mirrors.countUploadPack(o.key);
+    }
     if (head.wants.length > 0) {
       const missing = await mirrors.ensureObjects(repo, head.wants);
       if (missing.length)
@@ -228,6 +252,64 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
     if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
     return reply.send(out);
+  }
+
+  /**
+   * Answers a v2 request from the cold fill creating the mirror, when it can:
+   * `ls-refs` with the fill's refs (if they are fresh enough for a request
+   * that arrived at `t0`), and a clone's `fetch` (wants among the fill's tips,
+   * no haves, no shallow or filter) with the fill's pack, read from its spool
+   * as it arrives. Anything else returns null: the request waits for the
+   * mirror and is served by upload-pack as usual.
+   */
+  async function serveFromFill(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    repo: string,
+    fill: ColdFill,
+    bytes: Buffer,
+    t0: number,
+  ): Promise<boolean> {
+    const req = parseV2Request(bytes);
+    if (!req?.capabilities.every(plainCapability)) return false;
+    if (req.command === 'ls-refs') {
+      if (!mirrors.fillFreshFor(fill, t0)) return false;
+      const refs = await fill.refs.catch(() => null);
+      const answer = refs && lsRefsAnswer(refs, req.args);
+      if (!answer) return false;
+      reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
+      void reply.send(answer);
+      return true;
+    }
+    if (req.command !== 'fetch' || !clonesFromFill(req.args, fill)) return false;
+    const pack = await fill.openPack();
+    if (!pack) return false;
+    mirrors.countUploadPack(parseRepoPath(repo).key);
+    request.log.debug({ repo }, 'git: serving a clone from the pack being mirrored');
+    reply.raw.on('close', () => pack.destroy());
+    const out = Readable.from(packfileSection(pack, request), { objectMode: false });
+    reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
+    void reply.send(out);
+    return true;
+  }
+
+  /**
+   * The `packfile` section of a v2 fetch answer around the pack's bytes
+   * (sideband 1). A pack that fails (the upstream cut off) ends with a
+   * sideband-3 error, which the client reports and fails on.
+   */
+  async function* packfileSection(pack: Readable, request: FastifyRequest): AsyncGenerator<Buffer> {
+    yield pktLine('packfile\n');
+    try {
+      for await (const chunk of pack) for (const b of sidebandPkts(1, chunk as Buffer)) yield b;
+    } catch (err) {
+      request.log.warn({ err: (err as Error).message }, 'git: the pack being mirrored failed mid-stream');
+      yield Buffer.concat(
+        sidebandPkts(3, Buffer.from(`hoard: upstream fetch failed (request id ${request.id})\n`)),
+      );
+      return;
+    }
+    yield FLUSH_PKT;
   }
 
   /**
@@ -424,6 +506,99 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       .header('x-hoard-request-id', String(reply.request.id))
       .send(`${clientMessage(e, reply.request)}\n`);
   }
+}
+
+/** Reads the rest of a request body after `head` (at most `max` bytes in all; then what was read). */
+async function readRest(body: Readable, head: Buffer, max: number): Promise<Buffer> {
+  const parts = [head];
+  let n = head.length;
+  while (n < max) {
+    const c = body.read() as Buffer | null;
+    if (c !== null) {
+      parts.push(c);
+      n += c.length;
+      continue;
+    }
+    if (body.errored) throw body.errored;
+    if (body.readableEnded || body.destroyed) break;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        body.off('readable', done);
+        body.off('end', done);
+        body.off('close', done);
+        body.off('error', fail);
+        resolve();
+      };
+      const fail = (err: Error) => {
+        done();
+        reject(err);
+      };
+      body.on('readable', done);
+      body.on('end', done);
+      body.on('close', done);
+      body.on('error', fail);
+    });
+  }
+  return Buffer.concat(parts);
+}
+
+/** Capability lines of a client's v2 command that a fill's answer honours. */
+function plainCapability(line: string): boolean {
+  return line.startsWith('agent=') || line.startsWith('session-id=') || line === 'object-format=sha1';
+}
+
+/**
+ * The answer to a client's `ls-refs` (its arguments: `symrefs`, `peel`,
+ * `unborn`, `ref-prefix`) from a fill's refs, as upload-pack would write it;
+ * null for an argument it does not know.
+ */
+export function lsRefsAnswer(refs: UpstreamRefs, args: string[]): Buffer | null {
+  let symrefs = false;
+  let peel = false;
+  let unborn = false;
+  const prefixes: string[] = [];
+  for (const a of args) {
+    if (a === 'symrefs') symrefs = true;
+    else if (a === 'peel') peel = true;
+    else if (a === 'unborn') unborn = true;
+    else if (a.startsWith('ref-prefix ')) prefixes.push(a.slice(11));
+    else return null;
+  }
+  const wanted = (name: string) => prefixes.length === 0 || prefixes.some((p) => name.startsWith(p));
+  const lines: Buffer[] = [];
+  if (unborn && refs.unbornHead && wanted('HEAD'))
+    lines.push(pktLine(`unborn HEAD${symrefs ? ` symref-target:${refs.unbornHead}` : ''}\n`));
+  for (const r of refs.refs) {
+    if (!wanted(r.name)) continue;
+    let line = `${r.oid} ${r.name}`;
+    if (symrefs && r.symref) line += ` symref-target:${r.symref}`;
+    if (peel && r.peeled) line += ` peeled:${r.peeled}`;
+    lines.push(pktLine(`${line}\n`));
+  }
+  lines.push(FLUSH_PKT);
+  return Buffer.concat(lines);
+}
+
+/**
+ * Whether a client's v2 `fetch` arguments ask for what a fill's full pack
+ * gives: a fresh clone (wants only, each one of the fill's tips, `done`, no
+ * haves, no shallow/deepen, no filter) that accepts ofs-deltas. Extra objects
+ * (a single-branch clone gets every branch's) are accepted by git: it keeps
+ * what it received and checks its refs are connected.
+ */
+export function clonesFromFill(args: string[], fill: ColdFill): boolean {
+  let wants = 0;
+  let done = false;
+  let ofsDelta = false;
+  for (const a of args) {
+    if (a.startsWith('want ')) {
+      if (!fill.hasTip(a.slice(5))) return false;
+      wants++;
+    } else if (a === 'done') done = true;
+    else if (a === 'ofs-delta') ofsDelta = true;
+    else if (a !== 'thin-pack' && a !== 'no-progress' && a !== 'include-tag') return false;
+  }
+  return wants > 0 && done && ofsDelta;
 }
 
 function dumbProtocol(): HoardError {
