@@ -586,7 +586,7 @@ export function lsRefsAnswer(refs: UpstreamRefs, args: string[]): Buffer | null 
  * (a single-branch clone gets every branch's) are accepted by git: it keeps
  * what it received and checks its refs are connected.
  */
-export function clonesFromFill(args: string[], fill: ColdFill): boolean {
+export function clonesFromFill(args: string[], fill: Pick<ColdFill, 'hasTip'>): boolean {
   let wants = 0;
   let done = false;
   let ofsDelta = false;
