@@ -4,6 +4,7 @@
 // children: index-pack, pack-objects, remote helpers) outlives its purpose.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, redactSecrets } from '../core/errors.ts';
 
@@ -17,6 +18,11 @@ export interface GitSpawnOptions {
   signal?: AbortSignal;
   /** Whether stdin is a pipe (default: ignored). */
   stdin?: boolean;
+  /**
+   * A lower CPU priority (nice value, 1–19) for work nobody is waiting on
+   * directly; threads the process starts later inherit it.
+   */
+  nice?: number;
 }
 
 export interface GitExit {
@@ -115,6 +121,12 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
     detached: true,
   });
   const pid = child.pid;
+  if (opts.nice && pid !== undefined)
+    try {
+      setPriority(pid, opts.nice);
+    } catch {
+      // not permitted or already gone: it runs at normal priority
+    }
   spawned++;
   if (pid !== undefined) live.add(pid);
   let timedOut = false;

@@ -167,7 +167,9 @@ export class ColdFill {
     this.#packStarted();
     const ip = spawnGit(
       ['index-pack', '--stdin', '--check-self-contained-and-connected', `--max-input-size=${MAX_PACK_BYTES}`],
-      { cwd: o.dir, stdin: true, timeoutMs: o.timeoutMs, signal: o.signal },
+      // Niced: the first clients' own index-packs of the same bytes are what someone waits
+      // for; the mirror's copy only has to be done before the clients that wait for it.
+      { cwd: o.dir, stdin: true, timeoutMs: o.timeoutMs, signal: o.signal, nice: 19 },
     );
     ip.child.stdout!.resume();
     const stdin = ip.child.stdin!;
