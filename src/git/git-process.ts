@@ -4,7 +4,7 @@
 // children: index-pack, pack-objects, remote helpers) outlives its purpose.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { setPriority } from 'node:os';
+import type { PassThrough } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, redactSecrets } from '../core/errors.ts';
 
@@ -18,11 +18,6 @@ export interface GitSpawnOptions {
   signal?: AbortSignal;
   /** Whether stdin is a pipe (default: ignored). */
   stdin?: boolean;
-  /**
-   * A lower CPU priority (nice value, 1–19) for work nobody is waiting on
-   * directly; threads the process starts later inherit it.
-   */
-  nice?: number;
 }
 
 export interface GitExit {
@@ -121,12 +116,6 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
     detached: true,
   });
   const pid = child.pid;
-  if (opts.nice && pid !== undefined)
-    try {
-      setPriority(pid, opts.nice);
-    } catch {
-      // not permitted or already gone: it runs at normal priority
-    }
   spawned++;
   if (pid !== undefined) live.add(pid);
   let timedOut = false;
@@ -175,6 +164,24 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
     });
   });
   return { child, done, kill };
+}
+
+/**
+ * Pipes git's stdout into `out`, which ends only when git exited 0 after its
+ * last byte; otherwise `out` is destroyed with `onFailure(exit)`'s error. (A
+ * reader must never take a cut-off answer for a complete one.)
+ */
+export function pipeCompleted(g: GitChild, out: PassThrough, onFailure: (exit: GitExit) => Error): void {
+  const stdout = g.child.stdout!;
+  stdout.pipe(out, { end: false });
+  let ended = false;
+  stdout.on('end', () => {
+    ended = true;
+  });
+  void g.done.then((exit) => {
+    if (exit.code === 0 && ended) out.end();
+    else out.destroy(onFailure(exit));
+  });
 }
 
 export interface RunGitOptions extends GitSpawnOptions {

@@ -18,12 +18,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
 import { header, httpRequest } from '../http/http-client.ts';
-import { gitFailure, spawnGit } from './git-process.ts';
+import { gitFailure, pipeCompleted, spawnGit } from './git-process.ts';
 import type { ColdFill } from './mirror-cold-fill.ts';
 import type { MirrorManager } from './mirror-manager.ts';
 import type { UpstreamRefs } from './mirror-upstream-v2.ts';
-import { FLUSH_PKT, parseV2Request, pktLine, readRequestHead, sidebandPkts } from './pkt-line.ts';
-import { parseRepoPath, Upstreams } from './upstreams.ts';
+import { FLUSH_PKT, parseV2Request, pktLine, readChunk, readRequestHead, sidebandPkts } from './pkt-line.ts';
+import { parseRepoPath, Upstreams, upstreamHttpTarget } from './upstreams.ts';
 
 /** An extra route under `/git/<repo>/…` (e.g. snapshots), matched on the path after `/git/`. */
 export interface GitSubRoute {
@@ -287,7 +287,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     mirrors.countUploadPack(parseRepoPath(repo).key);
     request.log.debug({ repo }, 'git: serving a clone from the pack being mirrored');
     reply.raw.on('close', () => pack.destroy());
-    const out = Readable.from(packfileSection(pack, request), { objectMode: false });
+    const out = Readable.from(packfileSection(pack, fill.published, request), { objectMode: false });
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
     void reply.send(out);
     return true;
@@ -295,13 +295,20 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
 
   /**
    * The `packfile` section of a v2 fetch answer around the pack's bytes
-   * (sideband 1). A pack that fails (the upstream cut off) ends with a
-   * sideband-3 error, which the client reports and fails on.
+   * (sideband 1), its final flush once the mirror is published. A pack that
+   * fails (the upstream cut off, index-pack or update-ref refused it) ends
+   * with a sideband-3 error, which the client reports and fails on.
    */
-  async function* packfileSection(pack: Readable, request: FastifyRequest): AsyncGenerator<Buffer> {
+  async function* packfileSection(
+    pack: Readable,
+    published: Promise<void>,
+    request: FastifyRequest,
+  ): AsyncGenerator<Buffer> {
     yield pktLine('packfile\n');
     try {
       for await (const chunk of pack) for (const b of sidebandPkts(1, chunk as Buffer)) yield b;
+      // The client indexes the bytes meanwhile; its clone completes once the mirror exists.
+      await published;
     } catch (err) {
       request.log.warn({ err: (err as Error).message }, 'git: the pack being mirrored failed mid-stream');
       yield Buffer.concat(
@@ -351,28 +358,19 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     repo: string,
     what: string,
   ): void {
-    const stdout = g.child.stdout!;
-    stdout.pipe(out, { end: false });
-    let ended = false;
-    stdout.on('end', () => {
-      ended = true;
-    });
-    void g.done.then((exit) => {
-      if (exit.code === 0 && ended) out.end();
-      else {
-        if (!exit.aborted)
-          request.log.warn(
-            {
-              repo,
-              code: exit.code,
-              signal: exit.signal,
-              timedOut: exit.timedOut,
-              stderr: exit.stderr.trim(),
-            },
-            `git: ${what} failed`,
-          );
-        out.destroy(new Error(`git ${what} failed`));
-      }
+    pipeCompleted(g, out, (exit) => {
+      if (!exit.aborted)
+        request.log.warn(
+          {
+            repo,
+            code: exit.code,
+            signal: exit.signal,
+            timedOut: exit.timedOut,
+            stderr: exit.stderr.trim(),
+          },
+          `git: ${what} failed`,
+        );
+      return new Error(`git ${what} failed`);
     });
   }
 
@@ -451,8 +449,9 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       return reply.send(out);
     }
     // An HTTP(S) upstream: forward the request, credentials included.
+    const target = upstreamHttpTarget(upstream);
     const url = new URL(
-      advertise ? `${upstream}/info/refs?service=git-receive-pack` : `${upstream}/git-receive-pack`,
+      advertise ? `${target.url}/info/refs?service=git-receive-pack` : `${target.url}/git-receive-pack`,
     );
     const headers: Record<string, string> = {};
     for (const h of [
@@ -471,11 +470,8 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     // password), so only loopback mode forwards a client's Basic credentials.
     if (headers.authorization && (!opts.forwardClientBasicAuth || !/^basic\s/i.test(headers.authorization)))
       delete headers.authorization;
-    if (url.username && !headers.authorization) {
-      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
-    }
-    url.username = '';
-    url.password = '';
+    if (target.headers.authorization && !headers.authorization)
+      headers.authorization = target.headers.authorization;
     // Through the one HTTP client; every status is the upstream's answer to pass on, and a
     // push is never retried (its body streams once) nor redirected.
     const res = await httpRequest(advertise ? 'GET' : 'POST', url, {
@@ -513,31 +509,10 @@ async function readRest(body: Readable, head: Buffer, max: number): Promise<Buff
   const parts = [head];
   let n = head.length;
   while (n < max) {
-    const c = body.read() as Buffer | null;
-    if (c !== null) {
-      parts.push(c);
-      n += c.length;
-      continue;
-    }
-    if (body.errored) throw body.errored;
-    if (body.readableEnded || body.destroyed) break;
-    await new Promise<void>((resolve, reject) => {
-      const done = () => {
-        body.off('readable', done);
-        body.off('end', done);
-        body.off('close', done);
-        body.off('error', fail);
-        resolve();
-      };
-      const fail = (err: Error) => {
-        done();
-        reject(err);
-      };
-      body.on('readable', done);
-      body.on('end', done);
-      body.on('close', done);
-      body.on('error', fail);
-    });
+    const c = await readChunk(body);
+    if (c === null) break;
+    parts.push(c);
+    n += c.length;
   }
   return Buffer.concat(parts);
 }

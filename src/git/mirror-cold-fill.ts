@@ -81,6 +81,14 @@ export class ColdFill {
   #packStarted!: () => void;
   /** Resolves when the spool exists (or the fill ended without one). */
   readonly #packReady: Promise<void>;
+  #settle!: (err?: unknown) => void;
+  /**
+   * Resolves when the mirror was published (renamed into place), rejects when
+   * it will not be. A client served from the pack gets its answer's last
+   * packet only then: a clone that succeeded through hoard means the mirror
+   * exists, and a pack hoard refused is never a client's successful clone.
+   */
+  readonly published: Promise<void>;
 
   constructor(o: ColdFillOptions) {
     this.#o = o;
@@ -93,6 +101,15 @@ export class ColdFill {
     this.#packReady = new Promise((r) => {
       this.#packStarted = r;
     });
+    this.published = new Promise((resolve, reject) => {
+      this.#settle = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    this.published.catch(() => {});
+  }
+
+  /** The caller renamed the repository into place (or failed to): see `published`. */
+  settle(err?: unknown): void {
+    this.#settle(err ?? undefined);
   }
 
   /** Whether `oid` is one of the tips this fill fetches (a client may want it from the pack). */
@@ -120,6 +137,7 @@ export class ColdFill {
     } catch (err) {
       this.#failRefs(err);
       this.#spool?.fail(err as Error);
+      this.#settle(err);
       throw err;
     } finally {
       this.#packStarted();
@@ -129,6 +147,7 @@ export class ColdFill {
   /** Removes the spool (after the mirror was published or the fill failed); readers keep reading. */
   async cleanup(): Promise<void> {
     this.#packStarted();
+    this.#settle(new Error('the mirror was not published'));
     await this.#spool?.remove();
   }
 
@@ -167,9 +186,7 @@ export class ColdFill {
     this.#packStarted();
     const ip = spawnGit(
       ['index-pack', '--stdin', '--check-self-contained-and-connected', `--max-input-size=${MAX_PACK_BYTES}`],
-      // Niced: the first clients' own index-packs of the same bytes are what someone waits
-      // for; the mirror's copy only has to be done before the clients that wait for it.
-      { cwd: o.dir, stdin: true, timeoutMs: o.timeoutMs, signal: o.signal, nice: 19 },
+      { cwd: o.dir, stdin: true, timeoutMs: o.timeoutMs, signal: o.signal },
     );
     ip.child.stdout!.resume();
     const stdin = ip.child.stdin!;

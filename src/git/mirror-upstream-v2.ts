@@ -15,7 +15,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { HoardError } from '../core/errors.ts';
 import { discard, header, httpRequest } from '../http/http-client.ts';
-import { gitFailure, spawnGit } from './git-process.ts';
+import { gitFailure, pipeCompleted, spawnGit } from './git-process.ts';
 import { DELIM_PKT, FLUSH_PKT, PktError, pktLine, readPkts } from './pkt-line.ts';
 import { Upstreams, upstreamHttpTarget } from './upstreams.ts';
 
@@ -85,17 +85,7 @@ function fileTransport(path: string, opts: TransportOptions): V2Transport {
       });
       g.child.stdin!.end(body);
       const out = new PassThrough();
-      const stdout = g.child.stdout!;
-      stdout.pipe(out, { end: false });
-      let ended = false;
-      stdout.on('end', () => {
-        ended = true;
-      });
-      // The answer is complete only when upload-pack exits 0 after its last byte.
-      void g.done.then((exit) => {
-        if (exit.code === 0 && ended) out.end();
-        else out.destroy(gitFailure(['upload-pack'], exit));
-      });
+      pipeCompleted(g, out, (exit) => gitFailure(['upload-pack'], exit));
       out.on('close', () => {
         if (!out.readableEnded) g.kill();
       });

@@ -353,6 +353,7 @@ export class Mirror {
       end();
       metrics.clones.inc({ result: 'error' });
       this.#failed(err);
+      fill?.settle(err);
       await fill?.cleanup();
       await rm(tmp, { recursive: true, force: true });
       if (this.cloned) return;
@@ -366,7 +367,6 @@ export class Mirror {
       });
     }
     end();
-    await fill?.cleanup();
     metrics.clones.inc({ result: 'ok' });
     this.#meta = meta;
     this.#metaLoaded = true;
@@ -376,6 +376,9 @@ export class Mirror {
     this.#ino = dirIdentity(this.dir);
     this.#prepared = Promise.resolve();
     this.#headCheckedAt = clock.now();
+    // Clients served from the fill's pack get their last packet now that the mirror is servable.
+    fill?.settle();
+    await fill?.cleanup();
     log.info({ repo: this.id.key, ms: Date.now() - wall }, 'git: mirror cloned');
     // Bitmaps and commit-graph for fast serving, in the background.
     this.#ctx.track(this.maintain());

@@ -24,7 +24,8 @@ export interface RequestHead {
   malformed?: boolean;
 }
 
-async function readChunk(s: Readable): Promise<Buffer | null> {
+/** The next chunk of a paused stream, waiting for one; null at its end. */
+export async function readChunk(s: Readable): Promise<Buffer | null> {
   for (;;) {
     const c = s.read() as Buffer | null;
     if (c !== null) return c;

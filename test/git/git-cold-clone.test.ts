@@ -315,7 +315,10 @@ describe('git cold clone: hostile upstream', () => {
         );
         assert.equal(existsSync(join(data, 'git', 'mirrors', 'h', 'app.git')), false, 'nothing published');
       }
-      assert.equal(f.fetches, c.fetched ? 2 : 0, 'each clone retried the fill');
+      // A failed creation is not remembered: each clone starts one (a request arriving after
+      // one failed may start another), and no pack is fetched before the refs were checked.
+      if (c.fetched) assert.ok(f.fetches >= 2, `each clone retried the fill (${f.fetches} fetches)`);
+      else assert.equal(f.fetches, 0);
       await waitUntil(
         () => metric(s, /hoard_git_clones_total\{result="error"\} 2\b/),
         'two failed mirror creations counted',
