@@ -163,7 +163,9 @@ export class ColdFill {
 
     await runGit(['init', '--bare', '--quiet', o.dir], { timeoutMs: o.timeoutMs, signal: o.signal });
     await appendFile(join(o.dir, 'config'), mirrorConfigText());
+    const t0 = Date.now();
     if (this.#tips.size > 0) await this.#fetchPack(t, caps);
+    const t1 = Date.now();
 
     // Refs: update-ref refuses ids the repository lacks (and non-commits on branches).
     const input = refs.refs
@@ -177,6 +179,10 @@ export class ColdFill {
     else if (head && !head.symref) await runGit(['update-ref', '--no-deref', 'HEAD', head.oid], opts);
     // One packed-refs file, as `git clone` writes (thousands of tags are one read, not thousands).
     await runGit(['pack-refs', '--all', '--prune'], opts);
+    o.log.debug(
+      { repo: o.key, refs: refs.refs.length, packMs: t1 - t0, refsMs: Date.now() - t1 },
+      'git: cold fill indexed the pack and wrote the refs',
+    );
   }
 
   async #fetchPack(t: NonNullable<ReturnType<typeof v2Transport>>, caps: Map<string, string>): Promise<void> {
@@ -192,6 +198,7 @@ export class ColdFill {
     const stdin = ip.child.stdin!;
     const bad = (why: string) => new HoardError('HOARD_EGIT', `upstream fetch: ${why}`);
     try {
+      const received = Date.now();
       const answer = await t.rpc(fetchRequest(caps, [...this.#tips]));
       let state: 'start' | 'pack' | 'end' = 'start';
       let bytes = 0;
@@ -234,6 +241,7 @@ export class ColdFill {
       stdin.end();
       // Clients have every byte now; each one's own git verifies its copy.
       spool.finish();
+      o.log.debug({ repo: o.key, bytes, ms: Date.now() - received }, 'git: cold fill received the pack');
       const exit = await ip.done;
       if (exit.code !== 0) throw gitFailure(['index-pack'], exit);
     } catch (err) {
