@@ -200,6 +200,27 @@ describe('git cold clone: one upstream pack, teed', () => {
   });
 });
 
+describe('git cold clone: an empty upstream', () => {
+  test('v2 and v0 clones of an empty repository; the mirror’s HEAD follows the upstream’s unborn branch', async () => {
+    const tmp = tempDir();
+    try {
+      gitSync(['init', '--bare', '--quiet', '-b', 'trunk', join(tmp.path, 'up', 'empty.git')]);
+      const data = join(tmp.path, 'data');
+      const s = await serve(data, ['--git-upstream', `e=file://${join(tmp.path, 'up')}`]);
+      const url = `${s.url}/git/e/empty.git`;
+      await git(['-c', 'protocol.version=2', 'clone', '--quiet', url, join(tmp.path, 'c2')]);
+      await git(['-c', 'protocol.version=0', 'clone', '--quiet', url, join(tmp.path, 'c0')]);
+      assert.equal(gitSync(['symbolic-ref', 'HEAD'], join(tmp.path, 'c2')), 'refs/heads/trunk');
+      const mirror = join(data, 'git', 'mirrors', 'e', 'empty.git');
+      assert.equal(gitSync(['symbolic-ref', 'HEAD'], mirror), 'refs/heads/trunk');
+      assert.equal(refsOf(mirror), '');
+      await s.stop();
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
 describe('git cold clone: hostile upstream', () => {
   // A hand-written protocol-v2 upstream whose answers the test chooses.
   interface Fake {
