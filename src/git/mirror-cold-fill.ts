@@ -177,8 +177,8 @@ export class ColdFill {
     const target = head?.symref ?? refs.unbornHead;
     if (target?.startsWith('refs/heads/')) await runGit(['symbolic-ref', 'HEAD', target], opts);
     else if (head && !head.symref) await runGit(['update-ref', '--no-deref', 'HEAD', head.oid], opts);
-    // One packed-refs file, as `git clone` writes (thousands of tags are one read, not thousands).
-    await runGit(['pack-refs', '--all', '--prune'], opts);
+    // Loose refs: the maintenance that follows every creation packs them (`pack-refs --all`);
+    // packing here would add its time to the clients waiting for the publication.
     o.log.debug(
       { repo: o.key, refs: refs.refs.length, packMs: t1 - t0, refsMs: Date.now() - t1 },
       'git: cold fill indexed the pack and wrote the refs',
