@@ -13,6 +13,7 @@
 //
 //   node bench/git.ts [--runs 3] [--commits 20000] [--files 5000] [--shape real|simple] [--keep]
 //   node bench/git.ts --repo /path/to/any/repo.git [--runs 3] [--json out.json]
+//   node bench/git.ts … --cold-only     (only the cold clones and their direct pairs, then exit)
 //
 // `--shape real` (default): hundreds of branches, tags and refs/pull/* (see
 // bench/make-repo.ts); `--repo` benchmarks an existing bare repository
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     repo: { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'cold-only': { type: 'boolean', default: false },
   },
 });
 const RUNS = Number(values.runs);
@@ -288,6 +290,26 @@ const colds: number[] = [];
 for (let i = 0; i < RUNS; i++) {
   coldDirect.push(clone(`${upstream}/bench.git`));
   colds.push(clone(`${hoardUrl}/git/bench/cold${i}.git`));
+}
+if (values['cold-only']) {
+  const coldOnly = {
+    date: new Date().toISOString(),
+    runs: RUNS,
+    loadavg: { start: loadStart, end: loadavg().map((x) => Math.round(x * 100) / 100) },
+    refs: refCounts,
+    ms: {
+      coldMedian: Math.round(median(colds)),
+      coldDirectMedian: Math.round(median(coldDirect)),
+      colds: colds.map(Math.round),
+      coldDirect: coldDirect.map(Math.round),
+    },
+    ratios: { coldOverDirect: Math.round((median(colds) / median(coldDirect)) * 100) / 100 },
+  };
+  process.stdout.write(`${JSON.stringify(coldOnly, null, 2)}\n`);
+  if (values.json) writeFileSync(values.json, `${JSON.stringify(coldOnly, null, 2)}\n`);
+  hoard.kill('SIGTERM');
+  await new Promise((r) => hoard.once('exit', r));
+  process.exit(0);
 }
 log('first warm-mirror clone (creates the mirror used below)…');
 const cold = clone(`${hoardUrl}/git/bench/bench.git`);

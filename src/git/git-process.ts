@@ -4,6 +4,7 @@
 // children: index-pack, pack-objects, remote helpers) outlives its purpose.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { PassThrough } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, redactSecrets } from '../core/errors.ts';
 
@@ -163,6 +164,24 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
     });
   });
   return { child, done, kill };
+}
+
+/**
+ * Pipes git's stdout into `out`, which ends only when git exited 0 after its
+ * last byte; otherwise `out` is destroyed with `onFailure(exit)`'s error. (A
+ * reader must never take a cut-off answer for a complete one.)
+ */
+export function pipeCompleted(g: GitChild, out: PassThrough, onFailure: (exit: GitExit) => Error): void {
+  const stdout = g.child.stdout!;
+  stdout.pipe(out, { end: false });
+  let ended = false;
+  stdout.on('end', () => {
+    ended = true;
+  });
+  void g.done.then((exit) => {
+    if (exit.code === 0 && ended) out.end();
+    else out.destroy(onFailure(exit));
+  });
 }
 
 export interface RunGitOptions extends GitSpawnOptions {

@@ -18,10 +18,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
 import { header, httpRequest } from '../http/http-client.ts';
-import { gitFailure, spawnGit } from './git-process.ts';
+import { gitFailure, pipeCompleted, spawnGit } from './git-process.ts';
+import type { ColdFill } from './mirror-cold-fill.ts';
 import type { MirrorManager } from './mirror-manager.ts';
-import { FLUSH_PKT, pktLine, readRequestHead } from './pkt-line.ts';
-import { parseRepoPath, Upstreams } from './upstreams.ts';
+import type { UpstreamRefs } from './mirror-upstream-v2.ts';
+import { FLUSH_PKT, parseV2Request, pktLine, readChunk, readRequestHead, sidebandPkts } from './pkt-line.ts';
+import { parseRepoPath, Upstreams, upstreamHttpTarget } from './upstreams.ts';
 
 /** An extra route under `/git/<repo>/…` (e.g. snapshots), matched on the path after `/git/`. */
 export interface GitSubRoute {
@@ -138,11 +140,21 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     const proto = gitProtocol(request);
     const v2 = isV2(proto);
     mirrors.metrics.requests.inc({ service: 'info-refs' });
+    // A v2 client before the mirror exists: the capabilities a mirror advertises (an empty
+    // repository configured like one), once the upstream's refs are known (a missing or
+    // unreachable upstream fails here, as it did when this request waited for the clone).
+    const fill = v2 ? await mirrors.coldFill(repo) : null;
+    const cold =
+      fill !== null &&
+      (await fill.refs.then(
+        () => true,
+        () => false,
+      ));
     // v2 advertises capabilities here and refs in ls-refs; v0 advertises refs here.
-    const o = await mirrors.open(repo, { refs: !v2 });
+    const o = cold ? null : await mirrors.open(repo, { refs: !v2 });
     const ac = abortOnDisconnect(reply);
     const g = spawnGit(['upload-pack', '--stateless-rpc', '--advertise-refs', '.'], {
-      cwd: o.dir,
+      cwd: o ? o.dir : await mirrors.templateDir(),
       env: { GIT_PROTOCOL: proto },
       signal: ac.signal,
     });
@@ -151,18 +163,23 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     if (!v2) out.write(Buffer.concat([pktLine('# service=git-upload-pack\n'), FLUSH_PKT]));
     pipeChild(g, out, request, repo, 'upload-pack --advertise-refs');
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-advertisement');
-    if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
+    if (o && o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
     return reply.send(out);
   }
 
   async function uploadPack(request: FastifyRequest, reply: FastifyReply, repo: string) {
     const proto = gitProtocol(request);
     mirrors.metrics.requests.inc({ service: 'upload-pack' });
-    let o = await mirrors.open(repo, { refs: false });
+    const t0 = mirrors.clock.now();
+    // Before the mirror exists, a v2 request may be answered from the fill creating it.
+    const fill = isV2(proto) ? await mirrors.coldFill(repo) : null;
+    let o = fill ? null : await mirrors.open(repo, { refs: false });
     const body = requestBody(request);
     let head: Awaited<ReturnType<typeof readRequestHead>>;
     try {
       head = await readRequestHead(body, DEFAULTS.gitRequestHeadMaxBytes);
+      if (fill && head.complete && !head.malformed)
+        head = { ...head, bytes: await readRest(body, head.bytes, DEFAULTS.gitRequestHeadMaxBytes) };
     } catch (err) {
       throw bodyFailure(err);
     }
@@ -172,9 +189,16 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
         hint: 'POST …/git-upload-pack takes a git protocol request (pkt-lines), as git sends it',
       });
     }
+    if (fill) {
+      // (A boolean: a FastifyReply is a thenable, awaiting it waits for the response.)
+      if (await serveFromFill(request, reply, repo, fill, head.bytes, t0)) return reply;
+    }
     if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
-    // A fetch (v0/v1, or v2's `command=fetch`) serves a pack: a clone or fetch served from the mirror.
-    else mirrors.countUploadPack(o.key);
+    else {
+      o ??= await mirrors.open(repo, { refs: false });
+      // A fetch (v0/v1, or v2's `command=fetch`) serves a pack: a clone or fetch served from the mirror.
+      mirrors.countUploadPack(o.key);
+    }
     if (head.wants.length > 0) {
       const missing = await mirrors.ensureObjects(repo, head.wants);
       if (missing.length)
@@ -231,6 +255,71 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
   }
 
   /**
+   * Answers a v2 request from the cold fill creating the mirror, when it can:
+   * `ls-refs` with the fill's refs (if they are fresh enough for a request
+   * that arrived at `t0`), and a clone's `fetch` (wants among the fill's tips,
+   * no haves, no shallow or filter) with the fill's pack, read from its spool
+   * as it arrives. Anything else returns null: the request waits for the
+   * mirror and is served by upload-pack as usual.
+   */
+  async function serveFromFill(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    repo: string,
+    fill: ColdFill,
+    bytes: Buffer,
+    t0: number,
+  ): Promise<boolean> {
+    const req = parseV2Request(bytes);
+    if (!req?.capabilities.every(plainCapability)) return false;
+    if (req.command === 'ls-refs') {
+      if (!mirrors.fillFreshFor(fill, t0)) return false;
+      const refs = await fill.refs.catch(() => null);
+      const answer = refs && lsRefsAnswer(refs, req.args);
+      if (!answer) return false;
+      reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
+      void reply.send(answer);
+      return true;
+    }
+    if (req.command !== 'fetch' || !clonesFromFill(req.args, fill)) return false;
+    const pack = await fill.openPack();
+    if (!pack) return false;
+    mirrors.countUploadPack(parseRepoPath(repo).key);
+    request.log.debug({ repo }, 'git: serving a clone from the pack being mirrored');
+    reply.raw.on('close', () => pack.destroy());
+    const out = Readable.from(packfileSection(pack, fill.published, request), { objectMode: false });
+    reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
+    void reply.send(out);
+    return true;
+  }
+
+  /**
+   * The `packfile` section of a v2 fetch answer around the pack's bytes
+   * (sideband 1), its final flush once the mirror is published. A pack that
+   * fails (the upstream cut off, index-pack or update-ref refused it) ends
+   * with a sideband-3 error, which the client reports and fails on.
+   */
+  async function* packfileSection(
+    pack: Readable,
+    published: Promise<void>,
+    request: FastifyRequest,
+  ): AsyncGenerator<Buffer> {
+    yield pktLine('packfile\n');
+    try {
+      for await (const chunk of pack) for (const b of sidebandPkts(1, chunk as Buffer)) yield b;
+      // The client indexes the bytes meanwhile; its clone completes once the mirror exists.
+      await published;
+    } catch (err) {
+      request.log.warn({ err: (err as Error).message }, 'git: the pack being mirrored failed mid-stream');
+      yield Buffer.concat(
+        sidebandPkts(3, Buffer.from(`hoard: upstream fetch failed (request id ${request.id})\n`)),
+      );
+      return;
+    }
+    yield FLUSH_PKT;
+  }
+
+  /**
    * Waits for git's first output byte, its exit, or a failure of the request
    * body, whichever comes first. A zero exit counts as output (what it wrote
    * may still be in the pipe): the normal streaming path handles it.
@@ -269,28 +358,19 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     repo: string,
     what: string,
   ): void {
-    const stdout = g.child.stdout!;
-    stdout.pipe(out, { end: false });
-    let ended = false;
-    stdout.on('end', () => {
-      ended = true;
-    });
-    void g.done.then((exit) => {
-      if (exit.code === 0 && ended) out.end();
-      else {
-        if (!exit.aborted)
-          request.log.warn(
-            {
-              repo,
-              code: exit.code,
-              signal: exit.signal,
-              timedOut: exit.timedOut,
-              stderr: exit.stderr.trim(),
-            },
-            `git: ${what} failed`,
-          );
-        out.destroy(new Error(`git ${what} failed`));
-      }
+    pipeCompleted(g, out, (exit) => {
+      if (!exit.aborted)
+        request.log.warn(
+          {
+            repo,
+            code: exit.code,
+            signal: exit.signal,
+            timedOut: exit.timedOut,
+            stderr: exit.stderr.trim(),
+          },
+          `git: ${what} failed`,
+        );
+      return new Error(`git ${what} failed`);
     });
   }
 
@@ -369,8 +449,9 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       return reply.send(out);
     }
     // An HTTP(S) upstream: forward the request, credentials included.
+    const target = upstreamHttpTarget(upstream);
     const url = new URL(
-      advertise ? `${upstream}/info/refs?service=git-receive-pack` : `${upstream}/git-receive-pack`,
+      advertise ? `${target.url}/info/refs?service=git-receive-pack` : `${target.url}/git-receive-pack`,
     );
     const headers: Record<string, string> = {};
     for (const h of [
@@ -389,11 +470,8 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     // password), so only loopback mode forwards a client's Basic credentials.
     if (headers.authorization && (!opts.forwardClientBasicAuth || !/^basic\s/i.test(headers.authorization)))
       delete headers.authorization;
-    if (url.username && !headers.authorization) {
-      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
-    }
-    url.username = '';
-    url.password = '';
+    if (target.headers.authorization && !headers.authorization)
+      headers.authorization = target.headers.authorization;
     // Through the one HTTP client; every status is the upstream's answer to pass on, and a
     // push is never retried (its body streams once) nor redirected.
     const res = await httpRequest(advertise ? 'GET' : 'POST', url, {
@@ -424,6 +502,78 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       .header('x-hoard-request-id', String(reply.request.id))
       .send(`${clientMessage(e, reply.request)}\n`);
   }
+}
+
+/** Reads the rest of a request body after `head` (at most `max` bytes in all; then what was read). */
+async function readRest(body: Readable, head: Buffer, max: number): Promise<Buffer> {
+  const parts = [head];
+  let n = head.length;
+  while (n < max) {
+    const c = await readChunk(body);
+    if (c === null) break;
+    parts.push(c);
+    n += c.length;
+  }
+  return Buffer.concat(parts);
+}
+
+/** Capability lines of a client's v2 command that a fill's answer honours. */
+function plainCapability(line: string): boolean {
+  return line.startsWith('agent=') || line.startsWith('session-id=') || line === 'object-format=sha1';
+}
+
+/**
+ * The answer to a client's `ls-refs` (its arguments: `symrefs`, `peel`,
+ * `unborn`, `ref-prefix`) from a fill's refs, as upload-pack would write it;
+ * null for an argument it does not know.
+ */
+export function lsRefsAnswer(refs: UpstreamRefs, args: string[]): Buffer | null {
+  let symrefs = false;
+  let peel = false;
+  let unborn = false;
+  const prefixes: string[] = [];
+  for (const a of args) {
+    if (a === 'symrefs') symrefs = true;
+    else if (a === 'peel') peel = true;
+    else if (a === 'unborn') unborn = true;
+    else if (a.startsWith('ref-prefix ')) prefixes.push(a.slice(11));
+    else return null;
+  }
+  const wanted = (name: string) => prefixes.length === 0 || prefixes.some((p) => name.startsWith(p));
+  const lines: Buffer[] = [];
+  if (unborn && refs.unbornHead && wanted('HEAD'))
+    lines.push(pktLine(`unborn HEAD${symrefs ? ` symref-target:${refs.unbornHead}` : ''}\n`));
+  for (const r of refs.refs) {
+    if (!wanted(r.name)) continue;
+    let line = `${r.oid} ${r.name}`;
+    if (symrefs && r.symref) line += ` symref-target:${r.symref}`;
+    if (peel && r.peeled) line += ` peeled:${r.peeled}`;
+    lines.push(pktLine(`${line}\n`));
+  }
+  lines.push(FLUSH_PKT);
+  return Buffer.concat(lines);
+}
+
+/**
+ * Whether a client's v2 `fetch` arguments ask for what a fill's full pack
+ * gives: a fresh clone (wants only, each one of the fill's tips, `done`, no
+ * haves, no shallow/deepen, no filter) that accepts ofs-deltas. Extra objects
+ * (a single-branch clone gets every branch's) are accepted by git: it keeps
+ * what it received and checks its refs are connected.
+ */
+export function clonesFromFill(args: string[], fill: Pick<ColdFill, 'hasTip'>): boolean {
+  let wants = 0;
+  let done = false;
+  let ofsDelta = false;
+  for (const a of args) {
+    if (a.startsWith('want ')) {
+      if (!fill.hasTip(a.slice(5))) return false;
+      wants++;
+    } else if (a === 'done') done = true;
+    else if (a === 'ofs-delta') ofsDelta = true;
+    else if (a !== 'thin-pack' && a !== 'no-progress' && a !== 'include-tag') return false;
+  }
+  return wants > 0 && done && ofsDelta;
 }
 
 function dumbProtocol(): HoardError {

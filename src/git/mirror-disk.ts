@@ -31,6 +31,17 @@ export const MIRROR_CONFIG: Record<string, string> = {
   'core.logAllRefUpdates': 'false',
 };
 
+/** MIRROR_CONFIG as git config file text, for repositories made with `git init` (two-level keys). */
+export function mirrorConfigText(): string {
+  const sections = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(MIRROR_CONFIG)) {
+    const dot = k.indexOf('.');
+    const s = k.slice(0, dot);
+    sections.set(s, [...(sections.get(s) ?? []), `\t${k.slice(dot + 1)} = ${v}\n`]);
+  }
+  return [...sections].map(([s, lines]) => `[${s}]\n${lines.join('')}`).join('');
+}
+
 /** Bounds on git's memory during maintenance (`git -c`). */
 export const MAINTENANCE_CONFIG = [
   '-c',

@@ -10,6 +10,9 @@
 // Subscribers (onDefaultBranchMoved, onFetched) are typed; HEAD is compared
 // before and after a fetch only while someone is subscribed.
 
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { appendFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -18,6 +21,7 @@ import { type HoardError, redactSecrets } from '../core/errors.ts';
 import { type Listener, Subscribers } from '../core/subscribers.ts';
 import { type GitLogger, silentLogger } from './git-logger.ts';
 import { type GitMetrics, gitMetrics } from './git-metrics.ts';
+import { runGit } from './git-process.ts';
 import { resolveRefName } from './git-queries.ts';
 import {
   type DefaultBranchMovedEvent,
@@ -26,6 +30,8 @@ import {
   type MirrorActivity,
   type MirrorContext,
 } from './mirror.ts';
+import type { ColdFill } from './mirror-cold-fill.ts';
+import { mirrorConfigText } from './mirror-disk.ts';
 import { MirrorFreshness } from './mirror-freshness.ts';
 import { MirrorRegistry, type WarmUpStatus } from './mirror-registry.ts';
 import { mirrorDir, parseRepoPath, type RepoId, Upstreams } from './upstreams.ts';
@@ -105,6 +111,7 @@ export class MirrorManager {
   readonly #defaultBranchMoved = new Subscribers<DefaultBranchMovedEvent>();
   readonly #registry: MirrorRegistry;
   readonly #freshness: MirrorFreshness;
+  #template: Promise<string> | null = null;
 
   constructor(opts: MirrorManagerOptions) {
     this.root = join(opts.dataDir, 'git');
@@ -285,6 +292,46 @@ export class MirrorManager {
     m.touch();
     if (!opts.refs) return { key: id.key, dir: m.dir, staleSeconds: null };
     return { key: id.key, dir: m.dir, staleSeconds: await this.#freshness.refsFresh(m, t0) };
+  }
+
+  /**
+   * The cold fill creating the mirror of `path` (starting its creation if
+   * needed): what the first clients are served from before the mirror exists
+   * (git-routes.ts). null when the mirror exists or is made by `git clone`.
+   */
+  async coldFill(path: string): Promise<ColdFill | null> {
+    const m = this.#registry.get(this.#servable(path));
+    m.checkReplaced();
+    return m.coldFill();
+  }
+
+  /** Whether refs read by `fill` may answer a ref advertisement requested at clock time `t0`. */
+  fillFreshFor(fill: ColdFill, t0: number): boolean {
+    return fill.startedAt >= t0 - this.maxStalenessMs;
+  }
+
+  /**
+   * An empty bare repository configured like a mirror: its upload-pack
+   * advertises the capabilities (protocol v2) a mirror's would, before the
+   * mirror exists. Made once, atomically (rename).
+   */
+  templateDir(): Promise<string> {
+    const dir = join(this.root, 'template.git');
+    if (!this.#template) {
+      this.#template = (async () => {
+        if (existsSync(join(dir, 'HEAD'))) return dir;
+        const tmp = join(this.tmpRoot, `template-${randomUUID()}`);
+        await runGit(['init', '--bare', '--quiet', tmp], { timeoutMs: this.processTimeoutMs });
+        await appendFile(join(tmp, 'config'), mirrorConfigText());
+        await rm(dir, { recursive: true, force: true });
+        await rename(tmp, dir);
+        return dir;
+      })();
+      this.#template.catch(() => {
+        this.#template = null;
+      });
+    }
+    return this.#template;
   }
 
   /**

@@ -17,13 +17,13 @@ import type { Clock } from '../core/clock.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, redactSecrets } from '../core/errors.ts';
 import { Semaphore } from '../core/pool.ts';
-import { SingleFlight } from '../core/single-flight.ts';
 import type { Subscribers } from '../core/subscribers.ts';
 import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { GitLogger } from './git-logger.ts';
 import type { GitMetrics } from './git-metrics.ts';
 import { runGit } from './git-process.ts';
 import { headCommit, revParse, symbolicHead, upstreamHeadBranch } from './git-queries.ts';
+import { ColdFill } from './mirror-cold-fill.ts';
 import {
   dirIdentity,
   MAINTENANCE_CONFIG,
@@ -32,6 +32,7 @@ import {
   readMeta,
   removeStaleLocks,
 } from './mirror-disk.ts';
+import { FallBack } from './mirror-upstream-v2.ts';
 import type { RepoId, Upstreams } from './upstreams.ts';
 
 /**
@@ -107,7 +108,8 @@ export class Mirror {
   /** FIFO lock: fetches, clones and maintenance of one mirror never overlap. */
   readonly lock = new Semaphore(1);
   readonly #ctx: MirrorContext;
-  readonly #clones = new SingleFlight<string, void>();
+  /** The mirror's creation in flight (single flight: every waiter shares it), with its cold fill if any. */
+  #cloning: { fill: Promise<ColdFill | null>; done: Promise<void> } | null = null;
   readonly activity: MirrorActivity = { staleServes: 0, uploadPacks: 0, fetchErrors: 0, lastError: null };
 
   // What is known about the directory on disk; dropped by reset().
@@ -223,7 +225,38 @@ export class Mirror {
       await this.prepare();
       return;
     }
-    await this.#clones.do(this.id.key, () => this.lock.run(() => this.#clone()));
+    await this.#startClone().done;
+  }
+
+  /**
+   * The cold fill creating this mirror (mirror-cold-fill.ts), starting the
+   * mirror's creation if needed: what the first clients can be served from
+   * before the mirror exists. null when the mirror exists, or is being
+   * created by `git clone` (an upstream without a stateless v2 transport).
+   */
+  async coldFill(): Promise<ColdFill | null> {
+    if (this.cloned) return null;
+    return this.#startClone().fill;
+  }
+
+  #startClone(): { fill: Promise<ColdFill | null>; done: Promise<void> } {
+    if (this.#cloning) return this.#cloning;
+    let setFill!: (f: ColdFill | null) => void;
+    const fill = new Promise<ColdFill | null>((r) => {
+      setFill = r;
+    });
+    const run = {
+      fill,
+      done: this.lock
+        .run(() => this.#clone(setFill))
+        .finally(() => {
+          setFill(null);
+          if (this.#cloning === run) this.#cloning = null;
+        }),
+    };
+    run.done.catch(() => {}); // every caller awaits it and sees the failure
+    this.#cloning = run;
+    return run;
   }
 
   /** Once per mirror and process: load hoard.json and remove lock files a killed git left behind. */
@@ -269,7 +302,7 @@ export class Mirror {
     );
   }
 
-  async #clone(): Promise<void> {
+  async #clone(setFill: (f: ColdFill | null) => void): Promise<void> {
     if (this.cloned) return; // someone else (a restore) put it there
     const { clock, metrics, log } = this.#ctx;
     const url = this.#ctx.upstreams.resolve(this.id.path);
@@ -280,13 +313,39 @@ export class Mirror {
     const end = metrics.fetchDuration.startTimer({ kind: 'clone' });
     log.info({ repo: this.id.key }, 'git: cloning new mirror');
     const meta = { path: this.id.path, createdAt: wall, lastFetchAt: wall, lastUsedAt: wall };
+    let fill: ColdFill | null = null;
     try {
-      // `--bare` copies branches and tags (and HEAD), `--mirror` every ref.
-      const mode = this.#ctx.mirrorAllRefs ? '--mirror' : '--bare';
-      await runGit(['clone', mode, '--quiet', ...config, '--', url, tmp], {
-        timeoutMs: this.#ctx.processTimeoutMs,
+      // One upstream transfer, teed to the first clients (mirror-cold-fill.ts) …
+      fill = new ColdFill({
+        key: this.id.key,
+        url,
+        dir: tmp,
+        spoolPath: `${tmp}.pack`,
+        prefixes: this.#ctx.mirrorAllRefs ? [] : ['refs/heads/', 'refs/tags/'],
         signal: this.#ctx.signal,
+        timeoutMs: this.#ctx.processTimeoutMs,
+        clock,
+        log,
       });
+      setFill(fill);
+      let filled = false;
+      try {
+        await fill.run();
+        filled = true;
+      } catch (err) {
+        if (!(err instanceof FallBack)) throw err;
+        log.info({ repo: this.id.key, reason: err.message }, 'git: mirroring with git clone');
+        await rm(tmp, { recursive: true, force: true });
+      }
+      // … or, for an upstream that cannot be asked that way (ssh, git, not v2), `git clone`:
+      // `--bare` copies branches and tags (and HEAD), `--mirror` every ref.
+      if (!filled) {
+        const mode = this.#ctx.mirrorAllRefs ? '--mirror' : '--bare';
+        await runGit(['clone', mode, '--quiet', ...config, '--', url, tmp], {
+          timeoutMs: this.#ctx.processTimeoutMs,
+          signal: this.#ctx.signal,
+        });
+      }
       await writeFile(join(tmp, 'hoard.json'), `${JSON.stringify(meta)}\n`);
       await mkdir(dirname(this.dir), { recursive: true });
       await rename(tmp, this.dir);
@@ -294,6 +353,8 @@ export class Mirror {
       end();
       metrics.clones.inc({ result: 'error' });
       this.#failed(err);
+      fill?.settle(err);
+      await fill?.cleanup();
       await rm(tmp, { recursive: true, force: true });
       if (this.cloned) return;
       // The upstream's own words (git's stderr: host names, addresses, paths) go to the
@@ -315,6 +376,9 @@ export class Mirror {
     this.#ino = dirIdentity(this.dir);
     this.#prepared = Promise.resolve();
     this.#headCheckedAt = clock.now();
+    // Clients served from the fill's pack get their last packet now that the mirror is servable.
+    fill?.settle();
+    await fill?.cleanup();
     log.info({ repo: this.id.key, ms: Date.now() - wall }, 'git: mirror cloned');
     // Bitmaps and commit-graph for fast serving, in the background.
     this.#ctx.track(this.maintain());

@@ -173,3 +173,19 @@ export class Upstreams {
 export function mirrorDir(mirrorsRoot: string, key: string): string {
   return join(mirrorsRoot, `${key}.git`);
 }
+
+/**
+ * An HTTP(S) upstream URL as a request target: the URL without credentials,
+ * and an `Authorization: Basic` header from them (`https://user:secret@host/…`
+ * is how an operator gives hoard the upstream's credentials; they are never
+ * sent in the URL nor logged).
+ */
+export function upstreamHttpTarget(upstream: string): { url: string; headers: Record<string, string> } {
+  const u = new URL(upstream);
+  const headers: Record<string, string> = {};
+  if (u.username)
+    headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+  u.username = '';
+  u.password = '';
+  return { url: u.toString().replace(/\/+$/, ''), headers };
+}
