@@ -170,9 +170,11 @@ describe('a restore written in place', () => {
     const work = await tempDir();
     const remote = await openRemote(pathToFileURL(join(work.dir, 'remote')).href, { create: true });
     // Only files older than the racy window are trusted; this test's files are milliseconds old.
+    // -1, not 0: the observation time is Date.now() (whole ms, floored), so a file changed in
+    // that same millisecond would still count as racy with a zero window (a flaky re-hash).
     const defaults = DEFAULTS as { syncRacyWindowMs: number };
     const racy = defaults.syncRacyWindowMs;
-    defaults.syncRacyWindowMs = 0;
+    defaults.syncRacyWindowMs = -1;
     try {
       const root = join(work.dir, 'root');
       await mkdir(root);
