@@ -93,6 +93,10 @@ export class SmallFileWriter {
   readonly #inPlace: boolean;
   /** Files fsyncing in the thread pool (fsync on), each renamed once its fsync is done. */
   readonly #fsyncing = new Set<Promise<void>>();
+  /** Writers waiting for room among the fsyncs in flight, woken one per finished job. */
+  readonly #roomWaiters: (() => void)[] = [];
+  /** The first job that failed (its fsync or rename). */
+  #failure: { err: unknown } | undefined;
   /** Files created in place. */
   filesInPlace = 0;
 
@@ -131,8 +135,17 @@ export class SmallFileWriter {
       // the folder check just made stands; with several files, time passed.
       if (!this.#o.fsync) this.#publish(temps, temps.length > 1);
       else {
-        // At most syncFsyncInFlight blobs' fsyncs pending: the next record waits for room.
-        while (this.#fsyncing.size >= DEFAULTS.syncFsyncInFlight) await Promise.race(this.#fsyncing);
+        // At most syncFsyncInFlight blobs' fsyncs pending: the next record waits
+        // for room. A queue of waiters, one woken per finished job, not
+        // Promise.race over the pending set: each race leaves a reaction on
+        // every pending job until it settles, and a 50,000-file pull made
+        // millions of them, old enough to be promoted (the old space grew by
+        // ~100 MiB; the same fix as FsBlobBatch's).
+        while (this.#fsyncing.size >= DEFAULTS.syncFsyncInFlight) {
+          await new Promise<void>((wake) => this.#roomWaiters.push(wake));
+          // A failed job stops the writing here, as soon as it is known.
+          if (this.#failure) throw this.#failure.err;
+        }
         const mine = temps.splice(0);
         handedOver = true;
         const job = (async () => {
@@ -146,8 +159,16 @@ export class SmallFileWriter {
             cleanup(mine);
           }
         })();
-        const tracked: Promise<void> = job.finally(() => this.#fsyncing.delete(tracked));
-        tracked.catch(() => {}); // seen by the race above or by settle()
+        const tracked: Promise<void> = job
+          .catch((err: unknown) => {
+            this.#failure ??= { err };
+            throw err;
+          })
+          .finally(() => {
+            this.#fsyncing.delete(tracked);
+            this.#roomWaiters.shift()?.();
+          });
+        tracked.catch(() => {}); // seen by settle()
         this.#fsyncing.add(tracked);
       }
     } finally {
