@@ -31,6 +31,7 @@ import { readAllBounded } from '../core/streams.ts';
 import type { BlobHandle } from '../store/blob-handle.ts';
 import type { ByteRange } from '../store/blob-store.ts';
 import { authorize } from './auth.ts';
+import { checkRefRead } from './context.ts';
 import type { FeatureContext } from './feature.ts';
 import { type SendOptions, sendContent } from './send-content.ts';
 
@@ -370,5 +371,14 @@ export class CacheEntries {
       need,
       name,
     );
+  }
+  /**
+   * After authorize(request, 'read') passed: refuses (403) the entry `name`
+   * to a token whose ref prefixes do not cover it. For routes that must
+   * answer 401/403 before validating the key; it does not count the token
+   * against the lockout again (authorize did).
+   */
+  checkRead(request: FastifyRequest, name: string): void {
+    checkRefRead(this.#ctx, request, name);
   }
 }

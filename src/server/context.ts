@@ -59,12 +59,12 @@ export function authorizeRequest(
  * looked up without the lockout's bookkeeping: that check counted the
  * request's token once, and a second count would halve the limit.
  */
-export function requestPrincipal(ctx: ServerContext, req: FastifyRequest): Principal | undefined {
+export function requestPrincipal(ctx: { auth: AuthPolicy }, req: FastifyRequest): Principal | undefined {
   return principalOf(ctx.auth, req.headers.authorization);
 }
 
 /** Refuses (403) a read of ref `name` the request's token may not see; after the route's read check. */
-export function checkRefRead(ctx: ServerContext, req: FastifyRequest, name: string): void {
+export function checkRefRead(ctx: { auth: AuthPolicy }, req: FastifyRequest, name: string): void {
   const p = requestPrincipal(ctx, req);
   if (p && !mayReadRef(p, name)) throw refReadForbidden(p.name, p.refPrefixes, name);
 }

@@ -92,7 +92,7 @@ export async function bazelRoutes(app: FastifyInstance, opts: BazelRouteOptions)
   const acGet = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     entries.authorize(request, 'read'); // 401/403 before anything about the key
     const name = actions.name(instanceOf(request.params), request.params.hex);
-    entries.authorize(request, 'read', name); // a prefix-bound token reads only its refs
+    entries.checkRead(request, name); // a prefix-bound token reads only its refs
     const { hit, incomplete } = await actions.lookup(name, { ranged: isRanged(request) });
     // The entry itself was found (and counted as a hit): its outputs are what is missing.
     if (incomplete) count('get', 'incomplete');

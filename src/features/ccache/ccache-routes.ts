@@ -55,7 +55,7 @@ export async function ccacheRoutes(
   const get = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     entries.authorize(request, 'read'); // 401/403 before anything about the key
     const { key, name } = nameOf(request.params);
-    entries.authorize(request, 'read', name); // a prefix-bound token reads only its refs
+    entries.checkRead(request, name); // a prefix-bound token reads only its refs
     const opened = await entries.open(name, { ranged: isRanged(request) });
     if (!opened)
       throw new HoardError('HOARD_EREF_NOT_FOUND', `no ccache entry ${key}`, { details: { ref: name } });
