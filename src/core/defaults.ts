@@ -294,6 +294,12 @@ export const DEFAULTS = {
    * Part of the deterministic format: servers sharing a bucket must agree.
    */
   snapshotAnchorStep: 512,
+  /**
+   * Build a mirror's anchor pack (src/git/snapshot-anchor.ts) in the background when
+   * the mirror is created and when a fetch moves its default branch, so the first
+   * snapshot request of a repository does not pay the full delta search.
+   */
+  snapshotPrebuildAnchors: true,
   /** Parallel range downloads of `hoard git restore`. */
   restoreConcurrency: 4,
   /**

@@ -98,6 +98,8 @@ export async function anchorOf(
 export class AnchorPacks {
   readonly dir: string;
   readonly step: number;
+  /** Anchor packs built by this instance (tests, logs). */
+  built = 0;
   #flight = new SingleFlight<string, string>();
 
   constructor(dir: string, step: number = DEFAULTS.snapshotAnchorStep) {
@@ -116,9 +118,7 @@ export class AnchorPacks {
     into: string,
     signal?: AbortSignal,
   ): Promise<string[]> {
-    const repoRoot = join(this.dir, hexOf(sha256(key)));
-    const final = join(repoRoot, anchor);
-    await this.#flight.do(final, () => this.#ensure(repoRoot, final, repoDir, anchor, signal));
+    const final = await this.ensure(key, repoDir, anchor, signal);
     const names = (await readdir(final)).sort();
     for (const name of names) {
       try {
@@ -129,6 +129,16 @@ export class AnchorPacks {
       }
     }
     return names;
+  }
+
+  /**
+   * The directory of the anchor pack of `anchor`, built now if this server has
+   * none (single-flight: a snapshot request joins a prebuild in flight).
+   */
+  ensure(key: string, repoDir: string, anchor: string, signal?: AbortSignal): Promise<string> {
+    const repoRoot = join(this.dir, hexOf(sha256(key)));
+    const final = join(repoRoot, anchor);
+    return this.#flight.do(final, () => this.#ensure(repoRoot, final, repoDir, anchor, signal));
   }
 
   async #ensure(
@@ -144,6 +154,7 @@ export class AnchorPacks {
     await mkdir(tmp);
     try {
       await deterministicPack(repoDir, `${anchor}\n`, tmp, signal);
+      this.built++;
       try {
         await rename(tmp, final);
       } catch (err) {
