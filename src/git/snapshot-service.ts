@@ -234,17 +234,17 @@ export class SnapshotService {
         this.#anchorWanted.delete(key);
         const t0 = Date.now();
         const signal = this.#abort.signal;
+        const built = this.anchors.built;
         const anchor = await this.#prebuildSem.run(async () => {
           const a = await anchorOf(w.dir, w.commit, this.anchors.step, signal);
           if (a) await this.anchors.ensure(key, w.dir, a, signal);
           return a;
         });
         this.#anchorDone.set(key, w.commit);
-        if (anchor)
-          this.log.info(
-            { repo: key, commit: w.commit, anchor, ms: Date.now() - t0 },
-            'git: snapshot anchor pack ready',
-          );
+        // info only when a pack was built (once per `step` commits), not per fetch.
+        const fields = { repo: key, commit: w.commit, anchor, ms: Date.now() - t0 };
+        if (this.anchors.built > built) this.log.info(fields, 'git: snapshot anchor pack ready');
+        else this.log.debug(fields, 'git: snapshot anchor pack ready');
       }
     };
     const p = run()
