@@ -106,7 +106,7 @@ describe('hoard git restore', () => {
     await git(dest, 'commit-graph', 'verify', '--no-progress');
     // The fetch found the branch where the snapshot is: no `git checkout` (restore wrote the
     // branch, HEAD, tracking config and origin/HEAD itself), and the checks above hold.
-    const ran = (await readFile(trace, 'utf8')).match(/built-in: git [a-z-]+/g) ?? [];
+    const ran: string[] = (await readFile(trace, 'utf8')).match(/built-in: git [a-z-]+/g) ?? [];
     assert.ok(ran.includes('built-in: git fetch') && ran.includes('built-in: git commit-graph'), ran.join());
     assert.ok(!ran.includes('built-in: git checkout'), ran.join());
     assert.equal(await readlink(join(dest, 'src-link')), 'src');
