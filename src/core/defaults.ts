@@ -295,6 +295,12 @@ export const DEFAULTS = {
    */
   snapshotAnchorStep: 512,
   /**
+   * First-parent commits per sub-anchor pack between the anchor and the commit
+   * (src/git/snapshot-anchor.ts), so the pack built per commit covers fewer than
+   * this many commits. Part of the deterministic format too.
+   */
+  snapshotSubAnchorStep: 64,
+  /**
    * Build a mirror's anchor pack (src/git/snapshot-anchor.ts) in the background when
    * the mirror is created and when a fetch moves its default branch, so the first
    * snapshot request of a repository does not pay the full delta search.

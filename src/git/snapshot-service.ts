@@ -41,7 +41,7 @@ import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
 import { headCommit } from './git-queries.ts';
-import { AnchorPacks, anchorOf } from './snapshot-anchor.ts';
+import { AnchorPacks, anchorsOf } from './snapshot-anchor.ts';
 import { snapshotArchive } from './snapshot-archive.ts';
 
 /** What the snapshot service needs from the mirror manager (MirrorManager implements it). */
@@ -97,6 +97,8 @@ export interface SnapshotServiceOptions {
   anchorDir?: string;
   /** First-parent commits per anchor (default DEFAULTS.snapshotAnchorStep; tests use small ones). */
   anchorStep?: number;
+  /** First-parent commits per sub-anchor (default DEFAULTS.snapshotSubAnchorStep; used when it divides anchorStep). */
+  anchorSubStep?: number;
   /**
    * Base URL of the server as clients see it (`https://hoard.example`): the
    * archive's `origin` is `<publicUrl>/git/<repo-key>`. Servers sharing a
@@ -199,6 +201,7 @@ export class SnapshotService {
     this.anchors = new AnchorPacks(
       opts.anchorDir ?? `${opts.tmpDir.replace(/\/+$/, '')}.anchors`,
       opts.anchorStep,
+      opts.anchorSubStep,
     );
     this.publicUrl = opts.publicUrl?.replace(/\/+$/, '');
     this.zstdLevel = opts.zstdLevel ?? DEFAULTS.snapshotZstdLevel;
@@ -236,9 +239,10 @@ export class SnapshotService {
         const signal = this.#abort.signal;
         const built = this.anchors.built;
         const anchor = await this.#prebuildSem.run(async () => {
-          const a = await anchorOf(w.dir, w.commit, this.anchors.step, signal);
-          if (a) await this.anchors.ensure(key, w.dir, a, signal);
-          return a;
+          const a = await anchorsOf(w.dir, w.commit, this.anchors.step, this.anchors.subStep, signal);
+          if (a.anchor) await this.anchors.ensure(key, w.dir, a.anchor, signal);
+          if (a.sub && a.anchor) await this.anchors.ensure(key, w.dir, a.sub, signal, a.anchor);
+          return a.anchor;
         });
         this.#anchorDone.set(key, w.commit);
         // info only when a pack was built (once per `step` commits), not per fetch.
