@@ -107,18 +107,14 @@ const SAFE_CONFIG: [string, string][] = [
   ['protocol.https.allow', 'always'],
 ];
 
-type Git = (
-  args: string[],
-  okCodes?: number[],
-  opts?: { input?: string },
-) => Promise<{ stdout: string; code: number }>;
+type Git = (args: string[], okCodes?: number[]) => Promise<{ stdout: string; code: number }>;
 
 /** The git runner of a restore in `dir` (see SAFE_CONFIG; the token as env config, not argv). */
 function restoreGit(dir: string, token: string | undefined, signal: AbortSignal): Git {
   const pairs = [...SAFE_CONFIG];
   if (token) pairs.push(['http.extraHeader', `Authorization: Bearer ${token}`]);
   const env = { ...configEnv(pairs), GIT_DIR: join(dir, '.git'), GIT_WORK_TREE: dir };
-  return (args, okCodes, opts) => runGit(args, { cwd: dir, env, okCodes, signal, input: opts?.input });
+  return (args, okCodes) => runGit(args, { cwd: dir, env, okCodes, signal });
 }
 
 /** The uncompressed-size bound of an archive of `size` bytes. */
@@ -435,19 +431,6 @@ async function fetchRef(
   const temp = join(dir, '.git', 'refs', 'hoard-restore');
   mkdirSync(temp);
   writeFileSync(join(temp, 'snapshot'), `${snapshotCommit}\n`, { flag: 'wx' });
-  // A commit-graph of the snapshot's history, written beside the fetch's
-  // round trips (it is usually done before they are): the fetch ends with a
-  // connectivity walk (`rev-list --objects <new tips> --not --all`) from the
-  // ~400 auto-followed tags down to the oldest tagged commit, which without a
-  // graph inflates every commit of the history (≈ 0.25 s for eslint; ≈ 0.05 s
-  // with it), and the checkout's and later commands' walks use it too. Made
-  // here from the extracted pack, not carried in the archive: nothing more of
-  // the archive is trusted, and the archive stays a function of the commit.
-  // Written atomically (lock + rename): a git that starts before it is done
-  // simply does not use it. Only an optimisation: a failure is ignored.
-  const graph = git(['commit-graph', 'write', '--stdin-commits', '--no-progress'], undefined, {
-    input: `${snapshotCommit}\n`,
-  }).catch(() => undefined);
   try {
     // Only the ref restored (the server named it: X-Hoard-Ref), not every branch
     // and tag: the snapshot's pack holds the history of its commit alone, so a
@@ -466,7 +449,6 @@ async function fetchRef(
       await git(['fetch', '-q', 'origin', `+${full}:${dst}`]);
     } else await git(['fetch', '-q', '--tags', 'origin']);
   } finally {
-    await graph;
     rmSync(temp, { recursive: true, force: true });
   }
 }
