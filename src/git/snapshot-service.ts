@@ -233,6 +233,9 @@ export class SnapshotService {
     if (this.#prebuilds.has(ev.key)) return; // the running loop takes the newest next
     const key = ev.key;
     const run = async () => {
+      // The start-up clean-up of the anchor directory's half-built packs runs
+      // once, before any build of this process (it would delete this one's).
+      await this.#prepare();
       for (let w = this.#anchorWanted.get(key); w && !this.#closed; w = this.#anchorWanted.get(key)) {
         this.#anchorWanted.delete(key);
         const t0 = Date.now();
