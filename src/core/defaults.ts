@@ -294,6 +294,18 @@ export const DEFAULTS = {
    * Part of the deterministic format: servers sharing a bucket must agree.
    */
   snapshotAnchorStep: 512,
+  /**
+   * First-parent commits per sub-anchor pack between the anchor and the commit
+   * (src/git/snapshot-anchor.ts), so the pack built per commit covers fewer than
+   * this many commits. Part of the deterministic format too.
+   */
+  snapshotSubAnchorStep: 64,
+  /**
+   * Build a mirror's anchor pack (src/git/snapshot-anchor.ts) in the background when
+   * the mirror is created and when a fetch moves its default branch, so the first
+   * snapshot request of a repository does not pay the full delta search.
+   */
+  snapshotPrebuildAnchors: true,
   /** Parallel range downloads of `hoard git restore`. */
   restoreConcurrency: 4,
   /**

@@ -53,6 +53,8 @@ export interface FetchedEvent {
   /** HEAD's target commit before and after (only computed when someone subscribed). */
   before?: string | null;
   after?: string | null;
+  /** The mirror was just created (its first fetch; emitted once its maintenance is done). */
+  created?: boolean;
 }
 
 export interface DefaultBranchMovedEvent {
@@ -380,8 +382,19 @@ export class Mirror {
     fill?.settle();
     await fill?.cleanup();
     log.info({ repo: this.id.key, ms: Date.now() - wall }, 'git: mirror cloned');
-    // Bitmaps and commit-graph for fast serving, in the background.
-    this.#ctx.track(this.maintain());
+    // Bitmaps and commit-graph for fast serving, in the background; then the
+    // creation is announced as the mirror's first fetch (the snapshot feature
+    // prebuilds its anchor pack on it: after the repack, not against it).
+    this.#ctx.track(this.maintain().then(() => this.#announceCreated()));
+  }
+
+  /** onFetched of a new mirror (`created`, no `before`), once it is maintained. */
+  async #announceCreated(): Promise<void> {
+    if (this.#ctx.fetched.size === 0) return;
+    const after = await headCommit(this.dir).catch(() => null);
+    this.#ctx.fetched.emit({ key: this.id.key, dir: this.dir, before: null, after, created: true }, (err) =>
+      this.#subscriberFailed('fetched', err),
+    );
   }
 
   /** The fetch in flight, or a new one (queued on the lock). */

@@ -11,9 +11,10 @@
 //                  `git pack-objects` with one thread, no reuse of the
 //                  mirror's deltas or objects and no bitmaps, so its bytes do
 //                  not depend on how the mirror's own packs happen to look;
-//                  with `anchors` and a history longer than their step, TWO
-//                  such packs: the anchor's (shared by the next `step`
-//                  commits, built once) and the rest (snapshot-anchor.ts)
+//                  with `anchors` and a history longer than their step, two
+//                  or three such packs: the anchor's (shared by the next
+//                  `step` commits, built once), the sub-anchor's (the next
+//                  `subStep`) and the rest (snapshot-anchor.ts)
 //   .git/refs/{heads,tags}/, .git/objects/info/   (empty directories)
 // There is no index (it holds stat data, which is not deterministic): after
 // extracting, run `git reset -q` once (hoard git restore does).
@@ -44,7 +45,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import { gitFailure, runGit, spawnGit } from './git-process.ts';
-import { type AnchorPacks, anchorOf, deterministicPack } from './snapshot-anchor.ts';
+import { type AnchorPacks, anchorsOf, deterministicPack } from './snapshot-anchor.ts';
 
 /** Size of the pieces fed to the zstd compressor (part of the format). */
 export const ZSTD_FEED_BYTES = 128 * 1024;
@@ -185,7 +186,9 @@ export async function planSnapshot(opts: SnapshotArchiveOptions): Promise<Snapsh
   try {
     const packDir = join(workDir, 'pack');
     await mkdir(packDir);
-    const anchor = opts.anchors ? await anchorOf(repoDir, commit, opts.anchors.packs.step, signal) : null;
+    const { anchor, sub } = opts.anchors
+      ? await anchorsOf(repoDir, commit, opts.anchors.packs.step, opts.anchors.packs.subStep, signal)
+      : { anchor: null, sub: null };
     // The anchor's pack (built once per `step` commits: the long part of a
     // repository's first snapshot) and the rest's are separate pack-objects
     // processes with no shared input or output, so they run at once: the
@@ -197,11 +200,20 @@ export async function planSnapshot(opts: SnapshotArchiveOptions): Promise<Snapsh
       const names = await opts.anchors.packs.linkInto(opts.anchors.key, repoDir, anchor, anchorDir, signal);
       return names.map((n) => join(anchorDir, n));
     };
+    // The sub-anchor's (`sub ^anchor`, built once per subStep commits), likewise.
+    const subFiles = async (): Promise<string[]> => {
+      if (!sub || !anchor || !opts.anchors) return [];
+      const subDir = join(workDir, 'sub');
+      await mkdir(subDir);
+      const names = await opts.anchors.packs.linkInto(opts.anchors.key, repoDir, sub, subDir, signal, anchor);
+      return names.map((n) => join(subDir, n));
+    };
     const restFiles = async (): Promise<string[]> => {
-      const input = anchor ? `${commit}\n^${anchor}\n` : `${commit}\n`;
+      const base = sub ?? anchor;
+      const input = base ? `${commit}\n^${base}\n` : `${commit}\n`;
       return (await deterministicPack(repoDir, input, packDir, signal)).map((n) => join(packDir, n));
     };
-    const packs = await Promise.allSettled([anchorFiles(), restFiles()]);
+    const packs = await Promise.allSettled([anchorFiles(), subFiles(), restFiles()]);
     const files: string[] = [];
     for (const p of packs) {
       if (p.status === 'rejected') throw p.reason;

@@ -31,6 +31,7 @@ export const snapshotFeature = defineFeature({
       publicUrl: ctx.server.publicUrl ?? defaultPublicUrl(ctx.server.listen),
       debounceMs: settings.debounceMs,
       concurrency: settings.generateConcurrency,
+      prebuildAnchors: settings.prebuildAnchors,
       log: ctx.log,
     });
     git.addRoutes(snapshotRoutes(service));

@@ -41,7 +41,7 @@ import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
 import { headCommit } from './git-queries.ts';
-import { AnchorPacks } from './snapshot-anchor.ts';
+import { AnchorPacks, anchorsOf } from './snapshot-anchor.ts';
 import { snapshotArchive } from './snapshot-archive.ts';
 
 /** What the snapshot service needs from the mirror manager (MirrorManager implements it). */
@@ -65,6 +65,11 @@ export interface SnapshotMirrors {
   onDefaultBranchMoved?(
     listener: (ev: { key: string; path: string; dir: string; to: string }) => void,
   ): () => void;
+  /**
+   * Subscribes to fetches, the mirror's creation included (MirrorManager.onFetched):
+   * `after` is HEAD's commit after it. Without it, no anchor prebuilding.
+   */
+  onFetched?(listener: (ev: { key: string; dir: string; after?: string | null }) => void): () => void;
 }
 
 type LogFn = (obj: object | string, msg?: string) => void;
@@ -92,6 +97,8 @@ export interface SnapshotServiceOptions {
   anchorDir?: string;
   /** First-parent commits per anchor (default DEFAULTS.snapshotAnchorStep; tests use small ones). */
   anchorStep?: number;
+  /** First-parent commits per sub-anchor (default DEFAULTS.snapshotSubAnchorStep; used when it divides anchorStep). */
+  anchorSubStep?: number;
   /**
    * Base URL of the server as clients see it (`https://hoard.example`): the
    * archive's `origin` is `<publicUrl>/git/<repo-key>`. Servers sharing a
@@ -102,6 +109,8 @@ export interface SnapshotServiceOptions {
   zstdLevel?: number;
   debounceMs?: number;
   concurrency?: number;
+  /** Build anchor packs when a mirror is created or fetched (default DEFAULTS.snapshotPrebuildAnchors). */
+  prebuildAnchors?: boolean;
   log?: SnapshotLogger;
 }
 
@@ -173,6 +182,15 @@ export class SnapshotService {
   #lastCommit = new Map<string, string>();
   #closed = false;
   #unsubscribe: () => void;
+  #unsubscribeFetched: () => void;
+  /** Anchor prebuilding (see #prebuildAnchor): repo key → the newest HEAD to build for, waiting. */
+  #anchorWanted = new Map<string, { dir: string; commit: string }>();
+  /** Repo key → the HEAD whose anchor was last ensured (a fetch that did not move it costs nothing). */
+  #anchorDone = new Map<string, string>();
+  #prebuilds = new Map<string, Promise<void>>();
+  /** One prebuild at a time (it is a full single-core delta search); requests are not limited by it. */
+  #prebuildSem = new Semaphore(1);
+  #abort = new AbortController();
 
   constructor(opts: SnapshotServiceOptions) {
     this.mirrors = opts.mirrors;
@@ -183,6 +201,7 @@ export class SnapshotService {
     this.anchors = new AnchorPacks(
       opts.anchorDir ?? `${opts.tmpDir.replace(/\/+$/, '')}.anchors`,
       opts.anchorStep,
+      opts.anchorSubStep,
     );
     this.publicUrl = opts.publicUrl?.replace(/\/+$/, '');
     this.zstdLevel = opts.zstdLevel ?? DEFAULTS.snapshotZstdLevel;
@@ -191,6 +210,57 @@ export class SnapshotService {
     this.#sem = new Semaphore(opts.concurrency ?? DEFAULTS.snapshotGenerateConcurrency);
     this.#unsubscribe =
       this.mirrors.onDefaultBranchMoved?.((ev) => this.#scheduleBackground(ev)) ?? (() => {});
+    this.#unsubscribeFetched =
+      (opts.prebuildAnchors ?? DEFAULTS.snapshotPrebuildAnchors) && this.mirrors.onFetched
+        ? this.mirrors.onFetched((ev) => this.#prebuildAnchor(ev))
+        : () => {};
+  }
+
+  /**
+   * The anchor pack of a mirror's HEAD, built in the background when the
+   * mirror is created or fetched (only when HEAD moved since the last time).
+   * A repository's first snapshot otherwise pays the anchor's full delta
+   * search (≈ 15-20 s for eslint) while the client waits; prebuilt, it pays
+   * the rest's pack and the archive only. Deterministic like any anchor (a
+   * function of the commit graph, built by the same command), so the bytes do
+   * not depend on whether it was prebuilt. A request that arrives while it is
+   * built joins it (AnchorPacks is single-flight). Per repository, the newest
+   * HEAD wins: fetches during a build leave one more build at most.
+   */
+  #prebuildAnchor(ev: { key: string; dir: string; after?: string | null }): void {
+    if (this.#closed || !ev.after || this.#anchorDone.get(ev.key) === ev.after) return;
+    this.#anchorWanted.set(ev.key, { dir: ev.dir, commit: ev.after });
+    if (this.#prebuilds.has(ev.key)) return; // the running loop takes the newest next
+    const key = ev.key;
+    const run = async () => {
+      // The start-up clean-up of the anchor directory's half-built packs runs
+      // once, before any build of this process (it would delete this one's).
+      await this.#prepare();
+      for (let w = this.#anchorWanted.get(key); w && !this.#closed; w = this.#anchorWanted.get(key)) {
+        this.#anchorWanted.delete(key);
+        const t0 = Date.now();
+        const signal = this.#abort.signal;
+        const built = this.anchors.built;
+        const anchor = await this.#prebuildSem.run(async () => {
+          const a = await anchorsOf(w.dir, w.commit, this.anchors.step, this.anchors.subStep, signal);
+          if (a.anchor) await this.anchors.ensure(key, w.dir, a.anchor, signal);
+          if (a.sub && a.anchor) await this.anchors.ensure(key, w.dir, a.sub, signal, a.anchor);
+          return a.anchor;
+        });
+        this.#anchorDone.set(key, w.commit);
+        // info only when a pack was built (once per `step` commits), not per fetch.
+        const fields = { repo: key, commit: w.commit, anchor, ms: Date.now() - t0 };
+        if (this.anchors.built > built) this.log.info(fields, 'git: snapshot anchor pack ready');
+        else this.log.debug(fields, 'git: snapshot anchor pack ready');
+      }
+    };
+    const p = run()
+      .catch((err) => {
+        if (!this.#closed)
+          this.log.warn({ repo: key, err: (err as Error).message }, 'git: snapshot anchor prebuild failed');
+      })
+      .finally(() => this.#prebuilds.delete(key));
+    this.#prebuilds.set(key, p);
   }
 
   #prepare(): Promise<void> {
@@ -433,9 +503,10 @@ export class SnapshotService {
     this.#timers.set(ev.key, timer);
   }
 
-  /** Waits for background generations in progress (tests). */
+  /** Waits for background generations and anchor prebuilds in progress (tests). */
   async idle(): Promise<void> {
-    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+    while (this.#background.size > 0 || this.#prebuilds.size > 0)
+      await Promise.allSettled([...this.#background, ...this.#prebuilds.values()]);
   }
 
   /** Whether a background generation is scheduled (debouncing) or running. */
@@ -446,6 +517,8 @@ export class SnapshotService {
   async close(): Promise<void> {
     this.#closed = true;
     this.#unsubscribe();
+    this.#unsubscribeFetched();
+    this.#abort.abort(); // a prebuild's git is killed; a request that joined it fails like at any close
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     await this.idle();

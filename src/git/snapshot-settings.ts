@@ -18,4 +18,9 @@ export const snapshotSettings = defineSettings('snapshots', 'Git snapshots', {
     max: 64,
     doc: 'snapshot generations running at once (each runs a single-threaded `git pack-objects`)',
   }),
+  prebuildAnchors: setting.boolean({
+    key: 'prebuild-anchors',
+    default: DEFAULTS.snapshotPrebuildAnchors,
+    doc: "build each mirror's anchor pack (its history's deterministic pack, once per 512 commits of the default branch) in the background when the mirror is created or its default branch moves, so a repository's first snapshot request does not wait for it; costs that delta search (≈ 15 s of one core for eslint) per mirror even if no snapshot is ever asked for",
+  }),
 });

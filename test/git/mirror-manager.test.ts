@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Registry, register } from 'prom-client';
+import { gitChildren } from '../../src/git/git-process.ts';
 import { MirrorManager, type MirrorManagerOptions } from '../../src/git/mirror-manager.ts';
 import { parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
 import { ManualClock } from '../support/manual-clock.ts';
@@ -113,6 +114,48 @@ describe('MirrorManager', () => {
       await assert.rejects(mirrors.resolveRef('h/app.git', '-x'), { code: 'HOARD_EBAD_REQUEST' });
     } finally {
       unsubscribe();
+    }
+  });
+
+  test('resolveRef reads the ref files: current after every kind of mirror update, no git process for a ref that did not move', async () => {
+    const { dir } = await mirrors.open('h/app.git', { refs: false });
+    const gitSays = (rev: string) => gitSync(['rev-parse', '--verify', `${rev}^{commit}`], dir).trim();
+    // A fetch writes the moved branch as a loose ref: the next answer names it.
+    const c1 = commitUpstream(upstream, 'loose ref');
+    assert.equal((await mirrors.resolveRef('h/app.git')).commit, c1);
+    // Maintenance packs the refs (the loose file goes): the answer comes from packed-refs.
+    await mirrors.maintain('h/app.git');
+    assert.equal((await mirrors.resolveRef('h/app.git')).commit, c1);
+    assert.equal(gitSays('refs/heads/main'), c1);
+    // A loose ref newer than its packed-refs line wins, as in git.
+    const c2 = commitUpstream(upstream, 'loose over packed');
+    assert.equal((await mirrors.resolveRef('h/app.git')).commit, c2);
+    assert.equal((await mirrors.resolveRef('h/app.git', 'main')).commit, c2);
+    // An annotated tag peels to its commit; a lightweight one is the commit.
+    gitSync(['tag', '-a', '-m', 'release', 'v9', c1], upstream);
+    gitSync(['tag', 'light9', c2], upstream);
+    const tag = await mirrors.resolveRef('h/app.git', 'v9');
+    assert.deepEqual([tag.ref, tag.commit], ['refs/tags/v9', c1]);
+    assert.equal((await mirrors.resolveRef('h/app.git', 'refs/tags/light9')).commit, c2);
+    await mirrors.maintain('h/app.git'); // both tags in packed-refs now, v9 with its peeled line
+    assert.equal((await mirrors.resolveRef('h/app.git', 'v9')).commit, c1);
+    assert.equal(gitSays('refs/tags/v9'), c1);
+    // A branch that went away upstream (pruned by the fetch) is not found any more.
+    commitUpstream(upstream, 'short-lived', 'gone');
+    assert.equal((await mirrors.resolveRef('h/app.git', 'gone')).commit, head(upstream, 'gone'));
+    gitSync(['branch', '-D', 'gone'], upstream);
+    await assert.rejects(mirrors.resolveRef('h/app.git', 'gone'), { code: 'HOARD_EREF_NOT_FOUND' });
+
+    // Without a fetch (a bound not yet reached), resolving refs that did not move starts no git.
+    const m = await startManager('data-refs', { maxStalenessMs: 3_600_000 });
+    try {
+      await m.resolveRef('h/app.git'); // the clone; the first answer peels the id once
+      await m.resolveRef('h/app.git', 'v9');
+      const n0 = gitChildren().spawned;
+      for (const ref of [undefined, 'main', 'v9', 'refs/heads/main']) await m.resolveRef('h/app.git', ref);
+      assert.equal(gitChildren().spawned, n0, 'answered from the ref files');
+    } finally {
+      await m.close();
     }
   });
 

@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { isHoardError } from '../../src/core/errors.ts';
 import { comparePathBytes } from '../../src/core/tree-path.ts';
-import { AnchorPacks } from '../../src/git/snapshot-anchor.ts';
+import { AnchorPacks, anchorsOf } from '../../src/git/snapshot-anchor.ts';
 import { snapshotArchive } from '../../src/git/snapshot-archive.ts';
 import { git, makeMirror, makeUpstream, sha256Of } from '../archive/helpers.ts';
 
@@ -137,6 +137,48 @@ describe('deterministic snapshot archives', () => {
     await git(dir, 'reset', '-q');
     assert.equal(await git(dir, 'status', '--porcelain'), '');
     assert.equal(await git(dir, 'rev-parse', 'HEAD'), head);
+    await git(dir, 'fsck', '--full', '--no-dangling');
+  });
+
+  it('with sub-anchor packs: three packs, the same bytes prebuilt or built on the request, a complete repository', async () => {
+    const a = join(root, 'server-a', 'git', 'm.git');
+    const b = join(root, 'server-b', 'git', 'm.git');
+    // Step 4, sub-step 2: the anchor at the largest multiple of 4 below the head's
+    // first-parent depth, the sub-anchor at the largest multiple of 2 (above it).
+    const packsA = new AnchorPacks(join(root, 'sub-anchors-a'), 4, 2);
+    const packsB = new AnchorPacks(join(root, 'sub-anchors-b'), 4, 2);
+    // The archived commit: at a first-parent depth t with t % 4 == 3 (t > 4), so its
+    // anchor is at t - 3 (a multiple of 4) and its sub-anchor at t - 1 (of 2).
+    const depth = Number(await git(a, 'rev-list', '--count', '--first-parent', head));
+    const t = depth - ((depth - 3 + 4) % 4);
+    assert.ok(t > 4, `a history of ${depth} first-parent commits is too short`);
+    const commit = await git(a, 'rev-parse', `${head}~${depth - t}`);
+    const { anchor, sub } = await anchorsOf(a, commit, 4, 2);
+    assert.equal(anchor, await git(a, 'rev-parse', `${commit}~3`));
+    assert.equal(sub, await git(a, 'rev-parse', `${commit}~1`));
+    assert.deepEqual(await anchorsOf(a, commit, 4, 0), { anchor, sub: null });
+    // Server A prebuilt both (as after a fetch); server B builds them for the request.
+    await packsA.ensure('k', a, anchor as string);
+    await packsA.ensure('k', a, sub as string, undefined, anchor as string);
+    assert.equal(packsA.built, 2);
+    const url = 'http://hoard.example/git/gh/acme/app';
+    const tmp = await mkdtemp(join(root, 'tmp-sub-anchor-'));
+    const archive = (repoDir: string, packs: AnchorPacks) =>
+      snapshotArchive({ repoDir, commit, originUrl: url, tmpDir: tmp, anchors: { packs, key: 'k' } });
+    const file = join(root, 'sub-anchored.tar.zst');
+    const ra = await sha256Of((await archive(a, packsA)).stream, file);
+    assert.equal(packsA.built, 2, 'the prebuilt packs were used');
+    assert.equal((await sha256Of((await archive(b, packsB)).stream)).hex, ra.hex);
+    assert.equal(packsB.built, 2);
+    assert.deepEqual(await readdir(tmp), []);
+    const dir = join(root, 'checkout-sub-anchored');
+    await mkdir(dir);
+    await execFileP('sh', ['-c', `zstd -dc '${file}' | tar -xf - -C '${dir}'`]);
+    const packs = (await readdir(join(dir, '.git/objects/pack'))).filter((n) => n.endsWith('.pack'));
+    assert.equal(packs.length, 3);
+    await git(dir, 'reset', '-q');
+    assert.equal(await git(dir, 'status', '--porcelain'), '');
+    assert.equal(await git(dir, 'rev-parse', 'HEAD'), commit);
     await git(dir, 'fsck', '--full', '--no-dangling');
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,8 +17,15 @@ const execFileP = promisify(execFile);
 const HOARD = join(import.meta.dirname, '..', '..', 'bin', 'hoard.js');
 
 async function hoard(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return hoardWith({}, ...args);
+}
+
+async function hoardWith(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await execFileP(process.execPath, [HOARD, ...args], { env: GIT_ENV });
+    const r = await execFileP(process.execPath, [HOARD, ...args], { env: { ...GIT_ENV, ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -56,7 +63,9 @@ describe('hoard git restore', () => {
 
   it('restores a clean work tree at the current commit; log and fetch work through the proxy', async () => {
     const dest = join(root, 'ws1');
-    const r = await hoard('git', 'restore', url, dest, '--json');
+    // GIT_TRACE reaches restore's git children (src/git/git-process.ts keeps GIT_TRACE*): which ran.
+    const trace = join(root, 'ws1.trace');
+    const r = await hoardWith({ GIT_TRACE: trace }, 'git', 'restore', url, dest, '--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.deepEqual(Object.keys(out).sort(), [
@@ -90,6 +99,11 @@ describe('hoard git restore', () => {
     );
     assert.match(await git(dest, 'log', '--oneline', '-3'), /submodule/);
     assert.equal(await git(dest, 'remote', 'get-url', 'origin'), url);
+    // The fetch found the branch where the snapshot is: no `git checkout` (restore wrote the
+    // branch, HEAD, tracking config and origin/HEAD itself), and the checks above hold.
+    const ran: string[] = (await readFile(trace, 'utf8')).match(/built-in: git [a-z-]+/g) ?? [];
+    assert.ok(ran.includes('built-in: git fetch'), ran.join());
+    assert.ok(!ran.includes('built-in: git checkout'), ran.join());
     assert.equal(await readlink(join(dest, 'src-link')), 'src');
     // Nothing left next to it.
     assert.deepEqual(
