@@ -101,3 +101,30 @@ export function readSmallBlobSync(
     closeSync(fd);
   }
 }
+
+/**
+ * Reads at most `limit` bytes of a blob file into `buf` (from its start)
+ * with synchronous calls: open, read until `limit` or the end, close — no
+ * fstat, the caller knows the size it wants and reads one byte past it to
+ * see a longer file. The count read, or 'absent' when there is no file.
+ */
+export function readBlobIntoSync(path: string, buf: Buffer, limit: number): number | 'absent' {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
+    throw err;
+  }
+  try {
+    let n = 0;
+    while (n < limit) {
+      const got = readSync(fd, buf, n, limit - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    return n;
+  } finally {
+    closeSync(fd);
+  }
+}
