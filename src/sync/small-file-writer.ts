@@ -141,7 +141,7 @@ export class SmallFileWriter {
   async write(entries: readonly FileEntry[], bytes: Buffer): Promise<void> {
     const { folders } = this.#o;
     // A group that failed (its flush or a rename) stops the writing.
-    if (this.#failure) throw this.#failure.err;
+    this.#throwIfFailed();
     const temps: Temp[] = [];
     try {
       for (const entry of entries) {
@@ -179,7 +179,7 @@ export class SmallFileWriter {
           while (this.#fsyncing.size >= GROUPS_IN_FLIGHT) {
             await new Promise<void>((wake) => this.#roomWaiters.push(wake));
             // A failed group stops the writing here, as soon as it is known.
-            if (this.#failure) throw this.#failure.err;
+            this.#throwIfFailed();
           }
           this.#flushGroup();
         }
@@ -187,6 +187,10 @@ export class SmallFileWriter {
     } finally {
       cleanup(temps);
     }
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure) throw this.#failure.err;
   }
 
   /**
