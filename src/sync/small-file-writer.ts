@@ -276,10 +276,13 @@ export class SmallFileWriter {
 
   /**
    * Renames temps into place; `recheck`: their folders are checked again
-   * first (time passed since). With fsync (a group, in the background: in a
-   * writer thread that is its other core) each file's stat is taken right
-   * after its rename (which changes the ctime); without, materialize looks
-   * them up at the end.
+   * first (time passed since). With fsync (a group, after its flush) each
+   * file's stat is taken right after its rename (which changes the ctime),
+   * by path — its descriptor was closed after the write — under
+   * materialize's rule for stats taken later: a file whose ctime is after
+   * the rename, or of another size, was changed by someone else and gets no
+   * key (the next scan hashes it). Without fsync, materialize looks them up
+   * at the end.
    */
   #publish(temps: Temp[], recheck: boolean): void {
     const { root, folders, written, fsync } = this.#o;
@@ -288,8 +291,11 @@ export class SmallFileWriter {
       const final = join(root, t.entry.path);
       renameSync(t.tmp, final);
       t.published = true;
+      const doneAt = Date.now();
       const st = fsync ? lstatSync(final, { bigint: true, throwIfNoEntry: false }) : undefined;
-      written.push({ entry: t.entry, doneAt: Date.now(), key: st?.isFile() ? statKeyOf(st) : undefined });
+      const ours =
+        st?.isFile() && Number(st.size) === t.entry.size && st.ctimeNs <= BigInt(doneAt + 1) * 1_000_000n;
+      written.push({ entry: t.entry, doneAt, key: st && ours ? statKeyOf(st) : undefined });
     }
   }
 }
