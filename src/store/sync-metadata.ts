@@ -78,24 +78,14 @@ export function readSmallBlobSync(
   path: string,
   max: number,
 ): { bytes: Buffer; stats: Stats } | 'large' | 'absent' {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
-    throw err;
-  }
+  const fd = openBlobSync(path);
+  if (fd === 'absent') return 'absent';
   try {
     const stats = fstatSync(fd);
     const { size } = stats;
     if (size > max) return 'large';
     const buf = Buffer.allocUnsafe(size);
-    let n = 0;
-    while (n < size) {
-      const got = readSync(fd, buf, n, size - n, n);
-      if (got === 0) break;
-      n += got;
-    }
+    const n = readUpTo(fd, buf, size);
     return { bytes: n === size ? buf : buf.subarray(0, n), stats };
   } finally {
     closeSync(fd);
@@ -109,22 +99,32 @@ export function readSmallBlobSync(
  * see a longer file. The count read, or 'absent' when there is no file.
  */
 export function readBlobIntoSync(path: string, buf: Buffer, limit: number): number | 'absent' {
-  let fd: number;
+  const fd = openBlobSync(path);
+  if (fd === 'absent') return 'absent';
   try {
-    fd = openSync(path, 'r');
+    return readUpTo(fd, buf, limit);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A descriptor reading a blob file, or 'absent'. */
+function openBlobSync(path: string): number | 'absent' {
+  try {
+    return openSync(path, 'r');
   } catch (err) {
     if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
     throw err;
   }
-  try {
-    let n = 0;
-    while (n < limit) {
-      const got = readSync(fd, buf, n, limit - n, n);
-      if (got === 0) break;
-      n += got;
-    }
-    return n;
-  } finally {
-    closeSync(fd);
+}
+
+/** Reads from the start until `limit` bytes or the end; the count read. */
+function readUpTo(fd: number, buf: Buffer, limit: number): number {
+  let n = 0;
+  while (n < limit) {
+    const got = readSync(fd, buf, n, limit - n, n);
+    if (got === 0) break;
+    n += got;
   }
+  return n;
 }
