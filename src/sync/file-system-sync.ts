@@ -22,7 +22,7 @@
 // Not Linux: false (the caller fsyncs each file).
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fsyncDir } from '../store/fs-atomic.ts';
 
 const SYNC_PROGRAMS = ['/usr/bin/sync', '/bin/sync'];
@@ -48,6 +48,24 @@ export function syncFileSystem(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * syncFileSystem for every file system the folders `paths` are on (a
+ * folder inside the pull may be another file system's mount point: a flush
+ * of the root's would not cover it). True once each is done.
+ */
+export async function syncFileSystemsOf(paths: Iterable<string>): Promise<boolean> {
+  const byDevice = new Map<number, string>();
+  let last: string | undefined;
+  for (const p of paths) {
+    if (p === last) continue; // files arrive folder by folder
+    last = p;
+    const { dev } = statSync(p);
+    if (!byDevice.has(dev)) byDevice.set(dev, p);
+  }
+  for (const p of byDevice.values()) if (!(await syncFileSystem(p))) return false;
+  return true;
+}
+
 /** Forgets what was found (tests). */
 export function resetSyncFileSystem(value?: string | null): void {
   program = value;
@@ -57,11 +75,11 @@ export function resetSyncFileSystem(value?: string | null): void {
 const SYNCFS_MIN_FOLDERS = 16;
 
 /**
- * Makes the entries of `folders` (absolute paths on the file system of
- * `root`) durable: one syncfs for many (a fresh pull touches a folder per
- * ~100 files), else an fsync of each.
+ * Makes the entries of `folders` (absolute paths) durable: one syncfs (per
+ * file system) for many — a fresh pull touches a folder per ~100 files —
+ * else an fsync of each.
  */
-export async function syncFolders(root: string, folders: ReadonlySet<string>): Promise<void> {
-  if (folders.size >= SYNCFS_MIN_FOLDERS && (await syncFileSystem(root))) return;
+export async function syncFolders(folders: ReadonlySet<string>): Promise<void> {
+  if (folders.size >= SYNCFS_MIN_FOLDERS && (await syncFileSystemsOf(folders))) return;
   for (const d of folders) await fsyncDir(d);
 }

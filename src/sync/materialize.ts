@@ -572,7 +572,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     if (st?.isDirectory()) await rmdir(join(root, q)).catch(() => {});
   }
 
-  if (fsync) await syncFolders(root, touchedDirs);
+  if (fsync) await syncFolders(touchedDirs);
 
   // Record the puller's own stat values, so the next push re-reads nothing.
   const now = Date.now();

@@ -49,13 +49,13 @@ import {
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { isNoSpaceErrno } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
 import type { FileEntry } from '../core/tree.ts';
 import { isErrno, tempName } from '../store/fs-atomic.ts';
-import { syncFileSystem } from './file-system-sync.ts';
+import { syncFileSystemsOf } from './file-system-sync.ts';
 import type { FolderGuard } from './local-folders.ts';
 import { type StatKey, statKeyOf } from './stat-cache.ts';
 
@@ -195,8 +195,9 @@ export class SmallFileWriter {
 
   /**
    * Makes the group of written temps durable, then renames them into place
-   * (in the background, tracked for settle()): one syncfs of their file
-   * system for a group of at least SYNCFS_MIN_FILES (file-system-sync.ts),
+   * (in the background, tracked for settle()): one syncfs of each file
+   * system their folders are on (a folder may be a mount point) for a group
+   * of at least SYNCFS_MIN_FILES (file-system-sync.ts),
    * else — or where that is not possible — an fsync of each file (a
    * bounded number at once, in the thread pool).
    */
@@ -207,7 +208,7 @@ export class SmallFileWriter {
     if (mine.length === 0) return;
     const job = (async () => {
       try {
-        if (!(mine.length >= SYNCFS_MIN_FILES && (await syncFileSystem(this.#o.root))))
+        if (!(mine.length >= SYNCFS_MIN_FILES && (await syncFileSystemsOf(mine.map((t) => dirname(t.tmp))))))
           await forEachLimit(mine, DEFAULTS.syncFsyncInFlight, (t) => fsyncPath(t.tmp));
         this.#publish(mine, true);
       } finally {
