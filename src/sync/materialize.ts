@@ -461,8 +461,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   // Small blobs with no local copy to take them from travel in batches.
   // Each arrives whole and verified; its files are written right there
   // with synchronous calls (temp, write, close, rename); with fsync on,
-  // the fsyncs run in the thread pool (a bounded number at once) and the
-  // renames follow them, so a crash never publishes a torn file.
+  // the temps are made durable in groups (one syncfs per few thousand
+  // files, small-file-writer.ts) and renamed only after that, so a crash
+  // never publishes a torn file.
   const batched: BlobWant[] = [];
   const individual: [Digest, FileEntry[]][] = [];
   for (const [digest, entries] of groups) {
