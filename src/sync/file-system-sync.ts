@@ -23,6 +23,7 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { fsyncDir } from '../store/fs-atomic.ts';
 
 const SYNC_PROGRAMS = ['/usr/bin/sync', '/bin/sync'];
@@ -36,11 +37,13 @@ let program: string | null | undefined;
  * caller then fsyncs each file itself).
  */
 export function syncFileSystem(path: string): Promise<boolean> {
+  if (!isAbsolute(path)) throw new Error(`syncFileSystem: ${path} is not an absolute path`);
   if (program === undefined)
     program = process.platform === 'linux' ? (SYNC_PROGRAMS.find((p) => existsSync(p)) ?? null) : null;
   const bin = program;
   if (bin === null) return Promise.resolve(false);
   return new Promise((resolve) => {
+    // `path` is absolute (never read as an option); no `--`, which busybox may not take.
     execFile(bin, ['-f', path], { shell: false, windowsHide: true }, (err) => {
       if (err) program = null;
       resolve(!err);
