@@ -33,10 +33,21 @@ export type BatchStatus = (typeof BatchStatus)[keyof typeof BatchStatus];
 /** The head of one record. */
 export function recordHead(digest: Digest, status: BatchStatus, length: number): Buffer {
   const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
-  head.write(hexOf(digest), 0, 32, 'hex');
-  head[32] = status;
-  head.writeUInt32BE(length, 33);
+  writeRecordHead(head, 0, digest, status, length);
   return head;
+}
+
+/** Writes the head of one record into `buf` at `at` (RECORD_HEAD_BYTES). */
+export function writeRecordHead(
+  buf: Buffer,
+  at: number,
+  digest: Digest,
+  status: BatchStatus,
+  length: number,
+): void {
+  buf.write(hexOf(digest), at, 32, 'hex');
+  buf[at + 32] = status;
+  buf.writeUInt32BE(length, at + 33);
 }
 
 /** What the caller expects of one record: the digest asked for and the size its tree gives. */

@@ -88,7 +88,9 @@ export interface BlobStore {
    * Throws on the first corrupt or malformed answer. Callers go through
    * `readMany()` (src/store/read-many.ts), which falls back to `read` for
    * stores without it. Wants are distinct digests of bounded size: the
-   * bytes are held whole.
+   * bytes are held whole. `each` may use a record's bytes until its call settles
+   * (a store may read the next blob into the same memory): keep a copy to
+   * hold them longer.
    */
   readMany?(
     wants: readonly BlobWant[],

@@ -10,8 +10,9 @@ import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } fro
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { BlobWant } from '../core/blob-batch-frame.ts';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, digestFromHex, Hasher, hexOf, VerifyingStream } from '../core/digest.ts';
+import { type Digest, digestFromHex, Hasher, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
 import { BlobNotFoundError, DigestMismatchError, HoardError, noSpaceOr } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
 import type { BatchingBlobStore } from './blob-batch.ts';
@@ -22,6 +23,8 @@ import {
   type ByteSource,
   type ListOptions,
   missingByHas,
+  type ReadManyOptions,
+  type ReadManyRecord,
   resolveRange,
   type WriteOptions,
   type WriteResult,
@@ -29,7 +32,8 @@ import {
 import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
 import { FsBlobBatch } from './fs-blob-batch.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
-import { readSmallBlobSync, statSyncIfExists } from './sync-metadata.ts';
+import { readManyByRead } from './read-many.ts';
+import { readBlobIntoSync, readSmallBlobSync, statSyncIfExists } from './sync-metadata.ts';
 
 export interface FsBlobStoreOptions {
   /** Existence checks with synchronous calls (sync-metadata.ts): for the server's own local data directory. */
@@ -147,6 +151,51 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
       await fh.close();
       throw err;
     }
+  }
+
+  /**
+   * Many small blobs (BlobStore.readMany). With syncReads (a CLI's pull from
+   * a file:// remote: tens of thousands of blobs of a few KiB) each is read
+   * whole with synchronous calls into one buffer reused for every blob —
+   * open, read, close: the wanted size bounds the read (one byte past it
+   * shows a longer file), so no fstat — then verified and handed over; the
+   * bytes are valid until `each` settles. No stream, no promise chain and no
+   * allocation per blob: a fresh buffer per blob kept the allocator's heap
+   * growing (~30 MiB more RSS at 10,000 files) and V8 collecting for the
+   * external memory. Without syncReads, bounded parallel reads.
+   */
+  async readMany(
+    wants: readonly BlobWant[],
+    each: (record: ReadManyRecord) => void | Promise<void>,
+    opts: ReadManyOptions = {},
+  ): Promise<void> {
+    if (!this.#syncReads)
+      return readManyByRead(this, wants, each, {
+        concurrency: DEFAULTS.transferConcurrency,
+        signal: opts.signal,
+      });
+    let buf: Buffer | undefined;
+    const later: BlobWant[] = [];
+    for (const w of wants) {
+      opts.signal?.throwIfAborted();
+      if (w.size > DEFAULTS.syncSmallFileBytes) {
+        later.push(w);
+        continue;
+      }
+      if (!buf || buf.byteLength < w.size + 1)
+        buf = Buffer.allocUnsafe(Math.max(w.size + 1, 64 * 1024, (buf?.byteLength ?? 0) * 2));
+      const n = readBlobIntoSync(this.pathOf(w.digest), buf, w.size + 1);
+      if (n === 'absent') {
+        await each({ digest: w.digest, status: 'missing' });
+        continue;
+      }
+      if (n > w.size) throw new DigestMismatchError(w.digest, `(more than the expected ${w.size} bytes)`);
+      const bytes = buf.subarray(0, n);
+      const actual = sha256(bytes);
+      if (actual !== w.digest) throw new DigestMismatchError(w.digest, actual);
+      await each({ digest: w.digest, status: 'present', bytes });
+    }
+    if (later.length > 0) await readManyByRead(this, later, each, { concurrency: 1, signal: opts.signal });
   }
 
   async write(digest: Digest, source: ByteSource, opts: WriteOptions = {}): Promise<WriteResult> {

@@ -78,26 +78,53 @@ export function readSmallBlobSync(
   path: string,
   max: number,
 ): { bytes: Buffer; stats: Stats } | 'large' | 'absent' {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
-    throw err;
-  }
+  const fd = openBlobSync(path);
+  if (fd === 'absent') return 'absent';
   try {
     const stats = fstatSync(fd);
     const { size } = stats;
     if (size > max) return 'large';
     const buf = Buffer.allocUnsafe(size);
-    let n = 0;
-    while (n < size) {
-      const got = readSync(fd, buf, n, size - n, n);
-      if (got === 0) break;
-      n += got;
-    }
+    const n = readUpTo(fd, buf, size);
     return { bytes: n === size ? buf : buf.subarray(0, n), stats };
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reads at most `limit` bytes of a blob file into `buf` (from its start)
+ * with synchronous calls: open, read until `limit` or the end, close — no
+ * fstat, the caller knows the size it wants and reads one byte past it to
+ * see a longer file. The count read, or 'absent' when there is no file.
+ */
+export function readBlobIntoSync(path: string, buf: Buffer, limit: number): number | 'absent' {
+  const fd = openBlobSync(path);
+  if (fd === 'absent') return 'absent';
+  try {
+    return readUpTo(fd, buf, limit);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A descriptor reading a blob file, or 'absent'. */
+function openBlobSync(path: string): number | 'absent' {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return 'absent';
+    throw err;
+  }
+}
+
+/** Reads from the start until `limit` bytes or the end; the count read. */
+function readUpTo(fd: number, buf: Buffer, limit: number): number {
+  let n = 0;
+  while (n < limit) {
+    const got = readSync(fd, buf, n, limit - n, n);
+    if (got === 0) break;
+    n += got;
+  }
+  return n;
 }

@@ -46,9 +46,10 @@ import { SingleFlight } from '../core/single-flight.ts';
 import type { FileEntry, Tree, TreeEntry } from '../core/tree.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import type { Remote } from '../remote/remote.ts';
-import { fsyncDir, isErrno, tempName } from '../store/fs-atomic.ts';
+import { isErrno, tempName } from '../store/fs-atomic.ts';
 import { readMany, readWholeVerified } from '../store/read-many.ts';
 import { type MissingBlob, missingBlobsError } from './common.ts';
+import { syncFolders } from './file-system-sync.ts';
 import { isTempName, STATE_DIR } from './ignore-rules.ts';
 import {
   deepestFirst,
@@ -460,8 +461,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   // Small blobs with no local copy to take them from travel in batches.
   // Each arrives whole and verified; its files are written right there
   // with synchronous calls (temp, write, close, rename); with fsync on,
-  // the fsyncs run in the thread pool (a bounded number at once) and the
-  // renames follow them, so a crash never publishes a torn file.
+  // the temps are made durable in groups (one syncfs per few thousand
+  // files, small-file-writer.ts) and renamed only after that, so a crash
+  // never publishes a torn file.
   const batched: BlobWant[] = [];
   const individual: [Digest, FileEntry[]][] = [];
   for (const [digest, entries] of groups) {
@@ -480,6 +482,9 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   });
   // A big restore without fsync hands its small files to a worker thread
   // (threaded-writer.ts): their system calls then overlap the downloads.
+  // Not a pull: with its fsyncs batched (small-file-writer.ts) the main
+  // thread alone was as fast at 50,000 files (7.2–9.1 s against 8.1 s),
+  // with ~60 MiB less memory (the worker's isolate and heap) and less CPU.
   // (Started inside the try below, so it is always stopped.)
   let threaded: ThreadedFileWriter | undefined;
   const useThread = !fsync && (input.writerThread ?? batched.length >= WRITER_THREAD_MIN_BLOBS);
@@ -568,7 +573,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
     if (st?.isDirectory()) await rmdir(join(root, q)).catch(() => {});
   }
 
-  if (fsync) for (const d of touchedDirs) await fsyncDir(d);
+  if (fsync) await syncFolders(touchedDirs);
 
   // Record the puller's own stat values, so the next push re-reads nothing.
   const now = Date.now();

@@ -217,3 +217,53 @@ describe('POST /v1/blobs/batch auth', () => {
     assert.equal((await records(res, [{ digest: x.digest, size: 100 }]))[0].status, 'present');
   });
 });
+
+describe('batchBody', () => {
+  it('gathers small records at hand into few chunks; large, streamed, missing and not-sent records keep their place', async () => {
+    const { batchBody } = await import('../../src/server/routes/blobs.ts');
+    const { bufferHandle } = await import('../../src/store/blob-handle.ts');
+    const { Readable } = await import('node:stream');
+    const small = Array.from({ length: 300 }, (_, i) => blob(1 + ((i * 37) % 1500)));
+    const big = blob(20 * 1024); // at hand, past the gathering size: sent as it is
+    const streamed = blob(5000); // a disk stream
+    const tooBig = blob(1); // answered "not sent" below (its size says it would pass the budget)
+    const absent = blob(7);
+    const at = new Map<Digest, Buffer>(small.map((x) => [x.digest, x.data]));
+    at.set(big.digest, big.data);
+    const store = {
+      async open(digest: Digest) {
+        if (digest === streamed.digest)
+          return {
+            size: streamed.data.length,
+            tier: 'disk',
+            stream: (s: number, e: number) => Readable.from([streamed.data.subarray(s, e)]),
+            close() {},
+          };
+        if (digest === tooBig.digest)
+          return { size: 2 ** 31, tier: 'disk', stream: () => Readable.from([]), close() {} };
+        const data = at.get(digest);
+        return data ? bufferHandle(data, 'memory') : undefined;
+      },
+    };
+    const order = [...small.slice(0, 150), big, absent, streamed, tooBig, ...small.slice(150)];
+    const chunks: Buffer[] = [];
+    for await (const c of batchBody(
+      store as never,
+      order.map((x) => x.digest),
+      2 ** 30,
+    ))
+      chunks.push(Buffer.from(c));
+    const wants = order.map((x) => ({ digest: x.digest, size: x === tooBig ? 1 : x.data.length }));
+    const got: BatchRecord[] = [];
+    await readBatchFrames([Buffer.concat(chunks)], wants, (r) => {
+      got.push(r.status === 'present' ? { ...r, bytes: Buffer.from(r.bytes) } : r);
+    });
+    assert.deepEqual(
+      got.map((r) => r.status),
+      order.map((x) => (x === absent ? 'missing' : x === tooBig ? 'not-sent' : 'present')),
+    );
+    for (const [i, r] of got.entries()) if (r.status === 'present') assert.ok(r.bytes.equals(order[i].data));
+    // ~230 KiB of 305 records: a handful of chunks, not two per record.
+    assert.ok(chunks.length <= 12, `${chunks.length} chunks`);
+  });
+});

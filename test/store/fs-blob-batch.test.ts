@@ -149,4 +149,40 @@ describe('FsBlobStore syncReads', () => {
       await cleanup();
     }
   });
+
+  it('readMany reads one blob at a time into one reused buffer, verified; longer, shorter and absent files are said', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root, { syncReads: true });
+      const blobs = Array.from({ length: 5 }, (_, i) => Buffer.alloc(1000 + i * 10, i + 1));
+      for (const b of blobs) await store.write(sha256(b), [b]);
+      const wants = blobs.map((b) => ({ digest: sha256(b), size: b.length }));
+      const seen: Buffer[] = [];
+      const memory = new Set<ArrayBufferLike>();
+      await store.readMany([...wants, { digest: sha256('absent'), size: 6 }], (r) => {
+        if (r.status === 'missing') {
+          seen.push(Buffer.from('missing'));
+          return;
+        }
+        memory.add(r.bytes.buffer);
+        seen.push(Buffer.from(r.bytes));
+      });
+      assert.deepEqual(seen, [...blobs, Buffer.from('missing')]);
+      assert.equal(memory.size, 1, 'one buffer for every blob, no allocation per blob');
+      // A file longer than wanted, or shorter: corrupt, never a short or clipped read.
+      const [a, b] = blobs;
+      await writeFile(store.pathOf(sha256(a)), Buffer.concat([a, Buffer.from('x')]));
+      await assert.rejects(
+        store.readMany([wants[0]], () => {}),
+        { code: 'HOARD_EDIGEST_MISMATCH' },
+      );
+      await writeFile(store.pathOf(sha256(b)), b.subarray(1));
+      await assert.rejects(
+        store.readMany([wants[1]], () => {}),
+        { code: 'HOARD_EDIGEST_MISMATCH' },
+      );
+    } finally {
+      await cleanup();
+    }
+  });
 });
