@@ -334,6 +334,14 @@ describe('git cold clone: hostile upstream', () => {
             return true;
           },
         );
+        // A client served from the pack may fail (its own git's checks) before the mirror's
+        // index-pack of the same fill has: a request arriving meanwhile would be served from
+        // that fill. The creation's failure is awaited before the next clone, which must
+        // then start a new one.
+        await waitUntil(
+          () => metric(s, new RegExp(`hoard_git_clones_total\\{result="error"\\} ${n}\\b`)),
+          `failed mirror creation ${n} counted`,
+        );
         assert.equal(existsSync(join(data, 'git', 'mirrors', 'h', 'app.git')), false, 'nothing published');
       }
       // A failed creation is not remembered: each clone starts one (a request arriving after

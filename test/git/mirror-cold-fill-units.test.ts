@@ -110,12 +110,12 @@ describe('v2 requests', () => {
     assert.equal(clonesFromFill(['ofs-delta', 'done'], fill), false, 'no wants');
     assert.equal(clonesFromFill([`want ${A}`, 'sideband-all', 'ofs-delta', 'done'], fill), false);
   });
-  test('the ls-refs answer honours prefixes, symrefs, peel and unborn like upload-pack', () => {
+  test('the ls-refs answer honours prefixes, symrefs and unborn like upload-pack; no peeled values', () => {
     const refs = {
       refs: [
         { name: 'HEAD', oid: A, symref: 'refs/heads/main' },
         { name: 'refs/heads/main', oid: A },
-        { name: 'refs/tags/v1', oid: B, peeled: A },
+        { name: 'refs/tags/v1', oid: B },
       ],
     };
     const lines = (b: Buffer | null) => {
@@ -137,7 +137,8 @@ describe('v2 requests', () => {
     };
     assert.deepEqual(
       lines(lsRefsAnswer(refs, ['symrefs', 'peel', 'ref-prefix HEAD', 'ref-prefix refs/tags/'])),
-      [`${A} HEAD symref-target:refs/heads/main`, `${B} refs/tags/v1 peeled:${A}`, '0000'],
+      [`${A} HEAD symref-target:refs/heads/main`, `${B} refs/tags/v1`, '0000'],
+      'peel is accepted, and adds nothing before the pack is indexed',
     );
     assert.deepEqual(lines(lsRefsAnswer(refs, [])), [
       `${A} HEAD`,
