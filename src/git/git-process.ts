@@ -18,8 +18,8 @@ export interface GitSpawnOptions {
   timeoutMs?: number;
   /** Kills the process group when aborted (e.g. the client went away). */
   signal?: AbortSignal;
-  /** Whether stdin is a pipe (default: ignored). */
-  stdin?: boolean;
+  /** Whether stdin is a pipe (default: ignored); or an open file descriptor to read (the caller closes it). */
+  stdin?: boolean | number;
   /**
    * A lower CPU priority (nice value, 1–19) for work nobody is waiting on
    * directly. See lowerPriority: the nice value alone does nothing here.
@@ -119,7 +119,7 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
   const child = spawn('git', args, {
     cwd: opts.cwd,
     env: gitEnv(opts.env),
-    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    stdio: [typeof opts.stdin === 'number' ? opts.stdin : opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     detached: true,
   });
   const pid = child.pid;
@@ -228,7 +228,7 @@ export interface RunGitResult {
 
 /** Runs git to completion; throws HOARD_EGIT (with git's own message) on failure. */
 export async function runGit(args: string[], opts: RunGitOptions = {}): Promise<RunGitResult> {
-  const g = spawnGit(args, { ...opts, stdin: opts.input !== undefined });
+  const g = spawnGit(args, { ...opts, stdin: opts.input !== undefined ? true : opts.stdin });
   const out: Buffer[] = [];
   g.child.stdout?.on('data', (c: Buffer) => out.push(c));
   if (opts.input !== undefined) g.child.stdin?.end(opts.input);

@@ -16,13 +16,14 @@
 // trailer): the client's own git verifies the objects and their connectivity,
 // as in a direct clone, and does not wait for the mirror's indexing.
 //
-// The mirror's `index-pack` reads the spool too, at the lowest CPU priority
-// (git-process.ts, lowerPriority): on a small machine the clients' index-packs
-// of the same bytes are what someone waits for, and two indexings of one pack
-// at equal priority made the first clone take about the sum of both (issue
-// 16, docs/benchmarks.md). Requests that arrive while the mirror is indexed
-// are served from the same fill (its refs, if fresh enough; its pack) or wait
-// for the mirror, as before.
+// The mirror's `index-pack` reads the spool file once the whole pack is in it
+// (directly, as its stdin: no copy through this process), at the lowest CPU
+// priority (git-process.ts, lowerPriority): on a small machine the clients'
+// index-packs of the same bytes are what someone waits for, and two indexings
+// of one pack at equal priority made the first clone take about the sum of
+// both (issue 16, docs/benchmarks.md). Requests that arrive while the mirror
+// is indexed are served from the same fill (its refs, if fresh enough; its
+// pack) or wait for the mirror, as before.
 //
 // Invariants:
 // - Freshness: `refs` (what clients' ls-refs are answered with while the fill
@@ -36,8 +37,8 @@
 //   object it holds (and branches commits); only then is the directory
 //   renamed into place by the caller. A failure at any point publishes
 //   nothing and the next request starts a new fill; one before the pack was
-//   complete also fails its readers (a client gets hoard's error), one after
-//   is the clients' own git's to find (a pack whose objects are broken or not
+//   complete (stream checks) also fails its readers (a client gets hoard's
+//   error), one after (index-pack, update-ref) is the clients' own git's to find (a pack whose objects are broken or not
 //   connected fails their index-pack or connectivity check, as it would
 //   fail a direct clone).
 // - Peeled tags: the upstream's `peeled:` values are not served during a
@@ -46,16 +47,16 @@
 //   upload-pack serves peeled values computed from its objects.
 // - Bounded: the ref list and advertisement by mirror-upstream-v2.ts, the
 //   pack by MAX_PACK_BYTES (counted here and given to index-pack), memory by
-//   one pkt-line at a time with backpressure from the spool and index-pack.
+//   one pkt-line at a time (and a SPOOL_BATCH_BYTES batch) with backpressure
+//   from the spool's writes.
 
-import { appendFile } from 'node:fs/promises';
+import { appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Clock } from '../core/clock.ts';
 import { HoardError } from '../core/errors.ts';
 import type { GitLogger } from './git-logger.ts';
-import { gitFailure, runGit, spawnGit } from './git-process.ts';
+import { runGit } from './git-process.ts';
 import { mirrorConfigText } from './mirror-disk.ts';
 import { PackSpool } from './mirror-pack-spool.ts';
 import {
@@ -66,11 +67,14 @@ import {
   type UpstreamRefs,
   v2Transport,
 } from './mirror-upstream-v2.ts';
-import { PackStreamCheck } from './pack-stream-check.ts';
+import { PackStreamCheck, PackStreamError } from './pack-stream-check.ts';
 import { PktError, readPkts } from './pkt-line.ts';
 
 /** Largest pack accepted from an upstream when creating a mirror (also index-pack's --max-input-size). */
 export const MAX_PACK_BYTES = 32 * 1024 ** 3;
+
+/** How much of the pack is gathered before one append to the spool. */
+const SPOOL_BATCH_BYTES = 256 * 1024;
 
 /** The nice value of the mirror's indexing and ref writing: after anything a client waits for. */
 const MIRROR_INDEX_NICE = 19;
@@ -89,15 +93,6 @@ export interface ColdFillOptions {
   timeoutMs: number;
   clock: Clock;
   log: GitLogger;
-}
-
-/** The mirror's index-pack of a fill's spool. */
-interface MirrorIndex {
-  /** Resolves when index-pack accepted the pack, rejects when it did not. */
-  done: Promise<void>;
-  /** index-pack has failed (the pack is bad, or the fill is failing). */
-  failed: boolean;
-  kill(): void;
 }
 
 export class ColdFill {
@@ -199,21 +194,22 @@ export class ColdFill {
   }
 
   /**
-   * Fetches the pack into the spool, checked as it arrives, while the
-   * mirror's index-pack reads it from the spool at its own (low-priority)
-   * pace: the upstream transfer and the clients never wait for the mirror's
-   * indexing. Resolves once index-pack accepted the pack.
+   * Fetches the pack into the spool, checked as it arrives (the clients read
+   * it from there), then has the mirror's index-pack read the spool file
+   * itself, niced: nothing of the mirror's indexing is on the way of the
+   * transfer or of the clients' answers. Resolves once index-pack accepted it.
    */
   async #fetchPack(t: NonNullable<ReturnType<typeof v2Transport>>, caps: Map<string, string>): Promise<void> {
     const o = this.#o;
     const bad = (why: string) => new HoardError('HOARD_EGIT', `upstream fetch: ${why}`);
     const received = Date.now();
     const answer = await t.rpc(fetchRequest(caps, [...this.#tips]));
-    let index: MirrorIndex | null = null;
+    let state: 'start' | 'pack' | 'end' = 'start';
+    const check = new PackStreamCheck();
+    let spool: PackSpool | null = null;
+    let batch: Buffer[] = [];
+    let batched = 0;
     try {
-      let state: 'start' | 'pack' | 'end' = 'start';
-      const check = new PackStreamCheck();
-      let spool: PackSpool | null = null;
       for await (const p of readPkts(answer)) {
         if (state === 'end') throw bad('data after the pack');
         if (state === 'start') {
@@ -226,7 +222,6 @@ export class ColdFill {
           spool = await PackSpool.create(o.spoolPath);
           this.#spool = spool;
           this.#packStarted();
-          index = this.#indexFromSpool(spool);
           continue;
         }
         if (p.kind === 'flush') {
@@ -246,67 +241,46 @@ export class ColdFill {
         if (band !== 1) throw bad(`unknown sideband ${band}`);
         const data = p.payload.subarray(1);
         if (check.bytes + data.length > MAX_PACK_BYTES) throw bad(`pack larger than ${MAX_PACK_BYTES} bytes`);
-        try {
-          check.update(data);
-        } catch (err) {
-          throw bad((err as Error).message);
+        check.update(data);
+        // Appended in batches: one write (and one wake-up of the readers) per SPOOL_BATCH_BYTES
+        // rather than per pkt-line (~64 KiB); the end of the pack is appended at once.
+        batch.push(data);
+        batched += data.length;
+        if (batched >= SPOOL_BATCH_BYTES) {
+          await spool!.append(Buffer.concat(batch, batched));
+          batch = [];
+          batched = 0;
         }
-        await spool!.append(data);
-        // The mirror's index-pack already refused it: no client should take it for complete.
-        if (index?.failed) break;
       }
-      if (index?.failed) await index.done;
       if (state !== 'end') throw bad('the pack ended early');
-      try {
-        check.finish();
-      } catch (err) {
-        throw bad((err as Error).message);
-      }
-      // Clients have every byte now and their answers end; each one's own git verifies its copy.
-      spool!.finish();
-      o.log.debug(
-        { repo: o.key, bytes: check.bytes, ms: Date.now() - received },
-        'git: cold fill received the pack',
-      );
-      await index!.done;
+      check.finish();
+      if (batched > 0) await spool!.append(Buffer.concat(batch, batched));
     } catch (err) {
-      index?.kill();
       answer.destroy();
       if (err instanceof PktError) throw bad(err.message);
+      if (err instanceof PackStreamError) throw bad(err.message);
       throw err;
     }
-  }
-
-  /** The mirror's `git index-pack` of the spool, niced; `done` rejects when it fails. */
-  #indexFromSpool(spool: PackSpool): MirrorIndex {
-    const o = this.#o;
-    const ip = spawnGit(
-      ['index-pack', '--stdin', '--check-self-contained-and-connected', `--max-input-size=${MAX_PACK_BYTES}`],
-      { cwd: o.dir, stdin: true, timeoutMs: o.timeoutMs, signal: o.signal, nice: MIRROR_INDEX_NICE },
+    // Clients have every byte now and their answers end; each one's own git verifies its copy.
+    spool!.finish();
+    o.log.debug(
+      { repo: o.key, bytes: check.bytes, ms: Date.now() - received },
+      'git: cold fill received the pack',
     );
-    ip.child.stdout!.resume();
-    const reader = spool.reader()!;
-    const state: MirrorIndex = {
-      failed: false,
-      kill: () => {
-        reader.destroy();
-        ip.kill();
-      },
-      done: Promise.resolve(),
-    };
-    // A spool that fails ends the feed (the fill is failing anyway); index-pack's exit decides.
-    const feed = pipeline(reader, ip.child.stdin!).catch(() => {});
-    state.done = (async () => {
-      const exit = await ip.done;
-      await feed;
-      if (exit.code !== 0) {
-        state.failed = true;
-        throw gitFailure(['index-pack'], exit);
-      }
-    })();
-    state.done.catch(() => {
-      state.failed = true;
-    });
-    return state;
+    // index-pack reads the spool file directly (no copy through this process), niced.
+    const fh = await open(spool!.path, 'r');
+    try {
+      await runGit(
+        [
+          'index-pack',
+          '--stdin',
+          '--check-self-contained-and-connected',
+          `--max-input-size=${MAX_PACK_BYTES}`,
+        ],
+        { cwd: o.dir, stdin: fh.fd, timeoutMs: o.timeoutMs, signal: o.signal, nice: MIRROR_INDEX_NICE },
+      );
+    } finally {
+      await fh.close();
+    }
   }
 }

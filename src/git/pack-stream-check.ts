@@ -14,6 +14,9 @@ import { createHash, type Hash } from 'node:crypto';
 const HEADER_BYTES = 12;
 const TRAILER_BYTES = 20;
 
+/** The bytes are not (or not all of) a pack. */
+export class PackStreamError extends Error {}
+
 export class PackStreamCheck {
   readonly #hash: Hash = createHash('sha1');
   /** The last bytes seen (at most TRAILER_BYTES): not hashed yet, the trailer if the pack ends here. */
@@ -31,10 +34,10 @@ export class PackStreamCheck {
     if (this.#header.length < HEADER_BYTES) {
       this.#header = Buffer.concat([this.#header, data.subarray(0, HEADER_BYTES - this.#header.length)]);
       if (this.#header.length >= 4 && this.#header.subarray(0, 4).toString('latin1') !== 'PACK')
-        throw new Error('not a pack (no PACK signature)');
+        throw new PackStreamError('not a pack (no PACK signature)');
       if (this.#header.length === HEADER_BYTES) {
         const version = this.#header.readUInt32BE(4);
-        if (version !== 2 && version !== 3) throw new Error(`unsupported pack version ${version}`);
+        if (version !== 2 && version !== 3) throw new PackStreamError(`unsupported pack version ${version}`);
       }
     }
     if (data.length >= TRAILER_BYTES) {
@@ -51,7 +54,8 @@ export class PackStreamCheck {
 
   /** The pack ended: throws unless it had a header and its trailer is the SHA-1 of the bytes before. */
   finish(): void {
-    if (this.#bytes < HEADER_BYTES + TRAILER_BYTES) throw new Error('pack too short');
-    if (!this.#hash.digest().equals(this.#tail)) throw new Error('pack trailer does not match its bytes');
+    if (this.#bytes < HEADER_BYTES + TRAILER_BYTES) throw new PackStreamError('pack too short');
+    if (!this.#hash.digest().equals(this.#tail))
+      throw new PackStreamError('pack trailer does not match its bytes');
   }
 }

@@ -5,7 +5,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -26,8 +35,8 @@ import {
 import { startHttpUpstream } from './helpers/http-upstream.ts';
 
 const servers: ServerProcess[] = [];
-async function serve(data: string, args: string[]): Promise<ServerProcess> {
-  const s = await startServer(data, args);
+async function serve(data: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  const s = await startServer(data, args, env);
   servers.push(s);
   return s;
 }
@@ -102,22 +111,6 @@ async function holdingProxy(upstream: string) {
   return state;
 }
 
-/** The pid of the mirror's `git index-pack` running in a cold fill's directory under `data`, if any. */
-function mirrorIndexPack(data: string): number | null {
-  const tmpRoot = join(data, 'git', 'tmp');
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0');
-      if (cmd[1] === 'index-pack' && realpathSync(`/proc/${d}/cwd`).startsWith(realpathSync(tmpRoot)))
-        return Number(d);
-    } catch {
-      // gone meanwhile, or not ours
-    }
-  }
-  return null;
-}
-
 describe('git cold clone: one upstream pack, teed', () => {
   test('first v2 clones are served from the pack being mirrored; v0, shallow and filtered clones wait; one upstream fetch', async () => {
     const tmp = tempDir();
@@ -188,24 +181,35 @@ describe('git cold clone: one upstream pack, teed', () => {
     const upRoot = join(tmp.path, 'up');
     const up = makeUpstream(upRoot, 'app', 40);
     gitSync(['tag', '-a', 'v1', '-m', 'v1', 'main~2'], up);
-    const http = await startHttpUpstream(upRoot, 0);
-    closers.push(() => http.close());
-    const proxy = await holdingProxy(http.url);
-    let stopped: number | null = null;
+    // The server's git is a wrapper that holds the mirror's index-pack (the only one hoard runs
+    // with --max-input-size) until the test writes a line into a FIFO; every other git call
+    // goes straight to the real git. (The clients' own index-packs are run by their git, not
+    // through PATH.)
+    const gate = join(tmp.path, 'gate');
+    execFileSync('mkfifo', [gate]);
+    const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
+    const bin = join(tmp.path, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'git'),
+      `#!/bin/sh\ncase "$1 $*" in\n  "index-pack "*--max-input-size=*) read line < '${gate}' ;;\nesac\nexec '${realGit}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    let held = true;
+    const release = () => {
+      if (held) writeFileSync(gate, 'go\n'); // blocks until the held index-pack opened the FIFO
+      held = false;
+    };
     try {
       const data = join(tmp.path, 'data');
       const mirror = join(data, 'git', 'mirrors', 'h', 'app.git');
-      const s = await serve(data, ['--git-upstream', `h=${proxy.url}`]);
+      const s = await serve(data, ['--git-upstream', `h=file://${upRoot}`], {
+        PATH: `${bin}:${process.env.PATH}`,
+      });
       const url = `${s.url}/git/h/app.git`;
       const clone = (n: string, v = 2) =>
         git(['-c', `protocol.version=${v}`, 'clone', '--quiet', '--bare', url, join(tmp.path, n)]);
-      const first = clone('c1');
-      // The mirror's index-pack is reading the spool; stopped, it cannot index (or publish) anything.
-      await waitUntil(() => proxy.held && mirrorIndexPack(data) !== null, 'the mirror indexing the spool');
-      stopped = mirrorIndexPack(data)!;
-      process.kill(stopped, 'SIGSTOP');
-      proxy.resume('go');
-      await first;
+      await clone('c1');
       const expected = refsOf(up, 'refs/heads', 'refs/tags');
       assert.equal(refsOf(join(tmp.path, 'c1'), 'refs/heads', 'refs/tags'), expected);
       gitSync(['fsck', '--connectivity-only'], join(tmp.path, 'c1'));
@@ -224,17 +228,24 @@ describe('git cold clone: one upstream pack, teed', () => {
       });
       assert.equal(existsSync(mirror), false);
       assert.equal(v0done, false, 'the v0 clone waits for the mirror');
-      process.kill(stopped, 'SIGCONT');
-      stopped = null;
+      release();
       await v0;
       assert.ok(existsSync(join(mirror, 'HEAD')), 'published before the waiting clone was served');
       assert.equal(refsOf(mirror), expected);
       assert.equal(refsOf(join(tmp.path, 'c3'), 'refs/heads', 'refs/tags'), expected);
-      assert.equal(http.infoRefs.get('/app.git'), 1, 'one upstream advertisement');
-      assert.equal(http.uploadPacks.get('/app.git'), 2, 'one ls-refs and one fetch upstream');
       assert.ok(await metric(s, /hoard_git_clones_total\{result="ok"\} 1\b/));
+      assert.equal(
+        s.logs.filter((l) => l.msg === 'git: cloning new mirror').length,
+        1,
+        'one mirror creation served all three',
+      );
     } finally {
-      if (stopped !== null) process.kill(stopped, 'SIGCONT');
+      if (held) {
+        // A failed assertion: let a held index-pack go (a FIFO write would block without a reader).
+        const fd = openSync(gate, constants.O_RDWR | constants.O_NONBLOCK);
+        writeSync(fd, 'go\n');
+        closeSync(fd);
+      }
       tmp.cleanup();
     }
   });
