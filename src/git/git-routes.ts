@@ -299,8 +299,8 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
    * passed the fill's stream checks (the client's own git verifies the
    * objects and their connectivity; it does not wait for the mirror's
    * indexing). A pack that fails before (the upstream cut off or reporting an
-   * error, a bad header or trailer, index-pack refusing it early) ends with a
-   * sideband-3 error, which the client reports and fails on.
+   * error, a bad header or trailer) ends with a sideband-3 error, which the
+   * client reports and fails on.
    */
   async function* packfileSection(pack: Readable, request: FastifyRequest): AsyncGenerator<Buffer> {
     yield pktLine('packfile\n');

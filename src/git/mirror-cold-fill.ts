@@ -38,9 +38,9 @@
 //   renamed into place by the caller. A failure at any point publishes
 //   nothing and the next request starts a new fill; one before the pack was
 //   complete (stream checks) also fails its readers (a client gets hoard's
-//   error), one after (index-pack, update-ref) is the clients' own git's to find (a pack whose objects are broken or not
-//   connected fails their index-pack or connectivity check, as it would
-//   fail a direct clone).
+//   error); one after (index-pack, update-ref) is the clients' own git's to
+//   find (a pack whose objects are broken or not connected fails their
+//   index-pack or connectivity check, as it would fail a direct clone).
 // - Peeled tags: the upstream's `peeled:` values are not served during a
 //   fill (hoard cannot check them before the pack is indexed, and a clone
 //   does not use them: git peels the tags it writes itself); the mirror's
