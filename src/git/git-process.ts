@@ -4,6 +4,8 @@
 // children: index-pack, pack-objects, remote helpers) outlives its purpose.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import type { PassThrough } from 'node:stream';
 import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, redactSecrets } from '../core/errors.ts';
@@ -16,8 +18,13 @@ export interface GitSpawnOptions {
   timeoutMs?: number;
   /** Kills the process group when aborted (e.g. the client went away). */
   signal?: AbortSignal;
-  /** Whether stdin is a pipe (default: ignored). */
-  stdin?: boolean;
+  /** Whether stdin is a pipe (default: ignored); or an open file descriptor to read (the caller closes it). */
+  stdin?: boolean | number;
+  /**
+   * A lower CPU priority (nice value, 1–19) for work nobody is waiting on
+   * directly. See lowerPriority: the nice value alone does nothing here.
+   */
+  nice?: number;
 }
 
 export interface GitExit {
@@ -112,10 +119,11 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
   const child = spawn('git', args, {
     cwd: opts.cwd,
     env: gitEnv(opts.env),
-    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    stdio: [typeof opts.stdin === 'number' ? opts.stdin : opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     detached: true,
   });
   const pid = child.pid;
+  if (opts.nice && pid !== undefined) lowerPriority(pid, opts.nice);
   spawned++;
   if (pid !== undefined) live.add(pid);
   let timedOut = false;
@@ -167,6 +175,27 @@ export function spawnGit(args: string[], opts: GitSpawnOptions = {}): GitChild {
 }
 
 /**
+ * Gives the child `pid` (a session leader: spawned `detached`) the nice value
+ * `nice`, for its session's autogroup too. With autogroup scheduling (Linux's
+ * default, `kernel.sched_autogroup_enabled`), CPU is shared first between
+ * sessions and a nice value only orders threads within one: every git child
+ * is its own session (setsid, for the group kill), so a niced child alone
+ * still got a full share against a client's git in another session (measured:
+ * as much CPU as two normal busy loops; with its autogroup at 19, ~6 %).
+ * Threads started later (index-pack's delta workers) inherit both. Best
+ * effort: where either is not permitted or absent, the child runs at normal
+ * priority. (The child runs a moment at normal priority before this.)
+ */
+function lowerPriority(pid: number, nice: number): void {
+  try {
+    setPriority(pid, nice);
+  } catch {}
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch {}
+}
+
+/**
  * Pipes git's stdout into `out`, which ends only when git exited 0 after its
  * last byte; otherwise `out` is destroyed with `onFailure(exit)`'s error. (A
  * reader must never take a cut-off answer for a complete one.)
@@ -199,7 +228,7 @@ export interface RunGitResult {
 
 /** Runs git to completion; throws HOARD_EGIT (with git's own message) on failure. */
 export async function runGit(args: string[], opts: RunGitOptions = {}): Promise<RunGitResult> {
-  const g = spawnGit(args, { ...opts, stdin: opts.input !== undefined });
+  const g = spawnGit(args, { ...opts, stdin: opts.input !== undefined ? true : opts.stdin });
   const out: Buffer[] = [];
   g.child.stdout?.on('data', (c: Buffer) => out.push(c));
   if (opts.input !== undefined) g.child.stdin?.end(opts.input);

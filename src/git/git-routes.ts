@@ -287,7 +287,7 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
     mirrors.countUploadPack(parseRepoPath(repo).key);
     request.log.debug({ repo }, 'git: serving a clone from the pack being mirrored');
     reply.raw.on('close', () => pack.destroy());
-    const out = Readable.from(packfileSection(pack, fill.published, request), { objectMode: false });
+    const out = Readable.from(packfileSection(pack, request), { objectMode: false });
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
     void reply.send(out);
     return true;
@@ -295,20 +295,19 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
 
   /**
    * The `packfile` section of a v2 fetch answer around the pack's bytes
-   * (sideband 1), its final flush once the mirror is published. A pack that
-   * fails (the upstream cut off, index-pack or update-ref refused it) ends
-   * with a sideband-3 error, which the client reports and fails on.
+   * (sideband 1), its final flush as soon as the whole pack arrived and
+   * passed the fill's stream checks (the client's own git verifies the
+   * objects and their connectivity; it does not wait for the mirror's
+   * indexing). A pack that fails before (the upstream cut off or reporting an
+   * error, a bad header or trailer) ends with a sideband-3 error, which the
+   * client reports and fails on.
    */
-  async function* packfileSection(
-    pack: Readable,
-    published: Promise<void>,
-    request: FastifyRequest,
-  ): AsyncGenerator<Buffer> {
+  async function* packfileSection(pack: Readable, request: FastifyRequest): AsyncGenerator<Buffer> {
     yield pktLine('packfile\n');
     try {
-      for await (const chunk of pack) for (const b of sidebandPkts(1, chunk as Buffer)) yield b;
-      // The client indexes the bytes meanwhile; its clone completes once the mirror exists.
-      await published;
+      // One write per spool read (256 KiB), not two per pkt-line: fewer chunks of the HTTP
+      // response's chunked encoding and fewer socket writes for the same bytes.
+      for await (const chunk of pack) yield Buffer.concat(sidebandPkts(1, chunk as Buffer));
     } catch (err) {
       request.log.warn({ err: (err as Error).message }, 'git: the pack being mirrored failed mid-stream');
       yield Buffer.concat(
@@ -524,17 +523,18 @@ function plainCapability(line: string): boolean {
 
 /**
  * The answer to a client's `ls-refs` (its arguments: `symrefs`, `peel`,
- * `unborn`, `ref-prefix`) from a fill's refs, as upload-pack would write it;
- * null for an argument it does not know.
+ * `unborn`, `ref-prefix`) from a fill's refs, as upload-pack would write it,
+ * except that `peel` adds nothing: a fill's tags are not peeled until its pack
+ * is indexed (mirror-cold-fill.ts), and the client's git peels the tags it
+ * writes itself. null for an argument it does not know.
  */
 export function lsRefsAnswer(refs: UpstreamRefs, args: string[]): Buffer | null {
   let symrefs = false;
-  let peel = false;
   let unborn = false;
   const prefixes: string[] = [];
   for (const a of args) {
     if (a === 'symrefs') symrefs = true;
-    else if (a === 'peel') peel = true;
+    else if (a === 'peel') continue;
     else if (a === 'unborn') unborn = true;
     else if (a.startsWith('ref-prefix ')) prefixes.push(a.slice(11));
     else return null;
@@ -547,7 +547,6 @@ export function lsRefsAnswer(refs: UpstreamRefs, args: string[]): Buffer | null 
     if (!wanted(r.name)) continue;
     let line = `${r.oid} ${r.name}`;
     if (symrefs && r.symref) line += ` symref-target:${r.symref}`;
-    if (peel && r.peeled) line += ` peeled:${r.peeled}`;
     lines.push(pktLine(`${line}\n`));
   }
   lines.push(FLUSH_PKT);

@@ -10,7 +10,20 @@
 // spool file (mirror-pack-spool.ts) that the waiting clients read from at
 // their own pace. A waiting client whose request that pack satisfies (a
 // protocol v2 clone: wants among the advertised tips, no haves, no shallow,
-// no filter; see git-routes.ts) gets it, sideband-framed, while it arrives.
+// no filter; see git-routes.ts) gets it, sideband-framed, while it arrives,
+// and its answer ends as soon as the whole pack has arrived and passed the
+// stream checks (pack-stream-check.ts: framing, no upstream error, header,
+// trailer): the client's own git verifies the objects and their connectivity,
+// as in a direct clone, and does not wait for the mirror's indexing.
+//
+// The mirror's `index-pack` reads the spool file once the whole pack is in it
+// (directly, as its stdin: no copy through this process), at the lowest CPU
+// priority (git-process.ts, lowerPriority): on a small machine the clients'
+// index-packs of the same bytes are what someone waits for, and two indexings
+// of one pack at equal priority made the first clone take about the sum of
+// both (issue 16, docs/benchmarks.md). Requests that arrive while the mirror
+// is indexed are served from the same fill (its refs, if fresh enough; its
+// pack) or wait for the mirror, as before.
 //
 // Invariants:
 // - Freshness: `refs` (what clients' ls-refs are answered with while the fill
@@ -22,21 +35,28 @@
 //   is self-contained and connected: every object an object of the pack
 //   links to is in the pack), update-ref checks that every ref names an
 //   object it holds (and branches commits); only then is the directory
-//   renamed into place by the caller. A failure at any point fails the
-//   readers (a client gets an error, its own git verifies what it got
-//   anyway), publishes nothing, and the next request starts a new fill.
+//   renamed into place by the caller. A failure at any point publishes
+//   nothing and the next request starts a new fill; one before the pack was
+//   complete (stream checks) also fails its readers (a client gets hoard's
+//   error); one after (index-pack, update-ref) is the clients' own git's to
+//   find (a pack whose objects are broken or not connected fails their
+//   index-pack or connectivity check, as it would fail a direct clone).
+// - Peeled tags: the upstream's `peeled:` values are not served during a
+//   fill (hoard cannot check them before the pack is indexed, and a clone
+//   does not use them: git peels the tags it writes itself); the mirror's
+//   upload-pack serves peeled values computed from its objects.
 // - Bounded: the ref list and advertisement by mirror-upstream-v2.ts, the
 //   pack by MAX_PACK_BYTES (counted here and given to index-pack), memory by
-//   one pkt-line at a time with backpressure from the spool and index-pack.
+//   one pkt-line at a time (and a SPOOL_BATCH_BYTES batch) with backpressure
+//   from the spool's writes.
 
-import { once } from 'node:events';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { HoardError } from '../core/errors.ts';
 import type { GitLogger } from './git-logger.ts';
-import { gitFailure, runGit, spawnGit } from './git-process.ts';
+import { runGit } from './git-process.ts';
 import { mirrorConfigText } from './mirror-disk.ts';
 import { PackSpool } from './mirror-pack-spool.ts';
 import {
@@ -47,10 +67,17 @@ import {
   type UpstreamRefs,
   v2Transport,
 } from './mirror-upstream-v2.ts';
+import { PackStreamCheck, PackStreamError } from './pack-stream-check.ts';
 import { PktError, readPkts } from './pkt-line.ts';
 
 /** Largest pack accepted from an upstream when creating a mirror (also index-pack's --max-input-size). */
 export const MAX_PACK_BYTES = 32 * 1024 ** 3;
+
+/** How much of the pack is gathered before one append to the spool. */
+const SPOOL_BATCH_BYTES = 256 * 1024;
+
+/** The nice value of the mirror's indexing and ref writing: after anything a client waits for. */
+const MIRROR_INDEX_NICE = 19;
 
 export interface ColdFillOptions {
   key: string;
@@ -81,14 +108,6 @@ export class ColdFill {
   #packStarted!: () => void;
   /** Resolves when the spool exists (or the fill ended without one). */
   readonly #packReady: Promise<void>;
-  #settle!: (err?: unknown) => void;
-  /**
-   * Resolves when the mirror was published (renamed into place), rejects when
-   * it will not be. A client served from the pack gets its answer's last
-   * packet only then: a clone that succeeded through hoard means the mirror
-   * exists, and a pack hoard refused is never a client's successful clone.
-   */
-  readonly published: Promise<void>;
 
   constructor(o: ColdFillOptions) {
     this.#o = o;
@@ -101,15 +120,6 @@ export class ColdFill {
     this.#packReady = new Promise((r) => {
       this.#packStarted = r;
     });
-    this.published = new Promise((resolve, reject) => {
-      this.#settle = (err) => (err === undefined ? resolve() : reject(err));
-    });
-    this.published.catch(() => {});
-  }
-
-  /** The caller renamed the repository into place (or failed to): see `published`. */
-  settle(err?: unknown): void {
-    this.#settle(err ?? undefined);
   }
 
   /** Whether `oid` is one of the tips this fill fetches (a client may want it from the pack). */
@@ -118,9 +128,10 @@ export class ColdFill {
   }
 
   /**
-   * A reader of the pack from its first byte, as it arrives; null when there
-   * is no pack (an empty upstream), or it failed or is gone (published: the
-   * mirror serves it now).
+   * A reader of the pack from its first byte, as it arrives; it ends once the
+   * whole pack arrived and passed the stream checks, and fails if it does
+   * not. null when there is no pack (an empty upstream, or one mirrored with
+   * `git clone`), or it failed or is gone (published: the mirror serves it now).
    */
   async openPack(): Promise<Readable | null> {
     await this.#packReady;
@@ -129,7 +140,7 @@ export class ColdFill {
 
   /**
    * Creates the repository: refs, one pack, verified. Throws FallBack (before
-   * any pack was fetched) when the upstream cannot be mirrored this way.
+   * any pack was spooled) when the upstream cannot be mirrored this way.
    */
   async run(): Promise<void> {
     try {
@@ -137,7 +148,6 @@ export class ColdFill {
     } catch (err) {
       this.#failRefs(err);
       this.#spool?.fail(err as Error);
-      this.#settle(err);
       throw err;
     } finally {
       this.#packStarted();
@@ -147,7 +157,6 @@ export class ColdFill {
   /** Removes the spool (after the mirror was published or the fill failed); readers keep reading. */
   async cleanup(): Promise<void> {
     this.#packStarted();
-    this.#settle(new Error('the mirror was not published'));
     await this.#spool?.remove();
   }
 
@@ -172,43 +181,47 @@ export class ColdFill {
       .filter((r) => r.name !== 'HEAD')
       .map((r) => `create ${r.name} ${r.oid}\n`)
       .join('');
-    const opts = { cwd: o.dir, timeoutMs: o.timeoutMs, signal: o.signal };
+    const opts = { cwd: o.dir, timeoutMs: o.timeoutMs, signal: o.signal, nice: MIRROR_INDEX_NICE };
     if (input) await runGit(['update-ref', '--stdin'], { ...opts, input });
     const target = head?.symref ?? refs.unbornHead;
     if (target?.startsWith('refs/heads/')) await runGit(['symbolic-ref', 'HEAD', target], opts);
     else if (head && !head.symref) await runGit(['update-ref', '--no-deref', 'HEAD', head.oid], opts);
-    // Loose refs: the maintenance that follows every creation packs them (`pack-refs --all`);
-    // packing here would add its time to the clients waiting for the publication.
+    // Loose refs: the maintenance that follows every creation packs them (`pack-refs --all`).
     o.log.debug(
       { repo: o.key, refs: refs.refs.length, packMs: t1 - t0, refsMs: Date.now() - t1 },
       'git: cold fill indexed the pack and wrote the refs',
     );
   }
 
+  /**
+   * Fetches the pack into the spool, checked as it arrives (the clients read
+   * it from there), then has the mirror's index-pack read the spool file
+   * itself, niced: nothing of the mirror's indexing is on the way of the
+   * transfer or of the clients' answers. Resolves once index-pack accepted it.
+   */
   async #fetchPack(t: NonNullable<ReturnType<typeof v2Transport>>, caps: Map<string, string>): Promise<void> {
     const o = this.#o;
-    const spool = await PackSpool.create(o.spoolPath);
-    this.#spool = spool;
-    this.#packStarted();
-    const ip = spawnGit(
-      ['index-pack', '--stdin', '--check-self-contained-and-connected', `--max-input-size=${MAX_PACK_BYTES}`],
-      { cwd: o.dir, stdin: true, timeoutMs: o.timeoutMs, signal: o.signal },
-    );
-    ip.child.stdout!.resume();
-    const stdin = ip.child.stdin!;
     const bad = (why: string) => new HoardError('HOARD_EGIT', `upstream fetch: ${why}`);
+    const received = Date.now();
+    const answer = await t.rpc(fetchRequest(caps, [...this.#tips]));
+    let state: 'start' | 'pack' | 'end' = 'start';
+    const check = new PackStreamCheck();
+    let spool: PackSpool | null = null;
+    let batch: Buffer[] = [];
+    let batched = 0;
     try {
-      const received = Date.now();
-      const answer = await t.rpc(fetchRequest(caps, [...this.#tips]));
-      let state: 'start' | 'pack' | 'end' = 'start';
-      let bytes = 0;
       for await (const p of readPkts(answer)) {
         if (state === 'end') throw bad('data after the pack');
         if (state === 'start') {
           const line = p.kind === 'data' ? p.payload.toString('latin1').replace(/\n$/, '') : '';
-          if (line === 'packfile') state = 'pack';
-          else if (line.startsWith('ERR ')) throw bad('the upstream reported an error');
-          else throw bad(`unexpected section ${JSON.stringify(line.slice(0, 40))}`);
+          if (line === 'shallow-info') throw new FallBack('the upstream is a shallow repository');
+          if (line.startsWith('ERR ')) throw bad('the upstream reported an error');
+          if (line !== 'packfile') throw bad(`unexpected section ${JSON.stringify(line.slice(0, 40))}`);
+          state = 'pack';
+          // The spool exists from the pack's first section on: clients waiting in openPack go on.
+          spool = await PackSpool.create(o.spoolPath);
+          this.#spool = spool;
+          this.#packStarted();
           continue;
         }
         if (p.kind === 'flush') {
@@ -227,27 +240,47 @@ export class ColdFill {
         }
         if (band !== 1) throw bad(`unknown sideband ${band}`);
         const data = p.payload.subarray(1);
-        bytes += data.length;
-        if (bytes > MAX_PACK_BYTES) throw bad(`pack larger than ${MAX_PACK_BYTES} bytes`);
-        await spool.append(data);
-        if (!stdin.write(data)) await Promise.race([once(stdin, 'drain'), ip.done]);
-        if (ip.child.exitCode !== null || stdin.destroyed) break;
+        if (check.bytes + data.length > MAX_PACK_BYTES) throw bad(`pack larger than ${MAX_PACK_BYTES} bytes`);
+        check.update(data);
+        // Appended in batches: one write (and one wake-up of the readers) per SPOOL_BATCH_BYTES
+        // rather than per pkt-line (~64 KiB); the end of the pack is appended at once.
+        batch.push(data);
+        batched += data.length;
+        if (batched >= SPOOL_BATCH_BYTES) {
+          await spool!.append(Buffer.concat(batch, batched));
+          batch = [];
+          batched = 0;
+        }
       }
-      if (state !== 'end') {
-        const exit = ip.child.exitCode !== null ? await ip.done : null;
-        if (exit && exit.code !== 0) throw gitFailure(['index-pack'], exit);
-        throw bad('the pack ended early');
-      }
-      stdin.end();
-      // Clients have every byte now; each one's own git verifies its copy.
-      spool.finish();
-      o.log.debug({ repo: o.key, bytes, ms: Date.now() - received }, 'git: cold fill received the pack');
-      const exit = await ip.done;
-      if (exit.code !== 0) throw gitFailure(['index-pack'], exit);
+      if (state !== 'end') throw bad('the pack ended early');
+      check.finish();
+      if (batched > 0) await spool!.append(Buffer.concat(batch, batched));
     } catch (err) {
-      ip.kill();
+      answer.destroy();
       if (err instanceof PktError) throw bad(err.message);
+      if (err instanceof PackStreamError) throw bad(err.message);
       throw err;
+    }
+    // Clients have every byte now and their answers end; each one's own git verifies its copy.
+    spool!.finish();
+    o.log.debug(
+      { repo: o.key, bytes: check.bytes, ms: Date.now() - received },
+      'git: cold fill received the pack',
+    );
+    // index-pack reads the spool file directly (no copy through this process), niced.
+    const fh = await open(spool!.path, 'r');
+    try {
+      await runGit(
+        [
+          'index-pack',
+          '--stdin',
+          '--check-self-contained-and-connected',
+          `--max-input-size=${MAX_PACK_BYTES}`,
+        ],
+        { cwd: o.dir, stdin: fh.fd, timeoutMs: o.timeoutMs, signal: o.signal, nice: MIRROR_INDEX_NICE },
+      );
+    } finally {
+      await fh.close();
     }
   }
 }

@@ -31,8 +31,6 @@ export interface UpstreamRef {
   oid: string;
   /** symref-target (HEAD → refs/heads/main). */
   symref?: string;
-  /** The commit an annotated tag points at. */
-  peeled?: string;
 }
 
 export interface UpstreamRefs {
@@ -205,7 +203,10 @@ export function safeRefName(name: string, prefixes: readonly string[]): boolean 
 
 /**
  * `ls-refs` on the upstream: HEAD and the refs under `prefixes` (all refs for
- * an empty list), with symrefs and peeled tags.
+ * an empty list), with symrefs. Not peeled tags: nothing could check them
+ * before the pack is indexed, so they are not passed on to clients (see
+ * mirror-cold-fill.ts); an upstream that sends them anyway has them checked
+ * for form and dropped.
  */
 export async function lsRefs(
   t: V2Transport,
@@ -216,7 +217,6 @@ export async function lsRefs(
   const body = Buffer.concat([
     ...commandHead('ls-refs', caps),
     pktLine('symrefs\n'),
-    pktLine('peel\n'),
     ...(unborn ? [pktLine('unborn\n')] : []),
     ...(prefixes.length ? ['HEAD', ...prefixes].map((p) => pktLine(`ref-prefix ${p}\n`)) : []),
     FLUSH_PKT,
@@ -236,14 +236,13 @@ export async function lsRefs(
       if (line.startsWith('ERR ')) throw bad('the upstream reported an error');
       const [oid, name, ...attrs] = line.split(' ');
       let symref: string | undefined;
-      let peeled: string | undefined;
       for (const a of attrs) {
         if (a.startsWith('symref-target:')) symref = a.slice(14);
-        else if (a.startsWith('peeled:')) peeled = a.slice(7);
-        else throw bad('unknown ref attribute');
+        else if (a.startsWith('peeled:')) {
+          if (!OID.test(a.slice(7))) throw bad('bad peeled id');
+        } else throw bad('unknown ref attribute');
       }
       if (symref !== undefined && !safeRefName(symref, ['refs/'])) throw bad('bad symref target');
-      if (peeled !== undefined && !OID.test(peeled)) throw bad('bad peeled id');
       if (name !== 'HEAD' && !safeRefName(name ?? '', allowed)) throw bad('bad ref name');
       if (seen.has(name)) throw bad('duplicate ref');
       seen.add(name);
@@ -252,7 +251,7 @@ export async function lsRefs(
         continue;
       }
       if (!OID.test(oid)) throw bad('bad object id');
-      out.refs.push({ name, oid, symref, peeled });
+      out.refs.push({ name, oid, symref });
     }
   } catch (err) {
     if (err instanceof PktError) throw bad(err.message);

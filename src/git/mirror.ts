@@ -355,7 +355,6 @@ export class Mirror {
       end();
       metrics.clones.inc({ result: 'error' });
       this.#failed(err);
-      fill?.settle(err);
       await fill?.cleanup();
       await rm(tmp, { recursive: true, force: true });
       if (this.cloned) return;
@@ -378,8 +377,7 @@ export class Mirror {
     this.#ino = dirIdentity(this.dir);
     this.#prepared = Promise.resolve();
     this.#headCheckedAt = clock.now();
-    // Clients served from the fill's pack get their last packet now that the mirror is servable.
-    fill?.settle();
+    // New requests are served by the mirror from now on; readers of the spool keep their descriptor.
     await fill?.cleanup();
     log.info({ repo: this.id.key, ms: Date.now() - wall }, 'git: mirror cloned');
     // Bitmaps and commit-graph for fast serving, in the background; then the

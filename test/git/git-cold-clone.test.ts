@@ -5,7 +5,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -26,8 +35,8 @@ import {
 import { startHttpUpstream } from './helpers/http-upstream.ts';
 
 const servers: ServerProcess[] = [];
-async function serve(data: string, args: string[]): Promise<ServerProcess> {
-  const s = await startServer(data, args);
+async function serve(data: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  const s = await startServer(data, args, env);
   servers.push(s);
   return s;
 }
@@ -55,6 +64,51 @@ async function listen(server: Server): Promise<string> {
     await new Promise<void>((r) => server.close(() => r()));
   });
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/**
+ * A proxy in front of an upstream that passes the first fetch answer's first
+ * 2,000 bytes, then holds it until `resume`: cut it off, or go on.
+ */
+async function holdingProxy(upstream: string) {
+  let armed = true;
+  let go!: (how: 'cut' | 'go') => void;
+  const gate = new Promise<'cut' | 'go'>((r) => {
+    go = r;
+  });
+  const state = { url: '', held: false, resume: (how: 'cut' | 'go') => go(how) };
+  const proxy = createServer(async (req, res) => {
+    const body = Buffer.concat((await req.toArray()) as Buffer[]);
+    const headers: Record<string, string> = {};
+    for (const h of ['git-protocol', 'content-type']) if (req.headers[h]) headers[h] = String(req.headers[h]);
+    const r = await fetch(`${upstream}${req.url}`, {
+      method: req.method,
+      headers,
+      body: req.method === 'POST' ? body : undefined,
+    });
+    res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? '' });
+    const isFetch = body.includes('command=fetch');
+    let sent = 0;
+    for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) {
+      if (isFetch && armed && sent + c.length > 2000) {
+        armed = false;
+        res.write(c.subarray(0, 2000 - sent));
+        state.held = true;
+        if ((await gate) === 'cut') {
+          res.destroy();
+          return;
+        }
+        res.write(c.subarray(2000 - sent));
+        sent += c.length;
+        continue;
+      }
+      sent += c.length;
+      res.write(c);
+    }
+    res.end();
+  });
+  state.url = await listen(proxy);
+  return state;
 }
 
 describe('git cold clone: one upstream pack, teed', () => {
@@ -122,50 +176,90 @@ describe('git cold clone: one upstream pack, teed', () => {
     }
   });
 
+  test('the first clones end once the pack has arrived, before the mirror is indexed; requests meanwhile are served from the same fill or wait; then the mirror is published', async () => {
+    const tmp = tempDir();
+    const upRoot = join(tmp.path, 'up');
+    const up = makeUpstream(upRoot, 'app', 40);
+    gitSync(['tag', '-a', 'v1', '-m', 'v1', 'main~2'], up);
+    // The server's git is a wrapper that holds the mirror's index-pack (the only one hoard runs
+    // with --max-input-size) until the test writes a line into a FIFO; every other git call
+    // goes straight to the real git. (The clients' own index-packs are run by their git, not
+    // through PATH.)
+    const gate = join(tmp.path, 'gate');
+    execFileSync('mkfifo', [gate]);
+    const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
+    const bin = join(tmp.path, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'git'),
+      `#!/bin/sh\ncase "$1 $*" in\n  "index-pack "*--max-input-size=*) read line < '${gate}' ;;\nesac\nexec '${realGit}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    let held = true;
+    const release = () => {
+      if (held) writeFileSync(gate, 'go\n'); // blocks until the held index-pack opened the FIFO
+      held = false;
+    };
+    try {
+      const data = join(tmp.path, 'data');
+      const mirror = join(data, 'git', 'mirrors', 'h', 'app.git');
+      const s = await serve(data, ['--git-upstream', `h=file://${upRoot}`], {
+        PATH: `${bin}:${process.env.PATH}`,
+      });
+      const url = `${s.url}/git/h/app.git`;
+      const clone = (n: string, v = 2) =>
+        git(['-c', `protocol.version=${v}`, 'clone', '--quiet', '--bare', url, join(tmp.path, n)]);
+      await clone('c1');
+      const expected = refsOf(up, 'refs/heads', 'refs/tags');
+      assert.equal(refsOf(join(tmp.path, 'c1'), 'refs/heads', 'refs/tags'), expected);
+      gitSync(['fsck', '--connectivity-only'], join(tmp.path, 'c1'));
+      // The client's git peeled the tag itself (the fill does not pass the upstream's peeled values on).
+      assert.equal(
+        gitSync(['rev-parse', 'v1^{commit}'], join(tmp.path, 'c1')),
+        gitSync(['rev-parse', 'main~2'], up),
+      );
+      assert.equal(existsSync(mirror), false, 'the mirror is not published while it is indexed');
+      // A v2 clone now is served from the same fill; a v0 clone waits for the mirror.
+      await clone('c2');
+      await waitUntil(() => served(s) === 2, 'the second clone served from the fill (its log line)');
+      let v0done = false;
+      const v0 = clone('c3', 0).then(() => {
+        v0done = true;
+      });
+      assert.equal(existsSync(mirror), false);
+      assert.equal(v0done, false, 'the v0 clone waits for the mirror');
+      release();
+      await v0;
+      assert.ok(existsSync(join(mirror, 'HEAD')), 'published before the waiting clone was served');
+      assert.equal(refsOf(mirror), expected);
+      assert.equal(refsOf(join(tmp.path, 'c3'), 'refs/heads', 'refs/tags'), expected);
+      assert.ok(await metric(s, /hoard_git_clones_total\{result="ok"\} 1\b/));
+      assert.equal(
+        s.logs.filter((l) => l.msg === 'git: cloning new mirror').length,
+        1,
+        'one mirror creation served all three',
+      );
+    } finally {
+      if (held) {
+        // A failed assertion: let a held index-pack go (a FIFO write would block without a reader).
+        const fd = openSync(gate, constants.O_RDWR | constants.O_NONBLOCK);
+        writeSync(fd, 'go\n');
+        closeSync(fd);
+      }
+      tmp.cleanup();
+    }
+  });
+
   test('upstream cut off mid-pack: the client reading it fails, nothing is published, the next clone succeeds', async () => {
     const tmp = tempDir();
     const upRoot = join(tmp.path, 'up');
     const up = makeUpstream(upRoot, 'app', 40);
     const http = await startHttpUpstream(upRoot, 0);
     closers.push(() => http.close());
-    // A proxy that passes the first fetch answer's first 2,000 bytes, then holds it until cut.
-    let armed = true;
-    let held = false;
-    let cut!: () => void;
-    const cutNow = new Promise<void>((r) => {
-      cut = r;
-    });
-    const proxy = createServer(async (req, res) => {
-      const body = Buffer.concat((await req.toArray()) as Buffer[]);
-      const headers: Record<string, string> = {};
-      for (const h of ['git-protocol', 'content-type'])
-        if (req.headers[h]) headers[h] = String(req.headers[h]);
-      const r = await fetch(`${http.url}${req.url}`, {
-        method: req.method,
-        headers,
-        body: req.method === 'POST' ? body : undefined,
-      });
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? '' });
-      const isFetch = body.includes('command=fetch');
-      let sent = 0;
-      for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) {
-        if (isFetch && armed && sent + c.length > 2000) {
-          armed = false;
-          res.write(c.subarray(0, 2000 - sent));
-          held = true;
-          await cutNow;
-          res.destroy();
-          return;
-        }
-        sent += c.length;
-        res.write(c);
-      }
-      res.end();
-    });
-    const proxyUrl = await listen(proxy);
+    const proxy = await holdingProxy(http.url);
     try {
       const data = join(tmp.path, 'data');
-      const s = await serve(data, ['--git-upstream', `h=${proxyUrl}`]);
+      const s = await serve(data, ['--git-upstream', `h=${proxy.url}`]);
       const url = `${s.url}/git/h/app.git`;
       const first = git([
         '-c',
@@ -178,10 +272,10 @@ describe('git cold clone: one upstream pack, teed', () => {
       ]);
       first.catch(() => {});
       await waitUntil(
-        () => held && served(s) === 1,
+        () => proxy.held && served(s) === 1,
         'the client reading the pack while the upstream holds it',
       );
-      cut();
+      proxy.resume('cut');
       await assert.rejects(first, /upstream fetch failed|remote error|early EOF|fatal/);
       const mirror = join(data, 'git', 'mirrors', 'h', 'app.git');
       assert.equal(existsSync(mirror), false, 'nothing published');
@@ -221,17 +315,51 @@ describe('git cold clone: an empty upstream', () => {
   });
 });
 
+describe('git cold clone: a shallow upstream', () => {
+  test('mirrored by git clone (its fetch answer starts with shallow-info, not a pack to tee); clones through hoard get what a direct clone gets', async () => {
+    const tmp = tempDir();
+    try {
+      const full = makeUpstream(join(tmp.path, 'full'), 'app', 6);
+      const upRoot = join(tmp.path, 'up');
+      gitSync(['clone', '--quiet', '--bare', '--depth', '2', `file://${full}`, join(upRoot, 'app.git')]);
+      const up = join(upRoot, 'app.git');
+      const data = join(tmp.path, 'data');
+      const s = await serve(data, ['--git-upstream', `s=file://${upRoot}`]);
+      const url = `${s.url}/git/s/app.git`;
+      const via = join(tmp.path, 'via');
+      await git(['-c', 'protocol.version=2', 'clone', '--quiet', '--bare', url, via]);
+      const direct = join(tmp.path, 'direct');
+      await git(['clone', '--quiet', '--bare', `file://${up}`, direct]);
+      assert.equal(refsOf(via), refsOf(direct));
+      assert.equal(readFileSync(join(via, 'shallow'), 'utf8'), readFileSync(join(direct, 'shallow'), 'utf8'));
+      gitSync(['fsck', '--connectivity-only'], via);
+      assert.equal(served(s), 0, 'not served from a fill');
+      await waitUntil(
+        () => s.logs.some((l) => l.msg === 'git: mirroring with git clone'),
+        'the log line saying why',
+      );
+      assert.ok(await metric(s, /hoard_git_clones_total\{result="ok"\} 1\b/));
+      await s.stop();
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
 describe('git cold clone: hostile upstream', () => {
   // A hand-written protocol-v2 upstream whose answers the test chooses.
   interface Fake {
     lsRefs: string[];
     pack: () => Buffer[];
     fetches: number;
+    /** Capability advertisements served: one per mirror creation started. */
+    adverts: number;
   }
   async function fakeUpstream(f: Fake): Promise<string> {
     const server = createServer(async (req, res) => {
       const body = Buffer.concat((await req.toArray()) as Buffer[]);
       if (req.method === 'GET') {
+        f.adverts++;
         res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-advertisement' });
         res.end(
           Buffer.concat([
@@ -273,7 +401,7 @@ describe('git cold clone: hostile upstream', () => {
     .map((l) => l.split(' ')[0]);
   const headLines = [`${main} HEAD symref-target:refs/heads/main`, `${main} refs/heads/main`];
 
-  const cases: { name: string; fake: Omit<Fake, 'fetches'>; fetched: boolean }[] = [
+  const cases: { name: string; fake: Omit<Fake, 'fetches' | 'adverts'>; fetched: boolean }[] = [
     {
       name: 'a pack missing objects (not connected)',
       fake: { lsRefs: headLines, pack: () => sidebandPkts(1, packOf(up, [main])) },
@@ -321,11 +449,18 @@ describe('git cold clone: hostile upstream', () => {
   ];
   for (const [i, c] of cases.entries())
     test(`${c.name}: the clone fails, nothing is published, the next request retries`, async () => {
-      const f: Fake = { ...c.fake, fetches: 0 };
+      const f: Fake = { ...c.fake, fetches: 0, adverts: 0 };
       const upUrl = await fakeUpstream(f);
       const data = join(tmp.path, `data-${i}`);
       const s = await serve(data, ['--git-upstream', `h=${upUrl}`]);
       const url = `${s.url}/git/h/app.git`;
+      const failedCreations = async () =>
+        Number(
+          /hoard_git_clones_total\{result="error"\} (\d+)/.exec(
+            await (await fetch(`${s.url}/metrics`)).text(),
+          )?.[1] ?? 0,
+        );
+      let started = 0;
       for (const n of [1, 2]) {
         await assert.rejects(
           git(['-c', 'protocol.version=2', 'clone', '--quiet', '--bare', url, join(tmp.path, `c-${i}-${n}`)]),
@@ -334,16 +469,23 @@ describe('git cold clone: hostile upstream', () => {
             return true;
           },
         );
+        assert.ok(f.adverts > started, `clone ${n} started a mirror creation of its own`);
+        started = f.adverts;
+        // A client served from the pack may fail (its own git's checks) before the mirror's
+        // index-pack of the same fill has, and a request arriving meanwhile would be served
+        // from that fill: every creation started so far (each asked the upstream for its
+        // advertisement once) must have failed before the next clone.
+        await waitUntil(
+          async () => (await failedCreations()) === f.adverts,
+          'every mirror creation started so far failed',
+        );
         assert.equal(existsSync(join(data, 'git', 'mirrors', 'h', 'app.git')), false, 'nothing published');
       }
       // A failed creation is not remembered: each clone starts one (a request arriving after
       // one failed may start another), and no pack is fetched before the refs were checked.
       if (c.fetched) assert.ok(f.fetches >= 2, `each clone retried the fill (${f.fetches} fetches)`);
       else assert.equal(f.fetches, 0);
-      await waitUntil(
-        () => metric(s, /hoard_git_clones_total\{result="error"\} 2\b/),
-        'two failed mirror creations counted',
-      );
+      assert.ok((await failedCreations()) >= 2);
       const res = await fetch(`${url}/info/refs?service=git-upload-pack`);
       assert.equal(res.status, 502);
       assert.match(await res.text(), /could not mirror h\/app\.git: upstream fetch failed/);

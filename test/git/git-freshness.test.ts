@@ -111,6 +111,8 @@ describe('git freshness', () => {
       const args = ['--git-upstream', `up=file://${join(tmp.path, 'up')}`];
       let s = await serve(data, args);
       await git(['clone', '--quiet', `${s.url}/git/up/app.git`, join(tmp.path, 'c0')]);
+      // A clone served from the pack in flight may end before the mirror is indexed and published.
+      await waitUntil(() => existsSync(join(mirror, 'HEAD')), 'the mirror published');
       await s.kill();
       gitSync(['pack-refs', '--all'], mirror);
       for (const f of ['packed-refs.lock', 'refs/heads/main.lock', 'config.lock', 'shallow.lock'])

@@ -2,7 +2,8 @@
 // pkt-line request heads, git child processes (timeouts, group kills).
 
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
@@ -140,6 +141,30 @@ describe('git child processes', () => {
     setTimeout(() => ac.abort(), 200);
     const exit = await g.done;
     assert.equal(exit.aborted, true);
+  });
+
+  test('a niced child gets the nice value for its process and for its session’s autogroup', async () => {
+    const tmp = tempDir();
+    await runGit(['init', '--bare', '--quiet', tmp.path]);
+    // `git cat-file --batch` in a repository waits on stdin: alive until stdin ends.
+    const g = spawnGit(['cat-file', '--batch'], { cwd: tmp.path, stdin: true, nice: 19 });
+    const plain = spawnGit(['cat-file', '--batch'], { cwd: tmp.path, stdin: true });
+    try {
+      assert.equal(getPriority(g.child.pid!), 19);
+      assert.equal(getPriority(plain.child.pid!), getPriority());
+      if (existsSync('/proc/self/autogroup'))
+        // Without it, a nice value orders threads within the child's own session only.
+        assert.match(readFileSync(`/proc/${g.child.pid}/autogroup`, 'utf8'), /nice 19$/m);
+    } finally {
+      g.child.stdin!.end();
+      plain.child.stdin!.end();
+      const exits = await Promise.all([g.done, plain.done]);
+      tmp.cleanup();
+      assert.deepEqual(
+        exits.map((e) => e.code),
+        [0, 0],
+      );
+    }
   });
 });
 

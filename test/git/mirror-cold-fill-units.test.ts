@@ -1,9 +1,11 @@
 // The pieces of the cold fill that need no server: pkt-line reading and
 // framing of untrusted bytes, v2 request parsing, the ls-refs answer, which
-// fetches a fill's pack satisfies, upstream answers validated, and the spool
+// fetches a fill's pack satisfies, upstream answers validated, the stream
+// checks a pack passes before a client is told it is complete, and the spool
 // read by clients slower and faster than its writer.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,6 +19,7 @@ import {
   safeRefName,
   type V2Transport,
 } from '../../src/git/mirror-upstream-v2.ts';
+import { PackStreamCheck } from '../../src/git/pack-stream-check.ts';
 import {
   DELIM_PKT,
   FLUSH_PKT,
@@ -26,7 +29,7 @@ import {
   readPkts,
   sidebandPkts,
 } from '../../src/git/pkt-line.ts';
-import { tempDir } from './helpers/harness.ts';
+import { GIT_ENV, makeUpstream, tempDir } from './helpers/harness.ts';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);
@@ -110,12 +113,12 @@ describe('v2 requests', () => {
     assert.equal(clonesFromFill(['ofs-delta', 'done'], fill), false, 'no wants');
     assert.equal(clonesFromFill([`want ${A}`, 'sideband-all', 'ofs-delta', 'done'], fill), false);
   });
-  test('the ls-refs answer honours prefixes, symrefs, peel and unborn like upload-pack', () => {
+  test('the ls-refs answer honours prefixes, symrefs and unborn like upload-pack; no peeled values', () => {
     const refs = {
       refs: [
         { name: 'HEAD', oid: A, symref: 'refs/heads/main' },
         { name: 'refs/heads/main', oid: A },
-        { name: 'refs/tags/v1', oid: B, peeled: A },
+        { name: 'refs/tags/v1', oid: B },
       ],
     };
     const lines = (b: Buffer | null) => {
@@ -137,7 +140,8 @@ describe('v2 requests', () => {
     };
     assert.deepEqual(
       lines(lsRefsAnswer(refs, ['symrefs', 'peel', 'ref-prefix HEAD', 'ref-prefix refs/tags/'])),
-      [`${A} HEAD symref-target:refs/heads/main`, `${B} refs/tags/v1 peeled:${A}`, '0000'],
+      [`${A} HEAD symref-target:refs/heads/main`, `${B} refs/tags/v1`, '0000'],
+      'peel is accepted, and adds nothing before the pack is indexed',
     );
     assert.deepEqual(lines(lsRefsAnswer(refs, [])), [
       `${A} HEAD`,
@@ -215,7 +219,32 @@ describe('upstream answers', () => {
       /duplicate/,
     );
     await assert.rejects(lsRefs(t(adv(['ERR go away'])), caps, ['refs/heads/']), /reported an error/);
+    await assert.rejects(
+      lsRefs(t(adv([`${B} refs/tags/v1 peeled:xyz`])), caps, ['refs/tags/']),
+      /bad peeled id/,
+    );
     await assert.rejects(lsRefs(t(Buffer.from('0003')), caps, ['refs/heads/']), /unexpected packet/);
+  });
+  test('ls-refs: hoard does not ask for peeled tags; an upstream that sends them anyway has them dropped', async () => {
+    const caps = new Map([
+      ['ls-refs', ''],
+      ['fetch', ''],
+    ]);
+    let sent: Buffer = Buffer.alloc(0);
+    const t: V2Transport = {
+      advertise: async () => Buffer.alloc(0),
+      rpc: async (body) => {
+        sent = body;
+        return Readable.from([adv([`${A} refs/heads/main`, `${B} refs/tags/v1 peeled:${C}`])]);
+      },
+    };
+    const got = await lsRefs(t, caps, ['refs/heads/', 'refs/tags/']);
+    assert.doesNotMatch(sent.toString('latin1'), /peel/);
+    assert.deepEqual(got.refs, [
+      { name: 'refs/heads/main', oid: A, symref: undefined },
+      { name: 'refs/tags/v1', oid: B, symref: undefined },
+    ]);
+    assert.doesNotMatch(lsRefsAnswer(got, ['peel'])!.toString('latin1'), /peeled/);
   });
 });
 
@@ -252,5 +281,42 @@ describe('pack spool', () => {
     } finally {
       tmp.cleanup();
     }
+  });
+});
+
+describe('pack stream checks', () => {
+  const tmp = tempDir();
+  const up = makeUpstream(join(tmp.path, 'up'), 'src', 5);
+  const pack = execFileSync('git', ['pack-objects', '--stdout', '--revs'], {
+    cwd: up,
+    env: GIT_ENV,
+    input: 'main\n',
+  });
+  const run = (bytes: Buffer, chunk: number) => {
+    const c = new PackStreamCheck();
+    for (let i = 0; i < bytes.length; i += chunk) c.update(bytes.subarray(i, i + chunk));
+    c.finish();
+    return c.bytes;
+  };
+
+  test('a whole pack passes in chunks of any size (split inside the header and the trailer too)', () => {
+    for (const chunk of [1, 3, 19, 20, 21, 64, pack.length]) assert.equal(run(pack, chunk), pack.length);
+  });
+  test('a pack cut short, padded, changed or spliced fails; so does a header that is not a pack', () => {
+    for (const chunk of [1, 20, 4096]) {
+      assert.throws(() => run(pack.subarray(0, pack.length - 1), chunk), /trailer/, 'one byte short');
+      assert.throws(() => run(pack.subarray(0, pack.length - 20), chunk), /trailer/, 'no trailer');
+      assert.throws(() => run(Buffer.concat([pack, Buffer.alloc(1)]), chunk), /trailer/, 'a byte after');
+      const changed = Buffer.from(pack);
+      changed[40] ^= 1;
+      assert.throws(() => run(changed, chunk), /trailer/, 'a byte changed');
+      assert.throws(() => run(Buffer.concat([pack, pack]), chunk), /trailer/, 'two packs');
+    }
+    assert.throws(() => run(Buffer.alloc(5000, 7), 100), /not a pack/);
+    const v4 = Buffer.from(pack);
+    v4.writeUInt32BE(4, 4);
+    assert.throws(() => run(v4, 7), /unsupported pack version 4/);
+    assert.throws(() => run(pack.subarray(0, 20), 20), /too short/);
+    tmp.cleanup();
   });
 });

@@ -95,15 +95,22 @@ export interface ServerProcess {
   kill(): Promise<void>;
 }
 
-/** Starts `hoard serve` on a free port; resolves once it logs "hoard serving". */
-export async function startServer(data: string, args: string[] = []): Promise<ServerProcess> {
+/**
+ * Starts `hoard serve` on a free port; resolves once it logs "hoard serving".
+ * `env`: variables set for the server over the test's own (e.g. a PATH with a git wrapper first).
+ */
+export async function startServer(
+  data: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ServerProcess> {
   const entry = [join(ROOT, 'bin', 'hoard.js'), 'serve'];
   const proc = spawn(
     NODE,
     [...entry, '--listen', '127.0.0.1:0', '--data', data, '--log-level', 'debug', ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HOARD_CONFIG: '' },
+      env: { ...process.env, HOARD_CONFIG: '', ...env },
     },
   );
   const logs: Record<string, unknown>[] = [];
