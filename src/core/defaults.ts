@@ -104,6 +104,16 @@ export const DEFAULTS = {
   syncSmallFileBytes: 1 * MiB,
   /** Small-file writes of one push or pull whose fsync is still in flight (bounds descriptors, not memory). */
   syncFsyncInFlight: 64,
+  /**
+   * A push to a file:// remote from the CLI makes its batch durable with
+   * syncfs(2) (src/store/sync-filesystem.ts) instead of one fsync per blob:
+   * a syncfs starts once this many temp files (or syncFsRoundBytes) wait
+   * for one, and their links follow it.
+   */
+  syncFsRoundFiles: 4096,
+  syncFsRoundBytes: 32 * MiB,
+  /** Temp files of one batch waiting for a syncfs at most: add() waits beyond it (bounds the tmp folder). */
+  syncFsMaxUnsyncedFiles: 32_768,
 
   /**
    * Times a push starts over (scan again, hash again) when a file changed
