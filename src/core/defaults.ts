@@ -34,6 +34,12 @@ export const DEFAULTS = {
   transferConcurrency: 8,
   /** Parallel file hashing during a scan. */
   hashConcurrency: 4,
+  /**
+   * A scan of at least this many files shares its lstats with a worker
+   * thread (src/sync/parallel-lstat.ts): below it, the worker's start
+   * (~30 ms, ~10 MiB) costs more than it saves.
+   */
+  scanParallelLstatFiles: 5000,
   /** Digests per "which blobs are missing" question. */
   missingBatchSize: 1000,
   /**
