@@ -117,6 +117,8 @@ export const DEFAULTS = {
    * for one, and their links follow it.
    */
   syncFsRoundFiles: 4096,
+  /** A batch's first blobs are fsynced one by one; syncfs rounds start after this many (a small push stays cheap). */
+  syncFsMinBlobs: 128,
   syncFsRoundBytes: 32 * MiB,
   /** Temp files of one batch waiting for a syncfs at most: add() waits beyond it (bounds the tmp folder). */
   syncFsMaxUnsyncedFiles: 32_768,

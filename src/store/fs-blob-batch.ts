@@ -72,6 +72,8 @@ const fsyncFd = promisify(fsync);
 export interface FilesystemSync {
   run: SyncFilesystem;
   failed: boolean;
+  /** Blobs of a batch written the per-file way before it switches to rounds. */
+  minBlobs: number;
   roundFiles: number;
   roundBytes: number;
   maxUnsyncedFiles: number;
@@ -113,6 +115,10 @@ export class FsBlobBatch implements BlobBatch {
   #unsyncedBytes = 0;
   /** Filesystem mode: the round in flight (syncfs, then links); never rejects (failures go to #error). */
   #round: Promise<void> | undefined;
+  /** Blobs this batch wrote (either way). */
+  #written = 0;
+  /** Rounds this batch started: with none, its names are made durable per shard folder. */
+  #rounds = 0;
 
   constructor(
     blobsDir: string,
@@ -138,7 +144,12 @@ export class FsBlobBatch implements BlobBatch {
       this.#added.add(digest);
       return { created: false };
     }
-    if (this.#fs && !this.#fs.failed) return this.#addUnsynced(digest, bytes);
+    // The first blobs of a batch take the per-file way: a push of a few
+    // changed files costs a few fsyncs, not two syncfs calls (which also
+    // write back whatever else is dirty on that file system).
+    if (this.#fs && !this.#fs.failed && this.#written >= this.#fs.minBlobs)
+      return this.#addUnsynced(digest, bytes);
+    this.#written++;
     // Wait for a free slot in a queue, not with Promise.race over the pending
     // writes: each race adds a reaction to every pending promise, kept until
     // it settles, so a 50,000-file push made millions of them (promoted to
@@ -248,6 +259,7 @@ export class FsBlobBatch implements BlobBatch {
       unlinkQuietly(tmp);
       throw noSpaceOr(err, `blob ${digest}`);
     }
+    this.#written++;
     this.#unsynced.push({ name, digest });
     this.#unsyncedBytes += bytes.byteLength;
     if (!this.#round && (this.#unsynced.length >= fs.roundFiles || this.#unsyncedBytes >= fs.roundBytes))
@@ -257,6 +269,7 @@ export class FsBlobBatch implements BlobBatch {
 
   /** Starts a round for the temps written so far: one syncfs, then their links. */
   #startRound(): void {
+    this.#rounds++;
     const entries = this.#unsynced;
     this.#unsynced = [];
     this.#unsyncedBytes = 0;
@@ -321,7 +334,7 @@ export class FsBlobBatch implements BlobBatch {
     const dirs = [...this.#linked];
     this.#linked.clear();
     if (dirs.length === 0) return;
-    if (this.#fs && !this.#fs.failed) {
+    if (this.#fs && !this.#fs.failed && this.#rounds > 0) {
       // Every name linked so far, in every shard folder, in one call.
       try {
         await this.#fs.run(this.#blobsDir);

@@ -77,6 +77,7 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
     this.#filesystemSync = run && {
       run,
       failed: false,
+      minBlobs: DEFAULTS.syncFsMinBlobs,
       roundFiles: DEFAULTS.syncFsRoundFiles,
       roundBytes: DEFAULTS.syncFsRoundBytes,
       maxUnsyncedFiles: DEFAULTS.syncFsMaxUnsyncedFiles,

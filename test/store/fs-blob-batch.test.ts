@@ -165,9 +165,10 @@ describe('FsBlobStore batch, filesystem mode (one syncfs per round, not an fsync
       });
     return { calls, run };
   }
-  const mode = (run: SyncFilesystem, roundFiles = 1000): FilesystemSync => ({
+  const mode = (run: SyncFilesystem, roundFiles = 1000, minBlobs = 0): FilesystemSync => ({
     run,
     failed: false,
+    minBlobs,
     roundFiles,
     roundBytes: 1 << 30,
     maxUnsyncedFiles: 10_000,
@@ -243,6 +244,35 @@ describe('FsBlobStore batch, filesystem mode (one syncfs per round, not an fsync
       for (const b of [...one, ...two]) assert.deepEqual(await readAll(await store.read(b.digest)), b.bytes);
       assert.deepEqual(await readdir(store.tmpDir), []);
       assert.equal((await fsck(root)).clean, true);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("a batch's first minBlobs blobs are fsynced one by one: a small batch makes no syncfs call", async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root);
+      const sync = manualSync();
+      const small = new FsBlobBatch(store.blobsDir, store.tmpDir, 8, new Set(), mode(sync.run, 2, 5));
+      const few = blobs(5, 'few');
+      for (const b of few) await small.add(b.digest, b.bytes);
+      await small.flush();
+      assert.equal(sync.calls.length, 0);
+      assert.ok(few.every((b) => present(store, b.digest)));
+      // Past minBlobs the rest go in rounds: the sixth and seventh make one.
+      const large = new FsBlobBatch(store.blobsDir, store.tmpDir, 8, new Set(), mode(sync.run, 2, 5));
+      const more = blobs(7, 'more');
+      for (const b of more) await large.add(b.digest, b.bytes);
+      assert.equal(sync.calls.length, 1);
+      assert.ok(more.slice(5).every((b) => !present(store, b.digest)));
+      sync.calls[0].release();
+      const flush = large.flush();
+      await waitUntil(() => sync.calls.length === 2, 'the names syncfs');
+      sync.calls[1].release();
+      await flush;
+      assert.ok(more.every((b) => present(store, b.digest)));
+      assert.deepEqual(await readdir(store.tmpDir), []);
     } finally {
       await cleanup();
     }
