@@ -161,19 +161,7 @@ export class FsBlobBatch implements BlobBatch {
 
     // Written before this call returns: the caller may reuse `bytes` afterwards.
     const tmp = join(this.#tmpDir, tempName());
-    let fd: number;
-    try {
-      fd = openTemp(tmp, this.#tmpDir);
-    } catch (err) {
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
-    try {
-      for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
-    } catch (err) {
-      closeQuietly(fd);
-      unlinkQuietly(tmp);
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
+    const fd = writeTemp(tmp, this.#tmpDir, bytes, digest);
     const p: Promise<void> = this.#settle(fd, tmp, shard, final, digest)
       .catch((err: unknown) => {
         this.#error ??= err;
@@ -244,18 +232,11 @@ export class FsBlobBatch implements BlobBatch {
     this.#added.add(digest);
     const name = tempName();
     const tmp = join(this.#tmpDir, name);
-    let fd: number;
+    const fd = writeTemp(tmp, this.#tmpDir, bytes, digest);
     try {
-      fd = openTemp(tmp, this.#tmpDir);
-    } catch (err) {
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
-    try {
-      for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
       // close can report a deferred write error (NFS): the data is not known to be there.
       closeSync(fd);
     } catch (err) {
-      closeQuietly(fd);
       unlinkQuietly(tmp);
       throw noSpaceOr(err, `blob ${digest}`);
     }
@@ -374,6 +355,24 @@ async function fsyncEach(paths: string[], limit: number): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, paths.length) }, worker));
+}
+
+/** A new temp file holding `bytes`, still open; on failure nothing is left behind. */
+function writeTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Digest): number {
+  let fd: number;
+  try {
+    fd = openTemp(tmp, tmpDir);
+  } catch (err) {
+    throw noSpaceOr(err, `blob ${digest}`);
+  }
+  try {
+    for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
+  } catch (err) {
+    closeQuietly(fd);
+    unlinkQuietly(tmp);
+    throw noSpaceOr(err, `blob ${digest}`);
+  }
+  return fd;
 }
 
 /** Creates the temp file, and tmp/ with it when a store opened read-only never made it. */
