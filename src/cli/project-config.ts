@@ -14,7 +14,6 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
 import { HoardError } from '../core/errors.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 
@@ -60,7 +59,9 @@ export async function findProjectConfig(start: string): Promise<ProjectConfig | 
   }
 }
 
-function parseProjectConfig(file: string, text: string): ProjectConfig {
+async function parseProjectConfig(file: string, text: string): Promise<ProjectConfig> {
+  // Loaded only when a hoard.toml is there (most runs name everything on the command line).
+  const { parse: parseToml } = await import('smol-toml');
   let raw: Record<string, unknown>;
   try {
     raw = parseToml(text) as Record<string, unknown>;

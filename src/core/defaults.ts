@@ -34,6 +34,12 @@ export const DEFAULTS = {
   transferConcurrency: 8,
   /** Parallel file hashing during a scan. */
   hashConcurrency: 4,
+  /**
+   * A scan of at least this many files shares its lstats with a worker
+   * thread (src/sync/parallel-lstat.ts): below it, the worker's start
+   * (~30 ms, ~10 MiB) costs more than it saves.
+   */
+  scanParallelLstatFiles: 5000,
   /** Digests per "which blobs are missing" question. */
   missingBatchSize: 1000,
   /**
@@ -104,6 +110,18 @@ export const DEFAULTS = {
   syncSmallFileBytes: 1 * MiB,
   /** Small-file writes of one push or pull whose fsync is still in flight (bounds descriptors, not memory). */
   syncFsyncInFlight: 64,
+  /**
+   * A push to a file:// remote from the CLI makes its batch durable with
+   * syncfs(2) (src/store/sync-filesystem.ts) instead of one fsync per blob:
+   * a syncfs starts once this many temp files (or syncFsRoundBytes) wait
+   * for one, and their links follow it.
+   */
+  syncFsRoundFiles: 4096,
+  /** A batch's first blobs are fsynced one by one; syncfs rounds start after this many (a small push stays cheap). */
+  syncFsMinBlobs: 128,
+  syncFsRoundBytes: 32 * MiB,
+  /** Temp files of one batch waiting for a syncfs at most: add() waits beyond it (bounds the tmp folder). */
+  syncFsMaxUnsyncedFiles: 32_768,
 
   /**
    * Times a push starts over (scan again, hash again) when a file changed

@@ -31,9 +31,25 @@ export function validateTreePath(path: unknown): string {
   return path;
 }
 
-/** Orders paths by their UTF-8 bytes, the canonical order of a tree. */
+/**
+ * Orders paths by their UTF-8 bytes, the canonical order of a tree
+ * (negative, zero or positive). UTF-8 byte order is code point order, and a
+ * UTF-16 code unit below U+D800 is its code point: at the first difference,
+ * two such units decide without encoding anything (a merge compares every
+ * neighbour of two 45,000-entry trees; encoding both strings each time was
+ * most of it). Only a difference at a surrogate or above (U+D800–U+FFFF,
+ * where code-unit order and code-point order part) encodes both paths.
+ */
 export function comparePathBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x < 0xd800 && y < 0xd800) return x - y;
+    return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  }
+  return a.length - b.length;
 }
 
 const ASCII = /^[\x00-\x7f]*$/;

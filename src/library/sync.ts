@@ -3,9 +3,11 @@
 // Remote, an AbortSignal, a progress listener and a warning callback, and
 // resolving to the very object `--json` prints.
 
-import { type PullResult, pull as syncPull } from '../sync/pull.ts';
-import { type PushResult, push as syncPush } from '../sync/push.ts';
-import { type StatusResult, status as syncStatus } from '../sync/status.ts';
+// pull and status are loaded when called: `hoard push` does not pay for
+// pull's writers (materialize, the writer thread) at start-up, nor pull for push.
+import type { PullResult } from '../sync/pull.ts';
+import type { PushResult } from '../sync/push.ts';
+import type { StatusResult } from '../sync/status.ts';
 import { type ProgressListener, progressSink } from './progress-events.ts';
 import { type RemoteArg, usingRemote } from './remote-arg.ts';
 
@@ -57,8 +59,8 @@ export function push(opts: PushOptions): Promise<PushResult> {
   return usingRemote(
     opts.remote,
     { what: 'push', create: true, token: opts.token, signal: opts.signal },
-    (remote) =>
-      syncPush({
+    async (remote) =>
+      (await import('../sync/push.ts')).push({
         dir: opts.dir,
         remote,
         ref: opts.ref,
@@ -87,8 +89,8 @@ export interface PullOptions extends SyncCallOptions {
 
 /** Brings `dir` to `ref`, downloading only what it lacks (`hoard pull`). */
 export function pull(opts: PullOptions): Promise<PullResult> {
-  return usingRemote(opts.remote, { what: 'pull', token: opts.token, signal: opts.signal }, (remote) =>
-    syncPull({
+  return usingRemote(opts.remote, { what: 'pull', token: opts.token, signal: opts.signal }, async (remote) =>
+    (await import('../sync/pull.ts')).pull({
       dir: opts.dir,
       remote,
       ref: opts.ref,
@@ -115,7 +117,15 @@ export interface StatusOptions extends RemoteCallOptions {
  * one ref read and one stat walk, nothing written (`hoard status`).
  */
 export function status(opts: StatusOptions): Promise<StatusResult> {
-  return usingRemote(opts.remote, { what: 'status', token: opts.token, signal: opts.signal }, (remote) =>
-    syncStatus({ dir: opts.dir, remote, ref: opts.ref, warn: opts.onWarning ?? defaultWarning }),
+  return usingRemote(
+    opts.remote,
+    { what: 'status', token: opts.token, signal: opts.signal },
+    async (remote) =>
+      (await import('../sync/status.ts')).status({
+        dir: opts.dir,
+        remote,
+        ref: opts.ref,
+        warn: opts.onWarning ?? defaultWarning,
+      }),
   );
 }

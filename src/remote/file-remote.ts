@@ -15,7 +15,10 @@ export async function openFileRemote(url: URL, opts: OpenRemoteOptions): Promise
   if (opts.create) {
     return {
       url: url.href,
-      blobs: await FsBlobStore.open(root, { syncReads: opts.blockingReads }),
+      blobs: await FsBlobStore.open(root, {
+        syncReads: opts.blockingReads,
+        syncFilesystem: opts.syncFilesystem,
+      }),
       refs: await FsRefStore.open(root),
       close: async () => {},
     };

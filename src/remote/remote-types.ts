@@ -32,6 +32,12 @@ export interface OpenRemoteOptions {
    * (FsBlobStoreOptions.syncReads). Never for a server.
    */
   blockingReads?: boolean;
+  /**
+   * A file:// remote's batched writes (a push) are made durable with one
+   * syncfs(2) per round instead of one fsync per blob
+   * (FsBlobStoreOptions.syncFilesystem). For a CLI process; never a server.
+   */
+  syncFilesystem?: boolean;
 }
 
 export type RemoteOpener = (url: URL, opts: OpenRemoteOptions) => Promise<Remote>;

@@ -24,11 +24,24 @@
 // So the invariant of the one-blob write holds for the batch: every blob is
 // durable before a ref that names it is compare-and-set.
 //
-// The fsyncs are not fewer than one per blob: Node has no syncfs(2), and a
-// link before the data is durable is exactly the torn-blob window above. What
-// the batch removes is the waiting: the main thread goes on reading and
-// hashing while up to `inFlight` fsyncs are queued in the thread pool, where
-// the file system merges concurrent fsyncs into shared journal commits.
+// Per-file mode (the default, a server's): one fsync per blob, in the thread
+// pool while the main thread goes on reading and hashing (up to `inFlight`
+// queued). A link before the data is durable is exactly the torn-blob window
+// above, so the fsync comes first.
+//
+// Filesystem mode (a CLI's push, FsBlobStoreOptions.syncFilesystem): no
+// fsync per blob. Temp files are written and closed; once enough wait
+// (syncFsRoundFiles / syncFsRoundBytes) one syncfs(2) of the store's file
+// system makes all of them durable at once (sync-filesystem.ts), and only
+// then are they linked — the same order as above (contents durable, then a
+// name), so the same crash windows: an unsynced temp is never a blob. A
+// round's syncfs runs while the scan writes the next temps. flush() syncs
+// the rest, links them, and one more syncfs makes every name durable (in
+// place of an fsync per shard folder). On this project's ext4 the per-file
+// fsyncs were 7–14 s of a 50,000-file push that takes ~6 s without them; the
+// whole batch's syncfs calls take ~0.5 s. When syncfs cannot run (or fails),
+// the batch falls back to per-file fsync for good (a failing device then
+// reports its error through the fsync of each file).
 
 import {
   closeSync,
@@ -47,8 +60,34 @@ import { type Digest, hexOf } from '../core/digest.ts';
 import { noSpaceOr } from '../core/errors.ts';
 import type { BlobBatch } from './blob-batch.ts';
 import { fsyncDir, isErrno, tempName } from './fs-atomic.ts';
+import type { SyncFilesystem } from './sync-filesystem.ts';
 
 const fsyncFd = promisify(fsync);
+
+/**
+ * Filesystem mode's settings, one object per store: `failed` is set by the
+ * first batch whose syncfs could not run, and every later batch of the store
+ * fsyncs per file.
+ */
+export interface FilesystemSync {
+  run: SyncFilesystem;
+  failed: boolean;
+  /** Blobs of a batch written the per-file way before it switches to rounds. */
+  minBlobs: number;
+  roundFiles: number;
+  roundBytes: number;
+  maxUnsyncedFiles: number;
+}
+
+/**
+ * A temp file written and closed, waiting for a syncfs before its link: its
+ * name in tmp/ and its digest (which the caller's tree holds anyway), the
+ * paths made again at the link — a 50,000-file push holds this many.
+ */
+interface Unsynced {
+  name: string;
+  digest: Digest;
+}
 
 export class FsBlobBatch implements BlobBatch {
   readonly #blobsDir: string;
@@ -69,8 +108,26 @@ export class FsBlobBatch implements BlobBatch {
   /** add() calls waiting for a write to finish (one is woken per finished write). */
   readonly #slotWaiters: (() => void)[] = [];
   #error: unknown;
+  /** Filesystem mode (see the header); undefined: per-file fsync. */
+  readonly #fs: FilesystemSync | undefined;
+  /** Filesystem mode: temps written since the last round started. */
+  #unsynced: Unsynced[] = [];
+  #unsyncedBytes = 0;
+  /** Filesystem mode: the round in flight (syncfs, then links); never rejects (failures go to #error). */
+  #round: Promise<void> | undefined;
+  /** Blobs this batch wrote (either way). */
+  #written = 0;
+  /** Rounds this batch started: with none, its names are made durable per shard folder. */
+  #rounds = 0;
 
-  constructor(blobsDir: string, tmpDir: string, inFlight: number, shards: Set<string> = new Set()) {
+  constructor(
+    blobsDir: string,
+    tmpDir: string,
+    inFlight: number,
+    shards: Set<string> = new Set(),
+    filesystemSync?: FilesystemSync,
+  ) {
+    this.#fs = filesystemSync;
     this.#shards = shards;
     this.#blobsDir = blobsDir;
     this.#tmpDir = tmpDir;
@@ -87,6 +144,12 @@ export class FsBlobBatch implements BlobBatch {
       this.#added.add(digest);
       return { created: false };
     }
+    // The first blobs of a batch take the per-file way: a push of a few
+    // changed files costs a few fsyncs, not two syncfs calls (which also
+    // write back whatever else is dirty on that file system).
+    if (this.#fs && !this.#fs.failed && this.#written >= this.#fs.minBlobs)
+      return this.#addUnsynced(digest, bytes);
+    this.#written++;
     // Wait for a free slot in a queue, not with Promise.race over the pending
     // writes: each race adds a reaction to every pending promise, kept until
     // it settles, so a 50,000-file push made millions of them (promoted to
@@ -98,19 +161,7 @@ export class FsBlobBatch implements BlobBatch {
 
     // Written before this call returns: the caller may reuse `bytes` afterwards.
     const tmp = join(this.#tmpDir, tempName());
-    let fd: number;
-    try {
-      fd = openTemp(tmp, this.#tmpDir);
-    } catch (err) {
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
-    try {
-      for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
-    } catch (err) {
-      closeQuietly(fd);
-      unlinkQuietly(tmp);
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
+    const fd = writeTemp(tmp, this.#tmpDir, bytes, digest);
     const p: Promise<void> = this.#settle(fd, tmp, shard, final, digest)
       .catch((err: unknown) => {
         this.#error ??= err;
@@ -134,6 +185,11 @@ export class FsBlobBatch implements BlobBatch {
       unlinkQuietly(tmp);
       throw noSpaceOr(err, `blob ${digest}`);
     }
+    this.#publish(tmp, shard, final, digest);
+  }
+
+  /** Links a durable temp file to its blob name (create-if-absent) and drops the temp name. */
+  #publish(tmp: string, shard: string, final: string, digest: Digest): void {
     try {
       if (!this.#shards.has(shard)) {
         mkdirSync(shard, { recursive: true });
@@ -166,22 +222,157 @@ export class FsBlobBatch implements BlobBatch {
     unlinkQuietly(tmp);
   }
 
+  /** Filesystem mode's add(): the temp written and closed; its syncfs and link come in a round. */
+  async #addUnsynced(digest: Digest, bytes: Uint8Array): Promise<{ created: boolean }> {
+    const fs = this.#fs as FilesystemSync;
+    // Bounds the temps waiting (and the tmp folder) while a slow syncfs runs.
+    while (this.#unsynced.length >= fs.maxUnsyncedFiles && this.#round) await this.#round;
+    this.#throwIfFailed();
+    if (this.#added.has(digest)) return { created: false }; // added while we waited
+    this.#added.add(digest);
+    const name = tempName();
+    const tmp = join(this.#tmpDir, name);
+    const fd = writeTemp(tmp, this.#tmpDir, bytes, digest);
+    try {
+      // close can report a deferred write error (NFS): the data is not known to be there.
+      closeSync(fd);
+    } catch (err) {
+      unlinkQuietly(tmp);
+      throw noSpaceOr(err, `blob ${digest}`);
+    }
+    this.#written++;
+    this.#unsynced.push({ name, digest });
+    this.#unsyncedBytes += bytes.byteLength;
+    if (!this.#round && (this.#unsynced.length >= fs.roundFiles || this.#unsyncedBytes >= fs.roundBytes))
+      this.#startRound();
+    return { created: true };
+  }
+
+  /** Starts a round for the temps written so far: one syncfs, then their links. */
+  #startRound(): void {
+    this.#rounds++;
+    const entries = this.#unsynced;
+    this.#unsynced = [];
+    this.#unsyncedBytes = 0;
+    const round: Promise<void> = this.#settleRound(entries)
+      .catch((err: unknown) => {
+        this.#error ??= err;
+      })
+      .finally(() => {
+        if (this.#round !== round) return;
+        this.#round = undefined;
+        // More waited for this round to end than make a round: the next one starts now.
+        const fs = this.#fs as FilesystemSync;
+        if (this.#unsynced.length >= fs.roundFiles || this.#unsyncedBytes >= fs.roundBytes)
+          this.#startRound();
+      });
+    this.#round = round;
+  }
+
+  async #settleRound(entries: Unsynced[]): Promise<void> {
+    const fs = this.#fs as FilesystemSync;
+    // Only temps written (and closed) before this syncfs started are covered by it.
+    let synced = false;
+    if (!fs.failed) {
+      try {
+        await fs.run(this.#tmpDir);
+        synced = true;
+      } catch {
+        fs.failed = true; // no syncfs here: fsync per file from now on
+      }
+    }
+    if (!synced) {
+      try {
+        await fsyncEach(
+          entries.map((e) => join(this.#tmpDir, e.name)),
+          this.#inFlight,
+        );
+      } catch (err) {
+        for (const e of entries) unlinkQuietly(join(this.#tmpDir, e.name));
+        throw noSpaceOr(err, `blob ${entries[0]?.digest}`);
+      }
+    }
+    let failure: unknown;
+    for (const e of entries) {
+      const hex = hexOf(e.digest);
+      const shard = join(this.#blobsDir, hex.slice(0, 2));
+      try {
+        this.#publish(join(this.#tmpDir, e.name), shard, join(shard, hex), e.digest);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
   async flush(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending);
+    while (this.#round || this.#unsynced.length > 0) {
+      if (!this.#round) this.#startRound();
+      await this.#round;
+    }
     this.#throwIfFailed();
     const dirs = [...this.#linked];
     this.#linked.clear();
+    if (dirs.length === 0) return;
+    if (this.#fs && !this.#fs.failed && this.#rounds > 0) {
+      // Every name linked so far, in every shard folder, in one call.
+      try {
+        await this.#fs.run(this.#blobsDir);
+        return;
+      } catch {
+        this.#fs.failed = true;
+      }
+    }
     await Promise.all(dirs.map((d) => fsyncDir(d)));
   }
 
   async abort(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending);
+    while (this.#round) await this.#round;
+    for (const e of this.#unsynced) unlinkQuietly(join(this.#tmpDir, e.name));
+    this.#unsynced = [];
+    this.#unsyncedBytes = 0;
     this.#linked.clear();
   }
 
   #throwIfFailed(): void {
     if (this.#error !== undefined) throw this.#error;
   }
+}
+
+/** fsync of each file by path, `limit` at a time in the thread pool (filesystem mode's fallback). */
+async function fsyncEach(paths: string[], limit: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < paths.length) {
+      const fd = openSync(paths[next++], 'r');
+      try {
+        await fsyncFd(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, paths.length) }, worker));
+}
+
+/** A new temp file holding `bytes`, still open; on failure nothing is left behind. */
+function writeTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Digest): number {
+  let fd: number;
+  try {
+    fd = openTemp(tmp, tmpDir);
+  } catch (err) {
+    throw noSpaceOr(err, `blob ${digest}`);
+  }
+  try {
+    for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
+  } catch (err) {
+    closeQuietly(fd);
+    unlinkQuietly(tmp);
+    throw noSpaceOr(err, `blob ${digest}`);
+  }
+  return fd;
 }
 
 /** Creates the temp file, and tmp/ with it when a store opened read-only never made it. */

@@ -30,9 +30,10 @@ import {
   type WriteResult,
 } from './blob-store.ts';
 import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
-import { FsBlobBatch } from './fs-blob-batch.ts';
+import { type FilesystemSync, FsBlobBatch } from './fs-blob-batch.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
 import { readManyByRead } from './read-many.ts';
+import { type SyncFilesystem, syncFilesystem } from './sync-filesystem.ts';
 import { readBlobIntoSync, readSmallBlobSync, statSyncIfExists } from './sync-metadata.ts';
 
 export interface FsBlobStoreOptions {
@@ -46,6 +47,15 @@ export interface FsBlobStoreOptions {
    * disk each read blocks the loop.
    */
   syncReads?: boolean;
+  /**
+   * Batches make their blobs durable with syncfs(2) of the store's file
+   * system, not one fsync per blob (fs-blob-batch.ts, "filesystem mode"):
+   * `true` runs coreutils' `sync -f` (sync-filesystem.ts), a function is
+   * called instead (tests). Only for a process that owns its writes (the
+   * CLI's push): a syncfs also writes back every other process's dirty data
+   * on that file system, which a busy server must not do per request.
+   */
+  syncFilesystem?: boolean | SyncFilesystem;
 }
 
 export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore {
@@ -60,11 +70,22 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
   readonly #syncReads: boolean;
   /** Shard folders this store's batches know exist (fs-blob-batch.ts). */
   readonly #shards = new Set<string>();
+  /** Filesystem mode of this store's batches (shared, so a syncfs that cannot run is tried once). */
+  readonly #filesystemSync: FilesystemSync | undefined;
 
   private constructor(root: string, opts: FsBlobStoreOptions = {}) {
     this.root = root;
     this.#syncStat = opts.syncStat ?? false;
     this.#syncReads = opts.syncReads ?? false;
+    const run = opts.syncFilesystem === true ? syncFilesystem : opts.syncFilesystem || undefined;
+    this.#filesystemSync = run && {
+      run,
+      failed: false,
+      minBlobs: DEFAULTS.syncFsMinBlobs,
+      roundFiles: DEFAULTS.syncFsRoundFiles,
+      roundBytes: DEFAULTS.syncFsRoundBytes,
+      maxUnsyncedFiles: DEFAULTS.syncFsMaxUnsyncedFiles,
+    };
     this.description = `file://${root}`;
     this.blobsDir = join(root, 'blobs', 'sha256');
     this.tmpDir = join(root, 'tmp');
@@ -261,7 +282,13 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
 
   /** Small blobs from memory, made durable together by flush() (fs-blob-batch.ts). */
   batch(): FsBlobBatch {
-    return new FsBlobBatch(this.blobsDir, this.tmpDir, DEFAULTS.syncFsyncInFlight, this.#shards);
+    return new FsBlobBatch(
+      this.blobsDir,
+      this.tmpDir,
+      DEFAULTS.syncFsyncInFlight,
+      this.#shards,
+      this.#filesystemSync,
+    );
   }
 
   /**

@@ -41,7 +41,7 @@ import {
 } from './cache-key.ts';
 import { readRef, requireDirectory, withDirLock } from './common.ts';
 import { readTree } from './history.ts';
-import { isTempName, STATE_DIR } from './ignore-rules.ts';
+import { isTempName, STATE_DIR, TEMP_PREFIX } from './ignore-rules.ts';
 import { materialize } from './materialize.ts';
 import { mergeTrees } from './merge.ts';
 import { hashFile, scanDirectory } from './scan.ts';
@@ -183,9 +183,11 @@ export function splitEntryTree(tree: Tree, roots: number): (RootPart | undefined
     if (!TOP_RE.test(top) || Number(top) >= roots)
       hostile(e.path, `is not under one of the ${roots} path(s)`);
     const i = Number(top);
-    for (const seg of e.path.split('/'))
-      if (seg === STATE_DIR || isTempName(seg))
-        hostile(e.path, 'uses a name hoard reserves for its local state');
+    // A path holding neither reserved form (nearly all) is not split into segments.
+    if (e.path.includes(STATE_DIR) || e.path.includes(TEMP_PREFIX))
+      for (const seg of e.path.split('/'))
+        if (seg === STATE_DIR || isTempName(seg))
+          hostile(e.path, 'uses a name hoard reserves for its local state');
     if (slash === -1) {
       if (e.kind === 'file' || e.kind === 'exec') parts[i] = { kind: 'file', entry: e };
       else if (e.kind === 'dir') parts[i] = { kind: 'folder', entries: [] };

@@ -4,10 +4,22 @@
 // the owner's x bit. Empty folders become `dir` entries. Temp files of dead
 // pull processes are collected so pull can remove them.
 
-import type { Dirent, Stats } from 'node:fs';
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import type { Dirent } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+
+const { S_IFMT, S_IFLNK, S_IFREG } = constants;
+
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
@@ -16,6 +28,7 @@ import { type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
 import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
+import { LSTAT_FIELDS, LSTAT_GONE, parallelLstat } from './parallel-lstat.ts';
 import {
   type LooseStat,
   type StatCache,
@@ -57,6 +70,8 @@ export interface ScanOptions {
   onContent?: (rel: string, digest: Digest, bytes: Buffer) => Promise<void> | void;
   /** The wall clock a hashed file's stat is observed at (the racy window is measured on it); tests. */
   now?: () => number;
+  /** Files from which the lstats are shared with a worker thread (default scanParallelLstatFiles); tests. */
+  parallelLstatMinFiles?: number;
 }
 
 export async function scanDirectory(
@@ -142,34 +157,48 @@ export async function scanDirectory(
   const misses: Miss[] = [];
   // root is absolute and resolved, rel validated: plain concatenation is the join.
   const base = root.endsWith(sep) ? root : root + sep;
-  for (const rel of files) {
-    const abs = base + rel;
-    // Number-valued stats: no BigInt per field (see stat-cache.ts on why
-    // comparing them is as safe); the exact stat is recorded when hashed.
-    let st: Stats;
-    try {
-      st = lstatSync(abs);
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) continue; // deleted while scanning
-      throw err;
-    }
-    if (st.isSymbolicLink()) {
-      const target = readlinkSync(abs, 'utf8');
+  // Number-valued stats: no BigInt per field (see stat-cache.ts on why
+  // comparing them is as safe); the exact stat is recorded when hashed. A
+  // large scan shares the lstats with a worker thread (parallel-lstat.ts).
+  const { values } = parallelLstat(base, files, {
+    minFiles: opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles,
+  });
+  const seen: LooseStat = { size: 0, ino: 0, mtimeMs: 0, ctimeMs: 0 };
+  for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {
+    const rel = files[i];
+    const mode = values[o];
+    if (mode === LSTAT_GONE) continue; // deleted while scanning
+    const type = mode & S_IFMT;
+    if (type === S_IFLNK) {
+      let target: string;
+      try {
+        target = readlinkSync(base + rel, 'utf8');
+      } catch (err) {
+        if (isErrno(err, 'ENOENT', 'EINVAL')) continue; // gone, or no longer a symlink
+        throw err;
+      }
       if (target.length > 0) entries.push({ path: rel, kind: 'symlink', target });
       continue;
     }
-    if (!st.isFile()) continue;
-    const kind = (st.mode & 0o100) !== 0 ? 'exec' : 'file';
-    const seen: LooseStat = { size: st.size, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+    if (type !== S_IFREG) continue;
+    const kind = (mode & 0o100) !== 0 ? 'exec' : 'file';
+    const size = values[o + 1];
+    const ino = values[o + 2];
+    seen.size = size;
+    seen.ino = ino;
+    seen.mtimeMs = values[o + 3];
+    seen.ctimeMs = values[o + 4];
     // An inode number beyond 2^53 does not survive a double: that file is looked up exactly.
-    const digest = Number.isSafeInteger(st.ino) ? cache.lookupStats(rel, seen) : lookupExact(cache, rel, abs);
+    const digest = Number.isSafeInteger(ino)
+      ? cache.lookupStats(rel, seen)
+      : lookupExact(cache, rel, base + rel);
     if (digest === undefined) {
-      misses.push({ rel, kind, seen });
+      misses.push({ rel, kind, seen: { ...seen } });
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
     filePaths.add(rel);
-    entries.push({ path: rel, kind, size: st.size, digest });
+    entries.push({ path: rel, kind, size, digest });
   }
   let filesHashed = 0;
   let bytesHashed = 0;

@@ -13,7 +13,7 @@ import {
   treeDigestOfWalk,
   treeDigestOnly,
 } from '../../src/core/tree.ts';
-import { validateTreePath } from '../../src/core/tree-path.ts';
+import { comparePathBytes, validateTreePath } from '../../src/core/tree-path.ts';
 import { invalidTreeTexts } from './invalid-trees.ts';
 
 const d = sha256('x');
@@ -71,6 +71,41 @@ describe('tree', () => {
       );
     });
   }
+
+  it('comparePathBytes orders as the UTF-8 bytes do, surrogates and U+E000–U+FFFF included', () => {
+    // Characters on both sides of where UTF-16 order and UTF-8 order part.
+    const alphabet = [
+      'a',
+      'b',
+      '/',
+      '-',
+      '.',
+      'é',
+      '\u07ff',
+      '\u0800',
+      '\ud7ff',
+      '\ue000',
+      '\uffee',
+      '😀',
+      '𝄞',
+    ];
+    let x = 7;
+    const rand = (n: number) => {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      return x % n;
+    };
+    const words: string[] = ['', 'a', 'ab', 'a/b'];
+    for (let i = 0; i < 400; i++) {
+      let w = '';
+      for (let k = rand(6); k >= 0; k--) w += alphabet[rand(alphabet.length)];
+      words.push(w, `${w}a`, `common/prefix/${w}`);
+    }
+    for (const a of words)
+      for (const b of words.slice(0, 120)) {
+        const want = Math.sign(Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
+        assert.equal(Math.sign(comparePathBytes(a, b)), want, `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+      }
+  });
 
   it('rejects names that collide after Unicode normalisation', () => {
     assert.throws(

@@ -4,6 +4,7 @@
 // test/sync/batched-push-crash.test.ts.
 
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,9 +12,12 @@ import { describe, it } from 'node:test';
 import { DEFAULTS } from '../../src/core/defaults.ts';
 import { type Digest, hexOf, sha256 } from '../../src/core/digest.ts';
 import { isBatching } from '../../src/store/blob-batch.ts';
+import { type FilesystemSync, FsBlobBatch } from '../../src/store/fs-blob-batch.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { fsck } from '../../src/store/fsck.ts';
+import type { SyncFilesystem } from '../../src/store/sync-filesystem.ts';
 import { readAll } from '../support/streams.ts';
+import { waitUntil } from '../support/wait.ts';
 import { blobStoreConformance } from './blob-store-conformance.ts';
 
 async function tempRoot() {
@@ -181,6 +185,166 @@ describe('FsBlobStore syncReads', () => {
         store.readMany([wants[1]], () => {}),
         { code: 'HOARD_EDIGEST_MISMATCH' },
       );
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe('FsBlobStore batch, filesystem mode (one syncfs per round, not an fsync per blob)', () => {
+  /** A syncfs stand-in the test releases by hand, recording what each call saw. */
+  function manualSync() {
+    const calls: { path: string; release: () => void; fail: (err: Error) => void }[] = [];
+    const run: SyncFilesystem = (path) =>
+      new Promise<void>((resolve, reject) => {
+        calls.push({ path, release: resolve, fail: reject });
+      });
+    return { calls, run };
+  }
+  const mode = (run: SyncFilesystem, roundFiles = 1000, minBlobs = 0): FilesystemSync => ({
+    run,
+    failed: false,
+    minBlobs,
+    roundFiles,
+    roundBytes: 1 << 30,
+    maxUnsyncedFiles: 10_000,
+  });
+  const blobs = (n: number, tag: string) =>
+    Array.from({ length: n }, (_, i) => {
+      const bytes = Buffer.from(`${tag} ${i} `.repeat(20));
+      return { bytes, digest: sha256(bytes) };
+    });
+  const present = (store: FsBlobStore, d: Digest) => existsSync(store.pathOf(d));
+
+  it('links no blob before a syncfs that began after its temp was written, and syncs the names before flush resolves', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root);
+      const sync = manualSync();
+      const batch = new FsBlobBatch(store.blobsDir, store.tmpDir, 8, new Set(), mode(sync.run, 3));
+      const all = blobs(7, 'round');
+      // Three temps make a round: its syncfs starts, nothing is linked while it runs.
+      for (const b of all.slice(0, 3))
+        assert.deepEqual(await batch.add(b.digest, b.bytes), { created: true });
+      assert.equal(sync.calls.length, 1);
+      assert.equal(sync.calls[0].path, store.tmpDir);
+      // Written while that syncfs runs: not covered by it.
+      for (const b of all.slice(3)) await batch.add(b.digest, b.bytes);
+      assert.equal((await readdir(store.tmpDir)).length, 7);
+      assert.ok(all.every((b) => !present(store, b.digest)));
+      sync.calls[0].release();
+      // Its three are linked once it returned; the next round (the four written meanwhile) starts.
+      await waitUntil(() => sync.calls.length === 2, 'the second round');
+      assert.ok(all.slice(0, 3).every((b) => present(store, b.digest)));
+      assert.ok(all.slice(3).every((b) => !present(store, b.digest)));
+      let flushed = false;
+      const flush = batch.flush().then(() => {
+        flushed = true;
+      });
+      sync.calls[1].release();
+      // Then one syncfs of the blobs folder for the names; flush waits for it.
+      await waitUntil(() => sync.calls.length === 3, 'the names syncfs');
+      assert.equal(sync.calls[2].path, store.blobsDir);
+      assert.ok(all.every((b) => present(store, b.digest)));
+      assert.equal(flushed, false);
+      sync.calls[2].release();
+      await flush;
+      assert.deepEqual(await readdir(store.tmpDir), []);
+      for (const b of all) assert.deepEqual(await readAll(await store.read(b.digest)), b.bytes);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('falls back to an fsync per file when syncfs cannot run, for this and every later batch', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root);
+      let calls = 0;
+      const fs = mode(async () => {
+        calls++;
+        throw new Error('sync: invalid option -- f');
+      }, 2);
+      const shards = new Set<string>();
+      const first = new FsBlobBatch(store.blobsDir, store.tmpDir, 4, shards, fs);
+      const one = blobs(5, 'fallback');
+      for (const b of one) await first.add(b.digest, b.bytes);
+      await first.flush();
+      assert.equal(calls, 1);
+      assert.equal(fs.failed, true);
+      const second = new FsBlobBatch(store.blobsDir, store.tmpDir, 4, shards, fs);
+      const two = blobs(5, 'later');
+      for (const b of two) await second.add(b.digest, b.bytes);
+      await second.flush();
+      assert.equal(calls, 1);
+      for (const b of [...one, ...two]) assert.deepEqual(await readAll(await store.read(b.digest)), b.bytes);
+      assert.deepEqual(await readdir(store.tmpDir), []);
+      assert.equal((await fsck(root)).clean, true);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("a batch's first minBlobs blobs are fsynced one by one: a small batch makes no syncfs call", async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root);
+      const sync = manualSync();
+      const small = new FsBlobBatch(store.blobsDir, store.tmpDir, 8, new Set(), mode(sync.run, 2, 5));
+      const few = blobs(5, 'few');
+      for (const b of few) await small.add(b.digest, b.bytes);
+      await small.flush();
+      assert.equal(sync.calls.length, 0);
+      assert.ok(few.every((b) => present(store, b.digest)));
+      // Past minBlobs the rest go in rounds: the sixth and seventh make one.
+      const large = new FsBlobBatch(store.blobsDir, store.tmpDir, 8, new Set(), mode(sync.run, 2, 5));
+      const more = blobs(7, 'more');
+      for (const b of more) await large.add(b.digest, b.bytes);
+      assert.equal(sync.calls.length, 1);
+      assert.ok(more.slice(5).every((b) => !present(store, b.digest)));
+      sync.calls[0].release();
+      const flush = large.flush();
+      await waitUntil(() => sync.calls.length === 2, 'the names syncfs');
+      sync.calls[1].release();
+      await flush;
+      assert.ok(more.every((b) => present(store, b.digest)));
+      assert.deepEqual(await readdir(store.tmpDir), []);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('abort drops the temps still waiting for a syncfs; none of them becomes a blob', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root);
+      const sync = manualSync();
+      const batch = new FsBlobBatch(store.blobsDir, store.tmpDir, 8, new Set(), mode(sync.run));
+      const all = blobs(4, 'aborted');
+      for (const b of all) await batch.add(b.digest, b.bytes);
+      assert.equal(sync.calls.length, 0);
+      await batch.abort();
+      assert.deepEqual(await readdir(store.tmpDir), []);
+      assert.ok(all.every((b) => !present(store, b.digest)));
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('with the real `sync -f`: stored, readable and fsck-clean, no temp left', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const store = await FsBlobStore.open(root, { syncFilesystem: true });
+      const batch = store.batch();
+      const all = blobs(20, 'real');
+      for (const b of all) await batch.add(b.digest, b.bytes);
+      await batch.flush();
+      assert.deepEqual(await readdir(store.tmpDir), []);
+      for (const b of [all[0], all[all.length - 1]])
+        assert.deepEqual(await readAll(await store.read(b.digest)), b.bytes);
+      const report = await fsck(root);
+      assert.equal(report.blobsChecked, all.length);
+      assert.equal(report.clean, true);
     } finally {
       await cleanup();
     }

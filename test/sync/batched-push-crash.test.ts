@@ -47,11 +47,18 @@ describe('batched push to file:// killed with SIGKILL', () => {
   });
   after(() => work.cleanup());
 
-  for (const point of ['mid-batch', 'before-ref']) {
-    it(`killed ${point}: the old ref stays, no torn blob, and the next push completes`, async () => {
-      const store = join(work.dir, `remote-${point}`);
+  // per-file: an fsync per blob before its link (a server's batches); syncfs:
+  // syncfs rounds before the links (the CLI's push, FsBlobStoreOptions.syncFilesystem).
+  for (const [point, durability] of [
+    ['mid-batch', 'per-file'],
+    ['before-ref', 'per-file'],
+    ['mid-batch', 'syncfs'],
+    ['before-ref', 'syncfs'],
+  ]) {
+    it(`killed ${point} (${durability}): the old ref stays, no torn blob, and the next push completes`, async () => {
+      const store = join(work.dir, `remote-${point}-${durability}`);
       const url = pathToFileURL(store).href;
-      const dir = join(work.dir, `src-${point}`);
+      const dir = join(work.dir, `src-${point}-${durability}`);
       await writeFiles(dir, { 'v1.txt': 'version one' });
       const remote = await openRemote(url, { create: true });
       const v1 = await push({ dir, remote, ref: 'crash/r' });
@@ -61,7 +68,7 @@ describe('batched push to file:// killed with SIGKILL', () => {
       const files: Record<string, string> = {};
       for (let i = 0; i < 1000; i++) files[`n/f${String(i).padStart(4, '0')}`] = `${point} ${i} `.repeat(500);
       await writeFiles(dir, files);
-      await killAt([url, dir, 'crash/r', point], point);
+      await killAt([url, dir, 'crash/r', point, durability], point);
 
       assert.deepEqual(await remote.refs.get('crash/r'), before);
       assert.equal(before?.target, v1.snapshot);
@@ -75,7 +82,7 @@ describe('batched push to file:// killed with SIGKILL', () => {
       assert.equal(again.upToDate, false);
       assert.equal(again.filesTotal, 1001);
       assert.deepEqual(await readdir(join(store, 'tmp')), []);
-      const out = join(work.dir, `out-${point}`);
+      const out = join(work.dir, `out-${point}-${durability}`);
       await pull({ dir: out, remote, ref: 'crash/r' });
       assert.deepEqual(await describeDir(out), await describeDir(dir));
     });

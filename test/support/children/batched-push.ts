@@ -5,14 +5,20 @@
 //               being written, fsynced and linked in the background)
 //   before-ref  after every blob and the tree are stored, just before the
 //               ref's compare-and-set
-// Usage: node batched-push.ts <remoteUrl> <dir> <ref> <mid-batch|before-ref>
+// With `syncfs` as the fifth argument the store makes the batch durable with
+// syncfs rounds (FsBlobStoreOptions.syncFilesystem, what the CLI's push uses).
+// Usage: node batched-push.ts <remoteUrl> <dir> <ref> <mid-batch|before-ref> [syncfs]
 import type { Digest } from '../../../src/core/digest.ts';
 import { openRemote } from '../../../src/remote/remote.ts';
 import { type BlobBatch, isBatching } from '../../../src/store/blob-batch.ts';
 import { push } from '../../../src/sync/push.ts';
 
-const [remoteUrl, dir, ref, mode] = process.argv.slice(2);
-const remote = await openRemote(remoteUrl, { create: true, blockingReads: true });
+const [remoteUrl, dir, ref, mode, durability] = process.argv.slice(2);
+const remote = await openRemote(remoteUrl, {
+  create: true,
+  blockingReads: true,
+  syncFilesystem: durability === 'syncfs',
+});
 const blobs = remote.blobs;
 if (!isBatching(blobs)) throw new Error(`${remoteUrl} does not batch`);
 
