@@ -15,8 +15,12 @@ export function addSettingFlags(cmd: Command, groups: readonly SettingsGroup[]):
       const n = namesOf(g, prop);
       const shown = s.show(s.default);
       const help = `${g.section ? `${g.section}: ` : ''}${plain(s.doc)}${s.type === 'boolean' || shown === 'none' ? '' : ` (default ${shown})`}`;
-      if (s.type === 'boolean') cmd.option(n.flag, help);
-      else if (s.repeatable)
+      if (s.type === 'boolean') {
+        // Both forms, so a flag can turn off what a config file or HOARD_* turned on (or
+        // a default of true): commander gives the attribute no value unless one is used.
+        cmd.option(n.flag, help);
+        cmd.option(`--no-${n.flag.slice(2)}`, `turn off ${n.flag}`);
+      } else if (s.repeatable)
         cmd.option(`${n.flag} <${s.valueName}>`, help, (v: string, prev: string[] = []) => [...prev, v]);
       else cmd.option(`${n.flag} <${s.valueName}>`, help);
     }

@@ -9,7 +9,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Command } from 'commander';
 import { SERVE_SETTINGS } from '../../src/cli/serve-features.ts';
+import { addSettingFlags } from '../../src/cli/setting-flags.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import { namesOf, resolveGroup, type Setting, type SettingsGroup } from '../../src/core/settings.ts';
 import { resolveGitSettings } from '../../src/git/git-feature.ts';
@@ -171,6 +173,34 @@ describe('settings schema', () => {
         checked++;
       }
     assert.ok(checked >= 2, 'public-read and git allow-push-through at least');
+  });
+
+  it('every boolean flag turns on bare and off with no-, over the variable; absent, the variable decides', async () => {
+    let checked = 0;
+    const parse = (argv: string[]) =>
+      addSettingFlags(new Command().exitOverride(), SERVE_SETTINGS).parse(argv, { from: 'user' }).opts();
+    for (const g of SERVE_SETTINGS)
+      for (const [prop, s] of Object.entries(g.settings)) {
+        if (s.type !== 'boolean') continue;
+        const n = namesOf(g, prop);
+        const off = `--no-${n.flag.slice(2)}`;
+        for (const [argv, env, want] of [
+          [[off], 'true', false],
+          [[n.flag], 'false', true],
+          [[], 'true', true],
+          [[], 'false', false],
+          [[off], undefined, false],
+        ] as const) {
+          const layers = await loadLayers(
+            SERVE_SETTINGS,
+            parse([...argv]),
+            env === undefined ? {} : { [n.env]: env },
+          );
+          assert.equal(resolveGroup(g, layers)[prop], want, `${argv.join(' ')} with ${n.env}=${env}`);
+        }
+        checked++;
+      }
+    assert.ok(checked >= 3, 'public-read, git allow-push-through and snapshots prebuild-anchors at least');
   });
 
   it('a malformed value names its source and key', async () => {
