@@ -77,6 +77,7 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
     this.root = root;
     this.#syncStat = opts.syncStat ?? false;
     this.#syncReads = opts.syncReads ?? false;
+    this.readMany = this.#syncReads ? (wants, each, o) => this.#readManySync(wants, each, o) : undefined;
     const run = opts.syncFilesystem === true ? syncFilesystem : opts.syncFilesystem || undefined;
     this.#filesystemSync = run && {
       run,
@@ -175,26 +176,25 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
   }
 
   /**
-   * Many small blobs (BlobStore.readMany). With syncReads (a CLI's pull from
-   * a file:// remote: tens of thousands of blobs of a few KiB) each is read
-   * whole with synchronous calls into one buffer reused for every blob —
+   * Many small blobs (BlobStore.readMany), only with syncReads (a CLI's pull
+   * from a file:// remote: tens of thousands of blobs of a few KiB): each is
+   * read whole with synchronous calls into one buffer reused for every blob —
    * open, read, close: the wanted size bounds the read (one byte past it
    * shows a longer file), so no fstat — then verified and handed over; the
    * bytes are valid until `each` settles. No stream, no promise chain and no
    * allocation per blob: a fresh buffer per blob kept the allocator's heap
    * growing (~30 MiB more RSS at 10,000 files) and V8 collecting for the
-   * external memory. Without syncReads, bounded parallel reads.
+   * external memory. Without syncReads the store has no readMany, so callers
+   * take read-many.ts's fallback through the remote they hold: its `read`s,
+   * bounded by their own concurrency and cancelled by their signal.
    */
-  async readMany(
+  readonly readMany: BlobStore['readMany'];
+
+  async #readManySync(
     wants: readonly BlobWant[],
     each: (record: ReadManyRecord) => void | Promise<void>,
     opts: ReadManyOptions = {},
   ): Promise<void> {
-    if (!this.#syncReads)
-      return readManyByRead(this, wants, each, {
-        concurrency: DEFAULTS.transferConcurrency,
-        signal: opts.signal,
-      });
     let buf: Buffer | undefined;
     const later: BlobWant[] = [];
     for (const w of wants) {

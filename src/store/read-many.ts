@@ -43,6 +43,7 @@ export async function readManyByRead(
   opts: ReadManyWithOptions,
 ): Promise<void> {
   await forEachLimit(wants, opts.concurrency, async (w) => {
+    opts.signal?.throwIfAborted();
     let bytes: Buffer;
     try {
       bytes = await readWholeVerified(store, w, opts.signal);

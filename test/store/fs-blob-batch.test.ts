@@ -158,12 +158,19 @@ describe('FsBlobStore syncReads', () => {
     const { root, cleanup } = await tempRoot();
     try {
       const store = await FsBlobStore.open(root, { syncReads: true });
+      const readMany = store.readMany;
+      assert.ok(readMany, 'a store with syncReads reads many at once');
+      assert.equal(
+        (await FsBlobStore.open(root)).readMany,
+        undefined,
+        'without syncReads callers read through their remote (its concurrency, its signal)',
+      );
       const blobs = Array.from({ length: 5 }, (_, i) => Buffer.alloc(1000 + i * 10, i + 1));
       for (const b of blobs) await store.write(sha256(b), [b]);
       const wants = blobs.map((b) => ({ digest: sha256(b), size: b.length }));
       const seen: Buffer[] = [];
       const memory = new Set<ArrayBufferLike>();
-      await store.readMany([...wants, { digest: sha256('absent'), size: 6 }], (r) => {
+      await readMany([...wants, { digest: sha256('absent'), size: 6 }], (r) => {
         if (r.status === 'missing') {
           seen.push(Buffer.from('missing'));
           return;
@@ -177,12 +184,12 @@ describe('FsBlobStore syncReads', () => {
       const [a, b] = blobs;
       await writeFile(store.pathOf(sha256(a)), Buffer.concat([a, Buffer.from('x')]));
       await assert.rejects(
-        store.readMany([wants[0]], () => {}),
+        readMany([wants[0]], () => {}),
         { code: 'HOARD_EDIGEST_MISMATCH' },
       );
       await writeFile(store.pathOf(sha256(b)), b.subarray(1));
       await assert.rejects(
-        store.readMany([wants[1]], () => {}),
+        readMany([wants[1]], () => {}),
         { code: 'HOARD_EDIGEST_MISMATCH' },
       );
     } finally {
