@@ -34,7 +34,9 @@ export async function readAllBounded(source: AsyncIterable<Uint8Array>, limit: n
     // A view, not a copy: a chunk handed out by an async iterator belongs to
     // the consumer (Node's stream contract), and the concat below copies once.
     // Copying here too cost ~0.1 s of a warm 45k-file cache restore.
-    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    chunks.push(
+      Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+    );
   }
   // Always concatenated, even a single chunk: a chunk may be a view into a
   // larger socket buffer, and callers keep results (tree caches) long after.
