@@ -57,6 +57,66 @@ export interface BlobWant {
 }
 
 /** A record as handed over: verified bytes, or why there are none. */
+/** One record head, decoded (its digest not yet checked against anything). */
+interface RecordHead {
+  digest: Digest;
+  status: number;
+  length: number;
+}
+
+/**
+ * The part both readers share: the stream's magic, then 37-byte record
+ * heads, either of which a chunk boundary may cut anywhere. `step` consumes
+ * magic or head bytes from `chunk` at `off` and returns the new offset, with
+ * the head once it is whole; the caller handles the bodies in between.
+ */
+class RecordHeads {
+  readonly #magic: Buffer;
+  readonly #badMagic: () => HoardError;
+  #magicSeen = 0;
+  readonly #head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
+  #fill = 0;
+
+  constructor(magic: Buffer, badMagic: () => HoardError) {
+    this.#magic = magic;
+    this.#badMagic = badMagic;
+  }
+
+  get magicDone(): boolean {
+    return this.#magicSeen === this.#magic.length;
+  }
+
+  /** Whether the stream stopped inside the magic or a head. */
+  get partial(): boolean {
+    return this.#magicSeen < this.#magic.length || this.#fill > 0;
+  }
+
+  step(chunk: Buffer, off: number): { off: number; head?: RecordHead } {
+    const magic = this.#magic;
+    if (this.#magicSeen < magic.length) {
+      const n = Math.min(magic.length - this.#magicSeen, chunk.length - off);
+      if (!chunk.subarray(off, off + n).equals(magic.subarray(this.#magicSeen, this.#magicSeen + n)))
+        throw this.#badMagic();
+      this.#magicSeen += n;
+      return { off: off + n };
+    }
+    const n = Math.min(RECORD_HEAD_BYTES - this.#fill, chunk.length - off);
+    chunk.copy(this.#head, this.#fill, off, off + n);
+    this.#fill += n;
+    if (this.#fill < RECORD_HEAD_BYTES) return { off: off + n };
+    this.#fill = 0;
+    const head = this.#head;
+    return {
+      off: off + n,
+      head: {
+        digest: digestFromHex(head.toString('hex', 0, 32)),
+        status: head[32],
+        length: head.readUInt32BE(33),
+      },
+    };
+  }
+}
+
 export type BatchRecord =
   | { digest: Digest; status: 'present'; bytes: Buffer }
   | { digest: Digest; status: 'missing' }
@@ -79,9 +139,9 @@ export async function readBatchFrames(
   wants: readonly BlobWant[],
   each: (record: BatchRecord) => void | Promise<void>,
 ): Promise<void> {
-  let magicSeen = 0;
-  const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
-  let headFill = 0;
+  const heads = new RecordHeads(BATCH_MAGIC, () =>
+    protocolError('the response does not start with the batch magic'),
+  );
   let index = 0;
   /** The record whose bytes are being gathered. */
   let want: BlobWant | undefined;
@@ -102,14 +162,6 @@ export async function readBatchFrames(
   for await (const chunk of body) {
     let off = 0;
     while (off < chunk.length) {
-      if (magicSeen < BATCH_MAGIC.length) {
-        const n = Math.min(BATCH_MAGIC.length - magicSeen, chunk.length - off);
-        if (!chunk.subarray(off, off + n).equals(BATCH_MAGIC.subarray(magicSeen, magicSeen + n)))
-          throw protocolError('the response does not start with the batch magic');
-        magicSeen += n;
-        off += n;
-        continue;
-      }
       if (want) {
         const n = Math.min(want.size - got, chunk.length - off);
         const piece = chunk.subarray(off, off + n);
@@ -121,21 +173,17 @@ export async function readBatchFrames(
         } else parts.push(piece);
         continue;
       }
-      if (index === wants.length) throw protocolError(`bytes after the last of ${wants.length} records`);
-      const n = Math.min(RECORD_HEAD_BYTES - headFill, chunk.length - off);
-      chunk.copy(head, headFill, off, off + n);
-      headFill += n;
-      off += n;
-      if (headFill < RECORD_HEAD_BYTES) continue;
-      headFill = 0;
+      if (heads.magicDone && index === wants.length)
+        throw protocolError(`bytes after the last of ${wants.length} records`);
+      const step = heads.step(chunk, off);
+      off = step.off;
+      if (!step.head) continue;
+      const { digest, status, length } = step.head;
       const expected = wants[index];
-      const digest = digestFromHex(head.toString('hex', 0, 32));
       if (digest !== expected.digest)
         throw protocolError(
           `record ${index + 1} is for ${digest}, but ${expected.digest} was asked for at that place`,
         );
-      const status = head[32];
-      const length = head.readUInt32BE(33);
       if (status === BatchStatus.present) {
         if (length !== expected.size)
           throw protocolError(
@@ -153,7 +201,7 @@ export async function readBatchFrames(
       } else throw protocolError(`record for ${digest} has an unknown status ${status}`);
     }
   }
-  if (magicSeen < BATCH_MAGIC.length || want || headFill > 0 || index < wants.length)
+  if (heads.partial || want || index < wants.length)
     throw new HoardError(
       'HOARD_ETRUNCATED',
       `batched blob read cut short after ${index} of ${wants.length} records`,
@@ -209,9 +257,9 @@ export async function readUploadFrames(
   limits: UploadLimits,
   each: (digest: Digest, bytes: Buffer) => void | Promise<void>,
 ): Promise<number> {
-  let magicSeen = 0;
-  const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
-  let headFill = 0;
+  const heads = new RecordHeads(UPLOAD_MAGIC, () =>
+    badUpload(`the body does not start with the upload magic (${UPLOAD_CONTENT_TYPE})`),
+  );
   let records = 0;
   let total = 0;
   /** The record being gathered: its digest and a buffer of exactly its length. */
@@ -234,14 +282,6 @@ export async function readUploadFrames(
     const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
     let off = 0;
     while (off < chunk.length) {
-      if (magicSeen < UPLOAD_MAGIC.length) {
-        const n = Math.min(UPLOAD_MAGIC.length - magicSeen, chunk.length - off);
-        if (!chunk.subarray(off, off + n).equals(UPLOAD_MAGIC.subarray(magicSeen, magicSeen + n)))
-          throw badUpload(`the body does not start with the upload magic (${UPLOAD_CONTENT_TYPE})`);
-        magicSeen += n;
-        off += n;
-        continue;
-      }
       if (bytes) {
         const n = Math.min(bytes.length - got, chunk.length - off);
         chunk.copy(bytes, got, off, off + n);
@@ -250,16 +290,12 @@ export async function readUploadFrames(
         if (got === bytes.length) await finish();
         continue;
       }
-      const n = Math.min(RECORD_HEAD_BYTES - headFill, chunk.length - off);
-      chunk.copy(head, headFill, off, off + n);
-      headFill += n;
-      off += n;
-      if (headFill < RECORD_HEAD_BYTES) continue;
-      headFill = 0;
-      const d = digestFromHex(head.toString('hex', 0, 32));
-      if (head[32] !== BatchStatus.present)
-        throw badUpload(`record for ${d} has status ${head[32]}; uploads carry only present records (0)`);
-      const length = head.readUInt32BE(33);
+      const step = heads.step(chunk, off);
+      off = step.off;
+      if (!step.head) continue;
+      const { digest: d, status, length } = step.head;
+      if (status !== BatchStatus.present)
+        throw badUpload(`record for ${d} has status ${status}; uploads carry only present records (0)`);
       if (++records > limits.records)
         throw badUpload(`more than ${limits.records} blobs in one request; split the upload`);
       if (length > limits.recordBytes)
@@ -280,7 +316,7 @@ export async function readUploadFrames(
       if (length === 0) await finish();
     }
   }
-  if (magicSeen < UPLOAD_MAGIC.length || bytes || headFill > 0)
+  if (heads.partial || bytes)
     throw new HoardError('HOARD_ETRUNCATED', `batched blob upload cut short after ${records} records`, {
       hint: 'nothing past the last whole, verified record was stored',
     });
