@@ -10,7 +10,7 @@
 // the cause (ECONNREFUSED, ENOTFOUND, a timeout…) and a hint.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import { createRequire } from 'node:module';
+import { createRequire, Module } from 'node:module';
 import { Readable } from 'node:stream';
 import type { Dispatcher, Agent as UndiciAgent } from 'undici';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -24,11 +24,49 @@ import { readAllBounded } from '../core/streams.ts';
 // test/http/http-client.test.ts exercises these paths, so a release of
 // undici that moves them fails there.
 const requireUndici = createRequire(import.meta.url);
+deferUndiciHttp2();
 const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 const dispatchRequest = requireUndici('undici/lib/api/api-request.js') as (
   this: Dispatcher,
   opts: Dispatcher.RequestOptions,
 ) => Promise<Dispatcher.ResponseData>;
+
+/**
+ * undici's HTTP/1.1 client module requires its HTTP/2 one at load time, and
+ * that requires `node:http2`, which brings TLS and nghttp2 up with it: ≈ 40 ms
+ * of CPU and ≈ 8 MiB of RSS in every CLI process (a third of a restore's
+ * start-up and most of its memory margin, issue 16), for a code path hoard
+ * never takes (its Agent does not set `allowH2`, so no connection negotiates
+ * h2). The HTTP/2 module is therefore entered in the require cache as a
+ * function that loads the real one on its first call and forwards to it:
+ * identical behaviour if undici ever does connect with h2, nothing loaded
+ * until then. Skipped (undici loads as usual) when undici's layout is not the
+ * one expected; test/http/http-client.test.ts checks both the deferral and
+ * that the module still exports what the stand-in replaces.
+ */
+function deferUndiciHttp2(): void {
+  let path: string;
+  try {
+    path = requireUndici.resolve('undici/lib/dispatcher/client-h2.js');
+  } catch {
+    return;
+  }
+  const cache = requireUndici.cache;
+  if (cache[path]) return; // already loaded (by another copy of this module, or undici's index)
+  let real: ((...args: unknown[]) => unknown) | undefined;
+  function connectH2(this: unknown, ...args: unknown[]): unknown {
+    if (!real) {
+      delete cache[path];
+      real = requireUndici(path) as (...args: unknown[]) => unknown;
+    }
+    return real.apply(this, args);
+  }
+  const stub = new Module(path);
+  stub.filename = path;
+  stub.loaded = true;
+  stub.exports = connectH2;
+  cache[path] = stub;
+}
 
 /** One pool for the process: connections are reused across every request to an origin. */
 const agent = new Agent({
