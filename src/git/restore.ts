@@ -255,6 +255,9 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
         // after them is newer, so git never re-hashes them as racily clean
         // (restore-index.ts). A clone leaves checkout times; tar, these.
         mtimes: true,
+        // Not directories': git never reads them (a clone leaves checkout times), and
+        // setting them was a path lookup and a utimes per directory (391 for eslint).
+        directoryMtimes: false,
         recorder: index,
         policy: gitFirstPolicy(startGit),
         maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),
