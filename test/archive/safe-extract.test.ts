@@ -52,7 +52,7 @@ describe('safe extraction', () => {
     assert.equal((await lstat(join(staging, 'a/file.txt'))).mtimeMs, 1_700_000_000_000);
   });
 
-  it('directoryMtimes: false keeps the files\' mtimes and leaves directories at the extraction time', async () => {
+  it("directoryMtimes: false keeps the files' mtimes and leaves directories at the extraction time", async () => {
     const entries: Entry[] = [
       { name: 'a/', type: 'directory', mode: 0o755 },
       { name: 'a/file.txt', body: 'hello', mode: 0o644 },
