@@ -48,8 +48,8 @@ import { rangedDownload } from '../http/ranged-download.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { configEnv, runGit } from './git-process.ts';
 import { GitIndexRecorder } from './restore-index.ts';
-import { snapshotGitConfig } from './snapshot-archive.ts';
 import { snapshotEntryPolicy } from './snapshot-entry-policy.ts';
+import { snapshotGitConfig } from './snapshot-git-config.ts';
 
 export interface GitRestoreOptions {
   /** `<server>/git/<repo>` (the URL `git clone` would use). */
