@@ -60,6 +60,13 @@ export interface ExtractOptions {
    * time of extraction, like `git clone`, and saves a system call per file.
    */
   mtimes?: boolean;
+  /**
+   * Also set directories' mtimes from the archive (default: as `mtimes`).
+   * One `utimes` by path per directory after the last entry; false leaves
+   * them at the time of extraction, as `git clone` does (restore: git never
+   * looks at a directory's mtime).
+   */
+  directoryMtimes?: boolean;
   /** Called after each entry with the running count of body bytes written. */
   onProgress?: (bytesWritten: number) => void;
   /** Refuse (HOARD_ETOO_LARGE) once the uncompressed tar stream exceeds this many bytes. */
@@ -324,6 +331,7 @@ class Extractor {
   #root: string;
   #opts: ExtractOptions;
   #keepMtimes: boolean;
+  #keepDirMtimes: boolean;
   #kinds = new Map<string, Kind>();
   /** A partial header block carried over between chunks. */
   #hdr = Buffer.alloc(BLOCK);
@@ -348,6 +356,7 @@ class Extractor {
     this.#root = root;
     this.#opts = opts;
     this.#keepMtimes = opts.mtimes !== false;
+    this.#keepDirMtimes = opts.directoryMtimes ?? this.#keepMtimes;
   }
 
   push(chunk: Buffer): void {
@@ -538,7 +547,7 @@ class Extractor {
       case 'directory': {
         if (existing === undefined) mkdirSync(target, { mode: mode | 0o700 });
         kinds.set(name, 'directory');
-        if (mtime !== undefined) this.dirTimes.push({ path: target, mtime });
+        if (this.#keepDirMtimes) this.dirTimes.push({ path: target, mtime: h.mtime });
         this.#opts.recorder?.directory(name);
         this.result.directories++;
         this.#body(h.size);

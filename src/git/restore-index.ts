@@ -27,18 +27,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { type BigIntStats, fstatSync, lstatSync } from 'node:fs';
 import type { ExtractRecorder } from '../archive/safe-extract.ts';
 
-interface IndexEntry {
-  name: Buffer;
-  mode: number;
-  oid: Buffer;
-  ctimeNs: bigint;
-  mtimeNs: bigint;
-  dev: bigint;
-  ino: bigint;
-  uid: bigint;
-  gid: bigint;
-  size: bigint;
-}
+/** Bytes of an index entry before its name: stat data, mode, object id, flags. */
+const FIXED = 62;
 
 const U32 = 0xffffffffn;
 const NS = 1_000_000_000n;
@@ -55,7 +45,16 @@ function blobHash(size: number): Hash {
 export class GitIndexRecorder implements ExtractRecorder {
   /** False when the index cannot be derived (see the header): build it with `git reset` instead. */
   usable = true;
-  readonly #entries: IndexEntry[] = [];
+  /**
+   * Each entry's fixed part, encoded as it is recorded (in arrival order), and
+   * its name: two objects kept per file, not a record of seven BigInts, two
+   * Buffers and a stat object, which every young-generation GC of the
+   * extraction had to copy and promote (issue 16).
+   */
+  #fixed = Buffer.alloc(FIXED * 1024);
+  readonly #names: Buffer[] = [];
+  /** Whether the names arrived in index order (a hoard snapshot is sorted): no sort needed. */
+  #sorted = true;
   #hash: Hash | null = null;
   #name = '';
   /** Directory entries of the archive, and the parents of what it wrote: an entry of the first missing from the second is empty. */
@@ -98,18 +97,35 @@ export class GitIndexRecorder implements ExtractRecorder {
 
   #add(name: string, mode: number, oid: Buffer, st: BigIntStats): void {
     for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) this.#parents.add(name.slice(0, i));
-    this.#entries.push({
-      name: Buffer.from(name, 'utf8'),
-      mode,
-      oid,
-      ctimeNs: st.ctimeNs,
-      mtimeNs: st.mtimeNs,
-      dev: st.dev,
-      ino: st.ino,
-      uid: st.uid,
-      gid: st.gid,
-      size: st.size,
-    });
+    const nameBuf = Buffer.from(name, 'utf8');
+    const i = this.#names.length;
+    if (i > 0 && Buffer.compare(this.#names[i - 1], nameBuf) > 0) this.#sorted = false;
+    this.#names.push(nameBuf);
+    if ((i + 1) * FIXED > this.#fixed.byteLength) {
+      const grown = Buffer.alloc(this.#fixed.byteLength * 2);
+      this.#fixed.copy(grown);
+      this.#fixed = grown;
+    }
+    const f = this.#fixed;
+    let at = i * FIXED;
+    const u32 = (v: bigint) => {
+      f.writeUInt32BE(Number(v & U32), at);
+      at += 4;
+    };
+    u32(st.ctimeNs / NS);
+    u32(st.ctimeNs % NS);
+    u32(st.mtimeNs / NS);
+    u32(st.mtimeNs % NS);
+    u32(st.dev);
+    u32(st.ino);
+    f.writeUInt32BE(mode, at);
+    at += 4;
+    u32(st.uid);
+    u32(st.gid);
+    u32(st.size);
+    oid.copy(f, at);
+    at += 20;
+    f.writeUInt16BE(Math.min(nameBuf.byteLength, 0xfff), at);
   }
 
   /** Whether every directory of the archive holds something (else it may be a submodule). */
@@ -120,36 +136,21 @@ export class GitIndexRecorder implements ExtractRecorder {
   /** The index file (version 2, no extensions), or null when it cannot be derived. */
   encode(commit: string): Buffer | null {
     if (!this.usable || commit.length !== 40 || !this.#noEmptyDirectories()) return null;
-    const entries = [...this.#entries].sort((a, b) => Buffer.compare(a.name, b.name));
+    const names = this.#names;
+    const order = names.map((_, i) => i);
+    if (!this.#sorted) order.sort((a, b) => Buffer.compare(names[a], names[b]));
     let total = 12 + 20;
-    for (const e of entries) total += (62 + e.name.byteLength + 8) & ~7;
+    for (const name of names) total += (FIXED + name.byteLength + 8) & ~7;
     const out = Buffer.alloc(total);
     out.write('DIRC', 0, 'latin1');
     out.writeUInt32BE(2, 4);
-    out.writeUInt32BE(entries.length, 8);
+    out.writeUInt32BE(names.length, 8);
     let at = 12;
-    for (const e of entries) {
-      const u32 = (v: bigint) => {
-        out.writeUInt32BE(Number(v & U32), at);
-        at += 4;
-      };
-      u32(e.ctimeNs / NS);
-      u32(e.ctimeNs % NS);
-      u32(e.mtimeNs / NS);
-      u32(e.mtimeNs % NS);
-      u32(e.dev);
-      u32(e.ino);
-      u32(BigInt(e.mode));
-      u32(e.uid);
-      u32(e.gid);
-      u32(e.size);
-      e.oid.copy(out, at);
-      at += 20;
-      out.writeUInt16BE(Math.min(e.name.byteLength, 0xfff), at);
-      at += 2;
-      e.name.copy(out, at);
+    for (const i of order) {
+      this.#fixed.copy(out, at, i * FIXED, (i + 1) * FIXED);
+      names[i].copy(out, at + FIXED);
       // 1-8 NULs: the name is NUL-terminated and the entry padded to 8 bytes.
-      at += ((62 + e.name.byteLength + 8) & ~7) - 62;
+      at += (FIXED + names[i].byteLength + 8) & ~7;
     }
     createHash('sha1').update(out.subarray(0, at)).digest().copy(out, at);
     return out;

@@ -48,8 +48,8 @@ import { rangedDownload } from '../http/ranged-download.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { configEnv, runGit } from './git-process.ts';
 import { GitIndexRecorder } from './restore-index.ts';
-import { snapshotGitConfig } from './snapshot-archive.ts';
 import { snapshotEntryPolicy } from './snapshot-entry-policy.ts';
+import { snapshotGitConfig } from './snapshot-git-config.ts';
 
 export interface GitRestoreOptions {
   /** `<server>/git/<repo>` (the URL `git clone` would use). */
@@ -255,6 +255,9 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
         // after them is newer, so git never re-hashes them as racily clean
         // (restore-index.ts). A clone leaves checkout times; tar, these.
         mtimes: true,
+        // Not directories': git never reads them (a clone leaves checkout times), and
+        // setting them was a path lookup and a utimes per directory (391 for eslint).
+        directoryMtimes: false,
         recorder: index,
         policy: gitFirstPolicy(startGit),
         maxBytes: opts.maxUnpackedBytes ?? unpackedBound(size),

@@ -46,6 +46,7 @@ import { HoardError } from '../core/errors.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import { gitFailure, runGit, spawnGit } from './git-process.ts';
 import { type AnchorPacks, anchorsOf, deterministicPack } from './snapshot-anchor.ts';
+import { snapshotGitConfig } from './snapshot-git-config.ts';
 
 /** Size of the pieces fed to the zstd compressor (part of the format). */
 export const ZSTD_FEED_BYTES = 128 * 1024;
@@ -89,22 +90,6 @@ export interface SnapshotPlan {
 
 function gitError(message: string, hint?: string): HoardError {
   return new HoardError('HOARD_EGIT', message, { hint });
-}
-
-/** The `.git/config` of a snapshot. */
-export function snapshotGitConfig(originUrl: string): string {
-  if (/[\n\r"\\]/.test(originUrl)) throw new HoardError('HOARD_EBAD_REQUEST', 'invalid origin URL');
-  return [
-    '[core]',
-    '\trepositoryformatversion = 0',
-    '\tfilemode = true',
-    '\tbare = false',
-    '\tlogallrefupdates = true',
-    '[remote "origin"]',
-    `\turl = ${originUrl}`,
-    '\tfetch = +refs/heads/*:refs/remotes/origin/*',
-    '',
-  ].join('\n');
 }
 
 /** Like runGit, but stdout as bytes (ls-tree paths need not be UTF-8). */

@@ -52,6 +52,21 @@ describe('safe extraction', () => {
     assert.equal((await lstat(join(staging, 'a/file.txt'))).mtimeMs, 1_700_000_000_000);
   });
 
+  it("directoryMtimes: false keeps the files' mtimes and leaves directories at the extraction time", async () => {
+    const entries: Entry[] = [
+      { name: 'a/', type: 'directory', mode: 0o755 },
+      { name: 'a/file.txt', body: 'hello', mode: 0o644 },
+    ];
+    const { staging: both } = await stage();
+    await extractTar(Readable.from([await makeTar(entries)]), both);
+    assert.equal((await lstat(join(both, 'a'))).mtimeMs, 1_700_000_000_000);
+    const { staging } = await stage();
+    const before = Date.now() - 1000;
+    await extractTar(Readable.from([await makeTar(entries)]), staging, { directoryMtimes: false });
+    assert.equal((await lstat(join(staging, 'a/file.txt'))).mtimeMs, 1_700_000_000_000);
+    assert.ok((await lstat(join(staging, 'a'))).mtimeMs >= before);
+  });
+
   it('refuses ../x', async () => {
     await refused([{ name: '../x', body: 'pwned' }], /climbs out/);
     await refused([{ name: 'a/../../x', body: 'pwned' }], /climbs out/, true);
