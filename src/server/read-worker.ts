@@ -89,6 +89,7 @@ function start(s: WorkerStart): void {
 
   const finish = (req: IncomingMessage, res: ServerResponse, t0: number, a: WorkerAnswer, hex: string) => {
     if (a === 'forward') {
+      res.removeHeader('x-hoard-worker');
       proxy.forward(req, res);
       return;
     }
@@ -140,8 +141,11 @@ function start(s: WorkerStart): void {
         (x) => finish(req, res, t0, x, hex),
         (err) => {
           log.warn({ err, url: req.url }, 'read worker: answered by the primary after an error');
-          if (!res.headersSent) proxy.forward(req, res);
-          else res.destroy();
+          if (res.headersSent) res.destroy();
+          else {
+            res.removeHeader('x-hoard-worker');
+            proxy.forward(req, res);
+          }
         },
       );
     else finish(req, res, t0, a, hex);
