@@ -5,6 +5,7 @@
 // from the composition root, src/cli/serve-features.ts; without one, the
 // server runs the blob/ref API alone.
 
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import Fastify, { LogController } from 'fastify';
 import type { Clock } from '../core/clock.ts';
@@ -18,6 +19,7 @@ import type { RefStore } from '../store/ref-store.ts';
 import { apiFeature } from './api-feature.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
 import { AuthFailureLimiter } from './auth-failures.ts';
+import { blobFastPath } from './blob-fast-path.ts';
 import { BoundedDiskStore } from './bounded-disk-store.ts';
 import { parseListen, type ServerConfig } from './config.ts';
 import { applyConnectionLimits, guardBodyIdle, httpServerOptions } from './connection-limits.ts';
@@ -137,7 +139,13 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   }
 
   const logDest = deps.logger === false ? undefined : logDestination();
+  // Plain small GETs are answered before fastify routes them (blob-fast-path.ts); set once the logger exists.
+  let fast: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
+    serverFactory: (handler) =>
+      createServer(httpServerOptions(config), (req, res) => {
+        if (!fast?.(req, res)) handler(req, res);
+      }),
     logger:
       logDest === undefined
         ? false
@@ -156,7 +164,6 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
           },
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    http: httpServerOptions(config),
     bodyLimit: config.maxJsonBodyBytes,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -202,6 +209,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
 
   // The level is fixed at start: building a log object nobody writes is a cost too.
   const logRequests = deps.logger !== false && logsRequests(config.logLevel);
+  fast = blobFastPath({ blobs, auth, state, metrics, log: logRequests ? app.log : undefined });
   const logHeaders = deps.logger !== false && ['trace', 'debug'].includes(config.logLevel);
   // One log line per request at info; headers and details at debug. A
   // callback hook, not an async one: it runs on every request, and the

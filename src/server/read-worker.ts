@@ -21,17 +21,14 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import type { Digest } from '../core/digest.ts';
-import { isLoopback, principalOf } from './auth.ts';
+import { readAllowedQuietly } from './auth.ts';
 import { AuthFailureLimiter } from './auth-failures.ts';
+import { BLOB_ROUTE, BLOB_URL } from './blob-fast-path.ts';
 import { applyConnectionLimits, httpServerOptions } from './connection-limits.ts';
 import { DiskBlobAnswers, type WorkerAnswer } from './read-worker-answer.ts';
 import type { FromWorker, ToWorker, WorkerRequestStats, WorkerStart } from './read-worker-messages.ts';
 import { PrimaryProxy } from './read-worker-proxy.ts';
 import { logDestination, logsRequests, requestLogFields, WARN_LEVEL } from './request-log.ts';
-
-/** The route label of the blob route, as fastify reports it on the primary (/metrics). */
-export const BLOB_ROUTE = '/v1/blobs/sha256/:hex';
-const BLOB_URL = /^\/v1\/blobs\/sha256\/([0-9a-f]{64})(?:\?.*)?$/;
 
 function send(msg: FromWorker, cb?: () => void): void {
   if (process.connected) process.send?.(msg, undefined, undefined, cb);
@@ -67,25 +64,15 @@ function start(s: WorkerStart): void {
     process.exit(1);
   });
   const logRequests = logsRequests(s.logLevel);
-  const policy = { tokens: s.tokens, publicRead: s.publicRead };
+
   const lockouts = new AuthFailureLimiter({ limit: s.authFailureLimit, windowMs: s.authFailureWindowMs });
   for (const key of s.locked) lockouts.lock(key);
+  const policy = { tokens: s.tokens, publicRead: s.publicRead, failures: lockouts };
   const proxy = new PrimaryProxy(s.socketPath, s.secret);
   const stats = new StatsBatch();
   const answers = new DiskBlobAnswers({ dataDir: s.dataDir, onCorrupt: (d) => stats.corrupt.push(d) });
   const workerId = String(s.index);
   let seq = 0;
-
-  /** Whether this worker may answer a read itself; otherwise the primary decides (and refuses, counts). */
-  const mayRead = (req: IncomingMessage): boolean => {
-    const address = req.socket.remoteAddress;
-    if (!policy.tokens) return isLoopback(address);
-    const authorization = req.headers.authorization;
-    if (!authorization) return policy.publicRead;
-    if (lockouts.lockedFor(address) > 0) return false;
-    const p = principalOf(policy, authorization);
-    return p !== undefined && (p.scopes.has('read') || p.scopes.has('write') || policy.publicRead);
-  };
 
   const finish = (req: IncomingMessage, res: ServerResponse, t0: number, a: WorkerAnswer, hex: string) => {
     if (a === 'forward') {
@@ -123,7 +110,7 @@ function start(s: WorkerStart): void {
     // A GET with a body is unusual enough to be the primary's to judge.
     const bodyless =
       req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
-    if (!m || !bodyless || !mayRead(req)) {
+    if (!m || !bodyless || !readAllowedQuietly(policy, req.socket.remoteAddress, req.headers.authorization)) {
       proxy.forward(req, res);
       return;
     }
