@@ -26,7 +26,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Digest } from '../core/digest.ts';
 import { type AuthPolicy, readAllowedQuietly } from './auth.ts';
 import type { ServerState } from './context.ts';
-import { blobEtag } from './http-range.ts';
+import { blobBaseHeaders, blobEtag } from './http-range.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { requestLogFields } from './request-log.ts';
 import type { TieredBlobStore } from './tiered-blob-store.ts';
@@ -35,7 +35,6 @@ import type { TieredBlobStore } from './tiered-blob-store.ts';
 export const BLOB_ROUTE = '/v1/blobs/sha256/:hex';
 /** A blob URL (a query string names the same blob, as fastify's router ignores it). */
 export const BLOB_URL = /^\/v1\/blobs\/sha256\/([0-9a-f]{64})(?:\?.*)?$/;
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 export interface BlobFastPathDeps {
   blobs: TieredBlobStore;
@@ -74,9 +73,7 @@ export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: S
     const size = handle.size;
     res.writeHead(200, {
       'x-hoard-tier': handle.tier,
-      etag: blobEtag(m[1]),
-      'accept-ranges': 'bytes',
-      'cache-control': IMMUTABLE,
+      ...blobBaseHeaders(blobEtag(m[1])),
       'content-type': 'application/octet-stream',
       'content-length': String(size),
     });

@@ -26,12 +26,11 @@ import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { readSmallBlobSync } from '../store/sync-metadata.ts';
 import { diskStream } from './disk-stream.ts';
 import { fileIdentity, TrustedFiles } from './disk-verify.ts';
-import { blobEtag, ifRangeHolds, noneMatch, parseRange } from './http-range.ts';
+import { blobBaseHeaders, blobEtag, ifRangeHolds, noneMatch, parseRange } from './http-range.ts';
 import { SyncReadGuard } from './sync-read-guard.ts';
 
 /** Blobs up to this size are read whole with synchronous calls (the primary's SMALL_READ_BYTES). */
 const SMALL_READ_BYTES = 64 * 1024;
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /** How an answer went: sent (with the body bytes it carries), or left to the primary. */
 export type WorkerAnswer = { status: number; bytesOut: number; hit: boolean } | 'forward';
@@ -68,7 +67,7 @@ export class DiskBlobAnswers {
     const inm = h['if-none-match'];
     if (inm !== undefined && noneMatch(Array.isArray(inm) ? inm.join(',') : inm, etag)) {
       if (!this.#exists(path)) return 'forward';
-      res.writeHead(304, baseHeaders(etag));
+      res.writeHead(304, blobBaseHeaders(etag));
       res.end();
       return { status: 304, bytesOut: 0, hit: false };
     }
@@ -182,17 +181,13 @@ export class DiskBlobAnswers {
   }
 }
 
-function baseHeaders(etag: string): Record<string, string> {
-  return { etag, 'accept-ranges': 'bytes', 'cache-control': IMMUTABLE };
-}
-
 function contentHeaders(
   etag: string,
   size: number,
   r: { kind: 'full' } | { kind: 'partial'; start: number; end: number },
 ): Record<string, string> {
   const headers: Record<string, string> = {
-    ...baseHeaders(etag),
+    ...blobBaseHeaders(etag),
     'content-type': 'application/octet-stream',
     'content-length': String(r.kind === 'partial' ? r.end - r.start : size),
   };
