@@ -38,6 +38,9 @@ function send(msg: FromWorker, cb?: () => void): void {
 export function runReadWorker(): void {
   // The primary is gone (exit, crash or SIGKILL): so is this worker, at once.
   process.on('disconnect', () => process.exit(0));
+  // Ctrl-C in a terminal signals the whole process group: the primary decides when workers stop
+  // (it closes them first, letting what they have in flight finish).
+  process.on('SIGINT', () => {});
   process.once('message', (msg: ToWorker) => {
     if (msg.type === 'start') start(msg);
   });
