@@ -78,6 +78,8 @@ export interface ReadWorkersOptions {
 interface Slot {
   index: number;
   child: ChildProcess | undefined;
+  /** The child has said it listens (and has not exited since). */
+  listening: boolean;
   startedAt: number;
   failures: number;
   timer: NodeJS.Timeout | undefined;
@@ -107,6 +109,7 @@ export class ReadWorkers {
       w.#slots = Array.from({ length: o.count }, (_, i) => ({
         index: i + 1,
         child: undefined,
+        listening: false,
         startedAt: 0,
         failures: 0,
         timer: undefined,
@@ -249,6 +252,7 @@ export class ReadWorkers {
         if (msg.type === 'stats') this.#o.onStats(msg);
         else if (msg.type === 'listening') {
           listening = true;
+          slot.listening = true;
           clearTimeout(timer);
           this.#o.log.info({ worker: slot.index, workerPid: child.pid }, 'read worker listening');
           resolve();
@@ -261,7 +265,10 @@ export class ReadWorkers {
         clearTimeout(timer);
         if (!listening)
           reject(new Error(`read worker ${slot.index} exited before listening (${signal ?? code})`));
-        if (slot.child === child) slot.child = undefined;
+        if (slot.child === child) {
+          slot.child = undefined;
+          slot.listening = false;
+        }
         if (this.#closing) return;
         // Died while serving: start another, backing off while it keeps dying.
         if (Date.now() - slot.startedAt >= STABLE_MS) slot.failures = 0;

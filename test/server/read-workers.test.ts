@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
+import { AuthFailureLimiter } from '../../src/server/auth-failures.ts';
 import { resolveConfig } from '../../src/server/config.ts';
 import { readWorkerCount } from '../../src/server/read-workers.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
@@ -56,7 +57,10 @@ async function connection(
   want: 'worker' | 'primary',
   headers: Record<string, string> = {},
 ): Promise<Agent> {
-  for (let i = 0; i < 300; i++) {
+  // New connections until one lands where wanted (half of them do; a worker that has just started
+  // gets its first connections about a second after it listens, hence a deadline, not a count).
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const r = await send(blobUrl, { agent, headers });
     assert.equal(r.status, 200, 'the probe blob is readable');
@@ -226,6 +230,29 @@ describe('read workers: answers like the primary', () => {
     assert.notEqual(r.body.toString('hex'), bad.toString('hex'));
   });
 
+  it('a large file that does not hash to its name: the worker cuts its answer, the primary quarantines it', async () => {
+    const data = randomBytes(200 * 1024);
+    assert.equal((await put(srv.url, data)).status, 201);
+    const url = `${srv.url}/v1/blobs/sha256/${hexOf(sha256(data))}`;
+    const file = FsBlobStore.pathIn(srv.dataDir, sha256(data));
+    const bad = Buffer.from(data);
+    bad[100_000] ^= 0xff;
+    await writeFile(file, bad);
+    // Whatever arrives, it is never the whole (bad) body: the worker holds its last chunk back until the digest matches.
+    const got = await send(url, { agent: new Agent({ keepAlive: false }) }).catch(() => undefined);
+    if (got) assert.notEqual(got.body.length === bad.length && got.body.equals(bad), true);
+    // Through a worker or not, the file ends up quarantined (the worker reports it; the primary checks it).
+    const own = await connection(smallUrl, 'worker'); // its own: a cut answer closes the connection
+    const r = await send(url, { agent: own }).catch(() => undefined);
+    own.destroy();
+    if (r) assert.notEqual(r.body.equals(bad), true);
+    // (A read by the primary meanwhile is cut short the same way, until the file is quarantined.)
+    await waitUntil(
+      async () => (await send(url, { agent: new Agent() }).catch(() => undefined))?.status === 404,
+      'the file quarantined',
+    );
+  });
+
   it('/metrics on the primary counts what the worker served', async () => {
     const metric = async () => {
       const text = (await send(`${srv.url}/metrics`, { agent: primary })).body.toString();
@@ -299,6 +326,25 @@ describe('read workers: auth', () => {
     assert.equal(refused.status, 403);
     worker.destroy();
     primary.destroy();
+  });
+
+  it('the worker socket refuses requests without the workers’ secret', async () => {
+    const socketPath = join(srv.dataDir, 'run', `workers-${process.pid}.sock`);
+    for (const headers of [
+      {},
+      { 'x-hoard-worker-secret': 'guess', 'x-hoard-worker-client': '203.0.113.7' },
+      { 'x-hoard-worker-secret': '0'.repeat(64), 'x-hoard-worker-client': '203.0.113.7' },
+    ]) {
+      const r = await new Promise<number>((resolve, reject) => {
+        const req = request({ socketPath, path: new URL(blobUrl).pathname, headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(r, 403, JSON.stringify(headers));
+    }
   });
 
   it('a forged client address from a client is ignored', async () => {
@@ -404,6 +450,24 @@ describe('read workers: life cycle', () => {
       if (s.child.exitCode === null) s.child.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('read workers: lockouts reach them', () => {
+  it('a lockout key handed over locks the same addresses in the worker’s limiter', () => {
+    const primary = new AuthFailureLimiter({ limit: 1, windowMs: 60_000 });
+    const keys: string[] = [];
+    const p = new AuthFailureLimiter({ limit: 1, windowMs: 60_000, onLockout: (k) => keys.push(k) });
+    p.failed('2001:db8::1');
+    p.failed('2001:db8::1');
+    assert.deepEqual(keys, ['2001:db8:0:0::/64']);
+    assert.deepEqual(p.lockedKeys(), keys);
+    const worker = new AuthFailureLimiter({ limit: 1, windowMs: 60_000 });
+    for (const k of keys) worker.lock(k);
+    assert.ok(worker.lockedFor('2001:db8::2') > 0, 'the whole /64, as on the primary');
+    assert.equal(worker.lockedFor('2001:db9::1'), 0);
+    assert.equal(worker.lockedFor('127.0.0.1'), 0, 'loopback is exempt');
+    assert.equal(primary.lockedKeys().length, 0);
   });
 });
 
