@@ -109,7 +109,7 @@ function start(s: WorkerStart): void {
 
   const server = createServer(httpServerOptions(s.limits), (req, res) => {
     const t0 = performance.now();
-      const m = req.method === 'GET' || req.method === 'HEAD' ? BLOB_URL.exec(req.url ?? '') : null;
+    const m = req.method === 'GET' || req.method === 'HEAD' ? BLOB_URL.exec(req.url ?? '') : null;
     // A GET with a body is unusual enough to be the primary's to judge.
     const bodyless =
       req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
