@@ -35,7 +35,9 @@ const HOP_BY_HOP = new Set([
 export class PrimaryProxy {
   readonly #socketPath: string;
   readonly #secret: string;
-  readonly #agent = new Agent({ keepAlive: true, maxFreeSockets: 64 });
+  // Idle connections are dropped here after 30 s, long before the primary's side gives up on them
+  // (10 min): a request is never sent on a connection the primary is closing at that moment.
+  readonly #agent = new Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 30_000 });
 
   constructor(socketPath: string, secret: string) {
     this.#socketPath = socketPath;
