@@ -7,7 +7,7 @@
 //
 //   node bench/server.ts [--duration 5] [--rounds 3] [--json FILE] [--skip-turbo] [--skip-rss]
 //                        [--log-level LEVEL] [--base DIR] [--cols 'GET 4KiB,PUT 4KiB']
-//                        [--skip-nginx] [--skip-memory]
+//                        [--skip-nginx] [--skip-memory] [--read-workers N|auto]
 //
 // --base DIR adds an older hoard (an unpacked tree with bin/hoard.js, e.g.
 // `git archive <commit> | tar -x -C DIR` and node_modules linked in) as one
@@ -15,7 +15,10 @@
 // --cols runs only the columns named (while iterating).
 //
 // hoard runs at its default log level (info: one log line per request, as
-// an operator runs it) unless --log-level says otherwise.
+// an operator runs it) unless --log-level says otherwise, and with
+// `--read-workers auto` (read worker processes, cores − 1, as
+// docs/configuration.md advises for a server whose small reads are
+// CPU-bound) unless --read-workers says otherwise (0: one process).
 //
 // Every measure runs once per round on every server, the order reversed each
 // round (A B C D, D C B A, …), so a noisy moment on this shared machine hits
@@ -54,6 +57,8 @@ const BASE = opt('--base', '');
 const COLS = opt('--cols', 'GET 4KiB,GET 8MiB,PUT 4KiB,PUT 1MiB')
   .split(',')
   .map((c) => c.trim());
+// As docs/configuration.md tells operators of a busy server: read workers on (`auto`: cores − 1).
+const READ_WORKERS = opt('--read-workers', 'auto');
 const DEPS = process.env.HOARD_BENCH_DEPS ?? '/tmp/hoard-bench-deps';
 const MiB = 1024 * 1024;
 
@@ -77,12 +82,13 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {
+async function waitHttp(url: string, opts: { ok?: boolean } = {}, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
       const res = await fetch(url);
       await res.arrayBuffer();
+      if (opts.ok && !res.ok) throw new Error(`${res.status}`);
       return;
     } catch {
       if (Date.now() > end) throw new Error(`${url} did not come up`);
@@ -199,7 +205,9 @@ async function startHoard(
     ...extra,
   ]);
   const base = `http://127.0.0.1:${port}`;
-  await waitHttp(`${base}/healthz`);
+  // Ready, not only up: the read workers start after the primary listens, and connections wrk
+  // opens before them would all stay with the primary.
+  await waitHttp(`${base}/readyz`, { ok: bin === BIN });
   return {
     name,
     pid: c.pid as number,
@@ -391,7 +399,12 @@ async function main(): Promise<void> {
   const results: Record<string, Record<string, WrkResult>> = {};
   try {
     const targets: Target[] = [];
-    const hoardDisk = await startHoard(join(tmp, 'hoard-disk'), 'hoard (disk tier)', ['--max-memory', '0']);
+    const workers = ['--read-workers', READ_WORKERS];
+    const hoardDisk = await startHoard(join(tmp, 'hoard-disk'), 'hoard (disk tier)', [
+      '--max-memory',
+      '0',
+      ...workers,
+    ]);
     targets.push(hoardDisk);
     for (const f of [small, large]) await putLoadOne(hoardDisk, f);
     if (BASE) {
@@ -405,7 +418,7 @@ async function main(): Promise<void> {
       for (const f of [small, large]) await putLoadOne(base, f);
     }
     if (!flag('--skip-memory')) {
-      const hoardMem = await startHoard(join(tmp, 'hoard-mem'), 'hoard (memory tier)', []);
+      const hoardMem = await startHoard(join(tmp, 'hoard-mem'), 'hoard (memory tier)', workers);
       targets.push(hoardMem);
       for (const f of [small, large]) await putLoadOne(hoardMem, f);
     }
@@ -470,7 +483,7 @@ async function main(): Promise<void> {
       .join(' ');
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}`;
     process.stdout.write(
-      `\n${new Date().toISOString()} — ${machine}; hoard log level ${LOG_LEVEL || 'default (info)'}; ${ROUNDS} rounds alternating, medians; wrk ${DURATION}s per GET run (2 threads, 64/8 connections); load average ${loadBefore} before, ${loadAfter} after\n\n${lines.join('\n')}\n\n`,
+      `\n${new Date().toISOString()} — ${machine}; hoard log level ${LOG_LEVEL || 'default (info)'}, --read-workers ${READ_WORKERS}; ${ROUNDS} rounds alternating, medians; wrk ${DURATION}s per GET run (2 threads, 64/8 connections); load average ${loadBefore} before, ${loadAfter} after\n\n${lines.join('\n')}\n\n`,
     );
     const json = JSON.stringify({
       date: new Date().toISOString(),

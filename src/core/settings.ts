@@ -207,8 +207,14 @@ export const setting = {
   boolean(o: Common<boolean>): Setting<boolean> {
     return make('boolean', '', o, parseBoolean, (v) => String(v));
   },
-  /** A whole number; `auto`: the word `auto` is accepted and means 0 (derived at run time). */
-  integer(o: Common<number> & { min?: number; max?: number; auto?: boolean }): Setting<number> {
+  /**
+   * A whole number; `auto`: the word `auto` is accepted and means `autoMeans`
+   * (default 0), a value derived at run time.
+   */
+  integer(
+    o: Common<number> & { min?: number; max?: number; auto?: boolean; autoMeans?: number },
+  ): Setting<number> {
+    const autoMeans = o.autoMeans ?? 0;
     const { min = 0, max = Number.MAX_SAFE_INTEGER } = o;
     return make(
       'integer',
@@ -216,13 +222,13 @@ export const setting = {
       o,
       (r) => {
         const v = scalar(r);
-        if (o.auto && String(v).trim().toLowerCase() === 'auto') return 0;
+        if (o.auto && String(v).trim().toLowerCase() === 'auto') return autoMeans;
         const n = typeof v === 'number' ? v : /^\s*-?\d+\s*$/.test(String(v)) ? Number(v) : Number.NaN;
         if (!Number.isSafeInteger(n)) fail(`not an integer: ${JSON.stringify(v)}`);
         if (n < min || n > max) fail(`${n} is out of range ${min}..${max}`);
         return n;
       },
-      (v) => (o.auto && v === 0 ? 'auto' : String(v)),
+      (v) => (o.auto && v === autoMeans ? 'auto' : String(v)),
     );
   },
   choice<C extends string>(o: Common<C> & { choices: readonly C[] }): Setting<C> {

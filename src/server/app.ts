@@ -5,19 +5,12 @@
 // from the composition root, src/cli/serve-features.ts; without one, the
 // server runs the blob/ref API alone.
 
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import Fastify, { LogController } from 'fastify';
-import pino from 'pino';
 import type { Clock } from '../core/clock.ts';
 import { DEFAULTS } from '../core/defaults.ts';
-import {
-  HoardError,
-  httpStatusOf,
-  isNoSpaceErrno,
-  NoSpaceError,
-  redactSecrets,
-  toHoardError,
-} from '../core/errors.ts';
+import { HoardError, httpStatusOf, isNoSpaceErrno, NoSpaceError, toHoardError } from '../core/errors.ts';
 import { openRemote, type Remote } from '../remote/remote.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { FsRefStore } from '../store/fs-ref-store.ts';
@@ -26,6 +19,7 @@ import type { RefStore } from '../store/ref-store.ts';
 import { apiFeature } from './api-feature.ts';
 import { type AuthPolicy, loadTokens } from './auth.ts';
 import { AuthFailureLimiter } from './auth-failures.ts';
+import { blobFastPath } from './blob-fast-path.ts';
 import { BoundedDiskStore } from './bounded-disk-store.ts';
 import { parseListen, type ServerConfig } from './config.ts';
 import { applyConnectionLimits, guardBodyIdle, httpServerOptions } from './connection-limits.ts';
@@ -40,7 +34,10 @@ import {
 } from './feature.ts';
 import { liveSet } from './gc.ts';
 import { ServerMetrics } from './metrics.ts';
+import type { WorkerStats } from './read-worker-messages.ts';
+import { ReadWorkers, readWorkerCount, reusePortBalances } from './read-workers.ts';
 import { RefExpiry } from './ref-expiry.ts';
+import { logDestination, logsRequests, requestLogFields, WARN_LEVEL } from './request-log.ts';
 import { Scrubber } from './scrub.ts';
 import { TieredBlobStore, type TierHooks } from './tiered-blob-store.ts';
 
@@ -62,6 +59,8 @@ export interface HoardServer {
   ctx: ServerContext;
   /** The disk tier's LRU index, when --max-disk is set. */
   index: DiskIndex | undefined;
+  /** The read workers (--read-workers), once listening; undefined without them. */
+  readonly readWorkers: ReadWorkers | undefined;
   /** The running instance of a feature (tests, embedders). */
   feature<F extends Feature>(def: FeatureKey<F>): F;
   /** Starts listening; resolves with the base URL (http://host:port). */
@@ -116,6 +115,19 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     publicRead: config.publicRead,
   };
   const state = { ready: false, draining: false };
+  let workers: ReadWorkers | undefined;
+  // What a read worker served: counted and remembered here, where the registry and the disk index live.
+  const onWorkerStats = (st: WorkerStats) => {
+    for (const r of st.requests)
+      metrics.observeRequests(r.method, r.route, r.status, r.seconds, r.bytesIn, r.bytesOut);
+    for (const [digest, n] of st.hits) {
+      metrics.tierHits.inc({ tier: 'disk' }, n);
+      for (let i = 0; i < n; i++) metrics.reads.record(digest);
+      index?.touchIfKnown(digest);
+    }
+    // A file that did not hash to its name: checked (and quarantined) by the primary, as its own reads would.
+    for (const digest of st.corrupt) blobs.checkDisk(digest, 'read').catch(() => {});
+  };
   const ctx: ServerContext = { config, blobs, refs, auth, metrics, state };
   if (config.cacheRefTtlMs > 0) {
     ctx.refExpiry = new RefExpiry(refs, {
@@ -127,7 +139,13 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   }
 
   const logDest = deps.logger === false ? undefined : logDestination();
+  // Plain small GETs are answered before fastify routes them (blob-fast-path.ts); set once the logger exists.
+  let fast: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
+    serverFactory: (handler) =>
+      createServer(httpServerOptions(config), (req, res) => {
+        if (!fast?.(req, res)) handler(req, res);
+      }),
     logger:
       logDest === undefined
         ? false
@@ -146,7 +164,6 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
           },
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    http: httpServerOptions(config),
     bodyLimit: config.maxJsonBodyBytes,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -160,6 +177,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     clock: deps.clock,
     onLockout: (client) => {
       metrics.authLockouts.inc();
+      workers?.lockout(client);
       app.log.warn({ client }, 'auth: client locked out after too many invalid tokens');
     },
   });
@@ -190,7 +208,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
   });
 
   // The level is fixed at start: building a log object nobody writes is a cost too.
-  const logRequests = deps.logger !== false && ['trace', 'debug', 'info'].includes(config.logLevel);
+  const logRequests = deps.logger !== false && logsRequests(config.logLevel);
+  fast = blobFastPath({ blobs, auth, state, metrics, log: logRequests ? app.log : undefined });
   const logHeaders = deps.logger !== false && ['trace', 'debug'].includes(config.logLevel);
   // One log line per request at info; headers and details at debug. A
   // callback hook, not an async one: it runs on every request, and the
@@ -203,20 +222,16 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     metrics.observeRequest(request.method, route, reply.statusCode, ms / 1000, inBytes, out);
     if (logRequests)
       request.log.info(
-        {
+        requestLogFields({
           method: request.method,
-          // Signed URLs and tokens in paths (the Actions cache service's) are never logged whole.
-          url:
-            request.url.includes('sig=') || request.url.includes('/t/')
-              ? redactSecrets(request.url)
-              : request.url,
+          url: request.url,
           status: reply.statusCode,
-          ms: Math.round(ms * 10) / 10,
+          ms,
           bytesIn: inBytes,
           bytesOut: Number(reply.getHeader('content-length') ?? 0) || 0,
           tier: reply.getHeader('x-hoard-tier'),
           client: request.socket.remoteAddress,
-        },
+        }),
         'request',
       );
     if (logHeaders) request.log.debug({ headers: redactHeaders(request.headers) }, 'request headers');
@@ -312,6 +327,9 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     app,
     ctx,
     index,
+    get readWorkers() {
+      return workers;
+    },
     feature<F extends Feature>(def: FeatureKey<F>): F {
       const f = instances.get(def);
       if (!f) throw new HoardError('HOARD_EUSAGE', `feature ${def.name} is not running`);
@@ -319,14 +337,46 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     },
     async listen() {
       const { host, port } = parseListen(config.listen);
+      const wanted = readWorkerCount(config.readWorkers);
+      const withWorkers = wanted > 0 && reusePortBalances();
+      if (wanted > 0 && !withWorkers)
+        app.log.warn(
+          { readWorkers: wanted, platform: process.platform },
+          'read workers need SO_REUSEPORT balancing (Linux): serving from this process alone',
+        );
       let address: string;
       try {
-        address = await app.listen({ host, port });
+        // Every listener on the port must set SO_REUSEPORT, this one first: the workers bind the port it got.
+        address = await app.listen({ host, port, ...(withWorkers ? { reusePort: true } : {}) });
       } catch (err) {
         // Nothing may stay behind a server that never served: stores, the disk
         // index's timers, the git proxy's warm-up and children.
         await close().catch(() => {});
         throw listenError(err, host, port);
+      }
+      if (withWorkers) {
+        const bound = app.server.address();
+        try {
+          if (!bound || typeof bound === 'string') throw new Error('no TCP address to share');
+          workers = await ReadWorkers.start({
+            count: wanted,
+            host: bound.address,
+            port: bound.port,
+            config,
+            tokens: auth.tokens,
+            authFailureWindowMs: DEFAULTS.authFailureWindowMs,
+            lockedKeys: () => auth.failures?.lockedKeys() ?? [],
+            route: (req, res) => app.routing(req, res),
+            onStats: onWorkerStats,
+            log: app.log,
+          });
+        } catch (err) {
+          await close().catch(() => {});
+          throw new HoardError('HOARD_ELISTEN', `cannot start the read workers: ${(err as Error).message}`, {
+            hint: 'start with --read-workers 0 to serve from one process',
+            cause: err,
+          });
+        }
       }
       for (const f of running) await f.listening?.(address);
       state.ready = true;
@@ -368,6 +418,8 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
       sweep.unref();
       try {
+        // The workers first: what they have in flight may still need this process's routes.
+        await workers?.close();
         await app.close();
       } finally {
         clearTimeout(timer);
@@ -447,23 +499,4 @@ function redactHeaders(h: Record<string, unknown>): Record<string, unknown> {
   const out = { ...h };
   if (out.authorization) out.authorization = '***';
   return out;
-}
-
-/** Buffered log output: at most this many bytes or this long before a write. */
-const LOG_BUFFER_BYTES = 8192;
-const LOG_FLUSH_MS = 500;
-/** pino's level number of `warn`: lines at it and above are written at once. */
-const WARN_LEVEL = 40;
-
-/**
- * The server's log lines go to stdout through one buffered writer, not one
- * write(2) per line: at info every request is a line, and on a small cache
- * hit a synchronous write per request is a measurable share of its cost.
- * The cost of the buffer is a window: an info line reaches stdout within
- * LOG_FLUSH_MS (or LOG_BUFFER_BYTES), and a SIGKILL loses at most that much;
- * warnings and errors are flushed at once, and pino flushes what is
- * buffered on a normal exit and on a crash's 'exit'.
- */
-function logDestination() {
-  return pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
 }

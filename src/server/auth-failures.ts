@@ -80,6 +80,29 @@ export class AuthFailureLimiter {
     }
   }
 
+  /**
+   * Locks out `key` (a key onLockout reported) for a window, as if it had
+   * failed past the limit here: how a read worker learns of the primary's
+   * lockouts, so a locked-out address is refused in one place.
+   */
+  lock(key: string): void {
+    if (this.#opts.limit <= 0) return;
+    const now = this.#clock.now();
+    this.#byKey.delete(key);
+    this.#makeRoom(now);
+    this.#byKey.set(key, {
+      start: now,
+      failures: this.#opts.limit + 1,
+      lockedUntil: now + this.#opts.windowMs,
+    });
+  }
+
+  /** The keys locked out now. */
+  lockedKeys(): string[] {
+    const now = this.#clock.now();
+    return [...this.#byKey].filter(([, e]) => e.lockedUntil > now).map(([k]) => k);
+  }
+
   /** Addresses tracked now (for tests of the bound). */
   get size(): number {
     return this.#byKey.size;

@@ -184,6 +184,24 @@ export function principalOfChecked(
 }
 
 /**
+ * Whether a blob read by this client may be answered on a fast path (a read
+ * worker, blob-fast-path.ts): true only when authorize(…, 'read') would allow
+ * it with nothing to count — no invalid token, no lockout in force. Anything
+ * else takes the full path, which decides, refuses and counts it once.
+ */
+export function readAllowedQuietly(
+  policy: AuthPolicy,
+  address: string | undefined,
+  authorization: string | undefined,
+): boolean {
+  if (!policy.tokens) return isLoopback(address);
+  if (!authorization) return policy.publicRead;
+  if ((policy.failures?.lockedFor(address) ?? 0) > 0) return false;
+  const p = principalOf(policy, authorization);
+  return p !== undefined && (p.scopes.has('read') || p.scopes.has('write') || policy.publicRead);
+}
+
+/**
  * Whether `p` may read the ref `name`. A token's `refs` bound its reads of
  * refs as well as its writes: a ref names (and its listing reveals) the
  * digest of content another team owns, and a digest is all a reader needs

@@ -30,6 +30,14 @@ export function parseRange(header: string | undefined, size: number): RangeDecis
   return { kind: 'partial', start, end };
 }
 
+/** Cache-Control of a blob answer: a blob never changes. */
+export const BLOB_CACHE_CONTROL = 'public, max-age=31536000, immutable';
+
+/** The headers of every blob answer (200, 206, 304), whichever process or path sends it. */
+export function blobBaseHeaders(etag: string): Record<string, string> {
+  return { etag, 'accept-ranges': 'bytes', 'cache-control': BLOB_CACHE_CONTROL };
+}
+
 /** The ETag of a blob: its hex digest, strong. */
 export function blobEtag(hex: string): string {
   return `"${hex}"`;

@@ -200,6 +200,25 @@ export class ServerMetrics {
     c.duration.observe(seconds);
   }
 
+  /** Counts requests another process (a read worker) finished: one count and duration each, bytes summed. */
+  observeRequests(
+    method: string,
+    route: string,
+    status: number,
+    seconds: readonly number[],
+    bytesIn: number,
+    bytesOut: number,
+  ): void {
+    if (seconds.length === 0) return;
+    this.observeRequest(method, route, status, seconds[0], bytesIn, bytesOut);
+    const c = this.#requestChildren.get(`${method} ${status} ${route}`);
+    if (!c) return;
+    for (let i = 1; i < seconds.length; i++) {
+      c.requests.inc();
+      c.duration.observe(seconds[i]);
+    }
+  }
+
   readonly #requestChildren = new Map<
     string,
     {

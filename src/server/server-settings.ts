@@ -111,6 +111,15 @@ export const serverSettings = defineSettings(undefined, 'Server', {
     auto: true,
     doc: 'most connections at once; `auto` (`0`) is the smaller of 10,000 and the open-file limit minus a reserve',
   }),
+  readWorkers: setting.integer({
+    default: 0,
+    min: 0,
+    max: 64,
+    auto: true,
+    autoMeans: -1,
+    valueName: 'N|auto',
+    doc: 'extra processes that answer `GET`/`HEAD /v1/blobs/sha256:…` of blobs in the disk tier on the same TCP address (`SO_REUSEPORT`), handing every other request to this one; `auto` = CPU cores − 1. `0`: one process. Set it on a server whose small reads are CPU-bound (see [Read workers](#read-workers))',
+  }),
   maxJsonBodyBytes: setting.size({
     key: 'max-json-body',
     default: DEFAULTS.maxJsonBodyBytes,

@@ -229,6 +229,40 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     return this.#openShared(digest, this.shared, opts.ranged ?? false);
   }
 
+  /**
+   * open() without waiting, for the server's fast path (blob-fast-path.ts):
+   * only what needs no await — a memory-tier copy (without a shared tier,
+   * while its disk file exists, as #memoryHit checks), or a small disk file
+   * read with synchronous calls and trusted or hashed now — with open()'s
+   * hooks and effects. 'async' for anything else (a miss, a large blob,
+   * synchronous reads paused, a file that does not hash: open() then reads it
+   * again and quarantines it); nothing was counted or changed then, so the
+   * caller's open() counts as the only read.
+   */
+  openSync(digest: Digest): BlobHandle<TierName> | 'async' {
+    const buf = this.memory.bytesOf(digest);
+    if (buf) {
+      if (!this.shared && statSyncIfExists(this.disk.fileOf(digest)) === undefined) return 'async';
+      this.hooks.hit?.('memory', digest);
+      this.disk.used?.(digest);
+      return bufferHandle(buf, 'memory');
+    }
+    const sync = this.#sync;
+    if (!sync || sync.paused) return 'async';
+    const got = sync.run(() => readSmallBlobSync(this.disk.fileOf(digest), SMALL_READ_BYTES));
+    if (got === 'absent' || got === 'large' || got.bytes.byteLength !== got.stats.size) return 'async';
+    const identity = fileIdentity(got.stats);
+    if (!this.#trusted.has(digest, identity)) {
+      if (sha256(got.bytes) !== digest) return 'async';
+      this.#trusted.add(digest, identity);
+    }
+    this.hooks.miss?.('memory');
+    this.disk.used?.(digest);
+    if (this.memory.reserve(got.stats.size)) this.memory.put(digest, got.bytes, { reserved: true });
+    this.hooks.hit?.('disk', digest);
+    return bufferHandle(got.bytes, 'disk');
+  }
+
   async #memoryHit(digest: Digest): Promise<Buffer | undefined> {
     const buf = this.memory.bytesOf(digest);
     if (!buf) return undefined;

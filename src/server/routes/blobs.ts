@@ -22,10 +22,8 @@ import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
 import type { BlobHandle, ServingBlobStore } from '../../store/blob-handle.ts';
 import { closeAfterAnswer } from '../close-after-answer.ts';
 import type { ServerContext } from '../context.ts';
-import { blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
+import { blobBaseHeaders, blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
 import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
-
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 interface HexParams {
   hex: string;
@@ -52,7 +50,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       const inm = request.headers['if-none-match'];
       if (inm !== undefined && noneMatch(inm, etag)) {
         if (!(await blobs.has(digest))) throw notFound(digest);
-        return reply.code(304).headers(baseHeaders(etag)).send();
+        return reply.code(304).headers(blobBaseHeaders(etag)).send();
       }
       const rangeHeader = ifRangeHolds(headerString(request.headers['if-range']), etag)
         ? headerString(request.headers.range)
@@ -72,7 +70,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
         return unsatisfiable(reply, handle.size);
       }
       const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, handle.size];
-      reply.headers(baseHeaders(etag));
+      reply.headers(blobBaseHeaders(etag));
       reply.header('content-type', 'application/octet-stream');
       reply.header('content-length', String(end - start));
       if (r.kind === 'partial') {
@@ -349,10 +347,6 @@ function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-function baseHeaders(etag: string): Record<string, string> {
-  return { etag, 'accept-ranges': 'bytes', 'cache-control': IMMUTABLE };
-}
-
 function notFound(digest: Digest): HoardError {
   return new HoardError('HOARD_EBLOB_NOT_FOUND', `blob ${digest} not found`, { details: { digest } });
 }
@@ -381,7 +375,7 @@ function sendHeadersOnly(
   r: ReturnType<typeof parseRange>,
 ): FastifyReply {
   if (r.kind === 'unsatisfiable') return unsatisfiable(reply, size);
-  reply.headers(baseHeaders(etag));
+  reply.headers(blobBaseHeaders(etag));
   reply.header('content-type', 'application/octet-stream');
   if (r.kind === 'partial') {
     reply.code(206);
