@@ -374,7 +374,12 @@ export async function replayJournal(dir: string, blobsDir: string, tmpDir: strin
   return result;
 }
 
-async function replaySegment(path: string, blobsDir: string, tmpDir: string, result: ReplayResult): Promise<void> {
+async function replaySegment(
+  path: string,
+  blobsDir: string,
+  tmpDir: string,
+  result: ReplayResult,
+): Promise<void> {
   const fd = openSync(path, 'r');
   const shards = new Set<string>();
   const durable: Promise<void>[] = [];
@@ -384,7 +389,8 @@ async function replaySegment(path: string, blobsDir: string, tmpDir: string, res
     for (let off = 0; off + JOURNAL_HEAD_BYTES <= size; ) {
       if (readFully(fd, head, off) < JOURNAL_HEAD_BYTES) break;
       const len = head.readUInt32BE(4);
-      if (head.readUInt32BE(0) !== MAGIC || len > MAX_RECORD_BYTES || off + JOURNAL_HEAD_BYTES + len > size) break;
+      if (head.readUInt32BE(0) !== MAGIC || len > MAX_RECORD_BYTES || off + JOURNAL_HEAD_BYTES + len > size)
+        break;
       const body = Buffer.allocUnsafe(len);
       if (readFully(fd, body, off + JOURNAL_HEAD_BYTES) < len) break;
       const digest = digestFromHex(head.toString('hex', 8, 40));
@@ -431,7 +437,13 @@ function fileHolds(file: string, body: Buffer, digest: Digest): boolean {
 }
 
 /** The record's bytes written again under its name: temp, fsync, rename (over a torn file). */
-async function rewrite(file: string, shard: string, tmpDir: string, body: Buffer, digest: Digest): Promise<void> {
+async function rewrite(
+  file: string,
+  shard: string,
+  tmpDir: string,
+  body: Buffer,
+  digest: Digest,
+): Promise<void> {
   mkdirSync(shard, { recursive: true });
   mkdirSync(tmpDir, { recursive: true });
   const tmp = join(tmpDir, tempName());

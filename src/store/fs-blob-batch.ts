@@ -261,7 +261,8 @@ export class FsBlobBatch implements BlobBatch {
     let failure: unknown;
     for (const e of entries) {
       try {
-        if (this.#publish(e.tmp, e.shard, e.final, e.digest, false)) journal.published(e.ticket, e.final, e.shard);
+        if (this.#publish(e.tmp, e.shard, e.final, e.digest, false))
+          journal.published(e.ticket, e.final, e.shard);
       } catch (err) {
         failure ??= err;
       } finally {

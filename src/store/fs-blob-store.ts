@@ -16,6 +16,7 @@ import { type Digest, digestFromHex, Hasher, hexOf, sha256, VerifyingStream } fr
 import { BlobNotFoundError, DigestMismatchError, HoardError, noSpaceOr } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
 import type { BatchingBlobStore } from './blob-batch.ts';
+import { BlobJournal, type JournalOptions } from './blob-journal.ts';
 import {
   type BlobInfo,
   type BlobStore,
@@ -30,7 +31,6 @@ import {
   type WriteResult,
 } from './blob-store.ts';
 import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
-import { BlobJournal, type JournalOptions } from './blob-journal.ts';
 import { type FilesystemSync, FsBlobBatch } from './fs-blob-batch.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
 import { readManyByRead } from './read-many.ts';
