@@ -74,6 +74,8 @@ const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
 /** Segments this process has open, by path: never replayed by a second store opened in the same process. */
 const LIVE = new Set<string>();
+/** Sealed segments waiting for their checkpoint before room() makes appends wait. */
+const MAX_BACKLOG = 2;
 
 export interface JournalOptions {
   /** The store's blob folder (`<root>/blobs/sha256`) and temp folder. */
@@ -128,6 +130,8 @@ export class BlobJournal {
   #timer: NodeJS.Timeout | undefined;
   /** Checkpoints run one after another. */
   #checkpoints: Promise<void> = Promise.resolve();
+  /** Checkpoints scheduled and not finished (room() waits while there are too many). */
+  #backlog = 0;
   #closed = false;
   /** Segments checkpointed and deleted; checkpoints that failed (their segment stays, replayed at the next start). */
   checkpointed = 0;
@@ -178,6 +182,15 @@ export class BlobJournal {
     seg.outstanding++;
     this.#armIdle();
     return { segment: seg, end: seg.size };
+  }
+
+  /**
+   * Resolves when the journal may take more: while checkpoints fall behind
+   * (more than MAX_BACKLOG segments wait for theirs), appends wait for them, so
+   * the journal on disk (and a replay after a crash) stays bounded.
+   */
+  async room(): Promise<void> {
+    while (this.#backlog > MAX_BACKLOG) await this.#checkpoints;
   }
 
   /** Resolves once every ticket's record is durable (one fdatasync per segment for all of them). */
@@ -285,10 +298,20 @@ export class BlobJournal {
   }
 
   #scheduleCheckpoint(seg: Segment): void {
+    // Counted once scheduled (not at sealing): room() waits only on checkpoints that can run.
+    this.#backlog++;
     this.#checkpoints = this.#checkpoints.then(() => this.#checkpointSegment(seg));
   }
 
   async #checkpointSegment(seg: Segment): Promise<void> {
+    try {
+      await this.#checkpointFiles(seg);
+    } finally {
+      this.#backlog--;
+    }
+  }
+
+  async #checkpointFiles(seg: Segment): Promise<void> {
     try {
       // A segment whose fdatasync failed still names durable files (linked
       // only after an earlier sync succeeded): those are fsynced like any other.

@@ -169,7 +169,12 @@ export class FsBlobBatch implements BlobBatch {
       this.#added.add(digest);
       return { created: false };
     }
-    if (this.#journal) return this.#addJournaled(this.#journal, digest, bytes, shard, final);
+    if (this.#journal) {
+      // Checkpoints behind (a long burst): wait for them, then look again (a racing add may have stored it).
+      await this.#journal.room();
+      if (this.#added.has(digest)) return { created: false };
+      return this.#addJournaled(this.#journal, digest, bytes, shard, final);
+    }
     // The first blobs of a batch take the per-file way: a push of a few
     // changed files costs a few fsyncs, not two syncfs calls (which also
     // write back whatever else is dirty on that file system).

@@ -107,6 +107,22 @@ describe('small-blob journal', () => {
     await store.close();
   });
 
+  it('a batch spanning many sealed segments flushes (appends wait only on checkpoints that can run)', async () => {
+    const root = join(dir, 'many');
+    // Every record fills its segment: each append seals the one before, still held by the unflushed batch.
+    const store = await FsBlobStore.open(root, { journal: { idleCheckpointMs: 0, segmentBytes: 1 } });
+    const blobs = Array.from({ length: 12 }, () => blob(1000));
+    const batch = store.batch();
+    for (const b of blobs) await batch.add(b.digest, b.data);
+    assert.equal(segments(root).length, 12);
+    await batch.flush();
+    await store.journal?.checkpoint();
+    assert.deepEqual(segments(root), []);
+    assert.equal(store.journal?.checkpointed, 12);
+    for (const b of blobs) assert.deepEqual(readFileSync(store.pathOf(b.digest)), b.data);
+    await store.close();
+  });
+
   it("replays a dead writer's segment at open: missing and torn files restored, a torn tail ignored", async () => {
     const root = join(dir, 'replay');
     const store = await FsBlobStore.open(root);
