@@ -438,7 +438,12 @@ async function replaySegment(
     await Promise.allSettled(durable);
     closeSync(fd);
   }
-  unlinkSync(path);
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    // Two processes starting at once replayed it both (replay is idempotent): gone already.
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
 }
 
 /** Whether `file` holds exactly `body` (a torn file from a power loss does not). */

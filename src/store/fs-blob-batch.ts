@@ -229,14 +229,7 @@ export class FsBlobBatch implements BlobBatch {
   ): { created: boolean } {
     this.#added.add(digest);
     const tmp = join(this.#tmpDir, tempName());
-    const fd = writeTemp(tmp, this.#tmpDir, bytes, digest);
-    try {
-      // close can report a deferred write error (NFS): the data is not known to be there.
-      closeSync(fd);
-    } catch (err) {
-      unlinkQuietly(tmp);
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
+    writeClosedTemp(tmp, this.#tmpDir, bytes, digest);
     let ticket: JournalTicket;
     try {
       ticket = journal.append(digest, bytes);
@@ -330,14 +323,7 @@ export class FsBlobBatch implements BlobBatch {
     this.#added.add(digest);
     const name = tempName();
     const tmp = join(this.#tmpDir, name);
-    const fd = writeTemp(tmp, this.#tmpDir, bytes, digest);
-    try {
-      // close can report a deferred write error (NFS): the data is not known to be there.
-      closeSync(fd);
-    } catch (err) {
-      unlinkQuietly(tmp);
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
+    writeClosedTemp(tmp, this.#tmpDir, bytes, digest);
     this.#written++;
     this.#unsynced.push({ name, digest });
     this.#unsyncedBytes += bytes.byteLength;
@@ -477,6 +463,18 @@ function writeTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Diges
     throw noSpaceOr(err, `blob ${digest}`);
   }
   return fd;
+}
+
+/** A new temp file holding `bytes`, written and closed (no fsync); on failure nothing is left behind. */
+function writeClosedTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Digest): void {
+  const fd = writeTemp(tmp, tmpDir, bytes, digest);
+  try {
+    // close can report a deferred write error (NFS): the data is not known to be there.
+    closeSync(fd);
+  } catch (err) {
+    unlinkQuietly(tmp);
+    throw noSpaceOr(err, `blob ${digest}`);
+  }
 }
 
 /** Creates the temp file, and tmp/ with it when a store opened read-only never made it. */
