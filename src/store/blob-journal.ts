@@ -34,9 +34,11 @@
 // One known effect: a blob deleted (GC, DELETE) after its upload but before
 // its segment's checkpoint comes back after a crash (a later GC removes it).
 //
-// Segments are named like temp files (`journal-<pid>.<random><n>.log`): a
-// process replays only segments of dead writers (or of an earlier process
-// that had its pid), never a live server's.
+// Segments are named `journal-<pid>.<boot>.<random><n>.log`, <boot> the
+// kernel's boot id (Linux): a process replays only segments of dead writers —
+// written before the last boot (after a power loss the old pid may well be
+// some other live process now), or by a pid that is not running, or by an
+// earlier process that had this process's own pid — never a live server's.
 
 import {
   closeSync,
@@ -46,6 +48,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   readSync,
   renameSync,
   unlinkSync,
@@ -74,6 +77,9 @@ const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
 /** Segments this process has open, by path: never replayed by a second store opened in the same process. */
 const LIVE = new Set<string>();
+/** This boot of the machine (first 8 hex digits of its boot id), in segment names; '0' where there is none. */
+export const JOURNAL_BOOT = bootId();
+const BOOT = JOURNAL_BOOT;
 /** Sealed segments waiting for their checkpoint before room() makes appends wait. */
 const MAX_BACKLOG = 2;
 
@@ -253,7 +259,7 @@ export class BlobJournal {
   }
 
   #create(): Segment {
-    const path = join(this.dir, tempName(PREFIX, SUFFIX));
+    const path = join(this.dir, tempName(PREFIX, SUFFIX).replace(/^(journal-\d+\.)/, `$1${BOOT}.`));
     let fd: number;
     try {
       fd = openSync(path, 'wx');
@@ -334,6 +340,18 @@ export class BlobJournal {
   }
 }
 
+function bootId(): string {
+  try {
+    return (
+      readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')
+        .replace(/[^0-9a-f]/g, '')
+        .slice(0, 8) || '0'
+    );
+  } catch {
+    return '0';
+  }
+}
+
 /** writev of head and body, looping on short writes. */
 function writeAll(fd: number, head: Buffer, body: Uint8Array): void {
   const total = head.byteLength + body.byteLength;
@@ -386,10 +404,12 @@ export async function replayJournal(dir: string, blobsDir: string, tmpDir: strin
   for (const name of names) {
     if (!name.endsWith(SUFFIX)) continue;
     const pid = pidOfTempName(name, PREFIX);
+    // A segment from before the last boot: its writer is gone, whatever runs under its pid now.
+    const earlierBoot = name.split('.')[1] !== BOOT;
     const path = join(dir, name);
     if (pid === undefined || LIVE.has(path)) continue;
     // Our own pid on a segment we did not create: an earlier process that had this pid (a restarted container).
-    if (pid !== process.pid && isPidAlive(pid)) continue;
+    if (!earlierBoot && pid !== process.pid && isPidAlive(pid)) continue;
     await replaySegment(path, blobsDir, tmpDir, result);
     result.segments++;
   }

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Digest, hexOf, sha256 } from '../../src/core/digest.ts';
-import { JOURNAL_HEAD_BYTES } from '../../src/store/blob-journal.ts';
+import { JOURNAL_BOOT, JOURNAL_HEAD_BYTES } from '../../src/store/blob-journal.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { waitUntil } from '../support/wait.ts';
 
@@ -174,20 +174,30 @@ describe('small-blob journal', () => {
     await store.close();
   });
 
-  it("leaves a live writer's segment alone", async () => {
+  it("leaves a live writer's segment alone, but replays one from before the last boot", async () => {
     const root = join(dir, 'live');
     await mkdir(join(root, 'journal'), { recursive: true });
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
     try {
       const a = blob(1000);
-      const seg = join(root, 'journal', `journal-${child.pid}.abcdef2.log`);
-      writeFileSync(seg, record(a.digest, a.data));
+      const b = blob(1000);
+      const live = join(root, 'journal', `journal-${child.pid}.${JOURNAL_BOOT}.abcdef2.log`);
+      // The same pid, another boot: after a power loss the old pid may be any process now.
+      const earlier = join(
+        root,
+        'journal',
+        `journal-${child.pid}.${JOURNAL_BOOT === 'ffffffff' ? '0' : 'ffffffff'}.abcdef2.log`,
+      );
+      writeFileSync(live, record(a.digest, a.data));
+      writeFileSync(earlier, record(b.digest, b.data));
       const store = await FsBlobStore.open(root, { journal: true });
-      assert.equal(store.journal?.replayed.segments, 0);
-      assert.equal(existsSync(seg), true);
+      assert.equal(store.journal?.replayed.segments, 1);
+      assert.equal(existsSync(live), true);
       assert.equal(existsSync(store.pathOf(a.digest)), false);
+      assert.equal(existsSync(earlier), false);
+      assert.deepEqual(readFileSync(store.pathOf(b.digest)), b.data);
       await store.close();
-      unlinkSync(seg);
+      unlinkSync(live);
     } finally {
       child.kill('SIGKILL');
     }
