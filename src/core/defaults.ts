@@ -122,6 +122,17 @@ export const DEFAULTS = {
   syncFsRoundBytes: 32 * MiB,
   /** Temp files of one batch waiting for a syncfs at most: add() waits beyond it (bounds the tmp folder). */
   syncFsMaxUnsyncedFiles: 32_768,
+  /**
+   * The server's small-blob journal (src/store/blob-journal.ts): a segment is
+   * sealed and checkpointed (its blobs' files and folders fsynced, then the
+   * segment deleted) once it holds this many bytes, or once no blob was
+   * journaled for journalIdleCheckpointMs. Bounds the journal on disk and
+   * what a restart after a crash replays.
+   */
+  journalSegmentBytes: 64 * MiB,
+  journalIdleCheckpointMs: 2000,
+  /** Files fsynced at once by a checkpoint (in the thread pool, beside the journal's own fdatasyncs). */
+  journalCheckpointInFlight: 2,
 
   /**
    * Times a push starts over (scan again, hash again) when a file changed

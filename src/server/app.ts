@@ -76,7 +76,8 @@ export interface HoardServer {
 export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): Promise<HoardServer> {
   const metrics = new ServerMetrics();
   // The data directory is a local disk: its tiny metadata reads skip the thread pool (sync-metadata.ts).
-  const disk = await FsBlobStore.open(config.dataDir, { syncStat: true });
+  // Small PUTs and batched uploads are made durable through the store's journal (blob-journal.ts).
+  const disk = await FsBlobStore.open(config.dataDir, { syncStat: true, journal: true });
   const memory = new MemoryBlobStore({
     maxBytes: config.maxMemoryBytes,
     maxBlobBytes: config.memoryMaxBlobBytes,

@@ -42,6 +42,15 @@
 // whole batch's syncfs calls take ~0.5 s. When syncfs cannot run (or fails),
 // the batch falls back to per-file fsync for good (a failing device then
 // reports its error through the fsync of each file).
+//
+// Journal mode (the server's store, FsBlobStoreOptions.journal): add() writes
+// the temp file (no fsync) and appends the blob to the store's journal
+// (blob-journal.ts); flush() waits for one fdatasync of the journal covering
+// every blob of the batch (and of any other batch appended meanwhile), then
+// links the temps. No fsync per blob and none per shard folder on the way to
+// the answer: a name appears only after its record is durable, and the
+// journal's checkpoint (or the replay at the next start after a crash)
+// makes the file and its folder durable before the record is dropped.
 
 import {
   closeSync,
@@ -59,6 +68,7 @@ import { promisify } from 'node:util';
 import { type Digest, hexOf } from '../core/digest.ts';
 import { noSpaceOr } from '../core/errors.ts';
 import type { BlobBatch } from './blob-batch.ts';
+import type { BlobJournal, JournalTicket } from './blob-journal.ts';
 import { fsyncDir, isErrno, tempName } from './fs-atomic.ts';
 import type { SyncFilesystem } from './sync-filesystem.ts';
 
@@ -87,6 +97,15 @@ export interface FilesystemSync {
 interface Unsynced {
   name: string;
   digest: Digest;
+}
+
+/** Journal mode: a temp file written and its record appended, linked once the record is durable. */
+interface Journaled {
+  tmp: string;
+  shard: string;
+  final: string;
+  digest: Digest;
+  ticket: JournalTicket;
 }
 
 export class FsBlobBatch implements BlobBatch {
@@ -119,6 +138,10 @@ export class FsBlobBatch implements BlobBatch {
   #written = 0;
   /** Rounds this batch started: with none, its names are made durable per shard folder. */
   #rounds = 0;
+  /** Journal mode (see the header); undefined: the other modes. */
+  readonly #journal: BlobJournal | undefined;
+  /** Journal mode: blobs appended, waiting for flush() to link them. */
+  #journaled: Journaled[] = [];
 
   constructor(
     blobsDir: string,
@@ -126,7 +149,9 @@ export class FsBlobBatch implements BlobBatch {
     inFlight: number,
     shards: Set<string> = new Set(),
     filesystemSync?: FilesystemSync,
+    journal?: BlobJournal,
   ) {
+    this.#journal = journal;
     this.#fs = filesystemSync;
     this.#shards = shards;
     this.#blobsDir = blobsDir;
@@ -143,6 +168,12 @@ export class FsBlobBatch implements BlobBatch {
     if (exists(final)) {
       this.#added.add(digest);
       return { created: false };
+    }
+    if (this.#journal) {
+      // Checkpoints behind (a long burst): wait for them, then look again (a racing add may have stored it).
+      await this.#journal.room();
+      if (this.#added.has(digest)) return { created: false };
+      return this.#addJournaled(this.#journal, digest, bytes, shard, final);
     }
     // The first blobs of a batch take the per-file way: a push of a few
     // changed files costs a few fsyncs, not two syncfs calls (which also
@@ -188,8 +219,63 @@ export class FsBlobBatch implements BlobBatch {
     this.#publish(tmp, shard, final, digest);
   }
 
-  /** Links a durable temp file to its blob name (create-if-absent) and drops the temp name. */
-  #publish(tmp: string, shard: string, final: string, digest: Digest): void {
+  /** Journal mode's add(): temp written, record appended; both without a wait. */
+  #addJournaled(
+    journal: BlobJournal,
+    digest: Digest,
+    bytes: Uint8Array,
+    shard: string,
+    final: string,
+  ): { created: boolean } {
+    this.#added.add(digest);
+    const tmp = join(this.#tmpDir, tempName());
+    writeClosedTemp(tmp, this.#tmpDir, bytes, digest);
+    let ticket: JournalTicket;
+    try {
+      ticket = journal.append(digest, bytes);
+    } catch (err) {
+      unlinkQuietly(tmp);
+      throw err;
+    }
+    this.#written++;
+    this.#journaled.push({ tmp, shard, final, digest, ticket });
+    return { created: true };
+  }
+
+  /** Journal mode's flush: one durable point for every record, then the links (no fsync of either). */
+  async #settleJournaled(journal: BlobJournal): Promise<void> {
+    const entries = this.#journaled;
+    this.#journaled = [];
+    if (entries.length === 0) return;
+    try {
+      await journal.durable(entries.map((e) => e.ticket));
+    } catch (err) {
+      for (const e of entries) {
+        unlinkQuietly(e.tmp);
+        journal.release(e.ticket);
+      }
+      throw err;
+    }
+    let failure: unknown;
+    for (const e of entries) {
+      try {
+        if (this.#publish(e.tmp, e.shard, e.final, e.digest, false))
+          journal.published(e.ticket, e.final, e.shard);
+      } catch (err) {
+        failure ??= err;
+      } finally {
+        journal.release(e.ticket);
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Links a durable temp file to its blob name (create-if-absent) and drops
+   * the temp name; true when this call made the name. `track`: the folder is
+   * fsynced by flush() (not in journal mode, where the record stands for it).
+   */
+  #publish(tmp: string, shard: string, final: string, digest: Digest, track = true): boolean {
     try {
       if (!this.#shards.has(shard)) {
         mkdirSync(shard, { recursive: true });
@@ -204,22 +290,27 @@ export class FsBlobBatch implements BlobBatch {
           mkdirSync(shard, { recursive: true });
           linkSync(tmp, final);
         }
-        this.#linked.add(shard);
+        if (track) this.#linked.add(shard);
       } catch (err) {
         if (isErrno(err, 'EEXIST')) {
           // A racing writer published the same verified bytes first: theirs stays.
-        } else if (isErrno(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV')) {
+          unlinkQuietly(tmp);
+          return false;
+        }
+        if (isErrno(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV')) {
           // No hard links here: rename is atomic too, and the bytes are identical.
           renameSync(tmp, final);
-          this.#linked.add(shard);
-          return;
-        } else throw err;
+          if (track) this.#linked.add(shard);
+          return true;
+        }
+        throw err;
       }
     } catch (err) {
       unlinkQuietly(tmp);
       throw noSpaceOr(err, `blob ${digest}`);
     }
     unlinkQuietly(tmp);
+    return true;
   }
 
   /** Filesystem mode's add(): the temp written and closed; its syncfs and link come in a round. */
@@ -232,14 +323,7 @@ export class FsBlobBatch implements BlobBatch {
     this.#added.add(digest);
     const name = tempName();
     const tmp = join(this.#tmpDir, name);
-    const fd = writeTemp(tmp, this.#tmpDir, bytes, digest);
-    try {
-      // close can report a deferred write error (NFS): the data is not known to be there.
-      closeSync(fd);
-    } catch (err) {
-      unlinkQuietly(tmp);
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
+    writeClosedTemp(tmp, this.#tmpDir, bytes, digest);
     this.#written++;
     this.#unsynced.push({ name, digest });
     this.#unsyncedBytes += bytes.byteLength;
@@ -307,6 +391,7 @@ export class FsBlobBatch implements BlobBatch {
 
   async flush(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending);
+    if (this.#journal) await this.#settleJournaled(this.#journal);
     while (this.#round || this.#unsynced.length > 0) {
       if (!this.#round) this.#startRound();
       await this.#round;
@@ -332,6 +417,11 @@ export class FsBlobBatch implements BlobBatch {
     while (this.#round) await this.#round;
     for (const e of this.#unsynced) unlinkQuietly(join(this.#tmpDir, e.name));
     this.#unsynced = [];
+    for (const e of this.#journaled) {
+      unlinkQuietly(e.tmp);
+      this.#journal?.release(e.ticket);
+    }
+    this.#journaled = [];
     this.#unsyncedBytes = 0;
     this.#linked.clear();
   }
@@ -373,6 +463,18 @@ function writeTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Diges
     throw noSpaceOr(err, `blob ${digest}`);
   }
   return fd;
+}
+
+/** A new temp file holding `bytes`, written and closed (no fsync); on failure nothing is left behind. */
+function writeClosedTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Digest): void {
+  const fd = writeTemp(tmp, tmpDir, bytes, digest);
+  try {
+    // close can report a deferred write error (NFS): the data is not known to be there.
+    closeSync(fd);
+  } catch (err) {
+    unlinkQuietly(tmp);
+    throw noSpaceOr(err, `blob ${digest}`);
+  }
 }
 
 /** Creates the temp file, and tmp/ with it when a store opened read-only never made it. */

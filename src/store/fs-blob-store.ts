@@ -16,6 +16,7 @@ import { type Digest, digestFromHex, Hasher, hexOf, sha256, VerifyingStream } fr
 import { BlobNotFoundError, DigestMismatchError, HoardError, noSpaceOr } from '../core/errors.ts';
 import { drain } from '../core/streams.ts';
 import type { BatchingBlobStore } from './blob-batch.ts';
+import { BlobJournal, type JournalOptions } from './blob-journal.ts';
 import {
   type BlobInfo,
   type BlobStore,
@@ -56,6 +57,15 @@ export interface FsBlobStoreOptions {
    * on that file system, which a busy server must not do per request.
    */
   syncFilesystem?: boolean | SyncFilesystem;
+  /**
+   * Batches (the server's group-committed small PUTs and batched uploads)
+   * make their blobs durable through a write-ahead journal in
+   * `<root>/journal` (blob-journal.ts): one fdatasync per group instead of an
+   * fsync per blob and per shard folder. open() replays what a dead writer
+   * left there; close() checkpoints. Only for the one process that serves
+   * the data directory (a server): `true`, or the journal's settings (tests).
+   */
+  journal?: boolean | Omit<JournalOptions, 'blobsDir' | 'tmpDir'>;
 }
 
 export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore {
@@ -72,6 +82,8 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
   readonly #shards = new Set<string>();
   /** Filesystem mode of this store's batches (shared, so a syncfs that cannot run is tried once). */
   readonly #filesystemSync: FilesystemSync | undefined;
+  /** The small-blob journal of this store's batches (FsBlobStoreOptions.journal). */
+  #journal: BlobJournal | undefined;
 
   private constructor(root: string, opts: FsBlobStoreOptions = {}) {
     this.root = root;
@@ -98,7 +110,24 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
     await mkdir(store.blobsDir, { recursive: true });
     await mkdir(store.tmpDir, { recursive: true });
     await cleanStaleTemps(store.tmpDir, DEFAULTS.staleTempMs);
+    if (opts.journal) {
+      store.#journal = await BlobJournal.open(join(root, 'journal'), {
+        ...(opts.journal === true ? {} : opts.journal),
+        blobsDir: store.blobsDir,
+        tmpDir: store.tmpDir,
+      });
+    }
     return store;
+  }
+
+  /** The small-blob journal, when the store was opened with one (tests, metrics). */
+  get journal(): BlobJournal | undefined {
+    return this.#journal;
+  }
+
+  /** Checkpoints the journal (its blobs' files and folders fsynced, its segments deleted). */
+  async close(): Promise<void> {
+    await this.#journal?.close();
   }
 
   /** Opens without creating or cleaning anything (for fsck on a live data directory). */
@@ -288,6 +317,7 @@ export class FsBlobStore implements BlobStore, LocalBlobFiles, BatchingBlobStore
       DEFAULTS.syncFsyncInFlight,
       this.#shards,
       this.#filesystemSync,
+      this.#journal,
     );
   }
 
