@@ -11,6 +11,12 @@
 // the main thread for the worker's half, and no message per file). The main
 // thread then waits (Atomics.wait) for the chunks the worker claimed.
 //
+// Start: a worker needs ~30-50 ms to boot, during which the main thread
+// does every chunk alone. A caller that expects many files (a scan whose
+// stat cache had many entries) starts it before its folder walk
+// (startLstatWorker), so it boots while the main thread reads folders and
+// takes half the chunks from the first; it waits for its job as a message.
+//
 // Failure: the worker catches everything per file (ENOENT becomes "gone",
 // anything else "error", which the main thread repeats itself to throw the
 // real error). If the worker dies or stalls, the main thread redoes the
@@ -35,10 +41,11 @@ const CHUNK = 256;
 const STALL_MS = 5_000;
 
 // Plain JavaScript (eval), so the worker loads no module and strips no types.
+// Its job (paths and shared buffers) comes as its one message.
 const WORKER_SOURCE = `
 const { lstatSync } = require('node:fs');
-const { workerData } = require('node:worker_threads');
-const { base, joined, out, ctl, done } = workerData;
+const { parentPort } = require('node:worker_threads');
+parentPort.once('message', ({ base, joined, out, ctl, done }) => {
 const paths = joined.split('\\0');
 const next = new Int32Array(ctl);
 const flags = new Int32Array(done);
@@ -62,6 +69,7 @@ for (;;) {
   Atomics.store(flags, c, 1);
   Atomics.notify(flags, c);
 }
+});
 `;
 
 export interface ParallelLstatOptions {
@@ -69,6 +77,40 @@ export interface ParallelLstatOptions {
   minFiles: number;
   /** Tests: the main thread claims no chunk, so the worker does every one. */
   workerOnly?: boolean;
+  /**
+   * A worker started earlier (startLstatWorker): used from minFiles files on,
+   * else stopped. Either way it is the call's to stop.
+   */
+  worker?: LstatWorker;
+}
+
+/** A worker thread booting (or waiting) for one parallelLstat job. */
+export interface LstatWorker {
+  readonly worker: Worker;
+}
+
+/**
+ * Starts the worker for a parallelLstat call to come, or undefined on a
+ * machine with one core. It waits for its job; the caller passes it to
+ * parallelLstat (which stops it) or stops it with stopLstatWorker.
+ */
+export function startLstatWorker(evenOnOneCore = false): LstatWorker | undefined {
+  if (!evenOnOneCore && availableParallelism() <= 1) return undefined;
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    // A small isolate: the worker holds the path list and nothing else.
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    stdout: false,
+    stderr: false,
+  });
+  worker.unref();
+  // An error of the worker itself (not of a file) only means the main thread does more.
+  worker.on('error', () => {});
+  return { worker };
+}
+
+export function stopLstatWorker(w: LstatWorker | undefined): void {
+  if (w !== undefined) void w.worker.terminate();
 }
 
 export interface ParallelLstatResult {
@@ -89,29 +131,22 @@ export function parallelLstat(
 ): ParallelLstatResult {
   const n = rels.length;
   const chunks = Math.ceil(n / CHUNK);
-  const useWorker = opts.workerOnly || (n >= opts.minFiles && availableParallelism() > 1);
-  if (!useWorker) {
+  const useWorker = opts.workerOnly || n >= opts.minFiles;
+  const w = useWorker ? (opts.worker ?? startLstatWorker(opts.workerOnly)) : undefined;
+  if (w === undefined) {
+    stopLstatWorker(opts.worker);
     const values = new Float64Array(n * LSTAT_FIELDS);
     for (let i = 0; i < n; i++) lstatInto(base, rels[i], values, i);
     return { values, byWorker: 0 };
   }
+  const { worker } = w;
   const out = new SharedArrayBuffer(n * LSTAT_FIELDS * 8);
   const ctl = new SharedArrayBuffer(4);
   const done = new SharedArrayBuffer(Math.max(1, chunks) * 4);
   const values = new Float64Array(out);
   const next = new Int32Array(ctl);
   const flags = new Int32Array(done);
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { base, joined: rels.join('\0'), out, ctl, done },
-    // A small isolate: the worker holds the path list and nothing else.
-    resourceLimits: { maxYoungGenerationSizeMb: 8 },
-    stdout: false,
-    stderr: false,
-  });
-  worker.unref();
-  // An error of the worker itself (not of a file) only means the main thread does more.
-  worker.on('error', () => {});
+  worker.postMessage({ base, joined: rels.join('\0'), out, ctl, done });
   /** Chunks the main thread did itself. */
   const mine = new Uint8Array(Math.max(1, chunks));
   try {

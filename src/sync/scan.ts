@@ -28,7 +28,13 @@ import { encodeEntry, type Tree, type TreeEntry, treeDigestOfWalk } from '../cor
 import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
-import { LSTAT_FIELDS, LSTAT_GONE, parallelLstat } from './parallel-lstat.ts';
+import {
+  LSTAT_FIELDS,
+  LSTAT_GONE,
+  parallelLstat,
+  startLstatWorker,
+  stopLstatWorker,
+} from './parallel-lstat.ts';
 import {
   type LooseStat,
   type StatCache,
@@ -149,7 +155,16 @@ export async function scanDirectory(
     }
     return kept;
   };
-  await walk('', 0, IgnoreRules.empty());
+  // A folder that had many files at the last scan likely still has: the lstat
+  // worker boots while the folders are read (parallel-lstat.ts).
+  const minFiles = opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles;
+  const worker = cache.size >= minFiles ? startLstatWorker() : undefined;
+  try {
+    await walk('', 0, IgnoreRules.empty());
+  } catch (err) {
+    stopLstatWorker(worker);
+    throw err;
+  }
 
   // Phase 2: lstat every entry (synchronously: metadata is cached by the
   // kernel and a thread-pool round trip per file costs more than the call),
@@ -159,9 +174,8 @@ export async function scanDirectory(
   // Number-valued stats: no BigInt per field (see stat-cache.ts on why
   // comparing them is as safe); the exact stat is recorded when hashed. A
   // large scan shares the lstats with a worker thread (parallel-lstat.ts).
-  const { values } = parallelLstat(base, files, {
-    minFiles: opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles,
-  });
+  // parallelLstat stops the worker, used or not.
+  const { values } = parallelLstat(base, files, { minFiles, worker });
   /** The entries that are not files: empty folders and symlinks (their targets are data, read every time). */
   const others: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {
