@@ -29,6 +29,7 @@ import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName } from './ignore-rules.ts';
 import {
+  dropPrestartedLstatWorker,
   LSTAT_FIELDS,
   LSTAT_GONE,
   parallelLstat,
@@ -158,7 +159,9 @@ export async function scanDirectory(
   // A folder that had many files at the last scan likely still has: the lstat
   // worker boots while the folders are read (parallel-lstat.ts).
   const minFiles = opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles;
-  const worker = cache.size >= minFiles ? startLstatWorker() : undefined;
+  const many = cache.size >= minFiles;
+  if (!many) dropPrestartedLstatWorker();
+  const worker = many ? startLstatWorker() : undefined;
   try {
     await walk('', 0, IgnoreRules.empty());
   } catch (err) {

@@ -58,7 +58,7 @@
 // slow but never wrong. The CRC matters: a flipped bit in a digest would
 // otherwise name a file by the wrong content.
 
-import { type BigIntStats, constants } from 'node:fs';
+import { type BigIntStats, constants, statSync } from 'node:fs';
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -201,6 +201,17 @@ export class StatCache {
     }
     const file = checkFile(buf);
     return file === undefined ? StatCache.#empty(dir) : new StatCache(dir, buf, file.count, file.summary);
+  }
+
+  /**
+   * Whether the saved cache of `dir` holds at least about `n` entries,
+   * judged by its file's size alone (one stat, nothing read): to start work
+   * for a large scan before the cache is loaded. Never an error.
+   */
+  static probablyHolds(dir: string, n: number): boolean {
+    const st = statSync(join(dir, STATE_DIR, FILE), { throwIfNoEntry: false });
+    // An entry is at least 2 + 1 (path) + FIXED bytes; a typical one ~90.
+    return st !== undefined && st.size >= n * (3 + FIXED);
   }
 
   static #empty(dir: string): StatCache {
