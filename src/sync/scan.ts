@@ -27,7 +27,7 @@ import { forEachLimit } from '../core/pool.ts';
 import { encodeEntry, type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
 import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
-import { IgnoreRules, isTempName } from './ignore-rules.ts';
+import { IgnoreRules, isTempName, STATE_DIR } from './ignore-rules.ts';
 import {
   dropPrestartedLstatWorker,
   LSTAT_FIELDS,
@@ -113,27 +113,34 @@ export async function scanDirectory(
         throw new HoardError('HOARD_EUSAGE', `directory ${root} does not exist`);
       throw err;
     }
-    const here = await rules.enter(root, rel, new Set(dirents.map((d) => d.name)));
+    // Not a Set of every name per folder: only whether the ignore file is among them.
+    const here = await rules.enter(root, rel, { has: (name) => dirents.some((d) => d.name === name) });
+    /** Rules from .hoardignore files apply here (else only the built-in ones, checked below). */
+    const scoped = here.scopes.length > 0;
     let kept = 0;
     for (const d of dirents) {
-      const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
-      if (!wide && WIDE.test(d.name)) wide = true;
-      if (!d.isDirectory() && isTempName(d.name)) {
-        const pid = pidOfTempName(d.name);
+      const name = d.name;
+      const isDir = d.isDirectory();
+      if (!wide && WIDE.test(name)) wide = true;
+      if (!isDir && isTempName(name)) {
+        const pid = pidOfTempName(name);
         if (pid !== undefined && pid !== process.pid && !isPidAlive(pid))
-          staleTemps.push(join(root, childRel));
+          staleTemps.push(join(root, rel, name));
         continue;
       }
-      if (here.ignores(childRel, d.isDirectory())) continue;
+      // IgnoreRules.ignores' built-in rule for folders (temp files: above).
+      if (isDir && name === STATE_DIR) continue;
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      if (scoped && here.ignores(childRel, isDir)) continue;
       // A name from readdir has no '/' or NUL and is never '.' or '..'; a
       // plain ASCII one (no backslash) under a valid folder makes a valid
       // path unless too long or, at the top, drive-letter-like. Only other
       // names pay the full check (which splits the whole path).
-      let childBytes = relBytes + (rel === '' ? 0 : 1) + d.name.length;
+      let childBytes = relBytes + (rel === '' ? 0 : 1) + name.length;
       if (
-        !PLAIN_NAME.test(d.name) ||
+        !PLAIN_NAME.test(name) ||
         childBytes > MAX_PATH_BYTES ||
-        (rel === '' && DRIVE_LETTER.test(d.name))
+        (rel === '' && DRIVE_LETTER.test(name))
       ) {
         try {
           validateTreePath(childRel);
@@ -143,7 +150,7 @@ export async function scanDirectory(
         }
         childBytes = Buffer.byteLength(childRel);
       }
-      if (d.isDirectory()) {
+      if (isDir) {
         const n = await walk(childRel, childBytes, here);
         if (n === 0) dirs.push(childRel);
         kept++;
