@@ -58,8 +58,8 @@
 // slow but never wrong. The CRC matters: a flipped bit in a digest would
 // otherwise name a file by the wrong content.
 
-import { type BigIntStats, constants, statSync } from 'node:fs';
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+import { type BigIntStats, constants, readFileSync, statSync } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -194,7 +194,9 @@ export class StatCache {
   static async load(dir: string): Promise<StatCache> {
     let buf: Buffer;
     try {
-      buf = await readFile(join(dir, STATE_DIR, FILE));
+      // Synchronous, like the scan's readdirs and lstats that follow: a few ms from the
+      // page cache, where a thread-pool hand-off waits for a time slice on a busy machine.
+      buf = readFileSync(join(dir, STATE_DIR, FILE));
     } catch (err) {
       if (!isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw err;
       return StatCache.#empty(dir);
