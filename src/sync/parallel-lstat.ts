@@ -28,11 +28,8 @@
 
 import { lstatSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { resolve, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { MAX_PATH_BYTES } from '../core/tree-path.ts';
 import { isErrno } from '../store/fs-atomic.ts';
-import { IGNORE_FILE, STATE_DIR, TEMP_PREFIX, TEMP_SUFFIX } from './ignore-rules.ts';
 
 /** Per file: mode, size, ino, mtimeMs, ctimeMs. */
 export const LSTAT_FIELDS = 5;
@@ -47,27 +44,30 @@ const CHUNK = 256;
 const STALL_MS = 5_000;
 
 // Plain JavaScript (eval), so the worker loads no module and strips no types.
-// Its job (paths and shared buffers) comes as its one message; or, started
-// with a folder to walk (walkOf), it lists the folder itself, posts the list
-// with the shared buffers, and starts on the lstats at once.
+// Its job (paths and shared buffers) comes as its one message.
 const WORKER_SOURCE = `
-const { lstatSync, readdirSync } = require('node:fs');
-const { join } = require('node:path');
-const { parentPort, workerData } = require('node:worker_threads');
-
-function lstats(base, pathAt, n, out, ctl, done) {
-  const next = new Int32Array(ctl);
-  const flags = new Int32Array(done);
-  const values = new Float64Array(out);
-  const chunks = flags.length;
-  for (;;) {
+const { lstatSync } = require('node:fs');
+const { parentPort } = require('node:worker_threads');
+parentPort.once('message', ({ base, joined, count: n, out, ctl, done }) => {
+// Where each path starts in the joined list: no string per path kept alive
+// (50,000 of them were most of this isolate's scavenges), one made per lstat.
+const starts = new Int32Array(n + 1);
+for (let i = 1, at = 0; i <= n; i++) {
+  at = i < n ? joined.indexOf('\\0', at) + 1 : joined.length + 1;
+  starts[i] = at;
+}
+const next = new Int32Array(ctl);
+const flags = new Int32Array(done);
+const values = new Float64Array(out);
+const chunks = flags.length;
+for (;;) {
     const c = Atomics.add(next, 0, 1);
     if (c >= chunks) break;
     const end = Math.min(n, (c + 1) * ${CHUNK});
     for (let i = c * ${CHUNK}; i < end; i++) {
       const o = i * ${LSTAT_FIELDS};
       try {
-        const st = lstatSync(base + pathAt(i), { throwIfNoEntry: false });
+        const st = lstatSync(base + joined.slice(starts[i], starts[i + 1] - 1), { throwIfNoEntry: false });
         if (st === undefined) { values[o] = ${LSTAT_GONE}; continue; }
         values[o] = st.mode; values[o + 1] = st.size; values[o + 2] = st.ino;
         values[o + 3] = st.mtimeMs; values[o + 4] = st.ctimeMs;
@@ -75,87 +75,10 @@ function lstats(base, pathAt, n, out, ctl, done) {
         values[o] = ${LSTAT_ERROR};
       }
     }
-    Atomics.store(flags, c, 1);
-    Atomics.notify(flags, c);
-  }
+  Atomics.store(flags, c, 1);
+  Atomics.notify(flags, c);
 }
-
-// The scan's walk (scan.ts) for a folder where it is simple: every name plain
-// ASCII, no ignore file, no temp file, only folders, files and symlinks.
-// Anything else is ODD: the main thread walks instead (and warns, collects
-// temps, applies rules). Same order as the main walk: readdir order, depth first.
-const ODD = new Error('odd');
-const PLAIN = /^[\\x20-\\x5b\\x5d-\\x7e]+$/;
-const DRIVE = /^[A-Za-z]:/;
-function walk(root, maxPathBytes) {
-  const files = [];
-  const dirs = [];
-  const visit = (rel, relBytes) => {
-    let dirents;
-    try {
-      dirents = readdirSync(join(root, rel), { withFileTypes: true });
-    } catch (err) {
-      if (rel !== '' && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return 0;
-      throw ODD;
-    }
-    let kept = 0;
-    for (const d of dirents) {
-      const name = d.name;
-      const isDir = d.isDirectory();
-      if (name === '${IGNORE_FILE}') throw ODD;
-      if (!isDir && name.startsWith('${TEMP_PREFIX}') && name.endsWith('${TEMP_SUFFIX}')) throw ODD;
-      if (isDir && name === '${STATE_DIR}') continue;
-      const bytes = relBytes + (rel === '' ? 0 : 1) + name.length;
-      if (!PLAIN.test(name) || bytes > maxPathBytes || (rel === '' && DRIVE.test(name))) throw ODD;
-      const child = rel === '' ? name : rel + '/' + name;
-      if (isDir) {
-        if (visit(child, bytes) === 0) dirs.push(child);
-        kept++;
-      } else if (d.isFile() || d.isSymbolicLink()) {
-        files.push(child);
-        kept++;
-      } else throw ODD;
-    }
-    return kept;
-  };
-  visit('', 0);
-  return { files, dirs };
-}
-
-function job({ base, joined, count: n, out, ctl, done }) {
-  // Where each path starts in the joined list: no string per path kept alive
-  // (50,000 of them were most of this isolate's scavenges), one made per lstat.
-  const starts = new Int32Array(n + 1);
-  for (let i = 1, at = 0; i <= n; i++) {
-    at = i < n ? joined.indexOf('\\0', at) + 1 : joined.length + 1;
-    starts[i] = at;
-  }
-  lstats(base, (i) => joined.slice(starts[i], starts[i + 1] - 1), n, out, ctl, done);
-}
-
-let listing;
-if (workerData && typeof workerData.walk === 'string') {
-  try {
-    listing = walk(workerData.walk, workerData.maxPathBytes);
-  } catch {
-    listing = undefined;
-  }
-}
-if (listing === undefined) {
-  if (workerData && typeof workerData.walk === 'string') parentPort.postMessage({ odd: true });
-  parentPort.once('message', job);
-} else {
-  const { files, dirs } = listing;
-  const n = files.length;
-  const out = new SharedArrayBuffer(n * ${LSTAT_FIELDS} * 8);
-  const ctl = new SharedArrayBuffer(4);
-  const done = new SharedArrayBuffer(Math.max(1, Math.ceil(n / ${CHUNK})) * 4);
-  parentPort.postMessage({ joined: files.join('\\0'), dirs, count: n, out, ctl, done });
-  const base = workerData.walk.endsWith(workerData.sep) ? workerData.walk : workerData.walk + workerData.sep;
-  lstats(base, (i) => files[i], n, out, ctl, done);
-  // A caller that did not take the listing sends an ordinary job (done here once this one is).
-  parentPort.once('message', job);
-}
+});
 `;
 
 export interface ParallelLstatOptions {
@@ -168,83 +91,23 @@ export interface ParallelLstatOptions {
    * else stopped. Either way it is the call's to stop.
    */
   worker?: LstatWorker;
-  /** The shared buffers of a worker that walked the folder (walkOf): it is at work on them already. */
-  job?: SharedJob;
-}
-
-/** The buffers a job's lstats are shared through (see the header). */
-export interface SharedJob {
-  out: SharedArrayBuffer;
-  ctl: SharedArrayBuffer;
-  done: SharedArrayBuffer;
 }
 
 /** A worker thread booting (or waiting) for one parallelLstat job. */
 export interface LstatWorker {
   readonly worker: Worker;
-  /** The folder it walks by itself (resolved), and its first message: the listing, or `{ odd: true }`. */
-  readonly walk?: { root: string; message: Promise<unknown> };
-}
-
-/** What a worker's own walk found (the main thread's walk would have found the same). */
-export interface WalkListing {
-  files: string[];
-  /** Empty folders. */
-  dirs: string[];
-  job: SharedJob;
-}
-
-/**
- * The listing of `root` by the worker that walked it itself, or undefined
- * when it did not (another folder, no walk) or could not (a folder the
- * scan's own walk must read: ignore files, temp files, names or types it
- * checks or warns about; see WORKER_SOURCE). Then the worker waits for an
- * ordinary job.
- */
-export async function walkOf(w: LstatWorker, root: string): Promise<WalkListing | undefined> {
-  if (w.walk === undefined || w.walk.root !== resolve(root)) return undefined;
-  // Awaited with the worker referenced: an unreferenced worker's message would not keep the process alive.
-  w.worker.ref();
-  let m: unknown;
-  try {
-    m = await w.walk.message;
-  } finally {
-    w.worker.unref();
-  }
-  const l = m as {
-    joined?: unknown;
-    dirs?: unknown;
-    count?: unknown;
-    out?: unknown;
-    ctl?: unknown;
-    done?: unknown;
-  };
-  if (typeof l?.joined !== 'string' || !Array.isArray(l.dirs) || typeof l.count !== 'number')
-    return undefined;
-  const files = l.count === 0 ? [] : l.joined.split('\0');
-  if (files.length !== l.count) return undefined;
-  return {
-    files,
-    dirs: l.dirs as string[],
-    job: {
-      out: l.out as SharedArrayBuffer,
-      ctl: l.ctl as SharedArrayBuffer,
-      done: l.done as SharedArrayBuffer,
-    },
-  };
 }
 
 /** A worker prestartLstatWorker started and no scan took yet. */
 let prestarted: LstatWorker | undefined;
 
 /**
- * Starts the worker of a scan of `root` to come in this process (a CLI
- * command that expects many files), so it boots while the process loads,
- * and walks the folder itself (walkOf): the next startLstatWorker takes it.
- * Unreferenced: it never keeps the process alive.
+ * Starts the worker of a scan to come in this process (a CLI command that
+ * expects many files), so it boots while the process loads: the next
+ * startLstatWorker takes it. Unreferenced: it never keeps the process alive.
  */
-export function prestartLstatWorker(root: string): void {
-  prestarted ??= startLstatWorker(false, resolve(root));
+export function prestartLstatWorker(): void {
+  prestarted ??= startLstatWorker();
 }
 
 /** A prestarted worker no scan will take (a scan of few files): stopped. */
@@ -259,7 +122,7 @@ export function dropPrestartedLstatWorker(): void {
  * its job; the caller passes it to parallelLstat (which stops it) or stops
  * it with stopLstatWorker.
  */
-export function startLstatWorker(evenOnOneCore = false, walkRoot?: string): LstatWorker | undefined {
+export function startLstatWorker(evenOnOneCore = false): LstatWorker | undefined {
   if (prestarted !== undefined) {
     const w = prestarted;
     prestarted = undefined;
@@ -268,7 +131,6 @@ export function startLstatWorker(evenOnOneCore = false, walkRoot?: string): Lsta
   if (!evenOnOneCore && availableParallelism() <= 1) return undefined;
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: walkRoot === undefined ? undefined : { walk: walkRoot, maxPathBytes: MAX_PATH_BYTES, sep },
     // A small isolate: the worker holds the path list and nothing else.
     resourceLimits: { maxYoungGenerationSizeMb: 8 },
     stdout: false,
@@ -277,14 +139,7 @@ export function startLstatWorker(evenOnOneCore = false, walkRoot?: string): Lsta
   worker.unref();
   // An error of the worker itself (not of a file) only means the main thread does more.
   worker.on('error', () => {});
-  if (walkRoot === undefined) return { worker };
-  // Listened to from the start: a message that comes before anyone listens is lost.
-  const message = new Promise<unknown>((done) => {
-    worker.once('message', done);
-    worker.once('exit', () => done(undefined));
-    worker.once('error', () => done(undefined));
-  });
-  return { worker, walk: { root: walkRoot, message } };
+  return { worker };
 }
 
 export function stopLstatWorker(w: LstatWorker | undefined): void {
@@ -318,18 +173,13 @@ export function parallelLstat(
     return { values, byWorker: 0 };
   }
   const { worker } = w;
-  let job = opts.job;
-  if (job === undefined) {
-    job = {
-      out: new SharedArrayBuffer(n * LSTAT_FIELDS * 8),
-      ctl: new SharedArrayBuffer(4),
-      done: new SharedArrayBuffer(Math.max(1, chunks) * 4),
-    };
-    worker.postMessage({ base, joined: rels.join('\0'), count: n, ...job });
-  }
-  const values = new Float64Array(job.out);
-  const next = new Int32Array(job.ctl);
-  const flags = new Int32Array(job.done);
+  const out = new SharedArrayBuffer(n * LSTAT_FIELDS * 8);
+  const ctl = new SharedArrayBuffer(4);
+  const done = new SharedArrayBuffer(Math.max(1, chunks) * 4);
+  const values = new Float64Array(out);
+  const next = new Int32Array(ctl);
+  const flags = new Int32Array(done);
+  worker.postMessage({ base, joined: rels.join('\0'), count: n, out, ctl, done });
   /** Chunks the main thread did itself. */
   const mine = new Uint8Array(Math.max(1, chunks));
   try {

@@ -35,8 +35,6 @@ import {
   parallelLstat,
   startLstatWorker,
   stopLstatWorker,
-  type WalkListing,
-  walkOf,
 } from './parallel-lstat.ts';
 import {
   type LooseStat,
@@ -93,8 +91,8 @@ export async function scanDirectory(
 ): Promise<ScanResult> {
   const warn = opts.warn ?? (() => {});
   const now = opts.now ?? Date.now;
-  let files: string[] = [];
-  let dirs: string[] = [];
+  const files: string[] = [];
+  const dirs: string[] = [];
   const staleTemps: string[] = [];
   /** Some name has a character above U+D7FF (where code-unit order and byte order can differ). */
   let wide = false;
@@ -139,7 +137,11 @@ export async function scanDirectory(
       // path unless too long or, at the top, drive-letter-like. Only other
       // names pay the full check (which splits the whole path).
       let childBytes = relBytes + (rel === '' ? 0 : 1) + name.length;
-      if (!PLAIN_NAME.test(name) || childBytes > MAX_PATH_BYTES || (rel === '' && DRIVE_LETTER.test(name))) {
+      if (
+        !PLAIN_NAME.test(name) ||
+        childBytes > MAX_PATH_BYTES ||
+        (rel === '' && DRIVE_LETTER.test(name))
+      ) {
         try {
           validateTreePath(childRel);
         } catch (err) {
@@ -164,21 +166,11 @@ export async function scanDirectory(
   // A folder that had many files at the last scan likely still has: the lstat
   // worker boots while the folders are read (parallel-lstat.ts).
   const minFiles = opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles;
-  // A worker prestarted for this folder (the CLI's push) has walked it
-  // itself, unless the folder needs the walk above (walkOf).
   const many = cache.size >= minFiles;
   if (!many) dropPrestartedLstatWorker();
   const worker = many ? startLstatWorker() : undefined;
-  let listing: WalkListing | undefined;
   try {
-    listing = worker === undefined ? undefined : await walkOf(worker, root);
-    opts.signal?.throwIfAborted();
-    if (listing === undefined) await walk('', 0, IgnoreRules.empty());
-    else {
-      // Its names are plain ASCII (not wide), none a temp file.
-      files = listing.files;
-      dirs = listing.dirs;
-    }
+    await walk('', 0, IgnoreRules.empty());
   } catch (err) {
     stopLstatWorker(worker);
     throw err;
@@ -193,7 +185,7 @@ export async function scanDirectory(
   // comparing them is as safe); the exact stat is recorded when hashed. A
   // large scan shares the lstats with a worker thread (parallel-lstat.ts).
   // parallelLstat stops the worker, used or not.
-  const { values } = parallelLstat(base, files, { minFiles, worker, job: listing?.job });
+  const { values } = parallelLstat(base, files, { minFiles, worker });
   /** The entries that are not files: empty folders and symlinks (their targets are data, read every time). */
   const others: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {

@@ -63,9 +63,8 @@ async function runPush(
   keepYoungGenerationSmall();
   const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
   // A large folder's scan shares its lstats with a worker thread: started now, it
-  // boots and walks the folder while the push's modules load and the remote opens
-  // (parallel-lstat.ts).
-  if (StatCache.probablyHolds(t.dir, DEFAULTS.scanParallelLstatFiles)) prestartLstatWorker(t.dir);
+  // boots while the push's modules load and the remote opens (parallel-lstat.ts).
+  if (StatCache.probablyHolds(t.dir, DEFAULTS.scanParallelLstatFiles)) prestartLstatWorker();
   // A CLI process: nothing else waits on its event loop (see OpenRemoteOptions).
   await using remote = await openCliRemote(t.remote, { create: true });
   const r = await push({
