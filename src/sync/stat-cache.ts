@@ -211,9 +211,13 @@ export class StatCache {
    * for a large scan before the cache is loaded. Never an error.
    */
   static probablyHolds(dir: string, n: number): boolean {
-    const st = statSync(join(dir, STATE_DIR, FILE), { throwIfNoEntry: false });
-    // An entry is at least 2 + 1 (path) + FIXED bytes; a typical one ~90.
-    return st !== undefined && st.size >= n * (3 + FIXED);
+    try {
+      const st = statSync(join(dir, STATE_DIR, FILE), { throwIfNoEntry: false });
+      // An entry is at least 2 + 1 (path) + FIXED bytes; a typical one ~90.
+      return st !== undefined && st.size >= n * (3 + FIXED);
+    } catch {
+      return false; // not a folder, no access: the push reports it
+    }
   }
 
   static #empty(dir: string): StatCache {
