@@ -137,11 +137,7 @@ export async function scanDirectory(
       // path unless too long or, at the top, drive-letter-like. Only other
       // names pay the full check (which splits the whole path).
       let childBytes = relBytes + (rel === '' ? 0 : 1) + name.length;
-      if (
-        !PLAIN_NAME.test(name) ||
-        childBytes > MAX_PATH_BYTES ||
-        (rel === '' && DRIVE_LETTER.test(name))
-      ) {
+      if (!PLAIN_NAME.test(name) || childBytes > MAX_PATH_BYTES || (rel === '' && DRIVE_LETTER.test(name))) {
         try {
           validateTreePath(childRel);
         } catch (err) {
