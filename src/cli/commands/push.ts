@@ -13,7 +13,7 @@ import { positiveInteger } from '../options.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgressListener } from '../progress.ts';
 import { resolveSyncTarget } from '../project-config.ts';
-import { keepYoungGenerationSmall } from '../young-generation.ts';
+import { keepYoungGenerationSmall, scavengeOnMainThread } from '../young-generation.ts';
 import { REMOTE_ARG } from './sync-args.ts';
 
 export function registerPush(program: Command): void {
@@ -61,6 +61,7 @@ async function runPush(
   opts: PushFlags,
 ): Promise<number> {
   keepYoungGenerationSmall();
+  scavengeOnMainThread();
   const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
   // A large folder's scan shares its lstats with a worker thread: started now, it
   // boots while the push's modules load and the remote opens (parallel-lstat.ts).
