@@ -32,8 +32,11 @@ export class IgnoreRules {
     return new IgnoreRules([]);
   }
 
-  /** Rules for the folder `rel` (relative path, '' for the root), reading its .hoardignore if any. */
-  async enter(root: string, rel: string, names: ReadonlySet<string>): Promise<IgnoreRules> {
+  /**
+   * Rules for the folder `rel` (relative path, '' for the root), reading its
+   * .hoardignore if any; `names` says which names the folder holds.
+   */
+  async enter(root: string, rel: string, names: { has(name: string): boolean }): Promise<IgnoreRules> {
     if (!names.has(IGNORE_FILE)) return this;
     let text: string;
     try {

@@ -580,13 +580,13 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   for (const { entry, doneAt, key } of written) {
     // Written in place: its own fstat right after the write.
     if (key) {
-      cache.set(entry.path, key, entry.digest, now);
+      cache.set(entry.path, key, entry.digest, now, entry.kind === 'exec');
       continue;
     }
     const st = lstatSync(join(root, entry.path), { bigint: true, throwIfNoEntry: false });
     // Changed by someone else since we wrote it: leave it uncached, the next scan hashes it.
     if (!st?.isFile() || st.ctimeNs > BigInt(doneAt + 1) * 1_000_000n) continue;
-    cache.set(entry.path, statKeyOf(st), entry.digest, now);
+    cache.set(entry.path, statKeyOf(st), entry.digest, now, entry.kind === 'exec');
   }
 
   return { filesDownloaded, bytesDownloaded, filesDeleted, filesWritten: written.length };

@@ -11,6 +11,15 @@
 // the main thread for the worker's half, and no message per file). The main
 // thread then waits (Atomics.wait) for the chunks the worker claimed.
 //
+// Start: a worker needs ~30-50 ms to boot, during which the main thread
+// does every chunk alone. A caller that expects many files (a scan whose
+// stat cache had many entries) starts it before its folder walk
+// (startLstatWorker), so it boots while the main thread reads folders and
+// takes half the chunks from the first; it waits for its job as a message.
+// A CLI push that expects a large folder starts it even earlier
+// (prestartLstatWorker, before loading the push's modules and opening the
+// remote): ~0.1 s of start-up on the main thread hides the boot entirely.
+//
 // Failure: the worker catches everything per file (ENOENT becomes "gone",
 // anything else "error", which the main thread repeats itself to throw the
 // real error). If the worker dies or stalls, the main thread redoes the
@@ -35,11 +44,18 @@ const CHUNK = 256;
 const STALL_MS = 5_000;
 
 // Plain JavaScript (eval), so the worker loads no module and strips no types.
+// Its job (paths and shared buffers) comes as its one message.
 const WORKER_SOURCE = `
 const { lstatSync } = require('node:fs');
-const { workerData } = require('node:worker_threads');
-const { base, joined, out, ctl, done } = workerData;
-const paths = joined.split('\\0');
+const { parentPort } = require('node:worker_threads');
+parentPort.once('message', ({ base, joined, count: n, out, ctl, done }) => {
+// Where each path starts in the joined list: no string per path kept alive
+// (50,000 of them were most of this isolate's scavenges), one made per lstat.
+const starts = new Int32Array(n + 1);
+for (let i = 1, at = 0; i <= n; i++) {
+  at = i < n ? joined.indexOf('\\0', at) + 1 : joined.length + 1;
+  starts[i] = at;
+}
 const next = new Int32Array(ctl);
 const flags = new Int32Array(done);
 const values = new Float64Array(out);
@@ -47,11 +63,11 @@ const chunks = flags.length;
 for (;;) {
     const c = Atomics.add(next, 0, 1);
     if (c >= chunks) break;
-    const end = Math.min(paths.length, (c + 1) * ${CHUNK});
+    const end = Math.min(n, (c + 1) * ${CHUNK});
     for (let i = c * ${CHUNK}; i < end; i++) {
       const o = i * ${LSTAT_FIELDS};
       try {
-        const st = lstatSync(base + paths[i], { throwIfNoEntry: false });
+        const st = lstatSync(base + joined.slice(starts[i], starts[i + 1] - 1), { throwIfNoEntry: false });
         if (st === undefined) { values[o] = ${LSTAT_GONE}; continue; }
         values[o] = st.mode; values[o + 1] = st.size; values[o + 2] = st.ino;
         values[o + 3] = st.mtimeMs; values[o + 4] = st.ctimeMs;
@@ -62,6 +78,7 @@ for (;;) {
   Atomics.store(flags, c, 1);
   Atomics.notify(flags, c);
 }
+});
 `;
 
 export interface ParallelLstatOptions {
@@ -69,6 +86,64 @@ export interface ParallelLstatOptions {
   minFiles: number;
   /** Tests: the main thread claims no chunk, so the worker does every one. */
   workerOnly?: boolean;
+  /**
+   * A worker started earlier (startLstatWorker): used from minFiles files on,
+   * else stopped. Either way it is the call's to stop.
+   */
+  worker?: LstatWorker;
+}
+
+/** A worker thread booting (or waiting) for one parallelLstat job. */
+export interface LstatWorker {
+  readonly worker: Worker;
+}
+
+/** A worker prestartLstatWorker started and no scan took yet. */
+let prestarted: LstatWorker | undefined;
+
+/**
+ * Starts the worker of a scan to come in this process (a CLI command that
+ * expects many files), so it boots while the process loads: the next
+ * startLstatWorker takes it. Unreferenced: it never keeps the process alive.
+ */
+export function prestartLstatWorker(): void {
+  prestarted ??= startLstatWorker();
+}
+
+/** A prestarted worker no scan will take (a scan of few files): stopped. */
+export function dropPrestartedLstatWorker(): void {
+  stopLstatWorker(prestarted);
+  prestarted = undefined;
+}
+
+/**
+ * Starts the worker for a parallelLstat call to come (or takes the
+ * prestarted one), or undefined on a machine with one core. It waits for
+ * its job; the caller passes it to parallelLstat (which stops it) or stops
+ * it with stopLstatWorker.
+ */
+export function startLstatWorker(evenOnOneCore = false): LstatWorker | undefined {
+  if (prestarted !== undefined) {
+    const w = prestarted;
+    prestarted = undefined;
+    return w;
+  }
+  if (!evenOnOneCore && availableParallelism() <= 1) return undefined;
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    // A small isolate: the worker holds the path list and nothing else.
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    stdout: false,
+    stderr: false,
+  });
+  worker.unref();
+  // An error of the worker itself (not of a file) only means the main thread does more.
+  worker.on('error', () => {});
+  return { worker };
+}
+
+export function stopLstatWorker(w: LstatWorker | undefined): void {
+  if (w !== undefined) void w.worker.terminate();
 }
 
 export interface ParallelLstatResult {
@@ -89,29 +164,22 @@ export function parallelLstat(
 ): ParallelLstatResult {
   const n = rels.length;
   const chunks = Math.ceil(n / CHUNK);
-  const useWorker = opts.workerOnly || (n >= opts.minFiles && availableParallelism() > 1);
-  if (!useWorker) {
+  const useWorker = opts.workerOnly || n >= opts.minFiles;
+  const w = useWorker ? (opts.worker ?? startLstatWorker(opts.workerOnly)) : undefined;
+  if (w === undefined) {
+    stopLstatWorker(opts.worker);
     const values = new Float64Array(n * LSTAT_FIELDS);
     for (let i = 0; i < n; i++) lstatInto(base, rels[i], values, i);
     return { values, byWorker: 0 };
   }
+  const { worker } = w;
   const out = new SharedArrayBuffer(n * LSTAT_FIELDS * 8);
   const ctl = new SharedArrayBuffer(4);
   const done = new SharedArrayBuffer(Math.max(1, chunks) * 4);
   const values = new Float64Array(out);
   const next = new Int32Array(ctl);
   const flags = new Int32Array(done);
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { base, joined: rels.join('\0'), out, ctl, done },
-    // A small isolate: the worker holds the path list and nothing else.
-    resourceLimits: { maxYoungGenerationSizeMb: 8 },
-    stdout: false,
-    stderr: false,
-  });
-  worker.unref();
-  // An error of the worker itself (not of a file) only means the main thread does more.
-  worker.on('error', () => {});
+  worker.postMessage({ base, joined: rels.join('\0'), count: n, out, ctl, done });
   /** Chunks the main thread did itself. */
   const mine = new Uint8Array(Math.max(1, chunks));
   try {

@@ -99,11 +99,12 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
   const at = opts.at === undefined ? undefined : await resolveVersion(remote, ref, opts.at);
   const wanted: Digest = at ? at.snapshot : cur!.target;
 
-  const done = (tree: Tree, treeD: Digest, r: Partial<PullResult>): PullResult => ({
+  /** `tree` may be left out when it is the scan's (treeD is scan.digest): its totals are known. */
+  const done = (tree: Tree | undefined, treeD: Digest, r: Partial<PullResult>): PullResult => ({
     ref,
     snapshot: wanted,
     tree: treeD,
-    filesTotal: countFiles(tree),
+    filesTotal: tree === undefined || treeD === scan.digest ? scan.totals.files : countFiles(tree),
     filesDownloaded: 0,
     bytesDownloaded: 0,
     filesDeleted: 0,
@@ -116,7 +117,8 @@ async function pullLocked(opts: PullOptions): Promise<PullResult> {
   // Fast path: the ref is where we left it and the directory is exactly that snapshot.
   if (state && wanted === state.snapshot && scan.digest === state.base && state.base === state.tree) {
     await cache.save();
-    return done(scan.tree, scan.digest, {});
+    // Not scan.tree: an unchanged scan makes it only when asked.
+    return done(undefined, scan.digest, {});
   }
 
   const lost = (what: string, digest: Digest) => async (err: unknown) => {

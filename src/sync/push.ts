@@ -176,7 +176,18 @@ function withoutSkipped(scan: ScanResult, base: Tree, skipped: ReadonlySet<strin
     if ((e.kind === 'file' || e.kind === 'exec') && !skipped.has(e.path) && !localByDigest.has(e.digest))
       localByDigest.set(e.digest, e.path);
   const { staleTemps, filesHashed, bytesHashed, changing } = scan;
-  return { tree: { entries }, digest, bytes, localByDigest, staleTemps, filesHashed, bytesHashed, changing };
+  const tree = { entries };
+  return {
+    tree,
+    digest,
+    bytes,
+    totals: treeTotals(tree),
+    localByDigest,
+    staleTemps,
+    filesHashed,
+    bytesHashed,
+    changing,
+  };
 }
 
 /** The blob digests a tree references. */
@@ -271,8 +282,10 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
   let filesUploaded = 0;
   let bytesUploaded = 0;
   let verified: VerifyResult | undefined;
-  const result = (snapshot: Digest, tree: Tree, treeD: Digest, upToDate: boolean): PushResult => {
-    const totals = treeTotals(tree);
+  /** `tree` may be left out when it is the scan's (treeD is scan.digest). */
+  const result = (snapshot: Digest, tree: Tree | undefined, treeD: Digest, upToDate: boolean): PushResult => {
+    // The scan's own tree: its totals are known without making it (an unchanged scan makes it lazily).
+    const totals = treeD === scan.digest || tree === undefined ? scan.totals : treeTotals(tree);
     return {
       ref,
       snapshot,
@@ -362,10 +375,9 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
         if (done) return done;
         continue;
       }
-      const tree =
-        state.tree === scan.digest
-          ? scan.tree
-          : ((await fetchTree(remote, root, state.tree).catch(() => undefined)) ?? scan.tree);
+      // A no-op push ends here: the scan's tree itself is not needed (nor made, when unchanged).
+      if (state.tree === scan.digest) return result(cur.target, undefined, state.tree, true);
+      const tree = (await fetchTree(remote, root, state.tree).catch(() => undefined)) ?? scan.tree;
       return result(cur.target, tree, state.tree, true);
     }
 

@@ -24,11 +24,18 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, Hasher, sha256 } from '../core/digest.ts';
 import { HoardError, isHoardError } from '../core/errors.ts';
 import { forEachLimit } from '../core/pool.ts';
-import { type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
+import { encodeEntry, type Tree, type TreeEntry, treeDigestOfWalk } from '../core/tree.ts';
 import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
-import { IgnoreRules, isTempName } from './ignore-rules.ts';
-import { LSTAT_FIELDS, LSTAT_GONE, parallelLstat } from './parallel-lstat.ts';
+import { IgnoreRules, isTempName, STATE_DIR } from './ignore-rules.ts';
+import {
+  dropPrestartedLstatWorker,
+  LSTAT_FIELDS,
+  LSTAT_GONE,
+  parallelLstat,
+  startLstatWorker,
+  stopLstatWorker,
+} from './parallel-lstat.ts';
 import {
   type LooseStat,
   type StatCache,
@@ -38,11 +45,14 @@ import {
   statKeyOf,
 } from './stat-cache.ts';
 import type { ProgressSink } from './transfer.ts';
+import { treeTotals } from './tree-diff.ts';
 
 export interface ScanResult {
   tree: Tree;
   digest: Digest;
   bytes: Buffer;
+  /** Files (regular and executable) and their bytes: the tree's totals, without walking it. */
+  totals: { files: number; bytes: number };
   /** One local path holding each file digest (to upload from, or to copy instead of downloading). */
   localByDigest: Map<Digest, string>;
   /** Absolute paths of temp files left by pull processes that are gone. */
@@ -103,28 +113,31 @@ export async function scanDirectory(
         throw new HoardError('HOARD_EUSAGE', `directory ${root} does not exist`);
       throw err;
     }
-    const here = await rules.enter(root, rel, new Set(dirents.map((d) => d.name)));
+    // Not a Set of every name per folder: only whether the ignore file is among them.
+    const here = await rules.enter(root, rel, { has: (name) => dirents.some((d) => d.name === name) });
+    /** Rules from .hoardignore files apply here (else only the built-in ones, checked below). */
+    const scoped = here.scopes.length > 0;
     let kept = 0;
     for (const d of dirents) {
-      const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
-      if (!wide && WIDE.test(d.name)) wide = true;
-      if (!d.isDirectory() && isTempName(d.name)) {
-        const pid = pidOfTempName(d.name);
+      const name = d.name;
+      const isDir = d.isDirectory();
+      if (!wide && WIDE.test(name)) wide = true;
+      if (!isDir && isTempName(name)) {
+        const pid = pidOfTempName(name);
         if (pid !== undefined && pid !== process.pid && !isPidAlive(pid))
-          staleTemps.push(join(root, childRel));
+          staleTemps.push(join(root, rel, name));
         continue;
       }
-      if (here.ignores(childRel, d.isDirectory())) continue;
+      // IgnoreRules.ignores' built-in rule for folders (temp files: above).
+      if (isDir && name === STATE_DIR) continue;
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      if (scoped && here.ignores(childRel, isDir)) continue;
       // A name from readdir has no '/' or NUL and is never '.' or '..'; a
       // plain ASCII one (no backslash) under a valid folder makes a valid
       // path unless too long or, at the top, drive-letter-like. Only other
       // names pay the full check (which splits the whole path).
-      let childBytes = relBytes + (rel === '' ? 0 : 1) + d.name.length;
-      if (
-        !PLAIN_NAME.test(d.name) ||
-        childBytes > MAX_PATH_BYTES ||
-        (rel === '' && DRIVE_LETTER.test(d.name))
-      ) {
+      let childBytes = relBytes + (rel === '' ? 0 : 1) + name.length;
+      if (!PLAIN_NAME.test(name) || childBytes > MAX_PATH_BYTES || (rel === '' && DRIVE_LETTER.test(name))) {
         try {
           validateTreePath(childRel);
         } catch (err) {
@@ -133,7 +146,7 @@ export async function scanDirectory(
         }
         childBytes = Buffer.byteLength(childRel);
       }
-      if (d.isDirectory()) {
+      if (isDir) {
         const n = await walk(childRel, childBytes, here);
         if (n === 0) dirs.push(childRel);
         kept++;
@@ -146,41 +159,68 @@ export async function scanDirectory(
     }
     return kept;
   };
-  await walk('', 0, IgnoreRules.empty());
+  // A folder that had many files at the last scan likely still has: the lstat
+  // worker boots while the folders are read (parallel-lstat.ts).
+  const minFiles = opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles;
+  const many = cache.size >= minFiles;
+  if (!many) dropPrestartedLstatWorker();
+  const worker = many ? startLstatWorker() : undefined;
+  try {
+    await walk('', 0, IgnoreRules.empty());
+  } catch (err) {
+    stopLstatWorker(worker);
+    throw err;
+  }
 
   // Phase 2: lstat every entry (synchronously: metadata is cached by the
   // kernel and a thread-pool round trip per file costs more than the call),
   // then hash only the cache misses, in parallel.
-  const entries: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
-  /** Paths of the file entries: the stat cache keeps only these. */
-  const filePaths = new Set<string>();
-  const misses: Miss[] = [];
   // root is absolute and resolved, rel validated: plain concatenation is the join.
   const base = root.endsWith(sep) ? root : root + sep;
   // Number-valued stats: no BigInt per field (see stat-cache.ts on why
   // comparing them is as safe); the exact stat is recorded when hashed. A
   // large scan shares the lstats with a worker thread (parallel-lstat.ts).
-  const { values } = parallelLstat(base, files, {
-    minFiles: opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles,
-  });
+  // parallelLstat stops the worker, used or not.
+  const { values } = parallelLstat(base, files, { minFiles, worker });
+  /** The entries that are not files: empty folders and symlinks (their targets are data, read every time). */
+  const others: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
+  for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {
+    if ((values[o] & S_IFMT) !== S_IFLNK || values[o] < 0) continue;
+    const rel = files[i];
+    let target: string;
+    try {
+      target = readlinkSync(base + rel, 'utf8');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'EINVAL')) continue; // gone, or no longer a symlink
+      throw err;
+    }
+    if (target.length > 0) others.push({ path: rel, kind: 'symlink', target });
+  }
+  const compare = wide ? compareUtf8 : compareCodeUnits;
+
+  // Nothing changed since the scan that saved the cache: every file trusted
+  // with the same kind, no file more or less, the same folders and symlinks.
+  // That scan's tree is this one (stat-cache.ts, "summary"): its digest is
+  // known, and the tree is built and encoded only if someone asks for it.
+  const summary = cache.summary;
+  if (
+    summary !== undefined &&
+    cache.matchesAll(files, values) &&
+    otherEntriesDigest(others, compare) === summary.others
+  ) {
+    return unchangedScan(files, values, others, compare, summary.tree, cache.adoptAll(), staleTemps);
+  }
+
+  const entries: TreeEntry[] = others.slice();
+  /** Paths of the file entries: the stat cache keeps only these. */
+  const filePaths = new Set<string>();
+  const misses: Miss[] = [];
   const seen: LooseStat = { size: 0, ino: 0, mtimeMs: 0, ctimeMs: 0 };
   for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {
     const rel = files[i];
     const mode = values[o];
     if (mode === LSTAT_GONE) continue; // deleted while scanning
-    const type = mode & S_IFMT;
-    if (type === S_IFLNK) {
-      let target: string;
-      try {
-        target = readlinkSync(base + rel, 'utf8');
-      } catch (err) {
-        if (isErrno(err, 'ENOENT', 'EINVAL')) continue; // gone, or no longer a symlink
-        throw err;
-      }
-      if (target.length > 0) entries.push({ path: rel, kind: 'symlink', target });
-      continue;
-    }
-    if (type !== S_IFREG) continue;
+    if ((mode & S_IFMT) !== S_IFREG) continue; // symlinks: above
     const kind = (mode & 0o100) !== 0 ? 'exec' : 'file';
     const size = values[o + 1];
     const ino = values[o + 2];
@@ -190,8 +230,8 @@ export async function scanDirectory(
     seen.ctimeMs = values[o + 4];
     // An inode number beyond 2^53 does not survive a double: that file is looked up exactly.
     const digest = Number.isSafeInteger(ino)
-      ? cache.lookupStats(rel, seen)
-      : lookupExact(cache, rel, base + rel);
+      ? cache.lookupStats(rel, seen, kind === 'exec')
+      : lookupExact(cache, rel, base + rel, kind === 'exec');
     if (digest === undefined) {
       misses.push({ rel, kind, seen: { ...seen } });
       continue;
@@ -214,7 +254,7 @@ export async function scanDirectory(
   const hashed = (rel: string, kind: 'file' | 'exec', key: StatKey, digest: Digest) => {
     filesHashed++;
     bytesHashed += key.size;
-    cache.set(rel, key, digest, now());
+    cache.set(rel, key, digest, now(), kind === 'exec');
     filePaths.add(rel);
     entries.push({ path: rel, kind, size: key.size, digest });
   };
@@ -281,12 +321,95 @@ export async function scanDirectory(
   // well-formed strings (validateTreePath) UTF-16 code-unit order is UTF-8
   // byte order unless characters above U+D7FF meet, so the native string
   // comparison serves unless some name has one.
-  const sorted = entries.sort(wide ? compareUtf8 : compareCodeUnits);
+  const sorted = entries.sort(compare);
 
   cache.retain(filePaths);
   const { digest, bytes } = treeDigestOfWalk(sorted);
+  // What the next scan compares with: the cache's entries are this tree's files now.
+  cache.setSummary({ tree: digest, others: otherEntriesDigest(others, compare) });
   const tree: Tree = { entries: sorted };
-  return withLocalPaths({ tree, digest, bytes, staleTemps, filesHashed, bytesHashed, changing });
+  return withLocalPaths({
+    tree,
+    digest,
+    bytes,
+    totals: treeTotals(tree),
+    staleTemps,
+    filesHashed,
+    bytesHashed,
+    changing,
+  });
+}
+
+/**
+ * The digest of a scan's entries that are not files (empty folders,
+ * symlinks with their targets), in canonical order: with the stat cache's
+ * entries, all a tree is made of.
+ */
+function otherEntriesDigest(others: readonly TreeEntry[], compare: typeof compareCodeUnits): Digest {
+  const h = new Hasher();
+  for (const e of [...others].sort(compare)) h.update(Buffer.from(`${encodeEntry(e)}\n`, 'utf8'));
+  return h.digest();
+}
+
+/**
+ * The result of a scan that found the folder as the stat cache's summary
+ * describes it: the digest is the summary's; the tree (and its bytes) is
+ * made on first use from the files' lstats and the cache's digests, and
+ * checked against that digest. A no-op push asks only the digest and the
+ * totals.
+ */
+function unchangedScan(
+  files: readonly string[],
+  values: Float64Array,
+  others: readonly TreeEntry[],
+  compare: typeof compareCodeUnits,
+  digest: Digest,
+  digests: () => Digest[],
+  staleTemps: string[],
+): ScanResult {
+  let filesTotal = 0;
+  let bytesTotal = 0;
+  for (let o = 0; o < values.length; o += LSTAT_FIELDS) {
+    if (values[o] < 0 || (values[o] & S_IFMT) !== S_IFREG) continue;
+    filesTotal++;
+    bytesTotal += values[o + 1];
+  }
+  let made: { tree: Tree; bytes: Buffer } | undefined;
+  const make = () => {
+    if (made !== undefined) return made;
+    const d = digests();
+    const entries: TreeEntry[] = others.slice();
+    for (let i = 0, o = 0, k = 0; i < files.length; i++, o += LSTAT_FIELDS) {
+      const mode = values[o];
+      if (mode < 0 || (mode & S_IFMT) !== S_IFREG) continue;
+      entries.push({
+        path: files[i],
+        kind: (mode & 0o100) !== 0 ? 'exec' : 'file',
+        size: values[o + 1],
+        digest: d[k++],
+      });
+    }
+    entries.sort(compare);
+    const encoded = treeDigestOfWalk(entries);
+    if (encoded.digest !== digest)
+      throw new HoardError(
+        'HOARD_EINTERNAL',
+        `unchanged scan made tree ${encoded.digest}, expected ${digest}`,
+      );
+    made = { tree: { entries }, bytes: encoded.bytes };
+    return made;
+  };
+  const r = {
+    digest,
+    totals: { files: filesTotal, bytes: bytesTotal },
+    staleTemps,
+    filesHashed: 0,
+    bytesHashed: 0,
+    changing: [],
+  } as unknown as Omit<ScanResult, 'localByDigest'>;
+  Object.defineProperty(r, 'tree', { enumerable: true, get: () => make().tree });
+  Object.defineProperty(r, 'bytes', { enumerable: true, get: () => make().bytes });
+  return withLocalPaths(r);
 }
 
 /**
@@ -318,9 +441,9 @@ interface Miss {
 }
 
 /** The cache's digest for a file looked up with its exact (BigInt) stat; undefined when gone. */
-function lookupExact(cache: StatCache, rel: string, abs: string): Digest | undefined {
+function lookupExact(cache: StatCache, rel: string, abs: string, exec: boolean): Digest | undefined {
   const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
-  return st?.isFile() ? cache.lookup(rel, statKeyOf(st)) : undefined;
+  return st?.isFile() ? cache.lookup(rel, statKeyOf(st), exec) : undefined;
 }
 
 const WIDE = /[\uD800-\uFFFF]/;

@@ -22,11 +22,25 @@
 // entry for every file: 50,000 objects with three BigInts each were a fifth
 // of its heap).
 //
-//   "hoard-stat-cache/2\n"  magic (19 bytes)
+//   "hoard-stat-cache/3\n"  magic (19 bytes)
 //   u32 entry count
-//   per entry: u16 path length, path (UTF-8), u8 racy (0|1),
+//   per entry: u16 path length, path (UTF-8), u8 flags (bit 0: racy, bit 1: executable),
 //              u64 size, i64 mtime ns, i64 ctime ns, u64 inode, 32-byte SHA-256
+//   u8 summary present (0|1); when 1: 32-byte tree digest, 32-byte digest of the other entries
 //   u32 CRC-32 of everything before it
+//
+// Format 2 (the same without the executable bit and the summary) is still
+// read: its entries claim "not executable", which the next scan corrects
+// where it is wrong (setting the bit, no re-hash), and it has no summary.
+//
+// The summary makes a no-op scan cheap (scan.ts): the scan that saved the
+// cache records the digest of the tree it produced, and the digest of that
+// tree's entries that are not files (empty folders, symlinks). Its file
+// entries are exactly the cache's entries (path, executable bit, size,
+// digest). So a later scan that finds every one of its files trusted by the
+// cache with the same executable bit, no other file, and the same other
+// entries produces that same tree, without building or encoding it. Any
+// change to the entries drops the summary until a scan records a new one.
 //
 // A scan compares number-valued lstat results (fs.Stats, no BigInt: at
 // 50,000 files the BigIntStats of each lstat were most of a no-op push's
@@ -44,21 +58,31 @@
 // slow but never wrong. The CRC matters: a flipped bit in a digest would
 // otherwise name a file by the wrong content.
 
-import type { BigIntStats } from 'node:fs';
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+import { type BigIntStats, constants, readFileSync, statSync } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, hexOf } from '../core/digest.ts';
 import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
 import { STATE_DIR } from './ignore-rules.ts';
+import { LSTAT_FIELDS } from './parallel-lstat.ts';
+
+const { S_IFMT, S_IFREG } = constants;
 
 const FILE = 'stat-cache.bin';
 /** Format 1 (JSON): ignored when found, removed by the next save. */
 const OLD_FILE = 'stat-cache.json';
-const MAGIC = Buffer.from('hoard-stat-cache/2\n', 'latin1');
-/** racy u8 + size, mtime, ctime, inode (8 bytes each) + digest. */
+const MAGIC = Buffer.from('hoard-stat-cache/3\n', 'latin1');
+/** Format 2: read (no executable bit, no summary), never written. */
+const MAGIC_2 = Buffer.from('hoard-stat-cache/2\n', 'latin1');
+/** flags u8 + size, mtime, ctime, inode (8 bytes each) + digest. */
 const FIXED = 1 + 8 * 4 + 32;
+/** Flag bits of an entry. */
+const RACY = 1;
+const EXEC = 2;
+/** The summary's bytes after its presence byte: the tree digest, the other entries' digest. */
+const SUMMARY = 32 + 32;
 const MAX_PATH_BYTES = 0xffff;
 
 export interface StatKey {
@@ -72,6 +96,18 @@ export interface StatCacheEntry extends StatKey {
   digest: Digest;
   /** Observed too close to its last change to be trusted next time. */
   racy: boolean;
+  /** The file's kind in the tree of the scan that recorded it (owner's x bit). */
+  exec: boolean;
+}
+
+/**
+ * What the scan that last saved the cache produced (see the header): the
+ * digest of its tree, and the digest of that tree's entries that are not
+ * files (otherEntriesDigest in scan.ts).
+ */
+export interface ScanSummary {
+  tree: Digest;
+  others: Digest;
 }
 
 /** The fields of a number-valued lstat (fs.Stats) that lookupStats compares. */
@@ -138,25 +174,50 @@ export class StatCache {
   #overlayBuf: Buffer = Buffer.alloc(0);
   #overlayEnd = 0;
   #dirty = false;
+  /** The loaded (or set) summary; undefined once any entry changes. */
+  #summary: ScanSummary | undefined;
+  /**
+   * adoptAll() was called: every entry of #buf counts as looked up, in file
+   * order, without being in #seen (a no-op scan records nothing per file).
+   */
+  #adopted = false;
 
-  private constructor(dir: string, buf: Buffer, count: number) {
+  private constructor(dir: string, buf: Buffer, count: number, summary?: ScanSummary) {
     this.dir = dir;
     this.#buf = buf;
     this.#count = count;
     this.#cursor = MAGIC.length + 4;
+    this.#summary = summary;
   }
 
   /** Loads the cache of `dir` (empty when missing, damaged or of another format: it is only a cache). */
   static async load(dir: string): Promise<StatCache> {
     let buf: Buffer;
     try {
-      buf = await readFile(join(dir, STATE_DIR, FILE));
+      // Synchronous, like the scan's readdirs and lstats that follow: a few ms from the
+      // page cache, where a thread-pool hand-off waits for a time slice on a busy machine.
+      buf = readFileSync(join(dir, STATE_DIR, FILE));
     } catch (err) {
       if (!isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw err;
       return StatCache.#empty(dir);
     }
-    const count = checkFile(buf);
-    return count === undefined ? StatCache.#empty(dir) : new StatCache(dir, buf, count);
+    const file = checkFile(buf);
+    return file === undefined ? StatCache.#empty(dir) : new StatCache(dir, buf, file.count, file.summary);
+  }
+
+  /**
+   * Whether the saved cache of `dir` holds at least about `n` entries,
+   * judged by its file's size alone (one stat, nothing read): to start work
+   * for a large scan before the cache is loaded. Never an error.
+   */
+  static probablyHolds(dir: string, n: number): boolean {
+    try {
+      const st = statSync(join(dir, STATE_DIR, FILE), { throwIfNoEntry: false });
+      // An entry is at least 2 + 1 (path) + FIXED bytes; a typical one ~90.
+      return st !== undefined && st.size >= n * (3 + FIXED);
+    } catch {
+      return false; // not a folder, no access: the push reports it
+    }
   }
 
   static #empty(dir: string): StatCache {
@@ -171,19 +232,117 @@ export class StatCache {
     return n;
   }
 
+  /** The summary of the scan that saved this cache (see the header), if no entry changed since. */
+  get summary(): ScanSummary | undefined {
+    return this.#summary;
+  }
+
+  /** Records what the scan that just ran produced; saved with the entries. */
+  setSummary(summary: ScanSummary): void {
+    const s = this.#summary;
+    if (s !== undefined && s.tree === summary.tree && s.others === summary.others) return;
+    this.#summary = { tree: summary.tree, others: summary.others };
+    this.#dirty = true;
+  }
+
+  /** An entry changed: the summary no longer describes the cache. */
+  #changed(): void {
+    this.#dirty = true;
+    this.#summary = undefined;
+  }
+
+  /**
+   * Whether the regular files among `paths` (their lstat figures in
+   * `values`, parallel-lstat.ts's layout; symlinks, other types and gone
+   * paths are skipped) are exactly this cache's entries, in its order, each
+   * trusted (not racy) for this very stat and with this executable bit.
+   * Changes nothing; only for a cache not used yet (false otherwise). Times
+   * compare as lookupStats's do; an inode beyond 2^53 is never matched here.
+   */
+  matchesAll(paths: readonly string[], values: Float64Array): boolean {
+    if (this.#overlay.size > 0 || this.#seen.size > 0 || this.#read > 0 || this.#map !== undefined)
+      return false;
+    const b = this.#buf;
+    let pos = MAGIC.length + 4;
+    let k = 0;
+    for (let i = 0, o = 0; i < paths.length; i++, o += LSTAT_FIELDS) {
+      const mode = values[o];
+      if (mode < 0 || (mode & S_IFMT) !== S_IFREG) continue;
+      if (k === this.#count) return false;
+      const len = b[pos] | (b[pos + 1] << 8);
+      const off = pos + 2 + len;
+      if (!pathIs(b, pos + 2, len, paths[i])) return false;
+      if (b[off] !== ((mode & 0o100) !== 0 ? EXEC : 0)) return false;
+      const ino = values[o + 2];
+      if (!Number.isSafeInteger(ino) || u64At(b, off + 25) !== ino || u64At(b, off + 1) !== values[o + 1])
+        return false;
+      if (Math.abs(i64At(b, off + 9) / 1e6 - values[o + 3]) >= SAME_TIME_MS) return false;
+      if (Math.abs(i64At(b, off + 17) / 1e6 - values[o + 4]) >= SAME_TIME_MS) return false;
+      pos = off + FIXED;
+      k++;
+    }
+    return k === this.#count;
+  }
+
+  /**
+   * After matchesAll: every entry counts as looked up, in file order (a save
+   * with nothing changed writes nothing). Returns a function reading their
+   * digests in that order, from the entries as they are now (valid after a
+   * later save).
+   */
+  adoptAll(): () => Digest[] {
+    this.#adopted = true;
+    this.#read = this.#count;
+    this.#seenInFile = this.#count;
+    const b = this.#buf;
+    const count = this.#count;
+    return () => {
+      const out: Digest[] = new Array(count);
+      let pos = MAGIC.length + 4;
+      for (let k = 0; k < count; k++) {
+        const off = pos + 2 + (b[pos] | (b[pos + 1] << 8));
+        out[k] = `sha256:${b.toString('hex', off + 33, off + 65)}`;
+        pos = off + FIXED;
+      }
+      return out;
+    };
+  }
+
   /** The cached digest when the stat is unchanged and the entry was not racy. */
-  lookup(path: string, key: StatKey): Digest | undefined {
+  lookup(path: string, key: StatKey, exec?: boolean): Digest | undefined {
     const [b, off] = this.#record(path);
-    return off < 0 ? undefined : trustedDigestAt(b, off, key);
+    if (off < 0) return undefined;
+    const digest = trustedDigestAt(b, off, key);
+    if (digest !== undefined && exec !== undefined) this.#keepKind(path, b, off, exec);
+    return digest;
   }
 
   /**
    * lookup() for a number-valued lstat (see the header): the caller passes
    * only stats whose inode is a safe integer.
    */
-  lookupStats(path: string, st: LooseStat): Digest | undefined {
+  lookupStats(path: string, st: LooseStat, exec?: boolean): Digest | undefined {
     const [b, off] = this.#record(path);
-    return off < 0 ? undefined : trustedDigestAtLoose(b, off, st);
+    if (off < 0) return undefined;
+    const digest = trustedDigestAtLoose(b, off, st);
+    if (digest !== undefined && exec !== undefined) this.#keepKind(path, b, off, exec);
+    return digest;
+  }
+
+  /**
+   * A trusted entry recorded with another kind (format 2, or a chmod between
+   * a hashed file's lstat and its read): the digest holds, the executable
+   * bit is corrected, so the entries stay the tree's files (the summary).
+   */
+  #keepKind(path: string, b: Buffer, off: number, exec: boolean): void {
+    if (((b[off] & EXEC) !== 0) === exec) return;
+    let at = off;
+    if (b !== this.#overlayBuf) {
+      at = this.#overlayRecord(path);
+      b.copy(this.#overlayBuf, at, off, off + FIXED);
+    }
+    this.#overlayBuf[at] ^= EXEC;
+    this.#changed();
   }
 
   /** Where `path`'s record is (the overlay first), offset -1 when none; recorded as used (#seen). */
@@ -206,10 +365,19 @@ export class StatCache {
     return this.#entry(path)?.digest;
   }
 
-  set(path: string, key: StatKey, digest: Digest, observedAtMs: number): void {
+  /** Records `path`'s digest for this stat; `exec`: the file's kind in the tree (default: a plain file). */
+  set(path: string, key: StatKey, digest: Digest, observedAtMs: number, exec = false): void {
     const racy = isRacy(key, observedAtMs);
     const prev = this.#entry(path);
-    if (prev && prev.digest === digest && prev.racy === racy && sameStat(prev, key)) return;
+    if (prev && prev.digest === digest && prev.racy === racy && prev.exec === exec && sameStat(prev, key))
+      return;
+    const at = this.#overlayRecord(path); // may grow #overlayBuf: before reading it
+    encodeFixed(this.#overlayBuf, at, { ...key, digest, racy, exec });
+    this.#changed();
+  }
+
+  /** The offset of `path`'s record in the overlay, made (uninitialised) when it has none. */
+  #overlayRecord(path: string): number {
     let at = this.#overlay.get(path) ?? -1;
     if (at < 0) {
       if (this.#overlayEnd + FIXED > this.#overlayBuf.byteLength) {
@@ -221,14 +389,13 @@ export class StatCache {
       this.#overlayEnd += FIXED;
       this.#overlay.set(path, at);
     }
-    encodeFixed(this.#overlayBuf, at, { ...key, digest, racy });
-    this.#dirty = true;
+    return at;
   }
 
   delete(path: string): void {
     if (this.#entry(path) === undefined) return;
     this.#overlay.set(path, -1);
-    this.#dirty = true;
+    this.#changed();
   }
 
   /** Drops entries for paths not in `keep`. */
@@ -236,13 +403,14 @@ export class StatCache {
     const drop = (path: string) => {
       if (!keep.has(path) && this.#entry(path) !== undefined) {
         this.#overlay.set(path, -1);
-        this.#dirty = true;
+        this.#changed();
       }
     };
     for (const path of this.#seen.keys()) drop(path);
     for (const path of [...this.#overlay.keys()]) drop(path);
-    // Entries of the file no scan asked about (their files are gone): only then is the file indexed.
-    if (this.#seenInFile < this.#count) for (const path of this.#index().keys()) drop(path);
+    // Entries of the file no scan asked about (their files are gone), or adopted
+    // without their paths: only then is the file indexed.
+    if (this.#seenInFile < this.#count || this.#adopted) for (const path of this.#index().keys()) drop(path);
   }
 
   /**
@@ -263,9 +431,10 @@ export class StatCache {
     await unlink(join(stateDir, OLD_FILE)).catch(() => {});
     // What was saved is the new base, in the order this session used.
     this.#buf = buf;
-    this.#count = checkFile(buf) ?? 0;
+    this.#count = checkFile(buf)?.count ?? 0;
     this.#cursor = MAGIC.length + 4;
     this.#read = 0;
+    this.#adopted = false;
     this.#map = undefined;
     this.#seen.clear();
     this.#seenInFile = 0;
@@ -295,7 +464,8 @@ export class StatCache {
     }
     if (off < 0) off = this.#index().get(path) ?? -1;
     this.#seen.set(path, off);
-    if (off >= 0) this.#seenInFile++;
+    // Adopted entries are counted already.
+    if (off >= 0 && !this.#adopted) this.#seenInFile++;
     return off;
   }
 
@@ -344,12 +514,22 @@ export class StatCache {
       size += 2 + len + FIXED;
       count++;
     };
-    for (const path of this.#seen.keys()) emit(path);
-    for (const path of this.#overlay.keys()) if (!this.#seen.has(path)) emit(path);
-    if (this.#seenInFile < this.#count)
-      for (const path of this.#index().keys())
-        if (!this.#seen.has(path) && !this.#overlay.has(path)) emit(path);
-    const out = Buffer.allocUnsafe(size);
+    if (this.#adopted) {
+      // The file's order is this session's; then paths it did not have.
+      const index = this.#index();
+      for (const path of index.keys()) emit(path);
+      for (const path of this.#seen.keys()) if (!index.has(path)) emit(path);
+      for (const path of this.#overlay.keys()) if (!this.#seen.has(path) && !index.has(path)) emit(path);
+    } else {
+      for (const path of this.#seen.keys()) emit(path);
+      for (const path of this.#overlay.keys()) if (!this.#seen.has(path)) emit(path);
+      if (this.#seenInFile < this.#count)
+        for (const path of this.#index().keys())
+          if (!this.#seen.has(path) && !this.#overlay.has(path)) emit(path);
+    }
+    const summary = this.#summary;
+    if (summary !== undefined) size += SUMMARY;
+    const out = Buffer.allocUnsafe(size + 1);
     let pos = MAGIC.copy(out, 0);
     pos = out.writeUInt32LE(count, pos);
     for (let i = 0; i < rows.length; i += 3) {
@@ -362,6 +542,11 @@ export class StatCache {
       } else {
         pos += (src as Buffer).copy(out, pos, rows[i + 1] as number, rows[i + 2] as number);
       }
+    }
+    out[pos++] = summary === undefined ? 0 : 1;
+    if (summary !== undefined) {
+      pos += out.write(hexOf(summary.tree), pos, 32, 'hex');
+      pos += out.write(hexOf(summary.others), pos, 32, 'hex');
     }
     pos = out.writeUInt32LE(crc32(out.subarray(0, pos)), pos);
     return out.subarray(0, pos);
@@ -381,23 +566,36 @@ function pathIs(b: Buffer, at: number, len: number, path: string): boolean {
 
 /**
  * Checks a saved cache whole — magic, CRC, every entry's bounds — and
- * returns its entry count, or undefined when it is not a whole, intact
- * cache of this format. No path is decoded.
+ * returns its entry count and summary, or undefined when it is not a whole,
+ * intact cache of format 3 or 2. No path is decoded.
  */
-function checkFile(buf: Buffer): number | undefined {
-  if (buf.length < MAGIC.length + 8 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+function checkFile(buf: Buffer): { count: number; summary?: ScanSummary } | undefined {
+  if (buf.length < MAGIC.length + 8) return undefined;
+  const head = buf.subarray(0, MAGIC.length);
+  const v3 = head.equals(MAGIC);
+  if (!v3 && !head.equals(MAGIC_2)) return undefined;
   const end = buf.length - 4;
   if (crc32(buf.subarray(0, end)) !== buf.readUInt32LE(end)) return undefined;
   const count = buf.readUInt32LE(MAGIC.length);
+  const maxFlags = v3 ? RACY | EXEC : RACY;
   let pos = MAGIC.length + 4;
   for (let i = 0; i < count; i++) {
     if (pos + 2 > end) return undefined;
     const len = buf[pos] | (buf[pos + 1] << 8);
     pos += 2 + len;
-    if (pos + FIXED > end || buf[pos] > 1) return undefined;
+    if (pos + FIXED > end || buf[pos] > maxFlags) return undefined;
     pos += FIXED;
   }
-  return pos === end ? count : undefined;
+  if (!v3) return pos === end ? { count } : undefined;
+  if (pos + 1 > end) return undefined;
+  const present = buf[pos++];
+  if (present === 0) return pos === end ? { count } : undefined;
+  if (present !== 1 || pos + SUMMARY !== end) return undefined;
+  const summary: ScanSummary = {
+    tree: `sha256:${buf.toString('hex', pos, pos + 32)}`,
+    others: `sha256:${buf.toString('hex', pos + 32, pos + 64)}`,
+  };
+  return { count, summary };
 }
 
 /** path → offset of its fixed part, for a file checkFile accepted. */
@@ -416,7 +614,7 @@ function indexOf(buf: Buffer, count: number): Map<string, number> {
 /** The digest of the record at `off` when it is trusted (not racy) and its stat is `key`. */
 function trustedDigestAt(b: Buffer, off: number, key: StatKey): Digest | undefined {
   // Cheapest differences first; no entry object is built for a hit.
-  if (b[off] !== 0 || Number(b.readBigUInt64LE(off + 1)) !== key.size) return undefined;
+  if ((b[off] & RACY) !== 0 || Number(b.readBigUInt64LE(off + 1)) !== key.size) return undefined;
   if (b.readBigInt64LE(off + 9) !== key.mtimeNs || b.readBigInt64LE(off + 17) !== key.ctimeNs)
     return undefined;
   if (b.readBigUInt64LE(off + 25) !== key.ino) return undefined;
@@ -425,7 +623,8 @@ function trustedDigestAt(b: Buffer, off: number, key: StatKey): Digest | undefin
 
 /** trustedDigestAt for a number-valued stat: size and inode exact, times to within SAME_TIME_MS. */
 function trustedDigestAtLoose(b: Buffer, off: number, st: LooseStat): Digest | undefined {
-  if (b[off] !== 0 || u64At(b, off + 1) !== st.size || u64At(b, off + 25) !== st.ino) return undefined;
+  if ((b[off] & RACY) !== 0 || u64At(b, off + 1) !== st.size || u64At(b, off + 25) !== st.ino)
+    return undefined;
   if (Math.abs(i64At(b, off + 9) / 1e6 - st.mtimeMs) >= SAME_TIME_MS) return undefined;
   if (Math.abs(i64At(b, off + 17) / 1e6 - st.ctimeMs) >= SAME_TIME_MS) return undefined;
   return `sha256:${b.toString('hex', off + 33, off + 65)}`;
@@ -443,7 +642,7 @@ function i64At(b: Buffer, off: number): number {
 
 /** Writes an entry's fixed part (racy, size, mtime, ctime, inode, digest) at `off`. */
 function encodeFixed(out: Buffer, off: number, e: StatCacheEntry): void {
-  out[off] = e.racy ? 1 : 0;
+  out[off] = (e.racy ? RACY : 0) | (e.exec ? EXEC : 0);
   out.writeBigUInt64LE(BigInt(e.size), off + 1);
   out.writeBigInt64LE(e.mtimeNs, off + 9);
   out.writeBigInt64LE(e.ctimeNs, off + 17);
@@ -453,7 +652,8 @@ function encodeFixed(out: Buffer, off: number, e: StatCacheEntry): void {
 
 function decodeAt(buf: Buffer, off: number): StatCacheEntry {
   return {
-    racy: buf[off] === 1,
+    racy: (buf[off] & RACY) !== 0,
+    exec: (buf[off] & EXEC) !== 0,
     size: Number(buf.readBigUInt64LE(off + 1)),
     mtimeNs: buf.readBigInt64LE(off + 9),
     ctimeNs: buf.readBigInt64LE(off + 17),

@@ -1,7 +1,8 @@
 // keepYoungGenerationSmall (src/cli/young-generation.ts): in a process that
 // keeps much of what it allocates (a scan of many files), V8's young
 // generation stays at its initial size instead of growing to its maximum.
-// Checked in a child process: the flag is process-wide.
+// Checked in a child process: the flag is process-wide. scavengeOnMainThread:
+// no scavenge uses V8's helper threads (their time, traced, is zero).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -34,5 +35,28 @@ describe('keepYoungGenerationSmall', () => {
     const grown = await newSpaceMiB(false);
     assert.ok(small <= 4, `young generation ${small} MiB with the flag`);
     assert.ok(grown > small, `young generation ${grown} MiB without it, ${small} MiB with it`);
+  });
+});
+
+describe('scavengeOnMainThread', () => {
+  it('leaves every scavenge to the main thread (no helper-thread time in any)', async () => {
+    const src = `
+      import { scavengeOnMainThread } from ${JSON.stringify(new URL('../../src/cli/young-generation.ts', import.meta.url).href)};
+      scavengeOnMainThread();
+      const kept = [];
+      for (let i = 0; i < 300000; i++) {
+        const o = { path: 'd/s/file-' + i, size: i };
+        if (i % 10 === 0) kept.push(o);
+      }
+      console.log(kept.length);
+    `;
+    const { stdout } = await run(process.execPath, ['--trace-gc-nvp', '--input-type=module', '-e', src]);
+    const scavenges = stdout.split('\n').filter((l) => l.includes('gc=s'));
+    assert.ok(scavenges.length > 0, 'no scavenge traced');
+    for (const line of scavenges) {
+      const helper = /background\.scavenge\.parallel=([\d.]+)/.exec(line);
+      assert.ok(helper, `no helper figure in ${line}`);
+      assert.equal(Number(helper[1]), 0, line);
+    }
   });
 });

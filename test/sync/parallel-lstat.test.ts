@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { describe, it } from 'node:test';
-import { LSTAT_FIELDS, LSTAT_GONE, parallelLstat } from '../../src/sync/parallel-lstat.ts';
+import {
+  LSTAT_FIELDS,
+  LSTAT_GONE,
+  parallelLstat,
+  prestartLstatWorker,
+  startLstatWorker,
+} from '../../src/sync/parallel-lstat.ts';
 import { scanDirectory } from '../../src/sync/scan.ts';
 import { StatCache } from '../../src/sync/stat-cache.ts';
 import { tempDir } from './helpers.ts';
@@ -76,5 +82,32 @@ describe('parallelLstat', () => {
     } finally {
       await cleanup();
     }
+  });
+
+  it('a worker started before the walk (prestarted, or for a large cache) gives the same figures', async (t) => {
+    const { dir, rels, cleanup } = await folder(700);
+    t.after(cleanup);
+    // Prestarted, taken by the next startLstatWorker, given its job as a message.
+    prestartLstatWorker();
+    const w = startLstatWorker(true);
+    assert.ok(w);
+    const { values, byWorker } = parallelLstat(dir + sep, rels, { minFiles: 1, workerOnly: true, worker: w });
+    assert.equal(byWorker, rels.length);
+    const plain = parallelLstat(dir + sep, rels, { minFiles: 1e9 });
+    assert.deepEqual([...values], [...plain.values]);
+    // A scan whose saved cache is large starts the worker before its walk (and the
+    // CLI's prestarted one is taken); a scan of a small folder stops the prestarted one.
+    const first = await scanDirectory(dir, await StatCache.load(dir), { now: () => Date.now() + 60_000 });
+    const cache = await StatCache.load(dir);
+    await scanDirectory(dir, cache, { now: () => Date.now() + 60_000 });
+    await cache.save();
+    assert.equal(StatCache.probablyHolds(dir, 700), true);
+    assert.equal(StatCache.probablyHolds(dir, 100_000), false);
+    prestartLstatWorker();
+    const early = await scanDirectory(dir, await StatCache.load(dir), { parallelLstatMinFiles: 500 });
+    assert.equal(early.digest, first.digest);
+    prestartLstatWorker();
+    const small = await scanDirectory(dir, await StatCache.load(dir), { parallelLstatMinFiles: 1e9 });
+    assert.equal(small.digest, first.digest);
   });
 });

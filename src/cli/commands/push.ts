@@ -2,14 +2,18 @@
 // [--verify] [--skip-changing] [--concurrency N]`; what is left out comes
 // from HOARD_REMOTE/HOARD_REF or the nearest hoard.toml (project-config.ts).
 
+import module from 'node:module';
 import type { Command } from 'commander';
+import { DEFAULTS } from '../../core/defaults.ts';
 import { push } from '../../library/sync.ts';
+import { prestartLstatWorker } from '../../sync/parallel-lstat.ts';
+import { StatCache } from '../../sync/stat-cache.ts';
 import { openCliRemote } from '../cli-remote.ts';
 import { positiveInteger } from '../options.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
 import { createProgressListener } from '../progress.ts';
 import { resolveSyncTarget } from '../project-config.ts';
-import { keepYoungGenerationSmall } from '../young-generation.ts';
+import { keepYoungGenerationSmall, scavengeOnMainThread } from '../young-generation.ts';
 import { REMOTE_ARG } from './sync-args.ts';
 
 export function registerPush(program: Command): void {
@@ -33,53 +37,75 @@ export function registerPush(program: Command): void {
     .option('--concurrency <n>', 'parallel uploads (default 8)', positiveInteger)
     .action(
       action(
-        async (
-          dirArg: string | undefined,
-          remoteArg: string | undefined,
-          opts: {
-            ref?: string;
-            json?: boolean;
-            force?: boolean;
-            message?: string;
-            verify?: boolean;
-            skipChanging?: boolean;
-            concurrency?: number;
-          },
-        ) => {
-          keepYoungGenerationSmall();
-          const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
-          // A CLI process: nothing else waits on its event loop (see OpenRemoteOptions).
-          await using remote = await openCliRemote(t.remote, { create: true });
-          const r = await push({
-            dir: t.dir,
-            remote,
-            ref: t.ref,
-            force: opts.force,
-            message: opts.message,
-            verify: opts.verify,
-            skipChanging: opts.skipChanging,
-            concurrency: opts.concurrency,
-            onProgress: await createProgressListener({ json: opts.json }),
-            onWarning: (m) => info(`warning: ${m}`),
-          });
-          if (!opts.json && r.verified) {
-            const v = r.verified;
-            process.stdout.write(
-              `verified ${v.blobsChecked} blob(s) on the remote: ${v.blobsReuploaded} re-uploaded` +
-                `${v.stillMissing.length > 0 ? `, ${v.stillMissing.length} still missing` : ''}\n`,
-            );
-          }
-          if (opts.json) printJson(r);
-          else if (r.upToDate) process.stdout.write(`${r.ref} is up to date (${r.snapshot})\n`);
-          else
-            process.stdout.write(
-              `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${formatBytes(r.bytesUploaded)}), ` +
-                `${r.filesReused} reused (${formatBytes(r.bytesReused)}) in ${r.durationMs} ms` +
-                `${r.skipped ? `; ${r.skipped.length} changing file(s) left out` : ''}\n`,
-            );
-          return 0;
-        },
+        async (dirArg: string | undefined, remoteArg: string | undefined, opts: PushFlags) =>
+          exitWhenWritten(await runPush(dirArg, remoteArg, opts)),
         { jsonFlag: true },
       ),
     );
+}
+
+interface PushFlags {
+  ref?: string;
+  json?: boolean;
+  force?: boolean;
+  message?: string;
+  verify?: boolean;
+  skipChanging?: boolean;
+  concurrency?: number;
+}
+
+/** The push; the remote it opened is closed when this returns. */
+async function runPush(
+  dirArg: string | undefined,
+  remoteArg: string | undefined,
+  opts: PushFlags,
+): Promise<number> {
+  keepYoungGenerationSmall();
+  scavengeOnMainThread();
+  const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
+  // A large folder's scan shares its lstats with a worker thread: started now, it
+  // boots while the push's modules load and the remote opens (parallel-lstat.ts).
+  if (StatCache.probablyHolds(t.dir, DEFAULTS.scanParallelLstatFiles)) prestartLstatWorker();
+  // A CLI process: nothing else waits on its event loop (see OpenRemoteOptions).
+  await using remote = await openCliRemote(t.remote, { create: true });
+  const r = await push({
+    dir: t.dir,
+    remote,
+    ref: t.ref,
+    force: opts.force,
+    message: opts.message,
+    verify: opts.verify,
+    skipChanging: opts.skipChanging,
+    concurrency: opts.concurrency,
+    onProgress: await createProgressListener({ json: opts.json }),
+    onWarning: (m) => info(`warning: ${m}`),
+  });
+  if (!opts.json && r.verified) {
+    const v = r.verified;
+    process.stdout.write(
+      `verified ${v.blobsChecked} blob(s) on the remote: ${v.blobsReuploaded} re-uploaded` +
+        `${v.stillMissing.length > 0 ? `, ${v.stillMissing.length} still missing` : ''}\n`,
+    );
+  }
+  if (opts.json) printJson(r);
+  else if (r.upToDate) process.stdout.write(`${r.ref} is up to date (${r.snapshot})\n`);
+  else
+    process.stdout.write(
+      `pushed ${r.ref} -> ${r.snapshot}: ${r.filesUploaded} file(s) uploaded (${formatBytes(r.bytesUploaded)}), ` +
+        `${r.filesReused} reused (${formatBytes(r.bytesReused)}) in ${r.durationMs} ms` +
+        `${r.skipped ? `; ${r.skipped.length} changing file(s) left out` : ''}\n`,
+    );
+  return 0;
+}
+
+/**
+ * Ends the process once its output is written. What a natural exit does
+ * after a large push is teardown nobody needs (~30 ms at 50,000 files:
+ * the heap freed page by page, the lstat worker joined): every write was
+ * awaited, and made durable, before the result was printed. The compile
+ * cache is written as a natural exit would.
+ */
+function exitWhenWritten(code: number): Promise<number> {
+  module.flushCompileCache?.();
+  return new Promise(() => process.stdout.write('', () => process.exit(code)));
 }
