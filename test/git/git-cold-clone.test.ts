@@ -40,6 +40,17 @@ async function serve(data: string, args: string[], env: NodeJS.ProcessEnv = {}):
   servers.push(s);
   return s;
 }
+/**
+ * The test's servers stopped before its folder goes: a mirror's background
+ * work (indexing, the anchor pack prebuilt after publication) may still be
+ * writing into the data folder, and removing it under a live server raced
+ * (ENOTEMPTY).
+ */
+async function stopAndClean(tmp: { cleanup(): void }): Promise<void> {
+  // SIGTERM, not SIGKILL: a killed server's git children would go on writing.
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+  tmp.cleanup();
+}
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   await Promise.all(servers.map((s) => s.kill()));
@@ -172,7 +183,7 @@ describe('git cold clone: one upstream pack, teed', () => {
       assert.equal(refsOf(d('warm'), 'refs/heads', 'refs/tags'), expected);
       assert.equal(http.uploadPacks.get('/app.git'), 2);
     } finally {
-      tmp.cleanup();
+      await stopAndClean(tmp);
     }
   });
 
@@ -246,7 +257,7 @@ describe('git cold clone: one upstream pack, teed', () => {
         writeSync(fd, 'go\n');
         closeSync(fd);
       }
-      tmp.cleanup();
+      await stopAndClean(tmp);
     }
   });
 
@@ -289,7 +300,7 @@ describe('git cold clone: one upstream pack, teed', () => {
       await waitUntil(() => metric(s, /hoard_git_clones_total\{result="ok"\} 1\b/), 'the mirror published');
       assert.equal(refsOf(mirror), refsOf(up, 'refs/heads', 'refs/tags'));
     } finally {
-      tmp.cleanup();
+      await stopAndClean(tmp);
     }
   });
 });
@@ -310,7 +321,7 @@ describe('git cold clone: an empty upstream', () => {
       assert.equal(refsOf(mirror), '');
       await s.stop();
     } finally {
-      tmp.cleanup();
+      await stopAndClean(tmp);
     }
   });
 });
@@ -341,7 +352,7 @@ describe('git cold clone: a shallow upstream', () => {
       assert.ok(await metric(s, /hoard_git_clones_total\{result="ok"\} 1\b/));
       await s.stop();
     } finally {
-      tmp.cleanup();
+      await stopAndClean(tmp);
     }
   });
 });
