@@ -18,8 +18,9 @@
 // per request: those ids simply are not in the set.
 
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileIdentity } from './mirror-disk.ts';
 
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 /** Loose ref files read per request at most; beyond, the loose refs are not used (cat-file answers). */
@@ -51,13 +52,8 @@ export async function notRefTips(dir: string, ids: string[]): Promise<string[]> 
  */
 async function packedRefIds(dir: string): Promise<ReadonlySet<string>> {
   const file = join(dir, 'packed-refs');
-  let identity: string;
-  try {
-    const st = await stat(file, { bigint: true });
-    identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
-  } catch {
-    return new Set();
-  }
+  const identity = await fileIdentity(file);
+  if (identity === null) return new Set();
   const cached = packedCache.get(dir);
   if (cached?.identity === identity) return cached.ids;
   let text: string;

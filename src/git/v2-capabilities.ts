@@ -13,9 +13,9 @@
 // upgraded under a running server keeps the old agent string until restart.
 // v0 advertisements hold the refs and are never kept.
 
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runGit } from './git-process.ts';
+import { fileIdentity } from './mirror-disk.ts';
 
 const cache = new Map<string, Buffer>();
 const CACHE_MAX = 256;
@@ -45,11 +45,4 @@ export async function v2Capabilities(
   return answer;
 }
 
-async function configIdentity(dir: string): Promise<string | null> {
-  try {
-    const st = await stat(join(dir, 'config'), { bigint: true });
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
-  } catch {
-    return null;
-  }
-}
+const configIdentity = (dir: string) => fileIdentity(join(dir, 'config'));
