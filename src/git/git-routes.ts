@@ -24,6 +24,7 @@ import type { MirrorManager } from './mirror-manager.ts';
 import type { UpstreamRefs } from './mirror-upstream-v2.ts';
 import { FLUSH_PKT, parseV2Request, pktLine, readChunk, readRequestHead, sidebandPkts } from './pkt-line.ts';
 import { parseRepoPath, Upstreams, upstreamHttpTarget } from './upstreams.ts';
+import { v2Capabilities } from './v2-capabilities.ts';
 
 /** An extra route under `/git/<repo>/…` (e.g. snapshots), matched on the path after `/git/`. */
 export interface GitSubRoute {
@@ -152,6 +153,15 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       ));
     // v2 advertises capabilities here and refs in ls-refs; v0 advertises refs here.
     const o = cold ? null : await mirrors.open(repo, { refs: !v2 });
+    if (v2) {
+      // Capabilities only: the same bytes while the repository's config is the same,
+      // kept once git wrote them (v2-capabilities.ts), so no git process per fetch.
+      const caps = await v2Capabilities(o ? o.dir : await mirrors.templateDir(), proto as string, {
+        timeoutMs: mirrors.processTimeoutMs,
+      });
+      reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-advertisement');
+      return reply.send(caps);
+    }
     const ac = abortOnDisconnect(reply);
     const g = spawnGit(['upload-pack', '--stateless-rpc', '--advertise-refs', '.'], {
       cwd: o ? o.dir : await mirrors.templateDir(),
@@ -159,8 +169,8 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       signal: ac.signal,
     });
     const out = new PassThrough();
-    // Like git http-backend: the `# service=` preamble for v0 only.
-    if (!v2) out.write(Buffer.concat([pktLine('# service=git-upload-pack\n'), FLUSH_PKT]));
+    // Like git http-backend: the `# service=` preamble (v0 only).
+    out.write(Buffer.concat([pktLine('# service=git-upload-pack\n'), FLUSH_PKT]));
     pipeChild(g, out, request, repo, 'upload-pack --advertise-refs');
     reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-advertisement');
     if (o && o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));

@@ -4,7 +4,7 @@
 // (Queries to git about the mirror's refs and objects are in git-queries.ts.)
 
 import { statSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 
@@ -57,6 +57,20 @@ export const MAINTENANCE_CONFIG = [
  * and replaced by a copy may get the same inode number back, never the same
  * birth time (where the file system records one: ext4, xfs, btrfs, tmpfs).
  */
+/**
+ * Which version of the file at `path` this is (null when it cannot be
+ * stat'ed): git replaces the files it rewrites (`config`, `packed-refs`) by
+ * rename, so a new content has a new inode; size and mtime catch the rest.
+ */
+export async function fileIdentity(path: string): Promise<string | null> {
+  try {
+    const st = await stat(path, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+  } catch {
+    return null;
+  }
+}
+
 export function dirIdentity(dir: string): string | null {
   try {
     const st = statSync(dir, { bigint: true });

@@ -24,6 +24,7 @@ import type { GitLogger } from './git-logger.ts';
 import type { GitMetrics } from './git-metrics.ts';
 import { missingObjects } from './git-queries.ts';
 import type { Mirror } from './mirror.ts';
+import { notRefTips } from './ref-tips.ts';
 
 export interface FreshnessOptions {
   clock: Clock;
@@ -73,7 +74,11 @@ export class MirrorFreshness {
    */
   async missingAfterFetch(m: Mirror, ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    let missing = await missingObjects(m.dir, ids);
+    // The mirror's own ref tips (what ls-refs advertised) are there: no git process for
+    // them (ref-tips.ts); git is asked about the rest only.
+    const unknown = await notRefTips(m.dir, ids);
+    if (unknown.length === 0) return [];
+    let missing = await missingObjects(m.dir, unknown);
     if (missing.length === 0) return [];
     const t0 = this.now();
     const joined = m.inflight;
