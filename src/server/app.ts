@@ -208,6 +208,16 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     );
   });
 
+  // A dead server's journal was replayed by FsBlobStore.open above: an
+  // unclean stop an operator should see (at warn, the level tests and quiet
+  // deployments run at), with what recovery had to write again.
+  const replayed = disk.journal?.replayed;
+  if (replayed && replayed.segments > 0)
+    app.log.warn(
+      { segments: replayed.segments, records: replayed.records, rewritten: replayed.rewritten },
+      'journal: replayed the small-blob journal of an unclean stop before serving',
+    );
+
   // The level is fixed at start: building a log object nobody writes is a cost too.
   const logRequests = deps.logger !== false && logsRequests(config.logLevel);
   fast = blobFastPath({ blobs, auth, state, metrics, log: logRequests ? app.log : undefined });

@@ -78,6 +78,15 @@ describe('small PUTs through the journal', () => {
       try {
         assert.deepEqual(await segments(tmp.dir), []);
         assert.deepEqual(await readdir(join(tmp.dir, 'tmp')), []);
+        // The operator is told, at warn, what the restart recovered.
+        const line = again
+          .log()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { msg?: string; segments?: number; records?: number })
+          .find((l) => l.msg?.startsWith('journal: replayed'));
+        assert.ok(line, again.log());
+        assert.ok((line.segments ?? 0) >= 1 && (line.records ?? 0) >= 1, JSON.stringify(line));
         for (const d of acked) {
           const res = await fetch(`${again.url}/v1/blobs/sha256/${hexOf(d)}`);
           assert.equal(res.status, 200, d);
@@ -113,6 +122,7 @@ describe('small PUTs through the journal', () => {
           const res = await fetch(`${again.url}/v1/blobs/sha256/${hexOf(sha256(b))}`);
           assert.deepEqual(Buffer.from(await res.arrayBuffer()), b);
         }
+        assert.ok(!again.log().includes('journal: replayed'), 'a clean stop leaves nothing to replay');
       } finally {
         again.child.kill('SIGTERM');
         await again.exited;
