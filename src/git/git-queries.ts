@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { HoardError } from '../core/errors.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { runGit } from './git-process.ts';
+import { OBJECT_ID } from './object-id.ts';
 
 export async function revParse(dir: string, rev: string): Promise<string | null> {
   const r = await runGit(['rev-parse', '--verify', '-q', '--end-of-options', rev], {
@@ -67,7 +68,6 @@ export async function upstreamHeadBranch(
 
 /** A full ref name whose file path is the name itself (no `..`, `//`, dot-segments, lock names). */
 const PLAIN_REF = /^refs\/(?:[A-Za-z0-9_+-][A-Za-z0-9._+-]*\/)*[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/;
-const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 /** Object id → the commit it peels to. Ids are names of immutable content: never stale. */
 const peeled = new Map<string, string>();
 const PEELED_MAX = 4096;

@@ -3,6 +3,7 @@
 // without consuming the rest of the stream.
 
 import type { Readable } from 'node:stream';
+import { isObjectId } from './object-id.ts';
 
 export const FLUSH_PKT = Buffer.from('0000');
 
@@ -81,7 +82,7 @@ export async function readRequestHead(s: Readable, maxBytes = 1024 * 1024): Prom
       if (line.startsWith('command=')) head.command = line.slice(8);
       else if (line.startsWith('want ')) {
         const id = line.slice(5, line.indexOf(' ', 5) === -1 ? undefined : line.indexOf(' ', 5));
-        if (/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(id)) head.wants.push(id);
+        if (isObjectId(id)) head.wants.push(id);
       } else if (line.startsWith('have ') || line === 'done') return { ...head, bytes: buf, complete: true };
     }
     if (buf.length >= maxBytes) return { ...head, bytes: buf, complete: false };

@@ -21,8 +21,8 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileIdentity } from './mirror-disk.ts';
+import { OBJECT_ID } from './object-id.ts';
 
-const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 /** Loose ref files read per request at most; beyond, the loose refs are not used (cat-file answers). */
 export const LOOSE_REFS_MAX = 512;
 const LOOSE_READS_AT_ONCE = 16;

@@ -47,6 +47,7 @@ import { discard, type HttpResponse, header, httpRequest } from '../http/http-cl
 import { rangedDownload } from '../http/ranged-download.ts';
 import { isErrno } from '../store/fs-atomic.ts';
 import { configEnv, runGit } from './git-process.ts';
+import { isObjectId } from './object-id.ts';
 import { GitIndexRecorder } from './restore-index.ts';
 import { snapshotEntryPolicy } from './snapshot-entry-policy.ts';
 import { snapshotGitConfig } from './snapshot-git-config.ts';
@@ -190,7 +191,7 @@ export async function gitRestore(opts: GitRestoreOptions): Promise<GitRestoreRes
   const snapshotCommit = header(head, 'x-hoard-commit') ?? '';
   const size = Number(header(head, 'content-length'));
   const m = /^"([0-9a-f]{64})"$/.exec(etag);
-  if (!m || !location || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(snapshotCommit) || !Number.isSafeInteger(size))
+  if (!m || !location || !isObjectId(snapshotCommit) || !Number.isSafeInteger(size))
     throw new HoardError('HOARD_EREMOTE', `${stable} did not answer like a hoard snapshot URL`, {
       details: { etag, location, commit: snapshotCommit },
     });

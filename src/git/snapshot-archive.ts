@@ -45,6 +45,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError } from '../core/errors.ts';
 import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import { gitFailure, runGit, spawnGit } from './git-process.ts';
+import { isObjectId } from './object-id.ts';
 import { type AnchorPacks, anchorsOf, deterministicPack } from './snapshot-anchor.ts';
 import { snapshotGitConfig } from './snapshot-git-config.ts';
 
@@ -113,7 +114,7 @@ export async function planSnapshot(opts: SnapshotArchiveOptions): Promise<Snapsh
     okCodes: [1, 128],
   });
   const commit = rev.stdout.trim();
-  if (rev.code !== 0 || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit))
+  if (rev.code !== 0 || !isObjectId(commit))
     throw new HoardError('HOARD_EGIT', `commit ${opts.commit} not found in ${repoDir}`, {
       details: { commit: opts.commit },
     });

@@ -41,6 +41,7 @@ import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
 import { headCommit } from './git-queries.ts';
+import { isObjectId } from './object-id.ts';
 import { AnchorPacks, anchorsOf } from './snapshot-anchor.ts';
 import { snapshotArchive } from './snapshot-archive.ts';
 
@@ -137,7 +138,6 @@ export interface LatestSnapshot {
 }
 
 const silent: SnapshotLogger = { debug() {}, info() {}, warn() {} };
-const COMMIT_RE = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
 /** The ref holding a commit's snapshot digest. */
 export function snapshotRefName(key: string, commit: string): string {
@@ -297,7 +297,7 @@ export class SnapshotService {
 
   /** The snapshot of one commit; HOARD_EREF_NOT_FOUND when the commit is unknown even after a fetch. */
   async forCommit(path: string, commit: string, requestBase?: string): Promise<SnapshotInfo> {
-    if (!COMMIT_RE.test(commit))
+    if (!isObjectId(commit))
       throw new HoardError('HOARD_EBAD_REQUEST', `not a full commit id: ${JSON.stringify(commit)}`, {
         hint: 'use the 40 (or 64) hex digits of the commit',
       });
