@@ -1,7 +1,14 @@
 // keepYoungGenerationSmall (src/cli/young-generation.ts): in a process that
 // keeps much of what it allocates (a scan of many files), V8's young
 // generation stays at its initial size instead of growing to its maximum.
-// Checked in a child process: the flag is process-wide. scavengeOnMainThread:
+// Checked in a child process: the flag is process-wide. What is compared is
+// the median of the samples, not their maximum: while V8's incremental
+// marking of the old generation runs, it lets new space take fresh pages
+// without scavenging until the mark-compact ends (then it is back at its
+// initial size), and how long that lasts depends on whether the concurrent
+// marking threads are scheduled: 4 MiB on a quiet machine, 16.75 MiB once in
+// a loaded CI run. The growth the call prevents is the lasting one (a median
+// of 64 MiB without it). scavengeOnMainThread:
 // no scavenge uses V8's helper threads (their time, traced, is zero).
 
 import assert from 'node:assert/strict';
@@ -11,19 +18,20 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** new_space size (MiB) after allocating and keeping ~300,000 small objects, with or without the call. */
+/** Median new_space size (MiB) while allocating and keeping 300,000 small objects, with or without the call. */
 async function newSpaceMiB(keepSmall: boolean): Promise<number> {
   const src = `
     import { getHeapSpaceStatistics } from 'node:v8';
     import { keepYoungGenerationSmall } from ${JSON.stringify(new URL('../../src/cli/young-generation.ts', import.meta.url).href)};
     if (${keepSmall}) keepYoungGenerationSmall();
     const kept = [];
-    let max = 0;
+    const sizes = [];
     for (let i = 0; i < 300000; i++) {
       kept.push({ path: 'd/s/file-' + i, size: i, digest: 'sha256:' + i.toString(16).padStart(64, '0') });
-      if (i % 1000 === 0) max = Math.max(max, getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size);
+      if (i % 1000 === 0) sizes.push(getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size);
     }
-    console.log(max / 2 ** 20, kept.length);
+    sizes.sort((a, b) => a - b);
+    console.log(sizes[sizes.length >> 1] / 2 ** 20, kept.length);
   `;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', src]);
   return Number(stdout.split(' ')[0]);
@@ -34,7 +42,7 @@ describe('keepYoungGenerationSmall', () => {
     const small = await newSpaceMiB(true);
     const grown = await newSpaceMiB(false);
     assert.ok(small <= 4, `young generation ${small} MiB with the flag`);
-    assert.ok(grown > small, `young generation ${grown} MiB without it, ${small} MiB with it`);
+    assert.ok(grown > 4 * small, `young generation ${grown} MiB without it, ${small} MiB with it`);
   });
 });
 
