@@ -9,7 +9,6 @@ import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type Digest, hexOf, sha256 } from '../../src/core/digest.ts';
 import { type ServeChild, serveChild } from '../support/serve-child.ts';
 import { waitUntil } from '../support/wait.ts';
@@ -17,9 +16,17 @@ import { hoard, tempDir } from '../sync/helpers.ts';
 
 const serve = (dataDir: string, ...extra: string[]): Promise<ServeChild> => serveChild(dataDir, extra);
 
-/** A PUT whose body trickles out over `ms` milliseconds (node:http, so chunks go out as written). */
-function slowPut(url: string, data: Buffer, ms: number): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A PUT whose body trickles out over `ms` milliseconds (node:http, so chunks
+ * go out as written). `sent` resolves once the first piece has been handed
+ * to the kernel: the upload is then in flight.
+ */
+function slowPut(url: string, data: Buffer, ms: number): { status: Promise<number>; sent: Promise<void> } {
+  let firstSent: () => void = () => {};
+  const sent = new Promise<void>((r) => {
+    firstSent = r;
+  });
+  const status = new Promise<number>((resolve, reject) => {
     const req = request(`${url}/v1/blobs/sha256/${hexOf(sha256(data))}`, {
       method: 'PUT',
       headers: { 'content-length': String(data.length), 'content-type': 'application/octet-stream' },
@@ -36,12 +43,13 @@ function slowPut(url: string, data: Buffer, ms: number): Promise<number> {
     const next = () => {
       if (req.destroyed) return; // the server is gone: stop pacing
       if (i >= pieces) return void req.end();
-      req.write(data.subarray(i * size, (i + 1) * size));
+      req.write(data.subarray(i * size, (i + 1) * size), i === 0 ? firstSent : undefined);
       i++;
       setTimeout(next, ms / pieces);
     };
     next();
   });
+  return { status, sent };
 }
 
 describe('server lifecycle', () => {
@@ -52,14 +60,19 @@ describe('server lifecycle', () => {
       assert.equal((await fetch(`${p.url}/readyz`)).status, 200);
       const data = randomBytes(2 * 1024 * 1024);
       const upload = slowPut(p.url, data, 1200);
-      await sleep(200);
+      await upload.sent;
       p.child.kill('SIGTERM');
-      await sleep(300);
-      const ready = await fetch(`${p.url}/readyz`);
-      assert.equal(ready.status, 503);
-      assert.equal(((await ready.json()) as { status: string }).status, 'draining');
+      // The signal is handled asynchronously: wait for the drain to show.
+      let ready: Response | undefined;
+      await waitUntil(async () => {
+        ready = await fetch(`${p.url}/readyz`);
+        if (ready.status === 503) return true;
+        await ready.arrayBuffer();
+        return false;
+      }, '/readyz to turn 503 after SIGTERM');
+      assert.equal(((await ready?.json()) as { status: string }).status, 'draining');
       assert.equal((await fetch(`${p.url}/healthz`)).status, 200);
-      assert.equal(await upload, 201);
+      assert.equal(await upload.status, 201);
       const { code } = await p.exited;
       assert.equal(code, 0);
       // The upload is durable.
@@ -84,7 +97,7 @@ describe('server lifecycle', () => {
       const uploads = blobs.map((b, i) =>
         // The first half finish within two seconds; the second half are paced over a
         // minute, so they are surely mid-body when the server is killed.
-        slowPut(p.url, b, i < 25 ? 100 + i * 30 : 60_000).then(
+        slowPut(p.url, b, i < 25 ? 100 + i * 30 : 60_000).status.then(
           (status) => {
             if (status === 201 || status === 200) acked.add(sha256(b));
           },
