@@ -11,6 +11,7 @@ import { resolveGitSettings } from '../../src/git/git-feature.ts';
 import { runGit, spawnGit } from '../../src/git/git-process.ts';
 import { pktLine, readRequestHead } from '../../src/git/pkt-line.ts';
 import { parseRepoPath, parseUpstreamSpec, Upstreams } from '../../src/git/upstreams.ts';
+import { waitUntil } from '../support/wait.ts';
 import { tempDir } from './helpers/harness.ts';
 
 /** Whether a process is alive (a killed process that nobody reaped yet is a zombie: not running). */
@@ -128,8 +129,8 @@ describe('git child processes', () => {
       const exit = await g.done;
       assert.equal(exit.timedOut, true);
       const pid = Number(readFileSync(pidFile, 'utf8'));
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(isRunning(pid), false, `grandchild ${pid} survived`);
+      // The group is killed at the timeout; the grandchild's end is seen once the kernel has delivered it.
+      await waitUntil(() => !isRunning(pid), `grandchild ${pid} to end`);
     } finally {
       tmp.cleanup();
     }

@@ -14,6 +14,7 @@ import { comparePathBytes } from '../../src/core/tree-path.ts';
 import { AnchorPacks, anchorsOf } from '../../src/git/snapshot-anchor.ts';
 import { snapshotArchive } from '../../src/git/snapshot-archive.ts';
 import { git, makeMirror, makeUpstream, sha256Of } from '../archive/helpers.ts';
+import { waitUntil } from '../support/wait.ts';
 
 const execFileP = promisify(execFile);
 
@@ -198,8 +199,6 @@ describe('deterministic snapshot archives', () => {
     const g = await snapshotArchive({ repoDir: mirror, commit: head, originUrl: 'http://x/', tmpDir: tmp });
     assert.equal((await readdir(tmp)).length, 1);
     g.stream.destroy();
-    for (let i = 0; i < 50 && (await readdir(tmp)).length > 0; i++)
-      await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(await readdir(tmp), []);
+    await waitUntil(async () => (await readdir(tmp)).length === 0, 'the temp dir to be removed');
   });
 });

@@ -15,6 +15,7 @@ import { MemoryBlobStore } from '../../src/store/memory-blob-store.ts';
 import { MemoryRefStore } from '../../src/store/memory-ref-store.ts';
 import { commitAll, git, makeUpstream } from '../archive/helpers.ts';
 import { type SnapshotTestServer, startSnapshotServer } from '../archive/snapshot-server.ts';
+import { waitUntil } from '../support/wait.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -181,13 +182,14 @@ describe('git snapshots (server)', () => {
     const adv = await fetch(`${b.url}/git/${repo}/info/refs?service=git-upload-pack`);
     assert.equal(adv.status, 200);
     await adv.arrayBuffer();
-    for (let i = 0; i < 100 && !(await b.server.ctx.refs.get(snapshotRefName('up/app', c))); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      await b.snapshots.idle();
-    }
-    assert.ok(
-      await b.server.ctx.refs.get(snapshotRefName('up/app', c)),
-      'snapshot of the new head generated',
+    // The fetch, then the regeneration, run in the background: wait for the ref.
+    await waitUntil(
+      async () => {
+        await b.snapshots.idle();
+        return (await b.server.ctx.refs.get(snapshotRefName('up/app', c))) !== undefined;
+      },
+      'the snapshot of the new head',
+      60_000,
     );
   });
 });

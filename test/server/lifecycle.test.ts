@@ -63,14 +63,14 @@ describe('server lifecycle', () => {
       await upload.sent;
       p.child.kill('SIGTERM');
       // The signal is handled asynchronously: wait for the drain to show.
-      let ready: Response | undefined;
+      let status = '';
       await waitUntil(async () => {
-        ready = await fetch(`${p.url}/readyz`);
-        if (ready.status === 503) return true;
-        await ready.arrayBuffer();
-        return false;
+        const ready = await fetch(`${p.url}/readyz`);
+        const body = (await ready.json()) as { status: string };
+        status = body.status;
+        return ready.status === 503;
       }, '/readyz to turn 503 after SIGTERM');
-      assert.equal(((await ready?.json()) as { status: string }).status, 'draining');
+      assert.equal(status, 'draining');
       assert.equal((await fetch(`${p.url}/healthz`)).status, 200);
       assert.equal(await upload.status, 201);
       const { code } = await p.exited;
