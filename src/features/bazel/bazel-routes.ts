@@ -23,10 +23,10 @@ import type { ServerMetrics } from '../../server/metrics.ts';
 import { isRanged, sendContent } from '../../server/send-content.ts';
 import type { TieredBlobStore } from '../../server/tiered-blob-store.ts';
 import { bufferHandle } from '../../store/blob-handle.ts';
+import { keyRoute } from '../key-route.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
 import type { ActionCache } from './action-cache.ts';
 import { EMPTY_DIGEST } from './action-result.ts';
-import { keyRoute } from './key-route.ts';
 
 export interface BazelRouteOptions {
   readonly entries: CacheEntries;

@@ -16,7 +16,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HoardError } from '../../core/errors.ts';
 import type { CacheEntries } from '../../server/cache-entries.ts';
 import { isRanged } from '../../server/send-content.ts';
-import { keyRoute } from '../bazel/key-route.ts';
+import { keyRoute } from '../key-route.ts';
 import { rawBodies, receiveUpload } from '../upload-body.ts';
 
 /**
