@@ -86,6 +86,12 @@ export interface ExtractOptions {
    * valid only during the call.
    */
   recorder?: ExtractRecorder;
+  /**
+   * Decode zstd with zlib's stream instead of the synchronous decoder: the
+   * path a Node without the decoder's internals takes (zstd-decoder.ts).
+   * Tests set it so that path is checked on this Node too.
+   */
+  zstdStream?: boolean;
 }
 
 /** Observer of an extraction (see ExtractOptions.recorder); names are validated relative paths. */
@@ -292,7 +298,9 @@ export async function extractTarZst(
   opts: ExtractOptions = {},
 ): Promise<ExtractResult> {
   // The window (memory of the decoder) is bounded whatever the frame declares.
-  const decoder = createZstdDecoder({ windowLogMax: ZSTD_MAX_WINDOW_LOG, outputBytes: ZSTD_CHUNK_BYTES });
+  const decoder = opts.zstdStream
+    ? null
+    : createZstdDecoder({ windowLogMax: ZSTD_MAX_WINDOW_LOG, outputBytes: ZSTD_CHUNK_BYTES });
   if (!decoder) {
     const zstd = zlib.createZstdDecompress({
       chunkSize: ZSTD_CHUNK_BYTES,

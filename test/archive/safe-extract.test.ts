@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import zlib from 'node:zlib';
 import { extractTar, extractTarZst } from '../../src/archive/safe-extract.ts';
 import { isHoardError } from '../../src/core/errors.ts';
 import { assertRefused, type Entry, makeTar, stage as stageIn, zst } from './helpers.ts';
@@ -149,6 +150,52 @@ describe('safe extraction', () => {
     await assert.rejects(extractTarZst(Readable.from([good.subarray(0, good.length >> 1)]), s2), (e) =>
       isHoardError(e, 'HOARD_EARCHIVE_UNSAFE'),
     );
+  });
+
+  it("zlib's stream decoder (the path of a Node without the synchronous decoder's internals) extracts the same and refuses the same", async () => {
+    const entries: Entry[] = [
+      { name: 'a/', type: 'directory', mode: 0o755 },
+      { name: 'a/big.bin', body: 'z'.repeat(3 * 1024 * 1024 + 17) },
+      { name: 'a/up', type: 'symlink', linkname: '../top.txt' },
+      { name: 'top.txt', body: 'top' },
+    ];
+    const packed = zst(await makeTar(entries));
+    const results = [];
+    for (const zstdStream of [false, true]) {
+      const { staging } = await stage();
+      // Fed in small pieces, so the decoder sees frames cut at every kind of place.
+      const pieces = Array.from({ length: Math.ceil(packed.length / 777) }, (_, i) =>
+        packed.subarray(i * 777, (i + 1) * 777),
+      );
+      const r = await extractTarZst(Readable.from(pieces), staging, { zstdStream });
+      results.push(r);
+      assert.equal((await readFile(join(staging, 'a/big.bin'), 'utf8')).length, 3 * 1024 * 1024 + 17);
+      assert.equal(await readlink(join(staging, 'a/up')), '../top.txt');
+      assert.equal(await readFile(join(staging, 'top.txt'), 'utf8'), 'top');
+    }
+    assert.deepEqual(results[1], results[0]);
+    for (const bad of [Buffer.from('not zstd at all'), packed.subarray(0, packed.length >> 1)]) {
+      const { outer, staging } = await stage();
+      await assertRefused(extractTarZst(Readable.from([bad]), staging, { zstdStream: true }), outer, /./);
+    }
+    // A frame whose window is above the bound (2^27) is refused, not decoded with more memory.
+    // Compressed as a stream of two writes, so the frame declares its window (2^28)
+    // instead of its content size.
+    const wide = await new Promise<Buffer>((resolve, reject) => {
+      const c = zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_windowLog]: 28 } });
+      const parts: Buffer[] = [];
+      c.on('data', (d: Buffer) => parts.push(d));
+      c.on('end', () => resolve(Buffer.concat(parts)));
+      c.on('error', reject);
+      void makeTar([{ name: 'w', body: 'w'.repeat(1000) }]).then((t) => {
+        c.write(t.subarray(0, 512));
+        c.end(t.subarray(512));
+      }, reject);
+    });
+    for (const zstdStream of [false, true]) {
+      const { outer, staging } = await stage();
+      await assertRefused(extractTarZst(Readable.from([wide]), staging, { zstdStream }), outer, /./);
+    }
   });
 
   it('refuses a staging directory that is not empty', async () => {
