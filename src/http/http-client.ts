@@ -1,8 +1,8 @@
 // The one HTTP client for everything hoard sends out (the http(s):// remote,
 // `hoard git restore`, its ranged download): undici with one keep-alive
-// pool per origin (or, for a short-lived CLI process that asks for it,
-// node:http: node-http-transport.ts), a timeout on the response headers and
-// on body inactivity,
+// pool per origin (or, in a short-lived CLI process — every command but
+// `serve`, src/cli/main.ts — node:http: node-http-transport.ts), a timeout
+// on the response headers and on body inactivity,
 // error responses decoded into HoardErrors by core/errors.ts's one decoder,
 // and retries with backoff (core/retry.ts) whenever the error's code says a
 // retry may succeed and the request body can be sent again: a Buffer always,
@@ -75,8 +75,8 @@ let transport: Transport = undiciTransport;
 /**
  * Sends every later request of this process through node:http instead of
  * undici (node-http-transport.ts: no WebAssembly parser to compile, undici
- * never loaded). For short-lived CLI processes (`hoard git restore`); call it
- * before the first request. Retries, status decoding and error mapping stay
+ * never loaded). For short-lived CLI processes (every CLI command but
+ * `serve`: src/cli/main.ts); call it before the first request. Retries, status decoding and error mapping stay
  * this module's, the same for both transports.
  */
 export function useNodeHttpTransport(): void {

@@ -4,7 +4,6 @@
 import type { Command } from 'commander';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { GitRestoreResult } from '../../git/restore.ts';
-import { useNodeHttpTransport } from '../../http/http-client.ts';
 import { positiveInteger } from '../options.ts';
 import { action, info, printJson } from '../output.ts';
 import { keepYoungGenerationSmall } from '../young-generation.ts';
@@ -28,11 +27,6 @@ export function registerGitRestore(git: Command): void {
     .action(
       action(
         async (url: string, dir: string, opts: { ref?: string; json?: boolean; concurrency?: number }) => {
-          // node:http, not undici: undici's HTTP parser is WebAssembly, compiled at the first
-          // request on the critical path (≈ 150 ms with the optimizing compiler; the baseline
-          // one, faster, cost 7-10 MiB of peak RSS), and undici itself takes ≈ 70 ms and 9 MiB
-          // to load. node:http's parser is native (issue 16; src/http/node-http-transport.ts).
-          useNodeHttpTransport();
           // Thousands of index entries and stat objects while extracting: without this V8 grew
           // the young generation and a restore's peak RSS varied 100-129 MiB (issue 16).
           keepYoungGenerationSmall();
