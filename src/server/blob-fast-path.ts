@@ -26,7 +26,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Digest } from '../core/digest.ts';
 import { type AuthPolicy, readAllowedQuietly } from './auth.ts';
 import type { ServerState } from './context.ts';
-import { blobBaseHeaders, blobEtag } from './http-range.ts';
+import { blobBaseHeaderList, blobEtag } from './http-range.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { requestLogFields } from './request-log.ts';
 import type { TieredBlobStore } from './tiered-blob-store.ts';
@@ -71,12 +71,10 @@ export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: S
     }
     if (handle === 'async' || !handle.bytes) return false;
     const size = handle.size;
-    res.writeHead(200, {
-      'x-hoard-tier': handle.tier,
-      ...blobBaseHeaders(blobEtag(m[1])),
-      'content-type': 'application/octet-stream',
-      'content-length': String(size),
-    });
+    // A flat list: Node's fast way to writeHead (no header object to walk, no setHeader per name).
+    const headers = ['x-hoard-tier', handle.tier, ...blobBaseHeaderList(blobEtag(m[1]))];
+    headers.push('content-type', 'application/octet-stream', 'content-length', String(size));
+    res.writeHead(200, headers);
     res.end(handle.bytes(0, size));
     const tier = handle.tier;
     res.once('finish', () => {

@@ -73,13 +73,16 @@ function start(s: WorkerStart): void {
   const policy = { tokens: s.tokens, publicRead: s.publicRead, failures: lockouts };
   const proxy = new PrimaryProxy(s.socketPath, s.secret);
   const stats = new StatsBatch();
-  const answers = new DiskBlobAnswers({ dataDir: s.dataDir, onCorrupt: (d) => stats.corrupt.push(d) });
   const workerId = String(s.index);
+  const answers = new DiskBlobAnswers({
+    dataDir: s.dataDir,
+    workerId,
+    onCorrupt: (d) => stats.corrupt.push(d),
+  });
   let seq = 0;
 
   const finish = (req: IncomingMessage, res: ServerResponse, t0: number, a: WorkerAnswer, hex: string) => {
     if (a === 'forward') {
-      res.removeHeader('x-hoard-worker');
       proxy.forward(req, res);
       return;
     }
@@ -117,7 +120,6 @@ function start(s: WorkerStart): void {
       proxy.forward(req, res);
       return;
     }
-    res.setHeader('x-hoard-worker', workerId);
     const hex = m[1];
     let a: WorkerAnswer | Promise<WorkerAnswer>;
     try {
@@ -132,10 +134,7 @@ function start(s: WorkerStart): void {
         (err) => {
           log.warn({ err, url: req.url }, 'read worker: answered by the primary after an error');
           if (res.headersSent) res.destroy();
-          else {
-            res.removeHeader('x-hoard-worker');
-            proxy.forward(req, res);
-          }
+          else proxy.forward(req, res);
         },
       );
     else finish(req, res, t0, a, hex);
