@@ -28,7 +28,7 @@ import { type AuthPolicy, readAllowedQuietly } from './auth.ts';
 import type { ServerState } from './context.ts';
 import { blobBaseHeaderList, blobEtag } from './http-range.ts';
 import type { ServerMetrics } from './metrics.ts';
-import { requestLogFields } from './request-log.ts';
+import { requestLineWriter } from './request-log.ts';
 import type { TieredBlobStore } from './tiered-blob-store.ts';
 
 /** The blob route's pattern, as fastify reports it (the route label of /metrics). */
@@ -48,6 +48,7 @@ export interface BlobFastPathDeps {
 /** A request listener that answers what it can and returns false for everything else (fastify's then). */
 export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   let seq = 0;
+  const line = d.log ? requestLineWriter(d.log) : undefined;
   return (req, res) => {
     if (req.method !== 'GET' || d.state.draining) return false;
     const h = req.headers;
@@ -80,22 +81,16 @@ export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: S
     res.once('finish', () => {
       const ms = performance.now() - t0;
       d.metrics.observeRequest('GET', BLOB_ROUTE, 200, ms / 1000, 0, size);
-      d.log?.info(
-        {
-          reqId: `f-${++seq}`,
-          ...requestLogFields({
-            method: 'GET',
-            url: req.url ?? '',
-            status: 200,
-            ms,
-            bytesIn: 0,
-            bytesOut: size,
-            tier,
-            client: req.socket.remoteAddress,
-          }),
-        },
-        'request',
-      );
+      line?.(`f-${++seq}`, {
+        method: 'GET',
+        url: req.url ?? '',
+        status: 200,
+        ms,
+        bytesIn: 0,
+        bytesOut: size,
+        tier,
+        client: req.socket.remoteAddress,
+      });
     });
     return true;
   };

@@ -17,9 +17,7 @@
 // outlives its server.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import type { Digest } from '../core/digest.ts';
 import { readAllowedQuietly } from './auth.ts';
 import { AuthFailureLimiter } from './auth-failures.ts';
@@ -28,7 +26,7 @@ import { applyConnectionLimits, httpServerOptions } from './connection-limits.ts
 import { DiskBlobAnswers, type WorkerAnswer } from './read-worker-answer.ts';
 import type { FromWorker, ToWorker, WorkerRequestStats, WorkerStart } from './read-worker-messages.ts';
 import { PrimaryProxy } from './read-worker-proxy.ts';
-import { logDestination, logsRequests, requestLogFields, WARN_LEVEL } from './request-log.ts';
+import { logDestination, logsRequests, requestLineWriter, workerLogger } from './request-log.ts';
 
 function send(msg: FromWorker, cb?: () => void): void {
   if (process.connected) process.send?.(msg, undefined, undefined, cb);
@@ -48,25 +46,13 @@ export function runReadWorker(): void {
 
 function start(s: WorkerStart): void {
   const dest = logDestination();
-  const log = pino(
-    {
-      level: s.logLevel,
-      base: { pid: process.pid, hostname: hostname(), worker: s.index },
-      hooks: {
-        logMethod(args, method, level) {
-          method.apply(this, args);
-          if (level >= WARN_LEVEL) dest.flush();
-        },
-      },
-    },
-    dest,
-  );
+  const log = workerLogger(s.logLevel, s.index, dest);
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'read worker crashed');
     dest.flushSync();
     process.exit(1);
   });
-  const logRequests = logsRequests(s.logLevel);
+  const line = logsRequests(s.logLevel) ? requestLineWriter(log) : undefined;
 
   const lockouts = new AuthFailureLimiter({ limit: s.authFailureLimit, windowMs: s.authFailureWindowMs });
   for (const key of s.locked) lockouts.lock(key);
@@ -90,23 +76,16 @@ function start(s: WorkerStart): void {
     res.once('finish', () => {
       const ms = performance.now() - t0;
       stats.request(req.method ?? 'GET', a.status, ms / 1000, a.bytesOut);
-      if (logRequests)
-        log.info(
-          {
-            reqId: `w${workerId}-${++seq}`,
-            ...requestLogFields({
-              method: req.method ?? 'GET',
-              url: req.url ?? '',
-              status: a.status,
-              ms,
-              bytesIn: 0,
-              bytesOut: a.bytesOut,
-              tier: a.hit ? 'disk' : undefined,
-              client: req.socket.remoteAddress,
-            }),
-          },
-          'request',
-        );
+      line?.(`w${workerId}-${++seq}`, {
+        method: req.method ?? 'GET',
+        url: req.url ?? '',
+        status: a.status,
+        ms,
+        bytesIn: 0,
+        bytesOut: a.bytesOut,
+        tier: a.hit ? 'disk' : undefined,
+        client: req.socket.remoteAddress,
+      });
     });
   };
 
