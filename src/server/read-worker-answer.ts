@@ -12,6 +12,8 @@
 // are read whole and hashed before the first answer; a large untrusted file is
 // streamed whole while hashed, the last chunk held back until the digest
 // matches (disk-stream.ts), and a ranged read of one goes to the primary.
+// A small blob's hashed bytes are kept (hot-blobs.ts) and served again while
+// one stat of its path finds the same file.
 // Only final names under blobs/sha256/ are opened: a blob file appears there
 // by link(2) of a complete, fsynced temp file, never partially written. An
 // eviction or quarantine racing an open is harmless on Linux: the open
