@@ -61,7 +61,7 @@ export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: S
       return false;
     const m = BLOB_URL.exec(req.url ?? '');
     if (!m) return false;
-    if (!readAllowedQuietly(d.auth, req.socket.remoteAddress, h.authorization)) return false;
+    if (!readAllowedQuietly(d.auth, req.socket.remoteAddress, h.authorization, req.socket)) return false;
     const t0 = performance.now();
     const digest: Digest = `sha256:${m[1]}`;
     let handle: ReturnType<TieredBlobStore['openSync']>;

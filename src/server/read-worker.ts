@@ -95,7 +95,11 @@ function start(s: WorkerStart): void {
     // A GET with a body is unusual enough to be the primary's to judge.
     const bodyless =
       req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
-    if (!m || !bodyless || !readAllowedQuietly(policy, req.socket.remoteAddress, req.headers.authorization)) {
+    if (
+      !m ||
+      !bodyless ||
+      !readAllowedQuietly(policy, req.socket.remoteAddress, req.headers.authorization, req.socket)
+    ) {
       proxy.forward(req, res);
       return;
     }
