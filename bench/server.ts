@@ -8,10 +8,13 @@
 //   node bench/server.ts [--duration 5] [--rounds 3] [--json FILE] [--skip-turbo] [--skip-rss]
 //                        [--log-level LEVEL] [--base DIR] [--cols 'GET 4KiB,PUT 4KiB']
 //                        [--skip-nginx] [--skip-memory] [--read-workers N|auto]
+//                        [--base-read-workers N|auto|omit]
 //
 // --base DIR adds an older hoard (an unpacked tree with bin/hoard.js, e.g.
 // `git archive <commit> | tar -x -C DIR` and node_modules linked in) as one
-// more contender, its disk tier: before and after in one alternated run.
+// more contender, its disk tier: before and after in one alternated run, with
+// the same --read-workers (--base-read-workers says otherwise; `omit` for a
+// tree older than the flag).
 // --cols runs only the columns named (while iterating).
 //
 // hoard runs at its default log level (info: one log line per request, as
@@ -59,6 +62,8 @@ const COLS = opt('--cols', 'GET 4KiB,GET 8MiB,PUT 4KiB,PUT 1MiB')
   .map((c) => c.trim());
 // As docs/configuration.md tells operators of a busy server: read workers on (`auto`: cores − 1).
 const READ_WORKERS = opt('--read-workers', 'auto');
+// The --base hoard's: the same unless said (`omit` for a tree from before --read-workers existed).
+const BASE_READ_WORKERS = opt('--base-read-workers', READ_WORKERS);
 const DEPS = process.env.HOARD_BENCH_DEPS ?? '/tmp/hoard-bench-deps';
 const MiB = 1024 * 1024;
 
@@ -411,7 +416,7 @@ async function main(): Promise<void> {
       const base = await startHoard(
         join(tmp, 'hoard-base'),
         'hoard base (disk tier)',
-        ['--max-memory', '0'],
+        ['--max-memory', '0', ...(BASE_READ_WORKERS === 'omit' ? [] : ['--read-workers', BASE_READ_WORKERS])],
         join(BASE, 'bin', 'hoard.js'),
       );
       targets.push(base);

@@ -22,6 +22,8 @@ export const DEFAULTS = {
   serveChunkBytes: 64 * KiB,
   /** Disk files the server remembers as verified (digest → file identity, ~200 bytes each); a forgotten one is hashed again on its next read. */
   trustedDiskFiles: 100_000,
+  /** Per server process (the primary, each read worker): bytes of small verified disk blobs kept for reads re-validated by one stat (server/hot-blobs.ts). */
+  hotBlobBytes: 8 * MiB,
   /** A temp file whose writer process is gone is removed on open; one older than this is removed even if its pid was reused. */
   staleTempMs: 24 * 60 * 60 * 1000,
   /** How long a filesystem ref lock is waited for before failing with HOARD_ELOCK_TIMEOUT. */

@@ -37,7 +37,7 @@ import { ServerMetrics } from './metrics.ts';
 import type { WorkerStats } from './read-worker-messages.ts';
 import { ReadWorkers, readWorkerCount, reusePortBalances } from './read-workers.ts';
 import { RefExpiry } from './ref-expiry.ts';
-import { logDestination, logsRequests, requestLogFields, WARN_LEVEL } from './request-log.ts';
+import { logDestination, logsRequests, primaryLoggerOptions, requestLogFields } from './request-log.ts';
 import { Scrubber } from './scrub.ts';
 import { TieredBlobStore, type TierHooks } from './tiered-blob-store.ts';
 
@@ -147,22 +147,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
       createServer(httpServerOptions(config), (req, res) => {
         if (!fast?.(req, res)) handler(req, res);
       }),
-    logger:
-      logDest === undefined
-        ? false
-        : {
-            level: config.logLevel,
-            redact: ['req.headers.authorization'],
-            stream: logDest,
-            hooks: {
-              // A warning or an error goes out now, not with the next batch: it may be
-              // the last thing an operator sees before a crash or a kill.
-              logMethod(args, method, level) {
-                method.apply(this, args);
-                if (level >= WARN_LEVEL) logDest.flush();
-              },
-            },
-          },
+    logger: logDest === undefined ? false : primaryLoggerOptions(config.logLevel, logDest),
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: config.keepAliveTimeoutMs,
     bodyLimit: config.maxJsonBodyBytes,

@@ -26,9 +26,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Digest } from '../core/digest.ts';
 import { type AuthPolicy, readAllowedQuietly } from './auth.ts';
 import type { ServerState } from './context.ts';
-import { blobBaseHeaders, blobEtag } from './http-range.ts';
+import { blobBaseHeaderList, blobEtag } from './http-range.ts';
 import type { ServerMetrics } from './metrics.ts';
-import { requestLogFields } from './request-log.ts';
+import { requestLineWriter } from './request-log.ts';
 import type { TieredBlobStore } from './tiered-blob-store.ts';
 
 /** The blob route's pattern, as fastify reports it (the route label of /metrics). */
@@ -48,6 +48,7 @@ export interface BlobFastPathDeps {
 /** A request listener that answers what it can and returns false for everything else (fastify's then). */
 export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   let seq = 0;
+  const line = d.log ? requestLineWriter(d.log) : undefined;
   return (req, res) => {
     if (req.method !== 'GET' || d.state.draining) return false;
     const h = req.headers;
@@ -60,7 +61,7 @@ export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: S
       return false;
     const m = BLOB_URL.exec(req.url ?? '');
     if (!m) return false;
-    if (!readAllowedQuietly(d.auth, req.socket.remoteAddress, h.authorization)) return false;
+    if (!readAllowedQuietly(d.auth, req.socket.remoteAddress, h.authorization, req.socket)) return false;
     const t0 = performance.now();
     const digest: Digest = `sha256:${m[1]}`;
     let handle: ReturnType<TieredBlobStore['openSync']>;
@@ -71,33 +72,25 @@ export function blobFastPath(d: BlobFastPathDeps): (req: IncomingMessage, res: S
     }
     if (handle === 'async' || !handle.bytes) return false;
     const size = handle.size;
-    res.writeHead(200, {
-      'x-hoard-tier': handle.tier,
-      ...blobBaseHeaders(blobEtag(m[1])),
-      'content-type': 'application/octet-stream',
-      'content-length': String(size),
-    });
+    // A flat list: Node's fast way to writeHead (no header object to walk, no setHeader per name).
+    const headers = ['x-hoard-tier', handle.tier, ...blobBaseHeaderList(blobEtag(m[1]))];
+    headers.push('content-type', 'application/octet-stream', 'content-length', String(size));
+    res.writeHead(200, headers);
     res.end(handle.bytes(0, size));
     const tier = handle.tier;
     res.once('finish', () => {
       const ms = performance.now() - t0;
       d.metrics.observeRequest('GET', BLOB_ROUTE, 200, ms / 1000, 0, size);
-      d.log?.info(
-        {
-          reqId: `f-${++seq}`,
-          ...requestLogFields({
-            method: 'GET',
-            url: req.url ?? '',
-            status: 200,
-            ms,
-            bytesIn: 0,
-            bytesOut: size,
-            tier,
-            client: req.socket.remoteAddress,
-          }),
-        },
-        'request',
-      );
+      line?.(`f-${++seq}`, {
+        method: 'GET',
+        url: req.url ?? '',
+        status: 200,
+        ms,
+        bytesIn: 0,
+        bytesOut: size,
+        tier,
+        client: req.socket.remoteAddress,
+      });
     });
     return true;
   };

@@ -38,6 +38,11 @@ export function blobBaseHeaders(etag: string): Record<string, string> {
   return { etag, 'accept-ranges': 'bytes', 'cache-control': BLOB_CACHE_CONTROL };
 }
 
+/** blobBaseHeaders as a flat [name, value, …] list (writeHead's fast form), in a new array. */
+export function blobBaseHeaderList(etag: string): string[] {
+  return ['etag', etag, 'accept-ranges', 'bytes', 'cache-control', BLOB_CACHE_CONTROL];
+}
+
 /** The ETag of a blob: its hex digest, strong. */
 export function blobEtag(hex: string): string {
   return `"${hex}"`;

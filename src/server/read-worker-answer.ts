@@ -12,6 +12,8 @@
 // are read whole and hashed before the first answer; a large untrusted file is
 // streamed whole while hashed, the last chunk held back until the digest
 // matches (disk-stream.ts), and a ranged read of one goes to the primary.
+// A small blob's hashed bytes are kept (hot-blobs.ts) and served again while
+// one stat of its path finds the same file.
 // Only final names under blobs/sha256/ are opened: a blob file appears there
 // by link(2) of a complete, fsynced temp file, never partially written. An
 // eviction or quarantine racing an open is harmless on Linux: the open
@@ -20,13 +22,15 @@
 import { statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname } from 'node:path';
 import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, sha256 } from '../core/digest.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 import { readSmallBlobSync } from '../store/sync-metadata.ts';
 import { diskStream } from './disk-stream.ts';
 import { fileIdentity, TrustedFiles } from './disk-verify.ts';
-import { blobBaseHeaders, blobEtag, ifRangeHolds, noneMatch, parseRange } from './http-range.ts';
+import { HotBlobs } from './hot-blobs.ts';
+import { blobBaseHeaderList, blobEtag, ifRangeHolds, noneMatch, parseRange } from './http-range.ts';
 import { SyncReadGuard } from './sync-read-guard.ts';
 
 /** Blobs up to this size are read whole with synchronous calls (the primary's SMALL_READ_BYTES). */
@@ -37,19 +41,37 @@ export type WorkerAnswer = { status: number; bytesOut: number; hit: boolean } | 
 
 export interface DiskBlobAnswersOptions {
   dataDir: string;
+  /** Sent with every answer as x-hoard-worker (which worker answered). */
+  workerId: string;
+  /** Bytes of small verified blobs kept for reads re-validated by a stat (hot-blobs.ts); DEFAULTS.hotBlobBytes. */
+  hotBlobBytes?: number;
   /** A large file did not hash to its name while streamed (the answer was cut): tell the primary. */
   onCorrupt(digest: Digest): void;
 }
 
 export class DiskBlobAnswers {
-  readonly #root: string;
+  /** The data directory's blob folder: a blob's file is <it>/<first two hex>/<hex> (FsBlobStore.pathIn). */
+  readonly #blobDir: string;
   readonly #trusted = new TrustedFiles(DEFAULTS.trustedDiskFiles);
   readonly #guard = new SyncReadGuard();
+  readonly #hot: HotBlobs;
   readonly #onCorrupt: (digest: Digest) => void;
+  readonly #workerId: string;
 
   constructor(opts: DiskBlobAnswersOptions) {
-    this.#root = opts.dataDir;
+    // FsBlobStore.pathIn's layout with the join done once (path.join per request was ~2 % of a worker's CPU).
+    this.#blobDir = dirname(dirname(FsBlobStore.pathIn(opts.dataDir, `sha256:${'0'.repeat(64)}`)));
     this.#onCorrupt = opts.onCorrupt;
+    this.#workerId = opts.workerId;
+    this.#hot = new HotBlobs({
+      maxBytes: opts.hotBlobBytes ?? DEFAULTS.hotBlobBytes,
+      maxBlobBytes: SMALL_READ_BYTES,
+    });
+  }
+
+  /** The hot-blob cache's counters (tests). */
+  get hot(): { hits: number; stale: number; size: number } {
+    return this.#hot;
   }
 
   /**
@@ -61,13 +83,13 @@ export class DiskBlobAnswers {
     // The disk looks slow: let the primary read through its thread pool instead of blocking here.
     if (this.#guard.paused) return 'forward';
     const digest: Digest = `sha256:${hex}`;
-    const path = FsBlobStore.pathIn(this.#root, digest);
+    const path = this.pathOf(hex);
     const etag = blobEtag(hex);
     const h = req.headers;
     const inm = h['if-none-match'];
     if (inm !== undefined && noneMatch(Array.isArray(inm) ? inm.join(',') : inm, etag)) {
       if (!this.#exists(path)) return 'forward';
-      res.writeHead(304, blobBaseHeaders(etag));
+      res.writeHead(304, this.#baseHeaders(etag, false));
       res.end();
       return { status: 304, bytesOut: 0, hit: false };
     }
@@ -80,32 +102,38 @@ export class DiskBlobAnswers {
       if (size === undefined) return 'forward';
       const r = parseRange(rangeHeader, size);
       if (r.kind === 'unsatisfiable') return 'forward';
-      const headers = contentHeaders(etag, size, r);
-      res.writeHead(r.kind === 'partial' ? 206 : 200, headers);
+      res.writeHead(r.kind === 'partial' ? 206 : 200, this.#contentHeaders(etag, size, r, false));
       res.end();
       // bytesOut is the Content-Length, as the primary's request line says it (its metric counts 0 for HEAD).
       return {
         status: r.kind === 'partial' ? 206 : 200,
-        bytesOut: Number(headers['content-length']),
+        bytesOut: r.kind === 'partial' ? r.end - r.start : size,
         hit: false,
       };
     }
-    const got = this.#guard.run(() => readSmallBlobSync(path, SMALL_READ_BYTES));
-    if (got === 'absent') return 'forward';
-    if (got === 'large') return this.#answerLarge(res, digest, path, etag, rangeHeader);
-    const { bytes, stats } = got;
-    if (bytes.byteLength !== stats.size) return 'forward'; // changed under us: the primary retries
-    const identity = fileIdentity(stats);
-    if (!this.#trusted.has(digest, identity)) {
-      if (sha256(bytes) !== digest) return 'forward'; // the primary quarantines it and answers
-      this.#trusted.add(digest, identity);
+    // A small blob read and hashed here before, its file unchanged since: one stat, no read.
+    let bytes = this.#hot.get(digest, path);
+    if (bytes === undefined) {
+      const got = this.#guard.run(() => readSmallBlobSync(path, SMALL_READ_BYTES));
+      if (got === 'absent') return 'forward';
+      if (got === 'large') return this.#answerLarge(res, digest, path, etag, rangeHeader);
+      const { stats } = got;
+      bytes = got.bytes;
+      if (bytes.byteLength !== stats.size) return 'forward'; // changed under us: the primary retries
+      const identity = fileIdentity(stats);
+      if (!this.#trusted.has(digest, identity)) {
+        if (sha256(bytes) !== digest) return 'forward'; // the primary quarantines it and answers
+        this.#trusted.add(digest, identity);
+      }
+      this.#hot.add(digest, bytes, stats);
     }
-    const r = parseRange(rangeHeader, stats.size);
+    const size = bytes.byteLength;
+    const r = parseRange(rangeHeader, size);
     if (r.kind === 'unsatisfiable') return 'forward';
-    const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, stats.size];
+    const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, size];
     const status = r.kind === 'partial' ? 206 : 200;
-    res.writeHead(status, { 'x-hoard-tier': 'disk', ...contentHeaders(etag, stats.size, r) });
-    res.end(start === 0 && end === bytes.byteLength ? bytes : bytes.subarray(start, end));
+    res.writeHead(status, this.#contentHeaders(etag, size, r, true));
+    res.end(start === 0 && end === size ? bytes : bytes.subarray(start, end));
     return { status, bytesOut: end - start, hit: true };
   }
 
@@ -140,7 +168,7 @@ export class DiskBlobAnswers {
     }
     const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, st.size];
     const status = r.kind === 'partial' ? 206 : 200;
-    res.writeHead(status, { 'x-hoard-tier': 'disk', ...contentHeaders(etag, st.size, r) });
+    res.writeHead(status, this.#contentHeaders(etag, st.size, r, true));
     const stream = diskStream({
       fh,
       start,
@@ -154,6 +182,7 @@ export class DiskBlobAnswers {
             verified: () => this.#trusted.add(digest, identity),
             mismatch: async () => {
               this.#trusted.forget(digest);
+              this.#hot.forget(digest);
               this.#onCorrupt(digest);
             },
           },
@@ -165,6 +194,11 @@ export class DiskBlobAnswers {
     stream.once('error', () => res.destroy());
     stream.pipe(res);
     return { status, bytesOut: end - start, hit: true };
+  }
+
+  /** The file of blob `hex` (64 lowercase hex) in the data directory: FsBlobStore.pathIn's. */
+  pathOf(hex: string): string {
+    return `${this.#blobDir}/${hex.slice(0, 2)}/${hex}`;
   }
 
   #exists(path: string): boolean {
@@ -179,18 +213,34 @@ export class DiskBlobAnswers {
       return undefined;
     }
   }
-}
 
-function contentHeaders(
-  etag: string,
-  size: number,
-  r: { kind: 'full' } | { kind: 'partial'; start: number; end: number },
-): Record<string, string> {
-  const headers: Record<string, string> = {
-    ...blobBaseHeaders(etag),
-    'content-type': 'application/octet-stream',
-    'content-length': String(r.kind === 'partial' ? r.end - r.start : size),
-  };
-  if (r.kind === 'partial') headers['content-range'] = `bytes ${r.start}-${r.end - 1}/${size}`;
-  return headers;
+  /**
+   * The headers of every answer, as a flat list for writeHead (Node's fast
+   * way: no header object, no setHeader per name): which worker answered,
+   * and the primary's blob headers (http-range.ts blobBaseHeaders), with
+   * x-hoard-tier when the body comes from the disk.
+   */
+  #baseHeaders(etag: string, tier: boolean): string[] {
+    const h = blobBaseHeaderList(etag);
+    h.push('x-hoard-worker', this.#workerId);
+    if (tier) h.push('x-hoard-tier', 'disk');
+    return h;
+  }
+
+  #contentHeaders(
+    etag: string,
+    size: number,
+    r: { kind: 'full' } | { kind: 'partial'; start: number; end: number },
+    tier: boolean,
+  ): string[] {
+    const h = this.#baseHeaders(etag, tier);
+    h.push(
+      'content-type',
+      'application/octet-stream',
+      'content-length',
+      String(r.kind === 'partial' ? r.end - r.start : size),
+    );
+    if (r.kind === 'partial') h.push('content-range', `bytes ${r.start}-${r.end - 1}/${size}`);
+    return h;
+  }
 }

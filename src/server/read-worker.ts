@@ -17,9 +17,7 @@
 // outlives its server.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import type { Digest } from '../core/digest.ts';
 import { readAllowedQuietly } from './auth.ts';
 import { AuthFailureLimiter } from './auth-failures.ts';
@@ -28,7 +26,7 @@ import { applyConnectionLimits, httpServerOptions } from './connection-limits.ts
 import { DiskBlobAnswers, type WorkerAnswer } from './read-worker-answer.ts';
 import type { FromWorker, ToWorker, WorkerRequestStats, WorkerStart } from './read-worker-messages.ts';
 import { PrimaryProxy } from './read-worker-proxy.ts';
-import { logDestination, logsRequests, requestLogFields, WARN_LEVEL } from './request-log.ts';
+import { logDestination, logsRequests, requestLineWriter, workerLogger } from './request-log.ts';
 
 function send(msg: FromWorker, cb?: () => void): void {
   if (process.connected) process.send?.(msg, undefined, undefined, cb);
@@ -48,38 +46,29 @@ export function runReadWorker(): void {
 
 function start(s: WorkerStart): void {
   const dest = logDestination();
-  const log = pino(
-    {
-      level: s.logLevel,
-      base: { pid: process.pid, hostname: hostname(), worker: s.index },
-      hooks: {
-        logMethod(args, method, level) {
-          method.apply(this, args);
-          if (level >= WARN_LEVEL) dest.flush();
-        },
-      },
-    },
-    dest,
-  );
+  const log = workerLogger(s.logLevel, s.index, dest);
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'read worker crashed');
     dest.flushSync();
     process.exit(1);
   });
-  const logRequests = logsRequests(s.logLevel);
+  const line = logsRequests(s.logLevel) ? requestLineWriter(log) : undefined;
 
   const lockouts = new AuthFailureLimiter({ limit: s.authFailureLimit, windowMs: s.authFailureWindowMs });
   for (const key of s.locked) lockouts.lock(key);
   const policy = { tokens: s.tokens, publicRead: s.publicRead, failures: lockouts };
   const proxy = new PrimaryProxy(s.socketPath, s.secret);
   const stats = new StatsBatch();
-  const answers = new DiskBlobAnswers({ dataDir: s.dataDir, onCorrupt: (d) => stats.corrupt.push(d) });
   const workerId = String(s.index);
+  const answers = new DiskBlobAnswers({
+    dataDir: s.dataDir,
+    workerId,
+    onCorrupt: (d) => stats.corrupt.push(d),
+  });
   let seq = 0;
 
   const finish = (req: IncomingMessage, res: ServerResponse, t0: number, a: WorkerAnswer, hex: string) => {
     if (a === 'forward') {
-      res.removeHeader('x-hoard-worker');
       proxy.forward(req, res);
       return;
     }
@@ -87,23 +76,16 @@ function start(s: WorkerStart): void {
     res.once('finish', () => {
       const ms = performance.now() - t0;
       stats.request(req.method ?? 'GET', a.status, ms / 1000, a.bytesOut);
-      if (logRequests)
-        log.info(
-          {
-            reqId: `w${workerId}-${++seq}`,
-            ...requestLogFields({
-              method: req.method ?? 'GET',
-              url: req.url ?? '',
-              status: a.status,
-              ms,
-              bytesIn: 0,
-              bytesOut: a.bytesOut,
-              tier: a.hit ? 'disk' : undefined,
-              client: req.socket.remoteAddress,
-            }),
-          },
-          'request',
-        );
+      line?.(`w${workerId}-${++seq}`, {
+        method: req.method ?? 'GET',
+        url: req.url ?? '',
+        status: a.status,
+        ms,
+        bytesIn: 0,
+        bytesOut: a.bytesOut,
+        tier: a.hit ? 'disk' : undefined,
+        client: req.socket.remoteAddress,
+      });
     });
   };
 
@@ -113,11 +95,14 @@ function start(s: WorkerStart): void {
     // A GET with a body is unusual enough to be the primary's to judge.
     const bodyless =
       req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
-    if (!m || !bodyless || !readAllowedQuietly(policy, req.socket.remoteAddress, req.headers.authorization)) {
+    if (
+      !m ||
+      !bodyless ||
+      !readAllowedQuietly(policy, req.socket.remoteAddress, req.headers.authorization, req.socket)
+    ) {
       proxy.forward(req, res);
       return;
     }
-    res.setHeader('x-hoard-worker', workerId);
     const hex = m[1];
     let a: WorkerAnswer | Promise<WorkerAnswer>;
     try {
@@ -132,10 +117,7 @@ function start(s: WorkerStart): void {
         (err) => {
           log.warn({ err, url: req.url }, 'read worker: answered by the primary after an error');
           if (res.headersSent) res.destroy();
-          else {
-            res.removeHeader('x-hoard-worker');
-            proxy.forward(req, res);
-          }
+          else proxy.forward(req, res);
         },
       );
     else finish(req, res, t0, a, hex);

@@ -82,6 +82,7 @@ import { readSmallBlobSync, statSyncIfExists } from '../store/sync-metadata.ts';
 import { diskStream } from './disk-stream.ts';
 import { fileIdentity, hashFile, readFully, TrustedFiles } from './disk-verify.ts';
 import { Fill } from './fill.ts';
+import { HotBlobs } from './hot-blobs.ts';
 import { SyncReadGuard } from './sync-read-guard.ts';
 
 export type TierName = 'memory' | 'disk' | 'shared';
@@ -142,6 +143,12 @@ export interface TieredOptions<D extends DiskTier = DiskTier, M extends MemoryTi
   syncReads?: boolean;
   /** The guard's threshold and clock (tests). */
   syncReadGuard?: { slowMs?: number; now?: () => number };
+  /**
+   * With syncReads: bytes of small verified disk blobs openSync keeps when
+   * the memory tier does not take them, each read re-validated by a stat
+   * (hot-blobs.ts); DEFAULTS.hotBlobBytes, 0 for none.
+   */
+  hotBlobBytes?: number;
 }
 
 export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier = MemoryTier>
@@ -166,6 +173,8 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
   #followWindow: number;
   /** Set when the disk is read with synchronous calls (syncReads). */
   readonly #sync: SyncReadGuard | undefined;
+  /** Small disk blobs read and hashed for openSync that the memory tier did not take (hot-blobs.ts). */
+  readonly #hot: HotBlobs | undefined;
   /** Fills started (one upstream read each), for tests and metrics. */
   fillsStarted = 0;
   /** Groups of small writes flushed (#groupWrite), since start (tests). */
@@ -182,6 +191,11 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.#followWindow = opts.fillFollowWindowBytes ?? DEFAULTS.fillFollowWindowBytes;
     this.#trusted = new TrustedFiles(opts.trustedFiles ?? DEFAULTS.trustedDiskFiles);
     this.#sync = opts.syncReads ? new SyncReadGuard(opts.syncReadGuard) : undefined;
+    const hotBytes = opts.hotBlobBytes ?? DEFAULTS.hotBlobBytes;
+    this.#hot =
+      this.#sync && hotBytes > 0
+        ? new HotBlobs({ maxBytes: hotBytes, maxBlobBytes: SMALL_READ_BYTES })
+        : undefined;
     this.description = `tiers(memory, ${this.disk.description}${this.shared ? `, ${this.shared.description}` : ''})`;
   }
 
@@ -249,7 +263,16 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     }
     const sync = this.#sync;
     if (!sync || sync.paused) return 'async';
-    const got = sync.run(() => readSmallBlobSync(this.disk.fileOf(digest), SMALL_READ_BYTES));
+    const path = this.disk.fileOf(digest);
+    // Read and hashed before, its file unchanged since (one stat, no read): as a disk read.
+    const hot = this.#hot?.get(digest, path);
+    if (hot) {
+      this.hooks.miss?.('memory');
+      this.disk.used?.(digest);
+      this.hooks.hit?.('disk', digest);
+      return bufferHandle(hot, 'disk');
+    }
+    const got = sync.run(() => readSmallBlobSync(path, SMALL_READ_BYTES));
     if (got === 'absent' || got === 'large' || got.bytes.byteLength !== got.stats.size) return 'async';
     const identity = fileIdentity(got.stats);
     if (!this.#trusted.has(digest, identity)) {
@@ -259,6 +282,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
     this.hooks.miss?.('memory');
     this.disk.used?.(digest);
     if (this.memory.reserve(got.stats.size)) this.memory.put(digest, got.bytes, { reserved: true });
+    else this.#hot?.add(digest, got.bytes, got.stats);
     this.hooks.hit?.('disk', digest);
     return bufferHandle(got.bytes, 'disk');
   }
@@ -474,6 +498,7 @@ export class TieredBlobStore<D extends DiskTier = DiskTier, M extends MemoryTier
    */
   async #quarantine(digest: Digest, ino: number, source: CorruptSource): Promise<void> {
     this.#trusted.forget(digest);
+    this.#hot?.forget(digest);
     this.corruptFound++;
     await this.memory.delete(digest);
     let moved: string | undefined;

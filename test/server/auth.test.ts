@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hexOf, sha256 } from '../../src/core/digest.ts';
 import { isHoardError } from '../../src/core/errors.ts';
-import { authorize, hashToken, refPrefixAllows } from '../../src/server/auth.ts';
+import { authorize, hashToken, readAllowedQuietly, refPrefixAllows } from '../../src/server/auth.ts';
+import { AuthFailureLimiter } from '../../src/server/auth-failures.ts';
 import { type TestToken, writeTokensFile } from '../support/tokens.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
@@ -224,6 +225,76 @@ describe('auth', () => {
     assert.throws(
       () => authorize(policy, { remoteAddress: '10.1.2.3', authorization: 'Bearer x' }, 'read'),
       (e) => isHoardError(e, 'HOARD_EFORBIDDEN'),
+    );
+  });
+});
+
+describe('auth: a read granted on a connection (readAllowedQuietly)', () => {
+  const entry = (name: string, token: string, scopes: ('read' | 'write')[]) => ({
+    name,
+    hash: hashToken(token),
+    scopes: new Set(scopes),
+    refPrefixes: undefined,
+  });
+  const tokens = [
+    entry('reader', 'read-secret', ['read']),
+    entry('writer', 'write-secret', ['write']),
+    entry('nothing', 'no-scope-secret', []),
+  ];
+  const bearer = (t: string) => `Bearer ${t}`;
+
+  it('decides as without a connection: no token, read, write, no scope, bad and odd headers', () => {
+    for (const publicRead of [false, true]) {
+      const policy = { tokens, publicRead };
+      const conn = {};
+      const cases: [string | undefined, boolean][] = [
+        [undefined, publicRead],
+        [bearer('read-secret'), true],
+        [bearer('write-secret'), true],
+        [bearer('no-scope-secret'), publicRead],
+        [bearer('read-secret'), true],
+        [bearer('bad-secret'), false],
+        [bearer('read-secretX'), false],
+        [bearer('read-secre'), false],
+        ['Bearer', false],
+        ['Basic OnJlYWQtc2VjcmV0', true], // ":read-secret"
+        ['', publicRead],
+        [bearer('read-secret\u0100'), false], // not a parser's string: never equal to a granted one
+        [bearer('read-secret'), true],
+      ];
+      for (const [h, want] of cases) {
+        assert.equal(readAllowedQuietly(policy, '10.0.0.1', h), want, `${h} (publicRead ${publicRead})`);
+        assert.equal(readAllowedQuietly(policy, '10.0.0.1', h, conn), want, `${h} on a connection`);
+        assert.equal(readAllowedQuietly(policy, '10.0.0.1', h, conn), want, `${h} again on it`);
+      }
+    }
+  });
+
+  it('a grant is used only for the same header, the same policy and no lockout in force', () => {
+    const failures = new AuthFailureLimiter({ limit: 1, windowMs: 60_000 });
+    const policy = { tokens, publicRead: false, failures };
+    const conn = {};
+    assert.equal(readAllowedQuietly(policy, '10.0.0.2', bearer('read-secret'), conn), true);
+    assert.equal(readAllowedQuietly(policy, '10.0.0.2', bearer('bad-secret'), conn), false, 'another header');
+    assert.equal(
+      readAllowedQuietly({ tokens: [tokens[1]], publicRead: false }, '10.0.0.2', bearer('read-secret'), conn),
+      false,
+      'another policy',
+    );
+    assert.equal(readAllowedQuietly(policy, '10.0.0.2', bearer('read-secret'), conn), true);
+    failures.failed('10.0.0.2');
+    failures.failed('10.0.0.2');
+    assert.ok(failures.lockedFor('10.0.0.2') > 0);
+    assert.equal(readAllowedQuietly(policy, '10.0.0.2', bearer('read-secret'), conn), false, 'locked out');
+    assert.equal(readAllowedQuietly({ tokens, publicRead: false }, '127.0.0.1', undefined, conn), false);
+    assert.equal(
+      readAllowedQuietly({ tokens: undefined, publicRead: false }, '127.0.0.1', bearer('x'), conn),
+      true,
+      'loopback mode',
+    );
+    assert.equal(
+      readAllowedQuietly({ tokens: undefined, publicRead: false }, '10.0.0.2', bearer('read-secret'), conn),
+      false,
     );
   });
 });

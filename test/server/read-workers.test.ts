@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,6 +228,30 @@ describe('read workers: answers like the primary', () => {
     const r = await send(url, { agent: worker });
     assert.equal(r.status, 404, 'the primary quarantined it');
     assert.notEqual(r.body.toString('hex'), bad.toString('hex'));
+  });
+
+  it('a small blob both processes keep hot is not served once its file is gone or replaced', async () => {
+    for (const change of ['deleted', 'replaced'] as const) {
+      const data = randomBytes(3000);
+      assert.equal((await put(srv.url, data)).status, 201);
+      const url = `${srv.url}/v1/blobs/sha256/${hexOf(sha256(data))}`;
+      // Read twice on each connection: the second read is the hot copy's (one stat, no read).
+      for (const agent of [worker, primary, worker, primary])
+        assert.ok((await send(url, { agent })).body.equals(data));
+      const file = FsBlobStore.pathIn(srv.dataDir, sha256(data));
+      if (change === 'deleted') await rm(file);
+      else {
+        const bad = Buffer.from(data);
+        bad[5] ^= 0xff;
+        await writeFile(`${file}.x`, bad);
+        await rename(`${file}.x`, file); // same size, a new inode the processes never hashed
+      }
+      for (const agent of [worker, primary]) {
+        const r = await send(url, { agent });
+        assert.equal(r.status, 404, `${change}: a miss, not the hot bytes`);
+        assert.equal(r.headers['x-hoard-worker'], undefined, `${change}: the primary answered`);
+      }
+    }
   });
 
   it('a large file that does not hash to its name: the worker cuts its answer, the primary quarantines it', async () => {
