@@ -18,7 +18,7 @@ import zlib from 'node:zlib';
 import { isHoardError } from '../../src/core/errors.ts';
 import { gitRestore } from '../../src/git/restore.ts';
 import { GitIndexRecorder } from '../../src/git/restore-index.ts';
-import { type Entry, git, makeTar, makeUpstream, zst } from '../archive/helpers.ts';
+import { commitAll, type Entry, git, makeTar, makeUpstream, zst } from '../archive/helpers.ts';
 import { type SnapshotTestServer, startSnapshotServer } from '../archive/snapshot-server.ts';
 import {
   type HostileSnapshotServer,
@@ -45,7 +45,9 @@ describe('hoard git restore: the index derived from the extraction', () => {
     const work = await makeUpstream(root);
     // No submodule: its gitlink is the one thing the archive cannot carry.
     await git(work, 'rm', '-q', '--cached', 'vendor/sub');
-    await git(work, 'commit', '-q', '-m', 'no submodule');
+    // A fixed past date, as every commit of makeUpstream: the files are extracted with the
+    // commit's time, and one made in the same second as the restore would be racily clean.
+    await commitAll(work, 'no submodule', false);
     const bare = join(root, 'upstreams', 'app.git');
     await git(root, 'clone', '-q', '--bare', work, bare);
     srv = await startSnapshotServer({ upstreams: { up: `file://${join(root, 'upstreams')}` } });
