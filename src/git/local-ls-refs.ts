@@ -21,7 +21,8 @@
 //   - `packed-refs` without the `fully-peeled` and `sorted` traits;
 //   - a refname or argument outside plain ASCII refname characters;
 //   - config that matters: hidden refs (`uploadpack.hideRefs`,
-//     `transfer.hideRefs`), `lsrefs.unborn`, namespaces (hoard sets none);
+//     `transfer.hideRefs`), `lsrefs.unborn`, namespaces (hoard sets none),
+//     `include`/`includeIf` (config this module would not read);
 //   - too many prefixes, an unknown argument.
 // Freshness is the caller's: the mirror is opened with `{ refs: true }`
 // (fetched first when older than its bound) before this reads its files.
@@ -44,8 +45,8 @@ const PLAIN_REFNAME = /^refs\/(?:[A-Za-z0-9_+=,-][A-Za-z0-9._+=,-]*\/)*[A-Za-z0-
 const OID = /^[0-9a-f]{40}$/;
 /** A ref-prefix value accepted: printable ASCII without spaces. */
 const PLAIN_PREFIX = /^[\x21-\x7e]*$/;
-/** Config keys that change what ls-refs shows or how (any occurrence: ask git). */
-const CONFIG_THAT_MATTERS = /hiderefs|unborn|namespace/i;
+/** Config that changes what ls-refs shows or how, or includes other config (any occurrence: ask git). */
+const CONFIG_THAT_MATTERS = /hiderefs|unborn|namespace|include/i;
 
 interface Packed {
   oid: string;

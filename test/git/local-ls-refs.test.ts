@@ -165,6 +165,10 @@ describe('ls-refs from the ref files', () => {
     const transferHidden = copy('transfer-hidden');
     git(transferHidden, 'config', 'transfer.hideRefs', 'refs/pull');
     assert.equal(await localLsRefs(transferHidden, []), null);
+    const included = copy('included');
+    writeFileSync(join(root, 'hide.cfg'), '[uploadpack]\n\thideRefs = refs/pull\n');
+    git(included, 'config', 'include.path', join(root, 'hide.cfg'));
+    assert.equal(await localLsRefs(included, []), null);
     const unbornCfg = copy('unborn-cfg');
     git(unbornCfg, 'config', 'lsrefs.unborn', 'ignore');
     assert.equal(await localLsRefs(unbornCfg, ['unborn', 'symrefs']), null);
