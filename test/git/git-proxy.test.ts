@@ -303,6 +303,40 @@ describe("git proxy: ls-refs from the mirror's ref files", () => {
     assert.equal(localBetween(from, await mark()), 0, 'each shows the loose refs/heads/topic: git answered');
   });
 
+  test('after a fetch moved refs (loose files), the mirror packs them again: ls-refs from the files', async () => {
+    gitSync(['pack-refs', '--all', '--prune'], mirror);
+    const next = commitUpstream(upstream, 'lands later');
+    // A want of a commit the mirror lacks: the server fetches (main moves: a loose ref).
+    const want = Buffer.from(
+      `${pkt('command=fetch\n')}${pkt('object-format=sha1\n')}0001${pkt(`want ${next}\n`)}${pkt('ofs-delta\n')}${pkt('done\n')}0000`,
+    );
+    const res = await post(want);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    const loose = () =>
+      readdirSync(join(mirror, 'refs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    const end = Date.now() + 10_000;
+    while (loose().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(
+      loose().map((e) => e.name),
+      [],
+      'packed again after the fetch',
+    );
+    const args = [
+      'peel',
+      'symrefs',
+      'unborn',
+      'ref-prefix HEAD',
+      'ref-prefix refs/heads/main',
+      'ref-prefix refs/tags/',
+    ];
+    const from = await mark();
+    const body = Buffer.from(await (await post(lsRefsBody(args))).arrayBuffer());
+    assert.equal(body.toString('latin1'), gitAnswer(args).toString('latin1'));
+    assert.ok(body.includes(`${next} refs/heads/main`), 'the fetched tip');
+    assert.equal(localBetween(from, await mark()), 1, 'answered from the files');
+  });
+
   test('hostile or unusual requests: git decides, as before', async () => {
     gitSync(['pack-refs', '--all', '--prune'], mirror);
     const from = await mark();
