@@ -19,6 +19,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { HoardError, httpStatusOf, redactSecrets, toHoardError } from '../core/errors.ts';
 import { header, httpRequest } from '../http/http-client.ts';
 import { gitFailure, pipeCompleted, spawnGit } from './git-process.ts';
+import { localLsRefs } from './local-ls-refs.ts';
 import type { ColdFill } from './mirror-cold-fill.ts';
 import type { MirrorManager } from './mirror-manager.ts';
 import type { UpstreamRefs } from './mirror-upstream-v2.ts';
@@ -203,8 +204,32 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       // (A boolean: a FastifyReply is a thenable, awaiting it waits for the response.)
       if (await serveFromFill(request, reply, repo, fill, head.bytes, t0)) return reply;
     }
-    if (head.command === 'ls-refs') o = await mirrors.open(repo, { refs: true });
-    else {
+    if (head.command === 'ls-refs') {
+      o = await mirrors.open(repo, { refs: true });
+      // Fresh now (open waited for a fetch when the refs were older than the bound):
+      // answered from the mirror's ref files when they say exactly what git would.
+      if (head.complete) {
+        try {
+          head = { ...head, bytes: await readRest(body, head.bytes, DEFAULTS.gitRequestHeadMaxBytes) };
+        } catch (err) {
+          throw bodyFailure(err);
+        }
+        const req = isV2(proto) ? parseV2Request(head.bytes) : null;
+        const answer =
+          req?.command === 'ls-refs' && req.capabilities.every(plainCapability)
+            ? await localLsRefs(o.dir, req.args)
+            : null;
+        if (answer) {
+          request.log.debug(
+            { repo, args: req?.args.slice(0, 4).map((a) => a.slice(0, 200)) },
+            'git: ls-refs answered from the ref files',
+          );
+          reply.code(200).headers(NO_CACHE).header('content-type', 'application/x-git-upload-pack-result');
+          if (o.staleSeconds !== null) reply.header('x-hoard-stale', String(o.staleSeconds));
+          return reply.send(answer);
+        }
+      }
+    } else {
       o ??= await mirrors.open(repo, { refs: false });
       // A fetch (v0/v1, or v2's `command=fetch`) serves a pack: a clone or fetch served from the mirror.
       mirrors.countUploadPack(o.key);

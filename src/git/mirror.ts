@@ -11,7 +11,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import { DEFAULTS } from '../core/defaults.ts';
@@ -443,6 +443,10 @@ export class Mirror {
     this.#ino = ino;
     this.#fetchesSinceMaintenance++;
     void this.#writeMeta({ lastFetchAt: wall });
+    // The refs this fetch moved are loose files now; packed again (after the fetch's waiters
+    // are released, on the lock), ls-refs is answered from `packed-refs` without a git
+    // process (local-ls-refs.ts) instead of by upload-pack until the next maintenance.
+    this.#ctx.track(this.lock.run(() => this.#packRefs()));
     const now = clock.now();
     if (now - this.#headCheckedAt >= this.#ctx.headCheckIntervalMs) {
       this.#headCheckedAt = now;
@@ -481,6 +485,21 @@ export class Mirror {
    * Points the mirror's HEAD at the upstream's default branch when that changed
    * (`git fetch` never updates HEAD); defaultBranchMoved when HEAD's commit changes.
    */
+  /** `git pack-refs --all --prune`, when the refs directory holds loose refs; failures only logged. */
+  async #packRefs(): Promise<void> {
+    try {
+      const entries = await readdir(join(this.dir, 'refs'), { recursive: true, withFileTypes: true });
+      if (!entries.some((e) => !e.isDirectory())) return;
+      await runGit(['pack-refs', '--all', '--prune'], {
+        cwd: this.dir,
+        timeoutMs: this.#ctx.fetchTimeoutMs,
+        signal: this.#ctx.signal,
+      });
+    } catch (err) {
+      this.#ctx.log.debug({ repo: this.id.key, err: (err as Error).message }, 'git: pack-refs failed');
+    }
+  }
+
   async #followUpstreamHead(url: string): Promise<void> {
     try {
       const target = await upstreamHeadBranch(url, {

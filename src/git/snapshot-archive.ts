@@ -15,7 +15,11 @@
 //                  or three such packs: the anchor's (shared by the next
 //                  `step` commits, built once), the sub-anchor's (the next
 //                  `subStep`) and the rest (snapshot-anchor.ts)
-//   .git/refs/{heads,tags}/, .git/objects/info/   (empty directories)
+//   .git/objects/info/commit-graph
+//                  the history's commit-graph, written from those packs
+//                  alone (snapshot-commit-graph.ts): a restore's fetch walks
+//                  the history without parsing commits
+//   .git/refs/{heads,tags}/   (empty directories)
 // There is no index (it holds stat data, which is not deterministic): after
 // extracting, run `git reset -q` once (hoard git restore does).
 //
@@ -47,6 +51,7 @@ import { comparePathBytes, validateTreePath } from '../core/tree-path.ts';
 import { gitFailure, runGit, spawnGit } from './git-process.ts';
 import { isObjectId } from './object-id.ts';
 import { type AnchorPacks, anchorsOf, deterministicPack } from './snapshot-anchor.ts';
+import { COMMIT_GRAPH_PATH, writeSnapshotCommitGraph } from './snapshot-commit-graph.ts';
 import { snapshotGitConfig } from './snapshot-git-config.ts';
 
 /** Size of the pieces fed to the zstd compressor (part of the format). */
@@ -215,6 +220,15 @@ export async function planSnapshot(opts: SnapshotArchiveOptions): Promise<Snapsh
         file,
       });
     }
+    // The history's commit-graph, from those packs alone (snapshot-commit-graph.ts).
+    const graph = await writeSnapshotCommitGraph(workDir, files, commit, signal);
+    entries.push({
+      path: COMMIT_GRAPH_PATH,
+      type: 'file',
+      mode: 0o444,
+      size: (await stat(graph)).size,
+      file: graph,
+    });
     const small = (path: string, text: string) => {
       const data = Buffer.from(text, 'utf8');
       entries.push({ path, type: 'file', mode: 0o644, size: data.byteLength, data });

@@ -12,6 +12,10 @@
 //   .git/objects/, objects/pack/, objects/info/, refs/, refs/heads/, refs/tags/
 //                                          directories
 //   .git/objects/pack/pack-<hex>.pack|.idx regular, non-executable files
+//   .git/objects/info/commit-graph         a regular, non-executable file:
+//                                          data git parses, like the packs
+//                                          and their indexes (no split
+//                                          chain, no other objects/info file)
 //   .git/HEAD, .git/config                 skipped: never written; restore
 //                                          writes both itself
 // No symlinks or hard links inside `.git` or pointing into it.
@@ -28,6 +32,8 @@ const GIT_DIRS = new Set([
   '.git/refs/tags',
 ]);
 const PACK_FILE = /^\.git\/objects\/pack\/pack-[0-9a-f]{40}(?:[0-9a-f]{24})?\.(?:pack|idx)$/;
+/** The history's commit-graph (snapshot-commit-graph.ts); one file, never a `commit-graphs/` chain. */
+const COMMIT_GRAPH = '.git/objects/info/commit-graph';
 const REPLACED = new Set(['.git/HEAD', '.git/config']);
 /** Largest `.git/HEAD` / `.git/config` body read (and dropped). */
 const MAX_REPLACED_BYTES = 64 * 1024;
@@ -73,7 +79,7 @@ export function snapshotEntryPolicy(e: EntryInfo): 'extract' | 'skip' {
     if (e.size > MAX_REPLACED_BYTES) throw unsafe(e.name, `${e.size} bytes is too large`);
     return 'skip';
   }
-  if (PACK_FILE.test(e.name)) {
+  if (PACK_FILE.test(e.name) || e.name === COMMIT_GRAPH) {
     if (e.mode & 0o111) throw unsafe(e.name, 'an executable file inside .git is not allowed');
     return 'extract';
   }

@@ -180,6 +180,191 @@ describe('git proxy: protocol', () => {
   });
 });
 
+describe("git proxy: ls-refs from the mirror's ref files", () => {
+  const tmp = tempDir();
+  let server: ServerProcess;
+  let upstream: string;
+  let base: string;
+  let mirror: string;
+
+  before(async () => {
+    upstream = makeUpstream(join(tmp.path, 'up'), 'app', 3);
+    gitSync(['tag', '-a', '-m', 'annotated', 'v1', 'main~1'], upstream);
+    gitSync(['tag', 'light', 'main~2'], upstream);
+    gitSync(['branch', 'topic', 'main~1'], upstream);
+    // A long bound: the mirror is not refreshed between the requests compared below.
+    server = await startServer(join(tmp.path, 'data'), [
+      '--git-upstream',
+      `local=file://${join(tmp.path, 'up')}`,
+      '--git-max-staleness',
+      '1h',
+    ]);
+    base = `${server.url}/git/local`;
+    await git(['clone', '--quiet', '--bare', `${base}/app.git`, join(tmp.path, 'first.git')]);
+    mirror = join(tmp.path, 'data', 'git', 'mirrors', 'local', 'app.git');
+    // The first clone may be served from the cold fill before the mirror is in place.
+    const end = Date.now() + 20_000;
+    while (!existsSync(join(mirror, 'HEAD')) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    // Its maintenance (bitmap, commit-graph) done, so nothing rewrites refs under the tests.
+    const ready = () =>
+      existsSync(join(mirror, 'objects', 'info', 'commit-graphs')) &&
+      readdirSync(join(mirror, 'objects', 'pack')).some((f) => f.endsWith('.bitmap'));
+    while (!ready() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ready(), 'mirror in place');
+  });
+  after(async () => {
+    await server?.stop();
+    tmp.cleanup();
+  });
+
+  const lsRefsBody = (args: string[]) =>
+    Buffer.from(
+      `${pkt('command=ls-refs\n')}${pkt('agent=git/2.39.5\n')}${pkt('object-format=sha1\n')}0001${args
+        .map((a) => pkt(`${a}\n`))
+        .join('')}0000`,
+    );
+  const post = (body: Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${base}/app.git/git-upload-pack`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-git-upload-pack-request',
+        'git-protocol': 'version=2',
+        ...headers,
+      },
+      body: new Uint8Array(body),
+    });
+  const gitAnswer = (args: string[]) =>
+    execFileSync('git', ['upload-pack', '--stateless-rpc', mirror], {
+      env: { ...GIT_ENV, GIT_PROTOCOL: 'version=2' },
+      input: lsRefsBody(args),
+    });
+  const LOCAL = 'git: ls-refs answered from the ref files';
+  /**
+   * A request answered from the files, with a prefix no other request uses; resolves with the
+   * index of its log line. Log lines arrive after the responses, in order: once this one is
+   * in, so is every line of the requests before it.
+   */
+  const mark = async () => {
+    const id = `refs/tags/mark-${Math.random().toString(36).slice(2)}`;
+    await (await post(lsRefsBody([`ref-prefix ${id}`]))).arrayBuffer();
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const i = server.logs.findIndex((l) => l.msg === LOCAL && JSON.stringify(l.args).includes(id));
+      if (i >= 0) return i;
+      if (Date.now() > end) throw new Error('the mark request was not answered from the files');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  /** Requests answered from the files between two marks. */
+  const localBetween = (from: number, to: number) =>
+    server.logs.slice(from + 1, to).filter((l) => l.msg === LOCAL).length;
+  const ARGS = [
+    [],
+    ['peel', 'symrefs', 'unborn', 'ref-prefix HEAD', 'ref-prefix refs/heads/main', 'ref-prefix refs/tags/'],
+    ['symrefs', 'ref-prefix HEAD', 'ref-prefix refs/heads/', 'ref-prefix refs/tags/'],
+    ['peel', 'ref-prefix refs/tags/v'],
+    ['ref-prefix nothing/'],
+  ];
+
+  test("the answer is upload-pack's, byte for byte, without a git process while the refs are packed", async () => {
+    // The mirror's refs as the cold fill or maintenance leave them: packed (made sure of here).
+    gitSync(['pack-refs', '--all', '--prune'], mirror);
+    for (const args of ARGS) {
+      const from = await mark();
+      const res = await post(lsRefsBody(args));
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'application/x-git-upload-pack-result');
+      assert.equal(res.headers.get('cache-control'), 'no-cache, max-age=0, must-revalidate');
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.equal(body.toString('latin1'), gitAnswer(args).toString('latin1'), JSON.stringify(args));
+      assert.equal(localBetween(from, await mark()), 1, `answered from the files: ${JSON.stringify(args)}`);
+    }
+    // gzip-compressed, as git sends larger requests.
+    const args = ARGS[1];
+    const res = await post(gzipSync(lsRefsBody(args)), { 'content-encoding': 'gzip' });
+    assert.equal(Buffer.from(await res.arrayBuffer()).toString('latin1'), gitAnswer(args).toString('latin1'));
+    // A real clone and a fetch with tag following through it.
+    const dest = join(tmp.path, 'clone');
+    await git(['clone', '--quiet', `${base}/app.git`, dest]);
+    assert.equal(head(dest), head(upstream, 'main'));
+    assert.equal(gitSync(['rev-parse', 'v1^{}'], dest), head(upstream, 'main~1'));
+  });
+
+  test('a loose ref in the answer (a refresh moved it): git answers, the same bytes', async () => {
+    gitSync(['pack-refs', '--all', '--prune'], mirror);
+    gitSync(['update-ref', 'refs/heads/topic', head(mirror, 'main')], mirror);
+    const from = await mark();
+    for (const args of [ARGS[0], ARGS[2]]) {
+      const res = await post(lsRefsBody(args));
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.equal(body.toString('latin1'), gitAnswer(args).toString('latin1'), JSON.stringify(args));
+      assert.ok(body.includes(`${head(mirror, 'main')} refs/heads/topic`), 'the loose value');
+    }
+    assert.equal(localBetween(from, await mark()), 0, 'each shows the loose refs/heads/topic: git answered');
+  });
+
+  test('after a fetch moved refs (loose files), the mirror packs them again: ls-refs from the files', async () => {
+    gitSync(['pack-refs', '--all', '--prune'], mirror);
+    const next = commitUpstream(upstream, 'lands later');
+    // A want of a commit the mirror lacks: the server fetches (main moves: a loose ref).
+    const want = Buffer.from(
+      `${pkt('command=fetch\n')}${pkt('object-format=sha1\n')}0001${pkt(`want ${next}\n`)}${pkt('ofs-delta\n')}${pkt('done\n')}0000`,
+    );
+    const res = await post(want);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    const loose = () =>
+      readdirSync(join(mirror, 'refs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    const end = Date.now() + 10_000;
+    while (loose().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(
+      loose().map((e) => e.name),
+      [],
+      'packed again after the fetch',
+    );
+    const args = [
+      'peel',
+      'symrefs',
+      'unborn',
+      'ref-prefix HEAD',
+      'ref-prefix refs/heads/main',
+      'ref-prefix refs/tags/',
+    ];
+    const from = await mark();
+    const body = Buffer.from(await (await post(lsRefsBody(args))).arrayBuffer());
+    assert.equal(body.toString('latin1'), gitAnswer(args).toString('latin1'));
+    assert.ok(body.includes(`${next} refs/heads/main`), 'the fetched tip');
+    assert.equal(localBetween(from, await mark()), 1, 'answered from the files');
+  });
+
+  test('hostile or unusual requests: git decides, as before', async () => {
+    gitSync(['pack-refs', '--all', '--prune'], mirror);
+    const from = await mark();
+    // An argument ls-refs does not know: upload-pack refuses it (400), nothing from the files.
+    let res = await post(lsRefsBody(['ref-prefix refs/heads/', 'frobnicate']));
+    assert.equal(res.status, 400);
+    // A capability the files answer cannot honour (another object format): git's answer.
+    const sha256 = Buffer.from(`${pkt('command=ls-refs\n')}${pkt('object-format=sha256\n')}00010000`);
+    res = await post(sha256);
+    assert.ok(res.status >= 400, `status ${res.status}`);
+    // Non-ASCII and odd prefixes: git's bytes.
+    for (const args of [['ref-prefix refs/h\u00e9ads/'], ['ref-prefix  refs/heads/'], ['ref-prefix']]) {
+      res = await post(lsRefsBody(args));
+      const body = Buffer.from(await res.arrayBuffer());
+      if (res.status === 200) assert.equal(body.toString('latin1'), gitAnswer(args).toString('latin1'));
+    }
+    // Truncated: no flush at the end.
+    const cut = lsRefsBody(['peel']);
+    res = await post(cut.subarray(0, cut.length - 4));
+    assert.ok(res.status === 200 || res.status === 400, `status ${res.status}`);
+    await res.arrayBuffer();
+    // v0 requests are not ls-refs: a v0 client's info/refs is still git's advertisement.
+    res = await post(lsRefsBody(['peel']), { 'git-protocol': '' });
+    await res.arrayBuffer();
+    assert.equal(localBetween(from, await mark()), 0, 'none of these was answered from the files');
+  });
+});
+
 /** Pids of upload-pack / pack-objects processes working in `dir` (zombies excluded). */
 function processesIn(dir: string): number[] {
   const pids: number[] = [];

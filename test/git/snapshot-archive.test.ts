@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -17,6 +17,18 @@ import { git, makeMirror, makeUpstream, sha256Of } from '../archive/helpers.ts';
 import { waitUntil } from '../support/wait.ts';
 
 const execFileP = promisify(execFile);
+
+/** Commits in a commit-graph file: the last entry of its OID fanout chunk (git's format, v1). */
+function graphCommitCount(file: Buffer): number {
+  assert.equal(file.subarray(0, 4).toString('latin1'), 'CGPH');
+  const chunks = file[6];
+  for (let i = 0; i < chunks; i++) {
+    const at = 8 + i * 12;
+    if (file.subarray(at, at + 4).toString('latin1') === 'OIDF')
+      return file.readUInt32BE(Number(file.readBigUInt64BE(at + 4)) + 255 * 4);
+  }
+  throw new Error('no OIDF chunk');
+}
 
 describe('deterministic snapshot archives', () => {
   let root: string;
@@ -40,6 +52,9 @@ describe('deterministic snapshot archives', () => {
     await makeMirror(upstream, a, 'packed');
     await new Promise((r) => setTimeout(r, 1100)); // different wall-clock seconds
     await makeMirror(upstream, b, 'loose');
+    // A mirror with its own commit-graph (a split chain with changed-path filters, as
+    // maintenance may leave): the snapshot's graph is built from its packs alone.
+    await git(b, 'commit-graph', 'write', '--reachable', '--split', '--changed-paths', '--no-progress');
     const tmpA = await mkdtemp(join(root, 'tmp-a-'));
     const tmpB = await mkdtemp(join(root, 'tmp-b-'));
     const url = 'http://hoard.example/git/gh/acme/app';
@@ -74,7 +89,8 @@ describe('deterministic snapshot archives', () => {
       if (h.type === 'directory') assert.equal(h.mode, 0o755);
       else if (h.type === 'symlink') assert.equal(h.mode, 0o777);
       else if (h.name === 'bin/run.sh') assert.equal(h.mode, 0o755);
-      else if (h.name.startsWith('.git/objects/pack/')) assert.equal(h.mode, 0o444);
+      else if (h.name.startsWith('.git/objects/pack/') || h.name === '.git/objects/info/commit-graph')
+        assert.equal(h.mode, 0o444);
       else assert.equal(h.mode, 0o644, h.name);
       stream.resume();
       stream.on('end', next);
@@ -86,6 +102,8 @@ describe('deterministic snapshot archives', () => {
     assert.ok(names.includes('unicodé/naïve 文件.txt'));
     assert.ok(names.includes('vendor/sub'));
     assert.ok(!names.some((n) => n === '.git/index'));
+    assert.ok(names.includes('.git/objects/info/commit-graph'));
+    assert.ok(!names.some((n) => n.startsWith('.git/objects/info/commit-graphs')));
   });
 
   it('extracts (with system tar) into a clean work tree after `git reset -q`', async () => {
@@ -106,6 +124,12 @@ describe('deterministic snapshot archives', () => {
       await git(upstream, 'rev-list', '--count', 'HEAD'),
     );
     await git(dir, 'fsck', '--full', '--no-dangling');
+    // The commit-graph: valid for these objects, and every commit of the history in it.
+    await git(dir, 'commit-graph', 'verify');
+    assert.equal(
+      graphCommitCount(await readFile(join(dir, '.git/objects/info/commit-graph'))),
+      Number(await git(dir, 'rev-list', '--count', 'HEAD')),
+    );
     assert.equal(await git(dir, 'remote', 'get-url', 'origin'), 'http://hoard.example/git/gh/acme/app');
     assert.equal(await readlink(join(dir, 'src-link')), 'src');
     assert.equal((await stat(join(dir, 'bin/run.sh'))).mode & 0o777, 0o755);
@@ -139,6 +163,12 @@ describe('deterministic snapshot archives', () => {
     assert.equal(await git(dir, 'status', '--porcelain'), '');
     assert.equal(await git(dir, 'rev-parse', 'HEAD'), head);
     await git(dir, 'fsck', '--full', '--no-dangling');
+    // One graph over both packs' commits.
+    await git(dir, 'commit-graph', 'verify');
+    assert.equal(
+      graphCommitCount(await readFile(join(dir, '.git/objects/info/commit-graph'))),
+      Number(await git(dir, 'rev-list', '--count', 'HEAD')),
+    );
   });
 
   it('with sub-anchor packs: three packs, the same bytes prebuilt or built on the request, a complete repository', async () => {

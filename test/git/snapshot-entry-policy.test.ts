@@ -27,6 +27,16 @@ describe('snapshot entry policy', () => {
     const pack = `.git/objects/pack/pack-${'a'.repeat(40)}.pack`;
     assert.equal(snapshotEntryPolicy(entry(pack)), 'extract');
     refused(entry(pack, { mode: 0o755 }));
+    // The history's commit-graph: one regular, non-executable file at its one place.
+    assert.equal(snapshotEntryPolicy(entry('.git/objects/info/commit-graph')), 'extract');
+    refused(entry('.git/objects/info/commit-graph', { mode: 0o755 }));
+    refused(entry('.git/objects/info/commit-graph', { type: 'symlink', linkname: '/etc/passwd' }));
+    refused(entry('.git/objects/info/commit-graph', { type: 'directory' }));
+    refused(entry('.git/objects/info/commit-graphs', { type: 'directory' }));
+    refused(entry('.git/objects/info/commit-graphs/commit-graph-chain'));
+    refused(entry(`.git/objects/info/commit-graphs/graph-${'a'.repeat(40)}.graph`));
+    refused(entry('.git/objects/info/commit-graph.lock'));
+    refused(entry('.git/objects/commit-graph'));
   });
 
   it('drops .git/HEAD and .git/config (restore writes both itself)', () => {

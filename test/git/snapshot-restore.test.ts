@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -105,6 +105,11 @@ describe('hoard git restore', () => {
     assert.ok(ran.includes('built-in: git fetch'), ran.join());
     assert.ok(!ran.includes('built-in: git checkout'), ran.join());
     assert.equal(await readlink(join(dest, 'src-link')), 'src');
+    // The snapshot's commit-graph came along (the fetch's connectivity walk reads it), valid
+    // for the objects, and the repository checks clean with it.
+    assert.ok((await stat(join(dest, '.git/objects/info/commit-graph'))).isFile());
+    await git(dest, 'commit-graph', 'verify');
+    await git(dest, 'fsck', '--no-dangling');
     // Nothing left next to it.
     assert.deepEqual(
       (await readdir(root)).filter((n) => n.includes('hoard-restore')),
