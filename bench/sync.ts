@@ -11,7 +11,8 @@
 // restored; and the same steps with `rclone sync` to a local path. The
 // contenders alternate (round 1: hoard then rclone, round 2: rclone then
 // hoard, …), each round on fresh targets (and a fresh .hoard/ state), so one
-// noisy moment cannot decide a ratio; the table shows per-step medians and
+// noisy moment cannot decide a ratio; each round starts with the source in
+// the page cache (rclone drops what it read from it); the table shows per-step medians and
 // the ratio of the medians, and --json writes every run's figures (seconds,
 // bytes, files, peak RSS and CPU seconds of the process) next to the table.
 // CPU seconds (user + system) get their own ratio: on a shared machine a
@@ -266,6 +267,17 @@ async function main(): Promise<void> {
   // next contender's round made that round's file creation pay seconds of
   // kernel time (see docs/benchmarks.md, "The deletion artifact").
   const later: (() => Promise<void>)[] = [];
+
+  // Every round starts with the source in the page cache. rclone's local
+  // backend drops the page cache of what it has read (fadvise DONTNEED), so
+  // without this the contender after an rclone round read a cold source
+  // (50,000 small reads from the disk) while rclone, running after hoard,
+  // always read a warm one: round 2's hoard first push took 18.8 s against
+  // round 1's 6.5 s (2026-12-07, h-sync). Reading every file once is the
+  // state a folder that was just built is in.
+  const warmSource = () => {
+    for (const rel of paths) readFileSync(join(src, rel));
+  };
   const cleanupLater = (cleanup: () => Promise<void>, fresh: string) => {
     later.push(cleanup, () => rm(fresh, { recursive: true, force: true }));
   };
@@ -277,6 +289,7 @@ async function main(): Promise<void> {
     const fresh = join(work, `${tag}-hoard-fresh`);
     // A first push is a first push: no stat cache, no sync state.
     await rm(join(src, '.hoard'), { recursive: true, force: true });
+    warmSource();
     const out: Step[] = [];
     process.stderr.write(`${tag} hoard ${t.name}\n`);
     out.push(await hoard(['push', src, fx.url, '--ref', ref]));
@@ -297,6 +310,7 @@ async function main(): Promise<void> {
   const rcloneRound = async (t: (typeof RCLONE_TARGETS)[number], tag: string): Promise<Step[]> => {
     const fx = await t.make(join(work, tag));
     const fresh = join(work, `${tag}-rclone-fresh`);
+    warmSource();
     const out: Step[] = [];
     process.stderr.write(`${tag} rclone ${t.name}\n`);
     out.push(await rclone(src, fx.url));
