@@ -11,7 +11,10 @@
 // restored; and the same steps with `rclone sync` to a local path. The
 // contenders alternate (round 1: hoard then rclone, round 2: rclone then
 // hoard, …), each round on fresh targets (and a fresh .hoard/ state), so one
-// noisy moment cannot decide a ratio; the table shows per-step medians and
+// noisy moment cannot decide a ratio; each round starts with the source in
+// the page cache (rclone drops what it read from it) and nothing dirty on the
+// file system (hoard's syncfs would write back what others left unsynced);
+// the table shows per-step medians and
 // the ratio of the medians, and --json writes every run's figures (seconds,
 // bytes, files, peak RSS and CPU seconds of the process) next to the table.
 // CPU seconds (user + system) get their own ratio: on a shared machine a
@@ -266,6 +269,25 @@ async function main(): Promise<void> {
   // next contender's round made that round's file creation pay seconds of
   // kernel time (see docs/benchmarks.md, "The deletion artifact").
   const later: (() => Promise<void>)[] = [];
+
+  // Every round starts with the source in the page cache. rclone's local
+  // backend drops the page cache of what it has read (fadvise DONTNEED), so
+  // without this the contender after an rclone round read a cold source
+  // (50,000 small reads from the disk) while rclone, running after hoard,
+  // always read a warm one: round 2's hoard first push took 18.8 s against
+  // round 1's 6.5 s (2026-12-07, h-sync). Reading every file once is the
+  // state a folder that was just built is in.
+  //
+  // And nothing dirty on the file system: hoard's push makes its blobs
+  // durable with syncfs, which writes back *every* dirty page of the file
+  // system, and rclone writes without any sync. So hoard's first push paid
+  // for the 200 MB just generated (round 1) and for rclone's unsynced
+  // fresh pull (round 2), and rclone never for hoard's (already durable).
+  // One `sync` before each round settles what the previous steps wrote.
+  const settle = async () => {
+    for (const rel of paths) readFileSync(join(src, rel));
+    await new Promise<void>((resolve, reject) => execFile('sync', (err) => (err ? reject(err) : resolve())));
+  };
   const cleanupLater = (cleanup: () => Promise<void>, fresh: string) => {
     later.push(cleanup, () => rm(fresh, { recursive: true, force: true }));
   };
@@ -277,6 +299,7 @@ async function main(): Promise<void> {
     const fresh = join(work, `${tag}-hoard-fresh`);
     // A first push is a first push: no stat cache, no sync state.
     await rm(join(src, '.hoard'), { recursive: true, force: true });
+    await settle();
     const out: Step[] = [];
     process.stderr.write(`${tag} hoard ${t.name}\n`);
     out.push(await hoard(['push', src, fx.url, '--ref', ref]));
@@ -297,6 +320,7 @@ async function main(): Promise<void> {
   const rcloneRound = async (t: (typeof RCLONE_TARGETS)[number], tag: string): Promise<Step[]> => {
     const fx = await t.make(join(work, tag));
     const fresh = join(work, `${tag}-rclone-fresh`);
+    await settle();
     const out: Step[] = [];
     process.stderr.write(`${tag} rclone ${t.name}\n`);
     out.push(await rclone(src, fx.url));

@@ -441,8 +441,11 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     // Upload what only we have: blobs of the merged tree the remote snapshot does not reference.
     const items = [];
     /** Blobs the scan stored (see batch above) that this push created: reported as uploaded. */
-    const storedByScan: { digest: Digest; size: number; path: string }[] = [];
-    for (const e of merged.entries) {
+    /** Their indices in merged.entries: not an object per blob held until they are reported (50,000 at a first push). */
+    const storedByScan: number[] = [];
+    let storedBytes = 0;
+    for (let i = 0; i < merged.entries.length; i++) {
+      const e = merged.entries[i];
       if ((e.kind !== 'file' && e.kind !== 'exec') || known.has(e.digest)) continue;
       const created = staged.get(e.digest);
       if (created !== undefined) {
@@ -450,7 +453,8 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
         if (created && !uploaded.has(e.digest)) {
           filesUploaded++;
           bytesUploaded += e.size;
-          storedByScan.push({ digest: e.digest, size: e.size, path: e.path });
+          storedByScan.push(i);
+          storedBytes += e.size;
         }
         uploaded.add(e.digest);
         continue;
@@ -465,14 +469,11 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     if (storedByScan.length > 0) {
       // Their bytes went to the store during the scan: a round of its own, so progress
       // (and the library's events: one per blob) shows them as the uploads they are.
-      progress.start(
-        'push',
-        storedByScan.length,
-        storedByScan.reduce((n, b) => n + b.size, 0),
-      );
-      for (const b of storedByScan) {
-        progress.bytes(b.size);
-        progress.blobDone(b);
+      progress.start('push', storedByScan.length, storedBytes);
+      for (const i of storedByScan) {
+        const e = merged.entries[i] as { digest: Digest; size: number; path: string };
+        progress.bytes(e.size);
+        progress.blobDone({ digest: e.digest, size: e.size, path: e.path });
       }
       progress.stop();
     }

@@ -181,7 +181,15 @@ export async function scanDirectory(
   // comparing them is as safe); the exact stat is recorded when hashed. A
   // large scan shares the lstats with a worker thread (parallel-lstat.ts).
   // parallelLstat stops the worker, used or not.
-  const { values } = parallelLstat(base, files, { minFiles, worker });
+  // Only a scan whose stat cache is large (a re-scan, where the lstats are
+  // most of the work) uses the worker. Without a cache every file is read
+  // and hashed (~50-100 µs each against ~4 µs for its lstat), so the worker
+  // would save ~2% of a first push, and its isolate cost ~18 MiB of that
+  // push's peak RSS (not given back when it stops: 50,000 files, 2026-12-07).
+  const { values } = parallelLstat(base, files, {
+    minFiles: many ? minFiles : Number.POSITIVE_INFINITY,
+    worker,
+  });
   /** The entries that are not files: empty folders and symlinks (their targets are data, read every time). */
   const others: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {
@@ -214,7 +222,13 @@ export async function scanDirectory(
   const entries: TreeEntry[] = others.slice();
   /** Paths of the file entries: the stat cache keeps only these. */
   const filePaths = new Set<string>();
-  const misses: Miss[] = [];
+  /**
+   * The files to hash, as indices into `files` (their lstat in `values`): no
+   * object per file, which at 50,000 files was ~5 MiB promoted to the old
+   * generation and left there as garbage once hashed.
+   */
+  const misses: number[] = [];
+  let expected = 0;
   const seen: LooseStat = { size: 0, ino: 0, mtimeMs: 0, ctimeMs: 0 };
   for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {
     const rel = files[i];
@@ -233,7 +247,8 @@ export async function scanDirectory(
       ? cache.lookupStats(rel, seen, kind === 'exec')
       : lookupExact(cache, rel, base + rel, kind === 'exec');
     if (digest === undefined) {
-      misses.push({ rel, kind, seen: { ...seen } });
+      misses.push(i);
+      expected += size;
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
@@ -245,11 +260,7 @@ export async function scanDirectory(
   const changing: string[] = [];
   const progress = opts.progress;
   const hashing = misses.length > 0;
-  if (progress && hashing) {
-    let expected = 0;
-    for (const m of misses) expected += m.seen.size;
-    progress.start('hash', misses.length, expected);
-  }
+  if (progress && hashing) progress.start('hash', misses.length, expected);
   const onBytes = progress ? (n: number) => progress.bytes(n) : undefined;
   const hashed = (rel: string, kind: 'file' | 'exec', key: StatKey, digest: Digest) => {
     filesHashed++;
@@ -274,23 +285,41 @@ export async function scanDirectory(
   // (open, read, fstat, close: page-cached, each costs less than one
   // thread-pool hand-off would), hashed once, handed to onContent. Large
   // files stream through the thread pool meanwhile.
-  const small: (Miss | undefined)[] = misses.filter((m) => m.seen.size <= DEFAULTS.syncSmallFileBytes);
-  const large = misses.filter((m) => m.seen.size > DEFAULTS.syncSmallFileBytes);
+  const isSmall = (i: number) => values[i * LSTAT_FIELDS + 1] <= DEFAULTS.syncSmallFileBytes;
+  const small = misses.filter(isSmall);
+  const large = misses.filter((i) => !isSmall(i));
   misses.length = 0;
   try {
-    const streamed = forEachLimit(large, DEFAULTS.hashConcurrency, ({ rel, kind }) =>
-      each(rel, async () => {
+    const streamed = forEachLimit(large, DEFAULTS.hashConcurrency, (i) => {
+      const rel = files[i];
+      const kind = kindOf(values[i * LSTAT_FIELDS]);
+      return each(rel, async () => {
         const h = await hashFile(join(root, rel), onBytes, rel);
         if (h !== undefined) hashed(rel, kind, h.key, h.digest); // else deleted while scanning
-      }),
-    );
+      });
+    });
     const readSmall = async () => {
       const buf = Buffer.allocUnsafe(DEFAULTS.syncSmallFileBytes + 1);
+      let yielded = performance.now();
       for (let i = 0; i < small.length; i++) {
-        const { rel, kind, seen } = small[i]!;
-        // Let each miss go once handled: the stat cache holds the new entry,
-        // so at 50,000 files the two are not both held whole.
-        small[i] = undefined;
+        // Every call in this loop is synchronous and onContent's promise is
+        // already settled when the store writes in place, so without this the
+        // event loop would not turn until the last file: a store's
+        // background work (a batch's syncfs round ending, its links, the next
+        // round) would wait for the end of the scan, and so would progress
+        // output and a signal's handler. A turn every few ms costs ~20 µs.
+        if (performance.now() - yielded >= SCAN_YIELD_MS) {
+          await new Promise<void>((r) => setImmediate(r));
+          yielded = performance.now();
+        }
+        const at = small[i];
+        const o = at * LSTAT_FIELDS;
+        const rel = files[at];
+        const kind = kindOf(values[o]);
+        seen.size = values[o + 1];
+        seen.ino = values[o + 2];
+        seen.mtimeMs = values[o + 3];
+        seen.ctimeMs = values[o + 4];
         await each(rel, async () => {
           const abs = base + rel;
           const got = readSmallFile(abs, rel, seen, buf);
@@ -432,12 +461,9 @@ export function withLocalPaths(r: Omit<ScanResult, 'localByDigest'>): ScanResult
   });
 }
 
-/** A file whose stat the cache does not vouch for: hashed. */
-interface Miss {
-  rel: string;
-  kind: 'file' | 'exec';
-  /** Its lstat in the walk. */
-  seen: LooseStat;
+/** A regular file's kind in the tree from its lstat mode: the owner's x bit. */
+function kindOf(mode: number): 'file' | 'exec' {
+  return (mode & 0o100) !== 0 ? 'exec' : 'file';
 }
 
 /** The cache's digest for a file looked up with its exact (BigInt) stat; undefined when gone. */
@@ -445,6 +471,9 @@ function lookupExact(cache: StatCache, rel: string, abs: string, exec: boolean):
   const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
   return st?.isFile() ? cache.lookup(rel, statKeyOf(st), exec) : undefined;
 }
+
+/** How long the small-file loop runs before it lets the event loop turn (see readSmall). */
+const SCAN_YIELD_MS = 5;
 
 const WIDE = /[\uD800-\uFFFF]/;
 /** Printable ASCII without a backslash: a name that needs no check beyond its path's length. */

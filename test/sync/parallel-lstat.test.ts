@@ -72,13 +72,24 @@ describe('parallelLstat', () => {
   });
 
   it('a scan gives the same tree with the worker and without it', async () => {
-    const { dir, cleanup } = await folder(600);
+    const { dir, rels, cleanup } = await folder(600);
     try {
       const a = await scanDirectory(dir, await StatCache.load(dir), { parallelLstatMinFiles: 1 });
       const b = await scanDirectory(dir, await StatCache.load(dir), { parallelLstatMinFiles: 1e9 });
       assert.equal(a.digest, b.digest);
       assert.ok(a.tree.entries.some((e) => e.kind === 'symlink'));
       assert.ok(a.tree.entries.some((e) => e.kind === 'exec'));
+      // The worker serves scans whose stat cache is large (a first scan hashes every
+      // file anyway): a re-scan with some files changed since the cache was saved.
+      const cache = await StatCache.load(dir);
+      await scanDirectory(dir, cache, { now: () => Date.now() + 60_000 });
+      await cache.save();
+      for (const rel of rels.slice(100, 110)) await writeFile(join(dir, rel), 'changed');
+      const c = await scanDirectory(dir, await StatCache.load(dir), { parallelLstatMinFiles: 1 });
+      const d = await scanDirectory(dir, await StatCache.load(dir), { parallelLstatMinFiles: 1e9 });
+      assert.equal(c.digest, d.digest);
+      assert.notEqual(c.digest, a.digest);
+      assert.equal(c.filesHashed, 10);
     } finally {
       await cleanup();
     }
