@@ -235,7 +235,7 @@ export async function scanDirectory(
     const mode = values[o];
     if (mode === LSTAT_GONE) continue; // deleted while scanning
     if ((mode & S_IFMT) !== S_IFREG) continue; // symlinks: above
-    const kind = (mode & 0o100) !== 0 ? 'exec' : 'file';
+    const kind = kindOf(mode);
     const size = values[o + 1];
     const ino = values[o + 2];
     seen.size = size;
