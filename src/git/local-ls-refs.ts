@@ -36,7 +36,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { fileIdentity } from './mirror-disk.ts';
-import { FLUSH_PKT } from './pkt-line.ts';
+import { FLUSH_PKT, pktLine } from './pkt-line.ts';
 
 /** More prefixes than this: git's own answer (it ignores prefixes beyond 65,536; hoard asks it). */
 export const LOCAL_LS_REFS_MAX_PREFIXES = 1024;
@@ -78,12 +78,6 @@ async function packedRefs(file: string, identity: string): Promise<Map<string, P
     packedCache.delete(packedCache.keys().next().value as string);
   packedCache.set(file, { identity, refs });
   return refs;
-}
-
-/** An ASCII pkt-line (every byte of `text` is checked to be ASCII by the caller). */
-function pkt(text: string): Buffer {
-  const n = text.length + 4;
-  return Buffer.from(n.toString(16).padStart(4, '0') + text, 'latin1');
 }
 
 function plainRefname(name: string): boolean {
@@ -200,16 +194,16 @@ export async function localLsRefs(dir: string, args: string[]): Promise<Buffer |
       let line = `${target.oid} HEAD`;
       if (symrefs) line += ` symref-target:${headTarget}`;
       if (peel && target.peeled) line += ` peeled:${target.peeled}`;
-      lines.push(pkt(`${line}\n`));
+      lines.push(pktLine(`${line}\n`));
     }
   } else if (unborn && symrefs && wanted('HEAD')) {
-    lines.push(pkt(`unborn HEAD symref-target:${headTarget}\n`));
+    lines.push(pktLine(`unborn HEAD symref-target:${headTarget}\n`));
   }
   for (const [name, ref] of packed) {
     if (!wanted(name)) continue;
     let line = `${ref.oid} ${name}`;
     if (peel && ref.peeled) line += ` peeled:${ref.peeled}`;
-    lines.push(pkt(`${line}\n`));
+    lines.push(pktLine(`${line}\n`));
   }
   lines.push(FLUSH_PKT);
   return Buffer.concat(lines);

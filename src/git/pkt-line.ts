@@ -8,8 +8,12 @@ import { isObjectId } from './object-id.ts';
 export const FLUSH_PKT = Buffer.from('0000');
 
 export function pktLine(text: string): Buffer {
-  const body = Buffer.from(text, 'utf8');
-  return Buffer.concat([Buffer.from((body.length + 4).toString(16).padStart(4, '0')), body]);
+  // One allocation: a long listing (ls-refs of 10,000 refs) is a pkt-line per ref.
+  const n = Buffer.byteLength(text, 'utf8') + 4;
+  const out = Buffer.allocUnsafe(n);
+  out.write(n.toString(16).padStart(4, '0'), 0, 'latin1');
+  out.write(text, 4, 'utf8');
+  return out;
 }
 
 export interface RequestHead {

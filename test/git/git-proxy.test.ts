@@ -7,6 +7,7 @@ import { type IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { waitUntil } from '../support/wait.ts';
 import {
   commitUpstream,
   GIT_ENV,
@@ -143,12 +144,10 @@ describe('git proxy: protocol', () => {
     const mirror = join(tmp.path, 'data', 'git', 'mirrors', 'local', 'app.git');
     assert.equal(gitSync(['config', 'uploadpack.allowFilter'], mirror), 'true');
     assert.equal(gitSync(['config', 'uploadpack.allowAnySHA1InWant'], mirror), 'true');
-    const end = Date.now() + 10_000;
     const done = () =>
       existsSync(join(mirror, 'objects', 'info', 'commit-graphs')) &&
       readdirSync(join(mirror, 'objects', 'pack')).some((f) => f.endsWith('.bitmap'));
-    while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-    assert.ok(done(), 'maintenance wrote a bitmap and a commit-graph');
+    await waitUntil(done, 'maintenance to write a bitmap and a commit-graph');
     assert.ok(!server.logs.some((l) => String(l.msg).includes('maintenance failed')));
     // A filtered (partial) clone is served.
     const dest = join(tmp.path, 'clone-filtered');
@@ -203,14 +202,15 @@ describe("git proxy: ls-refs from the mirror's ref files", () => {
     await git(['clone', '--quiet', '--bare', `${base}/app.git`, join(tmp.path, 'first.git')]);
     mirror = join(tmp.path, 'data', 'git', 'mirrors', 'local', 'app.git');
     // The first clone may be served from the cold fill before the mirror is in place.
-    const end = Date.now() + 20_000;
-    while (!existsSync(join(mirror, 'HEAD')) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     // Its maintenance (bitmap, commit-graph) done, so nothing rewrites refs under the tests.
-    const ready = () =>
-      existsSync(join(mirror, 'objects', 'info', 'commit-graphs')) &&
-      readdirSync(join(mirror, 'objects', 'pack')).some((f) => f.endsWith('.bitmap'));
-    while (!ready() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(ready(), 'mirror in place');
+    await waitUntil(
+      () =>
+        existsSync(join(mirror, 'HEAD')) &&
+        existsSync(join(mirror, 'objects', 'info', 'commit-graphs')) &&
+        readdirSync(join(mirror, 'objects', 'pack')).some((f) => f.endsWith('.bitmap')),
+      'the mirror in place, its maintenance done',
+      20_000,
+    );
   });
   after(async () => {
     await server?.stop();
@@ -247,13 +247,9 @@ describe("git proxy: ls-refs from the mirror's ref files", () => {
   const mark = async () => {
     const id = `refs/tags/mark-${Math.random().toString(36).slice(2)}`;
     await (await post(lsRefsBody([`ref-prefix ${id}`]))).arrayBuffer();
-    const end = Date.now() + 10_000;
-    for (;;) {
-      const i = server.logs.findIndex((l) => l.msg === LOCAL && JSON.stringify(l.args).includes(id));
-      if (i >= 0) return i;
-      if (Date.now() > end) throw new Error('the mark request was not answered from the files');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const find = () => server.logs.findIndex((l) => l.msg === LOCAL && JSON.stringify(l.args).includes(id));
+    await waitUntil(() => find() >= 0, 'the mark request answered from the files');
+    return find();
   };
   /** Requests answered from the files between two marks. */
   const localBetween = (from: number, to: number) =>
@@ -315,8 +311,7 @@ describe("git proxy: ls-refs from the mirror's ref files", () => {
     await res.arrayBuffer();
     const loose = () =>
       readdirSync(join(mirror, 'refs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
-    const end = Date.now() + 10_000;
-    while (loose().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => loose().length === 0, 'the refs packed again after the fetch').catch(() => {});
     assert.deepEqual(
       loose().map((e) => e.name),
       [],
@@ -424,8 +419,7 @@ describe('git proxy: client disconnect', () => {
     res.pause();
     assert.ok(processesIn(mirror).length > 0, 'upload-pack is running');
     req.destroy();
-    const end = Date.now() + 5000;
-    while (processesIn(mirror).length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => processesIn(mirror).length === 0, 'the git processes to end').catch(() => {});
     assert.deepEqual(processesIn(mirror), [], 'no git left in the mirror');
   });
 });
