@@ -79,9 +79,9 @@ async function listen(server: Server): Promise<string> {
 
 /**
  * A proxy in front of an upstream that passes the first fetch answer's first
- * 2,000 bytes, then holds it until `resume`: cut it off, or go on.
+ * `holdAt` bytes, then holds it until `resume`: cut it off, or go on.
  */
-async function holdingProxy(upstream: string) {
+async function holdingProxy(upstream: string, holdAt = 2000) {
   let armed = true;
   let go!: (how: 'cut' | 'go') => void;
   const gate = new Promise<'cut' | 'go'>((r) => {
@@ -101,15 +101,15 @@ async function holdingProxy(upstream: string) {
     const isFetch = body.includes('command=fetch');
     let sent = 0;
     for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) {
-      if (isFetch && armed && sent + c.length > 2000) {
+      if (isFetch && armed && sent + c.length > holdAt) {
         armed = false;
-        res.write(c.subarray(0, 2000 - sent));
+        res.write(c.subarray(0, holdAt - sent));
         state.held = true;
         if ((await gate) === 'cut') {
           res.destroy();
           return;
         }
-        res.write(c.subarray(2000 - sent));
+        res.write(c.subarray(holdAt - sent));
         sent += c.length;
         continue;
       }
@@ -133,14 +133,17 @@ describe('git cold clone: one upstream pack, teed', () => {
     const pull = commitUpstream(up, 'a pull request', 'tmp-pr');
     gitSync(['update-ref', 'refs/pull/1/head', pull], up);
     gitSync(['update-ref', '-d', 'refs/heads/tmp-pr'], up);
-    // Every upstream answer is delayed, so the clients' fetches arrive while the pack is still coming.
+    // Every upstream answer is delayed, so the clients' requests arrive while the fill runs; the
+    // pack is held after its first bytes until both v2 clones read it (a delay alone raced on a
+    // loaded machine: the whole pack could arrive and be published before a client's fetch).
     const http = await startHttpUpstream(upRoot, 400);
     closers.push(() => http.close());
+    const proxy = await holdingProxy(http.url, 64);
     try {
-      const s = await serve(join(tmp.path, 'data'), ['--git-upstream', `h=${http.url}`]);
+      const s = await serve(join(tmp.path, 'data'), ['--git-upstream', `h=${proxy.url}`]);
       const url = `${s.url}/git/h/app.git`;
       const d = (n: string) => join(tmp.path, n);
-      await Promise.all([
+      const clones = Promise.all([
         git(['-c', 'protocol.version=2', 'clone', '--quiet', '--bare', url, d('full')]),
         git([
           '-c',
@@ -157,6 +160,10 @@ describe('git cold clone: one upstream pack, teed', () => {
         git(['-c', 'protocol.version=2', 'clone', '--quiet', '--depth', '1', `${url}`, d('shallow')]),
         git(['-c', 'protocol.version=2', 'clone', '--quiet', '--filter=blob:none', url, d('filtered')]),
       ]);
+      clones.catch(() => {});
+      await waitUntil(() => proxy.held && served(s) === 2, 'both v2 clones reading the pack being mirrored');
+      proxy.resume('go');
+      await clones;
       const expected = refsOf(up, 'refs/heads', 'refs/tags');
       assert.equal(
         refsOf(d('full'), 'refs/heads', 'refs/tags'),
