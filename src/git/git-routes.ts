@@ -514,7 +514,13 @@ export async function gitPlugin(app: FastifyInstance, opts: GitPluginOptions): P
       accept: 'any',
       retries: 0,
     });
-    if (!advertise && res.status < 300) mirrors.invalidate(repo);
+    if (!advertise && res.status < 300) {
+      mirrors.invalidate(repo);
+      // The upstream moves its refs while it streams the report after these headers: a fetch
+      // started in between would read the old ones. Again at the report's end, before the
+      // client sees it (this listener runs before the pipe's end handler, added by send).
+      res.body.once('end', () => mirrors.invalidate(repo));
+    }
     reply.code(res.status).headers(NO_CACHE);
     for (const h of ['content-type', 'www-authenticate', 'location']) {
       const v = header(res, h);

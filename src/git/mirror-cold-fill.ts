@@ -104,6 +104,7 @@ export class ColdFill {
   #setRefs!: (r: UpstreamRefs) => void;
   #failRefs!: (err: unknown) => void;
   #tips = new Set<string>();
+  #outdated = false;
   #spool: PackSpool | null = null;
   #packStarted!: () => void;
   /** Resolves when the spool exists (or the fill ended without one). */
@@ -120,6 +121,17 @@ export class ColdFill {
     this.#packReady = new Promise((r) => {
       this.#packStarted = r;
     });
+  }
+
+  /**
+   * A push went through to the upstream while this fill ran (Mirror.invalidate):
+   * its refs may predate the push and no longer answer a ref advertisement.
+   */
+  outdate(): void {
+    this.#outdated = true;
+  }
+  get outdated(): boolean {
+    return this.#outdated;
   }
 
   /** Whether `oid` is one of the tips this fill fetches (a client may want it from the pack). */

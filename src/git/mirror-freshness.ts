@@ -126,11 +126,14 @@ export class MirrorFreshness {
   async #ensureFresh(m: Mirror, need: number, deadline: number): Promise<number | null> {
     const { clock } = this.#o;
     let reason = 'timeout';
+    // Pushes forwarded upstream before this request: a fetch started before one of them does not
+    // satisfy it (the pusher's next clone must see the push).
+    const pushes = m.invalidations;
     for (;;) {
       m.checkReplaced();
       if (m.freshAt !== null && m.freshAt >= need) return null;
       const f = m.fetchJoinable();
-      const satisfies = f.startedAt >= need;
+      const satisfies = f.startedAt >= need && f.invalidations >= pushes;
       const remaining = deadline - clock.now();
       if (remaining <= 0) break;
       const outcome = await raceTimeout(
@@ -149,7 +152,13 @@ export class MirrorFreshness {
         break;
       }
       if (outcome === 'failed' && satisfies) break;
-      if (outcome === 'ok' && satisfies && m.freshAt === null) break; // replaced meanwhile
+      if (outcome === 'ok' && satisfies && m.freshAt === null) {
+        // Not fresh after a fetch that should have made it so. A push went through while it
+        // ran, after this request arrived: what it fetched is new enough for this request (the
+        // mirror stays stale for the next ones). Otherwise the directory was replaced meanwhile.
+        if (m.invalidations !== f.invalidations) return null;
+        break;
+      }
     }
     const stale = staleSeconds(m);
     this.#o.metrics.staleServes.inc();

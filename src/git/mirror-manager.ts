@@ -307,7 +307,7 @@ export class MirrorManager {
 
   /** Whether refs read by `fill` may answer a ref advertisement requested at clock time `t0`. */
   fillFreshFor(fill: ColdFill, t0: number): boolean {
-    return fill.startedAt >= t0 - this.maxStalenessMs;
+    return !fill.outdated && fill.startedAt >= t0 - this.maxStalenessMs;
   }
 
   /**

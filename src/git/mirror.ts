@@ -101,6 +101,8 @@ export interface MirrorActivity {
 export interface InflightFetch {
   /** Clock time at which the fetch was started (its refs are at least this new). */
   startedAt: number;
+  /** Mirror.invalidations when it was started: a change by its end means a push may have outdated it. */
+  invalidations: number;
   promise: Promise<void>;
 }
 
@@ -117,6 +119,16 @@ export class Mirror {
   // What is known about the directory on disk; dropped by reset().
   /** Clock time at which the last successful fetch of this process started; null: infinitely stale. */
   #freshAt: number | null = null;
+  /**
+   * Pushes forwarded upstream (invalidate()) so far. A fetch or clone that
+   * was running when one went through may have read the upstream's refs
+   * before it: it keeps what it wrote but does not make the mirror fresh
+   * (the pusher's next clone would otherwise miss its own push for up to the
+   * freshness bound).
+   */
+  #invalidations = 0;
+  /** The cold fill creating the mirror, while it runs: a push outdates its refs too. */
+  #fill: ColdFill | null = null;
   /** Identity (device, inode, birth time) of the directory when last fetched; a change means it was replaced. */
   #ino: string | null = null;
   /** Once per directory: hoard.json loaded and stale locks removed. */
@@ -170,9 +182,20 @@ export class Mirror {
     this.#metaLoaded = false;
   }
 
-  /** Stale after a push went through to the upstream: the next ref advertisement fetches. */
+  /**
+   * Stale after a push went through to the upstream: the next ref
+   * advertisement fetches, and no fetch or cold fill already running counts
+   * as fresh when it ends (it may have read the refs before the push).
+   */
   invalidate(): void {
     this.#freshAt = null;
+    this.#invalidations++;
+    this.#fill?.outdate();
+  }
+
+  /** Changes with every invalidate(): a fetch that saw it change while it ran left the mirror stale. */
+  get invalidations(): number {
+    return this.#invalidations;
   }
 
   /** A mirror directory replaced under us (restored from a copy) loses its freshness. */
@@ -311,6 +334,7 @@ export class Mirror {
     const tmp = join(this.#ctx.tmpRoot, `${basename(this.dir)}-${randomUUID()}`);
     const config = Object.entries(MIRROR_CONFIG).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
     const startedAt = clock.now();
+    const invalidations = this.#invalidations;
     const wall = Date.now();
     const end = metrics.fetchDuration.startTimer({ kind: 'clone' });
     log.info({ repo: this.id.key }, 'git: cloning new mirror');
@@ -329,6 +353,7 @@ export class Mirror {
         clock,
         log,
       });
+      this.#fill = fill;
       setFill(fill);
       let filled = false;
       try {
@@ -352,6 +377,7 @@ export class Mirror {
       await mkdir(dirname(this.dir), { recursive: true });
       await rename(tmp, this.dir);
     } catch (err) {
+      this.#fill = null;
       end();
       metrics.clones.inc({ result: 'error' });
       this.#failed(err);
@@ -367,12 +393,13 @@ export class Mirror {
         details: { repo: this.id.key, clientSafe: true },
       });
     }
+    this.#fill = null;
     end();
     metrics.clones.inc({ result: 'ok' });
     this.#meta = meta;
     this.#metaLoaded = true;
     this.#lastUsedWritten = Date.now();
-    this.#freshAt = startedAt;
+    this.#freshAt = this.#invalidations === invalidations ? startedAt : null;
     this.#lastFetchWall = wall;
     this.#ino = dirIdentity(this.dir);
     this.#prepared = Promise.resolve();
@@ -398,7 +425,11 @@ export class Mirror {
   /** The fetch in flight, or a new one (queued on the lock). */
   fetchJoinable(): InflightFetch {
     if (this.#inflight) return this.#inflight;
-    const f: InflightFetch = { startedAt: this.#ctx.clock.now(), promise: Promise.resolve() };
+    const f: InflightFetch = {
+      startedAt: this.#ctx.clock.now(),
+      invalidations: this.#invalidations,
+      promise: Promise.resolve(),
+    };
     f.promise = this.lock
       .run(() => this.#fetch())
       .finally(() => {
@@ -418,6 +449,7 @@ export class Mirror {
     const before = watch ? await headCommit(this.dir) : undefined;
     const ino = dirIdentity(this.dir);
     const startedAt = clock.now();
+    const invalidations = this.#invalidations;
     const wall = Date.now();
     const end = metrics.fetchDuration.startTimer({ kind: 'fetch' });
     try {
@@ -438,7 +470,7 @@ export class Mirror {
     }
     end();
     metrics.fetches.inc({ result: 'ok' });
-    this.#freshAt = startedAt;
+    this.#freshAt = this.#invalidations === invalidations ? startedAt : null;
     this.#lastFetchWall = wall;
     this.#ino = ino;
     this.#fetchesSinceMaintenance++;

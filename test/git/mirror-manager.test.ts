@@ -75,6 +75,56 @@ describe('MirrorManager', () => {
     }
   });
 
+  test('a push forwarded upstream while a fetch runs: that fetch leaves the mirror stale, the next request fetches', async () => {
+    const clock = new ManualClock();
+    const m = await startManager('data-push', { clock, maxStalenessMs: 10_000 });
+    let release = () => {};
+    try {
+      await m.open('h/app.git'); // the clone, fresh as of now
+      clock.advance(20_000); // past the bound: the next request fetches
+      const c0 = fetches();
+      release = http.hold();
+      const a = m.open('h/app.git'); // fetch 1, held at the upstream
+      await waitUntil(() => fetches() > c0, 'fetch 1 at the upstream');
+      m.invalidate('h/app.git'); // a push went through while fetch 1 runs
+      release();
+      await a;
+      const c1 = fetches();
+      // Fetch 1 started a moment ago (clock time): fresh by the bound, but it may have read the
+      // refs before the push.
+      assert.equal((await m.open('h/app.git')).staleSeconds, null);
+      assert.equal(fetches(), c1 + 1, 'fetched again after the push');
+      assert.equal((await m.open('h/app.git')).staleSeconds, null);
+      assert.equal(fetches(), c1 + 1, 'and fresh from then on');
+    } finally {
+      release();
+      await m.close();
+    }
+  });
+
+  test('a push forwarded upstream while the mirror is created: the cold fill stops answering ref advertisements, and the new mirror is fetched before use', async () => {
+    const clock = new ManualClock();
+    const m = await startManager('data-push-clone', { clock, maxStalenessMs: 10_000 });
+    let release = () => {};
+    try {
+      const c0 = fetches();
+      release = http.hold();
+      const a = m.open('h/app.git'); // creates the mirror: its cold fill is held at the upstream
+      await waitUntil(() => fetches() > c0, 'the cold fill at the upstream');
+      const fill = await m.coldFill('h/app.git');
+      assert.ok(fill, 'an HTTP upstream is mirrored by a cold fill');
+      assert.equal(m.fillFreshFor(fill, clock.now()), true);
+      m.invalidate('h/app.git');
+      assert.equal(m.fillFreshFor(fill, clock.now()), false, 'its refs may predate the push');
+      release();
+      assert.equal((await a).staleSeconds, null);
+      assert.equal(fetches(), c0 + 2, 'the creation, then one fetch for the request');
+    } finally {
+      release(); // a failed assertion must not leave the upstream holding the next tests' requests
+      await m.close();
+    }
+  });
+
   test('the bound in clock time: fresh for maxStalenessMs after a fetch started, then fetched again', async () => {
     const clock = new ManualClock();
     const m = await startManager('data-bound', { clock, maxStalenessMs: 10_000 });

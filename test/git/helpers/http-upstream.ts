@@ -23,11 +23,14 @@ export interface HttpUpstream {
   /** Requests being answered right now, and the most there ever were at once. */
   inFlight: number;
   maxInFlight: number;
+  /** Holds every request arriving from now on (counted, not answered) until the returned function is called. */
+  hold(): () => void;
   close(): Promise<void>;
 }
 
 export async function startHttpUpstream(root: string, delayMs = 0): Promise<HttpUpstream> {
   const held = new Set<ServerResponse>();
+  let gate: Promise<void> | null = null;
   const up: HttpUpstream = {
     url: '',
     delayMs,
@@ -37,6 +40,16 @@ export async function startHttpUpstream(root: string, delayMs = 0): Promise<Http
     authorizations: [],
     inFlight: 0,
     maxInFlight: 0,
+    hold: () => {
+      let release!: () => void;
+      gate = new Promise<void>((r) => {
+        release = r;
+      });
+      return () => {
+        gate = null;
+        release();
+      };
+    },
     close: async () => {},
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
@@ -56,7 +69,9 @@ export async function startHttpUpstream(root: string, delayMs = 0): Promise<Http
       return;
     }
     req.pause();
-    setTimeout(() => cgi(root, req, res, u), up.delayMs);
+    const answer = () => setTimeout(() => cgi(root, req, res, u), up.delayMs);
+    if (gate) void gate.then(answer);
+    else answer();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   up.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
