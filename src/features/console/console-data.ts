@@ -14,25 +14,16 @@
 //   console-blobs.ts     the blobs page
 //   console-views.ts     the shapes they return; tree-folder.ts: a tree seen as folders
 
-import type { GitFeature } from '../../git/git-feature.ts';
-import type { SnapshotFeature } from '../../git/snapshot-feature.ts';
-import type { FeatureContext } from '../../server/feature.ts';
 import { blobsView } from './console-blobs.ts';
 import { mirrorReports } from './console-mirrors.ts';
-import { ConsoleOverview } from './console-overview.ts';
+import { ConsoleOverview, type ConsoleOverviewOptions } from './console-overview.ts';
 import { ConsoleRefs } from './console-refs.ts';
-import type { Reading, Sampler } from './console-sampler.ts';
+import type { Reading } from './console-sampler.ts';
 import type { BlobsView, MirrorReport, Overview, RefPage, RefView } from './console-views.ts';
 import { DirSizes, DiskCensus } from './disk-census.ts';
 
-export interface ConsoleDataOptions {
-  ctx: FeatureContext;
-  git: GitFeature | undefined;
-  snapshots: SnapshotFeature | undefined;
-  sampler: () => Sampler;
-  version: string;
-  intervalMs: number;
-}
+/** What the console's data comes from: the overview's sources, the census being this class's own. */
+export type ConsoleDataOptions = Omit<ConsoleOverviewOptions, 'census'>;
 
 export class ConsoleData {
   readonly #o: ConsoleDataOptions;
