@@ -10,7 +10,7 @@
 // spool file (mirror-pack-spool.ts) that the waiting clients read from at
 // their own pace. A waiting client whose request that pack satisfies (a
 // protocol v2 clone: wants among the advertised tips, no haves, no shallow,
-// no filter; see git-routes.ts) gets it, sideband-framed, while it arrives,
+// no filter; see git-fill-answers.ts) gets it, sideband-framed, while it arrives,
 // and its answer ends as soon as the whole pack has arrived and passed the
 // stream checks (pack-stream-check.ts: framing, no upstream error, header,
 // trailer): the client's own git verifies the objects and their connectivity,

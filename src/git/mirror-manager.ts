@@ -297,7 +297,7 @@ export class MirrorManager {
   /**
    * The cold fill creating the mirror of `path` (starting its creation if
    * needed): what the first clients are served from before the mirror exists
-   * (git-routes.ts). null when the mirror exists or is made by `git clone`.
+   * (git-fill-answers.ts). null when the mirror exists or is made by `git clone`.
    */
   async coldFill(path: string): Promise<ColdFill | null> {
     const m = this.#registry.get(this.#servable(path));

@@ -16,7 +16,8 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { hexOf } from '../core/digest.ts';
 import { HoardError, httpStatusOf, toHoardError } from '../core/errors.ts';
-import { clientMessage, type GitSubRoute, logFailure } from './git-routes.ts';
+import { clientMessage, logFailure } from './git-http-replies.ts';
+import type { GitSubRoute } from './git-routes.ts';
 import type { SnapshotInfo, SnapshotService } from './snapshot-service.ts';
 
 const STABLE = /^(.+)\/snapshot\.tar\.zst$/;

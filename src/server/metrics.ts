@@ -5,7 +5,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Digest } from '../core/digest.ts';
 import { loopHoldReader } from './loop-monitor.ts';
 import { ReadTally } from './read-tally.ts';
-import type { TierHooks, TierName } from './tiered-blob-store.ts';
+import type { TierHooks, TierName } from './tier-types.ts';
 
 /** Requests counted as plain numbers before prom-client takes them (ServerMetrics.observeRequest). */
 const FLUSH_EVERY = 4096;

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
-import { clonesFromFill, lsRefsAnswer } from '../../src/git/git-routes.ts';
+import { clonesFromFill, lsRefsAnswer } from '../../src/git/git-fill-answers.ts';
 import { PackSpool } from '../../src/git/mirror-pack-spool.ts';
 import {
   FallBack,

@@ -33,7 +33,7 @@ import {
 } from '../../server/auth.ts';
 import type { RouteAuthConfig } from '../../server/context.ts';
 import { defineFeature, type Feature, type FeatureContext, type FeatureKey } from '../../server/feature.ts';
-import { ConsoleData, REFS_PAGE_DEFAULT } from './console-data.ts';
+import { ConsoleData } from './console-data.ts';
 import {
   blobsPage,
   type Chrome,
@@ -45,6 +45,7 @@ import {
   refsPage,
   signInPage,
 } from './console-pages.ts';
+import { REFS_PAGE_DEFAULT } from './console-refs.ts';
 import { Sampler } from './console-sampler.ts';
 import {
   ConsoleSessions,

@@ -1,19 +1,12 @@
 // The console's pages, rendered on the server from the same objects
-// /v1/status… returns (console-data.ts). Every value goes through html``
+// /v1/status… returns (console-data.ts, console-views.ts). Every value goes through html``
 // (escaped); numbers also travel as data-value attributes so tests and
 // scripts can read them from the DOM without parsing "1.2 MiB".
 
 import { formatBytes as bytes } from '../../core/format-bytes.ts';
 import { lineChart } from './console-chart.ts';
-import {
-  type BlobsView,
-  type FolderEntry,
-  type MirrorReport,
-  type Overview,
-  REFS_PAGE_DEFAULT,
-  type RefPage,
-  type RefView,
-} from './console-data.ts';
+import { REFS_PAGE_DEFAULT } from './console-refs.ts';
+import type { BlobsView, FolderEntry, MirrorReport, Overview, RefPage, RefView } from './console-views.ts';
 import { type Html, href, html } from './html.ts';
 
 export type Tab = 'overview' | 'git' | 'refs' | 'blobs';

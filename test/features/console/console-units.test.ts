@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Digest } from '../../../src/core/digest.ts';
-import { featureOf, folder, normalizeDir } from '../../../src/features/console/console-data.ts';
 import { contentDisposition, safeNext } from '../../../src/features/console/console-feature.ts';
+import { featureOf } from '../../../src/features/console/console-overview.ts';
 import { type Reading, Ring, Sampler } from '../../../src/features/console/console-sampler.ts';
 import { ConsoleSessions, parseCookies } from '../../../src/features/console/console-sessions.ts';
 import { escapeHtml, html } from '../../../src/features/console/html.ts';
+import { folder, normalizeDir } from '../../../src/features/console/tree-folder.ts';
 import { ReadTally } from '../../../src/server/read-tally.ts';
 import { largestOf } from '../../../src/store/tier-usage.ts';
 import { ManualClock } from '../../support/manual-clock.ts';
