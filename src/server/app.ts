@@ -71,6 +71,15 @@ export interface HoardServer {
   drain(): Promise<void>;
   /** Writes the buffered log lines out now (after a line scripts wait for, like "serving"). */
   flushLog(): void;
+  /** Every route registered, as registered (test/server/route-inventory.test.ts holds it to docs/security.md). */
+  readonly routes: readonly RegisteredRoute[];
+}
+
+/** One registered route: its methods, full URL pattern and the auth scope it declares (undefined: none declared). */
+export interface RegisteredRoute {
+  readonly methods: readonly string[];
+  readonly url: string;
+  readonly scope: string | undefined;
 }
 
 export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): Promise<HoardServer> {
@@ -155,6 +164,13 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     return503OnClosing: true,
     // Ref names contain slashes and are matched by wildcard; blob URLs are fixed-shape.
     routerOptions: { maxParamLength: 1024 },
+  });
+  // Recorded before any route exists: fastify keeps no list of its own (only
+  // printRoutes' tree), and the inventory test needs every route with its scope.
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    const methods = [r.method].flat().map(String);
+    routes.push({ methods, url: r.url, scope: (r.config as RouteAuthConfig | undefined)?.scope });
   });
   // The failed-token lockout (auth-failures.ts), created here where the logger exists.
   auth.failures = new AuthFailureLimiter({
@@ -323,6 +339,7 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     app,
     ctx,
     index,
+    routes,
     get readWorkers() {
       return workers;
     },

@@ -2,6 +2,7 @@
 // lifecycle state. buildServer (app.ts) creates one per server.
 
 import type { FastifyRequest } from 'fastify';
+import { HoardError } from '../core/errors.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import {
   type AuthPolicy,
@@ -67,4 +68,21 @@ export function requestPrincipal(ctx: { auth: AuthPolicy }, req: FastifyRequest)
 export function checkRefRead(ctx: { auth: AuthPolicy }, req: FastifyRequest, name: string): void {
   const p = requestPrincipal(ctx, req);
   if (p && !mayReadRef(p, name)) throw refReadForbidden(p.name, p.refPrefixes, name);
+}
+
+/**
+ * Refuses (403) a request whose token is bound to ref prefixes, for the
+ * routes that reach every namespace at once: blobs are shared by all refs,
+ * so listing them hands a bound token the digests of other teams' files
+ * (a digest is what a blob read needs), and deleting one destroys content
+ * refs outside its prefixes (server-owned snapshots included) still name.
+ */
+export function checkUnbound(ctx: { auth: AuthPolicy }, req: FastifyRequest, what: string): void {
+  const p = requestPrincipal(ctx, req);
+  // A prefix of '' covers every ref (refPrefixAllows): such a token is not bound.
+  if (p?.refPrefixes && !p.refPrefixes.includes(''))
+    throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} is bound to ref prefixes and may not ${what}`, {
+      hint: 'blobs are shared by every ref namespace: this needs a token without a refs list',
+      details: { allowed: p.refPrefixes },
+    });
 }

@@ -21,7 +21,7 @@ import { type Digest, digestFromHex, hexOf, parseDigest } from '../../core/diges
 import { HoardError, isNoSpaceErrno, noSpaceOr } from '../../core/errors.ts';
 import type { BlobHandle, ServingBlobStore } from '../../store/blob-handle.ts';
 import { closeAfterAnswer } from '../close-after-answer.ts';
-import type { ServerContext } from '../context.ts';
+import { checkUnbound, type ServerContext } from '../context.ts';
 import { blobBaseHeaders, blobEtag, ifRangeHolds, noneMatch, parseRange } from '../http-range.ts';
 import { acceptJsonBodies, pageLimit } from '../json-bodies.ts';
 
@@ -171,6 +171,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
     { config: { scope: 'write' } },
     async (request, reply) => {
       const digest = digestFromHex(request.params.hex);
+      checkUnbound(ctx, request, 'delete blobs');
       const deleted = await blobs.delete(digest);
       if (!deleted) throw notFound(digest);
       return reply.code(204).send();
@@ -207,6 +208,7 @@ export async function blobRoutes(app: FastifyInstance, opts: { ctx: ServerContex
       '/',
       { config: { scope: 'read' } },
       async (request) => {
+        checkUnbound(ctx, request, 'list blobs');
         const q = request.query.after;
         const after = q !== undefined && q !== '' ? parseDigest(q) : undefined;
         const limit = pageLimit(request.query.limit, 1000, 10_000);
