@@ -155,6 +155,18 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
         return data.ref(name, q(request, 'version'), q(request, 'path'));
       };
 
+      /**
+       * The blobs page. Its lists (largest, most read) name digests of every
+       * namespace, and a digest is all a blob read needs: a reader bound to
+       * ref prefixes gets the lookup of a digest it already knows, no lists
+       * (as GET /v1/blobs refuses it the listing).
+       */
+      const blobsFor = async (request: FastifyRequest, a: Access) => {
+        const view = await data.blobs(q(request, 'digest'));
+        const bound = a.reader?.refPrefixes && !a.reader.refPrefixes.includes('');
+        return bound ? { ...view, largest: { memory: [], disk: [] }, mostRead: [] } : view;
+      };
+
       const secure = (request: FastifyRequest) => request.protocol === 'https';
       const chrome = (a: Access): Chrome => ({ version: VERSION, signOutCsrf: a.session?.csrf });
 
@@ -330,9 +342,9 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
           app.get(
             '/ui/blobs',
             open,
-            page(async (request) => {
+            page(async (request, a) => {
               const digest = q(request, 'digest');
-              return { tab: 'blobs', title: 'Blobs', body: blobsPage(await data.blobs(digest), digest) };
+              return { tab: 'blobs', title: 'Blobs', body: blobsPage(await blobsFor(request, a), digest) };
             }),
           );
 
@@ -443,11 +455,7 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
           );
           app.get('/v1/status/refs', open, json(refsFor));
           app.get('/v1/status/ref', open, json(refFor));
-          app.get(
-            '/v1/status/blobs',
-            open,
-            json((request) => data.blobs(q(request, 'digest'))),
-          );
+          app.get('/v1/status/blobs', open, json(blobsFor));
         },
       };
     },

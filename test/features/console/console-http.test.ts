@@ -137,6 +137,31 @@ describe('web console over HTTP', () => {
     await one.arrayBuffer();
   });
 
+  it('a token bound to other ref prefixes gets no blob lists (they name digests of every namespace), only its lookup', async () => {
+    // Read it so the most-read list names it; the disk tier's largest list does anyway.
+    await (
+      await fetch(`${srv.url}/v1/blobs/sha256/${blob.slice(7)}`, { headers: bearer(T.read) })
+    ).arrayBuffer();
+    type Row = { digest: string };
+    type View = { largest: { memory: Row[]; disk: Row[] }; mostRead: Row[]; lookup: Row | null };
+    const view = async (t: string, q = '') => {
+      const res = await fetch(`${srv.url}/v1/status/blobs${q}`, { headers: bearer(t) });
+      assert.equal(res.status, 200);
+      return (await res.json()) as View;
+    };
+    const digests = (v: View) => [...v.largest.memory, ...v.largest.disk, ...v.mostRead].map((r) => r.digest);
+    assert.ok(digests(await view(T.read)).includes(blob), 'the unbound reader sees the lists');
+    const bound = await view(T.other);
+    assert.deepEqual(digests(bound), []);
+    assert.equal(
+      (await view(T.other, `?digest=${blob}`)).lookup?.digest,
+      blob,
+      'a known digest is still looked up',
+    );
+    const page = await (await fetch(`${srv.url}/ui/blobs`, { headers: bearer(T.other) })).text();
+    assert.ok(page.includes('Blobs') && !page.includes(blob.slice(7)), 'the blobs page lists no digest');
+  });
+
   it('JSON: /v1/status has the tiers, the features and the series; refs and a sync ref decode', async () => {
     const s = (await (await fetch(`${srv.url}/v1/status`, { headers: bearer(T.read) })).json()) as {
       version: string;
