@@ -190,6 +190,36 @@ describe('turbo remote cache API', () => {
       assert.equal((await put('eeee000000000004', body, 'team-b-secret', {}, 'slug=team-b')).status, 202);
       assert.equal(await stored('eeee000000000004'), false);
     });
+    it('a token scoped to another team reads nothing of this one: GET, HEAD and the POST query are 403', async () => {
+      const hash = 'eeee000000000005';
+      assert.equal((await put(hash, body, 'ci-secret')).status, 202);
+      for (const method of ['GET', 'HEAD']) {
+        const res = await get(hash, 'team-b-secret', { method });
+        assert.equal(res.status, 403, method);
+        await res.arrayBuffer();
+      }
+      // The query would tell another team's sizes, durations and tags.
+      const query = await fetch(`${srv.url}/turbo/v8/artifacts?slug=team-a`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth('team-b-secret') },
+        body: JSON.stringify({ hashes: [hash] }),
+      });
+      assert.equal(query.status, 403);
+      assert.ok(!(await query.text()).includes('"size"'));
+    });
+    it('no token: the POST query, events and status are 401', async () => {
+      const post = (path: string, body: unknown, token?: string) =>
+        fetch(`${srv.url}/turbo/v8/artifacts${path}?slug=team-a`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...auth(token) },
+          body: JSON.stringify(body),
+        });
+      assert.equal((await post('', { hashes: ['eeee000000000003'] })).status, 401);
+      assert.equal((await post('/events', [])).status, 401);
+      assert.equal((await post('/events', [], 'team-b-secret')).status, 403);
+      assert.equal((await fetch(`${srv.url}/turbo/v8/artifacts/status?slug=team-a`)).status, 401);
+      assert.equal((await fetch(`${srv.url}/turbo/v8/artifacts/status`)).status, 401);
+    });
   });
 
   describe('bad input stores nothing', () => {
@@ -235,6 +265,21 @@ describe('turbo remote cache API', () => {
       } as RequestInit);
       assert.equal(res.status, 413);
       assert.equal(await stored('ffff000000000004'), false);
+    });
+    it('the POST query and events refuse bad JSON bodies with 400, an oversized one with 413', async () => {
+      const post = (path: string, body: string) =>
+        fetch(`${srv.url}/turbo/v8/artifacts${path}?slug=team-a`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...auth('dev-secret') },
+          body,
+        });
+      for (const bad of ['{', '[]', '{"hashes":"x"}', '{"hashes":[1]}', '{"hashes":["a/../b"]}'])
+        assert.equal((await post('', bad)).status, 400, bad);
+      const many = JSON.stringify({ hashes: Array.from({ length: 10_001 }, (_, i) => i.toString(16)) });
+      assert.equal((await post('', many)).status, 400, 'more hashes than a batch');
+      for (const bad of ['{', '{}', '"x"']) assert.equal((await post('/events', bad)).status, 400, bad);
+      const huge = JSON.stringify({ hashes: ['a'.repeat(5 * 1024 * 1024)] });
+      assert.equal((await post('', huge)).status, 413);
     });
     it('a truncated body (connection cut before Content-Length bytes) stores nothing', async () => {
       await cutUpload(srv, '/turbo/v8/artifacts/ffff000000000005?slug=team-a', {
