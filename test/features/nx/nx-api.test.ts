@@ -113,6 +113,14 @@ describe('nx remote cache API', () => {
       assert.equal((await put('403404', body, 'turbo-secret')).status, 403);
       assert.equal(await stored('403404'), false);
     });
+    it('a token scoped to another namespace (cache/turbo/) cannot read Nx entries either (GET, HEAD)', async () => {
+      assert.equal((await put('403405', body, 'ci-secret')).status, 200);
+      for (const method of ['GET', 'HEAD']) {
+        const r = await fetch(url('403405'), { method, headers: auth('turbo-secret') });
+        assert.equal(r.status, 403, method);
+        await r.arrayBuffer();
+      }
+    });
   });
 
   describe('bad input stores nothing', () => {
