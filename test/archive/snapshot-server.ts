@@ -28,6 +28,8 @@ export async function startSnapshotServer(opts: {
   publicUrl?: string;
   maxStalenessMs?: number;
   debounceMs?: number;
+  /** A tokens file (auth on); without one, loopback clients only. */
+  tokens?: string;
 }): Promise<SnapshotTestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'hoard-snapsrv-'));
   const config = resolveConfig({
@@ -35,6 +37,7 @@ export async function startSnapshotServer(opts: {
     data: dataDir,
     logLevel: 'silent',
     publicUrl: opts.publicUrl,
+    tokens: opts.tokens,
   });
   const server = await buildServer(config, {
     logger: false,
