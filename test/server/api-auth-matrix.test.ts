@@ -156,6 +156,48 @@ describe('/v1 auth matrix: the routes beside blob GET/PUT and ref GET/PUT', () =
     assert.equal((await del('write-secret')).status, 204);
   });
 
+  it('blob GET and PUT by a token bound to other ref prefixes: allowed (content-addressed; a digest is the capability)', async () => {
+    const hex = await storedBlob();
+    const get = await fetch(blobUrl(hex), { headers: auth('team-a-read-secret') });
+    assert.equal(get.status, 200);
+    await get.arrayBuffer();
+    const bytes = randomBytes(64);
+    const put = await fetch(blobUrl(hexOf(sha256(bytes))), {
+      method: 'PUT',
+      body: bytes,
+      headers: auth('team-a-secret'),
+    });
+    assert.equal(put.status, 201);
+    await put.arrayBuffer();
+  });
+
+  it('PUT /v1/refs/<name> with a bad body, a bad precondition or an oversized body: 4xx, the ref unchanged', async () => {
+    const hex = await storedBlob();
+    const other = await storedBlob();
+    const name = 'team-c/app';
+    const headers = { 'content-type': 'application/json', ...auth('write-secret') };
+    const put = await fetch(`${srv.url}/v1/refs/${name}`, {
+      method: 'PUT',
+      headers: { ...headers, 'if-none-match': '*' },
+      body: JSON.stringify({ target: `sha256:${hex}` }),
+    });
+    assert.equal(put.status, 201);
+    const etag = put.headers.get('etag') ?? '';
+    await put.arrayBuffer();
+    const attempt = (body: string, extra: Record<string, string> = { 'if-match': etag }) =>
+      fetch(`${srv.url}/v1/refs/${name}`, { method: 'PUT', headers: { ...headers, ...extra }, body });
+    for (const body of ['{', '[]', '"x"', 'null', '{"target":1}', `{"target":"sha256:${'0'.repeat(63)}"}`])
+      assert.equal((await attempt(body)).status, 400, body);
+    const good = JSON.stringify({ target: `sha256:${other}` });
+    assert.equal((await attempt(good, { 'if-match': '"not-a-version"' })).status, 412);
+    assert.equal((await attempt(good, {})).status, 428);
+    const huge = JSON.stringify({ target: `sha256:${other}`, pad: 'x'.repeat(5 * 1024 * 1024) });
+    assert.equal((await attempt(huge)).status, 413);
+    const still = await fetch(`${srv.url}/v1/refs/${name}`, { headers: auth('read-secret') });
+    assert.equal(still.headers.get('etag'), etag);
+    assert.deepEqual(await still.json(), { target: `sha256:${hex}` });
+  });
+
   it('GET /v1/refs (the listing): 401 without a token, 200 read', async () => {
     assert.equal((await fetch(`${srv.url}/v1/refs?prefix=`)).status, 401);
     const res = await fetch(`${srv.url}/v1/refs?prefix=`, { headers: auth('read-secret') });
