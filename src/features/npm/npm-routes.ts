@@ -341,6 +341,28 @@ function stale(reply: FastifyReply, seconds: number): void {
   reply.header('warning', '110 hoard "Response is Stale"').header('x-hoard-stale', String(seconds));
 }
 
+/**
+ * The upstream URL of a client's raw path, resolved against the registry's
+ * base. Encoded dot segments (`%2e%2e`) climb out of the base and a scheme
+ * (`https:host/…`) replaces the host, and the request carries the upstream's
+ * token: only paths under the configured registry are forwarded (400 else).
+ */
+function underRegistry(base: URL, rawPath: string): URL {
+  const refuse = () =>
+    new HoardError(
+      'HOARD_EBAD_REQUEST',
+      `npm path ${JSON.stringify(rawPath.slice(0, 200))} leaves the upstream registry`,
+    );
+  let url: URL;
+  try {
+    url = new URL(rawPath.replace(/^\/+/, ''), base);
+  } catch {
+    throw refuse();
+  }
+  if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) throw refuse();
+  return url;
+}
+
 /** Passes a request through to the upstream (search; writes when enabled), with the upstream's credentials. */
 async function forward(
   request: FastifyRequest,
@@ -353,8 +375,7 @@ async function forward(
   const query = (request.raw.url ?? '').includes('?')
     ? `?${(request.raw.url ?? '').split('?').slice(1).join('?')}`
     : '';
-  const url =
-    target?.kind === 'document' ? documentUrl(up, target.name) : new URL(rawPath.replace(/^\/+/, ''), up.url);
+  const url = target?.kind === 'document' ? documentUrl(up, target.name) : underRegistry(up.url, rawPath);
   url.search = query;
   const headers: Record<string, string> = { ...o.upstreams.authorization(url) };
   for (const h of ['accept', 'content-type', 'npm-otp', 'content-length'])
