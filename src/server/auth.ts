@@ -248,6 +248,11 @@ export function mayReadRef(p: Pick<Principal, 'refPrefixes'> | undefined, name: 
   return p.refPrefixes.some((pre) => refPrefixAllows(pre, name));
 }
 
+/** Whether `p` is confined to ref prefixes (a prefix of '' covers every ref: not confined). */
+export function boundToRefPrefixes(p: Pick<Principal, 'refPrefixes'> | undefined): boolean {
+  return p?.refPrefixes !== undefined && !p.refPrefixes.includes('');
+}
+
 /** The 403 for a read of ref `name` outside `who`'s prefixes (`allowed`). */
 export function refReadForbidden(who: string, allowed: string[] | undefined, name: string): HoardError {
   return new HoardError('HOARD_EFORBIDDEN', `token ${who} may not read ref ${name}`, {

@@ -7,6 +7,7 @@ import type { RefStore } from '../store/ref-store.ts';
 import {
   type AuthPolicy,
   authorize,
+  boundToRefPrefixes,
   mayReadRef,
   type Principal,
   principalOf,
@@ -79,8 +80,7 @@ export function checkRefRead(ctx: { auth: AuthPolicy }, req: FastifyRequest, nam
  */
 export function checkUnbound(ctx: { auth: AuthPolicy }, req: FastifyRequest, what: string): void {
   const p = requestPrincipal(ctx, req);
-  // A prefix of '' covers every ref (refPrefixAllows): such a token is not bound.
-  if (p?.refPrefixes && !p.refPrefixes.includes(''))
+  if (p && boundToRefPrefixes(p))
     throw new HoardError('HOARD_EFORBIDDEN', `token ${p.name} is bound to ref prefixes and may not ${what}`, {
       hint: 'blobs are shared by every ref namespace: this needs a token without a refs list',
       details: { allowed: p.refPrefixes },

@@ -25,6 +25,7 @@ import { gitFeature } from '../../git/git-feature.ts';
 import { snapshotFeature } from '../../git/snapshot-feature.ts';
 import {
   authorize,
+  boundToRefPrefixes,
   mayReadRef,
   type Principal,
   principalOf,
@@ -163,8 +164,9 @@ export function defineConsoleFeature(opts: ConsoleOptions = {}) {
        */
       const blobsFor = async (request: FastifyRequest, a: Access) => {
         const view = await data.blobs(q(request, 'digest'));
-        const bound = a.reader?.refPrefixes && !a.reader.refPrefixes.includes('');
-        return bound ? { ...view, largest: { memory: [], disk: [] }, mostRead: [] } : view;
+        return boundToRefPrefixes(a.reader)
+          ? { ...view, largest: { memory: [], disk: [] }, mostRead: [] }
+          : view;
       };
 
       const secure = (request: FastifyRequest) => request.protocol === 'https';
