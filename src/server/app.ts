@@ -37,7 +37,13 @@ import { ServerMetrics } from './metrics.ts';
 import type { WorkerStats } from './read-worker-messages.ts';
 import { ReadWorkers, readWorkerCount, reusePortBalances } from './read-workers.ts';
 import { RefExpiry } from './ref-expiry.ts';
-import { logDestination, logsRequests, primaryLoggerOptions, requestLogFields } from './request-log.ts';
+import {
+  logDestination,
+  loggedUrl,
+  logsRequests,
+  primaryLoggerOptions,
+  requestLogFields,
+} from './request-log.ts';
 import { Scrubber } from './scrub.ts';
 import { TieredBlobStore, type TierHooks } from './tiered-blob-store.ts';
 
@@ -191,7 +197,11 @@ export async function buildServer(config: ServerConfig, deps: ServerDeps = {}): 
     guardBodyIdle(request.raw, reply.raw, config.bodyIdleTimeoutMs, () => {
       metrics.connectionsCut.inc({ reason: 'body_idle' });
       request.log.info(
-        { url: request.url, client: request.socket.remoteAddress, idleMs: config.bodyIdleTimeoutMs },
+        {
+          url: loggedUrl(request.url),
+          client: request.socket.remoteAddress,
+          idleMs: config.bodyIdleTimeoutMs,
+        },
         'request body stalled: connection closed',
       );
     });

@@ -26,7 +26,7 @@ import { applyConnectionLimits, httpServerOptions } from './connection-limits.ts
 import { DiskBlobAnswers, type WorkerAnswer } from './read-worker-answer.ts';
 import type { FromWorker, ToWorker, WorkerRequestStats, WorkerStart } from './read-worker-messages.ts';
 import { PrimaryProxy } from './read-worker-proxy.ts';
-import { logDestination, logsRequests, requestLineWriter, workerLogger } from './request-log.ts';
+import { logDestination, loggedUrl, logsRequests, requestLineWriter, workerLogger } from './request-log.ts';
 
 function send(msg: FromWorker, cb?: () => void): void {
   if (process.connected) process.send?.(msg, undefined, undefined, cb);
@@ -108,14 +108,17 @@ function start(s: WorkerStart): void {
     try {
       a = answers.answer(req, res, hex);
     } catch (err) {
-      log.warn({ err, url: req.url }, 'read worker: answered by the primary after an error');
+      log.warn({ err, url: loggedUrl(req.url ?? '') }, 'read worker: answered by the primary after an error');
       a = 'forward';
     }
     if (a instanceof Promise)
       a.then(
         (x) => finish(req, res, t0, x, hex),
         (err) => {
-          log.warn({ err, url: req.url }, 'read worker: answered by the primary after an error');
+          log.warn(
+            { err, url: loggedUrl(req.url ?? '') },
+            'read worker: answered by the primary after an error',
+          );
           if (res.headersSent) res.destroy();
           else proxy.forward(req, res);
         },

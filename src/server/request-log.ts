@@ -94,8 +94,8 @@ export function requestLogFields(r: RequestLine): Record<string, unknown> {
   };
 }
 
-/** Signed URLs and tokens in paths (the Actions cache service's) are never logged whole. */
-function loggedUrl(url: string): string {
+/** Signed URLs and tokens in paths (the Actions cache service's) are never logged whole: every log line naming a URL goes through here. */
+export function loggedUrl(url: string): string {
   return url.includes('sig=') || url.includes('/t/') ? redactSecrets(url) : url;
 }
 
