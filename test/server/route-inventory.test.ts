@@ -1,11 +1,12 @@
 // The route inventory: every route `hoard serve` registers is listed in the
 // endpoint audit of docs/security.md (with the tests that cover its auth and
 // bad input), the table lists no route that is gone, and every route
-// declares its auth scope. A new endpoint fails here until it is audited.
+// declares its auth scope, and the tests it names exist. A new endpoint
+// fails here until it is audited.
 // Cheap: the server is built with every feature and closed, never listening.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -14,17 +15,23 @@ import { buildServer, type RegisteredRoute } from '../../src/server/app.ts';
 import { loadLayers, serverConfigFrom } from '../../src/server/config.ts';
 
 const DOC = resolve(import.meta.dirname, '../../docs/security.md');
+const TEST = resolve(import.meta.dirname, '..');
 
-/** `METHOD url` of every route listed in the endpoint audit's first column. */
-async function auditedRoutes(): Promise<Set<string>> {
+/** The endpoint audit's table rows. */
+async function auditRows(): Promise<string[]> {
   const doc = await readFile(DOC, 'utf8');
   const start = doc.indexOf('## Endpoint audit');
   assert.ok(start >= 0, 'docs/security.md has an "## Endpoint audit" section');
   const end = doc.indexOf('\n## ', start + 1);
-  const rows = doc
+  return doc
     .slice(start, end < 0 ? undefined : end)
     .split('\n')
     .filter((l) => l.startsWith('| `'));
+}
+
+/** `METHOD url` of every route listed in the endpoint audit's first column. */
+async function auditedRoutes(): Promise<Set<string>> {
+  const rows = await auditRows();
   const out = new Set<string>();
   for (const row of rows) {
     const first = row.split(' | ')[0];
@@ -87,6 +94,19 @@ test('every route of hoard serve is in the endpoint audit of docs/security.md, a
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }
+});
+
+test('every test the endpoint audit names exists (a row names `dir/name` for test/dir/name.test.ts)', async () => {
+  const named = new Set<string>();
+  for (const row of await auditRows()) {
+    const cells = row.split(' | ');
+    const last = cells[cells.length - 1].replace(/\s*\|\s*$/, '');
+    for (const t of last.split(',')) named.add(t.trim());
+  }
+  assert.ok(named.size > 20, `only ${named.size} tests named`);
+  const missing: string[] = [];
+  for (const t of named) await access(join(TEST, `${t}.test.ts`)).catch(() => missing.push(t));
+  assert.deepEqual(missing, [], 'tests named in the endpoint audit of docs/security.md that do not exist');
 });
 
 test('the audit parser reads method lists and ignores the other columns', async () => {
