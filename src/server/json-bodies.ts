@@ -16,8 +16,18 @@ export function acceptJsonBodies(app: FastifyInstance, maxBytes: number): void {
   });
 }
 
-/** A list page size from `?limit=`: a positive integer up to `max`; absent or invalid gives `fallback`. */
+/**
+ * A list page size from `?limit=`: absent (or empty) gives `fallback`;
+ * otherwise a decimal integer from 1 to `max`, else 400. A bad limit used to
+ * fall back quietly: a client asking for `limit=0` or `limit=5e3` got pages of
+ * a size it did not ask for and no word why.
+ */
 export function pageLimit(raw: string | undefined, fallback: number, max: number): number {
-  const n = Math.trunc(Number(raw ?? fallback));
-  return Math.min(n >= 1 ? n : fallback, max);
+  if (raw === undefined || raw === '') return fallback;
+  const n = /^[0-9]{1,9}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(n >= 1 && n <= max))
+    throw new HoardError('HOARD_EBAD_REQUEST', `limit must be an integer from 1 to ${max}`, {
+      details: { limit: raw.slice(0, 40) },
+    });
+  return n;
 }

@@ -48,6 +48,24 @@ describe('GET /v1/blobs paging', () => {
     }
   });
 
+  it('a bad page size is 400 for blobs and refs, not a quiet default; absent gives the default', async () => {
+    const srv = await startWithCountingShared();
+    try {
+      for (const list of ['/v1/blobs', '/v1/refs']) {
+        for (const limit of ['0', '-1', 'abc', '1.5', '5e3', '10001', '99999999999', ' 3'])
+          assert.equal(
+            (await fetch(`${srv.url}${list}?limit=${encodeURIComponent(limit)}`)).status,
+            400,
+            `${list}?limit=${limit}`,
+          );
+        for (const q of ['', '?limit=', '?limit=1', '?limit=10000'])
+          assert.equal((await fetch(`${srv.url}${list}${q}`)).status, 200, `${list}${q}`);
+      }
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('refuses a malformed cursor', async () => {
     const srv = await startWithCountingShared();
     try {
