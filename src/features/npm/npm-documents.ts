@@ -16,6 +16,17 @@
 // it (pinned), with its validators as entry meta. Clients get it with every
 // `dist.tarball` rewritten to point at this server.
 //
+// Read your own writes: a write forwarded upstream with allow-write-through
+// (publish, dist-tag, deprecate, unpublish) marks the package's documents
+// (both forms) written (invalidate). A written document is revalidated
+// however fresh, by a revalidation that starts after the write — one already
+// in flight may have read the upstream before it, so the request does not
+// join it — and only such a revalidation clears the mark. Without it, `npm
+// publish` then `npm install pkg@<new>` through hoard failed (ETARGET) until
+// the freshness bound ran out. The marks are this process's (several
+// servers behind a balancer: each revalidates within its own bound) and
+// bounded (MAX_WRITTEN_MARKS, the oldest dropped first).
+//
 // A fetched document is answered before it is stored: the store (blob,
 // entry record, ref: three durable writes) runs behind the answer, and
 // until it lands the document is served from memory as the stored one
@@ -66,6 +77,8 @@ export interface DocumentResult {
 const MAX_DOCUMENT_BYTES = 128 * 1024 * 1024;
 /** Parsed documents kept in memory, by the digest of their stored bytes. */
 const PARSED_CACHE = 256;
+/** Packages written through and not revalidated since, remembered at once (writes need a write token). */
+const MAX_WRITTEN_MARKS = 10_000;
 
 export const ABBREVIATED = 'application/vnd.npm.install-v1+json';
 
@@ -90,6 +103,9 @@ export class NpmDocuments {
   #pendingBytes = 0;
   /** Documents answered whose store has not landed yet, by ref: served as stored meanwhile. */
   readonly #pending = new Map<string, { entry: CacheEntry; doc: PackageDocument; stored: Promise<void> }>();
+  /** By `<form>:<name>`: the sequence number of the last write forwarded upstream not revalidated since. */
+  readonly #written = new Map<string, number>();
+  #writes = 0;
 
   constructor(o: NpmDocumentsOptions) {
     this.#o = o;
@@ -110,16 +126,44 @@ export class NpmDocuments {
    */
   async get(name: string, form: DocForm, refresh = false): Promise<DocumentResult> {
     const ref = this.refName(name, form);
+    const key = `${form}:${name}`;
+    const written = this.#written.get(key);
     const cached = await this.#cached(ref);
     if (
       cached &&
       !refresh &&
+      written === undefined &&
       this.#now() - Number(cached.entry.meta.fetchedAt ?? 0) < this.#o.maxStalenessMs
     ) {
       this.#o.metrics.requests.inc({ kind: 'document', result: 'hit' });
       return { doc: cached.doc, digest: cached.entry.digest };
     }
-    return this.#flights.do(`${form}:${name}`, () => this.#revalidate(name, form, ref));
+    // After a write, a flight of its own: one started before it may have read the old document.
+    const flight = written === undefined ? key : `${key}:${written}`;
+    return this.#flights.do(flight, async () => {
+      const r = await this.#revalidate(name, form, ref);
+      // Read from the upstream after the write (unless served stale): the mark is done with,
+      // unless another write came meanwhile.
+      if (written !== undefined && r.staleSeconds === undefined && this.#written.get(key) === written)
+        this.#written.delete(key);
+      return r;
+    });
+  }
+
+  /**
+   * A write to package `name` went through to the upstream (publish,
+   * dist-tag, deprecate, unpublish): its documents are revalidated before
+   * they are served again (see the header).
+   */
+  invalidate(name: string): void {
+    const seq = ++this.#writes;
+    for (const form of ['full', 'abbreviated'] as const) {
+      const key = `${form}:${name}`;
+      this.#written.delete(key); // re-inserted last: the oldest marks are dropped first
+      this.#written.set(key, seq);
+    }
+    while (this.#written.size > MAX_WRITTEN_MARKS)
+      this.#written.delete(this.#written.keys().next().value as string);
   }
 
   /** Any cached form of the document, fresh or not (tarball lookups need only `dist`). */

@@ -49,6 +49,7 @@ export interface NpmRouteOptions {
 type Target =
   | { kind: 'ping' }
   | { kind: 'search' }
+  | { kind: 'dist-tags'; name: string }
   | { kind: 'audit' }
   | { kind: 'document'; name: string }
   | { kind: 'version'; name: string; version: string }
@@ -72,6 +73,13 @@ export function parseTarget(rawPath: string): Target {
     if (rest === 'ping') return { kind: 'ping' };
     if (rest === 'v1/search') return { kind: 'search' };
     if (rest.startsWith('npm/v1/security/')) return { kind: 'audit' };
+    // `npm dist-tag ls` (and `add`/`rm`, which read the tags first): passed through, like search.
+    if (segs[1] === 'package' && segs[segs.length - 1] === 'dist-tags') {
+      const name = segs.slice(2, -1).join('/');
+      if (name.length > 214 || !NAME.test(name))
+        throw bad(`invalid package name ${JSON.stringify(name.slice(0, 220))}`);
+      return { kind: 'dist-tags', name };
+    }
     throw new HoardError('HOARD_EBLOB_NOT_FOUND', `/npm/-/${rest} is not served by hoard`);
   }
   const scoped = segs[0].startsWith('@');
@@ -93,6 +101,29 @@ export function parseTarget(rawPath: string): Target {
   throw bad('unknown form');
 }
 
+/**
+ * The package a write path is about, if any: `/<name>` (publish, deprecate),
+ * `/<name>/-rev/<rev>` and `/<name>/-/<file>/-rev/<rev>` (unpublish, owner),
+ * `/-/package/<name>/…` (dist-tags, access). Undefined for the rest (login,
+ * teams, orgs) and for anything that is not a valid name.
+ */
+export function packageOfWrite(rawPath: string): string | undefined {
+  let segs: string[];
+  try {
+    segs = rawPath.replace(/^\/+/, '').replace(/%2f/gi, '/').split('/').map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
+  if (segs[0] === '-') {
+    if (segs[1] !== 'package') return undefined;
+    segs = segs.slice(2);
+  }
+  const n = segs[0]?.startsWith('@') ? 2 : 1;
+  if (segs.length < n) return undefined;
+  const name = segs.slice(0, n).join('/');
+  return name.length <= 214 && NAME.test(name) ? name : undefined;
+}
+
 export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promise<void> {
   rawBodies(app);
   app.route({
@@ -102,7 +133,12 @@ export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promi
     config: { scope: 'none' },
     handler: async (request, reply) => {
       const rawPath = (request.raw.url ?? '').split('?')[0].replace(/^\/npm/, '');
-      const write = request.method !== 'GET' && request.method !== 'HEAD';
+      // `?write=true` is npm's read before a write (unpublish, owner, deprecate): with
+      // write-through, the upstream's current document with its `_rev`, never a cached one
+      // (without, a plain read: the write that follows gets the 405 that explains).
+      const write =
+        (request.method !== 'GET' && request.method !== 'HEAD') ||
+        (o.allowWriteThrough && /[?&]write=true(&|$)/.test(request.raw.url ?? ''));
       const audit = rawPath.startsWith('/-/npm/v1/security/');
       if (audit) {
         o.authorize(request, 'read');
@@ -144,6 +180,7 @@ export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promi
         case 'ping':
           return reply.send({});
         case 'search':
+        case 'dist-tags':
           return forward(request, reply, o, target, rawPath);
         case 'document': {
           const form: DocForm = wantsAbbreviated(request) ? 'abbreviated' : 'full';
@@ -371,7 +408,9 @@ async function forward(
   target: Target | undefined,
   rawPath: string,
 ): Promise<FastifyReply> {
-  const up = target && 'name' in target ? o.upstreams.of(target.name) : o.upstreams.default;
+  // A write goes to its package's upstream (a scope may have its own), whatever its form.
+  const pkg = target && 'name' in target ? target.name : packageOfWrite(rawPath);
+  const up = pkg ? o.upstreams.of(pkg) : o.upstreams.default;
   const query = (request.raw.url ?? '').includes('?')
     ? `?${(request.raw.url ?? '').split('?').slice(1).join('?')}`
     : '';
@@ -387,6 +426,12 @@ async function forward(
     accept: 'any',
     retries: 0,
   });
+  if (hasBody && pkg && res.status < 300) {
+    // Read your own writes (npm-documents.ts): marked now, and again once the upstream's
+    // answer ended, before the client sees its end (this listener runs before the pipe's).
+    o.documents.invalidate(pkg);
+    (res.body as import('node:stream').Readable).once('end', () => o.documents.invalidate(pkg));
+  }
   reply.code(res.status);
   if (typeof res.headers['content-type'] === 'string') reply.type(res.headers['content-type']);
   return reply.send(res.body);

@@ -34,6 +34,7 @@ import {
 
 const run = promisify(execFile);
 const TOKEN = 'npm-ci-secret';
+const PUBLISH_TOKEN = 'npm-publish-secret';
 
 const DEPS = { 'fx-a': '1.0.0', '@fx/scoped': '1.0.0', '@other/thing': '1.0.0' };
 /** Distinct tarballs of the project: fx-a, fx-b, @fx/scoped, @other/thing. */
@@ -69,7 +70,10 @@ describe('npm and pnpm (real clients) through hoard, verdaccio upstream', () => 
   before(async () => {
     clients = await installRegistryClients();
     dir = await mkdtemp(join(tmpdir(), 'hoard-npm-client-'));
-    tokens = await writeTokensFile(dir, [{ name: 'ci', token: TOKEN, scopes: ['read'] }]);
+    tokens = await writeTokensFile(dir, [
+      { name: 'ci', token: TOKEN, scopes: ['read'] },
+      { name: 'publisher', token: PUBLISH_TOKEN, scopes: ['read', 'write'], refs: ['cache/npm/'] },
+    ]);
     verdaccio = await startVerdaccio(clients.verdaccio, join(dir, 'verdaccio'));
     const pkg = (name: string, dependencies: Record<string, string> = {}) => ({
       'package.json': { name, version: '1.0.0', main: 'index.js', dependencies },
@@ -204,6 +208,53 @@ describe('npm and pnpm (real clients) through hoard, verdaccio upstream', () => 
       await readFile(join(via, 'node_modules', '@fx', 'scoped', 'index.js'), 'utf8'),
       'module.exports = "@fx/scoped";\n',
     );
+  });
+
+  it('publish, dist-tag and deprecate through hoard (allow-write-through): the next install or view through hoard sees them at once', async () => {
+    await publish(verdaccio, join(dir, 'pub', 'w1'), {
+      'package.json': { name: 'fx-pub', version: '1.0.0', main: 'index.js' },
+      'index.js': 'module.exports = 1;\n',
+    });
+    // The default freshness bound (5 minutes): without read-your-writes the documents cached
+    // below would be served as they are until it ran out.
+    const srv = await hoard({
+      allowWriteThrough: true,
+      upstreamTokens: { [`${proxy.url}/`]: verdaccio.token, [`${scopeProxy.url}/`]: verdaccio.token },
+    });
+    const reg = `${srv.url}/npm/`;
+    const view = async (p: string, spec: string, field: string) =>
+      (await npm(p, 'view', spec, field, '--json')).stdout.trim();
+    // Both forms of fx-pub's document cached: the full one (view) and the abbreviated one (install).
+    const warm = await project(reg, PUBLISH_TOKEN);
+    assert.equal(await view(warm, 'fx-pub@latest', 'version'), '"1.0.0"');
+    await npm(warm, 'install', '--no-save', 'fx-pub@1.0.0');
+
+    // 2.0.0 published through hoard; the scoped package from the other upstream tagged through it.
+    const pub = await project(reg, PUBLISH_TOKEN);
+    await writeFile(
+      join(pub, 'package.json'),
+      JSON.stringify({ name: 'fx-pub', version: '2.0.0', main: 'index.js' }),
+    );
+    await writeFile(join(pub, 'index.js'), 'module.exports = 2;\n');
+    await npm(pub, 'publish');
+    scopeProxy.reset();
+    await npm(pub, 'dist-tag', 'add', '@other/thing@1.0.0', 'beta');
+    assert.ok(
+      [...scopeProxy.counts.keys()].some((k) => k.includes('dist-tags')),
+      "the scope's write went to the scope's upstream",
+    );
+
+    const fresh = await project(reg, PUBLISH_TOKEN);
+    await npm(fresh, 'install', '--no-save', 'fx-pub@2.0.0');
+    assert.equal(
+      await readFile(join(fresh, 'node_modules', 'fx-pub', 'index.js'), 'utf8'),
+      'module.exports = 2;\n',
+    );
+    assert.equal(await view(fresh, 'fx-pub@latest', 'version'), '"2.0.0"');
+    assert.equal(await view(fresh, '@other/thing@beta', 'version'), '"1.0.0"');
+    // A deprecation (npm reads the document with ?write=true, then writes it back) is seen too.
+    await npm(pub, 'deprecate', 'fx-pub@1.0.0', 'use 2');
+    assert.equal(await view(fresh, 'fx-pub@1.0.0', 'deprecated'), '"use 2"');
   });
 
   it('20 concurrent installs with empty client stores fetch each distinct tarball once upstream; then hoard alone serves', async () => {

@@ -30,6 +30,8 @@ async function recorder(): Promise<{ url: string; seen: string[]; server: Server
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
 }
 
+const BODY = '{"name":"pkg"}';
+
 /** A request with the path sent byte for byte (fetch would resolve dot segments first). */
 function raw(base: string, method: string, path: string, token?: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -42,6 +44,8 @@ function raw(base: string, method: string, path: string, token?: string): Promis
         path,
         headers: {
           'content-type': 'application/json',
+          // Explicit: Node sends a DELETE's body without a length or chunked framing.
+          'content-length': String(BODY.length),
           ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
       },
@@ -51,7 +55,7 @@ function raw(base: string, method: string, path: string, token?: string): Promis
       },
     );
     req.on('error', reject);
-    req.end('{"name":"pkg"}');
+    req.end(BODY);
   });
 }
 
@@ -60,10 +64,12 @@ describe('npm write-through: auth and where a write may go', () => {
   let srv: TestServer;
   let upstream: Awaited<ReturnType<typeof recorder>>;
   let elsewhere: Awaited<ReturnType<typeof recorder>>;
+  let scoped: Awaited<ReturnType<typeof recorder>>;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hoard-npmwt-'));
     upstream = await recorder();
     elsewhere = await recorder();
+    scoped = await recorder();
     const tokens = await writeTokensFile(dir, [
       { name: 'reader', token: 'read-secret', scopes: ['read'] },
       { name: 'publisher', token: 'npm-secret', scopes: ['read', 'write'], refs: ['cache/npm/'] },
@@ -76,7 +82,11 @@ describe('npm write-through: auth and where a write may go', () => {
           withSettings(apiFeature),
           withSettings(npmFeature, {
             upstream: `${upstream.url}/registry/`,
-            upstreamTokens: { [`${upstream.url}/registry/`]: 'upstream-secret' },
+            scopeUpstreams: { '@team': `${scoped.url}/` },
+            upstreamTokens: {
+              [`${upstream.url}/registry/`]: 'upstream-secret',
+              [`${scoped.url}/`]: 'scoped-secret',
+            },
             allowWriteThrough: true,
           }),
         ],
@@ -87,6 +97,7 @@ describe('npm write-through: auth and where a write may go', () => {
     await srv?.close();
     upstream?.server.close();
     elsewhere?.server.close();
+    scoped?.server.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -101,6 +112,32 @@ describe('npm write-through: auth and where a write may go', () => {
   it('a write token for cache/npm/ publishes through, with the upstream token, not its own', async () => {
     assert.equal(await raw(srv.url, 'PUT', '/npm/pkg', 'npm-secret'), 201);
     assert.deepEqual(upstream.seen.splice(0), ['PUT /registry/pkg Bearer upstream-secret']);
+  });
+
+  it("every write form goes to its package's upstream; the read before a write (?write=true) and dist-tag reads are passed through", async () => {
+    for (const [method, path] of [
+      ['PUT', '/npm/@team%2fpkg'],
+      ['PUT', '/npm/-/package/@team%2fpkg/dist-tags/beta'],
+      ['DELETE', '/npm/@team%2fpkg/-rev/3-abc'],
+      ['GET', '/npm/@team%2fpkg?write=true'],
+      ['GET', '/npm/-/package/@team%2fpkg/dist-tags'],
+    ]) {
+      const st = await raw(srv.url, method, path, 'npm-secret');
+      assert.ok(st < 300, `${method} ${path} ${st}`);
+    }
+    assert.deepEqual(upstream.seen, [], 'nothing for @team went to the default upstream');
+    assert.deepEqual(scoped.seen.splice(0), [
+      'PUT /@team%2fpkg Bearer scoped-secret',
+      'PUT /-/package/@team%2fpkg/dist-tags/beta Bearer scoped-secret',
+      'DELETE /@team%2fpkg/-rev/3-abc Bearer scoped-secret',
+      'GET /@team%2fpkg?write=true Bearer scoped-secret',
+      'GET /-/package/@team%2fpkg/dist-tags Bearer scoped-secret',
+    ]);
+    // The read before a write needs the write scope; dist-tags are a read.
+    assert.equal(await raw(srv.url, 'GET', '/npm/@team%2fpkg?write=true', 'read-secret'), 403);
+    assert.equal(await raw(srv.url, 'GET', '/npm/-/package/@team%2fpkg/dist-tags', 'read-secret'), 201);
+    assert.equal(await raw(srv.url, 'GET', '/npm/-/package/%2e%2e/dist-tags', 'npm-secret'), 400);
+    assert.equal(scoped.seen.length, 1);
   });
 
   it('a path that leaves the registry is 400 and reaches no server', async () => {
