@@ -1,7 +1,7 @@
 // The git mirrors of one server, as the routes, the server plugin and the
 // snapshot service see them: one facade over the parts that do the work.
 //
-//   mirror.ts            one mirror: its state, lock, clone/fetch/maintain
+//   mirror.ts            one mirror: its state, lock, clone/fetch/maintain (and its parts)
 //   mirror-freshness.ts  the freshness bound and the unknown-object budget
 //   mirror-registry.ts   which mirrors exist, warm-up, maintenance, background work
 //   git-queries.ts       read-only git questions (rev-parse, ls-remote, …)
@@ -23,21 +23,17 @@ import { type GitLogger, silentLogger } from './git-logger.ts';
 import { type GitMetrics, gitMetrics } from './git-metrics.ts';
 import { runGit } from './git-process.ts';
 import { resolveRefName } from './git-queries.ts';
-import {
-  type DefaultBranchMovedEvent,
-  type FetchedEvent,
-  Mirror,
-  type MirrorActivity,
-  type MirrorContext,
-} from './mirror.ts';
+import { Mirror } from './mirror.ts';
 import type { ColdFill } from './mirror-cold-fill.ts';
+import type { MirrorActivity, MirrorContext } from './mirror-context.ts';
 import { mirrorConfigText } from './mirror-disk.ts';
+import type { DefaultBranchMovedEvent, FetchedEvent } from './mirror-events.ts';
 import { MirrorFreshness } from './mirror-freshness.ts';
 import { MirrorRegistry, type WarmUpStatus } from './mirror-registry.ts';
 import { mirrorDir, parseRepoPath, type RepoId, Upstreams } from './upstreams.ts';
 
 export type { GitLogger } from './git-logger.ts';
-export type { DefaultBranchMovedEvent, FetchedEvent } from './mirror.ts';
+export type { DefaultBranchMovedEvent, FetchedEvent } from './mirror-events.ts';
 
 export interface MirrorManagerOptions {
   /** The server's data directory; mirrors live in `<dataDir>/git/mirrors`. */

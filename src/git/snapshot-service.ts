@@ -25,60 +25,33 @@
 // Old snapshot blobs are ordinary blobs: they age out of the disk tier by its
 // LRU eviction; in a shared bucket a lifecycle rule on old objects is the
 // retention (docs/snapshots.md).
+//
+// The parts: snapshot-ref.ts (the ref's name, create-if-absent publication),
+// snapshot-trust-records.ts (this server's records), snapshot-blob-writer.ts
+// (archive → temp file → blob), snapshot-background.ts (generation after the
+// default branch moved), snapshot-anchor-prebuilds.ts (anchor packs built
+// when a mirror is created or fetched), snapshot-service-deps.ts (what the
+// service needs from the mirrors).
 
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, hexOf, sha256, VerifyingStream } from '../core/digest.ts';
-import { HoardError, isHoardError } from '../core/errors.ts';
+import type { Digest } from '../core/digest.ts';
+import { HoardError } from '../core/errors.ts';
 import { Semaphore } from '../core/pool.ts';
-import { validateRefName } from '../core/ref-name.ts';
 import { SingleFlight } from '../core/single-flight.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import { writeFileAtomic } from '../store/fs-atomic.ts';
 import type { RefStore } from '../store/ref-store.ts';
 import { runGit } from './git-process.ts';
 import { headCommit } from './git-queries.ts';
 import { isObjectId } from './object-id.ts';
-import { AnchorPacks, anchorsOf } from './snapshot-anchor.ts';
-import { snapshotArchive } from './snapshot-archive.ts';
-
-/** What the snapshot service needs from the mirror manager (MirrorManager implements it). */
-export interface SnapshotMirrors {
-  /** Resolves a ref (default: the upstream's HEAD branch) after the freshness check. */
-  resolveRef(
-    path: string,
-    ref?: string,
-  ): Promise<{ key: string; dir: string; ref: string; commit: string; staleSeconds: number | null }>;
-  /** The mirror of `path` (cloned if needed), without a freshness check. */
-  open(
-    path: string,
-    opts: { refs: boolean },
-  ): Promise<{ key: string; dir: string; staleSeconds: number | null }>;
-  /** Of `ids`, those still missing after a fetch. */
-  ensureObjects(path: string, ids: string[]): Promise<string[]>;
-  /**
-   * Subscribes to moves of the default branch (MirrorManager.onDefaultBranchMoved);
-   * returns the unsubscribe function. Without it, no background generation.
-   */
-  onDefaultBranchMoved?(
-    listener: (ev: { key: string; path: string; dir: string; to: string }) => void,
-  ): () => void;
-  /**
-   * Subscribes to fetches, the mirror's creation included (MirrorManager.onFetched):
-   * `after` is HEAD's commit after it. Without it, no anchor prebuilding.
-   */
-  onFetched?(listener: (ev: { key: string; dir: string; after?: string | null }) => void): () => void;
-}
-
-type LogFn = (obj: object | string, msg?: string) => void;
-export interface SnapshotLogger {
-  debug: LogFn;
-  info: LogFn;
-  warn: LogFn;
-}
+import { AnchorPacks } from './snapshot-anchor.ts';
+import { AnchorPrebuilds } from './snapshot-anchor-prebuilds.ts';
+import { BackgroundSnapshots } from './snapshot-background.ts';
+import { writeSnapshotBlob } from './snapshot-blob-writer.ts';
+import { publishSnapshotRef, snapshotRefName } from './snapshot-ref.ts';
+import { type SnapshotLogger, type SnapshotMirrors, silentSnapshotLogger } from './snapshot-service-deps.ts';
+import { SnapshotTrustRecords } from './snapshot-trust-records.ts';
 
 export interface SnapshotServiceOptions {
   mirrors: SnapshotMirrors;
@@ -137,21 +110,6 @@ export interface LatestSnapshot {
   generatedAt: number;
 }
 
-const silent: SnapshotLogger = { debug() {}, info() {}, warn() {} };
-
-/** The ref holding a commit's snapshot digest. */
-export function snapshotRefName(key: string, commit: string): string {
-  // Repo keys may hold `~`, which ref names do not allow; `=` never occurs in keys.
-  const enc = key.replace(/[~]/g, (c) => `=${c.charCodeAt(0).toString(16)}`);
-  const name = `git-snapshots/${enc}/${commit}`;
-  try {
-    return validateRefName(name);
-  } catch {
-    const h = hexOf(sha256(key));
-    return `git-snapshots/=${h}/${commit}`;
-  }
-}
-
 export class SnapshotService {
   readonly mirrors: SnapshotMirrors;
   readonly blobs: BlobStore;
@@ -169,28 +127,16 @@ export class SnapshotService {
   served = 0;
   /** Snapshot refs whose blob was not this server's and did not match a regeneration (never served). */
   foreignRejected = 0;
-  /** Ref name → digest this server generated or verified (cache of verifiedDir). */
-  #verified = new Map<string, Digest>();
+  readonly #records: SnapshotTrustRecords;
   #flight = new SingleFlight<string, SnapshotInfo>();
   #sem: Semaphore;
   #prepared: Promise<void> | undefined;
-  /** Repos whose snapshots were asked for → the base URL to use for background generation. */
-  #watched = new Map<string, { path: string; base: string }>();
-  #timers = new Map<string, NodeJS.Timeout>();
-  #background = new Set<Promise<unknown>>();
+  readonly #background: BackgroundSnapshots;
   /** Repo key → the commit of the snapshot last served or generated (the console's "latest"). */
   #lastCommit = new Map<string, string>();
-  #closed = false;
   #unsubscribe: () => void;
   #unsubscribeFetched: () => void;
-  /** Anchor prebuilding (see #prebuildAnchor): repo key → the newest HEAD to build for, waiting. */
-  #anchorWanted = new Map<string, { dir: string; commit: string }>();
-  /** Repo key → the HEAD whose anchor was last ensured (a fetch that did not move it costs nothing). */
-  #anchorDone = new Map<string, string>();
-  #prebuilds = new Map<string, Promise<void>>();
-  /** One prebuild at a time (it is a full single-core delta search); requests are not limited by it. */
-  #prebuildSem = new Semaphore(1);
-  #abort = new AbortController();
+  readonly #prebuilds: AnchorPrebuilds;
 
   constructor(opts: SnapshotServiceOptions) {
     this.mirrors = opts.mirrors;
@@ -206,61 +152,22 @@ export class SnapshotService {
     this.publicUrl = opts.publicUrl?.replace(/\/+$/, '');
     this.zstdLevel = opts.zstdLevel ?? DEFAULTS.snapshotZstdLevel;
     this.debounceMs = opts.debounceMs ?? DEFAULTS.snapshotDebounceMs;
-    this.log = opts.log ?? silent;
+    this.log = opts.log ?? silentSnapshotLogger;
     this.#sem = new Semaphore(opts.concurrency ?? DEFAULTS.snapshotGenerateConcurrency);
+    this.#records = new SnapshotTrustRecords(this.verifiedDir, this.blobs, () => this.#prepare());
+    this.#prebuilds = new AnchorPrebuilds(this.anchors, this.log, () => this.#prepare());
+    this.#background = new BackgroundSnapshots(
+      this.publicUrl,
+      this.debounceMs,
+      this.log,
+      (key, dir, commit, base) => this.snapshot(key, dir, commit, this.#origin(key, base)),
+    );
     this.#unsubscribe =
-      this.mirrors.onDefaultBranchMoved?.((ev) => this.#scheduleBackground(ev)) ?? (() => {});
+      this.mirrors.onDefaultBranchMoved?.((ev) => this.#background.defaultBranchMoved(ev)) ?? (() => {});
     this.#unsubscribeFetched =
       (opts.prebuildAnchors ?? DEFAULTS.snapshotPrebuildAnchors) && this.mirrors.onFetched
-        ? this.mirrors.onFetched((ev) => this.#prebuildAnchor(ev))
+        ? this.mirrors.onFetched((ev) => this.#prebuilds.fetched(ev))
         : () => {};
-  }
-
-  /**
-   * The anchor pack of a mirror's HEAD, built in the background when the
-   * mirror is created or fetched (only when HEAD moved since the last time).
-   * A repository's first snapshot otherwise pays the anchor's full delta
-   * search (≈ 15-20 s for eslint) while the client waits; prebuilt, it pays
-   * the rest's pack and the archive only. Deterministic like any anchor (a
-   * function of the commit graph, built by the same command), so the bytes do
-   * not depend on whether it was prebuilt. A request that arrives while it is
-   * built joins it (AnchorPacks is single-flight). Per repository, the newest
-   * HEAD wins: fetches during a build leave one more build at most.
-   */
-  #prebuildAnchor(ev: { key: string; dir: string; after?: string | null }): void {
-    if (this.#closed || !ev.after || this.#anchorDone.get(ev.key) === ev.after) return;
-    this.#anchorWanted.set(ev.key, { dir: ev.dir, commit: ev.after });
-    if (this.#prebuilds.has(ev.key)) return; // the running loop takes the newest next
-    const key = ev.key;
-    const run = async () => {
-      // The start-up clean-up of the anchor directory's half-built packs runs
-      // once, before any build of this process (it would delete this one's).
-      await this.#prepare();
-      for (let w = this.#anchorWanted.get(key); w && !this.#closed; w = this.#anchorWanted.get(key)) {
-        this.#anchorWanted.delete(key);
-        const t0 = Date.now();
-        const signal = this.#abort.signal;
-        const built = this.anchors.built;
-        const anchor = await this.#prebuildSem.run(async () => {
-          const a = await anchorsOf(w.dir, w.commit, this.anchors.step, this.anchors.subStep, signal);
-          if (a.anchor) await this.anchors.ensure(key, w.dir, a.anchor, signal);
-          if (a.sub && a.anchor) await this.anchors.ensure(key, w.dir, a.sub, signal, a.anchor);
-          return a.anchor;
-        });
-        this.#anchorDone.set(key, w.commit);
-        // info only when a pack was built (once per `step` commits), not per fetch.
-        const fields = { repo: key, commit: w.commit, anchor, ms: Date.now() - t0 };
-        if (this.anchors.built > built) this.log.info(fields, 'git: snapshot anchor pack ready');
-        else this.log.debug(fields, 'git: snapshot anchor pack ready');
-      }
-    };
-    const p = run()
-      .catch((err) => {
-        if (!this.#closed)
-          this.log.warn({ repo: key, err: (err as Error).message }, 'git: snapshot anchor prebuild failed');
-      })
-      .finally(() => this.#prebuilds.delete(key));
-    this.#prebuilds.set(key, p);
   }
 
   #prepare(): Promise<void> {
@@ -290,7 +197,7 @@ export class SnapshotService {
   async forRef(path: string, ref: string | undefined, requestBase?: string): Promise<SnapshotInfo> {
     const r = await this.mirrors.resolveRef(path, ref);
     if (ref === undefined || ref === '' || ref === 'HEAD')
-      this.#watched.set(r.key, { path, base: this.publicUrl ?? requestBase ?? '' });
+      this.#background.watch(r.key, path, this.publicUrl ?? requestBase ?? '');
     const info = await this.snapshot(r.key, r.dir, r.commit, this.#origin(r.key, requestBase));
     return { ...info, staleSeconds: r.staleSeconds, ref: r.ref };
   }
@@ -322,10 +229,10 @@ export class SnapshotService {
   async snapshot(key: string, dir: string, commit: string, originUrl: string): Promise<SnapshotInfo> {
     const refName = snapshotRefName(key, commit);
     this.#lastCommit.set(key, commit);
-    const found = await this.#trusted(refName);
+    const found = await this.#records.trusted(refName);
     if (found) return { key, commit, ...found, generated: false, staleSeconds: null };
     return this.#flight.do(`${key}\0${commit}`, async () => {
-      const again = await this.#trusted(refName);
+      const again = await this.#records.trusted(refName);
       if (again) return { key, commit, ...again, generated: false, staleSeconds: null };
       return this.#sem.run(() => this.#generate(key, dir, commit, originUrl, refName));
     });
@@ -346,48 +253,15 @@ export class SnapshotService {
     let best: LatestSnapshot | undefined;
     for (const commit of commits) {
       const refName = snapshotRefName(key, commit);
-      const found = await this.#trusted(refName);
+      const found = await this.#records.trusted(refName);
       if (!found) continue;
-      const at = await stat(this.#recordPath(refName)).then(
+      const at = await stat(this.#records.pathOf(refName)).then(
         (st) => st.mtimeMs,
         () => 0,
       );
       if (!best || at > best.generatedAt) best = { commit, ...found, generatedAt: Math.round(at) };
     }
     return best;
-  }
-
-  /** This server's own record of the ref's digest, when its blob is still stored. */
-  async #trusted(refName: string): Promise<{ digest: Digest; size: number } | undefined> {
-    const digest = await this.#recorded(refName);
-    if (!digest) return undefined;
-    const st = await this.blobs.stat(digest);
-    // A blob that aged out is regenerated (deterministically: same digest).
-    return st ? { digest, size: st.size } : undefined;
-  }
-
-  #recordPath(refName: string): string {
-    return join(this.verifiedDir, hexOf(sha256(refName)));
-  }
-
-  async #recorded(refName: string): Promise<Digest | undefined> {
-    const cached = this.#verified.get(refName);
-    if (cached) return cached;
-    let text: string;
-    try {
-      text = (await readFile(this.#recordPath(refName), 'utf8')).trim();
-    } catch {
-      return undefined;
-    }
-    if (!/^sha256:[0-9a-f]{64}$/.test(text)) return undefined;
-    this.#verified.set(refName, text as Digest);
-    return text as Digest;
-  }
-
-  async #record(refName: string, digest: Digest): Promise<void> {
-    await this.#prepare();
-    await writeFileAtomic(this.#recordPath(refName), `${digest}\n`, this.verifiedDir);
-    this.#verified.set(refName, digest);
   }
 
   async #generate(
@@ -401,37 +275,19 @@ export class SnapshotService {
     const t0 = Date.now();
     const work = await mkdtemp(join(this.tmpDir, 'gen-'));
     try {
-      const file = join(work, 'snapshot.tar.zst');
-      let hashed: VerifyingStream;
-      // One retry: a maintenance repack of the mirror can remove a pack under a running git.
-      for (let attempt = 0; ; attempt++) {
-        hashed = new VerifyingStream();
-        try {
-          const archive = await snapshotArchive({
-            repoDir: dir,
-            commit,
-            originUrl,
-            tmpDir: work,
-            zstdLevel: this.zstdLevel,
-            anchors: { packs: this.anchors, key },
-          });
-          await pipeline(archive.stream, hashed, createWriteStream(file));
-        } catch (err) {
-          if (attempt >= 1 || !isHoardError(err, 'HOARD_EGIT') || /not found/.test(err.message)) throw err;
-          this.log.warn({ repo: key, commit, err: err.message }, 'git: snapshot generation failed; retrying');
-          continue;
-        }
-        break;
-      }
-      const digest = hashed.result as Digest;
-      const size = hashed.hasher.size;
-      if ((await stat(file)).size !== size)
-        throw new HoardError('HOARD_EINTERNAL', 'snapshot temp file size changed');
-      await this.blobs.write(digest, createReadStream(file, { highWaterMark: DEFAULTS.streamChunkBytes }), {
-        size,
+      const { digest, size } = await writeSnapshotBlob({
+        key,
+        dir,
+        commit,
+        originUrl,
+        work,
+        zstdLevel: this.zstdLevel,
+        anchors: this.anchors,
+        blobs: this.blobs,
+        log: this.log,
       });
-      const published = await this.#publish(refName, digest);
-      await this.#record(refName, digest);
+      const published = await publishSnapshotRef(this.refs, this.blobs, refName, digest);
+      await this.#records.record(refName, digest);
       this.generations++;
       if (published === 'foreign') {
         this.foreignRejected++;
@@ -450,77 +306,22 @@ export class SnapshotService {
     }
   }
 
-  /**
-   * Writes the commit → digest ref create-if-absent. Returns 'created' (or
-   * replaced a ref whose blob is gone), 'same' (the ref already named these
-   * bytes: another server generated them, now verified), or 'foreign' (the ref
-   * names other bytes whose blob exists: left as it is, never served by us).
-   */
-  async #publish(refName: string, digest: Digest): Promise<'created' | 'same' | 'foreign'> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const cur = await this.refs.get(refName);
-      try {
-        if (!cur) await this.refs.set(refName, digest, null);
-        else if (cur.target === digest) return 'same';
-        else {
-          if (await this.blobs.stat(cur.target)) return 'foreign';
-          await this.refs.set(refName, digest, cur.version); // its blob is gone: replace
-        }
-        return 'created';
-      } catch (err) {
-        if (!isHoardError(err, 'HOARD_EREF_CONFLICT')) throw err;
-        // Lost a race: look at what the winner wrote on the next round.
-      }
-    }
-    throw new HoardError('HOARD_EREF_CONFLICT', `could not publish snapshot ref ${refName}`);
-  }
-
-  #scheduleBackground(ev: { key: string; path: string; dir: string; to: string }): void {
-    if (this.#closed) return;
-    const w = this.#watched.get(ev.key);
-    if (!w || !(this.publicUrl ?? w.base)) return; // nobody asked for this repo's snapshots
-    clearTimeout(this.#timers.get(ev.key));
-    const timer = setTimeout(() => {
-      this.#timers.delete(ev.key);
-      if (this.#closed) return;
-      const p = this.snapshot(ev.key, ev.dir, ev.to, this.#origin(ev.key, w.base))
-        .then((info) =>
-          this.log.debug(
-            { repo: ev.key, commit: ev.to, digest: info.digest },
-            'git: background snapshot ready',
-          ),
-        )
-        .catch((err) =>
-          this.log.warn(
-            { repo: ev.key, commit: ev.to, err: (err as Error).message },
-            'git: background snapshot failed',
-          ),
-        )
-        .finally(() => this.#background.delete(p));
-      this.#background.add(p);
-    }, this.debounceMs);
-    timer.unref();
-    this.#timers.set(ev.key, timer);
-  }
-
   /** Waits for background generations and anchor prebuilds in progress (tests). */
   async idle(): Promise<void> {
-    while (this.#background.size > 0 || this.#prebuilds.size > 0)
-      await Promise.allSettled([...this.#background, ...this.#prebuilds.values()]);
+    while (this.#background.running.size > 0 || this.#prebuilds.size > 0)
+      await Promise.allSettled([...this.#background.running, ...this.#prebuilds.running]);
   }
 
   /** Whether a background generation is scheduled (debouncing) or running. */
   get busy(): boolean {
-    return this.#timers.size > 0 || this.#background.size > 0;
+    return this.#background.busy;
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
     this.#unsubscribe();
     this.#unsubscribeFetched();
-    this.#abort.abort(); // a prebuild's git is killed; a request that joined it fails like at any close
-    for (const t of this.#timers.values()) clearTimeout(t);
-    this.#timers.clear();
+    this.#prebuilds.close(); // a prebuild's git is killed; a request that joined it fails like at any close
+    this.#background.close();
     await this.idle();
   }
 }

@@ -39,47 +39,28 @@
 // written before the last boot (after a power loss the old pid may well be
 // some other live process now), or by a pid that is not running, or by an
 // earlier process that had this process's own pid — never a live server's.
+//
+// This module is the live journal (segments, appends, durability, checkpoints);
+// blob-journal-format.ts holds the record and segment-name layout,
+// blob-journal-replay.ts the start-up replay, fsync-files.ts the fsyncs by path.
 
-import {
-  closeSync,
-  fdatasync,
-  fstatSync,
-  fsync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-  writevSync,
-} from 'node:fs';
+import { closeSync, fdatasync, openSync, unlinkSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DEFAULTS } from '../core/defaults.ts';
-import { type Digest, digestFromHex, hexOf, sha256 } from '../core/digest.ts';
+import type { Digest } from '../core/digest.ts';
 import { noSpaceOr } from '../core/errors.ts';
-import { fsyncDir, isErrno, isPidAlive, pidOfTempName, tempName } from './fs-atomic.ts';
-import { statSyncIfExists } from './sync-metadata.ts';
+import { JOURNAL_HEAD_BYTES, LIVE, recordHead, segmentPath, writeAll } from './blob-journal-format.ts';
+import { type ReplayResult, replayJournal } from './blob-journal-replay.ts';
+import { fsyncDir } from './fs-atomic.ts';
+import { fsyncFiles } from './fsync-files.ts';
 
-const fsyncFd = promisify(fsync);
+export { JOURNAL_BOOT, JOURNAL_HEAD_BYTES } from './blob-journal-format.ts';
+export type { ReplayResult } from './blob-journal-replay.ts';
+
 // fdatasync: the segment's data and its size (metadata needed to read the data back), not its times.
 const fdatasyncFd = promisify(fdatasync);
 
-const MAGIC = 0x484a5231; // "HJR1"
-export const JOURNAL_HEAD_BYTES = 40;
-const PREFIX = 'journal-';
-const SUFFIX = '.log';
-/** A record larger than this is not one of ours (replay stops there). */
-const MAX_RECORD_BYTES = 64 * 1024 * 1024;
-
-/** Segments this process has open, by path: never replayed by a second store opened in the same process. */
-const LIVE = new Set<string>();
-/** This boot of the machine (first 8 hex digits of its boot id), in segment names; '0' where there is none. */
-export const JOURNAL_BOOT = bootId();
-const BOOT = JOURNAL_BOOT;
 /** Sealed segments waiting for their checkpoint before room() makes appends wait. */
 const MAX_BACKLOG = 2;
 
@@ -116,13 +97,6 @@ interface Segment {
 export interface JournalTicket {
   readonly segment: Segment;
   readonly end: number;
-}
-
-export interface ReplayResult {
-  segments: number;
-  records: number;
-  /** Records whose file was absent or did not verify, written again. */
-  rewritten: number;
 }
 
 export class BlobJournal {
@@ -173,10 +147,7 @@ export class BlobJournal {
       seg = undefined;
     }
     seg ??= this.#create();
-    const head = Buffer.allocUnsafe(JOURNAL_HEAD_BYTES);
-    head.writeUInt32BE(MAGIC, 0);
-    head.writeUInt32BE(bytes.byteLength, 4);
-    head.write(hexOf(digest), 8, 'hex');
+    const head = recordHead(digest, bytes.byteLength);
     try {
       writeAll(seg.fd, head, bytes);
     } catch (err) {
@@ -259,7 +230,7 @@ export class BlobJournal {
   }
 
   #create(): Segment {
-    const path = join(this.dir, tempName(PREFIX, SUFFIX).replace(/^(journal-\d+\.)/, `$1${BOOT}.`));
+    const path = segmentPath(this.dir);
     let fd: number;
     try {
       fd = openSync(path, 'wx');
@@ -321,7 +292,7 @@ export class BlobJournal {
     try {
       // A segment whose fdatasync failed still names durable files (linked
       // only after an earlier sync succeeded): those are fsynced like any other.
-      await fsyncFiles(seg.files, this.#inFlight);
+      await fsyncFiles(seg.files, this.#inFlight, true);
       await Promise.all([...seg.shards].map((d) => fsyncDir(d)));
       closeSync(seg.fd);
       unlinkSync(seg.path);
@@ -338,182 +309,4 @@ export class BlobJournal {
       }
     }
   }
-}
-
-function bootId(): string {
-  try {
-    return (
-      readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')
-        .replace(/[^0-9a-f]/g, '')
-        .slice(0, 8) || '0'
-    );
-  } catch {
-    return '0';
-  }
-}
-
-/** writev of head and body, looping on short writes. */
-function writeAll(fd: number, head: Buffer, body: Uint8Array): void {
-  const total = head.byteLength + body.byteLength;
-  let n = writevSync(fd, [head, body]);
-  while (n < total) {
-    n +=
-      n < head.byteLength
-        ? writevSync(fd, [head.subarray(n), body])
-        : writevSync(fd, [body.subarray(n - head.byteLength)]);
-  }
-}
-
-/** fsync each file, `limit` at a time in the thread pool; a file gone since (deleted, quarantined) is skipped. */
-async function fsyncFiles(paths: readonly string[], limit: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) {
-      const path = paths[next++];
-      let fd: number;
-      try {
-        fd = openSync(path, 'r');
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) continue;
-        throw err;
-      }
-      try {
-        await fsyncFd(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, paths.length)) }, worker));
-}
-
-/**
- * Replays every segment in `dir` left by a writer that is gone (see the
- * header): each valid record's blob file made whole and durable, then the
- * segment deleted. Runs before the store serves anything.
- */
-export async function replayJournal(dir: string, blobsDir: string, tmpDir: string): Promise<ReplayResult> {
-  const result: ReplayResult = { segments: 0, records: 0, rewritten: 0 };
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return result;
-    throw err;
-  }
-  for (const name of names) {
-    if (!name.endsWith(SUFFIX)) continue;
-    const pid = pidOfTempName(name, PREFIX);
-    // A segment from before the last boot: its writer is gone, whatever runs under its pid now.
-    const earlierBoot = name.split('.')[1] !== BOOT;
-    const path = join(dir, name);
-    if (pid === undefined || LIVE.has(path)) continue;
-    // Our own pid on a segment we did not create: an earlier process that had this pid (a restarted container).
-    if (!earlierBoot && pid !== process.pid && isPidAlive(pid)) continue;
-    await replaySegment(path, blobsDir, tmpDir, result);
-    result.segments++;
-  }
-  if (result.segments > 0) await fsyncDir(dir);
-  return result;
-}
-
-async function replaySegment(
-  path: string,
-  blobsDir: string,
-  tmpDir: string,
-  result: ReplayResult,
-): Promise<void> {
-  const fd = openSync(path, 'r');
-  const shards = new Set<string>();
-  const durable: Promise<void>[] = [];
-  try {
-    const size = fstatSync(fd).size;
-    const head = Buffer.allocUnsafe(JOURNAL_HEAD_BYTES);
-    for (let off = 0; off + JOURNAL_HEAD_BYTES <= size; ) {
-      if (readFully(fd, head, off) < JOURNAL_HEAD_BYTES) break;
-      const len = head.readUInt32BE(4);
-      if (head.readUInt32BE(0) !== MAGIC || len > MAX_RECORD_BYTES || off + JOURNAL_HEAD_BYTES + len > size)
-        break;
-      const body = Buffer.allocUnsafe(len);
-      if (readFully(fd, body, off + JOURNAL_HEAD_BYTES) < len) break;
-      const digest = digestFromHex(head.toString('hex', 8, 40));
-      if (sha256(body) !== digest) break; // a torn tail: nothing after it was acknowledged
-      off += JOURNAL_HEAD_BYTES + len;
-      result.records++;
-      const hex = hexOf(digest);
-      const shard = join(blobsDir, hex.slice(0, 2));
-      const file = join(shard, hex);
-      shards.add(shard);
-      if (fileHolds(file, body, digest)) durable.push(fsyncFiles([file], 1));
-      else {
-        result.rewritten++;
-        durable.push(rewrite(file, shard, tmpDir, body, digest));
-      }
-      // Bounded: a few fsyncs at a time, not one promise per record of a 64 MiB segment.
-      if (durable.length >= 16) await Promise.all(durable.splice(0));
-    }
-    await Promise.all(durable.splice(0));
-    await Promise.all([...shards].map((d) => fsyncDir(d)));
-  } finally {
-    await Promise.allSettled(durable);
-    closeSync(fd);
-  }
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    // Two processes starting at once replayed it both (replay is idempotent): gone already.
-    if (!isErrno(err, 'ENOENT')) throw err;
-  }
-}
-
-/** Whether `file` holds exactly `body` (a torn file from a power loss does not). */
-function fileHolds(file: string, body: Buffer, digest: Digest): boolean {
-  const st = statSyncIfExists(file);
-  if (!st?.isFile() || st.size !== body.byteLength) return false;
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return false;
-  }
-  try {
-    const buf = Buffer.allocUnsafe(body.byteLength);
-    return readFully(fd, buf, 0) === body.byteLength && sha256(buf) === digest;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The record's bytes written again under its name: temp, fsync, rename (over a torn file). */
-async function rewrite(
-  file: string,
-  shard: string,
-  tmpDir: string,
-  body: Buffer,
-  digest: Digest,
-): Promise<void> {
-  mkdirSync(shard, { recursive: true });
-  mkdirSync(tmpDir, { recursive: true });
-  const tmp = join(tmpDir, tempName());
-  const fd = openSync(tmp, 'wx');
-  try {
-    for (let o = 0; o < body.byteLength; ) o += writeSync(fd, body, o);
-    await fsyncFd(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw noSpaceOr(err, `blob ${digest}`);
-  }
-  closeSync(fd);
-  renameSync(tmp, file);
-}
-
-function readFully(fd: number, buf: Buffer, position: number): number {
-  let n = 0;
-  while (n < buf.byteLength) {
-    const got = readSync(fd, buf, n, buf.byteLength - n, position + n);
-    if (got === 0) break;
-    n += got;
-  }
-  return n;
 }

@@ -51,53 +51,34 @@
 // the answer: a name appears only after its record is durable, and the
 // journal's checkpoint (or the replay at the next start after a crash)
 // makes the file and its folder durable before the record is dropped.
+//
+// This module is the batch and its per-file and journal modes; the parts:
+// syncfs-rounds.ts (filesystem mode's rounds), blob-temp-publish.ts (the
+// link every mode ends with), blob-temp-files.ts (temp files written, closed,
+// removed quietly), fsync-files.ts (per-file fsyncs when syncfs cannot run).
 
-import {
-  closeSync,
-  fsync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
-import { join, normalize, sep } from 'node:path';
+import { closeSync, fsync } from 'node:fs';
+import { sep } from 'node:path';
 import { promisify } from 'node:util';
 import { type Digest, hexOf } from '../core/digest.ts';
 import { noSpaceOr } from '../core/errors.ts';
 import type { BlobBatch } from './blob-batch.ts';
 import type { BlobJournal, JournalTicket } from './blob-journal.ts';
-import { fsyncDir, isErrno, tempName } from './fs-atomic.ts';
-import type { SyncFilesystem } from './sync-filesystem.ts';
+import {
+  blobFileExists,
+  closeQuietly,
+  folderPrefix,
+  unlinkQuietly,
+  writeClosedTemp,
+  writeTemp,
+} from './blob-temp-files.ts';
+import { publishTemp } from './blob-temp-publish.ts';
+import { fsyncDir, tempName } from './fs-atomic.ts';
+import { type FilesystemSync, SyncfsRounds } from './syncfs-rounds.ts';
+
+export type { FilesystemSync } from './syncfs-rounds.ts';
 
 const fsyncFd = promisify(fsync);
-
-/**
- * Filesystem mode's settings, one object per store: `failed` is set by the
- * first batch whose syncfs could not run, and every later batch of the store
- * fsyncs per file.
- */
-export interface FilesystemSync {
-  run: SyncFilesystem;
-  failed: boolean;
-  /** Blobs of a batch written the per-file way before it switches to rounds. */
-  minBlobs: number;
-  roundFiles: number;
-  roundBytes: number;
-  maxUnsyncedFiles: number;
-}
-
-/**
- * A temp file written and closed, waiting for a syncfs before its link: its
- * name in tmp/ and its digest (which the caller's tree holds anyway), the
- * paths made again at the link — a 50,000-file push holds this many.
- */
-interface Unsynced {
-  name: string;
-  digest: Digest;
-}
 
 /** Journal mode: a temp file written and its record appended, linked once the record is durable. */
 interface Journaled {
@@ -129,15 +110,10 @@ export class FsBlobBatch implements BlobBatch {
   #error: unknown;
   /** Filesystem mode (see the header); undefined: per-file fsync. */
   readonly #fs: FilesystemSync | undefined;
-  /** Filesystem mode: temps written since the last round started. */
-  #unsynced: Unsynced[] = [];
-  #unsyncedBytes = 0;
-  /** Filesystem mode: the round in flight (syncfs, then links); never rejects (failures go to #error). */
-  #round: Promise<void> | undefined;
+  /** Filesystem mode: the temps waiting for a syncfs round, and the round in flight (syncfs-rounds.ts). */
+  readonly #rounds: SyncfsRounds | undefined;
   /** Blobs this batch wrote (either way). */
   #written = 0;
-  /** Rounds this batch started: with none, its names are made durable per shard folder. */
-  #rounds = 0;
   /** Journal mode (see the header); undefined: the other modes. */
   readonly #journal: BlobJournal | undefined;
   /** Journal mode: blobs appended, waiting for flush() to link them. */
@@ -157,6 +133,18 @@ export class FsBlobBatch implements BlobBatch {
     this.#blobsDir = folderPrefix(blobsDir);
     this.#tmpDir = folderPrefix(tmpDir);
     this.#inFlight = Math.max(1, inFlight);
+    this.#rounds = filesystemSync
+      ? new SyncfsRounds({
+          fs: filesystemSync,
+          tmpDir: this.#tmpDir,
+          blobsDir: this.#blobsDir,
+          inFlight: this.#inFlight,
+          publish: (tmp, shard, final, digest) => this.#publish(tmp, shard, final, digest),
+          failed: (err) => {
+            this.#error ??= err;
+          },
+        })
+      : undefined;
   }
 
   async add(digest: Digest, bytes: Uint8Array): Promise<{ created: boolean }> {
@@ -165,7 +153,7 @@ export class FsBlobBatch implements BlobBatch {
     const hex = hexOf(digest);
     const shard = this.#blobsDir + sep + hex.slice(0, 2);
     const final = shard + sep + hex;
-    if (exists(final)) {
+    if (blobFileExists(final)) {
       this.#added.add(digest);
       return { created: false };
     }
@@ -270,54 +258,16 @@ export class FsBlobBatch implements BlobBatch {
     if (failure !== undefined) throw failure;
   }
 
-  /**
-   * Links a durable temp file to its blob name (create-if-absent) and drops
-   * the temp name; true when this call made the name. `track`: the folder is
-   * fsynced by flush() (not in journal mode, where the record stands for it).
-   */
+  /** Links a durable temp file to its name (blob-temp-publish.ts); `track`: its folder fsynced by flush(). */
   #publish(tmp: string, shard: string, final: string, digest: Digest, track = true): boolean {
-    try {
-      if (!this.#shards.has(shard)) {
-        mkdirSync(shard, { recursive: true });
-        this.#shards.add(shard);
-      }
-      try {
-        try {
-          linkSync(tmp, final);
-        } catch (err) {
-          // A shard folder known to the store but gone since (removed by hand): made again.
-          if (!isErrno(err, 'ENOENT')) throw err;
-          mkdirSync(shard, { recursive: true });
-          linkSync(tmp, final);
-        }
-        if (track) this.#linked.add(shard);
-      } catch (err) {
-        if (isErrno(err, 'EEXIST')) {
-          // A racing writer published the same verified bytes first: theirs stays.
-          unlinkQuietly(tmp);
-          return false;
-        }
-        if (isErrno(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV')) {
-          // No hard links here: rename is atomic too, and the bytes are identical.
-          renameSync(tmp, final);
-          if (track) this.#linked.add(shard);
-          return true;
-        }
-        throw err;
-      }
-    } catch (err) {
-      unlinkQuietly(tmp);
-      throw noSpaceOr(err, `blob ${digest}`);
-    }
-    unlinkQuietly(tmp);
-    return true;
+    return publishTemp(tmp, shard, final, digest, this.#shards, track ? this.#linked : undefined);
   }
 
   /** Filesystem mode's add(): the temp written and closed; its syncfs and link come in a round. */
   async #addUnsynced(digest: Digest, bytes: Uint8Array): Promise<{ created: boolean }> {
-    const fs = this.#fs as FilesystemSync;
+    const rounds = this.#rounds as SyncfsRounds;
     // Bounds the temps waiting (and the tmp folder) while a slow syncfs runs.
-    while (this.#unsynced.length >= fs.maxUnsyncedFiles && this.#round) await this.#round;
+    while (rounds.full) await rounds.round;
     this.#throwIfFailed();
     if (this.#added.has(digest)) return { created: false }; // added while we waited
     this.#added.add(digest);
@@ -325,82 +275,19 @@ export class FsBlobBatch implements BlobBatch {
     const tmp = this.#tmpDir + sep + name;
     writeClosedTemp(tmp, this.#tmpDir, bytes, digest);
     this.#written++;
-    this.#unsynced.push({ name, digest });
-    this.#unsyncedBytes += bytes.byteLength;
-    if (!this.#round && (this.#unsynced.length >= fs.roundFiles || this.#unsyncedBytes >= fs.roundBytes))
-      this.#startRound();
+    rounds.add(name, digest, bytes.byteLength);
     return { created: true };
-  }
-
-  /** Starts a round for the temps written so far: one syncfs, then their links. */
-  #startRound(): void {
-    this.#rounds++;
-    const entries = this.#unsynced;
-    this.#unsynced = [];
-    this.#unsyncedBytes = 0;
-    const round: Promise<void> = this.#settleRound(entries)
-      .catch((err: unknown) => {
-        this.#error ??= err;
-      })
-      .finally(() => {
-        if (this.#round !== round) return;
-        this.#round = undefined;
-        // More waited for this round to end than make a round: the next one starts now.
-        const fs = this.#fs as FilesystemSync;
-        if (this.#unsynced.length >= fs.roundFiles || this.#unsyncedBytes >= fs.roundBytes)
-          this.#startRound();
-      });
-    this.#round = round;
-  }
-
-  async #settleRound(entries: Unsynced[]): Promise<void> {
-    const fs = this.#fs as FilesystemSync;
-    // Only temps written (and closed) before this syncfs started are covered by it.
-    let synced = false;
-    if (!fs.failed) {
-      try {
-        await fs.run(this.#tmpDir);
-        synced = true;
-      } catch {
-        fs.failed = true; // no syncfs here: fsync per file from now on
-      }
-    }
-    if (!synced) {
-      try {
-        await fsyncEach(
-          entries.map((e) => this.#tmpDir + sep + e.name),
-          this.#inFlight,
-        );
-      } catch (err) {
-        for (const e of entries) unlinkQuietly(this.#tmpDir + sep + e.name);
-        throw noSpaceOr(err, `blob ${entries[0]?.digest}`);
-      }
-    }
-    let failure: unknown;
-    for (const e of entries) {
-      const hex = hexOf(e.digest);
-      const shard = this.#blobsDir + sep + hex.slice(0, 2);
-      try {
-        this.#publish(this.#tmpDir + sep + e.name, shard, shard + sep + hex, e.digest);
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-    if (failure !== undefined) throw failure;
   }
 
   async flush(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending);
     if (this.#journal) await this.#settleJournaled(this.#journal);
-    while (this.#round || this.#unsynced.length > 0) {
-      if (!this.#round) this.#startRound();
-      await this.#round;
-    }
+    if (this.#rounds) await this.#rounds.drain();
     this.#throwIfFailed();
     const dirs = [...this.#linked];
     this.#linked.clear();
     if (dirs.length === 0) return;
-    if (this.#fs && !this.#fs.failed && this.#rounds > 0) {
+    if (this.#fs && !this.#fs.failed && this.#rounds && this.#rounds.started > 0) {
       // Every name linked so far, in every shard folder, in one call.
       try {
         await this.#fs.run(this.#blobsDir);
@@ -414,112 +301,16 @@ export class FsBlobBatch implements BlobBatch {
 
   async abort(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending);
-    while (this.#round) await this.#round;
-    for (const e of this.#unsynced) unlinkQuietly(this.#tmpDir + sep + e.name);
-    this.#unsynced = [];
+    if (this.#rounds) await this.#rounds.abort();
     for (const e of this.#journaled) {
       unlinkQuietly(e.tmp);
       this.#journal?.release(e.ticket);
     }
     this.#journaled = [];
-    this.#unsyncedBytes = 0;
     this.#linked.clear();
   }
 
   #throwIfFailed(): void {
     if (this.#error !== undefined) throw this.#error;
-  }
-}
-
-/**
- * A folder's path as `path.join` gives it (normalized, no trailing
- * separator), so a name is appended with one concatenation: the batch makes
- * three to five paths per blob, and `join` (which normalizes every time) was
- * ~3% of a 50,000-file first push's CPU.
- */
-function folderPrefix(dir: string): string {
-  return join(normalize(dir), '.');
-}
-
-/** fsync of each file by path, `limit` at a time in the thread pool (filesystem mode's fallback). */
-async function fsyncEach(paths: string[], limit: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) {
-      const fd = openSync(paths[next++], 'r');
-      try {
-        await fsyncFd(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, paths.length) }, worker));
-}
-
-/** A new temp file holding `bytes`, still open; on failure nothing is left behind. */
-function writeTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Digest): number {
-  let fd: number;
-  try {
-    fd = openTemp(tmp, tmpDir);
-  } catch (err) {
-    throw noSpaceOr(err, `blob ${digest}`);
-  }
-  try {
-    for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
-  } catch (err) {
-    closeQuietly(fd);
-    unlinkQuietly(tmp);
-    throw noSpaceOr(err, `blob ${digest}`);
-  }
-  return fd;
-}
-
-/** A new temp file holding `bytes`, written and closed (no fsync); on failure nothing is left behind. */
-function writeClosedTemp(tmp: string, tmpDir: string, bytes: Uint8Array, digest: Digest): void {
-  const fd = writeTemp(tmp, tmpDir, bytes, digest);
-  try {
-    // close can report a deferred write error (NFS): the data is not known to be there.
-    closeSync(fd);
-  } catch (err) {
-    unlinkQuietly(tmp);
-    throw noSpaceOr(err, `blob ${digest}`);
-  }
-}
-
-/** Creates the temp file, and tmp/ with it when a store opened read-only never made it. */
-function openTemp(tmp: string, tmpDir: string): number {
-  try {
-    return openSync(tmp, 'wx');
-  } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
-    mkdirSync(tmpDir, { recursive: true });
-    return openSync(tmp, 'wx');
-  }
-}
-
-/** Whether a blob file is there; a shard that is not a folder counts as absent (its publish fails, at flush). */
-function exists(path: string): boolean {
-  try {
-    return statSync(path, { throwIfNoEntry: false }) !== undefined;
-  } catch (err) {
-    if (isErrno(err, 'ENOTDIR')) return false;
-    throw err;
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already failing: the first error is the one reported
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already, or the next open's stale-temp sweep removes it
   }
 }

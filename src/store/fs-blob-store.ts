@@ -31,11 +31,12 @@ import {
   type WriteResult,
 } from './blob-store.ts';
 import { cleanStaleTemps, fsyncDir, isErrno, tempName, writeFullyAt } from './fs-atomic.ts';
-import { type FilesystemSync, FsBlobBatch } from './fs-blob-batch.ts';
+import { FsBlobBatch } from './fs-blob-batch.ts';
 import type { BlobFileWriter, LocalBlobFiles } from './local-blob-files.ts';
 import { readManyByRead } from './read-many.ts';
 import { type SyncFilesystem, syncFilesystem } from './sync-filesystem.ts';
 import { readBlobIntoSync, readSmallBlobSync, statSyncIfExists } from './sync-metadata.ts';
+import type { FilesystemSync } from './syncfs-rounds.ts';
 
 export interface FsBlobStoreOptions {
   /** Existence checks with synchronous calls (sync-metadata.ts): for the server's own local data directory. */
