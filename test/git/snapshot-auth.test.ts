@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { snapshotRefName } from '../../src/git/snapshot-service.ts';
+import { snapshotRefName } from '../../src/git/snapshot-ref.ts';
 import { git, makeUpstream } from '../archive/helpers.ts';
 import { type SnapshotTestServer, startSnapshotServer } from '../archive/snapshot-server.ts';
 import { type TestToken, writeTokensFile } from '../support/tokens.ts';
