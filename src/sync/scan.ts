@@ -28,14 +28,7 @@ import { encodeEntry, type Tree, type TreeEntry, treeDigestOfWalk } from '../cor
 import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName, STATE_DIR } from './ignore-rules.ts';
-import {
-  dropPrestartedLstatWorker,
-  LSTAT_FIELDS,
-  LSTAT_GONE,
-  parallelLstat,
-  startLstatWorker,
-  stopLstatWorker,
-} from './parallel-lstat.ts';
+import { LSTAT_FIELDS, LSTAT_GONE, lstatAll } from './scan-lstat.ts';
 import {
   type LooseStat,
   type StatCache,
@@ -80,8 +73,6 @@ export interface ScanOptions {
   onContent?: (rel: string, digest: Digest, bytes: Buffer) => Promise<void> | void;
   /** The wall clock a hashed file's stat is observed at (the racy window is measured on it); tests. */
   now?: () => number;
-  /** Files from which the lstats are shared with a worker thread (default scanParallelLstatFiles); tests. */
-  parallelLstatMinFiles?: number;
 }
 
 export async function scanDirectory(
@@ -159,18 +150,7 @@ export async function scanDirectory(
     }
     return kept;
   };
-  // A folder that had many files at the last scan likely still has: the lstat
-  // worker boots while the folders are read (parallel-lstat.ts).
-  const minFiles = opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles;
-  const many = cache.size >= minFiles;
-  if (!many) dropPrestartedLstatWorker();
-  const worker = many ? startLstatWorker() : undefined;
-  try {
-    await walk('', 0, IgnoreRules.empty());
-  } catch (err) {
-    stopLstatWorker(worker);
-    throw err;
-  }
+  await walk('', 0, IgnoreRules.empty());
 
   // Phase 2: lstat every entry (synchronously: metadata is cached by the
   // kernel and a thread-pool round trip per file costs more than the call),
@@ -178,18 +158,9 @@ export async function scanDirectory(
   // root is absolute and resolved, rel validated: plain concatenation is the join.
   const base = root.endsWith(sep) ? root : root + sep;
   // Number-valued stats: no BigInt per field (see stat-cache.ts on why
-  // comparing them is as safe); the exact stat is recorded when hashed. A
-  // large scan shares the lstats with a worker thread (parallel-lstat.ts).
-  // parallelLstat stops the worker, used or not.
-  // Only a scan whose stat cache is large (a re-scan, where the lstats are
-  // most of the work) uses the worker. Without a cache every file is read
-  // and hashed (~50-100 µs each against ~4 µs for its lstat), so the worker
-  // would save ~2% of a first push, and its isolate cost ~18 MiB of that
-  // push's peak RSS (not given back when it stops: 50,000 files, 2026-12-07).
-  const { values } = parallelLstat(base, files, {
-    minFiles: many ? minFiles : Number.POSITIVE_INFINITY,
-    worker,
-  });
+  // comparing them is as safe); the exact stat is recorded when hashed.
+  // On this thread alone (scan-lstat.ts says why not with a worker).
+  const values = lstatAll(base, files);
   /** The entries that are not files: empty folders and symlinks (their targets are data, read every time). */
   const others: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {

@@ -58,7 +58,7 @@
 // slow but never wrong. The CRC matters: a flipped bit in a digest would
 // otherwise name a file by the wrong content.
 
-import { type BigIntStats, constants, readFileSync, statSync } from 'node:fs';
+import { type BigIntStats, constants, readFileSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -66,7 +66,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, hexOf } from '../core/digest.ts';
 import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
 import { STATE_DIR } from './ignore-rules.ts';
-import { LSTAT_FIELDS } from './parallel-lstat.ts';
+import { LSTAT_FIELDS } from './scan-lstat.ts';
 
 const { S_IFMT, S_IFREG } = constants;
 
@@ -205,21 +205,6 @@ export class StatCache {
     return file === undefined ? StatCache.#empty(dir) : new StatCache(dir, buf, file.count, file.summary);
   }
 
-  /**
-   * Whether the saved cache of `dir` holds at least about `n` entries,
-   * judged by its file's size alone (one stat, nothing read): to start work
-   * for a large scan before the cache is loaded. Never an error.
-   */
-  static probablyHolds(dir: string, n: number): boolean {
-    try {
-      const st = statSync(join(dir, STATE_DIR, FILE), { throwIfNoEntry: false });
-      // An entry is at least 2 + 1 (path) + FIXED bytes; a typical one ~90.
-      return st !== undefined && st.size >= n * (3 + FIXED);
-    } catch {
-      return false; // not a folder, no access: the push reports it
-    }
-  }
-
   static #empty(dir: string): StatCache {
     const buf = Buffer.alloc(MAGIC.length + 8);
     MAGIC.copy(buf);
@@ -253,7 +238,7 @@ export class StatCache {
 
   /**
    * Whether the regular files among `paths` (their lstat figures in
-   * `values`, parallel-lstat.ts's layout; symlinks, other types and gone
+   * `values`, scan-lstat.ts's layout; symlinks, other types and gone
    * paths are skipped) are exactly this cache's entries, in its order, each
    * trusted (not racy) for this very stat and with this executable bit.
    * Changes nothing; only for a cache not used yet (false otherwise). Times
