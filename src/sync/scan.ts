@@ -191,8 +191,13 @@ export async function scanDirectory(
   }
 
   const entries: TreeEntry[] = others.slice();
-  /** Paths of the file entries: the stat cache keeps only these. */
-  const filePaths = new Set<string>();
+  /**
+   * Files looked up in the stat cache that are not in the tree after all
+   * (gone, or kept changing, when read): the cache drops their entries and
+   * keeps every other it was asked about (retainOnly), without a set of
+   * every path.
+   */
+  const absent: string[] = [];
   /**
    * The files to hash, as indices into `files` (their lstat in `values`): no
    * object per file, which at 50,000 files was ~5 MiB promoted to the old
@@ -223,7 +228,6 @@ export async function scanDirectory(
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
-    filePaths.add(rel);
     entries.push({ path: rel, kind, size, digest });
   }
   let filesHashed = 0;
@@ -231,13 +235,13 @@ export async function scanDirectory(
   const changing: string[] = [];
   const progress = opts.progress;
   const hashing = misses.length > 0;
+  cache.reserve(misses.length);
   if (progress && hashing) progress.start('hash', misses.length, expected);
   const onBytes = progress ? (n: number) => progress.bytes(n) : undefined;
   const hashed = (rel: string, kind: 'file' | 'exec', key: StatKey, digest: Digest) => {
     filesHashed++;
     bytesHashed += key.size;
     cache.set(rel, key, digest, now(), kind === 'exec');
-    filePaths.add(rel);
     entries.push({ path: rel, kind, size: key.size, digest });
   };
   /** Runs one file's hashing: a file that keeps changing is left out with skipChanging, else fatal. */
@@ -248,6 +252,7 @@ export async function scanDirectory(
     } catch (err) {
       if (!opts.skipChanging || !isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
       changing.push(rel);
+      absent.push(rel);
     } finally {
       progress?.blobDone();
     }
@@ -266,7 +271,8 @@ export async function scanDirectory(
       const kind = kindOf(values[i * LSTAT_FIELDS]);
       return each(rel, async () => {
         const h = await hashFile(join(root, rel), onBytes, rel);
-        if (h !== undefined) hashed(rel, kind, h.key, h.digest); // else deleted while scanning
+        if (h !== undefined) hashed(rel, kind, h.key, h.digest);
+        else absent.push(rel); // deleted while scanning
       });
     });
     const readSmall = async () => {
@@ -294,11 +300,15 @@ export async function scanDirectory(
         await each(rel, async () => {
           const abs = base + rel;
           const got = readSmallFile(abs, rel, seen, buf);
-          if (got === 'gone') return;
+          if (got === 'gone') {
+            absent.push(rel);
+            return;
+          }
           if (got === 'large') {
             // Grew past the small-file size since its lstat: stream it like the others.
             const h = await hashFile(abs, onBytes, rel);
             if (h !== undefined) hashed(rel, kind, h.key, h.digest);
+            else absent.push(rel);
             return;
           }
           const bytes = buf.subarray(0, got.key.size);
@@ -323,7 +333,7 @@ export async function scanDirectory(
   // comparison serves unless some name has one.
   const sorted = entries.sort(compare);
 
-  cache.retain(filePaths);
+  cache.retainOnly(absent, files);
   const { digest, bytes } = treeDigestOfWalk(sorted);
   // What the next scan compares with: the cache's entries are this tree's files now.
   cache.setSummary({ tree: digest, others: otherEntriesDigest(others, compare) });

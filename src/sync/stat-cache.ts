@@ -181,6 +181,13 @@ export class StatCache {
    * order, without being in #seen (a no-op scan records nothing per file).
    */
   #adopted = false;
+  /**
+   * The order to save in when the loaded file had no entries (a first
+   * scan): the scan's walk order, given by retainOnly. Lookups then record
+   * nothing in #seen (every one is a miss), which at 50,000 files was a map
+   * of every path held to the end of a first push.
+   */
+  #order: readonly string[] | undefined;
 
   private constructor(dir: string, buf: Buffer, count: number, summary?: ScanSummary) {
     this.dir = dir;
@@ -383,19 +390,42 @@ export class StatCache {
     this.#changed();
   }
 
-  /** Drops entries for paths not in `keep`. */
-  retain(keep: ReadonlySet<string>): void {
+  /**
+   * After a scan: keeps the entries of the files it found, which are the
+   * paths it looked up or set except `absent` (files it looked up that were
+   * gone, or kept changing, when it read them), and drops every other:
+   * those in `absent` and those of the loaded file it never asked about
+   * (their files are gone). `order` is the scan's walk order, the order a
+   * first scan's entries are saved in (see #order). No set of the kept
+   * paths is made: the scan's own lookups say which they are. (With
+   * nothing loaded, entries set by an earlier scan of this same object and
+   * not looked up by this one stay until the next scan that loads them: an
+   * entry is only ever trusted for its path's exact stat, and the summary's
+   * count check then fails, so that scan compares every file.)
+   */
+  retainOnly(absent: readonly string[], order: readonly string[]): void {
     const drop = (path: string) => {
-      if (!keep.has(path) && this.#entry(path) !== undefined) {
+      if (this.#entry(path) !== undefined) {
         this.#overlay.set(path, -1);
         this.#changed();
       }
     };
-    for (const path of this.#seen.keys()) drop(path);
-    for (const path of [...this.#overlay.keys()]) drop(path);
+    for (const path of absent) drop(path);
     // Entries of the file no scan asked about (their files are gone), or adopted
     // without their paths: only then is the file indexed.
-    if (this.#seenInFile < this.#count || this.#adopted) for (const path of this.#index().keys()) drop(path);
+    if (this.#seenInFile < this.#count || this.#adopted)
+      for (const path of this.#index().keys())
+        if (!this.#seen.has(path) && !this.#overlay.has(path)) drop(path);
+    if (this.#count === 0) this.#order = order;
+  }
+
+  /** Room for `n` more changed entries (a scan's misses): the overlay grows once, not by doubling. */
+  reserve(n: number): void {
+    const need = this.#overlayEnd + n * FIXED;
+    if (need <= this.#overlayBuf.byteLength) return;
+    const grown = Buffer.allocUnsafe(need);
+    this.#overlayBuf.copy(grown, 0, 0, this.#overlayEnd);
+    this.#overlayBuf = grown;
   }
 
   /**
@@ -421,6 +451,7 @@ export class StatCache {
     this.#read = 0;
     this.#adopted = false;
     this.#map = undefined;
+    this.#order = undefined;
     this.#seen.clear();
     this.#seenInFile = 0;
     this.#overlay.clear();
@@ -434,6 +465,8 @@ export class StatCache {
    * file order, else from the index — recorded in #seen (this session used it).
    */
   #offsetOf(path: string): number {
+    // Nothing loaded: every lookup misses, none is recorded (see #order).
+    if (this.#count === 0) return -1;
     const known = this.#seen.get(path);
     if (known !== undefined) return known;
     let off = -1;
@@ -505,6 +538,22 @@ export class StatCache {
       for (const path of index.keys()) emit(path);
       for (const path of this.#seen.keys()) if (!index.has(path)) emit(path);
       for (const path of this.#overlay.keys()) if (!this.#seen.has(path) && !index.has(path)) emit(path);
+    } else if (this.#order !== undefined) {
+      // A first scan's entries in its walk order (the overlay's is the order
+      // files were hashed in: large ones finish out of order); then any set
+      // since that the order does not hold.
+      let fromOrder = 0;
+      for (const path of this.#order)
+        if ((this.#overlay.get(path) ?? -1) >= 0) {
+          emit(path);
+          fromOrder++;
+        }
+      let live = 0;
+      for (const at of this.#overlay.values()) if (at >= 0) live++;
+      if (fromOrder < live) {
+        const ordered = new Set(this.#order);
+        for (const path of this.#overlay.keys()) if (!ordered.has(path)) emit(path);
+      }
     } else {
       for (const path of this.#seen.keys()) emit(path);
       for (const path of this.#overlay.keys()) if (!this.#seen.has(path)) emit(path);
