@@ -26,7 +26,6 @@ import {
   createReadStream,
   createWriteStream,
   fsync,
-  lstatSync,
   openSync,
   readSync,
   renameSync,
@@ -62,10 +61,11 @@ import {
   untrackedInside,
 } from './local-folders.ts';
 import { entryKey } from './merge.ts';
-import { SmallFileWriter, type WrittenFile } from './small-file-writer.ts';
-import { type StatCache, statKeyOf } from './stat-cache.ts';
+import { SmallFileWriter } from './small-file-writer.ts';
+import type { StatCache } from './stat-cache.ts';
 import { ThreadedFileWriter } from './threaded-writer.ts';
 import { CountingStream, chunkFor, type ProgressSink } from './transfer.ts';
+import { WrittenLog } from './written-log.ts';
 
 const fsyncFd = promisify(fsync);
 
@@ -324,7 +324,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   for (const g of groups.values()) totalBytes += filesOf(g)[0].size;
   const flight = new SingleFlight<Digest, void>();
   /** Files written or chmod-ed, with the time just after (their ctime cannot be later unless someone else changed them). */
-  const written: WrittenFile[] = [];
+  const written = new WrittenLog(cache);
 
   /** One read buffer for small local copies: each is read, hashed and written without an await in between. */
   let copyBuf: Buffer | undefined;
@@ -582,19 +582,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   if (fsync) await syncFolders(touchedDirs);
 
   // Record the puller's own stat values, so the next push re-reads nothing.
-  const now = Date.now();
-  cache.reserve(written.length);
-  for (const { entry, doneAt, key } of written) {
-    // Written in place: its own fstat right after the write.
-    if (key) {
-      cache.set(entry.path, key, entry.digest, now, entry.kind === 'exec');
-      continue;
-    }
-    const st = lstatSync(join(root, entry.path), { bigint: true, throwIfNoEntry: false });
-    // Changed by someone else since we wrote it: leave it uncached, the next scan hashes it.
-    if (!st?.isFile() || st.ctimeNs > BigInt(doneAt + 1) * 1_000_000n) continue;
-    cache.set(entry.path, statKeyOf(st), entry.digest, now, entry.kind === 'exec');
-  }
+  written.finish(root);
 
   return { filesDownloaded, bytesDownloaded, filesDeleted, filesWritten: written.length };
 }

@@ -368,6 +368,18 @@ export class StatCache {
     this.#changed();
   }
 
+  /**
+   * Judges `path`'s entry, set by this session, racy or not as if its stat
+   * were observed at `observedAtMs` (a pull's file, recorded when written:
+   * written-log.ts). Only ever clears the flag the set() gave it.
+   */
+  observedAt(path: string, observedAtMs: number): void {
+    const at = this.#overlay.get(path);
+    if (at === undefined || at < 0) return;
+    const b = this.#overlayBuf;
+    if ((b[at] & RACY) !== 0 && !isRacy(decodeAt(b, at), observedAtMs)) b[at] &= ~RACY;
+  }
+
   /** The offset of `path`'s record in the overlay, made (uninitialised) when it has none. */
   #overlayRecord(path: string): number {
     let at = this.#overlay.get(path) ?? -1;
