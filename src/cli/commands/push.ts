@@ -95,7 +95,7 @@ async function runPush(
 /**
  * Ends the process once its output is written. What a natural exit does
  * after a large push is teardown nobody needs (~30 ms at 50,000 files:
- * the heap freed page by page, the lstat worker joined): every write was
+ * the heap freed page by page): every write was
  * awaited, and made durable, before the result was printed. The compile
  * cache is written as a natural exit would.
  */
