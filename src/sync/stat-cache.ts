@@ -409,11 +409,11 @@ export class StatCache {
    * those in `absent` and those of the loaded file it never asked about
    * (their files are gone). `order` is the scan's walk order, the order a
    * first scan's entries are saved in (see #order). No set of the kept
-   * paths is made: the scan's own lookups say which they are. (With
-   * nothing loaded, entries set by an earlier scan of this same object and
-   * not looked up by this one stay until the next scan that loads them: an
-   * entry is only ever trusted for its path's exact stat, and the summary's
-   * count check then fails, so that scan compares every file.)
+   * paths is made: the scan's own lookups say which they are. (Entries an
+   * earlier scan of this same object, before any save, set or looked up
+   * and this one did not find stay until the next scan that loads them: an
+   * entry is only ever trusted for its path's exact stat, and that scan's
+   * summary check fails on the extra entry, so it compares every file.)
    */
   retainOnly(absent: readonly string[], order: readonly string[]): void {
     const drop = (path: string) => {
