@@ -11,8 +11,10 @@
 // restored; and the same steps with `rclone sync` to a local path. The
 // contenders alternate (round 1: hoard then rclone, round 2: rclone then
 // hoard, …), each round on fresh targets (and a fresh .hoard/ state), so one
-// noisy moment cannot decide a ratio; each round starts with the source in
-// the page cache (rclone drops what it read from it) and nothing dirty on the
+// noisy moment cannot decide a ratio; every hoard command runs once on a
+// few files before anything is measured (warmUp: the compile cache); each
+// round starts with the source in the page cache (rclone drops what it
+// read from it) and nothing dirty on the
 // file system (hoard's syncfs would write back what others left unsynced);
 // the table shows per-step medians and
 // the ratio of the medians, and --json writes every run's figures (seconds,
@@ -201,6 +203,26 @@ async function generate(dir: string, n: number, totalBytes: number): Promise<str
   return paths;
 }
 
+/**
+ * Runs every hoard command the rounds run once, on a few files, before any
+ * is measured. In a checkout hoard runs its TypeScript sources, and a
+ * module the compile cache does not hold yet (the first run after an edit
+ * or a merge) is type-stripped: that loads Node's TypeScript stripper, ~15-20
+ * MiB of peak RSS and tens of ms that no later run (and no installed
+ * package, which ships JavaScript) pays. Without this, the first step of
+ * round 1 measured it: 149 MiB against 135 MiB for round 2's first push
+ * (2026-12-07, session 8).
+ */
+async function warmUp(work: string): Promise<void> {
+  const dir = join(work, 'warm-up');
+  const remote = pathToFileURL(join(dir, 'remote')).href;
+  await generate(join(dir, 'src'), 20, 20 * 1024);
+  await hoard(['push', join(dir, 'src'), remote, '--ref', 'warm']);
+  await hoard(['push', join(dir, 'src'), remote, '--ref', 'warm']);
+  await hoard(['pull', remote, join(dir, 'fresh'), '--ref', 'warm']);
+  await rm(dir, { recursive: true, force: true });
+}
+
 function machine(): string {
   const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model;
   return `${cpus().length} vCPU (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`;
@@ -243,6 +265,7 @@ async function main(): Promise<void> {
   const src = join(work, 'src');
   process.stderr.write(`generating ${n} files / ${values.mb} MiB in ${src}\n`);
   const paths = await generate(src, n, total);
+  await warmUp(work);
   const loadBefore = loadavg();
 
   const changed = paths[Math.floor(paths.length / 2)];

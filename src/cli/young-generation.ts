@@ -20,13 +20,13 @@ export function keepYoungGenerationSmall(): void {
 
 /**
  * Scavenges done by the main thread alone, not shared with V8's helper
- * threads. A push runs its own worker thread next to the main one (the
- * scan's lstats), so on a two-core machine with other load a parallel
- * scavenge often waits for a helper that is not scheduled: traced pauses of
- * 12 ms held 1.4 ms of work. With the young generation kept small a no-op
- * push at 50,000 files scavenges ~25 times. Alternated at load ~4 (20
- * pairs): median 0.80 s against 0.92 s, CPU the same. Read at each
- * scavenge, so it can be set now.
+ * threads. On a two-core machine with other load a parallel scavenge often
+ * waits for a helper that is not scheduled: traced pauses of 12 ms held
+ * 1.4 ms of work. With the young generation kept small a no-op push at
+ * 50,000 files scavenges ~25-30 times. Alternated at load ~4 (20 pairs,
+ * measured when the scan still shared its lstats with a worker thread):
+ * median 0.80 s against 0.92 s, CPU the same. Read at each scavenge, so it
+ * can be set now.
  */
 export function scavengeOnMainThread(): void {
   setFlagsFromString('--no-parallel-scavenge');

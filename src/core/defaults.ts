@@ -36,14 +36,6 @@ export const DEFAULTS = {
   transferConcurrency: 8,
   /** Parallel file hashing during a scan. */
   hashConcurrency: 4,
-  /**
-   * A scan whose stat cache holds at least this many files shares its
-   * lstats with a worker thread (src/sync/parallel-lstat.ts): below it, the
-   * worker's start (~30 ms) costs more than it saves. A scan without such a
-   * cache (a first push) hashes every file, and the worker's ~18 MiB of RSS
-   * would buy ~2% of its time: it lstats alone.
-   */
-  scanParallelLstatFiles: 5000,
   /** Digests per "which blobs are missing" question. */
   missingBatchSize: 1000,
   /**

@@ -26,7 +26,6 @@ import {
   createReadStream,
   createWriteStream,
   fsync,
-  lstatSync,
   openSync,
   readSync,
   renameSync,
@@ -62,10 +61,11 @@ import {
   untrackedInside,
 } from './local-folders.ts';
 import { entryKey } from './merge.ts';
-import { SmallFileWriter, type WrittenFile } from './small-file-writer.ts';
-import { type StatCache, statKeyOf } from './stat-cache.ts';
+import { SmallFileWriter } from './small-file-writer.ts';
+import type { StatCache } from './stat-cache.ts';
 import { ThreadedFileWriter } from './threaded-writer.ts';
 import { CountingStream, chunkFor, type ProgressSink } from './transfer.ts';
+import { WrittenLog } from './written-log.ts';
 
 const fsyncFd = promisify(fsync);
 
@@ -307,19 +307,24 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   }
 
   // Files, grouped by digest: each blob fetched once.
-  const groups = new Map<Digest, FileEntry[]>();
+  // A digest most often has one file: held as the entry itself, not an
+  // array of one (at 50,000 files those arrays were ~4 MiB of a fresh
+  // pull's heap, kept to its end); filesOf makes the list when it is used.
+  const groups = new Map<Digest, FileEntry | FileEntry[]>();
   for (const e of writes) {
     if (e.kind !== 'file' && e.kind !== 'exec') continue;
     const g = groups.get(e.digest);
-    if (g) g.push(e);
-    else groups.set(e.digest, [e]);
+    if (g === undefined) groups.set(e.digest, e);
+    else if (Array.isArray(g)) g.push(e);
+    else groups.set(e.digest, [g, e]);
   }
   let filesDownloaded = 0;
   let bytesDownloaded = 0;
-  const totalBytes = [...groups.values()].reduce((n, g) => n + g[0].size, 0);
+  let totalBytes = 0;
+  for (const g of groups.values()) totalBytes += filesOf(g)[0].size;
   const flight = new SingleFlight<Digest, void>();
   /** Files written or chmod-ed, with the time just after (their ctime cannot be later unless someone else changed them). */
-  const written: WrittenFile[] = [];
+  const written = new WrittenLog(cache);
 
   /** One read buffer for small local copies: each is read, hashed and written without an await in between. */
   let copyBuf: Buffer | undefined;
@@ -466,7 +471,8 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   // never publishes a torn file.
   const batched: BlobWant[] = [];
   const individual: [Digest, FileEntry[]][] = [];
-  for (const [digest, entries] of groups) {
+  for (const [digest, g] of groups) {
+    const entries = filesOf(g);
     const size = entries[0].size;
     const local = input.localByDigest.get(digest);
     if (size <= DEFAULTS.blobBatchFileBytes && local === undefined) batched.push({ digest, size });
@@ -489,7 +495,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   let threaded: ThreadedFileWriter | undefined;
   const useThread = !fsync && (input.writerThread ?? batched.length >= WRITER_THREAD_MIN_BLOBS);
   const writeBatched = async (digest: Digest, bytes: Buffer): Promise<void> => {
-    const entries = groups.get(digest)!;
+    const entries = filesOf(groups.get(digest)!);
     await (threaded ?? writer).write(entries, bytes);
     if (fsync) for (const e of entries) touchedDirs.add(dirname(join(root, e.path)));
     progress.bytes(bytes.byteLength);
@@ -523,7 +529,7 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
           batched,
           (rec) => {
             stop.signal.throwIfAborted();
-            if (rec.status === 'missing') missingOf(rec.digest, groups.get(rec.digest)!);
+            if (rec.status === 'missing') missingOf(rec.digest, filesOf(groups.get(rec.digest)!));
             else return writeBatched(rec.digest, rec.bytes);
           },
           { concurrency: input.concurrency ?? DEFAULTS.transferConcurrency, signal: stop.signal },
@@ -576,20 +582,14 @@ export async function materialize(input: MaterializeInput): Promise<MaterializeR
   if (fsync) await syncFolders(touchedDirs);
 
   // Record the puller's own stat values, so the next push re-reads nothing.
-  const now = Date.now();
-  for (const { entry, doneAt, key } of written) {
-    // Written in place: its own fstat right after the write.
-    if (key) {
-      cache.set(entry.path, key, entry.digest, now, entry.kind === 'exec');
-      continue;
-    }
-    const st = lstatSync(join(root, entry.path), { bigint: true, throwIfNoEntry: false });
-    // Changed by someone else since we wrote it: leave it uncached, the next scan hashes it.
-    if (!st?.isFile() || st.ctimeNs > BigInt(doneAt + 1) * 1_000_000n) continue;
-    cache.set(entry.path, statKeyOf(st), entry.digest, now, entry.kind === 'exec');
-  }
+  written.finish(root);
 
   return { filesDownloaded, bytesDownloaded, filesDeleted, filesWritten: written.length };
+}
+
+/** The files of one digest's group (see groups in materialize). */
+function filesOf(g: FileEntry | FileEntry[]): FileEntry[] {
+  return Array.isArray(g) ? g : [g];
 }
 
 /**

@@ -28,14 +28,7 @@ import { encodeEntry, type Tree, type TreeEntry, treeDigestOfWalk } from '../cor
 import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName, STATE_DIR } from './ignore-rules.ts';
-import {
-  dropPrestartedLstatWorker,
-  LSTAT_FIELDS,
-  LSTAT_GONE,
-  parallelLstat,
-  startLstatWorker,
-  stopLstatWorker,
-} from './parallel-lstat.ts';
+import { LSTAT_FIELDS, LSTAT_GONE, lstatAll } from './scan-lstat.ts';
 import {
   type LooseStat,
   type StatCache,
@@ -80,8 +73,6 @@ export interface ScanOptions {
   onContent?: (rel: string, digest: Digest, bytes: Buffer) => Promise<void> | void;
   /** The wall clock a hashed file's stat is observed at (the racy window is measured on it); tests. */
   now?: () => number;
-  /** Files from which the lstats are shared with a worker thread (default scanParallelLstatFiles); tests. */
-  parallelLstatMinFiles?: number;
 }
 
 export async function scanDirectory(
@@ -159,18 +150,7 @@ export async function scanDirectory(
     }
     return kept;
   };
-  // A folder that had many files at the last scan likely still has: the lstat
-  // worker boots while the folders are read (parallel-lstat.ts).
-  const minFiles = opts.parallelLstatMinFiles ?? DEFAULTS.scanParallelLstatFiles;
-  const many = cache.size >= minFiles;
-  if (!many) dropPrestartedLstatWorker();
-  const worker = many ? startLstatWorker() : undefined;
-  try {
-    await walk('', 0, IgnoreRules.empty());
-  } catch (err) {
-    stopLstatWorker(worker);
-    throw err;
-  }
+  await walk('', 0, IgnoreRules.empty());
 
   // Phase 2: lstat every entry (synchronously: metadata is cached by the
   // kernel and a thread-pool round trip per file costs more than the call),
@@ -178,18 +158,9 @@ export async function scanDirectory(
   // root is absolute and resolved, rel validated: plain concatenation is the join.
   const base = root.endsWith(sep) ? root : root + sep;
   // Number-valued stats: no BigInt per field (see stat-cache.ts on why
-  // comparing them is as safe); the exact stat is recorded when hashed. A
-  // large scan shares the lstats with a worker thread (parallel-lstat.ts).
-  // parallelLstat stops the worker, used or not.
-  // Only a scan whose stat cache is large (a re-scan, where the lstats are
-  // most of the work) uses the worker. Without a cache every file is read
-  // and hashed (~50-100 µs each against ~4 µs for its lstat), so the worker
-  // would save ~2% of a first push, and its isolate cost ~18 MiB of that
-  // push's peak RSS (not given back when it stops: 50,000 files, 2026-12-07).
-  const { values } = parallelLstat(base, files, {
-    minFiles: many ? minFiles : Number.POSITIVE_INFINITY,
-    worker,
-  });
+  // comparing them is as safe); the exact stat is recorded when hashed.
+  // On this thread alone (scan-lstat.ts says why not with a worker).
+  const values = lstatAll(base, files);
   /** The entries that are not files: empty folders and symlinks (their targets are data, read every time). */
   const others: TreeEntry[] = dirs.map((path) => ({ path, kind: 'dir' as const }));
   for (let i = 0, o = 0; i < files.length; i++, o += LSTAT_FIELDS) {
@@ -220,8 +191,13 @@ export async function scanDirectory(
   }
 
   const entries: TreeEntry[] = others.slice();
-  /** Paths of the file entries: the stat cache keeps only these. */
-  const filePaths = new Set<string>();
+  /**
+   * Files looked up in the stat cache that are not in the tree after all
+   * (gone, or kept changing, when read): the cache drops their entries and
+   * keeps every other it was asked about (retainOnly), without a set of
+   * every path.
+   */
+  const absent: string[] = [];
   /**
    * The files to hash, as indices into `files` (their lstat in `values`): no
    * object per file, which at 50,000 files was ~5 MiB promoted to the old
@@ -252,7 +228,6 @@ export async function scanDirectory(
       continue;
     }
     // A hit is a trusted entry with this very stat: re-setting it would change nothing.
-    filePaths.add(rel);
     entries.push({ path: rel, kind, size, digest });
   }
   let filesHashed = 0;
@@ -260,13 +235,13 @@ export async function scanDirectory(
   const changing: string[] = [];
   const progress = opts.progress;
   const hashing = misses.length > 0;
+  cache.reserve(misses.length);
   if (progress && hashing) progress.start('hash', misses.length, expected);
   const onBytes = progress ? (n: number) => progress.bytes(n) : undefined;
   const hashed = (rel: string, kind: 'file' | 'exec', key: StatKey, digest: Digest) => {
     filesHashed++;
     bytesHashed += key.size;
     cache.set(rel, key, digest, now(), kind === 'exec');
-    filePaths.add(rel);
     entries.push({ path: rel, kind, size: key.size, digest });
   };
   /** Runs one file's hashing: a file that keeps changing is left out with skipChanging, else fatal. */
@@ -277,6 +252,7 @@ export async function scanDirectory(
     } catch (err) {
       if (!opts.skipChanging || !isHoardError(err, 'HOARD_EFILE_CHANGING')) throw err;
       changing.push(rel);
+      absent.push(rel);
     } finally {
       progress?.blobDone();
     }
@@ -295,7 +271,8 @@ export async function scanDirectory(
       const kind = kindOf(values[i * LSTAT_FIELDS]);
       return each(rel, async () => {
         const h = await hashFile(join(root, rel), onBytes, rel);
-        if (h !== undefined) hashed(rel, kind, h.key, h.digest); // else deleted while scanning
+        if (h !== undefined) hashed(rel, kind, h.key, h.digest);
+        else absent.push(rel); // deleted while scanning
       });
     });
     const readSmall = async () => {
@@ -323,11 +300,15 @@ export async function scanDirectory(
         await each(rel, async () => {
           const abs = base + rel;
           const got = readSmallFile(abs, rel, seen, buf);
-          if (got === 'gone') return;
+          if (got === 'gone') {
+            absent.push(rel);
+            return;
+          }
           if (got === 'large') {
             // Grew past the small-file size since its lstat: stream it like the others.
             const h = await hashFile(abs, onBytes, rel);
             if (h !== undefined) hashed(rel, kind, h.key, h.digest);
+            else absent.push(rel);
             return;
           }
           const bytes = buf.subarray(0, got.key.size);
@@ -352,7 +333,7 @@ export async function scanDirectory(
   // comparison serves unless some name has one.
   const sorted = entries.sort(compare);
 
-  cache.retain(filePaths);
+  cache.retainOnly(absent, files);
   const { digest, bytes } = treeDigestOfWalk(sorted);
   // What the next scan compares with: the cache's entries are this tree's files now.
   cache.setSummary({ tree: digest, others: otherEntriesDigest(others, compare) });

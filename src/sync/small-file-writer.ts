@@ -100,7 +100,7 @@ export interface SmallFileWriterOptions {
   /** With fsync: files per durable group (default GROUP_FILES; tests make it small). */
   groupFiles?: number;
   /** Every file landed is pushed here. */
-  written: WrittenFile[];
+  written: { push(w: WrittenFile): void };
   /** The error for a full local disk while writing `path`. */
   diskFull: (path: string, cause: unknown) => Error;
 }

@@ -58,7 +58,7 @@
 // slow but never wrong. The CRC matters: a flipped bit in a digest would
 // otherwise name a file by the wrong content.
 
-import { type BigIntStats, constants, readFileSync, statSync } from 'node:fs';
+import { type BigIntStats, constants, readFileSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -66,7 +66,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { type Digest, hexOf } from '../core/digest.ts';
 import { isErrno, writeFileAtomic } from '../store/fs-atomic.ts';
 import { STATE_DIR } from './ignore-rules.ts';
-import { LSTAT_FIELDS } from './parallel-lstat.ts';
+import { LSTAT_FIELDS } from './scan-lstat.ts';
 
 const { S_IFMT, S_IFREG } = constants;
 
@@ -181,6 +181,13 @@ export class StatCache {
    * order, without being in #seen (a no-op scan records nothing per file).
    */
   #adopted = false;
+  /**
+   * The order to save in when the loaded file had no entries (a first
+   * scan): the scan's walk order, given by retainOnly. Lookups then record
+   * nothing in #seen (every one is a miss), which at 50,000 files was a map
+   * of every path held to the end of a first push.
+   */
+  #order: readonly string[] | undefined;
 
   private constructor(dir: string, buf: Buffer, count: number, summary?: ScanSummary) {
     this.dir = dir;
@@ -203,21 +210,6 @@ export class StatCache {
     }
     const file = checkFile(buf);
     return file === undefined ? StatCache.#empty(dir) : new StatCache(dir, buf, file.count, file.summary);
-  }
-
-  /**
-   * Whether the saved cache of `dir` holds at least about `n` entries,
-   * judged by its file's size alone (one stat, nothing read): to start work
-   * for a large scan before the cache is loaded. Never an error.
-   */
-  static probablyHolds(dir: string, n: number): boolean {
-    try {
-      const st = statSync(join(dir, STATE_DIR, FILE), { throwIfNoEntry: false });
-      // An entry is at least 2 + 1 (path) + FIXED bytes; a typical one ~90.
-      return st !== undefined && st.size >= n * (3 + FIXED);
-    } catch {
-      return false; // not a folder, no access: the push reports it
-    }
   }
 
   static #empty(dir: string): StatCache {
@@ -253,7 +245,7 @@ export class StatCache {
 
   /**
    * Whether the regular files among `paths` (their lstat figures in
-   * `values`, parallel-lstat.ts's layout; symlinks, other types and gone
+   * `values`, scan-lstat.ts's layout; symlinks, other types and gone
    * paths are skipped) are exactly this cache's entries, in its order, each
    * trusted (not racy) for this very stat and with this executable bit.
    * Changes nothing; only for a cache not used yet (false otherwise). Times
@@ -376,6 +368,18 @@ export class StatCache {
     this.#changed();
   }
 
+  /**
+   * Judges `path`'s entry, set by this session, racy or not as if its stat
+   * were observed at `observedAtMs` (a pull's file, recorded when written:
+   * written-log.ts). Only ever clears the flag the set() gave it.
+   */
+  observedAt(path: string, observedAtMs: number): void {
+    const at = this.#overlay.get(path);
+    if (at === undefined || at < 0) return;
+    const b = this.#overlayBuf;
+    if ((b[at] & RACY) !== 0 && !isRacy(decodeAt(b, at), observedAtMs)) b[at] &= ~RACY;
+  }
+
   /** The offset of `path`'s record in the overlay, made (uninitialised) when it has none. */
   #overlayRecord(path: string): number {
     let at = this.#overlay.get(path) ?? -1;
@@ -398,19 +402,42 @@ export class StatCache {
     this.#changed();
   }
 
-  /** Drops entries for paths not in `keep`. */
-  retain(keep: ReadonlySet<string>): void {
+  /**
+   * After a scan: keeps the entries of the files it found, which are the
+   * paths it looked up or set except `absent` (files it looked up that were
+   * gone, or kept changing, when it read them), and drops every other:
+   * those in `absent` and those of the loaded file it never asked about
+   * (their files are gone). `order` is the scan's walk order, the order a
+   * first scan's entries are saved in (see #order). No set of the kept
+   * paths is made: the scan's own lookups say which they are. (Entries an
+   * earlier scan of this same object, before any save, set or looked up
+   * and this one did not find stay until the next scan that loads them: an
+   * entry is only ever trusted for its path's exact stat, and that scan's
+   * summary check fails on the extra entry, so it compares every file.)
+   */
+  retainOnly(absent: readonly string[], order: readonly string[]): void {
     const drop = (path: string) => {
-      if (!keep.has(path) && this.#entry(path) !== undefined) {
+      if (this.#entry(path) !== undefined) {
         this.#overlay.set(path, -1);
         this.#changed();
       }
     };
-    for (const path of this.#seen.keys()) drop(path);
-    for (const path of [...this.#overlay.keys()]) drop(path);
+    for (const path of absent) drop(path);
     // Entries of the file no scan asked about (their files are gone), or adopted
     // without their paths: only then is the file indexed.
-    if (this.#seenInFile < this.#count || this.#adopted) for (const path of this.#index().keys()) drop(path);
+    if (this.#seenInFile < this.#count || this.#adopted)
+      for (const path of this.#index().keys())
+        if (!this.#seen.has(path) && !this.#overlay.has(path)) drop(path);
+    if (this.#count === 0) this.#order = order;
+  }
+
+  /** Room for `n` more changed entries (a scan's misses): the overlay grows once, not by doubling. */
+  reserve(n: number): void {
+    const need = this.#overlayEnd + n * FIXED;
+    if (need <= this.#overlayBuf.byteLength) return;
+    const grown = Buffer.allocUnsafe(need);
+    this.#overlayBuf.copy(grown, 0, 0, this.#overlayEnd);
+    this.#overlayBuf = grown;
   }
 
   /**
@@ -436,6 +463,7 @@ export class StatCache {
     this.#read = 0;
     this.#adopted = false;
     this.#map = undefined;
+    this.#order = undefined;
     this.#seen.clear();
     this.#seenInFile = 0;
     this.#overlay.clear();
@@ -449,6 +477,8 @@ export class StatCache {
    * file order, else from the index — recorded in #seen (this session used it).
    */
   #offsetOf(path: string): number {
+    // Nothing loaded: every lookup misses, none is recorded (see #order).
+    if (this.#count === 0) return -1;
     const known = this.#seen.get(path);
     if (known !== undefined) return known;
     let off = -1;
@@ -520,6 +550,22 @@ export class StatCache {
       for (const path of index.keys()) emit(path);
       for (const path of this.#seen.keys()) if (!index.has(path)) emit(path);
       for (const path of this.#overlay.keys()) if (!this.#seen.has(path) && !index.has(path)) emit(path);
+    } else if (this.#order !== undefined) {
+      // A first scan's entries in its walk order (the overlay's is the order
+      // files were hashed in: large ones finish out of order); then any set
+      // since that the order does not hold.
+      let fromOrder = 0;
+      for (const path of this.#order)
+        if ((this.#overlay.get(path) ?? -1) >= 0) {
+          emit(path);
+          fromOrder++;
+        }
+      let live = 0;
+      for (const at of this.#overlay.values()) if (at >= 0) live++;
+      if (fromOrder < live) {
+        const ordered = new Set(this.#order);
+        for (const path of this.#overlay.keys()) if (!ordered.has(path)) emit(path);
+      }
     } else {
       for (const path of this.#seen.keys()) emit(path);
       for (const path of this.#overlay.keys()) if (!this.#seen.has(path)) emit(path);

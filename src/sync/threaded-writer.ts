@@ -30,7 +30,7 @@ const BATCHES_IN_FLIGHT = 4;
 export interface ThreadedWriterOptions {
   root: string;
   /** Every file landed is pushed here (as the worker reports it). */
-  written: WrittenFile[];
+  written: { push(w: WrittenFile): void };
   /** The error for a full local disk while writing `path`. */
   diskFull: (path: string, cause: unknown) => Error;
   /** Batch size and batches in flight (tests make them small). */

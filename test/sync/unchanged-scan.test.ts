@@ -58,6 +58,25 @@ async function fullScan(dir: string): Promise<ScanResult> {
 }
 
 describe('unchanged scan (the stat cache summary)', () => {
+  it('a first scan saves its entries in walk order even when large files finish hashing last', async (t) => {
+    // Small files are read in walk order, large ones stream beside them and
+    // are recorded when done: the save must still be in walk order, or the
+    // next scan misses the cursor (and the shortcut) once.
+    const { dir, cleanup } = await tempDir();
+    t.after(cleanup);
+    const files: Record<string, string | Buffer> = {};
+    for (let i = 0; i < 12; i++)
+      files[`a${i % 3}/f${i}.bin`] =
+        i % 4 === 0 ? Buffer.alloc(DEFAULTS.syncSmallFileBytes + 1 + i, i) : `small ${i}`;
+    await writeFiles(dir, files);
+    for (const p of Object.keys(files)) await utimes(join(dir, p), OLD, OLD);
+    const first = await scanSaved(dir);
+    assert.equal(first.filesHashed, 12);
+    const again = await scanSaved(dir);
+    assert.equal(shortcut(again), true);
+    assert.equal(again.digest, first.digest);
+  });
+
   it('takes the shortcut when nothing changed, and its tree and bytes are exactly the full scan’s', async (t) => {
     const { dir, cleanup } = await tempDir();
     t.after(cleanup);

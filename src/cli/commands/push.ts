@@ -4,10 +4,7 @@
 
 import module from 'node:module';
 import type { Command } from 'commander';
-import { DEFAULTS } from '../../core/defaults.ts';
 import { push } from '../../library/sync.ts';
-import { prestartLstatWorker } from '../../sync/parallel-lstat.ts';
-import { StatCache } from '../../sync/stat-cache.ts';
 import { openCliRemote } from '../cli-remote.ts';
 import { positiveInteger } from '../options.ts';
 import { action, formatBytes, info, printJson } from '../output.ts';
@@ -63,9 +60,6 @@ async function runPush(
   keepYoungGenerationSmall();
   scavengeOnMainThread();
   const t = await resolveSyncTarget({ dir: dirArg, remote: remoteArg, ref: opts.ref });
-  // A large folder's scan shares its lstats with a worker thread: started now, it
-  // boots while the push's modules load and the remote opens (parallel-lstat.ts).
-  if (StatCache.probablyHolds(t.dir, DEFAULTS.scanParallelLstatFiles)) prestartLstatWorker();
   // A CLI process: nothing else waits on its event loop (see OpenRemoteOptions).
   await using remote = await openCliRemote(t.remote, { create: true });
   const r = await push({
@@ -101,7 +95,7 @@ async function runPush(
 /**
  * Ends the process once its output is written. What a natural exit does
  * after a large push is teardown nobody needs (~30 ms at 50,000 files:
- * the heap freed page by page, the lstat worker joined): every write was
+ * the heap freed page by page): every write was
  * awaited, and made durable, before the result was printed. The compile
  * cache is written as a natural exit would.
  */
