@@ -80,9 +80,13 @@ describe('push with a file changing under it', () => {
 
   it('fails with HOARD_EFILE_CHANGING (exit 1) and commits nothing', async () => {
     churner = await churn(join(dir, 'hot.bin'));
-    // Plain progress on: its ticker must not keep the failed process alive.
+    // Plain progress on: its ticker must not keep the failed process alive. The push runs at a low
+    // priority: on a loaded machine the churner could otherwise wait for a core through
+    // a whole read of the file, every attempt, and the file would look steady (a flake seen at
+    // load 8 on two cores).
     const p = await hoard(['push', dir, remote, '--ref', ref, '--json'], {
       env: { HOARD_PROGRESS: 'plain' },
+      lowPriority: true,
     });
     assert.equal(p.code, 1, p.stderr);
     const err = (p.json as { error: { code: string; path: string; hint: string } }).error;
@@ -103,7 +107,9 @@ describe('push with a file changing under it', () => {
     churner = await churn(join(dir, 'hot.bin'));
     const newHot = await churn(join(dir, 'new-hot.bin'));
     try {
-      const p = await hoard(['push', dir, remote, '--ref', ref, '--json', '--skip-changing']);
+      const p = await hoard(['push', dir, remote, '--ref', ref, '--json', '--skip-changing'], {
+        lowPriority: true,
+      });
       assert.equal(p.code, 0, p.stderr);
       assert.deepEqual(p.json?.skipped, ['hot.bin', 'new-hot.bin']);
       assert.match(p.stderr, /warning: hot\.bin kept changing while being pushed; left out/);

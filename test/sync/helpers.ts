@@ -28,12 +28,19 @@ export interface CliResult {
 /** Runs `hoard <args>` in a new process with the pinned Node. */
 export function hoard(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[] } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    nodeArgs?: string[];
+    /** Runs the CLI under `nice -n 10` (every thread of it): it mostly yields to other processes wanting a core. */
+    lowPriority?: boolean;
+  } = {},
 ): Promise<CliResult> {
+  const argv = [...(opts.nodeArgs ?? []), BIN, ...args];
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [...(opts.nodeArgs ?? []), BIN, ...args],
+      opts.lowPriority ? 'nice' : process.execPath,
+      opts.lowPriority ? ['-n', '10', process.execPath, ...argv] : argv,
       { env: { ...process.env, ...opts.env }, cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
