@@ -29,14 +29,8 @@ import { MAX_PATH_BYTES, validateTreePath } from '../core/tree-path.ts';
 import { isErrno, isPidAlive, pidOfTempName } from '../store/fs-atomic.ts';
 import { IgnoreRules, isTempName, STATE_DIR } from './ignore-rules.ts';
 import { LSTAT_FIELDS, LSTAT_GONE, lstatAll } from './scan-lstat.ts';
-import {
-  type LooseStat,
-  type StatCache,
-  type StatKey,
-  sameLooseStat,
-  sameStat,
-  statKeyOf,
-} from './stat-cache.ts';
+import type { StatCache } from './stat-cache.ts';
+import { type LooseStat, type StatKey, sameLooseStat, sameStat, statKeyOf } from './stat-key.ts';
 import type { ProgressSink } from './transfer.ts';
 import { treeTotals } from './tree-diff.ts';
 
