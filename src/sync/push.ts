@@ -32,7 +32,8 @@ import {
   withDirLock,
 } from './common.ts';
 import { mergeTrees } from './merge.ts';
-import { type ScanResult, scanDirectory } from './scan.ts';
+import { scanDirectory } from './scan.ts';
+import type { ScanResult } from './scan-result.ts';
 import { StatCache } from './stat-cache.ts';
 import {
   clearNeedsVerify,

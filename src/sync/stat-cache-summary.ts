@@ -1,5 +1,5 @@
 // The unchanged-scan summary of a stat cache: what makes a no-op scan cheap
-// (scan.ts). The scan that saved the cache records the digest of the tree
+// (scan.ts, unchanged-scan.ts). The scan that saved the cache records the digest of the tree
 // it produced, and the digest of that tree's entries that are not files
 // (empty folders, symlinks). Its file entries are exactly the cache's
 // entries (path, executable bit, size, digest). So a later scan that finds
@@ -22,7 +22,7 @@ const { S_IFMT, S_IFREG } = constants;
 /**
  * What the scan that last saved the cache produced: the digest of its tree,
  * and the digest of that tree's entries that are not files
- * (otherEntriesDigest in scan.ts).
+ * (otherEntriesDigest in unchanged-scan.ts).
  */
 export interface ScanSummary {
   tree: Digest;
