@@ -40,11 +40,12 @@ import {
   validatePathList,
 } from './cache-key.ts';
 import { readRef, requireDirectory, withDirLock } from './common.ts';
+import { hashFile } from './hash-file.ts';
 import { readTree } from './history.ts';
 import { isTempName, STATE_DIR, TEMP_PREFIX } from './ignore-rules.ts';
 import { materialize } from './materialize.ts';
 import { mergeTrees } from './merge.ts';
-import { hashFile, scanDirectory } from './scan.ts';
+import { scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
 import { EMPTY_TREE, fetchSnapshot, noProgress, type ProgressSink } from './transfer.ts';
 

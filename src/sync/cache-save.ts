@@ -31,7 +31,8 @@ import {
   validatePathList,
 } from './cache-key.ts';
 import { readRef, withDirLock } from './common.ts';
-import { hashFile, scanDirectory } from './scan.ts';
+import { hashFile } from './hash-file.ts';
+import { scanDirectory } from './scan.ts';
 import { StatCache } from './stat-cache.ts';
 import { noProgress, type ProgressSink, type UploadItem, uploadMissing } from './transfer.ts';
 

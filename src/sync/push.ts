@@ -5,18 +5,18 @@
 // A no-op push is one stat walk plus one ref read and writes nothing.
 // --verify (and the push after a pull that found blobs missing) also asks
 // about every blob of the tree and re-uploads what the remote lost.
+//
+// The parts: push-merge.ts (the tree to write, what the remote has),
+// push-uploads.ts, push-snapshot-record.ts, push-skipped.ts (--skip-changing).
 
-import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../core/defaults.ts';
 import type { Digest } from '../core/digest.ts';
-import { HoardError, isHoardError, toHoardError } from '../core/errors.ts';
+import { isHoardError, toHoardError } from '../core/errors.ts';
 import { validateRefName } from '../core/ref-name.ts';
 import { backoffDelay } from '../core/retry.ts';
-import { snapshotDigest } from '../core/snapshot-record.ts';
-import { fileDigestsOfTreeBytes, type Tree, type TreeEntry, treeDigest } from '../core/tree.ts';
+import { type Tree, treeDigest } from '../core/tree.ts';
 import { comparePathBytes } from '../core/tree-path.ts';
 import { abortableRemote } from '../remote/abortable-remote.ts';
 import type { Remote } from '../remote/remote.ts';
@@ -31,24 +31,26 @@ import {
   requireDirectory,
   withDirLock,
 } from './common.ts';
-import { mergeTrees } from './merge.ts';
-import { type ScanResult, scanDirectory } from './scan.ts';
+import { mergeWithRemote } from './push-merge.ts';
+import { withoutSkipped } from './push-skipped.ts';
+import { writeSmallBlob, writeSnapshotRecord } from './push-snapshot-record.ts';
+import { uploadMerged } from './push-uploads.ts';
+import { scanDirectory } from './scan.ts';
+import type { ScanResult } from './scan-result.ts';
 import { StatCache } from './stat-cache.ts';
 import {
   clearNeedsVerify,
-  loadLocalTreeBytes,
   loadState,
   needsVerify,
   type SyncState,
   saveState,
   storeLocalTree,
 } from './sync-state.ts';
-import { fetchSnapshot, fetchTree, noProgress, type ProgressSink, uploadMissing } from './transfer.ts';
+import { fetchTree, noProgress, type ProgressSink } from './transfer.ts';
+import { treeTotals } from './tree-diff.ts';
 import { type VerifyResult, verifyTree } from './verify.ts';
 
 export type { VerifyResult } from './verify.ts';
-
-import { treeTotals } from './tree-diff.ts';
 
 export interface PushOptions {
   dir: string;
@@ -100,26 +102,6 @@ export interface PushResult {
   skipped?: string[];
 }
 
-const TOOL = 'hoard/0.1.0';
-
-async function writeSmallBlob(remote: Remote, digest: Digest, bytes: Buffer): Promise<void> {
-  try {
-    await remote.blobs.write(digest, Readable.from([bytes]), { size: bytes.byteLength });
-  } catch (err) {
-    throw toHoardError(err, 'HOARD_EREMOTE', `writing ${digest} to ${remote.url}`);
-  }
-}
-
-/** Who is pushing, for `hoard log` (HOARD_USER overrides the login name; none when unknown). */
-function pusher(): string | undefined {
-  if (process.env.HOARD_USER) return process.env.HOARD_USER;
-  try {
-    return userInfo().username;
-  } catch {
-    return undefined; // no passwd entry (containers): leave it out
-  }
-}
-
 export async function push(opts: PushOptions): Promise<PushResult> {
   validateRefName(opts.ref);
   const root = resolve(opts.dir);
@@ -144,68 +126,6 @@ export async function push(opts: PushOptions): Promise<PushResult> {
       }
     }),
   );
-}
-
-/**
- * The scan with the files in `skipped` taken back to their state at the last
- * sync (`base`): left out of this push as if unchanged, so the remote keeps
- * its version (a file new since the last sync is simply absent). They are
- * kept out of `localByDigest`: their bytes are never read from this folder
- * (the remote has their last-synced blobs from that sync).
- */
-function withoutSkipped(scan: ScanResult, base: Tree, skipped: ReadonlySet<string>): ScanResult {
-  const old = new Map(base.entries.map((e) => [e.path, e]));
-  const entries: TreeEntry[] = [];
-  for (const e of scan.tree.entries) {
-    if (!skipped.has(e.path)) entries.push(e);
-    else {
-      const b = old.get(e.path);
-      if (b && b.kind !== 'dir') entries.push(b);
-    }
-  }
-  // A file the scan could not hash (it kept changing) is absent from it: its last-synced entry, if any.
-  const scanned = new Set(scan.tree.entries.map((e) => e.path));
-  for (const p of skipped) {
-    const b = old.get(p);
-    if (b && b.kind !== 'dir' && !scanned.has(p)) entries.push(b);
-  }
-  entries.sort((a, b) => comparePathBytes(a.path, b.path));
-  const { digest, bytes } = treeDigest(entries);
-  const localByDigest = new Map<Digest, string>();
-  for (const e of entries)
-    if ((e.kind === 'file' || e.kind === 'exec') && !skipped.has(e.path) && !localByDigest.has(e.digest))
-      localByDigest.set(e.digest, e.path);
-  const { staleTemps, filesHashed, bytesHashed, changing } = scan;
-  const tree = { entries };
-  return {
-    tree,
-    digest,
-    bytes,
-    totals: treeTotals(tree),
-    localByDigest,
-    staleTemps,
-    filesHashed,
-    bytesHashed,
-    changing,
-  };
-}
-
-/** The blob digests a tree references. */
-function digestsOf(tree: Tree): Set<Digest> {
-  const out = new Set<Digest>();
-  for (const e of tree.entries) if (e.kind === 'file' || e.kind === 'exec') out.add(e.digest);
-  return out;
-}
-
-/**
- * The blob digests of the tree `digest` names: from its bytes kept in this
- * folder (checked against the digest, read without decoding), else the tree
- * fetched and decoded as usual.
- */
-async function knownDigests(remote: Remote, root: string, digest: Digest): Promise<Set<Digest>> {
-  const bytes = await loadLocalTreeBytes(root, digest);
-  if (bytes !== undefined) return fileDigestsOfTreeBytes(bytes);
-  return digestsOf(await fetchTree(remote, root, digest));
 }
 
 async function pushLocked(opts: PushOptions, skip: ReadonlySet<string>): Promise<PushResult> {
@@ -382,39 +302,14 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     }
 
     // A ref that no longer exists is a fresh start: nothing on the remote to merge with.
-    let theirsDigest: Digest | undefined;
-    /** Blob digests the remote's current tree references (uploaded already). */
-    let known: ReadonlySet<Digest> = new Set();
-    let merged: { entries: TreeEntry[]; conflicts: string[] };
-    let mergedDigest: Digest;
-    let mergedBytes: Buffer;
-    if (cur && state && cur.target === state.snapshot && state.base === state.tree) {
-      // The ref is where this folder last synced and that sync left the
-      // folder equal to it: base and theirs are one tree, so the three-way
-      // merge takes ours for every path (no conflict is possible) and the
-      // result is the scan's tree, already encoded. Only the digests the
-      // remote's tree references are needed (what not to upload), read from
-      // its kept bytes without decoding 50,000 entries into objects.
-      theirsDigest = state.tree;
-      known = await knownDigests(remote, root, theirsDigest);
-      merged = { entries: scan.tree.entries, conflicts: [] };
-      mergedDigest = scan.digest;
-      mergedBytes = scan.bytes;
-    } else if (cur) {
-      theirsDigest =
-        state && cur.target === state.snapshot ? state.tree : (await fetchSnapshot(remote, cur.target)).tree;
-      const theirs = await fetchTree(remote, root, theirsDigest);
-      const base = await loadBase(remote, root, state, { digest: theirsDigest, tree: theirs });
-      merged = mergeTrees(base, scan.tree, theirs, opts.force ? 'ours' : undefined);
-      known = digestsOf(theirs);
-      ({ digest: mergedDigest, bytes: mergedBytes } = treeDigest(merged.entries));
-    } else {
-      // No ref (a first push, or the ref was removed): nothing to merge with,
-      // the tree is the scan's, already encoded — not merged and encoded again.
-      merged = { entries: scan.tree.entries, conflicts: [] };
-      mergedDigest = scan.digest;
-      mergedBytes = scan.bytes;
-    }
+    const { theirsDigest, known, merged, mergedDigest, mergedBytes } = await mergeWithRemote(
+      remote,
+      root,
+      cur,
+      state,
+      scan,
+      opts.force,
+    );
     if (merged.conflicts.length > 0 && !opts.force) throw conflictError(ref, merged.conflicts, 'push');
     const mergedTree: Tree = { entries: merged.entries };
 
@@ -439,47 +334,19 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     }
 
     // Upload what only we have: blobs of the merged tree the remote snapshot does not reference.
-    const items = [];
-    /** Blobs the scan stored (see batch above) that this push created: reported as uploaded. */
-    /** Their indices in merged.entries: not an object per blob held until they are reported (50,000 at a first push). */
-    const storedByScan: number[] = [];
-    let storedBytes = 0;
-    for (let i = 0; i < merged.entries.length; i++) {
-      const e = merged.entries[i];
-      if ((e.kind !== 'file' && e.kind !== 'exec') || known.has(e.digest)) continue;
-      const created = staged.get(e.digest);
-      if (created !== undefined) {
-        // Stored by the scan already; counted once.
-        if (created && !uploaded.has(e.digest)) {
-          filesUploaded++;
-          bytesUploaded += e.size;
-          storedByScan.push(i);
-          storedBytes += e.size;
-        }
-        uploaded.add(e.digest);
-        continue;
-      }
-      const path = scan.localByDigest.get(e.digest);
-      // A skipped file's last-synced version: the remote got it at that sync.
-      if (path === undefined && skipped.has(e.path)) continue;
-      if (path === undefined)
-        throw new HoardError('HOARD_EINTERNAL', `no local copy of ${e.digest} for ${e.path}`);
-      items.push({ digest: e.digest, size: e.size, path });
-    }
-    if (storedByScan.length > 0) {
-      // Their bytes went to the store during the scan: a round of its own, so progress
-      // (and the library's events: one per blob) shows them as the uploads they are.
-      progress.start('push', storedByScan.length, storedBytes);
-      for (const i of storedByScan) {
-        const e = merged.entries[i] as { digest: Digest; size: number; path: string };
-        progress.bytes(e.size);
-        progress.blobDone({ digest: e.digest, size: e.size, path: e.path });
-      }
-      progress.stop();
-    }
-    const up = await uploadMissing(remote, root, items, progress, uploaded, opts.concurrency);
-    for (const d of up.uploaded) uploaded.add(d);
-    filesUploaded += up.blobs;
+    const up = await uploadMerged({
+      remote,
+      root,
+      entries: merged.entries,
+      known,
+      staged,
+      uploaded,
+      skipped,
+      scan,
+      progress,
+      concurrency: opts.concurrency,
+    });
+    filesUploaded += up.files;
     bytesUploaded += up.bytes;
 
     await writeSmallBlob(remote, mergedDigest, mergedBytes);
@@ -506,19 +373,13 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     attempt: number,
     note?: string,
   ): Promise<PushResult | undefined> {
-    const meta: Record<string, string> = { host: hostname(), tool: TOOL };
-    const user = pusher();
-    if (user) meta.user = user;
-    if (opts.message !== undefined) meta.message = opts.message;
-    else if (note !== undefined) meta.message = note;
-    const snap = snapshotDigest({ tree: treeD, parents, createdAt: new Date().toISOString(), meta });
-    await writeSmallBlob(remote, snap.digest, snap.bytes);
+    const snapshot = await writeSnapshotRecord(remote, treeD, parents, opts.message ?? note);
     // Every blob the scan stored is durable before the ref can name it.
     await batch?.flush();
 
     let next: RefValue;
     try {
-      next = await remote.refs.set(ref, snap.digest, cur?.version ?? null);
+      next = await remote.refs.set(ref, snapshot, cur?.version ?? null);
     } catch (err) {
       if (isHoardError(err, 'HOARD_EREF_CONFLICT') && attempt < DEFAULTS.pushCasRetries) {
         await sleep(
@@ -533,7 +394,7 @@ async function pushScanned(opts: PushOptions, started: number, scanned: Scanned)
     }
     // record() keeps the scan's tree: the same file when ours is the new tree.
     if (treeD !== scan.digest) await storeLocalTree(root, treeD, treeBytes);
-    await record({ snapshot: snap.digest, version: next.version, tree: treeD, base: scan.digest });
-    return result(snap.digest, tree, treeD, false);
+    await record({ snapshot, version: next.version, tree: treeD, base: scan.digest });
+    return result(snapshot, tree, treeD, false);
   }
 }

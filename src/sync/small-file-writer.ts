@@ -57,7 +57,7 @@ import type { FileEntry } from '../core/tree.ts';
 import { isErrno, tempName } from '../store/fs-atomic.ts';
 import { syncFileSystemsOf } from './file-system-sync.ts';
 import type { FolderGuard } from './local-folders.ts';
-import { type StatKey, statKeyOf } from './stat-cache.ts';
+import { type StatKey, statKeyOf } from './stat-key.ts';
 
 /**
  * With fsync: files are made durable in groups of this many (or

@@ -18,7 +18,8 @@ import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FileEntry } from '../core/tree.ts';
 import type { WrittenFile } from './small-file-writer.ts';
-import { type StatCache, statKeyOf } from './stat-cache.ts';
+import type { StatCache } from './stat-cache.ts';
+import { statKeyOf } from './stat-key.ts';
 
 export class WrittenLog {
   readonly #cache: StatCache;

@@ -20,7 +20,7 @@ import { resetSyncFileSystem, syncFileSystem } from '../../src/store/sync-filesy
 import { syncFolders } from '../../src/sync/file-system-sync.ts';
 import { FolderGuard } from '../../src/sync/local-folders.ts';
 import { SmallFileWriter, SYNCFS_MIN_FILES, type WrittenFile } from '../../src/sync/small-file-writer.ts';
-import { statKeyOf } from '../../src/sync/stat-cache.ts';
+import { statKeyOf } from '../../src/sync/stat-key.ts';
 import { tempDir } from './helpers.ts';
 
 const run = promisify(execFile);

@@ -5,8 +5,9 @@ import { describe, it } from 'node:test';
 import { DEFAULTS } from '../../src/core/defaults.ts';
 import { sha256 } from '../../src/core/digest.ts';
 import { IgnoreRules } from '../../src/sync/ignore-rules.ts';
+import { isRacy } from '../../src/sync/racy-stat.ts';
 import { scanDirectory } from '../../src/sync/scan.ts';
-import { isRacy, StatCache } from '../../src/sync/stat-cache.ts';
+import { StatCache } from '../../src/sync/stat-cache.ts';
 import { loadState, saveState } from '../../src/sync/sync-state.ts';
 import { tempDir, writeFiles } from './helpers.ts';
 
