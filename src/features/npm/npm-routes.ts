@@ -12,6 +12,7 @@
 // Everything needs a read-scoped hoard token (npm's `_authToken` arrives as
 // `Authorization: Bearer`); forwarded writes a write-scoped one.
 
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hexOf } from '../../core/digest.ts';
 import { HoardError } from '../../core/errors.ts';
@@ -55,18 +56,34 @@ type Target =
   | { kind: 'version'; name: string; version: string }
   | { kind: 'tarball'; name: string; file: string };
 
+/**
+ * The decoded segments of a raw path after `/npm`, or undefined for bad
+ * percent-encoding. `@scope%2fname` is how npm asks for a scoped package;
+ * `@scope/name` works too.
+ */
+function pathSegments(rawPath: string): string[] | undefined {
+  try {
+    return rawPath.replace(/^\/+/, '').replace(/%2f/gi, '/').split('/').map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The package name the segments start with (`name`, or `@scope/name`: two), valid or not; undefined if cut short. */
+function leadingName(segs: string[]): string | undefined {
+  const n = segs[0]?.startsWith('@') ? 2 : 1;
+  return segs.length < n ? undefined : segs.slice(0, n).join('/');
+}
+
+const isPackageName = (name: string) => name.length <= 214 && NAME.test(name);
+
 /** Parses the path after `/npm` (raw, still percent-encoded). */
 export function parseTarget(rawPath: string): Target {
   const bad = (why: string) => new HoardError('HOARD_EBAD_REQUEST', `invalid npm request path: ${why}`);
-  const path = rawPath.replace(/^\/+/, '');
-  if (path === '') throw new HoardError('HOARD_EBLOB_NOT_FOUND', 'no package named');
-  let segs: string[];
-  try {
-    // `@scope%2fname` is how npm asks for a scoped package; `@scope/name` works too.
-    segs = path.replace(/%2f/gi, '/').split('/').map(decodeURIComponent);
-  } catch {
-    throw bad('malformed percent-encoding');
-  }
+  const badName = (name: string) => bad(`invalid package name ${JSON.stringify(name.slice(0, 220))}`);
+  if (rawPath.replace(/^\/+/, '') === '') throw new HoardError('HOARD_EBLOB_NOT_FOUND', 'no package named');
+  const segs = pathSegments(rawPath);
+  if (!segs) throw bad('malformed percent-encoding');
   if (segs.some((s) => s === '' || s === '.' || s === '..')) throw bad('empty or dot segment');
   if (segs[0] === '-') {
     const rest = segs.slice(1).join('/');
@@ -76,19 +93,15 @@ export function parseTarget(rawPath: string): Target {
     // `npm dist-tag ls` (and `add`/`rm`, which read the tags first): passed through, like search.
     if (segs[1] === 'package' && segs[segs.length - 1] === 'dist-tags') {
       const name = segs.slice(2, -1).join('/');
-      if (name.length > 214 || !NAME.test(name))
-        throw bad(`invalid package name ${JSON.stringify(name.slice(0, 220))}`);
+      if (!isPackageName(name)) throw badName(name);
       return { kind: 'dist-tags', name };
     }
     throw new HoardError('HOARD_EBLOB_NOT_FOUND', `/npm/-/${rest} is not served by hoard`);
   }
-  const scoped = segs[0].startsWith('@');
-  const nameSegs = scoped ? 2 : 1;
-  if (segs.length < nameSegs) throw bad('a scope without a package name');
-  const name = segs.slice(0, nameSegs).join('/');
-  if (name.length > 214 || !NAME.test(name))
-    throw bad(`invalid package name ${JSON.stringify(name.slice(0, 220))}`);
-  const rest = segs.slice(nameSegs);
+  const name = leadingName(segs);
+  if (name === undefined) throw bad('a scope without a package name');
+  if (!isPackageName(name)) throw badName(name);
+  const rest = segs.slice(name.startsWith('@') ? 2 : 1);
   if (rest.length === 0) return { kind: 'document', name };
   if (rest.length === 1) {
     if (!VERSION.test(rest[0])) throw bad(`invalid version ${JSON.stringify(rest[0].slice(0, 260))}`);
@@ -108,20 +121,10 @@ export function parseTarget(rawPath: string): Target {
  * teams, orgs) and for anything that is not a valid name.
  */
 export function packageOfWrite(rawPath: string): string | undefined {
-  let segs: string[];
-  try {
-    segs = rawPath.replace(/^\/+/, '').replace(/%2f/gi, '/').split('/').map(decodeURIComponent);
-  } catch {
-    return undefined;
-  }
-  if (segs[0] === '-') {
-    if (segs[1] !== 'package') return undefined;
-    segs = segs.slice(2);
-  }
-  const n = segs[0]?.startsWith('@') ? 2 : 1;
-  if (segs.length < n) return undefined;
-  const name = segs.slice(0, n).join('/');
-  return name.length <= 214 && NAME.test(name) ? name : undefined;
+  const segs = pathSegments(rawPath);
+  if (!segs) return undefined;
+  const name = leadingName(segs[0] === '-' ? (segs[1] === 'package' ? segs.slice(2) : []) : segs);
+  return name !== undefined && isPackageName(name) ? name : undefined;
 }
 
 export async function npmRoutes(app: FastifyInstance, o: NpmRouteOptions): Promise<void> {
@@ -422,7 +425,7 @@ async function forward(
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD';
   const res = await httpRequest(request.method, url, {
     headers,
-    body: hasBody ? (request.body as import('node:stream').Readable) : undefined,
+    body: hasBody ? (request.body as Readable) : undefined,
     accept: 'any',
     retries: 0,
   });
@@ -430,7 +433,7 @@ async function forward(
     // Read your own writes (npm-documents.ts): marked now, and again once the upstream's
     // answer ended, before the client sees its end (this listener runs before the pipe's).
     o.documents.invalidate(pkg);
-    (res.body as import('node:stream').Readable).once('end', () => o.documents.invalidate(pkg));
+    (res.body as Readable).once('end', () => o.documents.invalidate(pkg));
   }
   reply.code(res.status);
   if (typeof res.headers['content-type'] === 'string') reply.type(res.headers['content-type']);
